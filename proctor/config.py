@@ -1,0 +1,86 @@
+"""The one settings object. Every setting has a default that works on one machine and an
+environment variable ``PROCTOR_<NAME>``; the README's configuration table lists them."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    value = os.environ.get(var)
+    return Path(value) if value else Path.home() / fallback
+
+
+def default_data_dir() -> Path:
+    return _xdg("XDG_DATA_HOME", ".local/share") / "proctor"
+
+
+def default_models_dir() -> Path:
+    return _xdg("XDG_CACHE_HOME", ".cache") / "proctor" / "models"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PROCTOR_", extra="ignore")
+
+    # where things live
+    data_dir: Path = Field(default_factory=default_data_dir)
+    models_dir: Path = Field(default_factory=default_models_dir)
+    database_url: str = ""  # empty: SQLite file data_dir/proctor.db
+
+    # HTTP server
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: str = ""  # empty: a random key is generated and kept in data_dir
+    log_level: str = "info"
+
+    # several processes / machines (issue 7); empty = single process, in-process bus
+    redis_url: str = ""
+
+    # media: what the browser is asked to send, and how often analysis looks
+    capture_width: int = 640
+    capture_height: int = 480
+    capture_fps: int = 10
+    analysis_fps: float = 2.0  # default per sitting
+    thumbnail_fps: float = 1.0
+    thumbnail_width: int = 320
+
+    # rules defaults (per sitting, copied when a sitting is created)
+    absent_seconds: float = 5.0
+    multiple_persons_m: int = 3
+    multiple_persons_k: int = 5
+    alert_cooldown_seconds: float = 30.0
+
+    # WebRTC: STUN/TURN servers handed to browsers (comma separated); empty = host only
+    ice_servers: str = ""
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'proctor.db'}"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.data_dir / "evidence"
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.evidence_dir.mkdir(parents=True, exist_ok=True)
+
+    def resolved_secret_key(self) -> str:
+        """The signing key: from the environment, or generated once and kept in data_dir."""
+        if self.secret_key:
+            return self.secret_key
+        self.ensure_dirs()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            import secrets
+
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
