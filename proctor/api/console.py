@@ -1,0 +1,215 @@
+"""Staff routes: login, the console's lists, thumbnails, evidence, danmaku, the console's
+WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from proctor.api.deps import COOKIE, STAFF_ROLES, db_session, runtime, staff, token_from
+from proctor.errors import DomainError, NotFound
+from proctor.events.bus import sitting_channel
+from proctor.exam.auth import Principal, login_staff, resolve_token, revoke_token
+from proctor.exam.sittings import get_candidate, list_candidates, list_sittings
+from proctor.exam.supervision import (
+    get_evidence_row,
+    list_alerts,
+    open_alert_counts,
+    send_danmaku,
+)
+from proctor.runtime import Runtime
+from proctor.store.tables import Sitting
+
+router = APIRouter()
+
+
+class StaffLoginIn(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class DanmakuIn(BaseModel):
+    text: str = Field(min_length=1, max_length=400)
+
+
+@router.post("/api/staff/login")
+async def staff_login(
+    body: StaffLoginIn, response: Response, db: AsyncSession = Depends(db_session)
+) -> dict:
+    token, user = await login_staff(db, body.username, body.password)
+    await db.commit()
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=12 * 3600)
+    return {
+        "token": token,
+        "user": {
+            "id": user.id,
+            "username": user.username,
+            "display_name": user.display_name,
+            "role": user.role,
+        },
+    }
+
+
+@router.post("/api/staff/logout")
+async def staff_logout(
+    request: Request, response: Response, db: AsyncSession = Depends(db_session)
+) -> dict:
+    token = token_from(request)
+    if token:
+        await revoke_token(db, token)
+        await db.commit()
+    response.delete_cookie(COOKIE)
+    return {"ok": True}
+
+
+@router.get("/api/console/sittings")
+async def sittings(
+    _: Principal = Depends(staff), db: AsyncSession = Depends(db_session)
+) -> list[dict]:
+    return [
+        {
+            "id": s.id,
+            "name": s.name,
+            "kind": s.kind,
+            "starts_at": s.starts_at.isoformat(),
+            "ends_at": s.ends_at.isoformat(),
+        }
+        for s in await list_sittings(db)
+    ]
+
+
+async def _sitting(db: AsyncSession, sitting_id: int) -> Sitting:
+    sitting = await db.get(Sitting, sitting_id)
+    if sitting is None:
+        raise NotFound("unknown_sitting", f"No sitting {sitting_id}.")
+    return sitting
+
+
+@router.get("/api/console/candidates")
+async def candidates(
+    sitting_id: int = Query(ge=1),
+    _: Principal = Depends(staff),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> list[dict]:
+    await _sitting(db, sitting_id)
+    counts = await open_alert_counts(db, sitting_id)
+    out = []
+    for c in await list_candidates(db, sitting_id):
+        views = {}
+        for view in ("first", "second"):
+            thumb = rt.thumbnails.get(c.id, view)
+            views[view] = {
+                "connected": rt.peers.is_connected(c.id, view),
+                "last_frame_at": thumb.captured_at if thumb else None,
+            }
+        out.append(
+            {
+                "id": c.id,
+                "name": c.name,
+                "id_number": c.id_number,
+                "sitting_id": c.sitting_id,
+                "views": views,
+                "open_alerts": counts.get(c.id, 0),
+                "thumbnail_urls": {
+                    v: f"/api/console/candidates/{c.id}/thumbnail/{v}.jpg"
+                    for v in ("first", "second")
+                },
+            }
+        )
+    return out
+
+
+@router.get("/api/console/candidates/{candidate_id}/thumbnail/{view}.jpg")
+async def thumbnail(
+    candidate_id: int,
+    view: str,
+    _: Principal = Depends(staff),
+    rt: Runtime = Depends(runtime),
+) -> Response:
+    thumb = rt.thumbnails.get(candidate_id, view)
+    if thumb is None:
+        raise NotFound("no_frame", "No picture from this view yet.")
+    return Response(thumb.jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/console/alerts")
+async def alerts(
+    sitting_id: int = Query(ge=1),
+    limit: int = Query(100, ge=1, le=1000),
+    _: Principal = Depends(staff),
+    db: AsyncSession = Depends(db_session),
+) -> list[dict]:
+    await _sitting(db, sitting_id)
+    return await list_alerts(db, sitting_id, limit)
+
+
+@router.get("/api/evidence/{evidence_id}")
+async def evidence(
+    evidence_id: int,
+    _: Principal = Depends(staff),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> FileResponse:
+    row = await get_evidence_row(db, evidence_id)
+    try:
+        path = rt.storage.open(row.relpath)
+    except (ValueError, FileNotFoundError) as exc:
+        raise NotFound("evidence_missing", "The evidence file is missing from storage.") from exc
+    return FileResponse(path, media_type=row.mime)
+
+
+@router.post("/api/console/candidates/{candidate_id}/danmaku")
+async def danmaku(
+    candidate_id: int,
+    body: DanmakuIn,
+    who: Principal = Depends(staff),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    await get_candidate(db, candidate_id)
+    return await send_danmaku(
+        db, rt.bus, sender_id=who.subject_id, candidate_id=candidate_id, text=body.text
+    )
+
+
+@router.websocket("/ws/console")
+async def console_socket(ws: WebSocket) -> None:
+    rt: Runtime = ws.app.state.runtime
+    try:
+        async with rt.db.session() as db:
+            who = await resolve_token(db, token_from(ws) or "")
+            sitting_id = int(ws.query_params.get("sitting_id", "0"))
+            sitting = await db.get(Sitting, sitting_id)
+    except (DomainError, ValueError):
+        await ws.close(code=4401, reason="not authenticated")
+        return
+    if who.kind != "staff" or who.role not in STAFF_ROLES:
+        await ws.close(code=4403, reason="staff only")
+        return
+    if sitting is None:
+        await ws.close(code=4404, reason="unknown sitting")
+        return
+    await ws.accept()
+    async with rt.bus.subscribe(sitting_channel(sitting_id)) as sub:
+        await ws.send_json({"type": "health", **(await rt.health())})
+
+        async def forward() -> None:
+            while True:
+                await ws.send_json(await sub.get())
+
+        sender = asyncio.create_task(forward())
+        try:
+            while True:
+                await ws.receive_text()  # the console sends nothing yet; keeps the socket
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(BaseException):
+                await sender

@@ -1,0 +1,46 @@
+"""The FastAPI application: routers, static pages, and the lifespan that owns the Runtime."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from proctor.api import candidate, console, errors, health
+from proctor.config import Settings
+from proctor.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = await Runtime.start(settings)
+        log.info("proctor ready (database %s)", settings.effective_database_url.split("://")[0])
+        try:
+            yield
+        finally:
+            await app.state.runtime.stop()
+
+    app = FastAPI(title="proctor", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(candidate.router)
+    app.include_router(console.router)
+    app.mount("/exam", StaticFiles(directory=str(files("exam_client") / "static"), html=True))
+    app.mount("/console", StaticFiles(directory=str(files("web_console") / "static"), html=True))
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/exam/")
+
+    return app

@@ -1,0 +1,51 @@
+"""The JSON shapes of bus / WebSocket messages and API bodies for alerts and danmaku
+(docs/api.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from proctor.store.tables import Alert, Candidate, Danmaku
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def alert_body(alert: Alert, candidate: Candidate) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "candidate_id": alert.candidate_id,
+        "candidate_name": candidate.name,
+        "sitting_id": alert.sitting_id,
+        "type": alert.type,
+        "severity": alert.severity,
+        "view": alert.view,
+        "message": alert.message,
+        "status": alert.status,
+        "started_at": iso(alert.started_at),
+        "raised_at": iso(alert.raised_at),
+        "evidence_url": f"/api/evidence/{alert.evidence_id}" if alert.evidence_id else None,
+    }
+
+
+def danmaku_body(row: Danmaku) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "candidate_id": row.candidate_id,
+        "text": row.text,
+        "sent_at": iso(row.sent_at),
+        "delivered_at": iso(row.delivered_at),
+        "seen_at": iso(row.seen_at),
+    }
+
+
+def connection_message(candidate_id: int, view: str, connected: bool, at: datetime) -> dict:
+    return {
+        "type": "connection",
+        "candidate_id": candidate_id,
+        "view": view,
+        "connected": connected,
+        "at": iso(at),
+    }

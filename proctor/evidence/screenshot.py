@@ -1,0 +1,110 @@
+"""Annotated screenshots: the frame an alert fired on, with what the detectors saw.
+
+Drawing only; detection lives in ``proctor.vision``. OpenCV 5's text renderer draws any
+Unicode title (names in any script); OpenCV 4 would draw "?" for non-ASCII characters.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import cv2
+import numpy as np
+
+from proctor.vision.types import Observation
+
+_COLOURS: dict[str, tuple[int, int, int]] = {  # BGR
+    "face": (80, 220, 80),
+    "person": (230, 160, 40),
+}
+_OTHER = (40, 120, 255)
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def annotate(frame_bgr: np.ndarray, observation: Observation, title: str) -> np.ndarray:
+    """A copy of ``frame_bgr`` with each detection's box, label and score, and a title
+    bar across the top holding ``title`` and the observation's time in UTC.
+
+    Boxes are in the pixels of the frame the detectors saw (``observation.width`` x
+    ``observation.height``) and are rescaled if ``frame_bgr`` has another size. A grey
+    frame comes back as BGR.
+    """
+    out = _as_bgr(frame_bgr).copy()
+    height, width = out.shape[:2]
+    sx = width / observation.width if observation.width > 0 else 1.0
+    sy = height / observation.height if observation.height > 0 else 1.0
+    unit = max(min(width, height) / 480.0, 0.5)  # scale of lines and text
+    thickness = max(1, round(2 * unit))
+    font_scale = 0.5 * unit
+
+    for det in observation.detections:
+        x1, y1, x2, y2 = det.box
+        p1 = (round(x1 * sx), round(y1 * sy))
+        p2 = (round(x2 * sx), round(y2 * sy))
+        colour = _COLOURS.get(det.label, _OTHER)
+        cv2.rectangle(out, p1, p2, colour, thickness, cv2.LINE_AA)
+        for kx, ky in det.keypoints:
+            cv2.circle(out, (round(kx * sx), round(ky * sy)), thickness, colour, -1, cv2.LINE_AA)
+        _label(out, f"{det.label} {det.score:.2f}", p1, colour, font_scale, thickness)
+
+    when = datetime.fromtimestamp(observation.ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    text = f"{title}  |  {when}"
+    (_, text_h), baseline = cv2.getTextSize(text, _FONT, font_scale, thickness)
+    bar_h = min(height, text_h + baseline + 2 * thickness + 4)
+    out[:bar_h] = (out[:bar_h] * 0.25).astype(out.dtype)  # darken: readable on any frame
+    cv2.putText(
+        out,
+        text,
+        (thickness + 4, bar_h - baseline - thickness),
+        _FONT,
+        font_scale,
+        (255, 255, 255),
+        thickness,
+        cv2.LINE_AA,
+    )
+    return out
+
+
+def encode_jpeg(frame_bgr: np.ndarray, quality: int = 85) -> bytes:
+    """JPEG bytes of a BGR (or grey) frame."""
+    if not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be 1..100, got {quality}")
+    ok, buf = cv2.imencode(".jpg", frame_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError(f"cannot encode a frame of shape {frame_bgr.shape} as JPEG")
+    return buf.tobytes()
+
+
+def _label(
+    img: np.ndarray,
+    text: str,
+    corner: tuple[int, int],
+    colour: tuple[int, int, int],
+    font_scale: float,
+    thickness: int,
+) -> None:
+    """Text on a filled tag just above ``corner`` (below it when at the top edge)."""
+    (tw, th), baseline = cv2.getTextSize(text, _FONT, font_scale, thickness)
+    x, y = corner
+    top = y - th - baseline - 2 * thickness
+    if top < 0:
+        top = y
+    cv2.rectangle(
+        img, (x, top), (x + tw + 2 * thickness, top + th + baseline + 2 * thickness), colour, -1
+    )
+    cv2.putText(
+        img,
+        text,
+        (x + thickness, top + th + thickness),
+        _FONT,
+        font_scale,
+        (0, 0, 0),
+        thickness,
+        cv2.LINE_AA,
+    )
+
+
+def _as_bgr(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    return frame

@@ -1,0 +1,151 @@
+"""Sittings, candidates and staff accounts: creation and look-up."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from proctor.errors import Conflict, Invalid, NotFound
+from proctor.evidence.storage import EvidenceStorage
+from proctor.exam.auth import hash_password
+from proctor.rules import RuleSettings
+from proctor.store.tables import Candidate, Sitting, StaffUser, utcnow
+
+SITTING_KINDS = ("device_check", "trial", "formal")
+STAFF_ROLES = ("invigilator", "chief", "reviewer", "admin")
+_ID_NUMBER = re.compile(r"^[0-9A-Za-z]{6,32}$")
+
+
+def normalise_id_number(id_number: str) -> str:
+    value = id_number.strip().upper()
+    if not _ID_NUMBER.match(value):
+        raise Invalid("bad_id_number", f"ID number {id_number!r} is not 6-32 letters or digits.")
+    return value
+
+
+async def create_sitting(
+    db: AsyncSession,
+    *,
+    name: str,
+    kind: str,
+    password: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    subject: str = "",
+    analysis_fps: float = 2.0,
+    rules: RuleSettings | None = None,
+) -> Sitting:
+    if kind not in SITTING_KINDS:
+        raise Invalid(
+            "bad_sitting_kind", f"Sitting kind must be one of {', '.join(SITTING_KINDS)}."
+        )
+    if ends_at <= starts_at:
+        raise Invalid("bad_schedule", "A sitting must end after it starts.")
+    if not 0.2 <= analysis_fps <= 10:
+        raise Invalid("bad_analysis_fps", "Analysis rate must be between 0.2 and 10 frames/s.")
+    if len(password.strip()) < 4:
+        raise Invalid("bad_password", "A sitting password needs at least 4 characters.")
+    if await db.scalar(select(Sitting.id).where(Sitting.password == password.strip())):
+        raise Conflict("password_in_use", "Another sitting already uses that password.")
+    sitting = Sitting(
+        name=name,
+        kind=kind,
+        subject=subject,
+        password=password.strip(),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        analysis_fps=analysis_fps,
+        rules=asdict(rules or RuleSettings()),
+    )
+    db.add(sitting)
+    await db.flush()
+    return sitting
+
+
+async def add_candidate(
+    db: AsyncSession,
+    storage: EvidenceStorage,
+    *,
+    sitting_id: int,
+    name: str,
+    id_number: str,
+    photo: bytes | None = None,
+    photo_ext: str = "jpg",
+    occupation: str = "",
+    level: str = "",
+) -> Candidate:
+    if await db.get(Sitting, sitting_id) is None:
+        raise NotFound("unknown_sitting", f"No sitting {sitting_id}.")
+    candidate = Candidate(
+        sitting_id=sitting_id,
+        name=name.strip(),
+        id_number=normalise_id_number(id_number),
+        occupation=occupation,
+        level=level,
+    )
+    if photo is not None:
+        stored = storage.save(
+            (f"sitting-{sitting_id}", "photos"),
+            f"registered-{candidate.id_number}",
+            photo,
+            ext=photo_ext,
+            captured_at=utcnow(),
+        )
+        candidate.photo_relpath = stored.relpath
+        candidate.photo_sha256 = stored.sha256
+    db.add(candidate)
+    try:
+        await db.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            "duplicate_candidate", f"ID number {candidate.id_number} is already in this sitting."
+        ) from exc
+    return candidate
+
+
+async def create_staff(
+    db: AsyncSession, *, username: str, password: str, display_name: str, role: str
+) -> StaffUser:
+    if role not in STAFF_ROLES:
+        raise Invalid("bad_role", f"Role must be one of {', '.join(STAFF_ROLES)}.")
+    if len(password) < 8:
+        raise Invalid("weak_password", "A staff password needs at least 8 characters.")
+    if await db.scalar(select(StaffUser.id).where(StaffUser.username == username)):
+        raise Conflict("username_taken", f"User {username!r} exists already.")
+    user = StaffUser(
+        username=username,
+        display_name=display_name,
+        role=role,
+        password_hash=hash_password(password),
+    )
+    db.add(user)
+    await db.flush()
+    return user
+
+
+async def get_candidate(db: AsyncSession, candidate_id: int) -> Candidate:
+    candidate = await db.get(Candidate, candidate_id)
+    if candidate is None:
+        raise NotFound("unknown_candidate", f"No candidate {candidate_id}.")
+    return candidate
+
+
+async def list_sittings(db: AsyncSession) -> list[Sitting]:
+    return list(await db.scalars(select(Sitting).order_by(Sitting.starts_at.desc())))
+
+
+async def list_candidates(db: AsyncSession, sitting_id: int) -> list[Candidate]:
+    rows = await db.scalars(
+        select(Candidate).where(Candidate.sitting_id == sitting_id).order_by(Candidate.name)
+    )
+    return list(rows)
+
+
+def photo_ext_of(path: Path) -> str:
+    return path.suffix.lstrip(".").lower() or "jpg"

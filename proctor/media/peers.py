@@ -1,0 +1,129 @@
+"""aiortc peer connections: one per candidate view. Each received video track goes to a
+FrameSampler attached to that candidate's monitor; audio is drained (bounded)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+
+from proctor import metrics
+from proctor.domain import CandidateRef
+from proctor.errors import Invalid
+from proctor.media.monitor import CandidateMonitor
+from proctor.media.sampler import AudioDrain, FrameSampler
+
+log = logging.getLogger(__name__)
+
+VIEWS = ("first", "second")
+ConnectionSink = Callable[[CandidateRef, str, bool], Awaitable[None]]
+MonitorFactory = Callable[[CandidateRef], CandidateMonitor]
+
+
+class _Peer:
+    def __init__(self, pc: RTCPeerConnection) -> None:
+        self.pc = pc
+        self.audio: AudioDrain | None = None
+        self.connected = False
+
+
+class PeerManager:
+    def __init__(
+        self,
+        monitor_factory: MonitorFactory,
+        on_connection: ConnectionSink,
+        ice_servers: list[str] | None = None,
+    ) -> None:
+        self.monitor_factory = monitor_factory
+        self.on_connection = on_connection
+        self.ice_servers = [RTCIceServer(urls=u) for u in (ice_servers or [])]
+        self.monitors: dict[int, CandidateMonitor] = {}
+        self._peers: dict[tuple[int, str], _Peer] = {}
+
+    def monitor(self, ref: CandidateRef) -> CandidateMonitor:
+        mon = self.monitors.get(ref.candidate_id)
+        if mon is None:
+            mon = self.monitors[ref.candidate_id] = self.monitor_factory(ref)
+        return mon
+
+    def is_connected(self, candidate_id: int, view: str) -> bool:
+        peer = self._peers.get((candidate_id, view))
+        return bool(peer and peer.connected)
+
+    async def answer(self, ref: CandidateRef, view: str, sdp: str) -> RTCSessionDescription:
+        if view not in VIEWS:
+            raise Invalid("bad_view", f"view must be one of {', '.join(VIEWS)}")
+        if "m=video" not in sdp:
+            raise Invalid("invalid_sdp", "The offer has no video: the camera must be shared.")
+        key = (ref.candidate_id, view)
+        await self._close(key, notify=False)  # a new offer replaces the old connection
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers))
+        peer = _Peer(pc)
+        self._peers[key] = peer
+        monitor = self.monitor(ref)
+        name = f"candidate {ref.candidate_id} {view}"
+
+        @pc.on("track")
+        def on_track(track) -> None:
+            if track.kind == "video":
+                sampler = FrameSampler(track, name)
+                sampler.start()
+                monitor.attach(view, sampler)
+            elif track.kind == "audio" and peer.audio is None:
+                peer.audio = AudioDrain(track, name)
+                peer.audio.start()
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            state = pc.connectionState
+            log.info("%s: connection %s", name, state)
+            if self._peers.get(key) is not peer:
+                return  # replaced meanwhile
+            if state == "connected" and not peer.connected:
+                peer.connected = True
+                metrics.STREAMS.labels(view).inc()
+                await self.on_connection(ref, view, True)
+            elif state in ("failed", "closed"):
+                await self._close(key, notify=True)
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:
+            await self._close(key, notify=False)
+            raise Invalid("invalid_sdp", f"The WebRTC offer could not be used: {exc}") from exc
+        return pc.localDescription
+
+    async def _close(self, key: tuple[int, str], notify: bool) -> None:
+        peer = self._peers.pop(key, None)
+        if peer is None:
+            return
+        candidate_id, view = key
+        monitor = self.monitors.get(candidate_id)
+        if monitor is not None:
+            await monitor.detach(view)
+        if peer.audio is not None:
+            await peer.audio.stop()
+        was_connected = peer.connected
+        if was_connected:
+            metrics.STREAMS.labels(view).dec()
+        with contextlib.suppress(Exception):
+            await peer.pc.close()
+        if notify and was_connected and monitor is not None:
+            await self.on_connection(monitor.ref, view, False)
+
+    async def close_candidate(self, candidate_id: int) -> None:
+        for view in VIEWS:
+            await self._close((candidate_id, view), notify=True)
+        monitor = self.monitors.pop(candidate_id, None)
+        if monitor is not None:
+            await monitor.stop()
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(self.close_candidate(c) for c in {k[0] for k in self._peers}))
+        for monitor in list(self.monitors.values()):
+            await monitor.stop()
+        self.monitors.clear()

@@ -1,0 +1,19 @@
+"""Prometheus metrics, exposed at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+FRAMES_ANALYSED = Counter("proctor_frames_analysed_total", "Frames analysed", ["view"])
+ANALYSIS_SECONDS = Histogram(
+    "proctor_analysis_seconds",
+    "Wall time of one frame's analysis (decode to observation)",
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+)
+ANALYSIS_LAG_SECONDS = Histogram(
+    "proctor_analysis_lag_seconds",
+    "Age of a frame when its analysis finished",
+    buckets=(0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+)
+ALERTS = Counter("proctor_alerts_total", "Alerts raised", ["type"])
+STREAMS = Gauge("proctor_streams", "Media streams being received", ["view"])

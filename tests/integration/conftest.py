@@ -1,0 +1,49 @@
+"""A real server process per test module, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.serverproc import (
+    ServerProcess,
+    create_postgres_db,
+    drop_postgres_db,
+    postgres_available,
+    seed,
+)
+
+RULES = {"absent_seconds": 3.0, "multiple_persons_m": 3, "multiple_persons_k": 5}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def database_url(request, tmp_path_factory) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "proctor.db"
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    if not postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL on 127.0.0.1 is required in CI and was not reachable")
+        pytest.skip("PostgreSQL not reachable (PROCTOR_TEST_POSTGRES_URL); CI requires it")
+    url, name = create_postgres_db()
+    try:
+        yield url
+    finally:
+        drop_postgres_db(name)
+
+
+@pytest.fixture(scope="module")
+def server(database_url: str, models_dir: Path, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("data")
+    seeded = asyncio.run(seed(database_url, data_dir, rules=RULES))
+    proc = ServerProcess(database_url, data_dir, models_dir).start()
+    proc.seeded = seeded
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The one command that runs the whole test suite on a fresh machine (README, and .ci/run):
+# installs what the tests need (Debian chromium + ffmpeg, a virtualenv with the package and
+# its test extras, every model), then runs pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SHARED=${PROCTOR_SHARED_DIR:-$ROOT/../shared}
+export PROCTOR_SHARED_DIR=$SHARED
+
+need_apt=()
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "== installing Debian packages: ${need_apt[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv"
+  python3 -m venv .venv
+fi
+echo "== installing the package with its test extras"
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]'
+
+echo "== preparing models (from $SHARED/models where present, else from their sources)"
+export PROCTOR_TEST_MODELS_DIR=${PROCTOR_TEST_MODELS_DIR:-$HOME/.cache/proctor-test/models}
+PROCTOR_MODELS_DIR=$PROCTOR_TEST_MODELS_DIR .venv/bin/proctor models prepare --from "$SHARED/models"
+
+echo "== ruff"
+.venv/bin/ruff check proctor exam_client models web_console benchmarks tests
+
+echo "== pytest"
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,191 @@
+"""Start a real ``proctor serve`` in a subprocess on a free port, for integration tests,
+end-to-end tests and benchmarks; seed its database through the domain code."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- databases ----------------------------------------------------------------------------
+async def _pg_admin(url: str, sql: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+def postgres_admin_url() -> str:
+    return os.environ.get("PROCTOR_TEST_POSTGRES_URL", DEFAULT_PG)
+
+
+def postgres_available() -> bool:
+    try:
+        asyncio.run(_pg_admin(postgres_admin_url(), "SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+def create_postgres_db() -> tuple[str, str]:
+    """A fresh, empty database; returns (its url, its name)."""
+    admin = postgres_admin_url()
+    name = f"proctor_t_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_pg_admin(admin, f'CREATE DATABASE "{name}"'))
+    return admin.rsplit("/", 1)[0] + f"/{name}", name
+
+
+def drop_postgres_db(name: str) -> None:
+    asyncio.run(_pg_admin(postgres_admin_url(), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# -- seeding ------------------------------------------------------------------------------
+@dataclass
+class Seeded:
+    sitting_id: int
+    password: str
+    candidates: list[tuple[int, str, str]]  # (id, name, id_number)
+    staff: tuple[str, str] = ("invigilator1", "invigilate-pass-1")
+
+
+async def seed(
+    database_url: str,
+    data_dir: Path,
+    *,
+    password: str = "sit-pass-1",
+    n_candidates: int = 2,
+    rules: dict | None = None,
+    analysis_fps: float = 2.0,
+    photos: list[Path] | None = None,
+) -> Seeded:
+    from proctor.evidence.storage import EvidenceStorage
+    from proctor.exam.sittings import add_candidate, create_sitting, create_staff
+    from proctor.rules import RuleSettings
+    from proctor.store import migrate
+    from proctor.store.db import Database
+    from proctor.store.tables import utcnow
+
+    db = Database(database_url)
+    try:
+        await migrate.upgrade(db.engine)
+        storage = EvidenceStorage(data_dir / "evidence")
+        async with db.transaction() as s:
+            now = utcnow()
+            sitting = await create_sitting(
+                s,
+                name="Test sitting",
+                kind="formal",
+                password=password,
+                starts_at=now - timedelta(minutes=1),
+                ends_at=now + timedelta(hours=2),
+                analysis_fps=analysis_fps,
+                rules=RuleSettings(**(rules or {})),
+            )
+            cands = []
+            for i in range(n_candidates):
+                photo = photos[i] if photos and i < len(photos) else None
+                c = await add_candidate(
+                    s,
+                    storage,
+                    sitting_id=sitting.id,
+                    name=f"Candidate {i + 1}",
+                    id_number=f"11010119900101{i:04d}",
+                    photo=photo.read_bytes() if photo else None,
+                )
+                cands.append((c.id, c.name, c.id_number))
+            seeded = Seeded(sitting.id, password, cands)
+            await create_staff(
+                s,
+                username=seeded.staff[0],
+                password=seeded.staff[1],
+                display_name="Invigilator One",
+                role="invigilator",
+            )
+        return seeded
+    finally:
+        await db.dispose()
+
+
+# -- the server process -------------------------------------------------------------------
+@dataclass
+class ServerProcess:
+    database_url: str
+    data_dir: Path
+    models_dir: Path
+    port: int = field(default_factory=free_port)
+    env_extra: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        env = {
+            **os.environ,
+            "PROCTOR_DATABASE_URL": self.database_url,
+            "PROCTOR_DATA_DIR": str(self.data_dir),
+            "PROCTOR_MODELS_DIR": str(self.models_dir),
+            "PROCTOR_PORT": str(self.port),
+            "PROCTOR_HOST": "127.0.0.1",
+            "PROCTOR_LOG_LEVEL": "info",
+            **self.env_extra,
+        }
+        self.log_path = self.data_dir / "server.log"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "proctor", "serve"], env=env, stdout=log, stderr=log, cwd=ROOT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            try:  # wait a tick for the process to exit; it usually keeps running
+                self.proc.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                pass
+        self.stop()
+        raise RuntimeError(f"server did not start in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -1,0 +1,173 @@
+"""proctor.rules: observation sequences in, alert drafts out."""
+
+from __future__ import annotations
+
+import pytest
+
+from proctor.rules import (
+    AbsentRule,
+    AlertDraft,
+    MultiplePersonsRule,
+    RuleEngine,
+    RuleSettings,
+)
+from proctor.vision.types import Detection, Observation
+
+FACE_BOX = (100.0, 100.0, 200.0, 200.0)
+
+
+def obs(ts: float, faces: int | None, view: str = "first") -> Observation:
+    """An observation with ``faces`` faces, or with the face detector unavailable (None)."""
+    if faces is None:
+        return Observation(view=view, ts=ts, width=640, height=480, unavailable=frozenset({"face"}))
+    detections = tuple(Detection("face", 0.9, FACE_BOX) for _ in range(faces))
+    return Observation(view=view, ts=ts, width=640, height=480, detections=detections)
+
+
+def run(engine: RuleEngine, samples: list[Observation]) -> list[AlertDraft]:
+    return [draft for o in samples for draft in engine.feed(o)]
+
+
+def every(start: float, stop: float, step: float = 0.5) -> list[float]:
+    """Timestamps start, start+step, ... up to and including stop."""
+    n = round((stop - start) / step)
+    return [start + i * step for i in range(n + 1)]
+
+
+# --- absent -------------------------------------------------------------------------------
+
+
+def test_absent_fires_exactly_at_the_threshold() -> None:
+    engine = RuleEngine(RuleSettings(absent_seconds=5.0))
+    assert run(engine, [obs(t, 1) for t in every(0, 10)]) == []
+
+    before = run(engine, [obs(t, 0) for t in every(10.5, 15.0)])  # 4.5 s without a face
+    at = engine.feed(obs(15.5, 0))  # 5.0 s
+
+    assert before == []
+    assert len(at) == 1
+    alert = at[0]
+    assert (alert.type, alert.severity, alert.view) == ("absent", "warning", "first")
+    assert alert.ts == 15.5 and alert.started_at == 10.5
+    assert alert.message == "No face in view for 5.0 s"
+    assert alert.observation.ts == 15.5
+
+
+def test_absent_is_raised_once_per_episode() -> None:
+    engine = RuleEngine(RuleSettings(absent_seconds=5.0, cooldown_seconds=0.0))
+
+    first = run(engine, [obs(t, 0) for t in every(0, 60)])
+    engine.feed(obs(60.5, 1))  # the face comes back: episode over
+    second = run(engine, [obs(t, 0) for t in every(61, 70)])
+
+    assert [a.ts for a in first] == [5.0]
+    assert [(a.started_at, a.ts) for a in second] == [(61.0, 66.0)]
+
+
+def test_new_absence_waits_for_the_cooldown() -> None:
+    engine = RuleEngine(RuleSettings(absent_seconds=5.0, cooldown_seconds=30.0))
+    alerts = run(engine, [obs(t, 0) for t in every(0, 6)])  # fires at 5.0
+    engine.feed(obs(6.5, 1))
+
+    # a new episode from 7.0 reaches 5 s at 12.0, inside the cooldown: held back until
+    # 35.0, when the cooldown since 5.0 is over and the candidate is still away
+    alerts += run(engine, [obs(t, 0) for t in every(7, 40)])
+
+    assert [(a.started_at, a.ts) for a in alerts] == [(0.0, 5.0), (7.0, 35.0)]
+    assert alerts[1].message == "No face in view for 28.0 s"
+
+
+def test_absent_never_fires_when_faces_cannot_be_counted() -> None:
+    engine = RuleEngine(RuleSettings(absent_seconds=5.0))
+    assert run(engine, [obs(t, None) for t in every(0, 120)]) == []
+
+
+def test_unknown_sample_breaks_an_absence() -> None:
+    engine = RuleEngine(RuleSettings(absent_seconds=5.0))
+    samples = [obs(t, 0) for t in every(0, 4.5)] + [obs(5.0, None)]
+    samples += [obs(t, 0) for t in every(5.5, 10.5)]
+
+    alerts = run(engine, samples)
+
+    assert [(a.started_at, a.ts) for a in alerts] == [(5.5, 10.5)]
+
+
+def test_absent_looks_at_the_first_view_only() -> None:
+    engine = RuleEngine(RuleSettings(absent_seconds=5.0))
+    alerts = run(engine, [o for t in every(0, 20) for o in (obs(t, 1), obs(t, 0, "second"))])
+    assert alerts == []
+
+
+# --- multiple persons ---------------------------------------------------------------------
+
+
+def settings_3_of_5(cooldown: float = 30.0) -> RuleSettings:
+    return RuleSettings(multiple_persons_m=3, multiple_persons_k=5, cooldown_seconds=cooldown)
+
+
+def test_multiple_persons_needs_m_of_the_last_k() -> None:
+    engine = RuleEngine(settings_3_of_5())
+    # M-1 = 2 samples with two faces among the last 5: nothing (the first hit slid out)
+    below = run(engine, [obs(float(t), n) for t, n in enumerate([2, 1, 1, 1, 2, 1, 2])])
+    # the 3rd hit within the last 5 samples (ts 3..7 hold hits at 4, 6 and now 7)
+    at = engine.feed(obs(7.0, 3))
+
+    assert below == []
+    assert len(at) == 1
+    alert = at[0]
+    assert (alert.type, alert.severity, alert.view) == ("multiple_persons", "critical", "first")
+    assert alert.ts == 7.0 and alert.started_at == 4.0
+    assert alert.message == "3 faces on the first view in 3 of the last 5 samples"
+
+
+def test_multiple_persons_fires_on_m_consecutive_samples() -> None:
+    engine = RuleEngine(settings_3_of_5())
+    alerts = run(engine, [obs(float(t), 2) for t in range(3)])
+    assert [(a.started_at, a.ts) for a in alerts] == [(0.0, 2.0)]
+
+
+def test_multiple_persons_cooldown_per_view() -> None:
+    engine = RuleEngine(settings_3_of_5(cooldown=30.0))
+    samples = [obs(float(t), 2) for t in range(0, 40)]
+    samples += [obs(float(t), 2, "second") for t in range(10, 13)]
+
+    alerts = run(engine, sorted(samples, key=lambda o: o.ts))
+
+    assert [(a.view, a.ts) for a in alerts] == [("first", 2.0), ("second", 12.0), ("first", 32.0)]
+
+
+def test_unknown_samples_do_not_count_as_two_faces() -> None:
+    engine = RuleEngine(settings_3_of_5())
+    alerts = run(engine, [obs(float(t), n) for t, n in enumerate([2, None, 2, None, None, 2])])
+    assert alerts == []
+
+
+# --- engine -------------------------------------------------------------------------------
+
+
+def test_engine_runs_the_default_rules_and_extra_ones() -> None:
+    settings = RuleSettings()
+    assert [type(r) for r in RuleEngine(settings).rules] == [AbsentRule, MultiplePersonsRule]
+
+    class EveryFrame:
+        type = "every_frame"
+
+        def feed(self, o: Observation) -> AlertDraft | None:
+            return AlertDraft(self.type, "info", o.view, o.ts, o.ts, "tick", o)
+
+    engine = RuleEngine(settings, [AbsentRule(settings), EveryFrame()])
+    assert [a.type for a in engine.feed(obs(0.0, 0))] == ["every_frame"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"multiple_persons_m": 6, "multiple_persons_k": 5},
+        {"multiple_persons_m": 0},
+        {"absent_seconds": -1.0},
+        {"cooldown_seconds": -1.0},
+    ],
+)
+def test_settings_are_checked(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        RuleSettings(**kwargs)
