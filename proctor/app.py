@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from proctor import logs
 from proctor.api import candidate, console, errors, health
 from proctor.config import Settings
 from proctor.runtime import Runtime
@@ -23,6 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logs.redact_server_logs()
         app.state.runtime = await Runtime.start(settings)
         log.info("proctor ready (database %s)", settings.effective_database_url.split("://")[0])
         try:

@@ -9,6 +9,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from proctor import logs
 from proctor.config import Settings
 
 log = logging.getLogger("proctor")
@@ -19,13 +20,6 @@ DEMO_CANDIDATES = (
     ("张三 Zhang San", "110101199001011234"),
     ("李四 Li Si", "110101199202025678"),
 )
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
 
 
 def cmd_serve(settings: Settings, _: argparse.Namespace) -> int:
@@ -194,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
-    _setup_logging(settings.log_level)
+    logs.setup(settings.log_level)
     handlers = {"serve": cmd_serve, "demo": cmd_demo, "models": cmd_models, "db": cmd_db}
     return handlers[args.command](settings, args)
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
-from fastapi import APIRouter, Depends, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Response, WebSocket
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from proctor.api.deps import COOKIE, candidate, db_session, runtime, token_from
-from proctor.errors import DomainError
+from proctor.api.deps import COOKIE, candidate, db_session, runtime
+from proctor.api.sockets import CLOSE_FORBIDDEN, accept_principal, pump
 from proctor.events.bus import candidate_channel
-from proctor.exam.auth import Principal, login_candidate, resolve_token
+from proctor.exam.auth import Principal, login_candidate
 from proctor.exam.sittings import get_candidate
 from proctor.exam.supervision import mark_danmaku
 from proctor.runtime import Runtime
@@ -95,45 +93,26 @@ async def rtc_offer(
 @router.websocket("/ws/candidate")
 async def candidate_socket(ws: WebSocket) -> None:
     rt: Runtime = ws.app.state.runtime
-    token = token_from(ws)
-    try:
-        async with rt.db.session() as db:
-            who = await resolve_token(db, token or "")
-    except DomainError:
-        await ws.close(code=4401, reason="not authenticated")
+    who = await accept_principal(ws, rt)
+    if who is None:
         return
     if who.kind != "candidate":
-        await ws.close(code=4403, reason="candidates only")
+        await ws.close(code=CLOSE_FORBIDDEN, reason="candidates only")
         return
-    await ws.accept()
     cid = who.subject_id
+
+    async def mark(danmaku_id: int, state: str) -> None:
+        async with rt.db.session() as db:
+            await mark_danmaku(db, rt.bus, candidate_id=cid, danmaku_id=danmaku_id, state=state)
+
+    async def on_out(msg: dict) -> None:
+        if msg.get("type") == "danmaku":
+            await mark(msg["id"], "delivered")
+
+    async def on_in(msg: dict) -> None:
+        if msg.get("type") == "danmaku_seen" and isinstance(msg.get("id"), int):
+            await mark(msg["id"], "seen")
+
     async with rt.bus.subscribe(candidate_channel(cid)) as sub:
         await ws.send_json({"type": "hello", "candidate_id": cid})
-
-        async def forward() -> None:
-            while True:
-                msg = await sub.get()
-                await ws.send_json(msg)
-                if msg.get("type") == "danmaku":
-                    async with rt.db.session() as db:
-                        await mark_danmaku(
-                            db, rt.bus, candidate_id=cid, danmaku_id=msg["id"], state="delivered"
-                        )
-
-        sender = asyncio.create_task(forward())
-        try:
-            while True:
-                msg = await ws.receive_json()
-                if not isinstance(msg, dict):
-                    continue
-                if msg.get("type") == "danmaku_seen" and isinstance(msg.get("id"), int):
-                    async with rt.db.session() as db:
-                        await mark_danmaku(
-                            db, rt.bus, candidate_id=cid, danmaku_id=msg["id"], state="seen"
-                        )
-        except (WebSocketDisconnect, ValueError, RuntimeError):
-            pass  # closed, or sent something that is not JSON: end this socket only
-        finally:
-            sender.cancel()
-            with contextlib.suppress(BaseException):
-                await sender
+        await pump(ws, sub, on_out, on_in)

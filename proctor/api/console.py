@@ -3,18 +3,18 @@ WebSocket."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+from datetime import UTC, datetime
 
-from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.api.deps import COOKIE, STAFF_ROLES, db_session, runtime, staff, token_from
-from proctor.errors import DomainError, NotFound
+from proctor.api.sockets import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, accept_principal, pump
+from proctor.errors import NotFound
 from proctor.events.bus import sitting_channel
-from proctor.exam.auth import Principal, login_staff, resolve_token, revoke_token
+from proctor.exam.auth import Principal, login_staff, revoke_token
 from proctor.exam.sittings import get_candidate, list_candidates, list_sittings
 from proctor.exam.supervision import (
     get_evidence_row,
@@ -23,7 +23,7 @@ from proctor.exam.supervision import (
     send_danmaku,
 )
 from proctor.runtime import Runtime
-from proctor.store.tables import Sitting
+from proctor.store.tables import Sitting, StaffUser
 
 router = APIRouter()
 
@@ -34,7 +34,7 @@ class StaffLoginIn(BaseModel):
 
 
 class DanmakuIn(BaseModel):
-    text: str = Field(min_length=1, max_length=400)
+    text: str = Field(min_length=1, max_length=1000)  # the domain checks 1-200 after trimming
 
 
 @router.post("/api/staff/login")
@@ -52,6 +52,17 @@ async def staff_login(
             "display_name": user.display_name,
             "role": user.role,
         },
+    }
+
+
+@router.get("/api/staff/me")
+async def staff_me(who: Principal = Depends(staff), db: AsyncSession = Depends(db_session)) -> dict:
+    user = await db.get(StaffUser, who.subject_id)
+    return {
+        "id": user.id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role,
     }
 
 
@@ -104,9 +115,13 @@ async def candidates(
         views = {}
         for view in ("first", "second"):
             thumb = rt.thumbnails.get(c.id, view)
+            connected, since = rt.peers.view_state(c.id, view)
             views[view] = {
-                "connected": rt.peers.is_connected(c.id, view),
-                "last_frame_at": thumb.captured_at if thumb else None,
+                "connected": connected,
+                "since": since.isoformat() if since else None,
+                "last_frame_at": (
+                    datetime.fromtimestamp(thumb.captured_at, UTC).isoformat() if thumb else None
+                ),
             }
         out.append(
             {
@@ -181,35 +196,21 @@ async def danmaku(
 @router.websocket("/ws/console")
 async def console_socket(ws: WebSocket) -> None:
     rt: Runtime = ws.app.state.runtime
-    try:
-        async with rt.db.session() as db:
-            who = await resolve_token(db, token_from(ws) or "")
-            sitting_id = int(ws.query_params.get("sitting_id", "0"))
-            sitting = await db.get(Sitting, sitting_id)
-    except (DomainError, ValueError):
-        await ws.close(code=4401, reason="not authenticated")
+    who = await accept_principal(ws, rt)
+    if who is None:
         return
     if who.kind != "staff" or who.role not in STAFF_ROLES:
-        await ws.close(code=4403, reason="staff only")
+        await ws.close(code=CLOSE_FORBIDDEN, reason="staff only")
         return
+    try:
+        sitting_id = int(ws.query_params.get("sitting_id", ""))
+    except ValueError:
+        sitting_id = 0
+    async with rt.db.session() as db:
+        sitting = await db.get(Sitting, sitting_id) if sitting_id > 0 else None
     if sitting is None:
-        await ws.close(code=4404, reason="unknown sitting")
+        await ws.close(code=CLOSE_NOT_FOUND, reason="unknown sitting (give ?sitting_id=N)")
         return
-    await ws.accept()
     async with rt.bus.subscribe(sitting_channel(sitting_id)) as sub:
         await ws.send_json({"type": "health", **(await rt.health())})
-
-        async def forward() -> None:
-            while True:
-                await ws.send_json(await sub.get())
-
-        sender = asyncio.create_task(forward())
-        try:
-            while True:
-                await ws.receive_text()  # the console sends nothing yet; keeps the socket
-        except (WebSocketDisconnect, RuntimeError):
-            pass
-        finally:
-            sender.cancel()
-            with contextlib.suppress(BaseException):
-                await sender
+        await pump(ws, sub)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
@@ -42,6 +43,8 @@ class PeerManager:
         self.ice_servers = [RTCIceServer(urls=u) for u in (ice_servers or [])]
         self.monitors: dict[int, CandidateMonitor] = {}
         self._peers: dict[tuple[int, str], _Peer] = {}
+        # (connected, since) per view: when it connected, or when it was lost
+        self._state: dict[tuple[int, str], tuple[bool, datetime]] = {}
 
     def monitor(self, ref: CandidateRef) -> CandidateMonitor:
         mon = self.monitors.get(ref.candidate_id)
@@ -52,6 +55,11 @@ class PeerManager:
     def is_connected(self, candidate_id: int, view: str) -> bool:
         peer = self._peers.get((candidate_id, view))
         return bool(peer and peer.connected)
+
+    def view_state(self, candidate_id: int, view: str) -> tuple[bool, datetime | None]:
+        """Whether the view is connected, and since when (or since when it was lost);
+        ``(False, None)`` for a view that never connected to this process."""
+        return self._state.get((candidate_id, view), (False, None))
 
     async def answer(self, ref: CandidateRef, view: str, sdp: str) -> RTCSessionDescription:
         if view not in VIEWS:
@@ -84,6 +92,7 @@ class PeerManager:
                 return  # replaced meanwhile
             if state == "connected" and not peer.connected:
                 peer.connected = True
+                self._state[key] = (True, datetime.now(UTC))
                 metrics.STREAMS.labels(view).inc()
                 await self.on_connection(ref, view, True)
             elif state in ("failed", "closed"):
@@ -110,6 +119,7 @@ class PeerManager:
         was_connected = peer.connected
         if was_connected:
             metrics.STREAMS.labels(view).dec()
+            self._state[key] = (False, datetime.now(UTC))
         with contextlib.suppress(Exception):
             await peer.pc.close()
         if notify and was_connected and monitor is not None:

@@ -1,0 +1,713 @@
+"""A headless candidate: logs in like the exam page, streams a video file over WebRTC
+(aiortc) as the first and/or second view, and listens for danmaku on the candidate
+WebSocket. For rehearsals, demos, tests and load benchmarks; many can run in one process.
+
+    async with HeadlessCandidate("http://127.0.0.1:8000", "PW", "110101199001011234") as c:
+        await c.login()
+        await c.connect_ws()
+        await c.start_view("first", "clip.webm", loop=True)
+        await c.wait_for_state("first", "connected", timeout=10)
+        message = await c.danmaku.get()
+
+The contract with the server is docs/api.md (candidate part).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import av
+import httpx
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.contrib.media import MediaBlackhole, MediaPlayer
+from aiortc.mediastreams import MediaStreamError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+log = logging.getLogger("exam_client")
+
+VIEWS = ("first", "second")
+
+#: close codes / HTTP statuses after which reconnecting the WebSocket cannot help
+_WS_AUTH_CLOSE_CODES = {1008, 4001, 4003, 4401, 4403}
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class CandidateError(Exception):
+    """Something the user can fix (wrong password, server down, bad file...).
+    ``code`` is the server's machine code where there is one."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ServerUnreachable(CandidateError):
+    pass
+
+
+class LoginFailed(CandidateError):
+    pass
+
+
+class OfferRejected(CandidateError):
+    pass
+
+
+class MediaFileError(CandidateError):
+    pass
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Danmaku:
+    """An on-screen warning from the invigilator, as received on the WebSocket."""
+
+    id: int
+    text: str
+    sent_at: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: Path
+    has_video: bool
+    has_audio: bool
+    duration: float | None
+
+
+def probe_media(path: str | Path) -> MediaInfo:
+    """Check that ``path`` is a readable media file with a video stream."""
+    p = Path(path)
+    if not p.is_file():
+        raise MediaFileError("media_not_found", f"video file not found: {p}")
+    try:
+        with av.open(str(p)) as container:
+            has_video = bool(container.streams.video)
+            has_audio = bool(container.streams.audio)
+            duration = container.duration / 1_000_000 if container.duration else None
+    except av.FFmpegError as exc:
+        raise MediaFileError("media_unreadable", f"cannot read video file {p}: {exc}") from exc
+    if not has_video:
+        raise MediaFileError("media_no_video", f"{p} has no video stream")
+    return MediaInfo(p, has_video, has_audio, duration)
+
+
+def ice_servers_from(items: Iterable[Any] | None) -> list[RTCIceServer]:
+    """``media.ice_servers`` from the login body: RTCIceServer-like dicts
+    (``{"urls", "username"?, "credential"?}``) or plain URL strings."""
+    servers: list[RTCIceServer] = []
+    for item in items or []:
+        if isinstance(item, str):
+            if item.strip():
+                servers.append(RTCIceServer(urls=item.strip()))
+        elif isinstance(item, dict) and item.get("urls"):
+            servers.append(
+                RTCIceServer(
+                    urls=item["urls"],
+                    username=item.get("username"),
+                    credential=item.get("credential"),
+                )
+            )
+    return servers
+
+
+def _error_of(response: httpx.Response) -> tuple[str, str]:
+    """(code, message) from the server's ``{"error": {"code", "message"}}`` body."""
+    try:
+        error = response.json().get("error") or {}
+        code, message = error.get("code"), error.get("message")
+    except (ValueError, AttributeError):
+        code = message = None
+    return (
+        str(code or f"http_{response.status_code}"),
+        str(message or f"the server answered HTTP {response.status_code}"),
+    )
+
+
+def _ws_url(server: str, path: str, token: str) -> str:
+    parts = urlsplit(server)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    base = parts.path.rstrip("/")
+    return urlunsplit((scheme, parts.netloc, f"{base}{path}", f"token={quote(token)}", ""))
+
+
+# --------------------------------------------------------------------------- media
+
+
+class FileSource:
+    """A media file as aiortc tracks (``video``, ``audio`` or None), played in real time,
+    replayed from the start when it ends if ``loop``.
+
+    Each pass is a fresh ``aiortc.contrib.media.MediaPlayer(path)``: aiortc 1.16's own
+    ``loop=True`` replays unthrottled after the first pass, with timestamps going back to
+    0, which the VP8 encoder rejects (``InvalidDataError``) and the video stops. Here the
+    timestamps of each pass continue where the previous pass ended."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        loop: bool = False,
+        on_end: Callable[[], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.loop = loop
+        #: called once when the video (or, without video, the audio) played to the end
+        self.on_end = on_end
+        self.passes = 0  # completed passes over the file
+        self._player: MediaPlayer | None = MediaPlayer(str(self.path))
+        self._closed = False
+        self.video: _SourceTrack | None = (
+            _SourceTrack(self, "video") if self._player.video is not None else None
+        )
+        self.audio: _SourceTrack | None = (
+            _SourceTrack(self, "audio") if self._player.audio is not None else None
+        )
+
+    def _inner(self, kind: str, wanted_pass: int) -> MediaStreamTrack | None:
+        """The current player's track of ``kind`` for a reader that finished pass
+        ``wanted_pass - 1``: starts the next pass if that reader is the first to get
+        there. None when there is nothing more to play."""
+        if self._closed:
+            return None
+        if wanted_pass > self.passes:
+            if not self.loop:
+                if self.on_end is not None and (kind == "video" or self.video is None):
+                    self.on_end()
+                return None
+            self.passes += 1
+            self._player = MediaPlayer(str(self.path))
+            log.debug("%s: pass %d", self.path.name, self.passes + 1)
+        assert self._player is not None
+        return self._player.video if kind == "video" else self._player.audio
+
+    def stop(self) -> None:
+        """Stop both tracks and the decoding thread."""
+        self._closed = True
+        for track in (self.video, self.audio):
+            if track is not None:
+                track.stop()
+
+
+class _SourceTrack(MediaStreamTrack):
+    def __init__(self, source: FileSource, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._source = source
+        self._pass = 0
+        self._inner: MediaStreamTrack | None = source._inner(kind, 0)
+        self._offset = 0.0  # seconds added to the current pass's timestamps
+        self._end = 0.0  # end of the latest frame sent, seconds
+        self._last = 0.0  # start of the latest frame (before the offset)
+        self._step = 1 / 30
+
+    async def recv(self):  # type: ignore[no-untyped-def]
+        while True:
+            if self.readyState != "live" or self._inner is None:
+                self.stop()
+                raise MediaStreamError
+            try:
+                frame = await self._inner.recv()
+            except MediaStreamError:
+                self._inner.stop()
+                self._pass += 1
+                self._inner = self._source._inner(self.kind, self._pass)
+                self._offset, self._last = self._end, 0.0
+                continue
+            return self._shift(frame)
+
+    def _shift(self, frame):  # type: ignore[no-untyped-def]
+        time_base = frame.time_base or Fraction(1, 90000)
+        t = float(frame.pts * time_base) if frame.pts is not None else self._last + self._step
+        if self.kind == "audio" and getattr(frame, "sample_rate", 0):
+            self._step = frame.samples / frame.sample_rate
+        elif t > self._last:
+            self._step = t - self._last
+        self._last = t
+        self._end = self._offset + t + self._step
+        if self._offset and frame.pts is not None:
+            frame.pts += int(round(self._offset / time_base))
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        if self._inner is not None:
+            self._inner.stop()
+            self._inner = None
+
+
+# --------------------------------------------------------------------------- views
+
+
+@dataclass
+class _View:
+    name: str
+    path: Path
+    loop: bool
+    pc: RTCPeerConnection | None = None
+    source: FileSource | None = None
+    sink: MediaBlackhole | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    watcher: asyncio.Task[None] | None = None
+    connects: int = 0  # successful connections so far (reconnects = connects - 1)
+
+
+class HeadlessCandidate:
+    """One candidate. All methods are coroutines on the running loop except
+    ``connection_state``; ``close()`` (or ``async with``) releases everything."""
+
+    def __init__(
+        self,
+        server: str,
+        password: str,
+        id_number: str,
+        *,
+        http: httpx.AsyncClient | None = None,
+        ack_danmaku: bool = True,
+        reconnect: bool = True,
+        reconnect_delay: float = 1.0,
+        max_reconnect_delay: float = 15.0,
+        silence_timeout: float = 8.0,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.password = password
+        self.id_number = id_number
+        self.ack_danmaku = ack_danmaku
+        self.reconnect = reconnect
+        self.reconnect_delay = reconnect_delay
+        self.max_reconnect_delay = max_reconnect_delay
+        self.silence_timeout = silence_timeout
+
+        self.token: str | None = None
+        #: the login body without the token: candidate, sitting, media
+        self.profile: dict[str, Any] = {}
+        self.candidate_id: int | None = None
+        #: every danmaku received, in order (acknowledged as seen when ``ack_danmaku``)
+        self.danmaku: asyncio.Queue[Danmaku] = asyncio.Queue()
+        #: set while the candidate WebSocket is open
+        self.ws_open = asyncio.Event()
+        #: why the WebSocket gave up, if it did (e.g. the token was refused)
+        self.ws_error: str | None = None
+
+        self._own_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+        self._views: dict[str, _View] = {}
+        self._ws: ClientConnection | None = None
+        self._ws_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> HeadlessCandidate:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop streaming, close the peer connections, the WebSocket and the HTTP client.
+        Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._ws_task is not None:
+            self._ws_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._ws_task
+        for view in list(self._views.values()):
+            if view.watcher is not None:
+                view.watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await view.watcher
+            await self._teardown(view)
+        if self._own_http:
+            await self._http.aclose()
+        self.ws_open.clear()
+
+    # ----------------------------------------------------------------- HTTP
+
+    def _url(self, path: str) -> str:
+        return f"{self.server}{path}"
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = kwargs.pop("headers", {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            return await self._http.request(method, self._url(path), headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise ServerUnreachable(
+                "server_unreachable", f"cannot reach the server at {self.server} ({reason})"
+            ) from exc
+
+    async def login(self) -> dict[str, Any]:
+        """``POST /api/candidate/login``; keeps the token and returns the body."""
+        response = await self._request(
+            "POST",
+            "/api/candidate/login",
+            json={"sitting_password": self.password, "id_number": self.id_number},
+        )
+        if response.status_code != 200:
+            code, message = _error_of(response)
+            raise LoginFailed(code, f"login refused: {message}")
+        try:
+            body = response.json()
+            self.token = body["token"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LoginFailed("bad_response", "login answer has no token") from exc
+        self.profile = {k: v for k, v in body.items() if k != "token"}
+        self.candidate_id = (body.get("candidate") or {}).get("id")
+        log.info(
+            "logged in as %s (candidate %s, sitting %s)",
+            (body.get("candidate") or {}).get("name"),
+            self.candidate_id,
+            (body.get("sitting") or {}).get("name"),
+        )
+        return body
+
+    async def me(self) -> dict[str, Any]:
+        """``GET /api/candidate/me``."""
+        response = await self._request("GET", "/api/candidate/me")
+        if response.status_code != 200:
+            raise CandidateError(*_error_of(response))
+        return response.json()
+
+    def _need_login(self) -> str:
+        if not self.token:
+            raise CandidateError("not_logged_in", "call login() first")
+        return self.token
+
+    # ----------------------------------------------------------------- WebRTC
+
+    async def start_view(self, view: str, path: str | Path, loop: bool = False) -> None:
+        """Stream ``path`` as ``view`` ("first": video + audio if the file has it;
+        "second": video only). Returns once the answer is applied; the connection then
+        comes up in the background (see ``wait_for_state``). Starting a view again
+        replaces its connection."""
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
+        self._need_login()
+        probe_media(path)
+        old = self._views.get(view)
+        if old is not None:
+            if old.watcher is not None:
+                old.watcher.cancel()
+            await self._teardown(old)
+        state = _View(view, Path(path), loop)
+        self._views[view] = state
+        await self._connect(state)
+        state.watcher = asyncio.create_task(self._watch(state), name=f"watch-{view}")
+
+    def connection_state(self, view: str) -> str:
+        """The view's RTCPeerConnection.connectionState ("new", "connecting",
+        "connected", "disconnected", "failed", "closed"), or "none" if not started."""
+        state = self._views.get(view)
+        if state is None or state.pc is None:
+            return "none"
+        return state.pc.connectionState
+
+    def reconnects(self, view: str) -> int:
+        """How many times the view's connection came up again after the first time."""
+        state = self._views.get(view)
+        return max(0, state.connects - 1) if state else 0
+
+    async def wait_for_state(self, view: str, *states: str, timeout: float = 10.0) -> str:
+        """Wait until ``connection_state(view)`` is one of ``states``; returns it.
+        Raises ``TimeoutError``."""
+        wanted = set(states or ("connected",))
+        state = self._views.get(view)
+        if state is None:
+            raise CandidateError("no_view", f"view {view!r} was not started")
+        async with asyncio.timeout(timeout):
+            async with state.changed:
+                await state.changed.wait_for(lambda: self.connection_state(view) in wanted)
+        return self.connection_state(view)
+
+    async def wait_connects(self, view: str, count: int, timeout: float = 30.0) -> None:
+        """Wait until the view has come up ``count`` times in all (2 = reconnected once)
+        and is connected now. Raises ``TimeoutError``."""
+        state = self._views.get(view)
+        if state is None:
+            raise CandidateError("no_view", f"view {view!r} was not started")
+        async with asyncio.timeout(timeout):
+            async with state.changed:
+                await state.changed.wait_for(
+                    lambda: state.connects >= count and self.connection_state(view) == "connected"
+                )
+
+    async def media_ended(self, views: Iterable[str] | None = None) -> None:
+        """Wait until the file of every started view (or of ``views``) has played to
+        its end; never returns for looping views."""
+        names = list(views) if views is not None else list(self._views)
+        await asyncio.gather(*(self._views[v].ended.wait() for v in names))
+
+    async def _connect(self, view: _View) -> None:
+        """One attempt: a new peer connection and file source, offer, answer. On any
+        failure everything it made is torn down again."""
+        self._need_login()
+        media = self.profile.get("media") or {}
+        pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=ice_servers_from(media.get("ice_servers")))
+        )
+        view.pc = pc
+
+        @pc.on("connectionstatechange")
+        async def _on_state() -> None:
+            if view.pc is not pc:
+                return
+            current = pc.connectionState
+            log.info("%s view: %s", view.name, current)
+            if current == "connected":
+                view.connects += 1
+            async with view.changed:
+                view.changed.notify_all()
+
+        def on_end() -> None:
+            log.info("%s view: %s played to its end", view.name, view.path.name)
+            view.ended.set()
+
+        try:
+            try:
+                view.source = FileSource(view.path, loop=view.loop, on_end=on_end)
+            except (av.FFmpegError, OSError) as exc:
+                raise MediaFileError("media_unreadable", f"cannot play {view.path}: {exc}") from exc
+            if view.source.video is not None:
+                pc.addTrack(view.source.video)
+            if view.source.audio is not None:
+                if view.name == "first":
+                    pc.addTrack(view.source.audio)
+                else:  # the phone view sends no sound; drain it so it does not pile up
+                    view.sink = MediaBlackhole()
+                    view.sink.addTrack(view.source.audio)
+
+            await pc.setLocalDescription(await pc.createOffer())  # gathers ICE candidates
+            offer = pc.localDescription
+            response = await self._request(
+                "POST",
+                "/api/candidate/rtc/offer",
+                json={"sdp": offer.sdp, "type": offer.type, "view": view.name},
+            )
+            if response.status_code != 200:
+                code, message = _error_of(response)
+                raise OfferRejected(code, f"{view.name} view refused: {message}")
+            try:
+                answer = response.json()
+                description = RTCSessionDescription(
+                    sdp=answer["sdp"], type=answer.get("type", "answer")
+                )
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise OfferRejected("bad_answer", "the server's answer has no SDP") from exc
+            await pc.setRemoteDescription(description)
+            if view.sink is not None:
+                await view.sink.start()
+        except BaseException:
+            await self._teardown(view)
+            raise
+        async with view.changed:
+            view.changed.notify_all()
+
+    async def _teardown(self, view: _View) -> None:
+        pc, view.pc = view.pc, None
+        if view.sink is not None:
+            await view.sink.stop()
+            view.sink = None
+        if pc is not None:
+            with contextlib.suppress(Exception):
+                await pc.close()
+        if view.source is not None:
+            with contextlib.suppress(Exception):
+                view.source.stop()  # also stops the player's decoding thread
+            view.source = None
+        async with view.changed:
+            view.changed.notify_all()
+
+    async def _watch(self, view: _View) -> None:
+        """Reconnect a view whose connection failed, closed, stayed disconnected or went
+        silent (new offer after a backoff)."""
+        delay = self.reconnect_delay
+        while True:
+            reason = await self._lost(view)
+            if reason == "disconnected":
+                # ICE may recover on its own: give it the backoff delay first
+                await asyncio.sleep(delay)
+                if self.connection_state(view.name) == "connected":
+                    continue
+            if not self.reconnect or self._closed or view.ended.is_set():
+                return
+            log.warning("%s view lost (%s); reconnecting in %.1f s", view.name, reason, delay)
+            await self._teardown(view)
+            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+            try:
+                await self._connect(view)
+            except ServerUnreachable as exc:
+                log.warning("%s view: %s", view.name, exc.message)
+                delay = min(delay * 2, self.max_reconnect_delay)
+                continue
+            except CandidateError as exc:
+                log.error("%s view: giving up: %s", view.name, exc.message)
+                return
+            try:
+                state = await self.wait_for_state(
+                    view.name, "connected", "failed", "closed", "none", timeout=30
+                )
+            except TimeoutError:
+                state = "timeout"
+            delay = (
+                self.reconnect_delay
+                if state == "connected"
+                else min(delay * 2, self.max_reconnect_delay)
+            )
+
+    async def _lost(self, view: _View) -> str:
+        """Return why the view's connection is gone: its state, or "silent" when the
+        server's RTCP receiver reports stopped for ``silence_timeout`` seconds (a server
+        that died is otherwise only noticed by ICE consent checks, after ~30 s)."""
+        lost_states = ("failed", "disconnected", "closed", "none")
+        while True:
+            try:
+                async with asyncio.timeout(self.silence_timeout / 3):
+                    async with view.changed:
+                        await view.changed.wait_for(
+                            lambda: self.connection_state(view.name) in lost_states
+                        )
+                return self.connection_state(view.name)
+            except TimeoutError:
+                if await self._silent(view):
+                    return "silent"
+
+    async def _silent(self, view: _View) -> bool:
+        pc = view.pc
+        if pc is None or pc.connectionState != "connected" or view.ended.is_set():
+            return False
+        newest = None
+        for sender in pc.getSenders():
+            if sender.track is None:
+                continue
+            for stat in (await sender.getStats()).values():
+                if stat.type == "remote-inbound-rtp":
+                    newest = stat.timestamp if newest is None else max(newest, stat.timestamp)
+        if newest is None:  # no report yet: leave it to ICE
+            return False
+        age = (datetime.now(UTC) - newest).total_seconds()
+        return age > self.silence_timeout
+
+    # ----------------------------------------------------------------- WebSocket
+
+    async def connect_ws(self, wait: bool = True, timeout: float = 10.0) -> None:
+        """Open ``WS /ws/candidate`` in the background (reconnecting with backoff);
+        with ``wait``, return once it is open (``TimeoutError`` otherwise)."""
+        self._need_login()
+        if self._ws_task is None or self._ws_task.done():
+            self.ws_error = None
+            self._ws_task = asyncio.create_task(self._ws_loop(), name="candidate-ws")
+        if wait:
+            opened = asyncio.create_task(self.ws_open.wait())
+            done, _ = await asyncio.wait(
+                {opened, self._ws_task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            opened.cancel()
+            if self.ws_open.is_set():
+                return
+            if self._ws_task in done:
+                raise CandidateError("ws_refused", self.ws_error or "WebSocket closed")
+            raise TimeoutError(f"candidate WebSocket not open after {timeout} s")
+
+    async def _ws_loop(self) -> None:
+        url = _ws_url(self.server, "/ws/candidate", self._need_login())
+        delay = self.reconnect_delay / 2
+        while not self._closed:
+            try:
+                async with connect(url, open_timeout=10, max_size=2**20) as ws:
+                    self._ws = ws
+                    self.ws_open.set()
+                    delay = self.reconnect_delay / 2
+                    log.info("candidate WebSocket open")
+                    async for raw in ws:
+                        await self._on_ws_message(ws, raw)
+                code = ws.close_code
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                if status in (401, 403):
+                    self.ws_error = f"WebSocket refused (HTTP {status}): log in again"
+                    log.error("%s", self.ws_error)
+                    return
+                code = None
+                log.warning("WebSocket refused (HTTP %s); retrying", status)
+            except ConnectionClosed as exc:
+                code = exc.rcvd.code if exc.rcvd else None
+            except (OSError, InvalidHandshake, TimeoutError) as exc:
+                code = None
+                log.warning("WebSocket unavailable (%s); retrying", exc or type(exc).__name__)
+            finally:
+                self._ws = None
+                self.ws_open.clear()
+            if code in _WS_AUTH_CLOSE_CODES:
+                self.ws_error = f"WebSocket closed by the server (code {code})"
+                log.error("%s", self.ws_error)
+                return
+            if self._closed:
+                return
+            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+            delay = min(delay * 2, self.max_reconnect_delay)
+
+    async def _on_ws_message(self, ws: ClientConnection, raw: str | bytes) -> None:
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            log.warning("ignoring a WebSocket message that is not JSON")
+            return
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        if kind == "hello":
+            self.candidate_id = message.get("candidate_id", self.candidate_id)
+        elif kind == "danmaku":
+            try:
+                item = Danmaku(
+                    id=int(message["id"]),
+                    text=str(message.get("text", "")),
+                    sent_at=message.get("sent_at"),
+                    raw=message,
+                )
+            except (KeyError, TypeError, ValueError):
+                log.warning("ignoring a malformed danmaku: %r", message)
+                return
+            self.danmaku.put_nowait(item)
+            if self.ack_danmaku:
+                await self.ack(item.id, ws)
+        else:
+            log.debug("WebSocket message %r", kind)
+
+    async def ack(self, danmaku_id: int, ws: ClientConnection | None = None) -> None:
+        """Tell the server the danmaku was shown (done automatically with
+        ``ack_danmaku=True``)."""
+        target = ws or self._ws
+        if target is None:
+            raise CandidateError("ws_closed", "the candidate WebSocket is not open")
+        with contextlib.suppress(ConnectionClosed):
+            await target.send(json.dumps({"type": "danmaku_seen", "id": danmaku_id}))

@@ -1,0 +1,157 @@
+"""One sitting end to end over real WebRTC: a headless candidate streams a real clip whose
+person leaves; the server detects it and the console socket receives the `absent` alert
+with its evidence; a danmaku travels console → candidate and comes back as seen."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from exam_client.headless import HeadlessCandidate
+from tests.integration.conftest import RULES
+from tests.mediatools import absence_clip
+from tests.waiting import eventually
+
+FACE_SECONDS = 5.0
+
+
+@pytest.fixture(scope="module")
+def absence_webm(media_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("media") / "absence.webm"
+    return absence_clip(
+        media_dir / "clips" / "center_focus.mp4",
+        out,
+        face_seconds=FACE_SECONDS,
+        blank_seconds=20.0,
+        fps=10,
+        size=(320, 568),
+        fmt="webm",
+    )
+
+
+async def _staff_token(http: httpx.AsyncClient, server) -> str:
+    user, password = server.seeded.staff
+    resp = await http.post("/api/staff/login", json={"username": user, "password": password})
+    resp.raise_for_status()
+    return resp.json()["token"]
+
+
+@asynccontextmanager
+async def console_socket(server, token: str):
+    url = server.url.replace("http", "ws") + (
+        f"/ws/console?sitting_id={server.seeded.sitting_id}&token={token}"
+    )
+    async with connect(url) as ws:
+        hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert hello["type"] == "health"
+        yield ws
+
+
+async def next_message(ws, predicate, timeout: float) -> dict:
+    async def find() -> dict:
+        while True:
+            msg = json.loads(await ws.recv())
+            if predicate(msg):
+                return msg
+
+    return await asyncio.wait_for(find(), timeout)
+
+
+async def test_absent_alert_reaches_console_with_evidence(server, absence_webm):
+    cand_id, _, id_number = server.seeded.candidates[0]
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        token = await _staff_token(http, server)
+        async with console_socket(server, token) as ws:
+            async with HeadlessCandidate(server.url, server.seeded.password, id_number) as cand:
+                await cand.login()
+                await cand.start_view("first", absence_webm.path, loop=False)
+                connected = await next_message(
+                    ws, lambda m: m["type"] == "connection" and m["connected"], timeout=20
+                )
+                assert connected["candidate_id"] == cand_id and connected["view"] == "first"
+                # the alert cannot come before the person left + the rule's threshold
+                msg = await next_message(ws, lambda m: m["type"] == "alert", timeout=60)
+        alert = msg["alert"]
+        assert alert["type"] == "absent"
+        assert alert["candidate_id"] == cand_id
+        assert alert["view"] == "first"
+        assert alert["evidence_url"]
+        h = {"authorization": f"Bearer {token}"}
+        evidence = await http.get(alert["evidence_url"], headers=h)
+        assert evidence.status_code == 200
+        assert evidence.headers["content-type"] == "image/jpeg"
+        assert evidence.content[:2] == b"\xff\xd8"
+        listed = (
+            await http.get(
+                f"/api/console/alerts?sitting_id={server.seeded.sitting_id}", headers=h
+            )
+        ).json()
+        assert alert["id"] in [a["id"] for a in listed]
+        # the stored file is the one hashed when captured (sha256 recorded)
+        ev_id = int(alert["evidence_url"].rsplit("/", 1)[1])
+        path = next(server.data_dir.rglob("alert-absent-first*.jpg"))
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(
+            evidence.content
+        ).hexdigest()
+        assert ev_id > 0
+        # absence lasted at least the threshold before it was raised
+        from datetime import datetime
+
+        started = datetime.fromisoformat(alert["started_at"])
+        raised = datetime.fromisoformat(alert["raised_at"])
+        assert (raised - started).total_seconds() >= RULES["absent_seconds"]
+
+
+async def test_thumbnail_and_danmaku_round_trip(server, absence_webm):
+    cand_id, _, id_number = server.seeded.candidates[1]
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        token = await _staff_token(http, server)
+        h = {"authorization": f"Bearer {token}"}
+        async with console_socket(server, token) as ws:
+            async with HeadlessCandidate(server.url, server.seeded.password, id_number) as cand:
+                await cand.login()
+                await cand.connect_ws()
+                await cand.start_view("first", absence_webm.path, loop=True)
+                await cand.wait_for_state("first", "connected", timeout=20)
+
+                async def thumbnail() -> bytes | None:
+                    url = f"/api/console/candidates/{cand_id}/thumbnail/first.jpg"
+                    resp = await http.get(url, headers=h)
+                    if resp.status_code == 200:
+                        return resp.content
+                    assert resp.json()["error"]["code"] == "no_frame"
+                    return None
+
+                jpeg = await eventually(thumbnail, 20, "a first-view thumbnail")
+                assert jpeg[:2] == b"\xff\xd8"
+                listed = (
+                    await http.get(
+                        f"/api/console/candidates?sitting_id={server.seeded.sitting_id}",
+                        headers=h,
+                    )
+                ).json()
+                me = next(c for c in listed if c["id"] == cand_id)
+                assert me["views"]["first"]["connected"] is True
+                assert me["views"]["second"]["connected"] is False
+
+                sent = await http.post(
+                    f"/api/console/candidates/{cand_id}/danmaku",
+                    json={"text": "请保持面部在画面中 Keep your face in view"},
+                    headers=h,
+                )
+                assert sent.status_code == 200
+                received = await asyncio.wait_for(cand.danmaku.get(), 5)
+                assert received.text == "请保持面部在画面中 Keep your face in view"
+                seen = await next_message(
+                    ws,
+                    lambda m: m["type"] == "danmaku" and m["danmaku"]["seen_at"] is not None,
+                    timeout=5,
+                )
+                assert seen["danmaku"]["id"] == sent.json()["id"]
+                assert seen["danmaku"]["delivered_at"] is not None

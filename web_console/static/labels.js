@@ -1,0 +1,255 @@
+// Words shown to the invigilator, English + Chinese as in the exam documents, and small
+// formatting helpers. Pure functions: no DOM, easy to reuse in other console pages.
+
+export const ALERT_TYPES = {
+  absent: "Left the seat 离座",
+  multiple_persons: "More than one person 多人",
+  device: "Electronic device 电子设备",
+  face_covered: "Face covered 面部遮挡",
+  looking_away: "Looking away 视线偏离",
+  camera_blocked: "Camera blocked 摄像头遮挡",
+  identity_mismatch: "Identity mismatch 身份不符",
+  speech: "Speech detected 检测到说话",
+  second_view_lost: "Second view lost 第二视角断开",
+  screen_left: "Left the exam screen 离开考试界面",
+};
+
+export const SEVERITIES = {
+  critical: "Critical 严重",
+  warning: "Warning 警告",
+  info: "Info 提示",
+};
+
+export const VIEWS = {
+  first: "First view 第一视角",
+  second: "Second view 第二视角",
+};
+
+export const DANMAKU_STATES = {
+  sent: "sent 已发送",
+  delivered: "delivered 已送达",
+  seen: "seen 已读",
+};
+
+export const SITTING_KINDS = {
+  device_check: "Device check 设备调试",
+  trial: "Trial exam 试考",
+  formal: "Formal exam 正式考试",
+};
+
+// Detector names the server may use, mapped to words. Unknown names are humanised.
+const DETECTORS = {
+  objects: ["Object detection", "物体识别"],
+  object: ["Object detection", "物体识别"],
+  object_detection: ["Object detection", "物体识别"],
+  objects_detection: ["Object detection", "物体识别"],
+  yolox: ["Object detection", "物体识别"],
+  device: ["Object detection", "物体识别"],
+  devices: ["Object detection", "物体识别"],
+  persons: ["Person detection", "人体检测"],
+  person: ["Person detection", "人体检测"],
+  face: ["Face detection", "人脸检测"],
+  faces: ["Face detection", "人脸检测"],
+  face_detection: ["Face detection", "人脸检测"],
+  face_mesh: ["Face landmarks", "人脸关键点"],
+  landmarks: ["Face landmarks", "人脸关键点"],
+  face_landmarks: ["Face landmarks", "人脸关键点"],
+  head_pose: ["Head pose", "头部姿态"],
+  gaze: ["Gaze", "视线"],
+  identity: ["Identity check", "身份比对"],
+  face_identity: ["Identity check", "身份比对"],
+  face_recognition: ["Identity check", "身份比对"],
+  embedder: ["Identity check", "身份比对"],
+  face_covered: ["Face-covered check", "面部遮挡检测"],
+  camera_blocked: ["Camera-blocked check", "摄像头遮挡检测"],
+  blocked: ["Camera-blocked check", "摄像头遮挡检测"],
+  vad: ["Voice activity", "语音检测"],
+  voice: ["Voice activity", "语音检测"],
+  voice_activity: ["Voice activity", "语音检测"],
+  speech: ["Voice activity", "语音检测"],
+  audio: ["Voice activity", "语音检测"],
+};
+
+function humanise(name) {
+  const words = String(name).replace(/[_-]+/g, " ").trim();
+  return words ? words[0].toUpperCase() + words.slice(1) : "Unknown";
+}
+
+export function alertTypeLabel(type) {
+  return ALERT_TYPES[type] || humanise(type || "alert");
+}
+
+export function severityLabel(severity) {
+  return SEVERITIES[severity] || humanise(severity || "info");
+}
+
+export function viewLabel(view) {
+  return VIEWS[view] || (view ? humanise(view) : "");
+}
+
+export function sittingKindLabel(kind) {
+  return SITTING_KINDS[kind] || (kind ? humanise(kind) : "");
+}
+
+/** @returns {[string, string|null]} English words and Chinese words (or null). */
+export function detectorLabel(name) {
+  const key = String(name || "").toLowerCase();
+  return DETECTORS[key] || [humanise(key), null];
+}
+
+/** "110101199001011234" → "**************1234"; short numbers are fully masked. */
+export function maskIdNumber(idNumber) {
+  const text = String(idNumber ?? "");
+  if (text.length <= 4) return "*".repeat(text.length);
+  return "*".repeat(text.length - 4) + text.slice(-4);
+}
+
+export function lastFour(idNumber) {
+  const text = String(idNumber ?? "");
+  return text.length > 4 ? text.slice(-4) : "";
+}
+
+/** Parse an ISO time; null when missing or unreadable. */
+export function parseTime(iso) {
+  if (!iso) return null;
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+const timeFormat = new Intl.DateTimeFormat(undefined, {
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  hour12: false,
+});
+
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
+  year: "numeric",
+  month: "2-digit",
+  day: "2-digit",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  hour12: false,
+});
+
+const shortDateTimeFormat = new Intl.DateTimeFormat(undefined, {
+  month: "2-digit",
+  day: "2-digit",
+  hour: "2-digit",
+  minute: "2-digit",
+  hour12: false,
+});
+
+export function formatClock(date) {
+  return date ? timeFormat.format(date) : "--:--:--";
+}
+
+export function formatDateTime(date) {
+  return date ? dateTimeFormat.format(date) : "";
+}
+
+export function formatShortDateTime(date) {
+  return date ? shortDateTimeFormat.format(date) : "";
+}
+
+/**
+ * Everything that is wrong according to a /health body (or the socket's "health"
+ * message), as sentences: "Object detection disabled: model yolox_nano missing".
+ * An empty list means all is well.
+ *
+ * @param {any} health
+ * @returns {{key: string, level: "disabled"|"degraded"|"problem", text: string,
+ *            zh: string|null}[]}
+ */
+export function healthProblems(health) {
+  const problems = [];
+  if (!health || typeof health !== "object") return problems;
+  const models = health.models && typeof health.models === "object" ? health.models : {};
+  const detectors =
+    health.detectors && typeof health.detectors === "object" ? health.detectors : {};
+
+  const modelBroken = (model) => model && (model.present === false || Boolean(model.problem));
+  const modelReason = (name, model) => `model ${name} ${model.problem || "missing"}`;
+
+  // The missing model behind a detector, to explain a disabled detector without reason.
+  const modelProblemFor = (detector) => {
+    for (const [modelName, model] of Object.entries(models)) {
+      if (!modelBroken(model) || !Array.isArray(model.used_by)) continue;
+      if (model.used_by.includes(detector)) return modelReason(modelName, model);
+    }
+    return null;
+  };
+
+  const explained = new Set();
+  for (const [name, info] of Object.entries(detectors)) {
+    if (!info || typeof info !== "object") continue;
+    const [en, zh] = detectorLabel(name);
+    if (info.enabled === false) {
+      const reason = info.reason || modelProblemFor(name) || "no reason given";
+      problems.push({
+        key: `detector:${name}`,
+        level: "disabled",
+        text: `${en} disabled: ${reason}`,
+        zh: zh ? `${zh}已停用` : "已停用",
+      });
+      explained.add(name);
+    } else if (info.reason) {
+      // enabled, but running with less than it should (e.g. one of two models missing)
+      const note = String(info.reason).replace(/^degraded:\s*/i, "");
+      problems.push({
+        key: `detector:${name}`,
+        level: "degraded",
+        text: `${en} degraded: ${note}`,
+        zh: zh ? `${zh}功能受限` : "功能受限",
+      });
+      explained.add(name);
+    }
+  }
+
+  // A broken model whose detectors the server did not list still disables them.
+  for (const [modelName, model] of Object.entries(models)) {
+    if (!modelBroken(model)) continue;
+    const users = Array.isArray(model.used_by) ? model.used_by : [];
+    const unexplained = users.filter((d) => !explained.has(d) && !(d in detectors));
+    if (!users.length) {
+      problems.push({
+        key: `model:${modelName}`,
+        level: "problem",
+        text: `Model ${modelName}: ${model.problem || "missing"}`,
+        zh: "模型不可用",
+      });
+    }
+    for (const detector of unexplained) {
+      const [en, zh] = detectorLabel(detector);
+      problems.push({
+        key: `detector:${detector}`,
+        level: "disabled",
+        text: `${en} disabled: ${modelReason(modelName, model)}`,
+        zh: zh ? `${zh}已停用` : "已停用",
+      });
+      explained.add(detector);
+    }
+  }
+
+  if (health.database && health.database !== "ok") {
+    problems.push({
+      key: "database",
+      level: "problem",
+      text: `Database: ${health.database}`,
+      zh: "数据库异常",
+    });
+  }
+
+  if (!problems.length && health.status && health.status !== "ok") {
+    problems.push({
+      key: "status",
+      level: "problem",
+      text: `Server status: ${health.status}`,
+      zh: "服务器状态异常",
+    });
+  }
+  // Two detector names may share words (objects/devices): say each sentence once.
+  const said = new Set();
+  return problems.filter((p) => !said.has(p.text) && said.add(p.text));
+}

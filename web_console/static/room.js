@@ -1,0 +1,468 @@
+// The exam-room page: sitting selector, candidate tiles, alert feed, model health banner,
+// and the console WebSocket that keeps all of them live.
+
+import { ApiError, apiFetch, clearSession, getToken, getUser, onUnauthorized } from "./api.js";
+import { AlertFeed } from "./alerts.js";
+import {
+  alertTypeLabel,
+  formatDateTime,
+  formatShortDateTime,
+  healthProblems,
+  parseTime,
+  sittingKindLabel,
+} from "./labels.js";
+import { ReconnectingSocket, socketUrl } from "./socket.js";
+import { TileGrid } from "./tiles.js";
+
+const $ = (id) => document.getElementById(id);
+
+const els = {
+  staffName: $("staff-name"),
+  logout: $("logout-button"),
+  sittingSelect: $("sitting-select"),
+  connStatus: $("connection-status"),
+  connText: $("connection-text"),
+  healthBanner: $("health-banner"),
+  healthList: $("health-list"),
+  loadError: $("load-error"),
+  grid: $("tile-grid"),
+  tileTemplate: $("tile-template"),
+  candidatesEmpty: $("candidates-empty"),
+  candidateSummary: $("candidate-summary"),
+  alertFeed: $("alert-feed"),
+  alertsEmpty: $("alerts-empty"),
+  alertCount: $("alert-count"),
+  announcer: $("announcer"),
+  dialog: $("evidence-dialog"),
+  dialogImage: $("evidence-image"),
+  dialogCaption: $("evidence-caption"),
+  dialogLink: $("evidence-link"),
+  dialogClose: $("evidence-close"),
+};
+
+const SITTING_KEY = "proctor.console.sitting";
+const HEALTH_POLL_MS = 60000;
+const SITTINGS_RETRY_MS = 5000;
+let sittingsRetryTimer = null;
+
+const state = {
+  sittings: /** @type {any[]} */ ([]),
+  sittingId: /** @type {string|null} */ (null),
+  generation: 0, // bumps on every sitting switch; stale answers are dropped
+  rosterLoaded: false, // candidates of the current sitting arrived at least once
+  leaving: false,
+};
+
+// ---- session ---------------------------------------------------------------------------
+
+function goToLogin(reason) {
+  if (state.leaving) return;
+  state.leaving = true;
+  socket.stop();
+  tiles.stopThumbnails();
+  clearSession();
+  window.location.replace(`index.html${reason ? `?${reason}=1` : ""}`);
+}
+
+// A 401 means the session ended, or this tab never logged in (no token kept).
+onUnauthorized(() => goToLogin(getToken() ? "expired" : null));
+
+function showStaffName() {
+  const user = getUser();
+  const name = user && (user.display_name || user.username);
+  els.staffName.textContent = name || "—";
+  if (user && user.role) els.staffName.title = `${user.username || ""} (${user.role})`;
+}
+
+els.logout.addEventListener("click", async () => {
+  els.logout.disabled = true;
+  try {
+    await apiFetch("/api/staff/logout", { method: "POST", timeoutMs: 5000 });
+  } catch {
+    /* leaving anyway */
+  }
+  goToLogin("logout");
+});
+
+// ---- feedback --------------------------------------------------------------------------
+
+function showLoadError(message) {
+  els.loadError.textContent = message || "";
+  els.loadError.hidden = !message;
+}
+
+let announceTimer = null;
+const pendingAnnouncements = [];
+function announce(text) {
+  // Batch bursts into one message so a screen reader is not flooded.
+  pendingAnnouncements.push(text);
+  if (announceTimer) return;
+  announceTimer = window.setTimeout(() => {
+    const items = pendingAnnouncements.splice(0);
+    announceTimer = null;
+    els.announcer.textContent =
+      items.length > 3 ? `${items.length} new alerts 条新告警. ${items[0]}` : items.join(". ");
+  }, 400);
+}
+
+function updateTitle(openAlerts) {
+  const base = "Exam room 考场监控 · Proctor";
+  document.title = openAlerts > 0 ? `(${openAlerts}) ${base}` : base;
+}
+
+// ---- tiles and feed ---------------------------------------------------------------------
+
+const tiles = new TileGrid(els.grid, els.tileTemplate, {
+  sendDanmaku: (candidateId, text) =>
+    apiFetch(`/api/console/candidates/${encodeURIComponent(candidateId)}/danmaku`, {
+      method: "POST",
+      body: { text },
+    }),
+  onChange: (summary) => {
+    els.candidatesEmpty.hidden = summary.total > 0 || !state.rosterLoaded;
+    els.candidateSummary.textContent = summary.total
+      ? `${summary.total} candidates 考生 · ${summary.connected} fully connected 已连接 · ` +
+        `${summary.withAlerts} with open alerts 有告警`
+      : "";
+    updateTitle(summary.openAlerts);
+  },
+});
+
+const feed = new AlertFeed(els.alertFeed, {
+  emptyEl: els.alertsEmpty,
+  countEl: els.alertCount,
+  nameFor: (candidateId) => tiles.candidateName(candidateId),
+  onCandidate: (candidateId) => tiles.focusTile(candidateId),
+  onOpenEvidence: openEvidence,
+});
+
+// ---- evidence dialog ---------------------------------------------------------------------
+
+let evidenceOpener = null;
+
+function openEvidence(alert, opener) {
+  evidenceOpener = opener;
+  const name = alert.candidate_name || tiles.candidateName(alert.candidate_id) || "";
+  const when = parseTime(alert.raised_at);
+  els.dialogCaption.textContent =
+    `${alertTypeLabel(alert.type)} — ${name}${when ? ` — ${formatDateTime(when)}` : ""}`;
+  els.dialogImage.src = alert.evidence_url;
+  els.dialogImage.alt = `Evidence screenshot 证据截图: ${alertTypeLabel(alert.type)}, ${name}`;
+  els.dialogLink.href = alert.evidence_url;
+  if (typeof els.dialog.showModal === "function") els.dialog.showModal();
+  else els.dialog.setAttribute("open", "");
+  els.dialogClose.focus();
+}
+
+els.dialogClose.addEventListener("click", () => els.dialog.close());
+els.dialog.addEventListener("click", (event) => {
+  if (event.target === els.dialog) els.dialog.close(); // click on the backdrop
+});
+els.dialog.addEventListener("close", () => {
+  els.dialogImage.removeAttribute("src");
+  if (evidenceOpener && evidenceOpener.isConnected) evidenceOpener.focus();
+  evidenceOpener = null;
+});
+
+// ---- health banner -----------------------------------------------------------------------
+
+let lastHealthKey = null;
+
+function renderHealth(health) {
+  const problems = healthProblems(health);
+  const key = JSON.stringify(problems);
+  if (key === lastHealthKey) return; // unchanged: do not re-announce the banner
+  lastHealthKey = key;
+  els.healthList.replaceChildren(
+    ...problems.map((problem) => {
+      const li = document.createElement("li");
+      li.className = "health-item";
+      li.dataset.key = problem.key;
+      li.dataset.level = problem.level;
+      li.append(problem.text);
+      if (problem.zh) {
+        const zh = document.createElement("span");
+        zh.lang = "zh";
+        zh.className = "health-zh";
+        zh.textContent = `（${problem.zh}）`;
+        li.append(" ", zh);
+      }
+      return li;
+    }),
+  );
+  els.healthBanner.hidden = problems.length === 0;
+}
+
+async function loadHealth() {
+  // /health may answer 503 with the same body when degraded: read the body either way.
+  try {
+    const response = await fetch("/health", {
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+    const body = await response.json();
+    if (body && (body.detectors || body.models || body.status)) renderHealth(body);
+  } catch {
+    /* server unreachable: the connection indicator already says so */
+  }
+}
+
+// ---- sittings ----------------------------------------------------------------------------
+
+function pickDefaultSitting(sittings) {
+  const fromUrl = new URLSearchParams(window.location.search).get("sitting");
+  let remembered = null;
+  try {
+    remembered = window.sessionStorage.getItem(SITTING_KEY);
+  } catch {
+    /* ignore */
+  }
+  for (const wanted of [fromUrl, remembered, state.sittingId]) {
+    if (wanted && sittings.some((s) => String(s.id) === wanted)) return wanted;
+  }
+  const now = Date.now();
+  const running = sittings.find((s) => {
+    const start = parseTime(s.starts_at);
+    const end = parseTime(s.ends_at);
+    return start && end && start.getTime() <= now && now <= end.getTime();
+  });
+  if (running) return String(running.id);
+  // else the next one to start, else the first listed
+  const upcoming = sittings
+    .filter((s) => (parseTime(s.starts_at)?.getTime() ?? 0) > now)
+    .sort((a, b) => parseTime(a.starts_at) - parseTime(b.starts_at));
+  if (upcoming.length) return String(upcoming[0].id);
+  return sittings.length ? String(sittings[0].id) : null;
+}
+
+function renderSittings() {
+  const select = els.sittingSelect;
+  select.replaceChildren();
+  if (!state.sittings.length) {
+    const option = new Option("No sittings 暂无场次", "");
+    select.append(option);
+    select.disabled = true;
+    return;
+  }
+  for (const sitting of state.sittings) {
+    const start = parseTime(sitting.starts_at);
+    const parts = [sitting.name || `#${sitting.id}`];
+    if (sitting.kind) parts.push(sittingKindLabel(sitting.kind));
+    if (start) parts.push(formatShortDateTime(start));
+    select.append(new Option(parts.join(" · "), String(sitting.id)));
+  }
+  select.disabled = false;
+  if (state.sittingId) select.value = state.sittingId;
+}
+
+async function loadSittings() {
+  try {
+    const sittings = await apiFetch("/api/console/sittings");
+    state.sittings = Array.isArray(sittings) ? sittings : [];
+    const chosen = pickDefaultSitting(state.sittings);
+    renderSittings();
+    showLoadError(null);
+    if (chosen !== state.sittingId) selectSitting(chosen);
+    else if (chosen) await loadSittingData();
+    else tiles.clear();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return; // redirecting
+    showLoadError(
+      `Could not load the sittings 无法加载场次: ${err.message} — retrying 正在重试…`,
+    );
+    window.clearTimeout(sittingsRetryTimer);
+    sittingsRetryTimer = window.setTimeout(loadSittings, SITTINGS_RETRY_MS);
+  }
+}
+
+function selectSitting(sittingId) {
+  state.sittingId = sittingId || null;
+  state.generation += 1;
+  if (els.sittingSelect.value !== (sittingId || "")) els.sittingSelect.value = sittingId || "";
+  try {
+    if (sittingId) window.sessionStorage.setItem(SITTING_KEY, sittingId);
+  } catch {
+    /* ignore */
+  }
+  const url = new URL(window.location.href);
+  if (sittingId) url.searchParams.set("sitting", sittingId);
+  else url.searchParams.delete("sitting");
+  window.history.replaceState(null, "", url);
+  state.rosterLoaded = false;
+  tiles.clear();
+  feed.clear();
+  if (sittingId) {
+    loadSittingData();
+    socket.restart();
+  } else {
+    socket.stop();
+    showConnection("idle");
+  }
+}
+
+els.sittingSelect.addEventListener("change", () => selectSitting(els.sittingSelect.value));
+
+/** (Re)load candidates and alerts of the current sitting and merge them in. */
+async function loadSittingData({ afterReconnect = false } = {}) {
+  const sittingId = state.sittingId;
+  if (!sittingId) return;
+  const generation = state.generation;
+  const query = `sitting_id=${encodeURIComponent(sittingId)}`;
+  try {
+    const [candidates, alerts] = await Promise.all([
+      apiFetch(`/api/console/candidates?${query}`),
+      apiFetch(`/api/console/alerts?${query}&limit=100`),
+    ]);
+    if (generation !== state.generation) return; // the invigilator switched sittings
+    state.rosterLoaded = true;
+    tiles.setCandidates(Array.isArray(candidates) ? candidates : []);
+    // After a reconnect, alerts we had not seen were raised while we were away: show them.
+    const added = feed.merge(Array.isArray(alerts) ? alerts : [], { markNew: afterReconnect });
+    if (afterReconnect && added.length) {
+      for (const alert of added) tiles.flash(alert.candidate_id);
+      announce(`${added.length} alert(s) received after reconnecting 重连后收到告警`);
+    }
+    showLoadError(null);
+  } catch (err) {
+    if (generation !== state.generation) return;
+    if (err instanceof ApiError && err.status === 401) return; // redirecting
+    showLoadError(`Could not load this sitting 无法加载场次数据: ${err.message}`);
+  }
+}
+
+// ---- console socket -----------------------------------------------------------------------
+
+// The server subscribes the socket to one sitting (?sitting_id=), so a new sitting means a
+// new connection. The HTTP-only session cookie authenticates it; the token goes into the
+// URL (where access logs may keep it) only if cookie-only attempts keep being refused.
+const socket = new ReconnectingSocket(() =>
+  socketUrl("/ws/console", {
+    sitting_id: state.sittingId,
+    token: socket.failuresInARow >= 2 ? getToken() : null,
+  }),
+);
+
+const CONNECTION_TEXT = {
+  connecting: "Connecting… 连接中",
+  open: "Live 实时连接",
+  closed: "Offline 已断开",
+  idle: "Not connected (no sitting) 未连接",
+};
+
+function showConnection(connState, retryInMs) {
+  els.connStatus.dataset.state = connState;
+  let text = CONNECTION_TEXT[connState] || connState;
+  if (connState === "closed" && retryInMs !== undefined) {
+    const seconds = Math.max(1, Math.round(retryInMs / 1000));
+    text = `Offline, retrying in ${seconds} s 已断开，${seconds} 秒后重连`;
+  }
+  els.connText.textContent = text;
+  els.connStatus.title = text;
+}
+
+socket.addEventListener("state", (event) => {
+  if (state.leaving) return;
+  showConnection(event.detail.state, event.detail.retryInMs);
+});
+
+socket.addEventListener("open", (event) => {
+  // Every (re)connection: fetch what may have happened while we were not listening.
+  loadSittingData({ afterReconnect: event.detail.reconnect });
+});
+
+let lastSessionCheck = 0;
+socket.addEventListener("close", () => {
+  // A refused socket may mean the session ended: ask the API, which redirects on 401.
+  if (Date.now() - lastSessionCheck < 10000) return;
+  lastSessionCheck = Date.now();
+  apiFetch("/api/console/sittings", { timeoutMs: 5000 }).catch(() => {});
+});
+
+let rosterReloadTimer = null;
+function scheduleRosterReload() {
+  if (rosterReloadTimer) return;
+  rosterReloadTimer = window.setTimeout(() => {
+    rosterReloadTimer = null;
+    loadSittingData();
+  }, 1000);
+}
+
+function belongsToSitting(item) {
+  if (!state.sittingId) return false;
+  if (item.sitting_id !== undefined && item.sitting_id !== null) {
+    return String(item.sitting_id) === state.sittingId;
+  }
+  return tiles.has(item.candidate_id);
+}
+
+socket.addEventListener("message", (event) => {
+  const msg = event.detail;
+  switch (msg.type) {
+    case "alert": {
+      const alert = msg.alert;
+      if (!alert || !belongsToSitting(alert)) return;
+      const isOpen = !alert.status || alert.status === "open";
+      if (!tiles.has(alert.candidate_id)) scheduleRosterReload(); // a candidate we lack
+      if (feed.add(alert, { markNew: true }) && isOpen) {
+        tiles.alertRaised(alert.candidate_id);
+        const name = alert.candidate_name || tiles.candidateName(alert.candidate_id) || "";
+        announce(`New alert 新告警: ${name} — ${alertTypeLabel(alert.type)}`);
+      }
+      return;
+    }
+    case "connection":
+      // The socket carries this sitting's events only, so an unknown id is a new candidate.
+      if (tiles.has(msg.candidate_id)) {
+        tiles.setConnection(msg.candidate_id, msg.view, msg.connected, msg.at);
+      } else {
+        scheduleRosterReload();
+      }
+      return;
+    case "danmaku":
+      if (msg.danmaku) tiles.upsertDanmaku(msg.danmaku);
+      return;
+    case "health":
+      renderHealth(msg.health && typeof msg.health === "object" ? msg.health : msg);
+      return;
+    default:
+      return; // unknown message types are ignored (forward compatible)
+  }
+});
+
+// ---- tile size -------------------------------------------------------------------------------
+
+const TILE_SIZE_KEY = "proctor.console.tileSize";
+const tileSize = $("tile-size");
+function applyTileSize(size) {
+  if (!["s", "m", "l"].includes(size)) size = "m";
+  els.grid.dataset.size = size;
+  tileSize.value = size;
+}
+try {
+  applyTileSize(window.localStorage.getItem(TILE_SIZE_KEY) || "m");
+} catch {
+  applyTileSize("m");
+}
+tileSize.addEventListener("change", () => {
+  applyTileSize(tileSize.value);
+  try {
+    window.localStorage.setItem(TILE_SIZE_KEY, tileSize.value);
+  } catch {
+    /* ignore */
+  }
+});
+
+// ---- start ---------------------------------------------------------------------------------
+
+showStaffName();
+loadHealth();
+// The socket pushes health on connect; polling as well catches a detector that fails later.
+window.setInterval(loadHealth, HEALTH_POLL_MS);
+loadSittings();
+tiles.startThumbnails(); // the socket starts once a sitting is chosen
+window.addEventListener("pagehide", () => socket.stop());
+window.addEventListener("pageshow", (event) => {
+  // back from the bfcache: reconnect and catch up
+  if (event.persisted && !state.leaving && state.sittingId) socket.restart();
+});
