@@ -1,0 +1,57 @@
+"""Real headless Chromium (Debian's /usr/bin/chromium) driven by Playwright, against a real
+server process; Chromium's fake camera plays a y4m built from a real clip."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.serverproc import ServerProcess, seed
+
+CHROMIUM = os.environ.get("PROCTOR_TEST_CHROMIUM", "/usr/bin/chromium")
+E2E_RULES = {"absent_seconds": 3.0}
+
+
+def chromium_args(y4m: Path | None = None, wav: Path | None = None) -> list[str]:
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    if y4m is not None:
+        args.append(f"--use-file-for-fake-video-capture={y4m}")
+    if wav is not None:
+        args.append(f"--use-file-for-fake-audio-capture={wav}")
+    return args
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = shutil.which(CHROMIUM) or CHROMIUM
+    assert Path(path).exists(), f"Chromium not found at {CHROMIUM}: apt-get install chromium"
+    return path
+
+
+@pytest.fixture(scope="module")
+def e2e_server(models_dir: Path, tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("e2e-data")
+    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    seeded = asyncio.run(seed(url, data_dir, rules=E2E_RULES))
+    proc = ServerProcess(url, data_dir, models_dir).start()
+    proc.seeded = seeded
+    try:
+        yield proc
+    finally:
+        proc.stop()

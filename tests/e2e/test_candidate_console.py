@@ -1,0 +1,85 @@
+"""The foundation's end-to-end test in real headless Chromium: the candidate page streams
+Chromium's fake camera (a real clip, then seconds without anyone) to the server; the
+`absent` alert appears on the console page; a danmaku typed on the console scrolls over
+the candidate page and the console shows it seen."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.async_api import async_playwright, expect
+
+from tests.e2e.conftest import chromium_args
+from tests.mediatools import absence_clip
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def fake_camera(media_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("camera") / "absence.y4m"
+    return absence_clip(
+        media_dir / "clips" / "center_focus.mp4",
+        out,
+        face_seconds=6.0,
+        blank_seconds=12.0,
+        fps=10,
+        size=(480, 640),
+        fmt="y4m",
+    )
+
+
+async def test_absent_alert_and_danmaku_in_chromium(
+    e2e_server, fake_camera, chromium_path, tmp_path
+):
+    seeded = e2e_server.seeded
+    cand_id, _, id_number = seeded.candidates[0]
+    base = e2e_server.url
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=chromium_path, args=chromium_args(fake_camera.path)
+        )
+        try:
+            # -- the candidate logs in and streams --------------------------------------
+            cand_ctx = await browser.new_context(base_url=base)
+            cand = await cand_ctx.new_page()
+            await cand.goto("/exam/")
+            await cand.fill("#sitting-password", seeded.password)
+            await cand.fill("#id-number", id_number)
+            await cand.click("#login-button")
+            await cand.wait_for_url("**/exam/exam.html")
+            await expect(cand.locator("#stream-status")).to_have_attribute(
+                "data-state", "streaming", timeout=30_000
+            )
+
+            # -- the invigilator logs in to the console -------------------------------
+            con_ctx = await browser.new_context(base_url=base)
+            con = await con_ctx.new_page()
+            await con.goto("/console/")
+            await con.fill("#username", seeded.staff[0])
+            await con.fill("#password", seeded.staff[1])
+            await con.click("#login-submit")
+            await con.wait_for_url("**/console/room.html")
+            tile = con.locator(f'.tile[data-candidate-id="{cand_id}"]')
+            await expect(tile).to_be_visible(timeout=10_000)
+
+            # -- the person leaves the picture: the alert shows without a reload -------
+            alert = con.locator(
+                f'#alert-feed li.alert[data-type="absent"][data-candidate-id="{cand_id}"]'
+            )
+            await expect(alert.first).to_be_visible(timeout=60_000)
+            await expect(alert.first.locator("img.alert-evidence-img")).to_be_visible()
+            await expect(tile.locator("img.thumb-first")).to_be_visible()
+            await con.screenshot(path=str(tmp_path / "console.png"))
+
+            # -- a danmaku from the console scrolls over the candidate page ------------
+            text = "请勿离开座位 Please stay in your seat"
+            await tile.locator(".danmaku-input").fill(text)
+            await tile.locator(".danmaku-send").click()
+            shown = cand.locator("#danmaku-layer .danmaku", has_text=text)
+            await expect(shown.first).to_be_visible(timeout=2_000)
+            await expect(tile.locator('.danmaku-state[data-state="seen"]').first).to_be_visible(
+                timeout=5_000
+            )
+            await cand.screenshot(path=str(tmp_path / "candidate.png"))
+        finally:
+            await browser.close()
