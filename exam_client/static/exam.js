@@ -231,6 +231,21 @@ retryButton.addEventListener('click', () => {
   startMedia();
 });
 
+// When the candidate allows the camera in the site settings, start again by itself.
+async function watchPermissions() {
+  if (!navigator.permissions?.query) return;
+  for (const name of ['camera', 'microphone']) {
+    try {
+      const status = await navigator.permissions.query({ name });
+      status.addEventListener('change', () => {
+        if (status.state === 'granted' && statusEl.dataset.state === 'denied') startMedia();
+      });
+    } catch {
+      // this browser cannot tell; the Retry button remains
+    }
+  }
+}
+
 // ------------------------------------------------------------------ danmaku
 
 const SPEED_PX_PER_S = 160;
@@ -319,6 +334,8 @@ document.addEventListener('visibilitychange', () => {
 
 // ------------------------------------------------------------------ WebSocket
 
+const WS_CLOSE_UNAUTHENTICATED = 4401; // the server's close codes (proctor/api/sockets.py)
+const WS_CLOSE_FORBIDDEN = 4403;
 let socket = null;
 let wsDelay = 500;
 const pendingSeen = [];
@@ -355,10 +372,15 @@ function openSocket() {
     if (message?.type === 'danmaku') showDanmaku(message);
   });
 
-  ws.addEventListener('close', async () => {
+  ws.addEventListener('close', async (event) => {
     if (socket !== ws) return;
     socket = null;
     setWsStatus('closed');
+    if (event.code === WS_CLOSE_UNAUTHENTICATED) {
+      goToLogin();
+      return;
+    }
+    if (event.code === WS_CLOSE_FORBIDDEN) return; // not a candidate session: trying again will not help
     if (!opened) {
       // refused before opening: perhaps the session ended (a browser cannot see the 401)
       try {
@@ -389,6 +411,7 @@ async function main() {
   showProfile(me);
   media = { ...DEFAULT_MEDIA, ...(me.media || {}) };
   openSocket();
+  watchPermissions();
   await startMedia();
 }
 

