@@ -130,6 +130,19 @@ async def seed(
         await db.dispose()
 
 
+def partial_models(models_dir: Path, dest: Path) -> Path:
+    """A models directory without the face models: short range missing, full range corrupt;
+    every other model intact."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in models_dir.iterdir():
+        if f.is_file() and not f.name.startswith("face_detection"):
+            shutil.copy(f, dest / f.name)
+    (dest / "face_detection_full_range.tflite").write_bytes(b"not a model")
+    return dest
+
+
 # -- the server process -------------------------------------------------------------------
 @dataclass
 class ServerProcess:

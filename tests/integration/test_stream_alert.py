@@ -88,17 +88,16 @@ async def test_absent_alert_reaches_console_with_evidence(server, absence_webm):
         assert evidence.headers["content-type"] == "image/jpeg"
         assert evidence.content[:2] == b"\xff\xd8"
         listed = (
-            await http.get(
-                f"/api/console/alerts?sitting_id={server.seeded.sitting_id}", headers=h
-            )
+            await http.get(f"/api/console/alerts?sitting_id={server.seeded.sitting_id}", headers=h)
         ).json()
         assert alert["id"] in [a["id"] for a in listed]
         # the stored file is the one hashed when captured (sha256 recorded)
         ev_id = int(alert["evidence_url"].rsplit("/", 1)[1])
         path = next(server.data_dir.rglob("alert-absent-first*.jpg"))
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(
-            evidence.content
-        ).hexdigest()
+        assert (
+            hashlib.sha256(path.read_bytes()).hexdigest()
+            == hashlib.sha256(evidence.content).hexdigest()
+        )
         assert ev_id > 0
         # absence lasted at least the threshold before it was raised
         from datetime import datetime

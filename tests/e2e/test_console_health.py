@@ -1,0 +1,46 @@
+"""The console says loudly when a model is missing: the health banner names the disabled
+detector and why."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from playwright.async_api import async_playwright, expect
+
+from tests.e2e.conftest import chromium_args
+from tests.serverproc import ServerProcess, partial_models, seed
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def degraded_server(models_dir, tmp_path_factory):
+    partial = partial_models(models_dir, tmp_path_factory.mktemp("partial"))
+    data_dir = tmp_path_factory.mktemp("e2e-degraded")
+    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    seeded = asyncio.run(seed(url, data_dir))
+    proc = ServerProcess(url, data_dir, partial).start()
+    proc.seeded = seeded
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+async def test_health_banner_names_disabled_detector(degraded_server, chromium_path):
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path, args=chromium_args())
+        try:
+            page = await (await browser.new_context(base_url=degraded_server.url)).new_page()
+            await page.goto("/console/")
+            await page.fill("#username", degraded_server.seeded.staff[0])
+            await page.fill("#password", degraded_server.seeded.staff[1])
+            await page.click("#login-submit")
+            await page.wait_for_url("**/console/room.html")
+            banner = page.locator("#health-banner")
+            await expect(banner).to_be_visible(timeout=10_000)
+            await expect(banner).to_contain_text("blazeface")
+            await expect(banner).to_contain_text("isabled")
+        finally:
+            await browser.close()
