@@ -25,6 +25,8 @@ def setup(level: str) -> None:
         level=level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    logging.getLogger("aioice").setLevel(logging.WARNING)  # one line per ICE check
     redact_server_logs()
 
 
