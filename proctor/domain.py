@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from proctor.evidence.policy import EvidenceSettings
 from proctor.rules import RuleSettings
 
 
@@ -16,3 +17,4 @@ class CandidateRef:
     name: str
     analysis_fps: float
     rules: RuleSettings
+    evidence: EvidenceSettings = EvidenceSettings()

@@ -16,6 +16,7 @@ from proctor.config import Settings
 from proctor.domain import CandidateRef
 from proctor.events.bus import Bus, make_bus
 from proctor.events.recorder import Recorder
+from proctor.evidence.policy import EvidenceSettings
 from proctor.evidence.storage import EvidenceStorage
 from proctor.media.monitor import CandidateMonitor
 from proctor.media.peers import PeerManager
@@ -73,7 +74,9 @@ class Runtime:
         # one analysis thread: the detectors' interpreters are not thread-safe, and aiortc
         # decodes in threads of its own; issue 7 measures whether a second one pays
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
-        recorder = Recorder(db, storage, bus, executor)
+        # drawing and encoding evidence must never hold up analysis: its own thread
+        evidence_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evidence")
+        recorder = Recorder(db, storage, bus, evidence_executor)
         return cls(
             settings, db, bus, storage, executor, statuses, analyzer, ThumbnailCache(), recorder
         )
@@ -82,6 +85,7 @@ class Runtime:
         await self.peers.close_all()
         await self.bus.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self.recorder.executor.shutdown(wait=True, cancel_futures=True)
         await self.db.dispose()
 
     def _new_monitor(self, ref: CandidateRef) -> CandidateMonitor:
@@ -89,7 +93,7 @@ class Runtime:
             ref,
             self.analyzer,
             self.executor,
-            self.recorder.record_alert,
+            self.recorder,
             self.thumbnails,
             thumbnail_fps=self.settings.thumbnail_fps,
             thumbnail_width=self.settings.thumbnail_width,
@@ -102,6 +106,7 @@ class Runtime:
             name=candidate.name,
             analysis_fps=sitting.analysis_fps,
             rules=rule_settings(sitting.rules),
+            evidence=EvidenceSettings.from_json(sitting.evidence),
         )
 
     async def health(self) -> dict[str, Any]:

@@ -79,6 +79,7 @@ async def seed(
     password: str = "sit-pass-1",
     n_candidates: int = 2,
     rules: dict | None = None,
+    evidence: dict | None = None,
     analysis_fps: float = 2.0,
     photos: list[Path] | None = None,
 ) -> Seeded:
@@ -105,6 +106,8 @@ async def seed(
                 analysis_fps=analysis_fps,
                 rules=RuleSettings(**(rules or {})),
             )
+            if evidence is not None:
+                sitting.evidence = evidence
             cands = []
             for i in range(n_candidates):
                 photo = photos[i] if photos and i < len(photos) else None

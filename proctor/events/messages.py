@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from proctor.store.tables import Alert, Candidate, Danmaku
+from proctor.store.tables import Alert, Candidate, Danmaku, Evidence
 
 
 def iso(value: datetime | None) -> str | None:
@@ -27,6 +27,20 @@ def alert_body(alert: Alert, candidate: Candidate) -> dict[str, Any]:
         "started_at": iso(alert.started_at),
         "raised_at": iso(alert.raised_at),
         "evidence_url": f"/api/evidence/{alert.evidence_id}" if alert.evidence_id else None,
+    }
+
+
+def evidence_body(row: Evidence) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "candidate_id": row.candidate_id,
+        "kind": row.kind,
+        "view": row.view,
+        "alert_id": row.alert_id,
+        "mime": row.mime,
+        "sha256": row.sha256,
+        "captured_at": iso(row.captured_at),
+        "url": f"/api/evidence/{row.id}",
     }
 
 

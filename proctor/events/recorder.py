@@ -1,5 +1,6 @@
-"""Persist what the monitors produce (alerts with their evidence, connection changes), then
-publish it on the bus. Persist first: a console never shows an alert the database lacks."""
+"""Persist what the monitors produce (alerts with their evidence, alert clips, random
+snapshots, connection changes), then publish it on the bus. Persist first: a console never
+shows an alert or a file the database lacks."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import asyncio
 import logging
 from concurrent.futures import Executor
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
 from proctor.domain import CandidateRef
 from proctor.events.bus import Bus, sitting_channel
-from proctor.events.messages import alert_body, connection_message
+from proctor.events.messages import alert_body, connection_message, evidence_body
+from proctor.evidence.clips import ClipFrame, encode_webm
 from proctor.evidence.screenshot import annotate, encode_jpeg
 from proctor.evidence.storage import EvidenceStorage
 from proctor.rules import AlertDraft
@@ -24,10 +27,24 @@ log = logging.getLogger(__name__)
 ALERT_TITLES = {
     "absent": "Left the seat / 离座",
     "multiple_persons": "More than one person / 画面多人",
+    "device": "Electronic device / 电子设备",
+    "face_covered": "Face covered / 面部遮挡",
+    "looking_away": "Looking away / 视线离开",
+    "camera_blocked": "Camera blocked / 摄像头遮挡",
+    "identity_mismatch": "Identity mismatch / 身份不符",
+    "speech": "Speech / 说话声",
+    "second_view_lost": "Second view lost / 第二视角断开",
 }
 
 
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
 class Recorder:
+    """``executor`` runs the CPU work of evidence (drawing, JPEG and clip encoding) so that
+    it never delays analysis."""
+
     def __init__(
         self, db: Database, storage: EvidenceStorage, bus: Bus, executor: Executor
     ) -> None:
@@ -36,36 +53,55 @@ class Recorder:
         self.bus = bus
         self.executor = executor
 
-    async def record_alert(
-        self, ref: CandidateRef, draft: AlertDraft, frame_bgr: np.ndarray
-    ) -> int:
-        captured_at = datetime.fromtimestamp(draft.observation.ts, UTC)
-        title = f"{ALERT_TITLES.get(draft.type, draft.type)} - {ref.name}"
-
-        def render() -> bytes:
-            return encode_jpeg(annotate(frame_bgr, draft.observation, title))
-
-        jpeg = await asyncio.get_running_loop().run_in_executor(self.executor, render)
+    async def _store(
+        self,
+        ref: CandidateRef,
+        *,
+        kind: str,
+        view: str,
+        data: bytes,
+        ext: str,
+        mime: str,
+        captured_at: datetime,
+        alert_id: int | None = None,
+    ) -> Evidence:
         stored = await asyncio.to_thread(
             self.storage.save,
             (f"sitting-{ref.sitting_id}", f"candidate-{ref.candidate_id}"),
-            f"alert-{draft.type}-{draft.view}",
-            jpeg,
-            "jpg",
+            f"{kind}-{view}",
+            data,
+            ext,
             captured_at,
         )
+        return Evidence(
+            sitting_id=ref.sitting_id,
+            candidate_id=ref.candidate_id,
+            kind=kind,
+            view=view,
+            relpath=stored.relpath,
+            sha256=stored.sha256,
+            size=stored.size,
+            mime=mime,
+            captured_at=captured_at,
+            alert_id=alert_id,
+        )
+
+    async def _cpu(self, fn, *args: Any):  # type: ignore[no-untyped-def]
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def record_alert(self, ref: CandidateRef, draft: AlertDraft, frame: np.ndarray) -> int:
+        title = f"{ALERT_TITLES.get(draft.type, draft.type)} - {ref.name}"
+        jpeg = await self._cpu(lambda: encode_jpeg(annotate(frame, draft.observation, title)))
+        evidence = await self._store(
+            ref,
+            kind="alert_screenshot",
+            view=draft.view,
+            data=jpeg,
+            ext="jpg",
+            mime="image/jpeg",
+            captured_at=_utc(draft.observation.ts),
+        )
         async with self.db.transaction() as db:
-            evidence = Evidence(
-                sitting_id=ref.sitting_id,
-                candidate_id=ref.candidate_id,
-                kind="alert_screenshot",
-                view=draft.view,
-                relpath=stored.relpath,
-                sha256=stored.sha256,
-                size=stored.size,
-                mime="image/jpeg",
-                captured_at=captured_at,
-            )
             db.add(evidence)
             await db.flush()
             alert = Alert(
@@ -75,12 +111,13 @@ class Recorder:
                 severity=draft.severity,
                 view=draft.view,
                 message=draft.message,
-                started_at=datetime.fromtimestamp(draft.started_at, UTC),
+                started_at=_utc(draft.started_at),
                 raised_at=utcnow(),
                 evidence_id=evidence.id,
             )
             db.add(alert)
             await db.flush()
+            evidence.alert_id = alert.id
             candidate = await db.get(Candidate, ref.candidate_id)
             body = alert_body(alert, candidate)
         log.info(
@@ -92,6 +129,41 @@ class Recorder:
         )
         await self.bus.publish(sitting_channel(ref.sitting_id), {"type": "alert", "alert": body})
         return alert.id
+
+    async def record_clip(
+        self, ref: CandidateRef, alert_id: int, view: str, frames: list[ClipFrame]
+    ) -> None:
+        webm = await self._cpu(encode_webm, frames)
+        await self._save_and_publish(
+            ref,
+            kind="alert_clip",
+            view=view,
+            data=webm,
+            ext="webm",
+            mime="video/webm",
+            captured_at=_utc(frames[0].ts),
+            alert_id=alert_id,
+        )
+
+    async def record_snapshot(self, ref: CandidateRef, view: str, frame: ClipFrame) -> None:
+        await self._save_and_publish(
+            ref,
+            kind="snapshot",
+            view=view,
+            data=frame.jpeg,
+            ext="jpg",
+            mime="image/jpeg",
+            captured_at=_utc(frame.ts),
+        )
+
+    async def _save_and_publish(self, ref: CandidateRef, **fields: Any) -> None:
+        evidence = await self._store(ref, **fields)
+        async with self.db.transaction() as db:
+            db.add(evidence)
+        await self.bus.publish(
+            sitting_channel(ref.sitting_id),
+            {"type": "evidence", "evidence": evidence_body(evidence)},
+        )
 
     async def record_connection(self, ref: CandidateRef, view: str, connected: bool) -> None:
         at = utcnow()

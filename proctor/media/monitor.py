@@ -1,15 +1,16 @@
 """One candidate's live analysis: take the newest frame of each view at the sitting's
-analysis rate, run the detectors off the event loop, feed the rules, hand alerts on."""
+analysis rate, run the detectors off the event loop, feed the rules, and hand alerts, the
+clips around them and random snapshots to the evidence sink."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import random
 import time
-from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import cv2
@@ -17,6 +18,7 @@ import numpy as np
 
 from proctor import metrics
 from proctor.domain import CandidateRef
+from proctor.evidence.clips import ClipFrame, FrameRing
 from proctor.media.sampler import FrameSampler, Sample
 from proctor.media.thumbnails import Thumbnail, ThumbnailCache
 from proctor.rules import AlertDraft, RuleEngine
@@ -24,19 +26,33 @@ from proctor.vision.types import Observation
 
 log = logging.getLogger(__name__)
 
+RING_JPEG_QUALITY = 75
+
 
 class Analyzer(Protocol):
     def analyse(self, view: str, frame_bgr: np.ndarray, ts: float) -> Observation: ...
 
 
-AlertSink = Callable[[CandidateRef, AlertDraft, np.ndarray], Awaitable[None]]
+class EvidenceSink(Protocol):
+    """Where the monitor's findings go (the events layer's Recorder)."""
+
+    async def record_alert(self, ref: CandidateRef, draft: AlertDraft, frame: np.ndarray) -> int:
+        """Persist and publish the alert with its screenshot; returns the alert's id."""
+        ...
+
+    async def record_clip(
+        self, ref: CandidateRef, alert_id: int, view: str, frames: list[ClipFrame]
+    ) -> None: ...
+
+    async def record_snapshot(self, ref: CandidateRef, view: str, frame: ClipFrame) -> None: ...
 
 
-def _thumbnail(frame_bgr: np.ndarray, width: int) -> bytes:
-    h, w = frame_bgr.shape[:2]
-    if w > width:
-        frame_bgr = cv2.resize(frame_bgr, (width, round(h * width / w)), cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", frame_bgr, [cv2.IMWRITE_JPEG_QUALITY, 70])
+def _jpeg(frame_bgr: np.ndarray, width: int | None = None, quality: int = 70) -> bytes:
+    if width is not None:
+        h, w = frame_bgr.shape[:2]
+        if w > width:
+            frame_bgr = cv2.resize(frame_bgr, (width, round(h * width / w)), cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", frame_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:  # pragma: no cover - cv2 always encodes a valid array
         raise RuntimeError("JPEG encoding failed")
     return buf.tobytes()
@@ -45,9 +61,32 @@ def _thumbnail(frame_bgr: np.ndarray, width: int) -> bytes:
 @dataclass
 class _ViewState:
     sampler: FrameSampler
+    ring: FrameRing
     last_seq: int = 0
     last_thumb_at: float = 0.0
     frames_analysed: int = 0
+
+
+@dataclass
+class _Tasks:
+    """Background work a monitor started (evidence writing); awaited on stop."""
+
+    running: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.create_task(coro)
+        self.running.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.running.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("evidence task failed", exc_info=task.exception())
+
+    async def drain(self) -> None:
+        for task in list(self.running):
+            with contextlib.suppress(Exception):
+                await task
 
 
 class CandidateMonitor:
@@ -56,26 +95,36 @@ class CandidateMonitor:
         ref: CandidateRef,
         analyzer: Analyzer,
         executor: Executor,
-        on_alert: AlertSink,
+        sink: EvidenceSink,
         thumbnails: ThumbnailCache,
         thumbnail_fps: float = 1.0,
         thumbnail_width: int = 320,
+        rng: random.Random | None = None,
     ) -> None:
         self.ref = ref
         self.analyzer = analyzer
         self.executor = executor
-        self.on_alert = on_alert
+        self.sink = sink
         self.thumbnails = thumbnails
         self.thumbnail_period = 1.0 / thumbnail_fps
         self.thumbnail_width = thumbnail_width
         self.rules = RuleEngine(ref.rules)
         self.views: dict[str, _ViewState] = {}
+        self.rng = rng or random.Random()
+        self._next_snapshot = time.time() + self._snapshot_gap()
         self._task: asyncio.Task[None] | None = None
-        self._alert_tasks: set[asyncio.Task[None]] = set()
+        self._tasks = _Tasks()
+
+    def _snapshot_gap(self) -> float:
+        mean = self.ref.evidence.snapshot_mean_seconds
+        return self.rng.expovariate(1.0 / mean) if mean > 0 else float("inf")
 
     # -- views -----------------------------------------------------------------------
     def attach(self, view: str, sampler: FrameSampler) -> None:
-        self.views[view] = _ViewState(sampler)
+        ev = self.ref.evidence
+        old = self.views.get(view)
+        ring = old.ring if old else FrameRing(ev.clip_before_seconds + ev.clip_after_seconds + 2)
+        self.views[view] = _ViewState(sampler, ring)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"monitor {self.ref.candidate_id}")
 
@@ -93,9 +142,7 @@ class CandidateMonitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        for task in list(self._alert_tasks):
-            with contextlib.suppress(Exception):
-                await task
+        await self._tasks.drain()
 
     # -- the loop --------------------------------------------------------------------
     async def _run(self) -> None:
@@ -112,6 +159,7 @@ class CandidateMonitor:
                     await self._analyse(view, state, sample)
                 except Exception:  # one bad frame must not stop the candidate's monitoring
                     log.exception("analysis failed", extra={"candidate_id": self.ref.candidate_id})
+            self._maybe_snapshot()
             next_tick += period
             delay = next_tick - loop.time()
             if delay < 0:  # fell behind: skip ticks rather than build a backlog
@@ -123,15 +171,17 @@ class CandidateMonitor:
         loop = asyncio.get_running_loop()
         make_thumb = sample.received_at - state.last_thumb_at >= self.thumbnail_period * 0.9
 
-        def work() -> tuple[Observation, np.ndarray, bytes | None, float]:
+        def work() -> tuple[Observation, np.ndarray, bytes, bytes | None, float]:
             started = time.perf_counter()
             bgr = sample.frame.to_ndarray(format="bgr24")
             obs = self.analyzer.analyse(view, bgr, sample.received_at)
-            thumb = _thumbnail(bgr, self.thumbnail_width) if make_thumb else None
-            return obs, bgr, thumb, time.perf_counter() - started
+            ring_jpeg = _jpeg(bgr, quality=RING_JPEG_QUALITY)
+            thumb = _jpeg(bgr, self.thumbnail_width) if make_thumb else None
+            return obs, bgr, ring_jpeg, thumb, time.perf_counter() - started
 
-        obs, bgr, thumb, spent = await loop.run_in_executor(self.executor, work)
+        obs, bgr, ring_jpeg, thumb, spent = await loop.run_in_executor(self.executor, work)
         state.frames_analysed += 1
+        state.ring.add(ClipFrame(sample.received_at, ring_jpeg))
         metrics.FRAMES_ANALYSED.labels(view).inc()
         metrics.ANALYSIS_SECONDS.observe(spent)
         metrics.ANALYSIS_LAG_SECONDS.observe(time.time() - sample.received_at)
@@ -140,6 +190,29 @@ class CandidateMonitor:
             self.thumbnails.put(self.ref.candidate_id, view, Thumbnail(thumb, sample.received_at))
         for draft in self.rules.feed(obs):
             metrics.ALERTS.labels(draft.type).inc()
-            task = asyncio.create_task(self.on_alert(self.ref, draft, bgr))
-            self._alert_tasks.add(task)
-            task.add_done_callback(self._alert_tasks.discard)
+            self._tasks.spawn(self._alert(draft, bgr))
+
+    async def _alert(self, draft: AlertDraft, frame: np.ndarray) -> None:
+        alert_id = await self.sink.record_alert(self.ref, draft, frame)
+        ev = self.ref.evidence
+        if ev.clip_before_seconds + ev.clip_after_seconds <= 0:
+            return
+        await asyncio.sleep(ev.clip_after_seconds)  # let the "after" part arrive
+        state = self.views.get(draft.view)
+        if state is None:
+            return  # the view went away; the screenshot stands alone
+        frames = state.ring.between(
+            draft.ts - ev.clip_before_seconds, draft.ts + ev.clip_after_seconds
+        )
+        if frames:
+            await self.sink.record_clip(self.ref, alert_id, draft.view, frames)
+
+    def _maybe_snapshot(self) -> None:
+        now = time.time()
+        if now < self._next_snapshot:
+            return
+        self._next_snapshot = now + self._snapshot_gap()
+        for view, state in self.views.items():
+            newest = state.ring.newest()
+            if newest is not None and now - newest.ts < 5.0:
+                self._tasks.spawn(self.sink.record_snapshot(self.ref, view, newest))

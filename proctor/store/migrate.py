@@ -25,7 +25,8 @@ async def upgrade(engine: AsyncEngine) -> None:
     def _run(sync_conn) -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = sync_conn
-        command.upgrade(cfg, "head")
+        # "heads": independent branches (features merged later) are all applied
+        command.upgrade(cfg, "heads")
 
     async with engine.begin() as conn:
         await conn.run_sync(_run)

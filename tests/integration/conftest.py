@@ -18,6 +18,7 @@ from tests.serverproc import (
 )
 
 RULES = {"absent_seconds": 3.0, "multiple_persons_m": 3, "multiple_persons_k": 5}
+EVIDENCE = {"snapshot_mean_seconds": 3.0, "clip_before_seconds": 2.0, "clip_after_seconds": 2.0}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -40,7 +41,7 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def server(database_url: str, models_dir: Path, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("data")
-    seeded = asyncio.run(seed(database_url, data_dir, rules=RULES))
+    seeded = asyncio.run(seed(database_url, data_dir, rules=RULES, evidence=EVIDENCE))
     proc = ServerProcess(database_url, data_dir, models_dir).start()
     proc.seeded = seeded
     try:

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
 from contextlib import asynccontextmanager
 
+import av
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 
 from exam_client.headless import HeadlessCandidate
-from tests.integration.conftest import RULES
+from tests.integration.conftest import EVIDENCE, RULES
 from tests.mediatools import absence_clip
 from tests.waiting import eventually
 
@@ -77,7 +79,21 @@ async def test_absent_alert_reaches_console_with_evidence(server, absence_webm):
                 assert connected["candidate_id"] == cand_id and connected["view"] == "first"
                 # the alert cannot come before the person left + the rule's threshold
                 msg = await next_message(ws, lambda m: m["type"] == "alert", timeout=60)
-        alert = msg["alert"]
+                alert = msg["alert"]
+                clip_msg = await next_message(
+                    ws,
+                    lambda m: (
+                        m["type"] == "evidence"
+                        and m["evidence"]["kind"] == "alert_clip"
+                        and m["evidence"]["alert_id"] == alert["id"]
+                    ),
+                    timeout=30,
+                )
+                snapshot_msg = await next_message(
+                    ws,
+                    lambda m: m["type"] == "evidence" and m["evidence"]["kind"] == "snapshot",
+                    timeout=30,
+                )
         assert alert["type"] == "absent"
         assert alert["candidate_id"] == cand_id
         assert alert["view"] == "first"
@@ -93,12 +109,24 @@ async def test_absent_alert_reaches_console_with_evidence(server, absence_webm):
         assert alert["id"] in [a["id"] for a in listed]
         # the stored file is the one hashed when captured (sha256 recorded)
         ev_id = int(alert["evidence_url"].rsplit("/", 1)[1])
-        path = next(server.data_dir.rglob("alert-absent-first*.jpg"))
+        path = next(server.data_dir.rglob("alert_screenshot-first*.jpg"))
         assert (
             hashlib.sha256(path.read_bytes()).hexdigest()
             == hashlib.sha256(evidence.content).hexdigest()
         )
         assert ev_id > 0
+        # the clip around the alert: a playable WebM of the frames before and after it
+        clip = await http.get(clip_msg["evidence"]["url"], headers=h)
+        assert clip.status_code == 200 and clip.headers["content-type"] == "video/webm"
+        assert hashlib.sha256(clip.content).hexdigest() == clip_msg["evidence"]["sha256"]
+        with av.open(io.BytesIO(clip.content)) as container:
+            frames = sum(1 for _ in container.decode(video=0))
+        span = EVIDENCE["clip_before_seconds"] + EVIDENCE["clip_after_seconds"]
+        assert frames >= span * 2 * 0.6  # ~2 fps analysis rate, some slack for jitter
+        # a random snapshot of the first view
+        snap = await http.get(snapshot_msg["evidence"]["url"], headers=h)
+        assert snap.status_code == 200 and snap.content[:2] == b"\xff\xd8"
+        assert snapshot_msg["evidence"]["view"] == "first"
         # absence lasted at least the threshold before it was raised
         from datetime import datetime
 
