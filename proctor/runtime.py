@@ -18,6 +18,7 @@ from proctor.events.bus import Bus, make_bus
 from proctor.events.recorder import Recorder
 from proctor.evidence.policy import EvidenceSettings
 from proctor.evidence.storage import EvidenceStorage
+from proctor.media.live import LiveViews
 from proctor.media.monitor import CandidateMonitor
 from proctor.media.peers import PeerManager
 from proctor.media.thumbnails import ThumbnailCache
@@ -47,10 +48,12 @@ class Runtime:
     thumbnails: ThumbnailCache
     recorder: Recorder
     peers: PeerManager = field(init=False)
+    live: LiveViews = field(init=False)
 
     def __post_init__(self) -> None:
         ice = [u.strip() for u in self.settings.ice_servers.split(",") if u.strip()]
         self.peers = PeerManager(self._new_monitor, self.recorder.record_connection, ice)
+        self.live = LiveViews(self.peers, ice)
 
     @classmethod
     async def start(cls, settings: Settings, migrate_db: bool = True) -> Runtime:
@@ -82,6 +85,7 @@ class Runtime:
         )
 
     async def stop(self) -> None:
+        await self.live.close_all()
         await self.peers.close_all()
         await self.bus.close()
         self.executor.shutdown(wait=True, cancel_futures=True)

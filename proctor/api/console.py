@@ -193,6 +193,32 @@ async def danmaku(
     )
 
 
+class LiveOfferIn(BaseModel):
+    sdp: str = Field(min_length=1, max_length=200_000)
+    type: str = Field(default="offer", pattern="^offer$")
+    view: str = Field(default="first", max_length=16)
+
+
+@router.post("/api/console/candidates/{candidate_id}/live/offer")
+async def live_offer(
+    candidate_id: int,
+    body: LiveOfferIn,
+    who: Principal = Depends(staff),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    """Live video (and the microphone, on the first view) of one candidate."""
+    await get_candidate(db, candidate_id)
+    answer = await rt.live.answer(f"staff-{who.subject_id}", candidate_id, body.view, body.sdp)
+    return {"sdp": answer.sdp, "type": answer.type}
+
+
+@router.delete("/api/console/live")
+async def live_close(who: Principal = Depends(staff), rt: Runtime = Depends(runtime)) -> dict:
+    await rt.live.close_viewer(f"staff-{who.subject_id}")
+    return {"ok": True}
+
+
 @router.websocket("/ws/console")
 async def console_socket(ws: WebSocket) -> None:
     rt: Runtime = ws.app.state.runtime

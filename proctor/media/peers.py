@@ -9,7 +9,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.contrib.media import MediaRelay
 
 from proctor import metrics
 from proctor.domain import CandidateRef
@@ -25,8 +32,15 @@ MonitorFactory = Callable[[CandidateRef], CandidateMonitor]
 
 
 class _Peer:
+    """One candidate view's connection. Its received tracks go through a MediaRelay so
+    that analysis and any live viewers each get their own proxy; the analysis proxy is
+    unbuffered (newest frame only), so nothing queues up."""
+
     def __init__(self, pc: RTCPeerConnection) -> None:
         self.pc = pc
+        self.relay = MediaRelay()
+        self.video: MediaStreamTrack | None = None  # the received source tracks
+        self.audio_src: MediaStreamTrack | None = None
         self.audio: AudioDrain | None = None
         self.connected = False
 
@@ -61,6 +75,18 @@ class PeerManager:
         ``(False, None)`` for a view that never connected to this process."""
         return self._state.get((candidate_id, view), (False, None))
 
+    def live_tracks(
+        self, candidate_id: int, view: str
+    ) -> tuple[MediaStreamTrack | None, MediaStreamTrack | None]:
+        """New relay proxies of a connected view's video and audio for a live viewer
+        (None where the view has no such track); the viewer must stop them when done."""
+        peer = self._peers.get((candidate_id, view))
+        if peer is None or not peer.connected:
+            return None, None
+        video = peer.relay.subscribe(peer.video, buffered=False) if peer.video else None
+        audio = peer.relay.subscribe(peer.audio_src, buffered=False) if peer.audio_src else None
+        return video, audio
+
     async def answer(self, ref: CandidateRef, view: str, sdp: str) -> RTCSessionDescription:
         if view not in VIEWS:
             raise Invalid("bad_view", f"view must be one of {', '.join(VIEWS)}")
@@ -76,12 +102,14 @@ class PeerManager:
 
         @pc.on("track")
         def on_track(track) -> None:
-            if track.kind == "video":
-                sampler = FrameSampler(track, name)
+            if track.kind == "video" and peer.video is None:
+                peer.video = track
+                sampler = FrameSampler(peer.relay.subscribe(track, buffered=False), name)
                 sampler.start()
                 monitor.attach(view, sampler)
-            elif track.kind == "audio" and peer.audio is None:
-                peer.audio = AudioDrain(track, name)
+            elif track.kind == "audio" and peer.audio_src is None:
+                peer.audio_src = track
+                peer.audio = AudioDrain(peer.relay.subscribe(track, buffered=True), name)
                 peer.audio.start()
 
         @pc.on("connectionstatechange")

@@ -1,0 +1,88 @@
+"""Live view for the console: the candidate opened by an invigilator is sent back out over
+WebRTC (re-encoded by aiortc), relayed from the tracks the server already receives. Only
+opened candidates cost this; the grid uses JPEG thumbnails."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+
+from proctor.errors import Conflict, Invalid
+from proctor.media.peers import VIEWS, PeerManager
+
+log = logging.getLogger(__name__)
+
+
+class _Live:
+    def __init__(self, pc: RTCPeerConnection, tracks: list[MediaStreamTrack]) -> None:
+        self.pc = pc
+        self.tracks = tracks
+
+
+class LiveViews:
+    """At most one live connection per (viewer, view): opening another candidate on the
+    same view replaces the previous one."""
+
+    def __init__(self, peers: PeerManager, ice_servers: list[str] | None = None) -> None:
+        self.peers = peers
+        self.ice_servers = [RTCIceServer(urls=u) for u in (ice_servers or [])]
+        self._live: dict[tuple[str, str], _Live] = {}
+
+    def count(self) -> int:
+        return len(self._live)
+
+    async def answer(
+        self, viewer: str, candidate_id: int, view: str, sdp: str
+    ) -> RTCSessionDescription:
+        if view not in VIEWS:
+            raise Invalid("bad_view", f"view must be one of {', '.join(VIEWS)}")
+        video, audio = self.peers.live_tracks(candidate_id, view)
+        if video is None:
+            raise Conflict("not_streaming", "This view of the candidate is not streaming now.")
+        key = (viewer, view)
+        await self.close(key)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers))
+        tracks = [t for t in (video, audio) if t is not None]
+        live = self._live[key] = _Live(pc, tracks)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            if pc.connectionState in ("failed", "closed") and self._live.get(key) is live:
+                await self.close(key)
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            kinds = {t.kind for t in pc.getTransceivers()}
+            for track in tracks:
+                if track.kind in kinds:
+                    pc.addTrack(track)
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:
+            await self.close(key)
+            raise Invalid("invalid_sdp", f"The WebRTC offer could not be used: {exc}") from exc
+        return pc.localDescription
+
+    async def close(self, key: tuple[str, str]) -> None:
+        live = self._live.pop(key, None)
+        if live is None:
+            return
+        for track in live.tracks:
+            track.stop()
+        with contextlib.suppress(Exception):
+            await live.pc.close()
+
+    async def close_viewer(self, viewer: str) -> None:
+        for key in [k for k in self._live if k[0] == viewer]:
+            await self.close(key)
+
+    async def close_all(self) -> None:
+        for key in list(self._live):
+            await self.close(key)
