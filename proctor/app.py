@@ -24,8 +24,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        logs.redact_server_logs()
-        app.state.runtime = await Runtime.start(settings)
+        logs.setup(settings.log_level)  # a no-op where the CLI set logging up already
+        app.state.runtime = await Runtime.start(settings, migrate_db=settings.migrate_on_start)
         log.info("proctor ready (database %s)", settings.effective_database_url.split("://")[0])
         try:
             yield

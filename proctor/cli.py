@@ -22,18 +22,33 @@ DEMO_CANDIDATES = (
 )
 
 
-def cmd_serve(settings: Settings, _: argparse.Namespace) -> int:
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
     from proctor.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        ws_max_size=1 << 20,
-    )
+    workers = getattr(args, "workers", None) or settings.workers
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "ws_max_size": 1 << 20,
+    }
+    if workers <= 1:
+        uvicorn.run(create_app(settings), **common)
+        return 0
+    if not settings.redis_url:
+        print(
+            "error: several workers share candidates and consoles through Redis: "
+            "set PROCTOR_REDIS_URL (and preferably a PostgreSQL PROCTOR_DATABASE_URL)",
+            file=sys.stderr,
+        )
+        return 2
+    cmd_db(settings, args)  # migrate once, before the workers start
+    os.environ["PROCTOR_MIGRATE_ON_START"] = "false"
+    uvicorn.run("proctor.app:create_app", factory=True, workers=workers, **common)
     return 0
 
 
@@ -171,7 +186,13 @@ def cmd_db(settings: Settings, _: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="proctor", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the server (PROCTOR_HOST, PROCTOR_PORT)")
+    serve = sub.add_parser("serve", help="run the server (PROCTOR_HOST, PROCTOR_PORT)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="server processes behind the one address (needs PROCTOR_REDIS_URL); "
+        "default PROCTOR_WORKERS, else 1",
+    )
     demo = sub.add_parser("demo", help="create a demo sitting and serve it")
     demo.add_argument("--photo", action="append", help="registered photo for a demo candidate")
     demo.add_argument("--models-from", help="prepare models first, taking files from DIR")

@@ -3,9 +3,13 @@ Built in the app's lifespan; nothing here is a module-level global."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -14,14 +18,16 @@ from models.prepare import ModelStatus
 from models.prepare import status as models_status
 from proctor.config import Settings
 from proctor.domain import CandidateRef
+from proctor.errors import NotFound
 from proctor.events.bus import Bus, make_bus
 from proctor.events.recorder import Recorder
 from proctor.evidence.policy import EvidenceSettings
 from proctor.evidence.storage import EvidenceStorage
+from proctor.media.cluster import LocalCluster, RedisCluster, make_cluster
 from proctor.media.live import LiveViews
 from proctor.media.monitor import CandidateMonitor
 from proctor.media.peers import PeerManager
-from proctor.media.thumbnails import ThumbnailCache
+from proctor.media.thumbnails import Thumbnail, ThumbnailCache
 from proctor.rules import RuleSettings
 from proctor.store import migrate
 from proctor.store.db import Database
@@ -29,6 +35,8 @@ from proctor.store.tables import Candidate, Sitting
 from proctor.vision.analyzer import FrameAnalyzer, build_analyzer
 
 log = logging.getLogger(__name__)
+
+MEDIA_CHANNEL = "media"  # thumbnails and view states between processes
 
 
 def rule_settings(raw: dict[str, Any] | None) -> RuleSettings:
@@ -47,13 +55,100 @@ class Runtime:
     analyzer: FrameAnalyzer
     thumbnails: ThumbnailCache
     recorder: Recorder
+    cluster: LocalCluster | RedisCluster
     peers: PeerManager = field(init=False)
     live: LiveViews = field(init=False)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _mirror_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         ice = [u.strip() for u in self.settings.ice_servers.split(",") if u.strip()]
-        self.peers = PeerManager(self._new_monitor, self.recorder.record_connection, ice)
+        self.peers = PeerManager(self._new_monitor, self._on_connection, ice)
         self.live = LiveViews(self.peers, ice)
+
+    # -- media, routed to the process that owns the candidate ----------------------------
+    async def load_ref(self, candidate_id: int) -> CandidateRef:
+        async with self.db.session() as db:
+            candidate = await db.get(Candidate, candidate_id)
+            if candidate is None:
+                raise NotFound("unknown_candidate", f"No candidate {candidate_id}.")
+            sitting = await db.get(Sitting, candidate.sitting_id)
+            return self.candidate_ref(candidate, sitting)
+
+    async def answer_offer(self, candidate_id: int, view: str, sdp: str) -> dict[str, str]:
+        """The candidate's (or phone's) offer for ``view``, answered by the owner."""
+        owner = await self.cluster.owner(candidate_id)
+        if owner != self.cluster.worker_id:
+            payload = {"candidate_id": candidate_id, "view": view, "sdp": sdp}
+            return await self.cluster.call(owner, "offer", payload)
+        answer = await self.peers.answer(await self.load_ref(candidate_id), view, sdp)
+        return {"sdp": answer.sdp, "type": answer.type}
+
+    async def answer_live(
+        self, viewer: str, candidate_id: int, view: str, sdp: str
+    ) -> dict[str, str]:
+        """A console's offer to watch the candidate live, answered by the owner."""
+        owner = await self.cluster.owner(candidate_id)
+        if owner != self.cluster.worker_id:
+            payload = {"viewer": viewer, "candidate_id": candidate_id, "view": view, "sdp": sdp}
+            return await self.cluster.call(owner, "live_offer", payload)
+        answer = await self.live.answer(viewer, candidate_id, view, sdp)
+        return {"sdp": answer.sdp, "type": answer.type}
+
+    async def _rpc_offer(self, p: dict[str, Any]) -> dict[str, str]:
+        return await self.answer_offer(int(p["candidate_id"]), str(p["view"]), str(p["sdp"]))
+
+    async def _rpc_live_offer(self, p: dict[str, Any]) -> dict[str, str]:
+        return await self.answer_live(
+            str(p["viewer"]), int(p["candidate_id"]), str(p["view"]), str(p["sdp"])
+        )
+
+    async def _on_connection(self, ref: CandidateRef, view: str, connected: bool) -> None:
+        await self.recorder.record_connection(ref, view, connected)
+        if self.cluster.distributed:
+            connected_now, since = self.peers.view_state(ref.candidate_id, view)
+            await self.bus.publish(
+                MEDIA_CHANNEL,
+                {
+                    "kind": "view",
+                    "candidate_id": ref.candidate_id,
+                    "view": view,
+                    "connected": connected_now,
+                    "since": since.isoformat() if since else None,
+                },
+            )
+            if not connected and not self.peers.has_peers(ref.candidate_id):
+                await self.cluster.release(ref.candidate_id)
+
+    def _publish_thumbnail(self, candidate_id: int, view: str, thumb: Thumbnail) -> None:
+        message = {
+            "kind": "thumbnail",
+            "candidate_id": candidate_id,
+            "view": view,
+            "captured_at": thumb.captured_at,
+            "jpeg": base64.b64encode(thumb.jpeg).decode(),
+            "from": self.cluster.worker_id,
+        }
+        task = asyncio.create_task(self.bus.publish(MEDIA_CHANNEL, message))
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
+    async def _mirror(self) -> None:
+        """Other processes' thumbnails and view states, for this process's consoles."""
+        async with self.bus.subscribe(MEDIA_CHANNEL) as sub:
+            self._mirror_ready.set()
+            while True:
+                m = await sub.get()
+                if m.get("kind") == "thumbnail" and m.get("from") != self.cluster.worker_id:
+                    thumb = Thumbnail(base64.b64decode(m["jpeg"]), float(m["captured_at"]))
+                    self.thumbnails.put_local(int(m["candidate_id"]), m["view"], thumb)
+                elif m.get("kind") == "view" and m.get("since"):
+                    self.peers.note_view_state(
+                        int(m["candidate_id"]),
+                        m["view"],
+                        bool(m["connected"]),
+                        datetime.fromisoformat(m["since"]),
+                    )
 
     @classmethod
     async def start(cls, settings: Settings, migrate_db: bool = True) -> Runtime:
@@ -72,7 +167,7 @@ class Runtime:
                     ", ".join(st.used_by),
                 )
         analyzer = build_analyzer({st.name: st.path for st in statuses})
-        bus = make_bus(settings.redis_url)
+        bus = make_bus(settings.redis_url, settings.redis_namespace)
         storage = EvidenceStorage(settings.evidence_dir)
         # one analysis thread: the detectors' interpreters are not thread-safe, and aiortc
         # decodes in threads of its own; issue 7 measures whether a second one pays
@@ -80,13 +175,33 @@ class Runtime:
         # drawing and encoding evidence must never hold up analysis: its own thread
         evidence_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evidence")
         recorder = Recorder(db, storage, bus, evidence_executor)
-        return cls(
-            settings, db, bus, storage, executor, statuses, analyzer, ThumbnailCache(), recorder
+        rt = cls(
+            settings,
+            db,
+            bus,
+            storage,
+            executor,
+            statuses,
+            analyzer,
+            ThumbnailCache(),
+            recorder,
+            make_cluster(settings.redis_url, settings.redis_namespace),
         )
+        await rt.cluster.start({"offer": rt._rpc_offer, "live_offer": rt._rpc_live_offer})
+        if rt.cluster.distributed:
+            rt.thumbnails.on_put = rt._publish_thumbnail
+            rt._tasks.append(asyncio.create_task(rt._mirror(), name="media mirror"))
+            await asyncio.wait_for(rt._mirror_ready.wait(), 10)
+        return rt
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
         await self.live.close_all()
         await self.peers.close_all()
+        await self.cluster.stop()
         await self.bus.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
         self.recorder.executor.shutdown(wait=True, cancel_futures=True)

@@ -172,7 +172,7 @@ class ServerProcess:
             "PROCTOR_LOG_LEVEL": "info",
             **self.env_extra,
         }
-        self.log_path = self.data_dir / "server.log"
+        self.log_path = self.data_dir / f"server-{self.port}.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(

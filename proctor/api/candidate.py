@@ -85,9 +85,7 @@ async def rtc_offer(
     rt: Runtime = Depends(runtime),
 ) -> dict:
     cand = await get_candidate(db, who.subject_id)
-    sitting = await db.get(Sitting, cand.sitting_id)
-    answer = await rt.peers.answer(rt.candidate_ref(cand, sitting), body.view, body.sdp)
-    return {"sdp": answer.sdp, "type": answer.type}
+    return await rt.answer_offer(cand.id, body.view, body.sdp)
 
 
 @router.websocket("/ws/candidate")

@@ -209,8 +209,7 @@ async def live_offer(
 ) -> dict:
     """Live video (and the microphone, on the first view) of one candidate."""
     await get_candidate(db, candidate_id)
-    answer = await rt.live.answer(f"staff-{who.subject_id}", candidate_id, body.view, body.sdp)
-    return {"sdp": answer.sdp, "type": answer.type}
+    return await rt.answer_live(f"staff-{who.subject_id}", candidate_id, body.view, body.sdp)
 
 
 @router.delete("/api/console/live")

@@ -85,19 +85,20 @@ class RedisBus:
     """Redis pub/sub: every process publishes to Redis and each subscription listens there,
     so a console connected to any process sees every message of its sittings."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, namespace: str = "proctor") -> None:
         import redis.asyncio as aioredis
 
         self._redis = aioredis.from_url(url)
+        self.ns = namespace
 
     async def publish(self, channel: str, message: Message) -> None:
-        await self._redis.publish(f"proctor:{channel}", json.dumps(message, default=str))
+        await self._redis.publish(f"{self.ns}:{channel}", json.dumps(message, default=str))
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
         sub = Subscription()
         pubsub = self._redis.pubsub()
-        await pubsub.subscribe(f"proctor:{channel}")
+        await pubsub.subscribe(f"{self.ns}:{channel}")
 
         async def pump() -> None:
             async for raw in pubsub.listen():
@@ -123,5 +124,5 @@ class RedisBus:
         await self._redis.aclose()
 
 
-def make_bus(redis_url: str) -> Bus:
-    return RedisBus(redis_url) if redis_url else InProcessBus()
+def make_bus(redis_url: str, namespace: str = "proctor") -> Bus:
+    return RedisBus(redis_url, namespace) if redis_url else InProcessBus()

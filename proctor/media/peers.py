@@ -70,6 +70,15 @@ class PeerManager:
         peer = self._peers.get((candidate_id, view))
         return bool(peer and peer.connected)
 
+    def note_view_state(
+        self, candidate_id: int, view: str, connected: bool, since: datetime
+    ) -> None:
+        """A view state reported by the process that owns the candidate (cluster)."""
+        self._state[(candidate_id, view)] = (connected, since)
+
+    def has_peers(self, candidate_id: int) -> bool:
+        return any((candidate_id, v) in self._peers for v in VIEWS)
+
     def view_state(self, candidate_id: int, view: str) -> tuple[bool, datetime | None]:
         """Whether the view is connected, and since when (or since when it was lost);
         ``(False, None)`` for a view that never connected to this process."""

@@ -7,9 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    Boolean,
     DateTime,
-    Float,
     ForeignKey,
     Index,
     Integer,
@@ -105,9 +103,6 @@ class AuthSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # last request made with this session (candidate sessions: a second login is refused
-    # while the first one is alive)
-    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Evidence(Base):
@@ -174,165 +169,3 @@ class CandidateEvent(Base):
     kind: Mapped[str] = mapped_column(String(48))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-# ------------------------------------------------------------------ the exam flow (issue 3)
-
-
-class Attempt(Base):
-    """One candidate's way through the sitting: the server-side state machine of the eight
-    steps (proctor.exam.flow), with when each step was done and by whom."""
-
-    __tablename__ = "attempts"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    candidate_id: Mapped[int] = mapped_column(
-        ForeignKey("candidates.id", ondelete="CASCADE"), unique=True
-    )
-    sitting_id: Mapped[int] = mapped_column(ForeignKey("sittings.id", ondelete="CASCADE"))
-    step: Mapped[str] = mapped_column(String(24))
-    logged_in_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    info_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    pledge_signed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    pledge_refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    identity_failures: Mapped[int] = mapped_column(Integer, default=0)
-    identity_passed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    identity_method: Mapped[str | None] = mapped_column(String(16), nullable=True)  # face|manual
-    identity_distance: Mapped[float | None] = mapped_column(Float, nullable=True)
-    identity_admitted_by: Mapped[int | None] = mapped_column(
-        ForeignKey("staff_users.id"), nullable=True
-    )
-    identity_admit_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    phone_paired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    phone_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    answering_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # per-candidate order: [{"q": question id, "o": [option keys in display order]}]
-    question_order: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
-    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    submit_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)  # candidate|auto
-    objective_score: Mapped[float | None] = mapped_column(Float, nullable=True)
-    manual_score: Mapped[float | None] = mapped_column(Float, nullable=True)
-    total_score: Mapped[float | None] = mapped_column(Float, nullable=True)
-    grading_pending: Mapped[bool] = mapped_column(Boolean, default=False)
-    passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
-    device_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class LoginFailure(Base):
-    """A refused login, kept for the rate limit (per ID number and per client address)."""
-
-    __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_key_at", "key", "at"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key: Mapped[str] = mapped_column(String(96))
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class PairingToken(Base):
-    """A one-time token in the QR code that pairs the candidate's phone (second view).
-    Only its sha256 is stored."""
-
-    __tablename__ = "pairing_tokens"
-
-    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
-    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class Question(Base):
-    """One question of a bank (题库). ``answer``: "B" (single), ["A", "C"] (multiple),
-    true/false (true_false), a reference text (short)."""
-
-    __tablename__ = "questions"
-    __table_args__ = (
-        UniqueConstraint("bank", "external_id"),
-        Index("ix_questions_select", "bank", "occupation", "level", "type"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bank: Mapped[str] = mapped_column(String(100))
-    external_id: Mapped[str] = mapped_column(String(100))
-    type: Mapped[str] = mapped_column(String(16))  # single | multiple | true_false | short
-    occupation: Mapped[str] = mapped_column(String(128), default="")
-    level: Mapped[str] = mapped_column(String(32), default="")
-    knowledge_point: Mapped[str] = mapped_column(String(200), default="")
-    difficulty: Mapped[int] = mapped_column(Integer, default=3)  # 1 (easy) - 5 (hard)
-    stem: Mapped[str] = mapped_column(Text)
-    options: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [{"key", "text"}]
-    answer: Mapped[Any] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class Paper(Base):
-    """The paper of a sitting, assembled from a bank by a blueprint: the questions and their
-    points (summing to 100). Every candidate gets these questions in an order of their own."""
-
-    __tablename__ = "papers"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    sitting_id: Mapped[int] = mapped_column(
-        ForeignKey("sittings.id", ondelete="CASCADE"), unique=True
-    )
-    blueprint: Mapped[dict[str, Any]] = mapped_column(JSON)
-    items: Mapped[list[Any]] = mapped_column(JSON)  # [{"question_id", "points"}]
-    seed: Mapped[str] = mapped_column(String(64))
-    created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class Answer(Base):
-    """A candidate's newest answer to one question; ``seq`` is the page's counter, so an
-    older save arriving late never overwrites a newer one."""
-
-    __tablename__ = "answers"
-    __table_args__ = (UniqueConstraint("attempt_id", "question_id"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id", ondelete="CASCADE"))
-    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id"))
-    value: Mapped[Any] = mapped_column(JSON, nullable=True)
-    seq: Mapped[int] = mapped_column(Integer, default=0)
-    saved_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    points: Mapped[float | None] = mapped_column(Float, nullable=True)  # scored / graded
-    graded_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), nullable=True)
-    graded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    grade_note: Mapped[str | None] = mapped_column(Text, nullable=True)
-
-
-class TimeExtension(Base):
-    """Time given back (顺延) to one candidate, or to the whole sitting (candidate_id NULL),
-    with who granted it and why."""
-
-    __tablename__ = "time_extensions"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    sitting_id: Mapped[int] = mapped_column(ForeignKey("sittings.id", ondelete="CASCADE"))
-    candidate_id: Mapped[int | None] = mapped_column(
-        ForeignKey("candidates.id", ondelete="CASCADE"), nullable=True
-    )
-    seconds: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(Text)
-    granted_by: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
-    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class DeviceReport(Base):
-    """What a device-check sitting measured for one candidate."""
-
-    __tablename__ = "device_reports"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
-    sitting_id: Mapped[int] = mapped_column(ForeignKey("sittings.id", ondelete="CASCADE"))
-    camera_ok: Mapped[bool] = mapped_column(Boolean)
-    microphone_ok: Mapped[bool] = mapped_column(Boolean)
-    phone_ok: Mapped[bool] = mapped_column(Boolean)
-    upload_bytes_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
-    upload_ok: Mapped[bool] = mapped_column(Boolean)
-    passed: Mapped[bool] = mapped_column(Boolean)
-    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,229 @@
+"""Several server processes (or machines) serving one sitting.
+
+A candidate's media must all land on one process: the one that owns the candidate holds
+its peer connections, its monitor (rules keep state across both views) and the live view
+of it. Any process may receive the candidate's or the console's WebRTC offer: it asks the
+cluster who owns the candidate and, if that is another process, forwards the offer to it
+over Redis and returns its answer. Media then flows straight to the owner (its ICE
+candidates are in the answer). The owner publishes thumbnails and view states on the bus so
+every process can serve the console's grid.
+
+Single process (no Redis): :class:`LocalCluster`, this process owns everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from proctor.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class ClusterError(Exception):
+    pass
+
+
+class LocalCluster:
+    """One process: it owns every candidate."""
+
+    distributed = False
+
+    def __init__(self) -> None:
+        self.worker_id = "local"
+
+    async def start(self, handlers: dict[str, Handler]) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def owner(self, candidate_id: int) -> str:
+        return self.worker_id
+
+    async def release(self, candidate_id: int) -> None:
+        return None
+
+    async def call(self, worker: str, method: str, payload: dict[str, Any]) -> dict[str, Any]:
+        raise ClusterError("a single-process server has no other worker")
+
+
+class RedisCluster:
+    """Ownership and forwarding through Redis.
+
+    Keys, under ``namespace`` (default ``proctor``): ``proctor:worker:<id>`` (alive while
+    its process heartbeats, TTL ``ttl``), ``proctor:owner:<candidate>`` → worker id
+    (refreshed by the owner while it holds the candidate). RPC: requests on
+    ``proctor:rpc:<worker>``, replies on ``proctor:rpc-reply:<worker>``."""
+
+    distributed = True
+
+    def __init__(self, url: str, namespace: str = "proctor", ttl: float = 10.0) -> None:
+        import redis.asyncio as aioredis
+
+        self._redis = aioredis.from_url(url)
+        self.ns = namespace
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.ttl = ttl
+        self.owned: set[int] = set()
+        self._handlers: dict[str, Handler] = {}
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self, handlers: dict[str, Handler]) -> None:
+        self._handlers = handlers
+        await self._heartbeat_once()
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(
+            f"{self.ns}:rpc:{self.worker_id}", f"{self.ns}:rpc-reply:{self.worker_id}"
+        )
+        self._tasks = [
+            asyncio.create_task(self._listen(pubsub), name="cluster rpc"),
+            asyncio.create_task(self._heartbeat(), name="cluster heartbeat"),
+        ]
+        log.info("cluster worker %s started", self.worker_id)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        with contextlib.suppress(Exception):
+            for cid in list(self.owned):
+                await self.release(cid)
+            await self._redis.delete(f"{self.ns}:worker:{self.worker_id}")
+        await self._redis.aclose()
+
+    async def _heartbeat_once(self) -> None:
+        ms = int(self.ttl * 1000)
+        await self._redis.set(f"{self.ns}:worker:{self.worker_id}", "1", px=ms)
+        for cid in list(self.owned):
+            await self._redis.set(f"{self.ns}:owner:{cid}", self.worker_id, px=ms * 3)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl / 3)
+            try:
+                await self._heartbeat_once()
+            except Exception:  # Redis hiccup: try again next beat
+                log.exception("cluster heartbeat failed")
+
+    # -- ownership ---------------------------------------------------------------------
+    async def _alive(self, worker: str) -> bool:
+        return bool(await self._redis.exists(f"{self.ns}:worker:{worker}"))
+
+    async def owner(self, candidate_id: int) -> str:
+        """The live worker that owns the candidate; this one claims it when nobody (alive)
+        does."""
+        key = f"{self.ns}:owner:{candidate_id}"
+        ms = int(self.ttl * 3000)
+        for _ in range(3):
+            current = await self._redis.get(key)
+            if current is not None:
+                current = current.decode()
+                if current == self.worker_id or await self._alive(current):
+                    if current == self.worker_id:
+                        self.owned.add(candidate_id)
+                    return current
+                # the owner died: take over only if nobody else did meanwhile
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    try:
+                        await pipe.watch(key)
+                        if (await pipe.get(key) or b"").decode() != current:
+                            continue
+                        pipe.multi()
+                        pipe.set(key, self.worker_id, px=ms)
+                        await pipe.execute()
+                    except Exception:  # WatchError: someone else moved first
+                        continue
+                self.owned.add(candidate_id)
+                return self.worker_id
+            if await self._redis.set(key, self.worker_id, px=ms, nx=True):
+                self.owned.add(candidate_id)
+                return self.worker_id
+        raise ClusterError(f"could not settle the owner of candidate {candidate_id}")
+
+    async def release(self, candidate_id: int) -> None:
+        self.owned.discard(candidate_id)
+        key = f"{self.ns}:owner:{candidate_id}"
+        current = await self._redis.get(key)
+        if current is not None and current.decode() == self.worker_id:
+            await self._redis.delete(key)
+
+    # -- forwarding --------------------------------------------------------------------
+    async def call(
+        self, worker: str, method: str, payload: dict[str, Any], timeout: float = 15.0
+    ) -> dict[str, Any]:
+        request_id = uuid.uuid4().hex
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            message = {
+                "id": request_id,
+                "method": method,
+                "payload": payload,
+                "reply_to": self.worker_id,
+            }
+            receivers = await self._redis.publish(f"{self.ns}:rpc:{worker}", json.dumps(message))
+            if receivers == 0:
+                raise ClusterError(f"worker {worker} is not listening")
+            reply = await asyncio.wait_for(future, timeout)
+        except TimeoutError as exc:
+            raise ClusterError(f"worker {worker} did not answer {method}") from exc
+        finally:
+            self._pending.pop(request_id, None)
+        if "error" in reply:
+            err = reply["error"]
+            if err.get("code") != "cluster_error":  # a user's error, raised by the owner
+                exc = DomainError(err.get("code", "error"), err.get("message", ""))
+                exc.status = int(err.get("status", 400))
+                raise exc
+            raise ClusterError(err.get("message", "remote call failed"))
+        return reply["result"]
+
+    async def _listen(self, pubsub) -> None:  # type: ignore[no-untyped-def]
+        async for raw in pubsub.listen():
+            if raw.get("type") != "message":
+                continue
+            channel = raw["channel"].decode()
+            try:
+                message = json.loads(raw["data"])
+            except ValueError:
+                continue
+            if channel.startswith(f"{self.ns}:rpc-reply:"):
+                future = self._pending.get(message.get("id"))
+                if future is not None and not future.done():
+                    future.set_result(message)
+            else:
+                asyncio.create_task(self._serve(message))
+
+    async def _serve(self, message: dict[str, Any]) -> None:
+        handler = self._handlers.get(message.get("method", ""))
+        reply: dict[str, Any] = {"id": message.get("id")}
+        try:
+            if handler is None:
+                raise ClusterError(f"unknown method {message.get('method')!r}")
+            reply["result"] = await handler(message.get("payload") or {})
+        except Exception as exc:
+            if isinstance(exc, DomainError):
+                reply["error"] = {"code": exc.code, "message": exc.message, "status": exc.status}
+            else:
+                log.exception("cluster call %s failed", message.get("method"))
+                reply["error"] = {"code": "cluster_error", "message": str(exc), "status": 503}
+        reply_channel = f"{self.ns}:rpc-reply:{message.get('reply_to')}"
+        await self._redis.publish(reply_channel, json.dumps(reply))
+
+
+def make_cluster(redis_url: str, namespace: str = "proctor") -> LocalCluster | RedisCluster:
+    return RedisCluster(redis_url, namespace) if redis_url else LocalCluster()
