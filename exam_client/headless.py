@@ -174,13 +174,17 @@ class FileSource:
         path: str | Path,
         loop: bool = False,
         on_end: Callable[[], None] | None = None,
+        decode: bool = True,
     ) -> None:
         self.path = Path(path)
         self.loop = loop
+        #: False: send the file's VP8/H.264 (and Opus) packets as they are, without
+        #: decoding and re-encoding them: how a load generator stays cheap
+        self.decode = decode
         #: called once when the video (or, without video, the audio) played to the end
         self.on_end = on_end
         self.passes = 0  # completed passes over the file
-        self._player: MediaPlayer | None = MediaPlayer(str(self.path))
+        self._player: MediaPlayer | None = MediaPlayer(str(self.path), decode=decode)
         self._closed = False
         self.video: _SourceTrack | None = (
             _SourceTrack(self, "video") if self._player.video is not None else None
@@ -201,7 +205,7 @@ class FileSource:
                     self.on_end()
                 return None
             self.passes += 1
-            self._player = MediaPlayer(str(self.path))
+            self._player = MediaPlayer(str(self.path), decode=self.decode)
             log.debug("%s: pass %d", self.path.name, self.passes + 1)
         assert self._player is not None
         return self._player.video if kind == "video" else self._player.audio
@@ -284,6 +288,7 @@ class _View:
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     watcher: asyncio.Task[None] | None = None
     connects: int = 0  # successful connections so far (reconnects = connects - 1)
+    encoded: bool = False  # pass the file's packets through (no decode, no encode)
 
 
 class HeadlessCandidate:
@@ -414,11 +419,15 @@ class HeadlessCandidate:
 
     # ----------------------------------------------------------------- WebRTC
 
-    async def start_view(self, view: str, path: str | Path, loop: bool = False) -> None:
+    async def start_view(
+        self, view: str, path: str | Path, loop: bool = False, encoded: bool = False
+    ) -> None:
         """Stream ``path`` as ``view`` ("first": video + audio if the file has it;
         "second": video only). Returns once the answer is applied; the connection then
         comes up in the background (see ``wait_for_state``). Starting a view again
-        replaces its connection."""
+        replaces its connection. ``encoded``: send the file's VP8 (WebM) packets as they
+        are instead of decoding and re-encoding every frame (load tests; the file needs
+        frequent keyframes, since a passed-through stream cannot make one on request)."""
         if view not in VIEWS:
             raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
         self._need_login()
@@ -428,7 +437,7 @@ class HeadlessCandidate:
             if old.watcher is not None:
                 old.watcher.cancel()
             await self._teardown(old)
-        state = _View(view, Path(path), loop)
+        state = _View(view, Path(path), loop, encoded=encoded)
         self._views[view] = state
         await self._connect(state)
         state.watcher = asyncio.create_task(self._watch(state), name=f"watch-{view}")
@@ -512,7 +521,9 @@ class HeadlessCandidate:
 
         try:
             try:
-                view.source = FileSource(view.path, loop=view.loop, on_end=on_end)
+                view.source = FileSource(
+                    view.path, loop=view.loop, on_end=on_end, decode=not view.encoded
+                )
             except (av.FFmpegError, OSError) as exc:
                 raise MediaFileError("media_unreadable", f"cannot play {view.path}: {exc}") from exc
             if view.source.video is not None:

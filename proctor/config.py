@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     capture_height: int = 480
     capture_fps: int = 10
     analysis_fps: float = 2.0  # default per sitting
+    analysis_enabled: bool = True  # false: receive and decode only (capacity baseline)
     thumbnail_fps: float = 1.0
     thumbnail_width: int = 320
 

@@ -17,3 +17,11 @@ ANALYSIS_LAG_SECONDS = Histogram(
 )
 ALERTS = Counter("proctor_alerts_total", "Alerts raised", ["type"])
 STREAMS = Gauge("proctor_streams", "Media streams being received", ["view"])
+FRAMES_RECEIVED = Counter(
+    "proctor_frames_received_total", "Video frames received and decoded", ["view"]
+)
+STAGE_CPU = Counter(
+    "proctor_stage_cpu_seconds_total",
+    "CPU time of the analysis thread per stage (convert, detect, encode)",
+    ["stage"],
+)

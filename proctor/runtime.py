@@ -216,6 +216,7 @@ class Runtime:
             self.thumbnails,
             thumbnail_fps=self.settings.thumbnail_fps,
             thumbnail_width=self.settings.thumbnail_width,
+            enabled=self.settings.analysis_enabled,
         )
 
     def candidate_ref(self, candidate: Candidate, sitting: Sitting) -> CandidateRef:

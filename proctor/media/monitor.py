@@ -100,6 +100,7 @@ class CandidateMonitor:
         thumbnail_fps: float = 1.0,
         thumbnail_width: int = 320,
         rng: random.Random | None = None,
+        enabled: bool = True,
     ) -> None:
         self.ref = ref
         self.analyzer = analyzer
@@ -111,6 +112,7 @@ class CandidateMonitor:
         self.rules = RuleEngine(ref.rules)
         self.views: dict[str, _ViewState] = {}
         self.rng = rng or random.Random()
+        self.enabled = enabled  # False: frames are received, nothing is analysed
         self._next_snapshot = time.time() + self._snapshot_gap()
         self._task: asyncio.Task[None] | None = None
         self._tasks = _Tasks()
@@ -125,7 +127,7 @@ class CandidateMonitor:
         old = self.views.get(view)
         ring = old.ring if old else FrameRing(ev.clip_before_seconds + ev.clip_after_seconds + 2)
         self.views[view] = _ViewState(sampler, ring)
-        if self._task is None:
+        if self._task is None and self.enabled:
             self._task = asyncio.create_task(self._run(), name=f"monitor {self.ref.candidate_id}")
 
     async def detach(self, view: str) -> None:
@@ -173,10 +175,17 @@ class CandidateMonitor:
 
         def work() -> tuple[Observation, np.ndarray, bytes, bytes | None, float]:
             started = time.perf_counter()
+            c0 = time.thread_time()
             bgr = sample.frame.to_ndarray(format="bgr24")
+            c1 = time.thread_time()
             obs = self.analyzer.analyse(view, bgr, sample.received_at)
+            c2 = time.thread_time()
             ring_jpeg = _jpeg(bgr, quality=RING_JPEG_QUALITY)
             thumb = _jpeg(bgr, self.thumbnail_width) if make_thumb else None
+            c3 = time.thread_time()
+            metrics.STAGE_CPU.labels("convert").inc(c1 - c0)
+            metrics.STAGE_CPU.labels("detect").inc(c2 - c1)
+            metrics.STAGE_CPU.labels("encode").inc(c3 - c2)
             return obs, bgr, ring_jpeg, thumb, time.perf_counter() - started
 
         obs, bgr, ring_jpeg, thumb, spent = await loop.run_in_executor(self.executor, work)

@@ -113,7 +113,7 @@ class PeerManager:
         def on_track(track) -> None:
             if track.kind == "video" and peer.video is None:
                 peer.video = track
-                sampler = FrameSampler(peer.relay.subscribe(track, buffered=False), name)
+                sampler = FrameSampler(peer.relay.subscribe(track, buffered=False), name, view)
                 sampler.start()
                 monitor.attach(view, sampler)
             elif track.kind == "audio" and peer.audio_src is None:

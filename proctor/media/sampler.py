@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av import VideoFrame
 
+from proctor import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -29,9 +31,10 @@ class Sample:
 class FrameSampler:
     """Keeps the newest decoded frame of one video track."""
 
-    def __init__(self, track: MediaStreamTrack, name: str = "") -> None:
+    def __init__(self, track: MediaStreamTrack, name: str = "", view: str = "first") -> None:
         self.track = track
         self.name = name
+        self.view = view
         self.frames_received = 0
         self._latest: Sample | None = None
         self._task: asyncio.Task[None] | None = None
@@ -45,6 +48,7 @@ class FrameSampler:
             while True:
                 frame = await self.track.recv()
                 self.frames_received += 1
+                metrics.FRAMES_RECEIVED.labels(self.view).inc()
                 self._latest = Sample(self.frames_received, frame, time.time())
         except MediaStreamError:
             log.info("track ended: %s", self.name)

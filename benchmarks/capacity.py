@@ -1,0 +1,443 @@
+"""Capacity: how many candidates one machine serves while meeting the target.
+
+    python -m benchmarks.capacity --candidates N [--duration S] [--json FILE]
+        [--bare] [--find-max] [--workers W] [--url URL] [--shared DIR] [--models DIR]
+
+Starts the server (SQLite; with ``--workers`` > 1, PostgreSQL and Redis on 127.0.0.1), or
+targets ``--url`` (then give ``--password`` and the staff login of a prepared sitting),
+then N headless candidates: first view 640×480 10 fps with Opus audio, second view
+640×480 5 fps, sent as pre-encoded VP8 packets (no decode, no encode in the generator)
+from a real clip with no-face segments at known times; one console socket watches them.
+
+It prints: server CPU per candidate, memory, frames received and analysed per view,
+analysis lag, alert latency p50/p95 (empty scene starts → `absent` on the console socket,
+minus the rule's threshold), alerts missed, and the generator's own CPU. ``--bare`` runs
+the same load with analysis off (receive and decode only) for the full/bare ratio.
+``--find-max`` steps N up and reports the largest N meeting the target: analysis ≥ 1 fps
+per view, p95 alert latency ≤ 1 s, no alert missed, memory flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import httpx
+import numpy as np
+from websockets.asyncio.client import connect
+
+from exam_client.headless import HeadlessCandidate
+from tests.mediatools import empty_room, resampled
+from tests.serverproc import ServerProcess, create_postgres_db, drop_postgres_db, seed
+
+ABSENT_SECONDS = 3.0
+FACE_SECONDS = 12.0
+BLANK_SECONDS = 8.0
+PERIOD = FACE_SECONDS + BLANK_SECONDS
+SIZE = (640, 480)
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+# -- media, prepared once --------------------------------------------------------------
+def _encode(frames, out: Path, fps: int, audio_wav: Path | None) -> None:
+    """VP8 in WebM with a keyframe every second (a passed-through stream cannot make one
+    when the receiver asks), plus Opus audio from ``audio_wav`` looped to the length."""
+    n = len(frames)
+    with av.open(str(out), "w", format="webm") as container:
+        video = container.add_stream(
+            "libvpx", rate=fps, options={"deadline": "realtime", "cpu-used": "8"}
+        )
+        video.width, video.height = SIZE
+        video.pix_fmt = "yuv420p"
+        video.bit_rate = 500_000
+        video.gop_size = fps
+        audio = None
+        if audio_wav is not None:
+            audio = container.add_stream("libopus", rate=48000)
+            audio.layout = "mono"
+        for i, image in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
+            vf.pts, vf.time_base = i, Fraction(1, fps)
+            for packet in video.encode(vf):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        if audio is not None:
+            with av.open(str(audio_wav)) as src:
+                samples = np.concatenate(
+                    [f.to_ndarray().reshape(-1) for f in src.decode(audio=0)]
+                ).astype(np.int16)
+                rate = src.streams.audio[0].rate
+            total = int(n / fps * rate)
+            pcm = np.resize(samples, total)
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+            step = rate // 50
+            for start in range(0, total, step):
+                chunk = pcm[start : start + step].reshape(1, -1)
+                af = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
+                af.sample_rate, af.pts, af.time_base = rate, start, Fraction(1, rate)
+                for rf in resampler.resample(af):
+                    for packet in audio.encode(rf):
+                        container.mux(packet)
+            for packet in audio.encode():
+                container.mux(packet)
+
+
+def prepare_media(shared: Path, out_dir: Path) -> tuple[Path, Path]:
+    src = shared / "media" / "clips" / "center_focus.mp4"
+    room = empty_room(SIZE, shared / "media" / "images" / "densedepth_nyu_1.png")
+    first = out_dir / "first.webm"
+    second = out_dir / "second.webm"
+    if not first.exists():
+        frames = list(resampled(src, 10, int(FACE_SECONDS * 10), SIZE))
+        frames += [room] * int(BLANK_SECONDS * 10)
+        _encode(
+            frames, first, 10, shared / "media" / "audio" / "speechcommands_noise_running_tap.wav"
+        )
+    if not second.exists():
+        frames = list(resampled(src, 5, int(PERIOD * 5), SIZE))
+        _encode(frames, second, 5, None)
+    return first, second
+
+
+# -- measurement -----------------------------------------------------------------------
+def proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def tree_pids(pid: int) -> list[int]:
+    """The server process and its children (uvicorn workers)."""
+    out = [pid]
+    for child in Path(f"/proc/{pid}/task").iterdir():
+        children = child / "children"
+        if children.exists():
+            for c in children.read_text().split():
+                out.extend(tree_pids(int(c)))
+    return sorted(set(out))
+
+
+def metric_values(text: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                values[name] = float(value)
+            except ValueError:
+                pass
+    return values
+
+
+@dataclass
+class Run:
+    candidates: int
+    bare: bool
+    duration: float
+    server_cpu: float = 0.0  # cores
+    generator_cpu: float = 0.0
+    rss_start_mb: float = 0.0
+    rss_end_mb: float = 0.0
+    received_fps: dict[str, float] = field(default_factory=dict)  # per candidate
+    analysed_fps: dict[str, float] = field(default_factory=dict)
+    analysis_lag_s: float = 0.0
+    stage_cpu: dict[str, float] = field(default_factory=dict)  # cores
+    latencies: list[float] = field(default_factory=list)
+    expected_alerts: int = 0
+    missed: int = 0
+
+    @property
+    def per_candidate_cpu(self) -> float:
+        return self.server_cpu / self.candidates
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies) if self.latencies else math.nan
+
+    @property
+    def p95(self) -> float:
+        if not self.latencies:
+            return math.nan
+        xs = sorted(self.latencies)
+        return xs[min(len(xs) - 1, math.ceil(0.95 * len(xs)) - 1)]
+
+    @property
+    def memory_flat(self) -> bool:
+        return self.rss_end_mb <= self.rss_start_mb * 1.10 + 20
+
+    def meets_target(self) -> bool:
+        return (
+            not self.bare
+            and min(self.analysed_fps.values(), default=0) >= 1.0
+            and self.p95 <= 1.0
+            and self.missed == 0
+            and self.memory_flat
+        )
+
+
+class Load:
+    def __init__(self, url: str, password: str, staff: tuple[str, str], sitting_id: int):
+        self.url, self.password, self.staff, self.sitting_id = url, password, staff, sitting_id
+
+    async def run(
+        self,
+        id_numbers: list[str],
+        media: tuple[Path, Path],
+        duration: float,
+        bare: bool,
+        server_pids: list[int],
+    ) -> Run:
+        run = Run(len(id_numbers), bare, duration)
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+            token = (
+                await http.post(
+                    "/api/staff/login", json={"username": self.staff[0], "password": self.staff[1]}
+                )
+            ).json()["token"]
+            ws_url = self.url.replace("http", "ws") + (
+                f"/ws/console?sitting_id={self.sitting_id}&token={token}"
+            )
+            alerts: list[tuple[float, dict]] = []
+            async with connect(ws_url, max_size=None) as ws:
+                await ws.recv()
+
+                async def listen() -> None:
+                    async for raw in ws:
+                        msg = json.loads(raw)
+                        if msg.get("type") == "alert":
+                            alerts.append((time.time(), msg["alert"]))
+
+                listener = asyncio.create_task(listen())
+                cands = [HeadlessCandidate(self.url, self.password, i) for i in id_numbers]
+                try:
+                    for c in cands:
+                        await c.login()
+                        await c.start_view("first", media[0], loop=True, encoded=True)
+                        await c.start_view("second", media[1], loop=True, encoded=True)
+                    for c in cands:
+                        await c.wait_for_state("first", "connected", timeout=60)
+                        await c.wait_for_state("second", "connected", timeout=60)
+                    await asyncio.sleep(5)  # jitter buffers and first keyframes settle
+                    m0 = metric_values((await http.get("/metrics")).text)
+                    s0 = sum(proc_cpu(p) for p in server_pids)
+                    g0 = sum(os.times()[:2])
+                    t0 = time.time()
+                    run.rss_start_mb = sum(proc_rss_mb(p) for p in server_pids)
+                    await asyncio.sleep(duration)
+                    t1 = time.time()
+                    run.rss_end_mb = sum(proc_rss_mb(p) for p in server_pids)
+                    s1 = sum(proc_cpu(p) for p in server_pids)
+                    g1 = sum(os.times()[:2])
+                    m1 = metric_values((await http.get("/metrics")).text)
+                    starts = {c.candidate_id: c.first_frame_sent_at("first") for c in cands}
+                finally:
+                    for c in cands:
+                        await c.close()
+                    listener.cancel()
+        span = t1 - t0
+        run.server_cpu = (s1 - s0) / span
+        run.generator_cpu = (g1 - g0) / span
+
+        def rate(name: str) -> float:
+            return (m1.get(name, 0) - m0.get(name, 0)) / span / run.candidates
+
+        for view in ("first", "second"):
+            run.received_fps[view] = rate(f'proctor_frames_received_total{{view="{view}"}}')
+            run.analysed_fps[view] = rate(f'proctor_frames_analysed_total{{view="{view}"}}')
+        n = m1.get("proctor_analysis_lag_seconds_count", 0) - m0.get(
+            "proctor_analysis_lag_seconds_count", 0
+        )
+        if n:
+            run.analysis_lag_s = (
+                m1["proctor_analysis_lag_seconds_sum"] - m0["proctor_analysis_lag_seconds_sum"]
+            ) / n
+        for stage in ("convert", "detect", "encode"):
+            key = f'proctor_stage_cpu_seconds_total{{stage="{stage}"}}'
+            run.stage_cpu[stage] = (m1.get(key, 0) - m0.get(key, 0)) / span
+        if not bare:
+            self._score(run, starts, alerts, t0, t1)
+        return run
+
+    @staticmethod
+    def _score(run: Run, starts: dict, alerts: list[tuple[float, dict]], t0: float, t1: float):
+        """Match every empty-scene segment that reached the rule's threshold inside the
+        measured window with the first `absent` alert of that candidate after it."""
+        by_cand: dict[int, list[float]] = {}
+        for arrived, alert in alerts:
+            if alert["type"] == "absent":
+                by_cand.setdefault(alert["candidate_id"], []).append(arrived)
+        for cid, start in starts.items():
+            if start is None:
+                continue
+            k = 0
+            while True:
+                due = start + k * PERIOD + FACE_SECONDS + ABSENT_SECONDS
+                k += 1
+                if due < t0:
+                    continue
+                if due + 5 > t1:  # leave the alert time to arrive inside the window
+                    break
+                run.expected_alerts += 1
+                seg_end = due - ABSENT_SECONDS + BLANK_SECONDS
+                hits = [a for a in by_cand.get(cid, []) if due - 1 <= a <= seg_end + 5]
+                if hits:
+                    run.latencies.append(min(hits) - due)
+                else:
+                    run.missed += 1
+
+
+# -- the command -----------------------------------------------------------------------
+def print_runs(runs: list[Run]) -> None:
+    print()
+    head = (
+        f"{'N':>4} {'mode':>5} {'srv CPU':>8} {'/cand':>6} {'gen CPU':>8} {'RSS MB':>13} "
+        f"{'rx fps 1/2':>11} {'an fps 1/2':>11} {'lag s':>6} {'p50 s':>6} {'p95 s':>6} "
+        f"{'alerts':>7} {'missed':>6} {'target':>6}"
+    )
+    print(head)
+    for r in runs:
+        print(
+            f"{r.candidates:>4} {'bare' if r.bare else 'full':>5} {r.server_cpu:>8.2f} "
+            f"{r.per_candidate_cpu:>6.3f} {r.generator_cpu:>8.2f} "
+            f"{r.rss_start_mb:>6.0f}→{r.rss_end_mb:<6.0f} "
+            f"{r.received_fps.get('first', 0):>5.1f}/{r.received_fps.get('second', 0):<5.1f} "
+            f"{r.analysed_fps.get('first', 0):>5.2f}/{r.analysed_fps.get('second', 0):<5.2f} "
+            f"{r.analysis_lag_s:>6.2f} {r.p50:>6.2f} {r.p95:>6.2f} "
+            f"{r.expected_alerts:>7} {r.missed:>6} {'yes' if r.meets_target() else 'no':>6}"
+        )
+    full = [r for r in runs if not r.bare]
+    if full:
+        r = full[-1]
+        total = r.server_cpu or 1
+        split = ", ".join(f"{k} {v:.2f} ({v / total:.0%})" for k, v in r.stage_cpu.items())
+        rest = total - sum(r.stage_cpu.values())
+        print(
+            f"\nCPU split at N={r.candidates} (cores): {split}, "
+            f"receive/decode/other {rest:.2f} ({rest / total:.0%})"
+        )
+
+
+async def main_async(args: argparse.Namespace) -> list[Run]:
+    shared = Path(args.shared).resolve()
+    work = Path(tempfile.mkdtemp(prefix="capacity-"))
+    media = prepare_media(shared, Path(args.media_cache))
+    counts = list(range(args.step, args.max + 1, args.step)) if args.find_max else [args.candidates]
+    runs: list[Run] = []
+    pg_name = None
+    server = None
+    try:
+        if args.url:
+            load = Load(
+                args.url, args.password, (args.staff_user, args.staff_password), args.sitting
+            )
+            ids = args.id_numbers.split(",")
+            pids: list[int] = []
+        else:
+            env = {"PROCTOR_ANALYSIS_ENABLED": "false" if args.bare else "true"}
+            if args.workers > 1:
+                url, pg_name = create_postgres_db()
+                env.update(
+                    PROCTOR_REDIS_URL="redis://127.0.0.1:6379/0",
+                    PROCTOR_REDIS_NAMESPACE=f"cap{uuid.uuid4().hex[:6]}",
+                    PROCTOR_WORKERS=str(args.workers),
+                )
+            else:
+                url = f"sqlite+aiosqlite:///{work / 'capacity.db'}"
+            seeded = await seed(
+                url,
+                work,
+                n_candidates=max(counts),
+                rules={"absent_seconds": ABSENT_SECONDS, "cooldown_seconds": 5.0},
+                evidence={"snapshot_mean_seconds": 120.0},
+            )
+            server = await asyncio.to_thread(
+                ServerProcess(
+                    url, work / "data", Path(args.models).expanduser(), env_extra=env
+                ).start
+            )
+            load = Load(server.url, seeded.password, seeded.staff, seeded.sitting_id)
+            ids = [c[2] for c in seeded.candidates]
+            pids = tree_pids(server.proc.pid)
+        for n in counts:
+            run = await load.run(ids[:n], media, args.duration, args.bare, pids)
+            runs.append(run)
+            print_runs([run])
+            if args.find_max and not run.meets_target():
+                break
+    finally:
+        if server is not None:
+            server.stop()
+        if pg_name:
+            drop_postgres_db(pg_name)
+    print("\n== summary")
+    print_runs(runs)
+    if args.find_max:
+        ok = [r.candidates for r in runs if r.meets_target()]
+        print(f"\nlargest N meeting the target: {max(ok) if ok else 0}")
+    return runs
+
+
+def main() -> int:
+    here = Path(__file__).resolve().parent.parent
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--candidates", type=int, default=10)
+    p.add_argument("--duration", type=float, default=60.0)
+    p.add_argument("--bare", action="store_true")
+    p.add_argument("--find-max", action="store_true")
+    p.add_argument("--step", type=int, default=10)
+    p.add_argument("--max", type=int, default=60)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--url")
+    p.add_argument("--password")
+    p.add_argument("--staff-user")
+    p.add_argument("--staff-password")
+    p.add_argument("--sitting", type=int)
+    p.add_argument("--id-numbers", help="comma-separated, with --url")
+    p.add_argument("--shared", default=str(here.parent / "shared"))
+    p.add_argument(
+        "--models",
+        default=os.environ.get("PROCTOR_TEST_MODELS_DIR", "~/.cache/proctor-test/models"),
+    )
+    p.add_argument("--media-cache", default=str(Path(tempfile.gettempdir()) / "proctor-capacity"))
+    p.add_argument("--json")
+    args = p.parse_args()
+    Path(args.media_cache).mkdir(parents=True, exist_ok=True)
+    runs = asyncio.run(main_async(args))
+    if args.json:
+        rows = []
+        for r in runs:
+            row = {k: v for k, v in r.__dict__.items()}
+            row.update(
+                per_candidate_cpu=r.per_candidate_cpu,
+                p50=r.p50,
+                p95=r.p95,
+                meets_target=r.meets_target(),
+            )
+            rows.append(row)
+        Path(args.json).write_text(json.dumps(rows, indent=2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
