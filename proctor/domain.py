@@ -18,3 +18,4 @@ class CandidateRef:
     analysis_fps: float
     rules: RuleSettings
     evidence: EvidenceSettings = EvidenceSettings()
+    photo_relpath: str | None = None  # the registered photo, in evidence storage

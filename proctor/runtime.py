@@ -217,6 +217,7 @@ class Runtime:
             thumbnail_fps=self.settings.thumbnail_fps,
             thumbnail_width=self.settings.thumbnail_width,
             enabled=self.settings.analysis_enabled,
+            vad=self.analyzer.vad,
         )
 
     def candidate_ref(self, candidate: Candidate, sitting: Sitting) -> CandidateRef:
@@ -227,6 +228,7 @@ class Runtime:
             analysis_fps=sitting.analysis_fps,
             rules=rule_settings(sitting.rules),
             evidence=EvidenceSettings.from_json(sitting.evidence),
+            photo_relpath=candidate.photo_relpath,
         )
 
     async def health(self) -> dict[str, Any]:

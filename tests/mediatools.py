@@ -284,3 +284,43 @@ def clip(
 ) -> AbsenceClip:
     """``seconds`` of ``src`` only (a person present throughout), same conventions."""
     return absence_clip(src, out, seconds, 0.0, fps=fps, size=size, fmt=fmt)
+
+
+# --------------------------------------------------------------------------- audio
+
+
+def with_audio(video: Path, wav: Path, out: Path) -> Path:
+    """``video`` (a WebM from this module) with ``wav`` as Opus audio, looped or cut to the
+    video's length: a first view with a microphone. The video packets are copied."""
+    with av.open(str(video)) as src:
+        vstream = src.streams.video[0]
+        duration = float(src.duration or 0) / av.time_base
+        with av.open(str(wav)) as audio_src:
+            rate = audio_src.streams.audio[0].rate
+            pcm = np.concatenate(
+                [f.to_ndarray().reshape(-1) for f in audio_src.decode(audio=0)]
+            ).astype(np.int16)
+        total = int(duration * rate)
+        pcm = np.resize(pcm, total)
+        with av.open(str(out), mode="w", format="webm") as dst:
+            vout = dst.add_stream_from_template(vstream)
+            aout = dst.add_stream("libopus", rate=48000)
+            aout.layout = "mono"
+            for packet in src.demux(vstream):
+                if packet.dts is None:
+                    continue
+                packet.stream = vout
+                dst.mux(packet)
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+            step = rate // 50
+            for start in range(0, total, step):
+                chunk = pcm[start : start + step].reshape(1, -1)
+                frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
+                frame.sample_rate = rate
+                frame.pts, frame.time_base = start, fractions.Fraction(1, rate)
+                for rf in resampler.resample(frame):
+                    for packet in aout.encode(rf):
+                        dst.mux(packet)
+            for packet in aout.encode(None):
+                dst.mux(packet)
+    return out

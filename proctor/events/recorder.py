@@ -26,14 +26,14 @@ log = logging.getLogger(__name__)
 
 ALERT_TITLES = {
     "absent": "Left the seat / 离座",
-    "multiple_persons": "More than one person / 画面多人",
-    "device": "Electronic device / 电子设备",
+    "multiple_persons": "More than one person / 画面多于1人",
+    "device": "Electronic device / 使用电子设备",
     "face_covered": "Face covered / 面部遮挡",
-    "looking_away": "Looking away / 视线离开",
+    "looking_away": "Looking around / 左顾右盼",
     "camera_blocked": "Camera blocked / 摄像头遮挡",
-    "identity_mismatch": "Identity mismatch / 身份不符",
-    "speech": "Speech / 说话声",
-    "second_view_lost": "Second view lost / 第二视角断开",
+    "identity_mismatch": "Someone else / 替考",
+    "speech": "Speech / 说话",
+    "second_view_lost": "Second view lost / 鹰眼断开",
 }
 
 

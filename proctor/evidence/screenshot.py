@@ -16,14 +16,21 @@ from proctor.vision.types import Observation
 _COLOURS: dict[str, tuple[int, int, int]] = {  # BGR
     "face": (80, 220, 80),
     "person": (230, 160, 40),
+    "cell phone": (40, 40, 240),
+    "laptop": (200, 60, 200),
+    "tv": (200, 60, 200),
+    "keyboard": (160, 80, 200),
+    "remote": (60, 120, 240),
+    "book": (40, 200, 230),
 }
 _OTHER = (40, 120, 255)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def annotate(frame_bgr: np.ndarray, observation: Observation, title: str) -> np.ndarray:
-    """A copy of ``frame_bgr`` with each detection's box, label and score, and a title
-    bar across the top holding ``title`` and the observation's time in UTC.
+    """A copy of ``frame_bgr`` with each detection's box, label and score, each head pose
+    (yaw and pitch under its face), and a title bar across the top holding ``title``, the
+    observation's time in UTC and what is wrong with the picture (dark, blocked, ...).
 
     Boxes are in the pixels of the frame the detectors saw (``observation.width`` x
     ``observation.height``) and are rescaled if ``frame_bgr`` has another size. A grey
@@ -47,8 +54,16 @@ def annotate(frame_bgr: np.ndarray, observation: Observation, title: str) -> np.
             cv2.circle(out, (round(kx * sx), round(ky * sy)), thickness, colour, -1, cv2.LINE_AA)
         _label(out, f"{det.label} {det.score:.2f}", p1, colour, font_scale, thickness)
 
+    for pose in observation.poses:
+        x1, _, _, y2 = pose.box
+        corner = (round(x1 * sx), round(y2 * sy))
+        text = f"yaw {pose.yaw:+.0f} pitch {pose.pitch:+.0f}"
+        _label(out, text, corner, _COLOURS["face"], font_scale, thickness, below=True)
+
     when = datetime.fromtimestamp(observation.ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     text = f"{title}  |  {when}"
+    if observation.quality is not None and observation.quality.problems:
+        text += "  |  picture " + ", ".join(sorted(observation.quality.problems))
     (_, text_h), baseline = cv2.getTextSize(text, _FONT, font_scale, thickness)
     bar_h = min(height, text_h + baseline + 2 * thickness + 4)
     out[:bar_h] = (out[:bar_h] * 0.25).astype(out.dtype)  # darken: readable on any frame
@@ -82,12 +97,14 @@ def _label(
     colour: tuple[int, int, int],
     font_scale: float,
     thickness: int,
+    below: bool = False,
 ) -> None:
-    """Text on a filled tag just above ``corner`` (below it when at the top edge)."""
+    """Text on a filled tag just above ``corner`` (below it when ``below`` or at the top
+    edge)."""
     (tw, th), baseline = cv2.getTextSize(text, _FONT, font_scale, thickness)
     x, y = corner
     top = y - th - baseline - 2 * thickness
-    if top < 0:
+    if top < 0 or below:
         top = y
     cv2.rectangle(
         img, (x, top), (x + tw + 2 * thickness, top + th + baseline + 2 * thickness), colour, -1

@@ -15,22 +15,38 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame
 
 from proctor import metrics
+from proctor.audio.types import AudioObservation
+from proctor.audio.vad import SileroVad, SpeechDetector
 from proctor.domain import CandidateRef
 from proctor.evidence.clips import ClipFrame, FrameRing
 from proctor.media.sampler import FrameSampler, Sample
 from proctor.media.thumbnails import Thumbnail, ThumbnailCache
-from proctor.rules import AlertDraft, RuleEngine
+from proctor.rules import AlertDraft, IdentityCheck, RuleEngine
 from proctor.vision.types import Observation
 
 log = logging.getLogger(__name__)
 
 RING_JPEG_QUALITY = 75
+AUDIO_BATCH_SECONDS = 0.5  # microphone audio handed to voice activity detection at once
 
 
 class Analyzer(Protocol):
     def analyse(self, view: str, frame_bgr: np.ndarray, ts: float) -> Observation: ...
+
+
+class IdentitySource(Protocol):
+    """Compares a live first-view frame with the candidate's registered photo (runs the
+    embedder out of process: dlib holds the GIL ~110 ms per face)."""
+
+    threshold: float
+
+    async def distance(self, ref: CandidateRef, live_jpeg: bytes) -> float | None:
+        """Distance of the live face to the registered one; None = cannot tell."""
+        ...
 
 
 class EvidenceSink(Protocol):
@@ -45,6 +61,10 @@ class EvidenceSink(Protocol):
     ) -> None: ...
 
     async def record_snapshot(self, ref: CandidateRef, view: str, frame: ClipFrame) -> None: ...
+
+
+def _decode(jpeg: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
 
 
 def _jpeg(frame_bgr: np.ndarray, width: int | None = None, quality: int = 70) -> bytes:
@@ -101,6 +121,8 @@ class CandidateMonitor:
         thumbnail_width: int = 320,
         rng: random.Random | None = None,
         enabled: bool = True,
+        vad: SileroVad | None = None,
+        identity: IdentitySource | None = None,
     ) -> None:
         self.ref = ref
         self.analyzer = analyzer
@@ -113,6 +135,12 @@ class CandidateMonitor:
         self.views: dict[str, _ViewState] = {}
         self.rng = rng or random.Random()
         self.enabled = enabled  # False: frames are received, nothing is analysed
+        self.vad = vad if enabled else None
+        self.identity = identity if enabled else None
+        self._audio: dict[str, asyncio.Task[None]] = {}
+        self._last_identity_at = 0.0
+        self._identity_busy = False
+        self._faceless_since: float | None = None
         self._next_snapshot = time.time() + self._snapshot_gap()
         self._task: asyncio.Task[None] | None = None
         self._tasks = _Tasks()
@@ -130,10 +158,25 @@ class CandidateMonitor:
         if self._task is None and self.enabled:
             self._task = asyncio.create_task(self._run(), name=f"monitor {self.ref.candidate_id}")
 
+    def attach_audio(self, view: str, track: MediaStreamTrack) -> None:
+        """Consume a microphone track: every frame goes to voice activity detection (or,
+        without a VAD model or with analysis off, is just drained so nothing queues)."""
+        old = self._audio.pop(view, None)
+        if old is not None:
+            old.cancel()
+        self._audio[view] = asyncio.create_task(
+            self._audio_loop(view, track), name=f"audio {self.ref.candidate_id} {view}"
+        )
+
     async def detach(self, view: str) -> None:
         state = self.views.pop(view, None)
         if state is not None:
             await state.sampler.stop()
+        audio = self._audio.pop(view, None)
+        if audio is not None:
+            audio.cancel()
+            with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
+                await audio
         self.thumbnails.drop(self.ref.candidate_id, view)
 
     async def stop(self) -> None:
@@ -162,6 +205,9 @@ class CandidateMonitor:
                 except Exception:  # one bad frame must not stop the candidate's monitoring
                     log.exception("analysis failed", extra={"candidate_id": self.ref.candidate_id})
             self._maybe_snapshot()
+            for draft in self.rules.tick(time.time()):  # e.g. the second view gone quiet
+                metrics.ALERTS.labels(draft.type).inc()
+                self._tasks.spawn(self._alert(draft, None))
             next_tick += period
             delay = next_tick - loop.time()
             if delay < 0:  # fell behind: skip ticks rather than build a backlog
@@ -200,8 +246,77 @@ class CandidateMonitor:
         for draft in self.rules.feed(obs):
             metrics.ALERTS.labels(draft.type).inc()
             self._tasks.spawn(self._alert(draft, bgr))
+        if view == "first" and self.identity is not None:
+            self._maybe_check_identity(obs, ring_jpeg)
 
-    async def _alert(self, draft: AlertDraft, frame: np.ndarray) -> None:
+    # -- identity re-checks ----------------------------------------------------------
+    def _maybe_check_identity(self, obs: Observation, jpeg: bytes) -> None:
+        """Every ``identity_check_seconds`` while a face is in view, and at once when a
+        face comes back after the seat was empty (someone else may have sat down)."""
+        faces = obs.count("face")
+        if faces is None:
+            return
+        if faces == 0:
+            if self._faceless_since is None:
+                self._faceless_since = obs.ts
+            return
+        returned = self._faceless_since is not None and obs.ts - self._faceless_since >= 2.0
+        self._faceless_since = None
+        due = obs.ts - self._last_identity_at >= self.ref.rules.identity_check_seconds
+        if (due or returned) and not self._identity_busy:
+            self._identity_busy = True
+            self._last_identity_at = obs.ts
+            self._tasks.spawn(self._check_identity(obs, jpeg))
+
+    async def _check_identity(self, obs: Observation, jpeg: bytes) -> None:
+        assert self.identity is not None
+        try:
+            distance = await self.identity.distance(self.ref, jpeg)
+        finally:
+            self._identity_busy = False
+        check = IdentityCheck(obs.ts, distance, self.identity.threshold, "first", obs)
+        for draft in self.rules.feed_identity(check):
+            metrics.ALERTS.labels(draft.type).inc()
+            await self._alert(draft, _decode(jpeg))
+
+    # -- voice activity --------------------------------------------------------------
+    async def _audio_loop(self, view: str, track: MediaStreamTrack) -> None:
+        loop = asyncio.get_running_loop()
+        detector = SpeechDetector(self.vad, view=view) if self.vad is not None else None
+        batch: list[tuple[AudioFrame, float]] = []
+        batch_seconds = 0.0
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                frame = await track.recv()
+                if detector is None:
+                    continue
+                batch.append((frame, time.time()))
+                batch_seconds += frame.samples / (frame.sample_rate or 48000)
+                if batch_seconds < AUDIO_BATCH_SECONDS:
+                    continue
+                work, batch, batch_seconds = batch, [], 0.0
+
+                def run(work=work) -> list[AudioObservation]:
+                    return [o for f, ts in work for o in detector.feed_frame(f, ts)]
+
+                for audio_obs in await loop.run_in_executor(self.executor, run):
+                    for draft in self.rules.feed_audio(audio_obs):
+                        metrics.ALERTS.labels(draft.type).inc()
+                        self._tasks.spawn(self._alert(draft, None))
+
+    def _latest_frame(self, view: str) -> np.ndarray:
+        """The newest analysed picture of ``view`` (else of any view), for alerts that do
+        not come from a frame (speech, a view gone quiet)."""
+        for v in (view, *self.views):
+            state = self.views.get(v)
+            newest = state.ring.newest() if state else None
+            if newest is not None:
+                return _decode(newest.jpeg)
+        return np.zeros((480, 640, 3), np.uint8)
+
+    async def _alert(self, draft: AlertDraft, frame: np.ndarray | None) -> None:
+        if frame is None:
+            frame = self._latest_frame(draft.view)
         alert_id = await self.sink.record_alert(self.ref, draft, frame)
         ev = self.ref.evidence
         if ev.clip_before_seconds + ev.clip_after_seconds <= 0:

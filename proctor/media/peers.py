@@ -22,7 +22,7 @@ from proctor import metrics
 from proctor.domain import CandidateRef
 from proctor.errors import Invalid
 from proctor.media.monitor import CandidateMonitor
-from proctor.media.sampler import AudioDrain, FrameSampler
+from proctor.media.sampler import FrameSampler
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ class _Peer:
         self.relay = MediaRelay()
         self.video: MediaStreamTrack | None = None  # the received source tracks
         self.audio_src: MediaStreamTrack | None = None
-        self.audio: AudioDrain | None = None
         self.connected = False
 
 
@@ -118,8 +117,7 @@ class PeerManager:
                 monitor.attach(view, sampler)
             elif track.kind == "audio" and peer.audio_src is None:
                 peer.audio_src = track
-                peer.audio = AudioDrain(peer.relay.subscribe(track, buffered=True), name)
-                peer.audio.start()
+                monitor.attach_audio(view, peer.relay.subscribe(track, buffered=True))
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -151,8 +149,6 @@ class PeerManager:
         monitor = self.monitors.get(candidate_id)
         if monitor is not None:
             await monitor.detach(view)
-        if peer.audio is not None:
-            await peer.audio.stop()
         was_connected = peer.connected
         if was_connected:
             metrics.STREAMS.labels(view).dec()

@@ -2,20 +2,35 @@
 
 A missing or corrupt model disables only the detectors that need it; the analyser records
 why, and every observation lists what could not be looked at, so rules can say "cannot
-tell" instead of "nothing seen"."""
+tell" instead of "nothing seen". The same holds for a picture too poor to judge (blocked,
+too dark, blurred): the labels nothing was found of are reported as "cannot tell" too,
+while what *was* found still counts (a face found on a dark frame is a face).
+
+Per frame, in order: picture quality (no model), every detector (faces, objects), then
+the face analysers on the faces found (head pose, on the first view only).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from proctor.audio.vad import SileroVad, load_vad
 from proctor.vision.faces import BlazeFaceDetector
-from proctor.vision.types import Detector, Observation
+from proctor.vision.headpose import HeadPoseEstimator
+from proctor.vision.objects import DEFAULT_LABELS, YoloDetector
+from proctor.vision.quality import QualityChecker
+from proctor.vision.types import Detection, Detector, FaceAnalyser, FrameQuality, Observation
 
 log = logging.getLogger(__name__)
+
+OBJECT_MODELS = ("yolox_nano",)  # manifest names an object model is taken from, best first
+OBJECT_MIN_SCORE = 0.3  # lowest object score reported (rules apply their own thresholds)
+PHONE_MODEL = "phone_yolox_nano"  # the project's own phone detector (proctor.vision.phone)
 
 
 @dataclass(frozen=True)
@@ -27,22 +42,59 @@ class DetectorState:
 
 
 class FrameAnalyzer:
-    """Not thread-safe: call ``analyse`` from one thread at a time (the analysis executor)."""
+    """Not thread-safe: call ``analyse`` from one thread at a time (the analysis executor).
 
-    def __init__(self, detectors: list[Detector], states: list[DetectorState]) -> None:
+    ``vad`` is the shared voice-activity model (or None) for the monitor's per-candidate
+    :class:`proctor.audio.vad.SpeechDetector`; frames never use it.
+    """
+
+    def __init__(
+        self,
+        detectors: list[Detector],
+        states: list[DetectorState],
+        *,
+        quality: QualityChecker | None = None,
+        face_analysers: Sequence[FaceAnalyser] = (),
+        vad: SileroVad | None = None,
+    ) -> None:
         self.detectors = detectors
         self.states = states
+        self.quality = quality
+        self.face_analysers = list(face_analysers)
+        self.vad = vad
         self._unavailable = frozenset(label for s in states if not s.enabled for label in s.labels)
+        self._labels = frozenset(
+            label for stage in (*detectors, *self.face_analysers) for label in stage.labels
+        )
 
     def analyse(self, view: str, frame_bgr: np.ndarray, ts: float) -> Observation:
-        detections = []
         unavailable = set(self._unavailable)
+        quality: FrameQuality | None = None
+        if self.quality is not None:
+            try:
+                quality = self.quality.measure(frame_bgr)
+            except Exception:
+                log.exception("picture quality failed")
+        detections: list[Detection] = []
         for detector in self.detectors:
             try:
                 detections.extend(detector.detect(frame_bgr))
             except Exception:  # a failing model must not take the others down
                 log.exception("detector %s failed", detector.name)
                 unavailable |= detector.labels
+        faces = [d for d in detections if d.label == "face"]
+        poses = []
+        for stage in self.face_analysers:
+            if stage.views is not None and view not in stage.views:
+                continue
+            try:
+                poses.extend(stage.estimate(frame_bgr, faces))
+            except Exception:
+                log.exception("face analyser %s failed", stage.name)
+                unavailable |= stage.labels
+        if quality is not None and not quality.usable:
+            found = {d.label for d in detections} | ({"head_pose"} if poses else set())
+            unavailable |= self._labels - found
         h, w = frame_bgr.shape[:2]
         return Observation(
             view=view,
@@ -51,13 +103,22 @@ class FrameAnalyzer:
             height=h,
             detections=tuple(detections),
             unavailable=frozenset(unavailable),
+            quality=quality,
+            poses=tuple(poses),
         )
 
 
 def build_analyzer(model_paths: dict[str, Path | None]) -> FrameAnalyzer:
-    """``model_paths`` maps manifest model names to a verified file, or None if missing."""
+    """``model_paths`` maps manifest model names to a verified file, or None if missing.
+
+    Builds every detector the present models allow: picture quality (no model), faces
+    (``blazeface_short``/``blazeface_full``), phones (the project's ``phone_yolox_nano``,
+    :mod:`proctor.vision.phone`; without it the objects detector reports phones), persons
+    and devices (``yolox_nano``), head pose (``face_mesh``, needs faces too), and the
+    voice-activity model (``silero_vad``). ``states`` lists each of them, with the reason
+    when one is disabled or degraded."""
     detectors: list[Detector] = []
-    states: list[DetectorState] = []
+    states: list[DetectorState] = [DetectorState("quality", frozenset({"quality"}), True, None)]
 
     short, full = model_paths.get("blazeface_short"), model_paths.get("blazeface_full")
     faces_labels = frozenset({"face"})
@@ -76,9 +137,70 @@ def build_analyzer(model_paths: dict[str, Path | None]) -> FrameAnalyzer:
                 "models blazeface_short and blazeface_full missing or unreadable",
             )
         )
+
+    phones = _phone_detector(model_paths.get(PHONE_MODEL))
+    if isinstance(phones, str):
+        states.append(DetectorState("phone", frozenset(), False, phones))
+    else:
+        detectors.append(phones)
+        states.append(DetectorState("phone", phones.labels, True, None))
+
+    object_path = next((p for n in OBJECT_MODELS if (p := model_paths.get(n))), None)
+    # with the dedicated phone detector, phones come from it alone
+    object_labels = DEFAULT_LABELS - (phones.labels if not isinstance(phones, str) else set())
+    try:
+        if object_path is None:
+            raise FileNotFoundError(f"model {OBJECT_MODELS[0]} missing")
+        objects = YoloDetector(object_path, object_labels, OBJECT_MIN_SCORE)
+    except (FileNotFoundError, ValueError) as exc:
+        states.append(DetectorState("objects", frozenset(object_labels), False, str(exc)))
+    else:
+        detectors.append(objects)
+        states.append(DetectorState("objects", objects.labels, True, None))
+
+    face_analysers: list[FaceAnalyser] = []
+    mesh_path = model_paths.get("face_mesh")
+    pose_labels = HeadPoseEstimator.labels
+    try:
+        if mesh_path is None:
+            raise FileNotFoundError("model face_mesh missing")
+        if faces is None or not faces.available:
+            raise FileNotFoundError("needs the face detector, which is disabled")
+        pose = HeadPoseEstimator(mesh_path)
+    except (FileNotFoundError, ValueError) as exc:
+        states.append(DetectorState("head_pose", pose_labels, False, str(exc)))
+    else:
+        face_analysers.append(pose)
+        states.append(DetectorState("head_pose", pose_labels, True, None))
+
+    vad = load_vad(model_paths.get("silero_vad"))
+    states.append(
+        DetectorState(
+            "voice",
+            frozenset(),  # not a frame label: the monitor runs it on the microphone
+            vad is not None,
+            None if vad is not None else "model silero_vad missing or unreadable",
+        )
+    )
+
     for state in states:
         if not state.enabled:
             log.warning("detector %s DISABLED: %s", state.name, state.reason)
         elif state.reason:
             log.warning("detector %s %s", state.name, state.reason)
-    return FrameAnalyzer(detectors, states)
+    return FrameAnalyzer(
+        detectors, states, quality=QualityChecker(), face_analysers=face_analysers, vad=vad
+    )
+
+
+def _phone_detector(path: Path | None) -> Detector | str:
+    """The dedicated phone detector on ``path``, or why there is none (then the objects
+    detector reports phones)."""
+    if path is None:
+        return f"model {PHONE_MODEL} missing: phones come from the objects detector"
+    try:
+        from proctor.vision.phone import PhoneDetector
+
+        return PhoneDetector(path)
+    except Exception as exc:  # a draft or broken model must not stop the server
+        return f"{exc}: phones come from the objects detector"

@@ -5,22 +5,39 @@ from __future__ import annotations
 import pytest
 
 from proctor.rules import (
+    ALERT_TYPES,
     AbsentRule,
     AlertDraft,
+    CameraBlockedRule,
+    DeviceRule,
+    FaceCoveredRule,
+    IdentityMismatchRule,
+    LookingAwayRule,
     MultiplePersonsRule,
     RuleEngine,
     RuleSettings,
+    SecondViewLostRule,
+    SpeechRule,
 )
 from proctor.vision.types import Detection, Observation
 
 FACE_BOX = (100.0, 100.0, 200.0, 200.0)
 
 
-def obs(ts: float, faces: int | None, view: str = "first") -> Observation:
-    """An observation with ``faces`` faces, or with the face detector unavailable (None)."""
+def obs(ts: float, faces: int | None, view: str = "first", persons: int = 0) -> Observation:
+    """An observation with ``faces`` faces, or with the face detector unavailable (None),
+    and ``persons`` persons."""
+    people = tuple(Detection("person", 0.9, FACE_BOX) for _ in range(persons))
     if faces is None:
-        return Observation(view=view, ts=ts, width=640, height=480, unavailable=frozenset({"face"}))
-    detections = tuple(Detection("face", 0.9, FACE_BOX) for _ in range(faces))
+        return Observation(
+            view=view,
+            ts=ts,
+            width=640,
+            height=480,
+            detections=people,
+            unavailable=frozenset({"face"}),
+        )
+    detections = tuple(Detection("face", 0.9, FACE_BOX) for _ in range(faces)) + people
     return Observation(view=view, ts=ts, width=640, height=480, detections=detections)
 
 
@@ -129,7 +146,7 @@ def test_multiple_persons_fires_on_m_consecutive_samples() -> None:
 def test_multiple_persons_cooldown_per_view() -> None:
     engine = RuleEngine(settings_3_of_5(cooldown=30.0))
     samples = [obs(float(t), 2) for t in range(0, 40)]
-    samples += [obs(float(t), 2, "second") for t in range(10, 13)]
+    samples += [obs(float(t), 0, "second", persons=2) for t in range(10, 13)]
 
     alerts = run(engine, sorted(samples, key=lambda o: o.ts))
 
@@ -147,7 +164,18 @@ def test_unknown_samples_do_not_count_as_two_faces() -> None:
 
 def test_engine_runs_the_default_rules_and_extra_ones() -> None:
     settings = RuleSettings()
-    assert [type(r) for r in RuleEngine(settings).rules] == [AbsentRule, MultiplePersonsRule]
+    assert [type(r) for r in RuleEngine(settings).rules] == [
+        AbsentRule,
+        MultiplePersonsRule,
+        DeviceRule,
+        LookingAwayRule,
+        FaceCoveredRule,
+        CameraBlockedRule,
+        SpeechRule,
+        IdentityMismatchRule,
+        SecondViewLostRule,
+    ]
+    assert [r.type for r in RuleEngine(settings).rules] == list(ALERT_TYPES)
 
     class EveryFrame:
         type = "every_frame"
@@ -166,6 +194,11 @@ def test_engine_runs_the_default_rules_and_extra_ones() -> None:
         {"multiple_persons_m": 0},
         {"absent_seconds": -1.0},
         {"cooldown_seconds": -1.0},
+        {"device_m": 7, "device_k": 6},
+        {"device_labels": "cell phone"},
+        {"identity_mismatch_k": 0},
+        {"speech_seconds": 11.0, "speech_window_seconds": 10.0},
+        {"person_min_score": 1.5},
     ],
 )
 def test_settings_are_checked(kwargs: dict) -> None:

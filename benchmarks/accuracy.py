@@ -1,0 +1,491 @@
+"""Detection and alert accuracy on labelled real media (issue 4's figures).
+
+    python -m benchmarks.accuracy --media DIR [--models DIR] [--fps F] [--json FILE]
+
+Reads ``DIR/labels.json`` (format 1, see ``shared/media/README.md``) and runs exactly the
+server's code: :func:`proctor.vision.analyzer.build_analyzer` on the prepared models of
+``--models`` (default ``PROCTOR_MODELS_DIR``) and a default :class:`proctor.rules.RuleEngine`
+(the thresholds a new sitting gets).
+
+- **images**: each labelled image is analysed once, as a first-view frame. ``faces``: the
+  share of images with the exact face count, and count-level precision / recall
+  (min(found, true) true positives); ``persons`` the same with persons scored at least
+  ``person_min_score``; ``phone``: image-level precision / recall of a "cell phone" at
+  ``device_min_score`` or more.
+- **clips**: decoded with PyAV (display rotation applied), sampled like the server's
+  sampler at ``--fps`` (default: the server's analysis rate, 2 fps: at each tick the newest
+  frame at or before it), each sample analysed and fed to the rules with the clip's
+  timestamps, ``tick`` on every sample, and the clip's audio track (if any) through the
+  voice-activity detector into ``feed_audio``. An alert is justified when it fires within
+  a labelled event of its type (from the event's start to 2 s after its end, or when its
+  episode overlaps the event); per type: event recall and false alerts per hour of clip.
+- **audio**: each file through the voice-activity detector and the rules: a ``speech``
+  alert on a file labelled ``speech: true`` is a hit, on one labelled false a false alert.
+- **identity**: with ``proctor/vision/identity.py`` (``build_embedder(models_dir)``), the
+  largest face of every image labelled with exactly one identity is embedded; every pair
+  of them is compared: TAR (same person accepted) and FAR (different people accepted).
+
+Label fields it does not know are ignored; a missing model is reported and disables only
+what needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import itertools
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from models.prepare import status as models_status
+from proctor.audio.vad import SpeechDetector
+from proctor.config import Settings
+from proctor.rules import ALERT_TYPES, AlertDraft, RuleEngine, RuleSettings
+from proctor.vision.analyzer import FrameAnalyzer, build_analyzer
+
+EVENT_SLACK = 2.0  # seconds after an event's end within which its alert still counts
+BASE_TS = 1_700_000_000.0  # wall-clock origin given to media time 0
+
+
+# --------------------------------------------------------------------------- media
+
+
+def read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"cannot read image {path}")
+    return image
+
+
+def upright(frame: av.VideoFrame) -> np.ndarray:
+    """The frame as BGR with its display rotation (counter-clockwise degrees) applied."""
+    image = frame.to_ndarray(format="bgr24")
+    k = round(int(getattr(frame, "rotation", 0) or 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(image, k=k)) if k else image
+
+
+def sampled_frames(path: Path, fps: float) -> Iterator[tuple[float, np.ndarray]]:
+    """(media seconds, BGR frame) at ``fps``: at each tick the newest frame at or before it,
+    as the server's sampler hands analysis the newest frame at the analysis rate."""
+    period = 1.0 / fps
+    tick = 0.0
+    newest: tuple[float, np.ndarray] | None = None
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            t = float(frame.time or 0.0)
+            while newest is not None and t > tick + 1e-9:
+                yield tick, newest[1]
+                tick += period
+            newest = (t, upright(frame))
+    if newest is not None:
+        yield tick, newest[1]
+
+
+def audio_frames(path: Path) -> Iterator[tuple[float, av.AudioFrame]]:
+    """(media seconds, frame) of the first audio track; nothing when there is none."""
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return
+        for frame in container.decode(audio=0):
+            yield float(frame.time or 0.0), frame
+
+
+def cover(image: np.ndarray, width: int = 640, height: int = 480) -> np.ndarray:
+    """``image`` scaled to cover width x height and centre-cropped (a webcam-like frame)."""
+    ih, iw = image.shape[:2]
+    scale = max(width / iw, height / ih)
+    sw, sh = max(width, round(iw * scale)), max(height, round(ih * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(image, (sw, sh), interpolation=interp)
+    x0, y0 = (sw - width) // 2, (sh - height) // 2
+    return np.ascontiguousarray(scaled[y0 : y0 + height, x0 : x0 + width])
+
+
+def load_analyzer(models_dir: Path) -> tuple[FrameAnalyzer, list[dict[str, Any]]]:
+    statuses = models_status(models_dir)
+    analyzer = build_analyzer({s.name: s.path for s in statuses})
+    models = [
+        {"name": s.name, "present": s.present, "problem": s.problem, "used_by": list(s.used_by)}
+        for s in statuses
+    ]
+    return analyzer, models
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    exact: int = 0
+    n: int = 0
+    misses: list[str] = field(default_factory=list)
+
+    def add(self, name: str, found: int | None, true: int) -> None:
+        self.n += 1
+        if found is None:  # detector unavailable: every true one missed
+            self.fn += true
+            self.misses.append(f"{name} (cannot tell)")
+            return
+        self.tp += min(found, true)
+        self.fp += max(0, found - true)
+        self.fn += max(0, true - found)
+        if found == true:
+            self.exact += 1
+        else:
+            self.misses.append(f"{name} ({found} for {true})")
+
+    def summary(self) -> dict[str, Any]:
+        p = self.tp / (self.tp + self.fp) if self.tp + self.fp else None
+        r = self.tp / (self.tp + self.fn) if self.tp + self.fn else None
+        return {
+            "n": self.n,
+            "exact": self.exact / self.n if self.n else None,
+            "precision": p,
+            "recall": r,
+            "misses": self.misses,
+        }
+
+
+def score_images(
+    media: Path, labels: dict[str, Any], analyzer: FrameAnalyzer, settings: RuleSettings
+) -> dict[str, Any]:
+    faces, persons, phone = Counts(), Counts(), Counts()
+    for entry in labels.get("images", []):
+        name = entry["file"]
+        obs = analyzer.analyse("first", read_image(media / name), BASE_TS)
+        if "faces" in entry:
+            faces.add(name, obs.count("face"), int(entry["faces"]))
+        if "persons" in entry:
+            persons.add(name, obs.count("person", settings.person_min_score), int(entry["persons"]))
+        if "phone" in entry:
+            n = obs.count("cell phone", settings.device_min_score)
+            phone.add(name, None if n is None else int(n > 0), int(bool(entry["phone"])))
+    return {"faces": faces.summary(), "persons": persons.summary(), "phone": phone.summary()}
+
+
+def justified(alert: AlertDraft, events: list[dict[str, Any]], origin: float) -> dict | None:
+    for event in events:
+        if event.get("type") != alert.type:
+            continue
+        start, end = origin + float(event["start"]), origin + float(event["end"])
+        if start <= alert.ts <= end + EVENT_SLACK or (
+            alert.started_at <= end and alert.ts >= start
+        ):
+            return event
+    return None
+
+
+def run_clip(
+    path: Path, view: str, analyzer: FrameAnalyzer, settings: RuleSettings, fps: float
+) -> tuple[list[AlertDraft], float, int]:
+    """Alerts the rules raise on the clip, its duration (s) and the frames analysed."""
+    engine = RuleEngine(settings)
+    inputs: list[tuple[float, int, Any]] = []  # (ts, order, observation)
+    samples = 0
+    last = 0.0
+    for t, frame in sampled_frames(path, fps):
+        inputs.append((BASE_TS + t, 1, analyzer.analyse(view, frame, BASE_TS + t)))
+        samples += 1
+        last = max(last, t)
+    if analyzer.vad is not None:
+        detector = SpeechDetector(analyzer.vad, view="first")
+        for t, frame in audio_frames(path):
+            for audio in detector.feed_frame(frame, BASE_TS + t):
+                inputs.append((audio.ts, 0, audio))
+            last = max(last, t)
+    alerts: list[AlertDraft] = []
+    for ts, order, item in sorted(inputs, key=lambda x: (x[0], x[1])):
+        if order == 0:
+            alerts += engine.feed_audio(item)
+        else:
+            alerts += engine.feed(item)
+            alerts += engine.tick(ts)
+    return alerts, last, samples
+
+
+def score_clips(
+    media: Path, labels: dict[str, Any], analyzer: FrameAnalyzer, settings: RuleSettings, fps: float
+) -> dict[str, Any]:
+    per_type = {t: {"events": 0, "found": 0, "false_alerts": 0} for t in ALERT_TYPES}
+    clips = []
+    total_seconds = 0.0
+    for entry in labels.get("clips", []):
+        events = [e for e in entry.get("events", []) if isinstance(e, dict) and "type" in e]
+        alerts, duration, samples = run_clip(
+            media / entry["file"], entry.get("view", "first"), analyzer, settings, fps
+        )
+        duration = float(entry.get("duration_s", duration))
+        total_seconds += duration
+        found_events = set()
+        false_alerts = []
+        for alert in alerts:
+            event = justified(alert, events, BASE_TS)
+            if event is None:
+                false_alerts.append(alert)
+                per_type.setdefault(alert.type, {"events": 0, "found": 0, "false_alerts": 0})
+                per_type[alert.type]["false_alerts"] += 1
+            else:
+                found_events.add(id(event))
+        for event in events:
+            row = per_type.setdefault(event["type"], {"events": 0, "found": 0, "false_alerts": 0})
+            row["events"] += 1
+            row["found"] += id(event) in found_events
+        clips.append(
+            {
+                "file": entry["file"],
+                "view": entry.get("view", "first"),
+                "seconds": duration,
+                "samples": samples,
+                "events": len(events),
+                "alerts": [
+                    {"type": a.type, "at": round(a.ts - BASE_TS, 2), "message": a.message}
+                    for a in alerts
+                ],
+                "false_alerts": len(false_alerts),
+            }
+        )
+    hours = total_seconds / 3600
+    for row in per_type.values():
+        row["recall"] = row["found"] / row["events"] if row["events"] else None
+        row["false_per_hour"] = row["false_alerts"] / hours if hours else None
+    return {"seconds": total_seconds, "clips": clips, "types": per_type}
+
+
+def score_audio(
+    media: Path, labels: dict[str, Any], analyzer: FrameAnalyzer, settings: RuleSettings
+) -> dict[str, Any]:
+    if analyzer.vad is None:
+        return {"available": False, "files": []}
+    import wave
+
+    files = []
+    for entry in labels.get("audio", []):
+        if "speech" not in entry:
+            continue
+        with wave.open(str(media / entry["file"])) as w:
+            rate, channels = w.getframerate(), w.getnchannels()
+            if w.getsampwidth() != 2:
+                continue
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+        detector = SpeechDetector(analyzer.vad)
+        engine = RuleEngine(settings)
+        alerts: list[AlertDraft] = []
+        windows = speech_windows = 0
+        chunk = rate // 50 * channels  # 20 ms, like WebRTC audio frames
+        for i in range(0, len(pcm), chunk):
+            for audio in detector.feed(
+                pcm[i : i + chunk], rate, channels, BASE_TS + i / channels / rate
+            ):
+                windows += 1
+                speech_windows += audio.speech
+                alerts += engine.feed_audio(audio)
+        detector.flush()
+        files.append(
+            {
+                "file": entry["file"],
+                "speech": bool(entry["speech"]),
+                "seconds": len(pcm) / channels / rate,
+                "speech_share": speech_windows / windows if windows else 0.0,
+                "segments": len(detector.segments),
+                "alerts": [round(a.ts - BASE_TS, 2) for a in alerts if a.type == "speech"],
+            }
+        )
+    return {"available": True, "files": files}
+
+
+def score_identity(
+    media: Path, labels: dict[str, Any], analyzer: FrameAnalyzer, models_dir: Path
+) -> dict[str, Any]:
+    try:
+        module = importlib.import_module("proctor.vision.identity")
+        build = module.build_embedder
+    except (ImportError, AttributeError):
+        return {"available": False, "reason": "embedder not available"}
+    embedder = build(models_dir)
+    if embedder is None:
+        return {"available": False, "reason": "embedder not available (models missing)"}
+    embedded: list[tuple[str, str, np.ndarray]] = []
+    for entry in labels.get("images", []):
+        names = entry.get("identity")
+        if not isinstance(names, list) or len(names) != 1:
+            continue
+        image = read_image(media / entry["file"])
+        faces = analyzer.analyse("first", image, BASE_TS).of("face")
+        if not faces:
+            continue
+        face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        vector = embedder.embed(image, face)
+        if vector is not None:
+            embedded.append((entry["file"], names[0], vector))
+    same = [0, 0]  # accepted, pairs
+    diff = [0, 0]
+    worst_same, best_diff = 0.0, float("inf")
+    for (_, na, va), (_, nb, vb) in itertools.combinations(embedded, 2):
+        d = embedder.distance(va, vb)
+        accepted = d < embedder.threshold
+        if na == nb:
+            same[0] += accepted
+            same[1] += 1
+            worst_same = max(worst_same, d)
+        else:
+            diff[0] += accepted
+            diff[1] += 1
+            best_diff = min(best_diff, d)
+    return {
+        "available": True,
+        "images": len(embedded),
+        "threshold": embedder.threshold,
+        "same_pairs": same[1],
+        "tar": same[0] / same[1] if same[1] else None,
+        "different_pairs": diff[1],
+        "far": diff[0] / diff[1] if diff[1] else None,
+        "max_same_distance": worst_same if same[1] else None,
+        "min_different_distance": best_diff if diff[1] else None,
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def run(media: Path, models_dir: Path, fps: float) -> dict[str, Any]:
+    labels = json.loads((media / "labels.json").read_text())
+    analyzer, models = load_analyzer(models_dir)
+    settings = RuleSettings()
+    started = time.perf_counter()
+    report = {
+        "media": str(media),
+        "models_dir": str(models_dir),
+        "fps": fps,
+        "models": models,
+        "detectors": [
+            {"name": s.name, "enabled": s.enabled, "reason": s.reason} for s in analyzer.states
+        ],
+        "settings": asdict(settings),
+        "images": score_images(media, labels, analyzer, settings),
+        "clips": score_clips(media, labels, analyzer, settings, fps),
+        "audio": score_audio(media, labels, analyzer, settings),
+        "identity": score_identity(media, labels, analyzer, models_dir),
+    }
+    report["seconds"] = time.perf_counter() - started
+    return report
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [f"media {report['media']}  models {report['models_dir']}  {report['fps']} fps"]
+    missing = [m["name"] for m in report["models"] if not m["present"]]
+    lines.append("models missing: " + (", ".join(missing) if missing else "none"))
+    for d in report["detectors"]:
+        if not d["enabled"] or d["reason"]:
+            state = "DISABLED" if not d["enabled"] else "degraded"
+            lines.append(f"detector {d['name']} {state}: {d['reason']}")
+    lines += ["", "images"]
+    rows = [("type", "images", "exact", "precision", "recall", "misses")]
+    for name, s in report["images"].items():
+        rows.append(
+            (
+                name,
+                str(s["n"]),
+                _pct(s["exact"]),
+                _pct(s["precision"]),
+                _pct(s["recall"]),
+                "; ".join(s["misses"]) or "-",
+            )
+        )
+    lines += _table(rows)
+    clips = report["clips"]
+    lines += ["", f"clips ({len(clips['clips'])}, {clips['seconds']:.1f} s)"]
+    rows = [("alert type", "events", "found", "recall", "false alerts", "false/hour")]
+    for name, s in clips["types"].items():
+        rows.append(
+            (
+                name,
+                str(s["events"]),
+                str(s["found"]),
+                _pct(s["recall"]),
+                str(s["false_alerts"]),
+                "-" if s["false_per_hour"] is None else f"{s['false_per_hour']:.1f}",
+            )
+        )
+    lines += _table(rows)
+    for clip in clips["clips"]:
+        alerts = ", ".join(f"{a['type']}@{a['at']}s" for a in clip["alerts"]) or "no alert"
+        lines.append(
+            f"  {clip['file']} ({clip['view']} view, {clip['samples']} samples, "
+            f"{clip['events']} events): {alerts}"
+        )
+    audio = report["audio"]
+    lines += ["", "audio"]
+    if not audio["available"]:
+        lines.append("audio: voice-activity model not available")
+    else:
+        rows = [("file", "label", "speech share", "segments", "speech alerts")]
+        for f in audio["files"]:
+            rows.append(
+                (
+                    f["file"],
+                    "speech" if f["speech"] else "no speech",
+                    _pct(f["speech_share"]),
+                    str(f["segments"]),
+                    ", ".join(f"@{t}s" for t in f["alerts"]) or "none",
+                )
+            )
+        lines += _table(rows)
+    identity = report["identity"]
+    lines.append("")
+    if not identity["available"]:
+        lines.append(f"identity: {identity['reason']}")
+    else:
+        lines.append(
+            f"identity ({identity['images']} single-person images, threshold "
+            f"{identity['threshold']}): TAR {_pct(identity['tar'])} over "
+            f"{identity['same_pairs']} same pairs (max distance "
+            f"{identity['max_same_distance'] or 0:.3f}), FAR {_pct(identity['far'])} over "
+            f"{identity['different_pairs']} different pairs (min distance "
+            f"{identity['min_different_distance'] or 0:.3f})"
+        )
+    lines.append(f"\n({report['seconds']:.1f} s)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__)
+    parser.add_argument("--media", type=Path, required=True, help="directory with labels.json")
+    parser.add_argument("--models", type=Path, help="prepared models (default: PROCTOR_MODELS_DIR)")
+    parser.add_argument("--fps", type=float, help="analysis rate (default: the server's)")
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    models_dir = args.models or settings.models_dir
+    if not (args.media / "labels.json").is_file():
+        print(f"no labels.json in {args.media}", file=sys.stderr)
+        return 2
+    report = run(args.media, models_dir, args.fps or settings.analysis_fps)
+    print(format_report(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""What every rule shares: the per-sitting settings, the alert draft, the rule protocols,
+the cooldown and the "situation lasting N seconds" episode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Protocol
+
+from proctor.audio.types import AudioObservation
+from proctor.vision.types import Observation
+
+FIRST_VIEW = "first"
+SECOND_VIEW = "second"
+
+SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass
+class RuleSettings:
+    """Thresholds of the rules, per sitting (stored as JSON with the sitting: every field
+    is a number or a list of strings)."""
+
+    # absent: no face (and nobody) on the first view for this long
+    absent_seconds: float = 5.0
+    # multiple_persons: 2+ on at least M of the last K samples of a view (first view: faces
+    # or persons, whichever is more; second view: persons)
+    multiple_persons_m: int = 3
+    multiple_persons_k: int = 5
+    cooldown_seconds: float = 30.0  # least time between two alerts of one type on one view
+    person_min_score: float = 0.5  # a YOLOX person counts from this score
+    # device: a class seen on M of the last K samples of a view; one alert per class per
+    # sighting (and cooldown) whichever view saw it
+    device_labels: tuple[str, ...] = ("cell phone", "laptop", "tv", "book", "remote", "keyboard")
+    # on the second view (the side camera) the candidate's own computer is expected: one of
+    # each of these classes is allowed there, a second one counts
+    device_expected_second: tuple[str, ...] = ("laptop", "keyboard", "tv")
+    device_min_score: float = 0.35
+    device_m: int = 2
+    device_k: int = 6
+    device_gone_seconds: float = 3.0  # out of sight this long: a later sighting alerts again
+    # looking_away: the candidate's head turned beyond these angles (degrees) for this long
+    looking_away_yaw: float = 30.0
+    looking_away_pitch: float = 25.0
+    looking_away_seconds: float = 5.0
+    # face_covered: a person on the first view without a usable face for this long
+    face_covered_seconds: float = 5.0
+    face_presence_min: float = 0.5  # face-mesh presence below this: not a usable face
+    # camera_blocked: picture blocked, too dark or blurred for this long, or frozen (the
+    # same picture, with someone in it) for frozen_seconds
+    camera_blocked_seconds: float = 5.0
+    frozen_seconds: float = 10.0
+    frozen_max_change: float = 0.3  # mean grey-level change of the 32x32 fingerprint
+    # speech: at least speech_seconds of speech within the last speech_window_seconds
+    speech_seconds: float = 4.0
+    speech_window_seconds: float = 10.0
+    # identity_mismatch: K consecutive identity checks say "someone else"
+    identity_mismatch_k: int = 2
+    identity_check_seconds: float = 30.0  # how often the monitor re-checks the face
+    # second_view_lost: no frame from the second view for this long (once it was seen)
+    second_view_lost_seconds: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("device_labels", "device_expected_second"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{name} must be a list of class names")
+            setattr(self, name, tuple(value))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise ValueError(f"{f.name} must be >= 0")
+        if not 1 <= self.multiple_persons_m <= self.multiple_persons_k:
+            raise ValueError("need 1 <= multiple_persons_m <= multiple_persons_k")
+        if not 1 <= self.device_m <= self.device_k:
+            raise ValueError("need 1 <= device_m <= device_k")
+        if self.identity_mismatch_k < 1:
+            raise ValueError("identity_mismatch_k must be >= 1")
+        if self.speech_seconds > self.speech_window_seconds:
+            raise ValueError("speech_seconds must be <= speech_window_seconds")
+        for name in ("person_min_score", "device_min_score", "face_presence_min"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be within 0..1")
+
+
+@dataclass(frozen=True)
+class AlertDraft:
+    """An alert a rule wants raised; the events layer persists and publishes it."""
+
+    type: str  # "absent", "multiple_persons", ...
+    severity: str  # "info", "warning" or "critical"
+    view: str  # the view it was seen on: "first" or "second"
+    ts: float  # when the rule fired (the ts of the observation that tipped it)
+    started_at: float  # when the situation began (first sample that counts towards it)
+    message: str  # plain English for the invigilator
+    # the frame observation to annotate for the screenshot: the one that tipped it, or for
+    # alerts not raised by a frame (speech, identity, second view lost) the latest one of
+    # ``view`` (an empty one, width 0, when that view never delivered a frame)
+    observation: Observation
+
+
+class Rule(Protocol):
+    """One temporal policy. ``feed`` is called with every observation, in time order."""
+
+    type: str
+
+    def feed(self, obs: Observation) -> AlertDraft | None: ...
+
+
+class AudioRule(Rule, Protocol):
+    def feed_audio(self, audio: AudioObservation) -> AlertDraft | None: ...
+
+
+class TickRule(Rule, Protocol):
+    """A rule that fires on time passing without observations (``RuleEngine.tick``)."""
+
+    def tick(self, now: float) -> AlertDraft | None: ...
+
+
+class Cooldown:
+    """Remembers when each (type, key) last fired; ready again ``seconds`` later. The key
+    is usually the view; for alerts fused across views (a device class) it is the class."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last: dict[tuple[str, str], float] = {}
+
+    def ready(self, type: str, key: str, ts: float) -> bool:
+        last = self._last.get((type, key))
+        return last is None or ts - last >= self.seconds
+
+    def mark(self, type: str, key: str, ts: float) -> None:
+        self._last[(type, key)] = ts
+
+
+class Episode:
+    """A situation that must last a while before it is raised, once per episode.
+
+    ``update(ts, holds)``: ``True`` starts or continues the episode, ``False`` ends it,
+    ``None`` ("cannot tell") ends it too unless the situation last held within
+    ``tolerance`` seconds (then the episode goes on, its duration still counted from its
+    start). Returns how long the episode has lasted, or None when there is none."""
+
+    def __init__(self, tolerance: float = 0.0) -> None:
+        self.tolerance = tolerance
+        self.since: float | None = None  # ts of the first sample of the episode
+        self.last: float | None = None  # ts of the latest sample where it held
+        self.raised = False
+
+    def update(self, ts: float, holds: bool | None) -> float | None:
+        if holds is None and self.last is not None and ts - self.last <= self.tolerance:
+            return None
+        if not holds:
+            self.since = self.last = None
+            self.raised = False
+            return None
+        if self.since is None:
+            self.since = ts
+        self.last = ts
+        return ts - self.since
+
+
+def placeholder(view: str, ts: float) -> Observation:
+    """An empty observation for alerts whose view never delivered a frame."""
+    return Observation(view=view, ts=ts, width=0, height=0)

@@ -1,0 +1,358 @@
+"""Rules fed by frame observations: absent, multiple persons, device, looking away, face
+covered, camera blocked.
+
+"Cannot tell" (``Observation.count`` is None: the detector could not run, or the picture
+was too poor to say that something is not there) never counts towards an alert.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from proctor.rules.base import (
+    FIRST_VIEW,
+    SECOND_VIEW,
+    AlertDraft,
+    Cooldown,
+    Episode,
+    RuleSettings,
+)
+from proctor.vision.quality import fingerprint_change
+from proctor.vision.types import HeadPose, Observation
+
+
+def persons(obs: Observation, settings: RuleSettings) -> int | None:
+    return obs.count("person", settings.person_min_score)
+
+
+class _DurationRule:
+    """A situation on one view (or each view) lasting ``seconds``: raised once per episode,
+    and not within the cooldown of the last alert of this type on that view (a new episode
+    that reaches its duration inside the cooldown is raised when the cooldown ends, if it
+    still lasts). Subclasses say whether the situation holds on a sample."""
+
+    type = ""
+    severity = "warning"
+    tolerance = 0.0  # seconds of "cannot tell" an episode survives
+
+    def __init__(self, seconds: float, cooldown: float, views: frozenset[str] | None) -> None:
+        self.seconds = seconds
+        self.views = views
+        self._cooldown = Cooldown(cooldown)
+        self._episodes: dict[str, Episode] = {}
+
+    def holds(self, obs: Observation) -> bool | None:
+        raise NotImplementedError
+
+    def message(self, obs: Observation, lasted: float) -> str:
+        raise NotImplementedError
+
+    def feed(self, obs: Observation) -> AlertDraft | None:
+        if self.views is not None and obs.view not in self.views:
+            return None
+        episode = self._episodes.setdefault(obs.view, Episode(self.tolerance))
+        lasted = episode.update(obs.ts, self.holds(obs))
+        if (
+            lasted is None
+            or episode.raised
+            or lasted < self.seconds
+            or not self._cooldown.ready(self.type, obs.view, obs.ts)
+        ):
+            return None
+        assert episode.since is not None
+        episode.raised = True
+        self._cooldown.mark(self.type, obs.view, obs.ts)
+        return AlertDraft(
+            type=self.type,
+            severity=self.severity,
+            view=obs.view,
+            ts=obs.ts,
+            started_at=episode.since,
+            message=self.message(obs, lasted),
+            observation=obs,
+        )
+
+
+class AbsentRule(_DurationRule):
+    """No face on the first view continuously for ``absent_seconds``, counted from the first
+    face-less sample. A sample where faces cannot be counted ends the episode (continuity
+    is unknown), and so does a person seen without a face (someone is there: that is
+    :class:`FaceCoveredRule`'s business). Without a person detector, faces alone decide."""
+
+    type = "absent"
+    severity = "warning"
+
+    def __init__(self, settings: RuleSettings, view: str = FIRST_VIEW) -> None:
+        super().__init__(settings.absent_seconds, settings.cooldown_seconds, frozenset({view}))
+        self.settings = settings
+
+    def holds(self, obs: Observation) -> bool | None:
+        faces = obs.count("face")
+        if faces is None:
+            return None
+        return faces == 0 and not persons(obs, self.settings)
+
+    def message(self, obs: Observation, lasted: float) -> str:
+        return f"No face in view for {lasted:.1f} s"
+
+
+class MultiplePersonsRule:
+    """Two or more people on at least M of the last K samples of a view; at most one alert
+    per view per cooldown. On the first view the count is the larger of faces and persons;
+    on the second view (which sees the candidate from the side) persons only. A sample
+    where nothing could be counted counts as "not two"."""
+
+    type = "multiple_persons"
+    severity = "critical"
+    LABELS: dict[str, tuple[str, ...]] = {FIRST_VIEW: ("face", "person"), SECOND_VIEW: ("person",)}
+
+    def __init__(
+        self, settings: RuleSettings, labels_by_view: dict[str, tuple[str, ...]] | None = None
+    ) -> None:
+        self.m = settings.multiple_persons_m
+        self.k = settings.multiple_persons_k
+        self.settings = settings
+        self.labels_by_view = labels_by_view or self.LABELS
+        self._cooldown = Cooldown(settings.cooldown_seconds)
+        # per view: (ts, how many seen or None, of what) of the last K samples
+        self._windows: dict[str, deque[tuple[float, int | None, str]]] = {}
+
+    def _count(self, obs: Observation) -> tuple[int | None, str]:
+        best: tuple[int | None, str] = (None, "faces")
+        for label in self.labels_by_view.get(obs.view, ("face", "person")):
+            if label == "person":
+                n = persons(obs, self.settings)
+            else:
+                n = obs.count(label)
+            if n is not None and (best[0] is None or n > best[0]):
+                best = (n, f"{label}s")
+        return best
+
+    def feed(self, obs: Observation) -> AlertDraft | None:
+        window = self._windows.setdefault(obs.view, deque(maxlen=self.k))
+        window.append((obs.ts, *self._count(obs)))
+        hits = [(ts, n, what) for ts, n, what in window if n is not None and n >= 2]
+        if len(hits) < self.m or not self._cooldown.ready(self.type, obs.view, obs.ts):
+            return None
+        self._cooldown.mark(self.type, obs.view, obs.ts)
+        _, most, what = max(hits, key=lambda h: h[1] or 0)
+        return AlertDraft(
+            type=self.type,
+            severity=self.severity,
+            view=obs.view,
+            ts=obs.ts,
+            started_at=hits[0][0],
+            message=(
+                f"{most} {what} on the {obs.view} view "
+                f"in {len(hits)} of the last {len(window)} samples"
+            ),
+            observation=obs,
+        )
+
+
+class DeviceRule:
+    """A device class (``device_labels``, score >= ``device_min_score``) on at least M of
+    the last K samples of a view. Fused across views: one alert per class whichever view
+    saw it (a phone seen on both views is one alert), raised once while the class stays in
+    sight, again only after no view has seen it for ``device_gone_seconds`` and the
+    cooldown has passed (a television on the wall is one alert, not one per cooldown). On
+    the second view one of each ``device_expected_second`` class (the candidate's own
+    computer) is allowed. A sample where objects could not be judged counts as "not seen".
+    """
+
+    type = "device"
+    severity = "warning"
+
+    def __init__(self, settings: RuleSettings) -> None:
+        self.settings = settings
+        self.labels = settings.device_labels
+        self.m = settings.device_m
+        self.k = settings.device_k
+        self._cooldown = Cooldown(settings.cooldown_seconds)
+        # per view: (ts, the classes seen beyond what is allowed) of the last K samples
+        self._windows: dict[str, deque[tuple[float, frozenset[str]]]] = {}
+        self._raised: set[str] = set()  # classes alerted and still in sight
+        self._last_seen: dict[str, float] = {}  # class -> ts of the latest sample seeing it
+
+    def allowed(self, view: str, label: str) -> int:
+        return 1 if view == SECOND_VIEW and label in self.settings.device_expected_second else 0
+
+    def feed(self, obs: Observation) -> AlertDraft | None:
+        seen = set()
+        for label in self.labels:
+            n = obs.count(label, self.settings.device_min_score)
+            if n is not None and n > self.allowed(obs.view, label):
+                seen.add(label)
+        window = self._windows.setdefault(obs.view, deque(maxlen=self.k))
+        window.append((obs.ts, frozenset(seen)))
+        # a class out of sight of every view for device_gone_seconds may alert again
+        gone = self.settings.device_gone_seconds
+        self._raised = {label for label in self._raised if obs.ts - self._last_seen[label] < gone}
+        for label in seen:
+            self._last_seen[label] = max(obs.ts, self._last_seen.get(label, obs.ts))
+        for label in self.labels:  # in the order of the setting: the first one wins a tie
+            hits = [ts for ts, labels in window if label in labels]
+            if (
+                len(hits) < self.m
+                or label in self._raised
+                or not self._cooldown.ready(self.type, label, obs.ts)
+            ):
+                continue
+            self._raised.add(label)
+            self._cooldown.mark(self.type, label, obs.ts)
+            return AlertDraft(
+                type=self.type,
+                severity=self.severity,
+                view=obs.view,
+                ts=obs.ts,
+                started_at=hits[0],
+                message=(
+                    f"{label} on the {obs.view} view "
+                    f"in {len(hits)} of the last {len(window)} samples"
+                ),
+                observation=obs,
+            )
+        return None
+
+
+def main_pose(obs: Observation, settings: RuleSettings) -> HeadPose | None:
+    """The head pose of the largest face, if it is a usable face."""
+    if not obs.poses or obs.poses[0].presence < settings.face_presence_min:
+        return None
+    return obs.poses[0]
+
+
+class LookingAwayRule(_DurationRule):
+    """The candidate's head (the largest face on the first view) turned more than
+    ``looking_away_yaw`` sideways or ``looking_away_pitch`` up or down for
+    ``looking_away_seconds``. A sample without a usable pose (no face, pose unavailable)
+    is "cannot tell"; an episode survives 1.5 s of those (a turned head is briefly lost
+    by the face detector)."""
+
+    type = "looking_away"
+    severity = "info"
+    tolerance = 1.5
+
+    def __init__(self, settings: RuleSettings, view: str = FIRST_VIEW) -> None:
+        super().__init__(
+            settings.looking_away_seconds, settings.cooldown_seconds, frozenset({view})
+        )
+        self.settings = settings
+
+    def holds(self, obs: Observation) -> bool | None:
+        pose = main_pose(obs, self.settings)
+        if pose is None:
+            return None
+        return (
+            abs(pose.yaw) > self.settings.looking_away_yaw
+            or abs(pose.pitch) > self.settings.looking_away_pitch
+        )
+
+    def message(self, obs: Observation, lasted: float) -> str:
+        pose = main_pose(obs, self.settings)
+        where = ""
+        if pose is not None:
+            if abs(pose.yaw) > self.settings.looking_away_yaw:
+                where = "to the right" if pose.yaw > 0 else "to the left"
+            else:
+                where = "up" if pose.pitch > 0 else "down"
+            where = f" {where} (yaw {pose.yaw:.0f}°, pitch {pose.pitch:.0f}°)"
+        return f"Looking away{where} for {lasted:.1f} s"
+
+
+class FaceCoveredRule(_DurationRule):
+    """Someone on the first view without a usable face for ``face_covered_seconds``: a
+    person seen (score >= ``person_min_score``) but no face, or the largest face's mesh
+    presence below ``face_presence_min`` (a face-mesh confidence collapse) while a person
+    is seen or persons cannot be counted. Nobody at all is :class:`AbsentRule`'s case."""
+
+    type = "face_covered"
+    severity = "warning"
+
+    def __init__(self, settings: RuleSettings, view: str = FIRST_VIEW) -> None:
+        super().__init__(
+            settings.face_covered_seconds, settings.cooldown_seconds, frozenset({view})
+        )
+        self.settings = settings
+
+    def holds(self, obs: Observation) -> bool | None:
+        faces = obs.count("face")
+        people = persons(obs, self.settings)
+        if faces is None:
+            return None
+        if faces == 0:
+            return None if people is None else people > 0
+        if obs.poses and obs.poses[0].presence < self.settings.face_presence_min:
+            return people != 0
+        return False
+
+    def message(self, obs: Observation, lasted: float) -> str:
+        return f"Person in view without a visible face for {lasted:.1f} s"
+
+
+class CameraBlockedRule:
+    """The picture of a view cannot be judged: blocked, too dark or too blurred
+    (``Observation.quality.problems``) for ``camera_blocked_seconds``, or frozen for
+    ``frozen_seconds``: consecutive samples whose 32x32 fingerprints differ by less than
+    ``frozen_max_change`` grey levels on average while someone (a face or a person) is in
+    the picture. (A real empty room is as still as a frozen one, and is ``absent``'s case;
+    a still picture *of the candidate* is the replayed-photo trick.) One alert per view per
+    cooldown; samples without a quality measure are "cannot tell"."""
+
+    type = "camera_blocked"
+    severity = "warning"
+
+    def __init__(self, settings: RuleSettings) -> None:
+        self.settings = settings
+        self._cooldown = Cooldown(settings.cooldown_seconds)
+        self._poor: dict[str, Episode] = {}
+        self._frozen: dict[str, Episode] = {}
+        self._previous: dict[str, tuple[float, bytes]] = {}
+
+    def _frozen_now(self, obs: Observation) -> bool | None:
+        quality = obs.quality
+        assert quality is not None
+        previous = self._previous.get(obs.view)
+        self._previous[obs.view] = (obs.ts, quality.fingerprint)
+        if previous is None:
+            return None
+        change = fingerprint_change(previous[1], quality.fingerprint)
+        someone = bool(obs.count("face")) or bool(persons(obs, self.settings))
+        return change < self.settings.frozen_max_change and someone
+
+    def feed(self, obs: Observation) -> AlertDraft | None:
+        poor = self._poor.setdefault(obs.view, Episode())
+        frozen = self._frozen.setdefault(obs.view, Episode())
+        if obs.quality is None:
+            poor.update(obs.ts, None)
+            frozen.update(obs.ts, None)
+            self._previous.pop(obs.view, None)
+            return None
+        previous_ts = self._previous.get(obs.view, (obs.ts, b""))[0]
+        is_frozen = self._frozen_now(obs)
+        if is_frozen and frozen.since is None:
+            frozen.update(previous_ts, True)  # the picture has not changed since then
+        frozen_for = frozen.update(obs.ts, is_frozen)
+        poor_for = poor.update(obs.ts, not obs.quality.usable)
+        candidates = []
+        if poor_for is not None and poor_for >= self.settings.camera_blocked_seconds:
+            what = " / ".join(sorted(obs.quality.problems))
+            candidates.append((poor, f"Picture {what} for {poor_for:.1f} s"))
+        if frozen_for is not None and frozen_for >= self.settings.frozen_seconds:
+            candidates.append((frozen, f"Picture frozen for {frozen_for:.1f} s"))
+        for episode, message in candidates:
+            if episode.raised or not self._cooldown.ready(self.type, obs.view, obs.ts):
+                continue
+            assert episode.since is not None
+            episode.raised = True
+            self._cooldown.mark(self.type, obs.view, obs.ts)
+            return AlertDraft(
+                type=self.type,
+                severity=self.severity,
+                view=obs.view,
+                ts=obs.ts,
+                started_at=episode.since,
+                message=message,
+                observation=obs,
+            )
+        return None

@@ -1,0 +1,122 @@
+"""benchmarks.accuracy on the shared media: issue 4's targets, and a benchmark that copes
+with missing models and label fields it does not know."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import accuracy
+
+
+@pytest.fixture(scope="module")
+def report(media_dir: Path, models_dir: Path) -> dict[str, Any]:
+    return accuracy.run(media_dir, models_dir, fps=2.0)
+
+
+def test_exact_face_count_on_at_least_95_percent(report: dict[str, Any]) -> None:
+    faces = report["images"]["faces"]
+    assert faces["n"] >= 10
+    assert faces["exact"] >= 0.95, faces["misses"]
+
+
+def test_no_alert_on_clips_without_events(report: dict[str, Any], media_labels: dict) -> None:
+    quiet = {c["file"] for c in media_labels["clips"] if c["events"] == []}
+    assert quiet
+    for clip in report["clips"]["clips"]:
+        if clip["file"] in quiet:
+            assert clip["alerts"] == [], clip
+            assert clip["samples"] >= 2 * clip["seconds"] - 1
+
+
+def test_identity_pairs(report: dict[str, Any]) -> None:
+    identity = report["identity"]
+    if not identity["available"]:
+        pytest.skip(identity["reason"])
+    assert identity["same_pairs"] > 0 and identity["different_pairs"] > 0
+    assert identity["tar"] == 1.0 and identity["far"] == 0.0
+
+
+def test_speech_only_where_someone_speaks(report: dict[str, Any]) -> None:
+    files = report["audio"]["files"]
+    assert files
+    for f in files:
+        assert bool(f["alerts"]) == f["speech"], f
+
+
+def test_persons_and_phones_are_scored(report: dict[str, Any]) -> None:
+    assert report["images"]["persons"]["recall"] > 0.9
+    assert report["images"]["phone"]["precision"] == 1.0  # no phone where there is none
+    needed = {"blazeface_short", "blazeface_full", "face_mesh", "silero_vad", "yolox_nano"}
+    assert needed <= {m["name"] for m in report["models"] if m["present"]}
+
+
+def test_table(report: dict[str, Any]) -> None:
+    text = accuracy.format_report(report)
+    assert "models missing: " in text
+    for heading in ("faces", "persons", "phone", "absent", "second_view_lost", "audio"):
+        assert heading in text
+
+
+def test_missing_models_are_reported_not_crashed_on(media_dir: Path, tmp_path: Path) -> None:
+    media = subset(media_dir, tmp_path / "media", ["images/obama.jpg", "images/two_people.jpg"])
+    result = accuracy.run(media, tmp_path / "no-models", fps=2.0)
+    text = accuracy.format_report(result)
+    assert "models missing: blazeface_short" in text
+    assert "detector faces DISABLED" in text
+    assert result["images"]["faces"]["exact"] == 0.0
+    assert "cannot tell" in result["images"]["faces"]["misses"][0]
+    assert "voice-activity model not available" in text
+    assert "identity: embedder not available" in text
+
+
+def test_unknown_label_fields_are_ignored(
+    media_dir: Path, tmp_path: Path, models_dir: Path
+) -> None:
+    media = subset(media_dir, tmp_path / "media", ["images/obama_small.jpg"])
+    labels = json.loads((media / "labels.json").read_text())
+    labels["future_section"] = [{"anything": 1}]
+    labels["images"][0]["glasses"] = True
+    labels["images"][0].pop("persons")
+    labels["images"].append({"file": "images/obama_small.jpg", "weather": "sunny"})
+    (media / "labels.json").write_text(json.dumps(labels))
+
+    result = accuracy.run(media, models_dir, fps=2.0)
+
+    assert result["images"]["faces"]["n"] == 1 and result["images"]["faces"]["exact"] == 1.0
+    assert result["images"]["persons"]["n"] == 0
+    assert result["clips"]["clips"] == [] and result["audio"]["files"] == []
+
+
+def test_sampling_follows_the_analysis_rate(media_dir: Path) -> None:
+    samples = list(accuracy.sampled_frames(media_dir / "clips/center_focus.mp4", 2.0))
+    times = [t for t, _ in samples]
+    assert times[:3] == [0.0, 0.5, 1.0] and 20 <= len(times) <= 22
+    assert samples[0][1].shape == (848, 480, 3)  # the clip's display rotation applied
+
+
+def test_main_prints_and_writes_json(media_dir: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    media = subset(media_dir, tmp_path / "media", ["images/obama.jpg"])
+    out = tmp_path / "report.json"
+    code = accuracy.main(
+        ["--media", str(media), "--models", str(tmp_path / "none"), "--json", str(out)]
+    )
+    assert code == 0
+    assert "images" in capsys.readouterr().out
+    assert json.loads(out.read_text())["images"]["faces"]["n"] == 1
+    assert accuracy.main(["--media", str(tmp_path)]) == 2  # no labels.json
+
+
+def subset(media_dir: Path, target: Path, files: list[str]) -> Path:
+    """A media directory with only ``files`` (images) and their labels."""
+    labels = json.loads((media_dir / "labels.json").read_text())
+    for file in files:
+        (target / file).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(media_dir / file, target / file)
+    images = [i for i in labels["images"] if i["file"] in files]
+    (target / "labels.json").write_text(json.dumps({"format": 1, "images": images}))
+    return target
