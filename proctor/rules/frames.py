@@ -174,13 +174,18 @@ class DeviceRule:
         self._raised: set[str] = set()  # classes alerted and still in sight
         self._last_seen: dict[str, float] = {}  # class -> ts of the latest sample seeing it
 
+    def min_score(self, label: str) -> float:
+        if label == "cell phone":
+            return self.settings.phone_min_score
+        return self.settings.device_min_score
+
     def allowed(self, view: str, label: str) -> int:
         return 1 if view == SECOND_VIEW and label in self.settings.device_expected_second else 0
 
     def feed(self, obs: Observation) -> AlertDraft | None:
         seen = set()
         for label in self.labels:
-            n = obs.count(label, self.settings.device_min_score)
+            n = obs.count(label, self.min_score(label))
             if n is not None and n > self.allowed(obs.view, label):
                 seen.add(label)
         window = self._windows.setdefault(obs.view, deque(maxlen=self.k))

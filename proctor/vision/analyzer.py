@@ -138,14 +138,14 @@ def build_analyzer(model_paths: dict[str, Path | None]) -> FrameAnalyzer:
             )
         )
 
-    phones = _phone_detector(model_paths.get(PHONE_MODEL))
+    object_path = next((p for n in OBJECT_MODELS if (p := model_paths.get(n))), None)
+    phones = _phone_detector(model_paths.get(PHONE_MODEL), object_path)
     if isinstance(phones, str):
         states.append(DetectorState("phone", frozenset(), False, phones))
     else:
         detectors.append(phones)
         states.append(DetectorState("phone", phones.labels, True, None))
 
-    object_path = next((p for n in OBJECT_MODELS if (p := model_paths.get(n))), None)
     # with the dedicated phone detector, phones come from it alone
     object_labels = DEFAULT_LABELS - (phones.labels if not isinstance(phones, str) else set())
     try:
@@ -193,14 +193,17 @@ def build_analyzer(model_paths: dict[str, Path | None]) -> FrameAnalyzer:
     )
 
 
-def _phone_detector(path: Path | None) -> Detector | str:
-    """The dedicated phone detector on ``path``, or why there is none (then the objects
-    detector reports phones)."""
+def _phone_detector(path: Path | None, coco_path: Path | None) -> Detector | str:
+    """The dedicated phone detector on ``path``, verified by the COCO model on
+    ``coco_path`` (its chosen configuration; alone it fires on portraits without a phone),
+    or why there is none (then the objects detector reports phones)."""
     if path is None:
         return f"model {PHONE_MODEL} missing: phones come from the objects detector"
+    if coco_path is None:
+        return f"model {PHONE_MODEL} needs {OBJECT_MODELS[0]} as verifier, which is missing"
     try:
         from proctor.vision.phone import PhoneDetector
 
-        return PhoneDetector(path)
+        return PhoneDetector.default(path, coco_path)
     except Exception as exc:  # a draft or broken model must not stop the server
         return f"{exc}: phones come from the objects detector"

@@ -137,10 +137,20 @@ def test_device_needs_m_of_the_last_k_samples() -> None:
 
 def test_device_score_threshold() -> None:
     rule = DeviceRule(device_settings(device_min_score=0.35))
-    weak = [frame(float(t), objects=(("cell phone", 0.34),)) for t in range(10)]
+    weak = [frame(float(t), objects=(("book", 0.34),)) for t in range(10)]
     assert run(rule, weak) == []
-    strong = [frame(float(t), objects=(("cell phone", 0.35),)) for t in range(10, 12)]
+    strong = [frame(float(t), objects=(("book", 0.35),)) for t in range(10, 12)]
     assert len(run(rule, strong)) == 1
+
+
+def test_phone_has_its_own_threshold() -> None:
+    # the phone detector's fused score is calibrated lower than the COCO device classes
+    rule = DeviceRule(device_settings(device_min_score=0.35, phone_min_score=0.15))
+    weak = [frame(float(t), objects=(("cell phone", 0.14),)) for t in range(10)]
+    assert run(rule, weak) == []
+    strong = [frame(float(t), objects=(("cell phone", 0.2),)) for t in range(10, 12)]
+    (alert,) = run(rule, strong)
+    assert alert.message.startswith("cell phone")
 
 
 def test_device_is_one_alert_across_both_views() -> None:

@@ -1,0 +1,115 @@
+"""The phone detector (its default configuration: the fine-tuned model verified by the COCO
+model) on real pictures: phones found where ``labels.json`` says there is one, none where it
+says there is none (also on frames of a phone-free clip), and most phones of the valid split
+of phone-using v3. The thresholds are the measured figures of ``benchmarks.phone``, not the
+issue's target (recall 0.9), which this detector does not reach yet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from models.prepare import RepoSource, load_manifest, model_path
+from proctor.vision.phone import LABEL, PhoneDetector
+from proctor.vision.types import Detector
+
+MODEL = "phone_yolox_nano"
+
+
+@pytest.fixture(scope="module")
+def detector(models_dir: Path) -> PhoneDetector:
+    path = model_path(models_dir, MODEL)
+    coco = model_path(models_dir, "yolox_nano")
+    assert path is not None and coco is not None, "models not prepared"
+    return PhoneDetector.default(path, coco)
+
+
+def _images(media_dir: Path, phone: bool) -> list[tuple[str, np.ndarray]]:
+    labels = json.loads((media_dir / "labels.json").read_text())
+    found = []
+    for entry in labels["images"]:
+        if entry.get("phone") is phone:
+            image = cv2.imread(str(media_dir / entry["file"]), cv2.IMREAD_COLOR)
+            assert image is not None, entry["file"]
+            found.append((entry["file"], image))
+    assert found
+    return found
+
+
+def test_the_model_ships_in_the_repository_with_its_sha256() -> None:
+    (spec,) = [s for s in load_manifest() if s.name == MODEL]
+    assert isinstance(spec.source, RepoSource)
+    assert "CC BY 4.0" in spec.licence
+    local = Path(__file__).resolve().parents[2] / "models" / spec.source.path
+    import hashlib
+
+    assert hashlib.sha256(local.read_bytes()).hexdigest() == spec.sha256
+
+
+def test_it_is_a_detector_of_cell_phones(detector: PhoneDetector) -> None:
+    as_detector: Detector = detector  # the analyser's protocol
+    assert as_detector.name == "phone"
+    assert detector.labels == frozenset({LABEL})
+
+
+def test_phones_are_found_on_the_phone_pictures(detector: PhoneDetector, media_dir: Path) -> None:
+    """Measured: 6 of the 8 (missed: a phone lying on a floor, one held to the ear)."""
+    pictures = _images(media_dir, phone=True)
+    missed = []
+    for name, image in pictures:
+        found = detector.detect(image)
+        if not found:
+            missed.append(name)
+        h, w = image.shape[:2]
+        for d in found:
+            assert d.label == LABEL and detector.min_score <= d.score <= 1
+            x1, y1, x2, y2 = d.box
+            assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+    assert len(missed) <= 2, missed
+
+
+def test_no_phone_on_phone_free_pictures(detector: PhoneDetector, media_dir: Path) -> None:
+    flagged = {name: detector.detect(image) for name, image in _images(media_dir, phone=False)}
+    assert {name: found for name, found in flagged.items() if found} == {}
+
+
+def test_no_phone_on_a_phone_free_clip(detector: PhoneDetector, media_dir: Path) -> None:
+    cap = cv2.VideoCapture(str(media_dir / "clips/center_focus.mp4"))
+    flagged, index = [], 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if index % 12 == 0 and detector.detect(frame):
+            flagged.append(index)
+        index += 1
+    cap.release()
+    assert index > 200
+    assert flagged == []
+
+
+def test_phones_are_found_on_the_valid_split(detector: PhoneDetector, shared_dir: Path) -> None:
+    """The first 60 valid images with a phone (in name order): measured recall on the whole
+    split is 0.76, so at least 65 % of these."""
+    split = shared_dir / "datasets/phone-using/valid"
+    names = [p for p in sorted((split / "labels").glob("*.txt")) if p.read_text().strip()][:60]
+    found = 0
+    for label in names:
+        image = cv2.imread(str(split / "images" / f"{label.stem}.jpg"), cv2.IMREAD_COLOR)
+        assert image is not None, label.stem
+        found += bool(detector.detect(image))
+    assert found >= 0.65 * len(names)
+
+
+def test_odd_frames_are_handled(detector: PhoneDetector, media_dir: Path) -> None:
+    name, image = _images(media_dir, phone=True)[0]
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    bgra = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
+    assert [d.box for d in detector.detect(bgra)] == [d.box for d in detector.detect(image)]
+    detector.detect(grey)  # no error
+    assert detector.detect(np.zeros((1, 1, 3), np.uint8)) == []
+    assert detector.detect(np.full((480, 640, 3), 114, np.uint8)) == []
