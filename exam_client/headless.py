@@ -118,6 +118,19 @@ def probe_media(path: str | Path) -> MediaInfo:
     return MediaInfo(p, has_video, has_audio, duration)
 
 
+def first_frame_jpeg(path: str | Path) -> bytes:
+    """The first video frame of a media file as a JPEG (the photo check's picture)."""
+    import cv2
+
+    probe_media(path)
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            ok, jpeg = cv2.imencode(".jpg", frame.to_ndarray(format="bgr24"))
+            if ok:
+                return jpeg.tobytes()
+    raise MediaFileError("media_no_video", f"{path} has no video frame")
+
+
 def ice_servers_from(items: Iterable[Any] | None) -> list[RTCIceServer]:
     """``media.ice_servers`` from the login body: RTCIceServer-like dicts
     (``{"urls", "username"?, "credential"?}``) or plain URL strings."""
@@ -289,6 +302,7 @@ class _View:
     watcher: asyncio.Task[None] | None = None
     connects: int = 0  # successful connections so far (reconnects = connects - 1)
     encoded: bool = False  # pass the file's packets through (no decode, no encode)
+    token: str | None = None  # a session of its own (the paired phone's), else the login's
 
 
 class HeadlessCandidate:
@@ -370,8 +384,9 @@ class HeadlessCandidate:
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = kwargs.pop("headers", {})
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        token = kwargs.pop("token", self.token)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         try:
             return await self._http.request(method, self._url(path), headers=headers, **kwargs)
         except httpx.TransportError as exc:
@@ -412,6 +427,134 @@ class HeadlessCandidate:
             raise CandidateError(*_error_of(response))
         return response.json()
 
+    # ----------------------------------------------------------------- the exam flow
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One call of the candidate API; the server's refusal raises ``CandidateError``
+        with its code."""
+        response = await self._request(method, path, **kwargs)
+        if response.status_code != 200:
+            raise CandidateError(*_error_of(response))
+        return response.json()
+
+    async def flow_state(self) -> dict[str, Any]:
+        """``GET /api/flow/state``: the step and everything the page shows."""
+        return await self.call("GET", "/api/flow/state")
+
+    async def pair_phone(self, path: str | Path, loop: bool = True, encoded: bool = False) -> str:
+        """Step 5 as a phone does it: take a one-time pairing token, exchange it for a
+        phone session and stream ``path`` as the second view with it; returns the phone
+        session's token."""
+        pairing = await self.call("POST", "/api/flow/phone/pairing")
+        paired = await self.call(
+            "POST", "/api/phone/pair", json={"token": pairing["token"]}, token=None
+        )
+        await self.start_view("second", path, loop=loop, encoded=encoded, token=paired["token"])
+        return paired["token"]
+
+    async def walk_to_answering(
+        self,
+        video: str | Path,
+        phone_video: str | Path | None = None,
+        *,
+        loop: bool = True,
+        encoded: bool = False,
+        invigilator: tuple[str, str] | None = None,
+        timeout: float = 120.0,
+    ) -> dict[str, Any]:
+        """From the login to the answering step, as the exam page would: confirm, sign,
+        stream ``video`` as the first view and send one of its frames to the photo check,
+        pair a phone streaming ``phone_video`` (default: ``video``), wait for the start
+        and start. When the photo check goes to the invigilator (no registered photo, or
+        a face that does not match), ``invigilator`` (username, password) admits the
+        candidate; without it the walk waits for a person to. Returns the paper
+        (``GET /api/flow/paper``). Raises ``CandidateError`` (e.g. ``pledge_refused``,
+        ``no_paper``) or ``TimeoutError``."""
+        async with asyncio.timeout(timeout):
+            state = await self.flow_state()
+            while state["step"] != "answering":
+                step = state["step"]
+                if step == "confirm":
+                    state = await self.call("POST", "/api/flow/confirm")
+                elif step == "pledge":
+                    state = await self.call("POST", "/api/flow/pledge", json={"accept": True})
+                elif step == "identity":
+                    state = await self._identity(video, loop, encoded, invigilator, state)
+                elif step == "phone":
+                    state = await self._phone(phone_video or video, loop, encoded, state)
+                elif step == "waiting":
+                    wait = state["timing"]["seconds_to_start"]
+                    if wait > 0:
+                        await asyncio.sleep(min(wait, 5.0))
+                        state = await self.flow_state()
+                        continue
+                    state = await self.call("POST", "/api/flow/start")
+                else:
+                    raise CandidateError("cannot_walk", f"the flow stopped at step {step!r}")
+            if "first" not in self._views:
+                await self.start_view("first", video, loop=loop, encoded=encoded)
+        return await self.call("GET", "/api/flow/paper")
+
+    async def _identity(
+        self,
+        video: str | Path,
+        loop: bool,
+        encoded: bool,
+        invigilator: tuple[str, str] | None,
+        state: dict[str, Any],
+    ) -> dict[str, Any]:
+        if "first" not in self._views:
+            await self.start_view("first", video, loop=loop, encoded=encoded)
+        if not state["identity"]["needs_invigilator"]:
+            result = await self.call(
+                "POST",
+                "/api/flow/identity",
+                content=first_frame_jpeg(video),
+                headers={"content-type": "image/jpeg"},
+            )
+            log.info("photo check: %s", result.get("reason"))
+            if result["passed"] or not result["needs_invigilator"]:
+                return await self.flow_state()
+        if invigilator is None:
+            await asyncio.sleep(2.0)  # a person decides; look again
+            return await self.flow_state()
+        staff = await self.call(
+            "POST",
+            "/api/staff/login",
+            json={"username": invigilator[0], "password": invigilator[1]},
+            token=None,
+        )
+        await self.call(
+            "POST",
+            f"/api/invigilate/candidates/{state['candidate']['id']}/admit",
+            json={"reason": "admitted by the headless client (rehearsal / load test)"},
+            token=staff["token"],
+        )
+        return await self.flow_state()
+
+    async def _phone(
+        self, path: str | Path, loop: bool, encoded: bool, state: dict[str, Any]
+    ) -> dict[str, Any]:
+        if state["phone"]["required"] and not state["phone"]["paired"]:
+            await self.pair_phone(path, loop=loop, encoded=encoded)
+        try:
+            return await self.call("POST", "/api/flow/phone/done")
+        except CandidateError as exc:
+            if exc.code not in ("phone_not_streaming", "phone_not_paired"):
+                raise
+            await asyncio.sleep(0.5)  # the second view is still connecting
+            return await self.flow_state()
+
+    async def answer(self, question_id: int, value: Any, seq: int) -> dict[str, Any]:
+        """Save one answer; returns the server's acknowledgement (after its commit)."""
+        return await self.call(
+            "PUT", f"/api/flow/answers/{question_id}", json={"value": value, "seq": seq}
+        )
+
+    async def submit(self) -> dict[str, Any]:
+        """Hand in (refused with ``too_early_to_submit`` before the earliest time)."""
+        return await self.call("POST", "/api/flow/submit")
+
     def _need_login(self) -> str:
         if not self.token:
             raise CandidateError("not_logged_in", "call login() first")
@@ -420,14 +563,20 @@ class HeadlessCandidate:
     # ----------------------------------------------------------------- WebRTC
 
     async def start_view(
-        self, view: str, path: str | Path, loop: bool = False, encoded: bool = False
+        self,
+        view: str,
+        path: str | Path,
+        loop: bool = False,
+        encoded: bool = False,
+        token: str | None = None,
     ) -> None:
         """Stream ``path`` as ``view`` ("first": video + audio if the file has it;
         "second": video only). Returns once the answer is applied; the connection then
         comes up in the background (see ``wait_for_state``). Starting a view again
         replaces its connection. ``encoded``: send the file's VP8 (WebM) packets as they
         are instead of decoding and re-encoding every frame (load tests; the file needs
-        frequent keyframes, since a passed-through stream cannot make one on request)."""
+        frequent keyframes, since a passed-through stream cannot make one on request).
+        ``token``: stream with that session (the paired phone's) instead of the login's."""
         if view not in VIEWS:
             raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
         self._need_login()
@@ -437,7 +586,7 @@ class HeadlessCandidate:
             if old.watcher is not None:
                 old.watcher.cancel()
             await self._teardown(old)
-        state = _View(view, Path(path), loop, encoded=encoded)
+        state = _View(view, Path(path), loop, encoded=encoded, token=token)
         self._views[view] = state
         await self._connect(state)
         state.watcher = asyncio.create_task(self._watch(state), name=f"watch-{view}")
@@ -541,6 +690,7 @@ class HeadlessCandidate:
                 "POST",
                 "/api/candidate/rtc/offer",
                 json={"sdp": offer.sdp, "type": offer.type, "view": view.name},
+                token=view.token or self.token,
             )
             if response.status_code != 200:
                 code, message = _error_of(response)

@@ -12,24 +12,35 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from proctor import logs
-from proctor.api import candidate, console, errors, health
+from proctor.api import admin, candidate, console, errors, flow, health
+from proctor.api import review as review_api
 from proctor.config import Settings
-from proctor.runtime import Runtime
+from proctor.exam.clock import Clock
+from proctor.exam.service import ExamService
+from proctor.runtime import RegisteredPhotoIdentity, Runtime
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """``clock``: the time the exam rules read (default: the system clock; tests pass a
+    manual one to reach rule boundaries without sleeping)."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         logs.setup(settings.log_level)  # a no-op where the CLI set logging up already
         app.state.runtime = await Runtime.start(settings, migrate_db=settings.migrate_on_start)
+        rt = app.state.runtime
+        app.state.exam = ExamService.create(settings, rt.db, rt.bus, rt.storage, clock)
+        app.state.exam.start()
+        if app.state.exam.identity is not None:  # one pool of identity workers for both
+            rt.identity = RegisteredPhotoIdentity(app.state.exam.identity, rt.storage)
         log.info("proctor ready (database %s)", settings.effective_database_url.split("://")[0])
         try:
             yield
         finally:
+            await app.state.exam.stop()
             await app.state.runtime.stop()
 
     app = FastAPI(title="proctor", version="0.1.0", lifespan=lifespan)
@@ -38,6 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(candidate.router)
     app.include_router(console.router)
+    app.include_router(review_api.router)
+    app.include_router(flow.router)
+    app.include_router(admin.router)
+    admin.install(app)
     app.mount("/exam", StaticFiles(directory=str(files("exam_client") / "static"), html=True))
     app.mount("/console", StaticFiles(directory=str(files("web_console") / "static"), html=True))
 

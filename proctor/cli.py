@@ -1,4 +1,5 @@
-"""The ``proctor`` command: serve, demo, models, db."""
+"""The ``proctor`` command: serve, demo, models, db; exam administration (sitting, import,
+paper, results, staff: proctor.exam.commands)."""
 
 from __future__ import annotations
 
@@ -68,64 +69,131 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if all(r.present for r in results) else 1
 
 
+DEMO_TRIAL_PASSWORD = "demo-trial-2026"
+DEMO_CHECK_PASSWORD = "demo-check-2026"
+DEMO_ADMIN = ("admin", "admin-demo-2026")
+
+
 async def _seed_demo(settings: Settings, photos: list[Path]) -> dict:
-    from sqlalchemy import select
+    """The demo: a device check, a trial and a formal sitting for two candidates, with
+    question banks and papers, an invigilator and an administrator. Each run moves the
+    schedule to now and lets the demo candidates start over."""
+    import json
+
+    from sqlalchemy import delete, select
 
     from proctor.evidence.storage import EvidenceStorage
+    from proctor.exam import demo
+    from proctor.exam.bank import import_bank
+    from proctor.exam.papers import assemble
+    from proctor.exam.rooms import auto_rooms
     from proctor.exam.sittings import add_candidate, create_sitting, create_staff, photo_ext_of
     from proctor.store import migrate
     from proctor.store.db import Database
-    from proctor.store.tables import Candidate, Sitting, StaffUser, utcnow
+    from proctor.store.tables import Attempt, AuthSession, Candidate, Sitting, StaffUser, utcnow
 
     settings.ensure_dirs()
     db = Database(settings.effective_database_url)
+    plan = [
+        # (password, name, kind, starts in, lasts, blueprint)
+        (
+            DEMO_CHECK_PASSWORD,
+            "Demo device check 演示设备调试",
+            "device_check",
+            timedelta(minutes=-5),
+            timedelta(hours=4),
+            None,
+        ),
+        (
+            DEMO_TRIAL_PASSWORD,
+            "Demo trial exam 演示试考",
+            "trial",
+            timedelta(minutes=1),
+            timedelta(hours=2),
+            demo.TRIAL_BLUEPRINT,
+        ),
+        (
+            DEMO_PASSWORD,
+            "Demo formal exam 演示正式考试",
+            "formal",
+            timedelta(minutes=3),
+            timedelta(hours=2),
+            demo.FORMAL_BLUEPRINT,
+        ),
+    ]
     try:
         await migrate.upgrade(db.engine)
         storage = EvidenceStorage(settings.evidence_dir)
+        ids = {}
         async with db.transaction() as s:
-            sitting = await s.scalar(select(Sitting).where(Sitting.password == DEMO_PASSWORD))
+            for bank, questions in (
+                (demo.FORMAL_BANK, demo.FORMAL_QUESTIONS),
+                (demo.TRIAL_BANK, demo.TRIAL_QUESTIONS),
+            ):
+                await import_bank(s, json.dumps(questions).encode(), "demo.json", bank)
             now = utcnow()
-            if sitting is None:
-                sitting = await create_sitting(
-                    s,
-                    name="Demo formal sitting 演示正式考试",
-                    kind="formal",
-                    password=DEMO_PASSWORD,
-                    starts_at=now - timedelta(minutes=5),
-                    ends_at=now + timedelta(hours=2),
-                    subject="Demo subject",
-                    analysis_fps=settings.analysis_fps,
-                )
-            else:  # a new demo run: keep the data, move the schedule to now
-                sitting.starts_at = now - timedelta(minutes=5)
-                sitting.ends_at = now + timedelta(hours=2)
-            for i, (name, id_number) in enumerate(DEMO_CANDIDATES):
-                exists = await s.scalar(
-                    select(Candidate).where(
-                        Candidate.sitting_id == sitting.id, Candidate.id_number == id_number
+            for password, name, kind, starts_in, lasts, blueprint in plan:
+                sitting = await s.scalar(select(Sitting).where(Sitting.password == password))
+                if sitting is None:
+                    sitting = await create_sitting(
+                        s,
+                        name=name,
+                        kind=kind,
+                        password=password,
+                        starts_at=now + starts_in,
+                        ends_at=now + starts_in + lasts,
+                        exam="Demo 演示",
+                        subject=demo.OCCUPATION,
+                        analysis_fps=settings.analysis_fps,
+                        flow=demo.DEMO_FLOW[kind],
                     )
-                )
-                if exists:
-                    continue
-                photo = photos[i] if i < len(photos) else None
-                await add_candidate(
-                    s,
-                    storage,
-                    sitting_id=sitting.id,
-                    name=name,
-                    id_number=id_number,
-                    photo=photo.read_bytes() if photo else None,
-                    photo_ext=photo_ext_of(photo) if photo else "jpg",
-                )
-            if not await s.scalar(select(StaffUser).where(StaffUser.username == DEMO_STAFF[0])):
-                await create_staff(
-                    s,
-                    username=DEMO_STAFF[0],
-                    password=DEMO_STAFF[1],
-                    display_name="Demo invigilator 监考老师",
-                    role="invigilator",
-                )
-        return {"sitting_id": sitting.id}
+                else:  # a new demo run: keep the data, move the schedule to now
+                    sitting.starts_at = now + starts_in
+                    sitting.ends_at = now + starts_in + lasts
+                ids[kind] = sitting.id
+                for i, (cand_name, id_number) in enumerate(DEMO_CANDIDATES):
+                    cand = await s.scalar(
+                        select(Candidate).where(
+                            Candidate.sitting_id == sitting.id, Candidate.id_number == id_number
+                        )
+                    )
+                    if cand is None:
+                        photo = photos[i] if i < len(photos) else None
+                        cand = await add_candidate(
+                            s,
+                            storage,
+                            sitting_id=sitting.id,
+                            name=cand_name,
+                            id_number=id_number,
+                            photo=photo.read_bytes() if photo else None,
+                            photo_ext=photo_ext_of(photo) if photo else "jpg",
+                            occupation=demo.OCCUPATION,
+                            level=demo.LEVEL,
+                        )
+                    # start over: no progress, no live session
+                    await s.execute(delete(Attempt).where(Attempt.candidate_id == cand.id))
+                    await s.execute(
+                        delete(AuthSession).where(
+                            AuthSession.kind.in_(("candidate", "phone")),
+                            AuthSession.subject_id == cand.id,
+                        )
+                    )
+                if blueprint is not None:
+                    await s.flush()
+                    await assemble(s, sitting.id, blueprint)
+            for (username, password), role, display in (
+                (DEMO_STAFF, "invigilator", "Demo invigilator 监考老师"),
+                (DEMO_ADMIN, "admin", "Demo administrator 考务管理"),
+            ):
+                if not await s.scalar(select(StaffUser).where(StaffUser.username == username)):
+                    await create_staff(
+                        s, username=username, password=password, display_name=display, role=role
+                    )
+            # the console (issue 5): the demo invigilator watches a room of every sitting
+            watcher = await s.scalar(select(StaffUser).where(StaffUser.username == DEMO_STAFF[0]))
+            for sitting_id in ids.values():
+                await auto_rooms(s, sitting_id, [watcher.id])
+        return ids
     finally:
         await db.dispose()
 
@@ -146,18 +214,30 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         "\n".join(
             [
                 "",
-                "=" * 72,
+                "=" * 76,
                 "proctor demo",
                 f"  Candidate page : {base}/exam/",
-                f"     password    : {DEMO_PASSWORD}",
+                f"     formal exam : password {DEMO_PASSWORD}   (starts in 3 min)",
+                f"     trial exam  : password {DEMO_TRIAL_PASSWORD}   (starts in 1 min)",
+                f"     device check: password {DEMO_CHECK_PASSWORD}   (open now)",
                 *(f"     ID number   : {idn}   ({name})" for name, idn in DEMO_CANDIDATES),
                 f"  Console        : {base}/console/",
-                f"     username    : {DEMO_STAFF[0]}",
-                f"     password    : {DEMO_STAFF[1]}",
+                f"     invigilator : {DEMO_STAFF[0]} / {DEMO_STAFF[1]}",
+                f"  Administration : {base}/console/admin.html",
+                f"     admin       : {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}",
                 f"  Health         : {base}/health",
-                "  Log in as a candidate, allow the camera, then leave the picture:",
-                f"  after {settings.absent_seconds:g} s the console shows a 'left the seat' alert.",
-                "=" * 72,
+                "",
+                "  The candidate walks the eight steps: details, pledge, photo check (your face",
+                "  is compared with the registered photo; after 3 failures the invigilator",
+                "  admits you on the administration page), the phone (scan the QR code, or open",
+                "  its link in another browser window), the waiting room, the paper, hand in.",
+                "  Demo sittings allow handing in after 2 min (formal) / 1 min (trial); real",
+                "  sittings default to 40 / 30 min. The trial shows its score at once; the",
+                "  formal paper has a short answer to grade on the administration page.",
+                "  Leave the camera's picture while answering: after",
+                f"  {settings.absent_seconds:g} s the console shows a 'left the seat' alert.",
+                "  Each run of 'proctor demo' lets the demo candidates start over.",
+                "=" * 76,
                 "",
             ]
         ),
@@ -203,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     msub.add_parser("status", help="list every model: present or missing, sha256, licence")
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"])
+    from proctor.review import commands as review_commands  # audit verify, retention purge
+
+    review_commands.add_parsers(sub)
+    from proctor.exam import commands as exam_commands  # sittings, imports, papers, results
+
+    exam_commands.add_parsers(sub)
     return parser
 
 
@@ -211,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     logs.setup(settings.log_level)
     handlers = {"serve": cmd_serve, "demo": cmd_demo, "models": cmd_models, "db": cmd_db}
+    from proctor.review.commands import HANDLERS as review_handlers
+
+    handlers.update(review_handlers)
+    from proctor.exam.commands import HANDLERS as exam_handlers
+
+    handlers.update(exam_handlers)
     return handlers[args.command](settings, args)
 
 

@@ -62,6 +62,14 @@ class Settings(BaseSettings):
     # WebRTC: STUN/TURN servers handed to browsers (comma separated); empty = host only
     ice_servers: str = ""
 
+    # exam flow (issue 3): login rate limit, phone pairing address, identity workers
+    login_max_failures_per_id: int = 5  # refused logins per ID number within the window
+    login_max_failures_per_address: int = 30  # ... per client address (NAT shares one)
+    login_failure_window_seconds: float = 300.0
+    public_url: str = ""  # base URL phones reach (QR code); empty: the URL the page used
+    identity_workers: int = 1  # processes running the face-identity model (dlib)
+    auto_submit_sweep_seconds: float = 2.0  # how often ended papers are handed in; 0: never
+
     @cached_property
     def effective_database_url(self) -> str:
         if self.database_url:

@@ -28,11 +28,13 @@ from proctor.media.live import LiveViews
 from proctor.media.monitor import CandidateMonitor
 from proctor.media.peers import PeerManager
 from proctor.media.thumbnails import Thumbnail, ThumbnailCache
+from proctor.media.voice import VoiceCalls
 from proctor.rules import RuleSettings
 from proctor.store import migrate
 from proctor.store.db import Database
 from proctor.store.tables import Candidate, Sitting
 from proctor.vision.analyzer import FrameAnalyzer, build_analyzer
+from proctor.vision.identity import DLIB_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,30 @@ MEDIA_CHANNEL = "media"  # thumbnails and view states between processes
 def rule_settings(raw: dict[str, Any] | None) -> RuleSettings:
     known = RuleSettings.__dataclass_fields__
     return RuleSettings(**{k: v for k, v in (raw or {}).items() if k in known})
+
+
+class RegisteredPhotoIdentity:
+    """The monitor's identity re-check: the live face against the registered photo, on
+    the exam's identity worker processes (which cache the photo's embedding)."""
+
+    threshold = DLIB_THRESHOLD
+
+    def __init__(self, checker: Any, storage: EvidenceStorage) -> None:
+        self.checker = checker
+        self.storage = storage
+
+    async def distance(self, ref: CandidateRef, live_jpeg: bytes) -> float | None:
+        if not ref.photo_relpath:
+            return None
+        try:
+            photo = await asyncio.to_thread(self.storage.open(ref.photo_relpath).read_bytes)
+        except (OSError, ValueError):
+            log.warning("registered photo of candidate %s unreadable", ref.candidate_id)
+            return None
+        result = await self.checker.check(photo, live_jpeg)
+        if result.get("reason") not in ("match", "mismatch"):
+            return None  # no face, several faces, too small: cannot tell
+        return float(result["distance"])
 
 
 @dataclass
@@ -58,13 +84,17 @@ class Runtime:
     cluster: LocalCluster | RedisCluster
     peers: PeerManager = field(init=False)
     live: LiveViews = field(init=False)
+    voice: VoiceCalls = field(init=False)  # console voice calls (issue 5)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # identity re-checks during the exam; set once the exam service's workers exist
+    identity: RegisteredPhotoIdentity | None = None
     _mirror_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         ice = [u.strip() for u in self.settings.ice_servers.split(",") if u.strip()]
         self.peers = PeerManager(self._new_monitor, self._on_connection, ice)
         self.live = LiveViews(self.peers, ice)
+        self.voice = VoiceCalls(self.peers, ice)
 
     # -- media, routed to the process that owns the candidate ----------------------------
     async def load_ref(self, candidate_id: int) -> CandidateRef:
@@ -199,6 +229,7 @@ class Runtime:
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
+        await self.voice.close_all()
         await self.live.close_all()
         await self.peers.close_all()
         await self.cluster.stop()
@@ -218,6 +249,7 @@ class Runtime:
             thumbnail_width=self.settings.thumbnail_width,
             enabled=self.settings.analysis_enabled,
             vad=self.analyzer.vad,
+            identity=self.identity,
         )
 
     def candidate_ref(self, candidate: Candidate, sitting: Sitting) -> CandidateRef:

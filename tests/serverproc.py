@@ -70,6 +70,8 @@ class Seeded:
     password: str
     candidates: list[tuple[int, str, str]]  # (id, name, id_number)
     staff: tuple[str, str] = ("invigilator1", "invigilate-pass-1")
+    #: rooms of up to ``room_size`` candidates in roster order; the invigilator has the first
+    room_ids: list[int] = field(default_factory=list)
 
 
 async def seed(
@@ -82,8 +84,10 @@ async def seed(
     evidence: dict | None = None,
     analysis_fps: float = 2.0,
     photos: list[Path] | None = None,
+    room_size: int = 30,
 ) -> Seeded:
     from proctor.evidence.storage import EvidenceStorage
+    from proctor.exam.rooms import auto_rooms
     from proctor.exam.sittings import add_candidate, create_sitting, create_staff
     from proctor.rules import RuleSettings
     from proctor.store import migrate
@@ -121,13 +125,15 @@ async def seed(
                 )
                 cands.append((c.id, c.name, c.id_number))
             seeded = Seeded(sitting.id, password, cands)
-            await create_staff(
+            invigilator = await create_staff(
                 s,
                 username=seeded.staff[0],
                 password=seeded.staff[1],
                 display_name="Invigilator One",
                 role="invigilator",
             )
+            made = await auto_rooms(s, sitting.id, [invigilator.id], capacity=room_size)
+            seeded.room_ids = [r.id for r in made]
         return seeded
     finally:
         await db.dispose()

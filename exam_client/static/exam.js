@@ -1,12 +1,21 @@
-// The candidate's exam page: who am I (GET /api/candidate/me), camera + microphone sent
-// to the server as the first view (rtc.js), and the invigilator's on-screen warnings
-// (danmaku) from WS /ws/candidate, each acknowledged once it has been shown.
+// The candidate's exam page: the flow after login, step by step as the server's state
+// machine says (GET /api/flow/state; one section per step), camera + microphone sent to
+// the server as the first view (rtc.js) from the photo check until handing in, and the
+// invigilator's on-screen warnings (danmaku) from WS /ws/candidate, each acknowledged once
+// shown.
 //
-// Hooks for tests: #stream-status[data-state] (idle|requesting|connecting|streaming|
-// reconnecting|denied|error), #ws-status[data-state] (connecting|open|closed),
-// #danmaku-layer > .danmaku[data-id], #danmaku-log, main#paper.
+// Hooks for tests: main#flow[data-step], section#step-<step>, #steps li[data-step]
+// [data-state] (done|current|todo), #stream-status[data-state] (idle|requesting|
+// connecting|streaming|reconnecting|denied|error|ended), #ws-status[data-state] (connecting|
+// open|closed), #danmaku-layer > .danmaku[data-id], #danmaku-log, #paper (paper.js),
+// #identity-result[data-result], #phone-status[data-state], #countdown[data-seconds],
+// #time-left, #submit-hint, #device-results (device.js).
 
+import { ApiError, call } from './api.js';
+import { runDeviceCheck, formatRate, showReport } from './device.js';
+import { PaperView } from './paper.js';
 import { startStream } from './rtc.js';
+import './console_link.js'; // the invigilator console's hints and voice calls (issue 5)
 
 const TOKEN_KEY = 'proctor.candidate.token'; // written by login.js
 const DEFAULT_MEDIA = { width: 640, height: 480, fps: 10, ice_servers: [] };
@@ -53,6 +62,7 @@ const STATUS_TEXT = {
   reconnecting: ['连接中断，正在重新连接…', 'Connection lost — reconnecting…'],
   denied: ['摄像头或麦克风未被允许', 'Camera or microphone blocked'],
   error: ['出现问题', 'Something went wrong'],
+  ended: ['考试已结束，摄像头已关闭', 'The exam is over: camera and microphone are off'],
 };
 
 const DENIED_HELP =
@@ -370,6 +380,7 @@ function openSocket() {
       return;
     }
     if (message?.type === 'danmaku') showDanmaku(message);
+    else if (message?.type === 'flow' || message?.type === 'time') refresh();
   });
 
   ws.addEventListener('close', async (event) => {
@@ -402,17 +413,495 @@ function openSocket() {
   });
 }
 
+// ------------------------------------------------------------------ the flow
+
+// the camera and microphone stream from the photo check on (it needs the picture) until
+// the paper is handed in
+const CAMERA_STEPS = new Set(['identity', 'phone', 'waiting', 'answering', 'device_check']);
+const ENDED_STEPS = new Set(['submitted', 'finished', 'refused']);
+const STEP_NAMES = {
+  login: ['登录', 'Log in'],
+  confirm: ['信息确认', 'Details'],
+  pledge: ['承诺书', 'Pledge'],
+  identity: ['拍照核验', 'Photo check'],
+  phone: ['第二视角', 'Phone'],
+  waiting: ['等待开考', 'Waiting'],
+  answering: ['作答', 'Answer'],
+  submitted: ['交卷', 'Hand in'],
+  device_check: ['设备检测', 'Device check'],
+  finished: ['完成', 'Done'],
+};
+const POLL_MS = { phone: 2000, identity: 4000, waiting: 10000, default: 15000 };
+
+const flowEl = $('flow');
+const flowError = $('flow-error');
+let state = null;
+let clockOffset = 0; // server time - local time, ms
+let shownStep = null;
+let paperView = null;
+let pollTimer = null;
+let tickTimer = null;
+let starting = false;
+let phoneDoneSent = false;
+let pairing = null;
+let stoppedAt = null;
+
+const serverNow = () => Date.now() + clockOffset;
+
+function showFlowError(message) {
+  flowError.textContent = message || '';
+  flowError.hidden = !message;
+}
+
+function pad(n) {
+  return String(Math.max(0, Math.floor(n))).padStart(2, '0');
+}
+
+function clock(seconds) {
+  const s = Math.max(0, Math.ceil(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h ? `${h}:${pad(m)}:${pad(s % 60)}` : `${pad(m)}:${pad(s % 60)}`;
+}
+
+function localTime(iso) {
+  return new Date(iso).toLocaleString('zh-CN', { hour12: false });
+}
+
+async function refresh() {
+  const t0 = Date.now();
+  let body;
+  try {
+    body = await call('/api/flow/state');
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      goToLogin();
+      return null;
+    }
+    showFlowError(error.message);
+    schedulePoll(5000);
+    return null;
+  }
+  const t1 = Date.now();
+  clockOffset = Date.parse(body.server_now) - (t0 + t1) / 2;
+  showFlowError('');
+  render(body);
+  return body;
+}
+
+function schedulePoll(ms) {
+  clearTimeout(pollTimer);
+  pollTimer = setTimeout(refresh, ms);
+}
+
+async function act(path, options = {}) {
+  showFlowError('');
+  try {
+    const body = await call(path, { method: 'POST', ...options });
+    if (body && body.step && body.steps) render(body);
+    return body;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      goToLogin();
+      return null;
+    }
+    showFlowError(error.message);
+    if (error.code === 'wrong_step' || error.code === 'already_submitted') refresh();
+    return null;
+  }
+}
+
+function renderSteps(body) {
+  const list = $('steps');
+  list.replaceChildren();
+  const current = body.steps.indexOf(body.step);
+  body.steps.forEach((step, i) => {
+    const [zh, en] = STEP_NAMES[step] || [step, step];
+    const li = document.createElement('li');
+    li.dataset.step = step;
+    li.dataset.state =
+      ENDED_STEPS.has(body.step) || i < current ? 'done' : i === current ? 'current' : 'todo';
+    li.innerHTML = `<span class="n">${i + 1}</span> ${zh} <span class="en">${en}</span>`;
+    list.append(li);
+  });
+}
+
+function render(body) {
+  state = body;
+  showProfile({ candidate: body.candidate, sitting: body.sitting });
+  renderSteps(body);
+  flowEl.dataset.step = body.step;
+  for (const section of flowEl.querySelectorAll('section.step')) {
+    section.hidden = section.id !== `step-${body.step}`;
+  }
+  const mediaState = statusEl.dataset.state;
+  if (CAMERA_STEPS.has(body.step) && !localStream && !['requesting', 'denied'].includes(mediaState)) {
+    startMedia();
+  }
+  if (ENDED_STEPS.has(body.step) && statusEl.dataset.state !== 'ended') {
+    stopMedia();
+    setStatus('ended');
+  }
+  const entered = shownStep !== body.step;
+  shownStep = body.step;
+  const handler = STEP_RENDER[body.step];
+  if (handler) handler(body, entered);
+  tick();
+  schedulePoll(POLL_MS[body.step] || POLL_MS.default);
+}
+
+// -- 2. confirm
+function renderConfirm(body, entered) {
+  if (!entered) return;
+  const c = body.candidate;
+  $('info-name').textContent = c.name;
+  $('info-id-number').textContent = c.id_number;
+  $('info-occupation').textContent = c.occupation || '—';
+  $('info-level').textContent = c.level || '—';
+  $('info-sitting').textContent = `${body.sitting.name}（${KIND_TEXT[body.sitting.kind] || ''}）`;
+  $('info-time').textContent =
+    `${localTime(body.sitting.starts_at)} – ${localTime(body.timing.ends_at)}`;
+}
+$('confirm-info').addEventListener('click', () => act('/api/flow/confirm'));
+$('send-problem').addEventListener('click', async () => {
+  const text = $('problem-text').value.trim();
+  if (!text) return;
+  const done = await act('/api/flow/report-problem', { json: { text } });
+  if (done) $('problem-sent').hidden = false;
+});
+
+// -- 3. pledge
+function renderPledge(body, entered) {
+  if (entered) $('pledge-text').textContent = body.pledge.text;
+}
+$('pledge-read').addEventListener('change', (e) => {
+  $('pledge-accept').disabled = !e.target.checked;
+});
+$('pledge-accept').addEventListener('click', () => act('/api/flow/pledge', { json: { accept: true } }));
+$('pledge-refuse').addEventListener('click', () => {
+  $('pledge-refuse-confirm').hidden = false;
+});
+$('pledge-refuse-no').addEventListener('click', () => {
+  $('pledge-refuse-confirm').hidden = true;
+});
+$('pledge-refuse-yes').addEventListener('click', async () => {
+  const body = await act('/api/flow/pledge', { json: { accept: false } });
+  if (body) {
+    stopMedia();
+    shownStep = 'refused';
+    flowEl.dataset.step = 'refused';
+    for (const section of flowEl.querySelectorAll('section.step')) {
+      section.hidden = section.id !== 'step-refused';
+    }
+    clearTimeout(pollTimer);
+    forgetSession();
+  }
+});
+
+// -- 4. identity
+function renderIdentity(body) {
+  const id = body.identity;
+  $('identity-attempts').textContent =
+    `自动核验：失败 ${id.failures} / ${id.max_failures} 次 · automatic check: ${id.failures} of ${id.max_failures} failed`;
+  $('identity-wait').hidden = !id.needs_invigilator;
+  $('capture-photo').disabled = id.needs_invigilator;
+}
+
+function captureFrame() {
+  const video = selfView;
+  if (!video.videoWidth) return Promise.resolve(null);
+  const canvas = document.createElement('canvas');
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext('2d').drawImage(video, 0, 0);
+  return new Promise((resolve) => canvas.toBlob(resolve, 'image/jpeg', 0.92));
+}
+
+$('capture-photo').addEventListener('click', async () => {
+  const button = $('capture-photo');
+  const result = $('identity-result');
+  const blob = await captureFrame();
+  if (!blob) {
+    result.hidden = false;
+    result.dataset.result = 'no_camera';
+    result.textContent = '摄像头还没有画面，请稍候再试。 The camera shows no picture yet; try again in a moment.';
+    return;
+  }
+  button.disabled = true;
+  result.hidden = false;
+  result.dataset.result = 'checking';
+  result.textContent = '正在核验… Checking…';
+  const body = await act('/api/flow/identity', {
+    body: blob,
+    contentType: 'image/jpeg',
+    timeoutMs: 60000, // the face model runs on a busy server
+  });
+  button.disabled = false;
+  if (!body) {
+    result.dataset.result = 'error';
+    result.textContent = flowError.textContent;
+    return;
+  }
+  result.dataset.result = body.passed ? 'passed' : 'failed';
+  result.dataset.reason = body.reason;
+  result.textContent = body.message;
+  await refresh();
+});
+
+// -- 5. phone
+async function newPairing() {
+  const body = await act('/api/flow/phone/pairing');
+  if (!body) return;
+  pairing = body;
+  $('phone-qr').innerHTML = body.qr_svg.replace(/^<\?xml[^>]*>/, '');
+  $('phone-link').href = body.url;
+  $('phone-expires').textContent =
+    `二维码 ${localTime(body.expires_at)} 前有效，只能使用一次 · valid once, until ${localTime(body.expires_at)}`;
+}
+
+function renderPhone(body, entered) {
+  if (entered || !pairing) newPairing();
+  const status = $('phone-status');
+  if (body.phone.connected) {
+    status.dataset.state = 'connected';
+    status.innerHTML = '手机已连接 <span class="en">The phone is connected</span>';
+    if (!phoneDoneSent) {
+      phoneDoneSent = true;
+      act('/api/flow/phone/done').finally(() => {
+        phoneDoneSent = false;
+      });
+    }
+  } else if (body.phone.paired) {
+    status.dataset.state = 'paired';
+    status.innerHTML = '手机已扫码，等待画面… <span class="en">Phone paired, waiting for its picture…</span>';
+  } else if (!body.phone.required) {
+    status.dataset.state = 'optional';
+    act('/api/flow/phone/done');
+  }
+}
+$('phone-new-qr').addEventListener('click', newPairing);
+
+// -- 6. waiting: counts down on the server's clock, starts by itself
+async function startExam() {
+  if (starting) return;
+  starting = true;
+  try {
+    await act('/api/flow/start');
+  } finally {
+    starting = false;
+  }
+}
+
+// -- 7. answering
+async function renderAnswering(body, entered) {
+  if (!paperView) {
+    paperView = new PaperView({
+      container: $('paper'),
+      nav: $('question-nav'),
+      status: $('save-status'),
+      progress: $('progress'),
+      candidateId: body.candidate.id,
+      onStop: () => refresh(),
+    });
+    try {
+      await paperView.load();
+    } catch (error) {
+      paperView = null;
+      showFlowError(error.message);
+    }
+  }
+  if (entered) watchPage();
+}
+
+function submitHint() {
+  if (!state?.timing?.earliest_submit_at) return '';
+  const left = (Date.parse(state.timing.earliest_submit_at) - serverNow()) / 1000;
+  if (left <= 0) return '';
+  return `开始作答${state.rules.earliest_submit_minutes}分钟后方可交卷，还需 ${clock(left)} · You can hand in in ${clock(left)}`;
+}
+
+$('submit-button').addEventListener('click', () => {
+  const hint = submitHint();
+  $('submit-hint').textContent = hint;
+  if (hint) return;
+  const unanswered = paperView ? paperView.questions.length - paperView.questions.filter(
+    (q) => { const v = paperView.values.get(q.id); return !(v === null || v === undefined || v === '' || (Array.isArray(v) && !v.length)); },
+  ).length : 0;
+  $('submit-confirm-text').textContent = unanswered
+    ? `还有 ${unanswered} 题未作答。交卷后不能再修改，确定交卷吗？ ${unanswered} question(s) unanswered. You cannot change anything after handing in. Hand in now?`
+    : '交卷后不能再修改，确定交卷吗？ You cannot change anything after handing in. Hand in now?';
+  $('submit-confirm').hidden = false;
+});
+$('submit-no').addEventListener('click', () => {
+  $('submit-confirm').hidden = true;
+});
+$('submit-yes').addEventListener('click', async () => {
+  $('submit-confirm').hidden = true;
+  if (paperView && !paperView.allSaved) {
+    await paperView.flush();
+    if (!paperView.allSaved) {
+      showFlowError('有答案尚未保存，请检查网络后再交卷。 Some answers are not saved yet: check the network, then hand in.');
+      return;
+    }
+  }
+  await act('/api/flow/submit');
+});
+$('fullscreen-button').addEventListener('click', () => {
+  document.documentElement.requestFullscreen?.().catch(() => {});
+});
+
+// leaving the exam is itself an event (visibility, focus, full screen, copy/paste)
+const pageEvents = [];
+let watching = false;
+function report(kind, detail = '') {
+  pageEvents.push({ kind, at: new Date(serverNow()).toISOString(), detail });
+  sendEvents();
+}
+let sendingEvents = false;
+async function sendEvents() {
+  if (sendingEvents || !pageEvents.length) return;
+  sendingEvents = true;
+  const batch = pageEvents.splice(0, 50);
+  try {
+    await call('/api/flow/events', { method: 'POST', json: { events: batch } });
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status === 0 || error.status >= 500) {
+      pageEvents.unshift(...batch); // try again later
+      setTimeout(sendEvents, 3000);
+    }
+  } finally {
+    sendingEvents = false;
+    if (pageEvents.length) setTimeout(sendEvents, 200);
+  }
+}
+function watchPage() {
+  if (watching) return;
+  watching = true;
+  document.addEventListener('visibilitychange', () => report(document.hidden ? 'hidden' : 'visible'));
+  window.addEventListener('blur', () => report('blur'));
+  window.addEventListener('focus', () => report('focus'));
+  document.addEventListener('fullscreenchange', () =>
+    report(document.fullscreenElement ? 'fullscreen_enter' : 'fullscreen_exit'));
+  for (const kind of ['copy', 'cut', 'paste', 'contextmenu']) {
+    document.addEventListener(kind, (event) => {
+      if (state?.step !== 'answering') return;
+      event.preventDefault();
+      report(kind);
+    });
+  }
+}
+
+// -- 8. submitted
+function renderSubmitted(body) {
+  paperView?.lock();
+  const auto = body.submit_kind === 'auto';
+  $('submitted-message').textContent = auto
+    ? '考试时间到，试卷已自动提交。 Time was up: your paper was handed in automatically.'
+    : '你的试卷已提交。 Your paper has been handed in.';
+  const result = body.result;
+  $('result').hidden = !result;
+  if (result) {
+    $('score').textContent = result.grading_pending
+      ? `${result.objective_score}（客观题 objective; 简答题待评 short answers pending）`
+      : String(result.total_score);
+    $('result-verdict').textContent = result.grading_pending
+      ? ''
+      : result.passed
+        ? `合格（${result.pass_score}分及格） Passed (pass mark ${result.pass_score})`
+        : `不合格（${result.pass_score}分及格） Not passed (pass mark ${result.pass_score})`;
+  }
+  $('timer').hidden = true;
+}
+
+// -- device check
+function renderDevice(body, entered) {
+  if (entered) $('min-upload').textContent = formatRate(body.rules.min_upload_bytes_per_s);
+}
+$('device-run').addEventListener('click', async () => {
+  const button = $('device-run');
+  button.disabled = true;
+  try {
+    const result = await runDeviceCheck({
+      stream: localStream,
+      streaming: statusEl.dataset.state === 'streaming',
+      results: $('device-results'),
+    });
+    showReport($('finished-results'), result.report);
+    render(result.state);
+  } catch (error) {
+    showFlowError(error.message);
+  } finally {
+    button.disabled = false;
+  }
+});
+function renderFinished() {
+  $('finished-message').textContent =
+    '设备调试已完成，结果已提交给考务人员。 The device check is done; the results went to the exam staff.';
+}
+
+const STEP_RENDER = {
+  confirm: renderConfirm,
+  pledge: renderPledge,
+  identity: renderIdentity,
+  phone: renderPhone,
+  answering: renderAnswering,
+  submitted: renderSubmitted,
+  device_check: renderDevice,
+  finished: renderFinished,
+};
+
+// the countdowns, once a second on the server's clock
+function tick() {
+  clearTimeout(tickTimer);
+  tickTimer = setTimeout(tick, 1000 - (Date.now() % 1000) + 5);
+  if (!state) return;
+  const now = serverNow();
+  if (state.step === 'waiting') {
+    const left = (Date.parse(state.timing.starts_at) - now) / 1000;
+    const el = $('countdown');
+    el.dataset.seconds = String(Math.max(0, Math.ceil(left)));
+    el.textContent = clock(left);
+    if (left <= 0) startExam();
+  }
+  const timer = $('timer');
+  if (state.step === 'answering' || state.step === 'waiting') {
+    const left = (Date.parse(state.timing.ends_at) - now) / 1000;
+    timer.hidden = false;
+    timer.dataset.seconds = String(Math.max(0, Math.ceil(left)));
+    $('time-left').textContent = clock(left);
+    if (state.step === 'answering') {
+      $('submit-hint').textContent = submitHint();
+      if (left <= 0 && stoppedAt === null) {
+        stoppedAt = now;
+        paperView?.lock();
+        // the server hands the paper in at the end (plus a short grace): look again then
+        schedulePoll((state.rules.end_grace_seconds + 2) * 1000);
+      }
+    }
+  } else {
+    timer.hidden = true;
+  }
+}
+
+function forgetSession() {
+  try {
+    sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // ignore
+  }
+}
+
 // ------------------------------------------------------------------ start
 
 async function main() {
   setStatus('idle');
   const me = await fetchMe();
   if (!me) return;
-  showProfile(me);
   media = { ...DEFAULT_MEDIA, ...(me.media || {}) };
+  showProfile(me);
   openSocket();
   watchPermissions();
-  await startMedia();
+  await refresh();
 }
 
 main();

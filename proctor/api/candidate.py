@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
-from fastapi import APIRouter, Depends, Response, WebSocket
+from fastapi import APIRouter, Depends, Request, Response, WebSocket
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from proctor.api.deps import COOKIE, candidate, db_session, runtime
+from proctor.api.deps import (
+    COOKIE,
+    candidate,
+    candidate_or_phone,
+    db_session,
+    exam_service,
+    now,
+    runtime,
+    token_from,
+)
 from proctor.api.sockets import CLOSE_FORBIDDEN, accept_principal, pump
+from proctor.errors import Forbidden
 from proctor.events.bus import candidate_channel
-from proctor.exam.auth import Principal, login_candidate
+from proctor.exam import flow
+from proctor.exam.auth import Principal, revoke_token
+from proctor.exam.service import ExamService
 from proctor.exam.sittings import get_candidate
 from proctor.exam.supervision import mark_danmaku
 from proctor.runtime import Runtime
@@ -56,14 +69,48 @@ def _me_body(rt: Runtime, cand: Candidate, sitting: Sitting) -> dict:
 @router.post("/api/candidate/login")
 async def login(
     body: LoginIn,
+    request: Request,
     response: Response,
     db: AsyncSession = Depends(db_session),
     rt: Runtime = Depends(runtime),
+    exam: ExamService = Depends(exam_service),
+    at: datetime = Depends(now),
 ) -> dict:
-    token, cand, sitting = await login_candidate(db, body.sitting_password, body.id_number)
+    """Step 1 of the flow (proctor.exam.flow.login): every refusal has its own code."""
+    result = await flow.login(
+        db,
+        password=body.sitting_password,
+        id_number=body.id_number,
+        now=at,
+        client=request.client.host if request.client else "unknown",
+        current_token=token_from(request),
+        limits=exam.login_limits,
+    )
     await db.commit()
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=12 * 3600)
-    return {"token": token, **_me_body(rt, cand, sitting)}
+    response.set_cookie(COOKIE, result.token, httponly=True, samesite="strict", max_age=12 * 3600)
+    ctx = result.ctx
+    return {
+        "token": result.token,
+        **_me_body(rt, ctx.candidate, ctx.sitting),
+        "step": ctx.attempt.step,
+        "resumed": result.resumed,
+    }
+
+
+@router.post("/api/candidate/logout")
+async def logout(
+    request: Request,
+    response: Response,
+    db: AsyncSession = Depends(db_session),
+    at: datetime = Depends(now),
+) -> dict:
+    """End this session, so that the candidate can log in on another device at once."""
+    token = token_from(request)
+    if token:
+        await revoke_token(db, token, at)
+        await db.commit()
+    response.delete_cookie(COOKIE)
+    return {"ok": True}
 
 
 @router.get("/api/candidate/me")
@@ -80,10 +127,12 @@ async def me(
 @router.post("/api/candidate/rtc/offer")
 async def rtc_offer(
     body: OfferIn,
-    who: Principal = Depends(candidate),
+    who: Principal = Depends(candidate_or_phone),
     db: AsyncSession = Depends(db_session),
     rt: Runtime = Depends(runtime),
 ) -> dict:
+    if who.kind == "phone" and body.view != "second":
+        raise Forbidden("phone_second_view_only", "A paired phone streams the second view only.")
     cand = await get_candidate(db, who.subject_id)
     return await rt.answer_offer(cand.id, body.view, body.sdp)
 

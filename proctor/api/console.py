@@ -1,29 +1,33 @@
-"""Staff routes: login, the console's lists, thumbnails, evidence, danmaku, the console's
-WebSocket."""
+"""Staff routes of the invigilator console: login, sittings and rooms, the candidates of
+the invigilator's rooms (thumbnails, connection, flow, alerts, escalation ladder), alert
+handling, evidence, danmaku and saved phrases, violation screenshots, live view, and the
+console's WebSocket. Every route and the socket ask the caller's room scope
+(proctor.exam.rooms) first: an invigilator sees and acts on their own rooms only."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, WebSocket
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor.api import console_manage, console_voice
 from proctor.api.deps import COOKIE, STAFF_ROLES, db_session, runtime, staff, token_from
+from proctor.api.scope import console_scope
 from proctor.api.sockets import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, accept_principal, pump
-from proctor.errors import NotFound
-from proctor.events.bus import sitting_channel
+from proctor.errors import Conflict, DomainError, Forbidden, NotFound
+from proctor.events.bus import Message, sitting_channel
+from proctor.exam import rooms, supervision
 from proctor.exam.auth import Principal, login_staff, revoke_token
-from proctor.exam.sittings import get_candidate, list_candidates, list_sittings
-from proctor.exam.supervision import (
-    get_evidence_row,
-    list_alerts,
-    open_alert_counts,
-    send_danmaku,
-)
+from proctor.exam.room_record import first_connections, flow_body, flow_facts
+from proctor.exam.rooms import Scope
+from proctor.exam.sittings import list_candidates, list_sittings
+from proctor.media.peers import VIEWS
 from proctor.runtime import Runtime
-from proctor.store.tables import Sitting, StaffUser
+from proctor.store.tables import StaffUser
 
 router = APIRouter()
 
@@ -37,6 +41,33 @@ class DanmakuIn(BaseModel):
     text: str = Field(min_length=1, max_length=1000)  # the domain checks 1-200 after trimming
 
 
+class HandleIn(BaseModel):
+    action: Literal["acknowledge", "dismiss"]
+    reason: str = Field(max_length=2000)
+
+
+class ScreenshotIn(BaseModel):
+    view: Literal["first", "second"] = "first"
+    note: str = Field(max_length=2000)
+
+
+class PhraseIn(BaseModel):
+    text: str = Field(min_length=1, max_length=1000)
+    shared: bool = False
+
+
+def user_body(user: StaffUser) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role,
+    }
+
+
+# ----------------------------------------------------------------------------- session
+
+
 @router.post("/api/staff/login")
 async def staff_login(
     body: StaffLoginIn, response: Response, db: AsyncSession = Depends(db_session)
@@ -44,26 +75,13 @@ async def staff_login(
     token, user = await login_staff(db, body.username, body.password)
     await db.commit()
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=12 * 3600)
-    return {
-        "token": token,
-        "user": {
-            "id": user.id,
-            "username": user.username,
-            "display_name": user.display_name,
-            "role": user.role,
-        },
-    }
+    return {"token": token, "user": user_body(user)}
 
 
 @router.get("/api/staff/me")
 async def staff_me(who: Principal = Depends(staff), db: AsyncSession = Depends(db_session)) -> dict:
     user = await db.get(StaffUser, who.subject_id)
-    return {
-        "id": user.id,
-        "username": user.username,
-        "display_name": user.display_name,
-        "role": user.role,
-    }
+    return user_body(user)
 
 
 @router.post("/api/staff/logout")
@@ -78,10 +96,14 @@ async def staff_logout(
     return {"ok": True}
 
 
+# ----------------------------------------------------------------------------- sittings
+
+
 @router.get("/api/console/sittings")
 async def sittings(
-    _: Principal = Depends(staff), db: AsyncSession = Depends(db_session)
+    scope: Scope = Depends(console_scope), db: AsyncSession = Depends(db_session)
 ) -> list[dict]:
+    visible = await rooms.visible_sitting_ids(db, scope)
     return [
         {
             "id": s.id,
@@ -91,87 +113,214 @@ async def sittings(
             "ends_at": s.ends_at.isoformat(),
         }
         for s in await list_sittings(db)
+        if visible is None or s.id in visible
     ]
 
 
-async def _sitting(db: AsyncSession, sitting_id: int) -> Sitting:
-    sitting = await db.get(Sitting, sitting_id)
-    if sitting is None:
-        raise NotFound("unknown_sitting", f"No sitting {sitting_id}.")
-    return sitting
-
-
-@router.get("/api/console/candidates")
-async def candidates(
+@router.get("/api/console/rooms")
+async def room_list(
     sitting_id: int = Query(ge=1),
-    _: Principal = Depends(staff),
+    scope: Scope = Depends(console_scope),
     db: AsyncSession = Depends(db_session),
-    rt: Runtime = Depends(runtime),
 ) -> list[dict]:
-    await _sitting(db, sitting_id)
-    counts = await open_alert_counts(db, sitting_id)
+    await rooms.check_sitting(db, scope, sitting_id)
+    return await rooms.list_rooms(db, scope, sitting_id)
+
+
+# ----------------------------------------------------------------------------- candidates
+
+
+def _views(rt: Runtime, candidate_id: int) -> dict[str, Any]:
+    out = {}
+    for view in VIEWS:
+        thumb = rt.thumbnails.get(candidate_id, view)
+        connected, since = rt.peers.view_state(candidate_id, view)
+        out[view] = {
+            "connected": connected,
+            "since": since.isoformat() if since else None,
+            "last_frame_at": (
+                datetime.fromtimestamp(thumb.captured_at, UTC).isoformat() if thumb else None
+            ),
+        }
+    return out
+
+
+async def candidate_bodies(
+    db: AsyncSession, rt: Runtime, scope: Scope, sitting_id: int, room_id: int | None
+) -> list[dict[str, Any]]:
+    sitting = await rooms.check_sitting(db, scope, sitting_id)
+    if room_id is not None:
+        room = await rooms.check_room(db, scope, room_id)
+        if room.sitting_id != sitting_id:
+            raise NotFound("unknown_room", f"Room {room_id} is not in sitting {sitting_id}.")
+    visible = await rooms.visible_candidates(db, scope, sitting_id, room_id)
+    seats = await rooms.seats_of(db, sitting_id)
+    cands = sorted(  # room by room, in seat order; the unseated (chief's view) last
+        (c for c in await list_candidates(db, sitting_id) if c.id in visible),
+        key=lambda c: (*(seats[c.id][0::2] if c.id in seats else (1 << 31, 0)), c.name),
+    )
+    alerts = await supervision.console_alerts(db, sitting_id, visible, limit=1000, status="open")
+    by_severity: dict[int, dict[str, int]] = {}
+    for alert in alerts:
+        counts = by_severity.setdefault(alert["candidate_id"], {})
+        counts[alert["severity"]] = counts.get(alert["severity"], 0) + 1
+    ladders = await supervision.ladders(db, sitting_id, visible)
+    facts = await flow_facts(db, sitting)
+    ever = await first_connections(db, [c.id for c in cands])
     out = []
-    for c in await list_candidates(db, sitting_id):
-        views = {}
-        for view in ("first", "second"):
-            thumb = rt.thumbnails.get(c.id, view)
-            connected, since = rt.peers.view_state(c.id, view)
-            views[view] = {
-                "connected": connected,
-                "since": since.isoformat() if since else None,
-                "last_frame_at": (
-                    datetime.fromtimestamp(thumb.captured_at, UTC).isoformat() if thumb else None
-                ),
-            }
+    for c in cands:
+        seat = seats.get(c.id)
+        call = rt.voice.of_candidate(c.id)
+        severities = by_severity.get(c.id, {})
         out.append(
             {
                 "id": c.id,
                 "name": c.name,
                 "id_number": c.id_number,
                 "sitting_id": c.sitting_id,
-                "views": views,
-                "open_alerts": counts.get(c.id, 0),
+                "room": {"id": seat[0], "name": seat[1], "seat": seat[2]} if seat else None,
+                "views": _views(rt, c.id),
+                "second_view_ever": "second" in ever.get(c.id, {}),
+                "open_alerts": sum(severities.values()),
+                "open_by_severity": severities,
+                "ladder": ladders.get(c.id),
+                "flow": flow_body(facts.get(c.id)),
+                "voice": {"call_id": call.call_id, "staff_id": call.staff_id} if call else None,
                 "thumbnail_urls": {
-                    v: f"/api/console/candidates/{c.id}/thumbnail/{v}.jpg"
-                    for v in ("first", "second")
+                    v: f"/api/console/candidates/{c.id}/thumbnail/{v}.jpg" for v in VIEWS
                 },
             }
         )
     return out
 
 
+@router.get("/api/console/candidates")
+async def candidates(
+    sitting_id: int = Query(ge=1),
+    room_id: int | None = Query(None, ge=1),
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> list[dict]:
+    return await candidate_bodies(db, rt, scope, sitting_id, room_id)
+
+
+@router.get("/api/console/candidates/{candidate_id}")
+async def candidate_detail(
+    candidate_id: int,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    """One candidate as in the list, with the alert timeline."""
+    cand = await rooms.check_candidate(db, scope, candidate_id)
+    room_id = await rooms.room_of(db, cand.id)
+    bodies = await candidate_bodies(db, rt, scope, cand.sitting_id, None)
+    body = next((b for b in bodies if b["id"] == cand.id), None)
+    if body is None:  # not seated but visible to a chief: listed on its own
+        body = {"id": cand.id, "name": cand.name, "id_number": cand.id_number, "room": None}
+    return {**body, "room_id": room_id, "timeline": await supervision.timeline(db, cand.id)}
+
+
+@router.get("/api/console/candidates/{candidate_id}/timeline")
+async def candidate_timeline(
+    candidate_id: int,
+    limit: int = Query(300, ge=1, le=1000),
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+) -> list[dict]:
+    await rooms.check_candidate(db, scope, candidate_id)
+    return await supervision.timeline(db, candidate_id, limit)
+
+
 @router.get("/api/console/candidates/{candidate_id}/thumbnail/{view}.jpg")
 async def thumbnail(
     candidate_id: int,
     view: str,
-    _: Principal = Depends(staff),
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
     rt: Runtime = Depends(runtime),
 ) -> Response:
+    await rooms.check_candidate(db, scope, candidate_id)
     thumb = rt.thumbnails.get(candidate_id, view)
     if thumb is None:
         raise NotFound("no_frame", "No picture from this view yet.")
     return Response(thumb.jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
+# ----------------------------------------------------------------------------- alerts
+
+
 @router.get("/api/console/alerts")
 async def alerts(
     sitting_id: int = Query(ge=1),
     limit: int = Query(100, ge=1, le=1000),
-    _: Principal = Depends(staff),
+    room_id: int | None = Query(None, ge=1),
+    status: Literal["open", "acknowledged", "dismissed"] | None = None,
+    scope: Scope = Depends(console_scope),
     db: AsyncSession = Depends(db_session),
 ) -> list[dict]:
-    await _sitting(db, sitting_id)
-    return await list_alerts(db, sitting_id, limit)
+    await rooms.check_sitting(db, scope, sitting_id)
+    if room_id is not None:
+        await rooms.check_room(db, scope, room_id)
+    visible = (
+        None
+        if scope.everything and room_id is None
+        else await rooms.visible_candidates(db, scope, sitting_id, room_id)
+    )
+    return await supervision.console_alerts(db, sitting_id, visible, limit=limit, status=status)
+
+
+@router.post("/api/console/alerts/{alert_id}/handle")
+async def handle_alert(
+    alert_id: int,
+    body: HandleIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    """Acknowledge or dismiss one alert, with a reason (recorded: who, when, why)."""
+    alert = await supervision.get_alert(db, alert_id)
+    await rooms.check_candidate(db, scope, alert.candidate_id)
+    (out,) = await supervision.handle_alerts(
+        db, rt.bus, staff_id=scope.staff_id, alerts=[alert], action=body.action, reason=body.reason
+    )
+    return out
+
+
+@router.post("/api/console/candidates/{candidate_id}/alerts/handle")
+async def handle_candidate_alerts(
+    candidate_id: int,
+    body: HandleIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> list[dict]:
+    """Acknowledge or dismiss every open alert of one candidate (the grouped feed)."""
+    await rooms.check_candidate(db, scope, candidate_id)
+    return await supervision.handle_alerts(
+        db,
+        rt.bus,
+        staff_id=scope.staff_id,
+        alerts=await supervision.open_alerts_of(db, candidate_id),
+        action=body.action,
+        reason=body.reason,
+    )
+
+
+# ----------------------------------------------------------------------------- evidence
 
 
 @router.get("/api/evidence/{evidence_id}")
 async def evidence(
     evidence_id: int,
-    _: Principal = Depends(staff),
+    who: Principal = Depends(staff),
     db: AsyncSession = Depends(db_session),
     rt: Runtime = Depends(runtime),
 ) -> FileResponse:
-    row = await get_evidence_row(db, evidence_id)
+    row = await supervision.get_evidence_row(db, evidence_id)
+    if who.role != "reviewer":  # reviewers see every sitting's evidence after the exam
+        await rooms.check_candidate(db, await rooms.scope_of(db, who), row.candidate_id)
     try:
         path = rt.storage.open(row.relpath)
     except (ValueError, FileNotFoundError) as exc:
@@ -179,18 +328,84 @@ async def evidence(
     return FileResponse(path, media_type=row.mime)
 
 
+# ----------------------------------------------------------------------------- actions
+
+
 @router.post("/api/console/candidates/{candidate_id}/danmaku")
 async def danmaku(
     candidate_id: int,
     body: DanmakuIn,
-    who: Principal = Depends(staff),
+    scope: Scope = Depends(console_scope),
     db: AsyncSession = Depends(db_session),
     rt: Runtime = Depends(runtime),
 ) -> dict:
-    await get_candidate(db, candidate_id)
-    return await send_danmaku(
-        db, rt.bus, sender_id=who.subject_id, candidate_id=candidate_id, text=body.text
+    await rooms.check_candidate(db, scope, candidate_id)
+    return await supervision.send_danmaku(
+        db, rt.bus, sender_id=scope.staff_id, candidate_id=candidate_id, text=body.text
     )
+
+
+@router.get("/api/console/phrases")
+async def phrases(
+    scope: Scope = Depends(console_scope), db: AsyncSession = Depends(db_session)
+) -> list[dict]:
+    return await supervision.list_phrases(db, scope.staff_id)
+
+
+@router.post("/api/console/phrases")
+async def add_phrase(
+    body: PhraseIn, scope: Scope = Depends(console_scope), db: AsyncSession = Depends(db_session)
+) -> dict:
+    return await supervision.add_phrase(
+        db, staff_id=scope.staff_id, text=body.text, shared=body.shared, manager=scope.manager
+    )
+
+
+@router.delete("/api/console/phrases/{phrase_id}")
+async def delete_phrase(
+    phrase_id: int, scope: Scope = Depends(console_scope), db: AsyncSession = Depends(db_session)
+) -> dict:
+    await supervision.delete_phrase(
+        db, staff_id=scope.staff_id, manager=scope.manager, phrase_id=phrase_id
+    )
+    return {"ok": True}
+
+
+@router.post("/api/console/candidates/{candidate_id}/screenshot")
+async def screenshot(
+    candidate_id: int,
+    body: ScreenshotIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    """Keep the newest full-size frame of a view as a violation record with a note."""
+    cand = await rooms.check_candidate(db, scope, candidate_id)
+    supervision.check_note(body.note)
+    monitor = rt.peers.monitors.get(cand.id)
+    state = monitor.views.get(body.view) if monitor is not None else None
+    frame = state.ring.newest() if state is not None else None
+    if frame is None:
+        if rt.cluster.distributed and await rt.cluster.owner(cand.id) != rt.cluster.worker_id:
+            raise Conflict(
+                "not_on_this_server",
+                "This candidate streams to another server process; open the console there.",
+            )
+        raise Conflict("not_streaming", "This view of the candidate is not streaming now.")
+    return await supervision.save_violation(
+        db,
+        rt.bus,
+        rt.storage,
+        staff_id=scope.staff_id,
+        candidate=cand,
+        view=body.view,
+        jpeg=frame.jpeg,
+        captured_at=datetime.fromtimestamp(frame.ts, UTC),
+        note=body.note,
+    )
+
+
+# ----------------------------------------------------------------------------- live view
 
 
 class LiveOfferIn(BaseModel):
@@ -203,19 +418,79 @@ class LiveOfferIn(BaseModel):
 async def live_offer(
     candidate_id: int,
     body: LiveOfferIn,
-    who: Principal = Depends(staff),
+    scope: Scope = Depends(console_scope),
     db: AsyncSession = Depends(db_session),
     rt: Runtime = Depends(runtime),
 ) -> dict:
     """Live video (and the microphone, on the first view) of one candidate."""
-    await get_candidate(db, candidate_id)
-    return await rt.answer_live(f"staff-{who.subject_id}", candidate_id, body.view, body.sdp)
+    await rooms.check_candidate(db, scope, candidate_id)
+    return await rt.answer_live(f"staff-{scope.staff_id}", candidate_id, body.view, body.sdp)
 
 
 @router.delete("/api/console/live")
 async def live_close(who: Principal = Depends(staff), rt: Runtime = Depends(runtime)) -> dict:
     await rt.live.close_viewer(f"staff-{who.subject_id}")
     return {"ok": True}
+
+
+# ----------------------------------------------------------------------------- socket
+
+
+def subject_of(msg: Message) -> tuple[int | None, int | None]:
+    """(candidate id, room id) a sitting-channel message is about."""
+    for key in ("alert", "danmaku", "evidence", "action"):
+        inner = msg.get(key)
+        if isinstance(inner, dict):
+            return inner.get("candidate_id"), inner.get("room_id")
+    return msg.get("candidate_id"), msg.get("room_id")
+
+
+class SocketScope:
+    """What one console socket may see: the candidates of the caller's rooms in the
+    sitting (optionally one room), reloaded when rooms change."""
+
+    def __init__(self, rt: Runtime, who: Principal, sitting_id: int, room_id: int | None):
+        self.rt = rt
+        self.who = who
+        self.sitting_id = sitting_id
+        self.room_id = room_id
+        self.scope: Scope | None = None
+        self.candidates: set[int] = set()
+
+    async def load(self) -> None:
+        async with self.rt.db.session() as db:
+            self.scope = await rooms.scope_of(db, self.who)
+            await rooms.check_sitting(db, self.scope, self.sitting_id)
+            if self.room_id is not None:
+                room = await rooms.check_room(db, self.scope, self.room_id)
+                if room.sitting_id != self.sitting_id:
+                    raise NotFound("unknown_room", "That room is not in this sitting.")
+            self.candidates = await rooms.visible_candidates(
+                db, self.scope, self.sitting_id, self.room_id
+            )
+
+    def sees(self, msg: Message) -> bool:
+        if msg.get("type") == "extension":  # the flow's: several candidates, or everyone
+            rows = msg.get("extensions") or []
+            return any(
+                r.get("candidate_id") is None or r.get("candidate_id") in self.candidates
+                for r in rows
+            )
+        cid, room_id = subject_of(msg)
+        if cid is not None:
+            return int(cid) in self.candidates
+        if room_id is not None and self.scope is not None and not self.scope.everything:
+            return room_id in (self.scope.room_ids or ())
+        return True  # sitting-wide (health, flow without a candidate, overflow)
+
+    async def select(self, msg: Message) -> Message | None:
+        if msg.get("type") == "rooms":
+            try:
+                await self.load()
+            except DomainError:
+                self.candidates = set()  # no longer theirs: they see no candidate any more
+                return None
+        return msg if self.sees(msg) else None
 
 
 @router.websocket("/ws/console")
@@ -229,13 +504,25 @@ async def console_socket(ws: WebSocket) -> None:
         return
     try:
         sitting_id = int(ws.query_params.get("sitting_id", ""))
+        room_id = int(ws.query_params["room_id"]) if ws.query_params.get("room_id") else None
     except ValueError:
-        sitting_id = 0
-    async with rt.db.session() as db:
-        sitting = await db.get(Sitting, sitting_id) if sitting_id > 0 else None
-    if sitting is None:
+        sitting_id, room_id = 0, None
+    if sitting_id <= 0:
         await ws.close(code=CLOSE_NOT_FOUND, reason="unknown sitting (give ?sitting_id=N)")
         return
+    watch = SocketScope(rt, who, sitting_id, room_id)
     async with rt.bus.subscribe(sitting_channel(sitting_id)) as sub:
+        try:
+            await watch.load()
+        except NotFound as exc:
+            await ws.close(code=CLOSE_NOT_FOUND, reason=exc.message[:120])
+            return
+        except Forbidden as exc:
+            await ws.close(code=CLOSE_FORBIDDEN, reason=exc.code)
+            return
         await ws.send_json({"type": "health", **(await rt.health())})
-        await pump(ws, sub)
+        await pump(ws, sub, select=watch.select)
+
+
+router.include_router(console_manage.router)
+router.include_router(console_voice.router)

@@ -1,22 +1,40 @@
-"""Request plumbing shared by the routes: the runtime, a DB session, who is calling."""
+"""Request plumbing shared by the routes: the runtime, a DB session, the exam service and
+its clock, who is calling."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from fastapi import Depends, Request, WebSocket
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Forbidden, NotAuthenticated
 from proctor.exam.auth import Principal, resolve_token
+from proctor.exam.service import ExamService
 from proctor.runtime import Runtime
 
 COOKIE = "proctor_session"
 STAFF_ROLES = frozenset({"invigilator", "chief", "reviewer", "admin"})
+#: who may act on candidates during a sitting (admit, extend, release)
+INVIGILATING_ROLES = frozenset({"invigilator", "chief", "admin"})
+#: who may set sittings up (rosters, banks, papers) and export results
+ADMIN_ROLES = frozenset({"admin", "chief"})
+#: who may grade short answers
+GRADING_ROLES = frozenset({"reviewer", "chief", "admin"})
 
 
 def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
+
+
+def exam_service(request: Request) -> ExamService:
+    return request.app.state.exam
+
+
+def now(exam: ExamService = Depends(exam_service)) -> datetime:
+    """The app clock's time, read once per request."""
+    return exam.clock.now()
 
 
 async def db_session(rt: Runtime = Depends(runtime)) -> AsyncIterator[AsyncSession]:
@@ -33,11 +51,18 @@ def token_from(request: Request | WebSocket) -> str | None:
     return request.cookies.get(COOKIE)
 
 
-async def principal(request: Request, db: AsyncSession = Depends(db_session)) -> Principal:
+async def principal(
+    request: Request,
+    db: AsyncSession = Depends(db_session),
+    at: datetime = Depends(now),
+) -> Principal:
     token = token_from(request)
     if not token:
         raise NotAuthenticated("not_authenticated", "Please log in.")
-    return await resolve_token(db, token)
+    who = await resolve_token(db, token, at, touch=True)
+    if db.dirty:  # the session's last-seen time moved: keep it (a second login checks it)
+        await db.commit()
+    return who
 
 
 async def candidate(p: Principal = Depends(principal)) -> Principal:
@@ -46,7 +71,38 @@ async def candidate(p: Principal = Depends(principal)) -> Principal:
     return p
 
 
+async def candidate_or_phone(p: Principal = Depends(principal)) -> Principal:
+    """The candidate, or their paired phone (which may only stream the second view)."""
+    if p.kind not in ("candidate", "phone"):
+        raise Forbidden("candidates_only", "This is for candidates.")
+    return p
+
+
+async def phone(p: Principal = Depends(principal)) -> Principal:
+    if p.kind != "phone":
+        raise Forbidden("phone_only", "This is for the candidate's paired phone.")
+    return p
+
+
 async def staff(p: Principal = Depends(principal)) -> Principal:
     if p.kind != "staff" or p.role not in STAFF_ROLES:
         raise Forbidden("staff_only", "This is for exam staff.")
+    return p
+
+
+async def invigilator(p: Principal = Depends(staff)) -> Principal:
+    if p.role not in INVIGILATING_ROLES:
+        raise Forbidden("invigilators_only", "Only invigilators and chief examiners may do this.")
+    return p
+
+
+async def admin(p: Principal = Depends(staff)) -> Principal:
+    if p.role not in ADMIN_ROLES:
+        raise Forbidden("admins_only", "Only administrators and chief examiners may do this.")
+    return p
+
+
+async def grader(p: Principal = Depends(staff)) -> Principal:
+    if p.role not in GRADING_ROLES:
+        raise Forbidden("graders_only", "Only reviewers and chief examiners may grade.")
     return p

@@ -39,18 +39,30 @@ async def pump(
     sub: Subscription,
     on_out: Callable[[Message], Awaitable[None]] | None = None,
     on_in: Callable[[dict], Awaitable[None]] | None = None,
+    select: Callable[[Message], Awaitable[Message | None]] | None = None,
 ) -> None:
-    """Until the client goes: forward bus messages (calling ``on_out`` after each is sent)
-    and hand JSON objects the client sends to ``on_in``. Non-JSON input is ignored."""
+    """Until the client goes: forward bus messages (each as ``select`` makes it, or not at
+    all when it answers None; all of them unchanged without ``select``), calling ``on_out``
+    after each is sent, and hand JSON objects the client sends to ``on_in``. Non-JSON
+    input is ignored."""
 
     async def forward() -> None:
+        loop = asyncio.get_running_loop()
+        quiet_until = loop.time() + PING_SECONDS  # a ping when nothing was sent this long
         while True:
             try:
-                msg = await asyncio.wait_for(sub.get(), PING_SECONDS)
+                msg = await asyncio.wait_for(sub.get(), max(0.0, quiet_until - loop.time()))
             except TimeoutError:
                 await ws.send_json({"type": "ping"})
+                quiet_until = loop.time() + PING_SECONDS
                 continue
+            if select is not None:
+                picked = await select(msg)
+                if picked is None:
+                    continue
+                msg = picked
             await ws.send_json(msg)
+            quiet_until = loop.time() + PING_SECONDS
             if on_out is not None:
                 await on_out(msg)
 
@@ -72,3 +84,26 @@ async def pump(
         sender.cancel()
         with contextlib.suppress(BaseException):
             await sender
+
+
+class Merged:
+    """Several subscriptions read as one (``get`` returns whichever message comes first);
+    each message carries the channel it came from under ``_channel``, for the reader only."""
+
+    def __init__(self, subs: dict[str, Subscription]) -> None:
+        self._subs = subs
+        self._pending: dict[asyncio.Task[Message], str] = {}
+
+    async def get(self) -> Message:
+        for name, sub in self._subs.items():
+            if name not in self._pending.values():
+                self._pending[asyncio.ensure_future(sub.get())] = name
+        done, _ = await asyncio.wait(self._pending, return_when=asyncio.FIRST_COMPLETED)
+        task = next(iter(done))
+        name = self._pending.pop(task)
+        return {**task.result(), "_channel": name}
+
+    def close(self) -> None:
+        for task in self._pending:
+            task.cancel()
+        self._pending.clear()

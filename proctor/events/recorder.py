@@ -15,6 +15,7 @@ import numpy as np
 from proctor.domain import CandidateRef
 from proctor.events.bus import Bus, sitting_channel
 from proctor.events.messages import alert_body, connection_message, evidence_body
+from proctor.evidence import chain
 from proctor.evidence.clips import ClipFrame, encode_webm
 from proctor.evidence.screenshot import annotate, encode_jpeg
 from proctor.evidence.storage import EvidenceStorage
@@ -118,6 +119,9 @@ class Recorder:
             db.add(alert)
             await db.flush()
             evidence.alert_id = alert.id
+            # the audit chain, in the same transaction (proctor.evidence.chain)
+            await chain.append_record(db, "evidence.stored", evidence, actor=chain.SYSTEM)
+            await chain.append_record(db, "alert.raised", alert, actor=chain.SYSTEM)
             candidate = await db.get(Candidate, ref.candidate_id)
             body = alert_body(alert, candidate)
         log.info(
@@ -160,6 +164,7 @@ class Recorder:
         evidence = await self._store(ref, **fields)
         async with self.db.transaction() as db:
             db.add(evidence)
+            await chain.append_record(db, "evidence.stored", evidence, actor=chain.SYSTEM)
         await self.bus.publish(
             sitting_channel(ref.sitting_id),
             {"type": "evidence", "evidence": evidence_body(evidence)},
@@ -168,13 +173,23 @@ class Recorder:
     async def record_connection(self, ref: CandidateRef, view: str, connected: bool) -> None:
         at = utcnow()
         async with self.db.transaction() as db:
-            db.add(
-                CandidateEvent(
-                    candidate_id=ref.candidate_id,
-                    kind="media_connected" if connected else "media_lost",
-                    data={"view": view},
-                    at=at,
-                )
+            event = CandidateEvent(
+                candidate_id=ref.candidate_id,
+                kind="media_connected" if connected else "media_lost",
+                data={"view": view},
+                at=at,
+            )
+            db.add(event)
+            await db.flush()
+            await chain.append(
+                db,
+                f"event.{event.kind}",
+                actor=chain.SYSTEM,
+                payload={"view": view, "at": chain.iso(at)},
+                sitting_id=ref.sitting_id,
+                candidate_id=ref.candidate_id,
+                subject_type="candidate_event",
+                subject_id=event.id,
             )
         await self.bus.publish(
             sitting_channel(ref.sitting_id),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -14,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor.errors import Conflict, Invalid, NotFound
 from proctor.evidence.storage import EvidenceStorage
 from proctor.exam.auth import hash_password
+from proctor.exam.policy import SITTING_KINDS, make_rules, rules_of
 from proctor.rules import RuleSettings
 from proctor.store.tables import Candidate, Sitting, StaffUser, utcnow
 
-SITTING_KINDS = ("device_check", "trial", "formal")
 STAFF_ROLES = ("invigilator", "chief", "reviewer", "admin")
 _ID_NUMBER = re.compile(r"^[0-9A-Za-z]{6,32}$")
 
@@ -40,15 +41,25 @@ async def create_sitting(
     subject: str = "",
     analysis_fps: float = 2.0,
     rules: RuleSettings | None = None,
+    exam: str = "",
+    flow: dict[str, Any] | None = None,
 ) -> Sitting:
+    """A new sitting; ``flow`` overrides the kind's default exam-flow rules
+    (proctor.exam.policy), which are stored in full with the sitting."""
     if kind not in SITTING_KINDS:
         raise Invalid(
             "bad_sitting_kind", f"Sitting kind must be one of {', '.join(SITTING_KINDS)}."
         )
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise Invalid("bad_schedule", "Give the start and end with a time zone.")
+    starts_at, ends_at = starts_at.astimezone(UTC), ends_at.astimezone(UTC)
     if ends_at <= starts_at:
         raise Invalid("bad_schedule", "A sitting must end after it starts.")
     if not 0.2 <= analysis_fps <= 10:
         raise Invalid("bad_analysis_fps", "Analysis rate must be between 0.2 and 10 frames/s.")
+    flow_rules = make_rules(kind, flow)
+    if not name.strip():
+        raise Invalid("bad_name", "A sitting needs a name.")
     if len(password.strip()) < 4:
         raise Invalid("bad_password", "A sitting password needs at least 4 characters.")
     if await db.scalar(select(Sitting.id).where(Sitting.password == password.strip())):
@@ -62,6 +73,8 @@ async def create_sitting(
         ends_at=ends_at,
         analysis_fps=analysis_fps,
         rules=asdict(rules or RuleSettings()),
+        exam=exam.strip(),
+        flow=flow_rules.as_dict(),
     )
     db.add(sitting)
     await db.flush()
@@ -149,3 +162,52 @@ async def list_candidates(db: AsyncSession, sitting_id: int) -> list[Candidate]:
 
 def photo_ext_of(path: Path) -> str:
     return path.suffix.lstrip(".").lower() or "jpg"
+
+
+async def update_sitting(
+    db: AsyncSession,
+    sitting_id: int,
+    *,
+    name: str | None = None,
+    password: str | None = None,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    subject: str | None = None,
+    exam: str | None = None,
+    analysis_fps: float | None = None,
+    flow: dict[str, Any] | None = None,
+) -> Sitting:
+    """Change a sitting; ``flow`` overrides are merged into its current rules."""
+    sitting = await db.get(Sitting, sitting_id)
+    if sitting is None:
+        raise NotFound("unknown_sitting", f"No sitting {sitting_id}.")
+    if name is not None:
+        if not name.strip():
+            raise Invalid("bad_name", "A sitting needs a name.")
+        sitting.name = name.strip()
+    if password is not None and password.strip() != sitting.password:
+        if len(password.strip()) < 4:
+            raise Invalid("bad_password", "A sitting password needs at least 4 characters.")
+        if await db.scalar(select(Sitting.id).where(Sitting.password == password.strip())):
+            raise Conflict("password_in_use", "Another sitting already uses that password.")
+        sitting.password = password.strip()
+    if (starts_at and starts_at.tzinfo is None) or (ends_at and ends_at.tzinfo is None):
+        raise Invalid("bad_schedule", "Give the start and end with a time zone.")
+    new_start = (starts_at or sitting.starts_at).astimezone(UTC)
+    new_end = (ends_at or sitting.ends_at).astimezone(UTC)
+    if new_end <= new_start:
+        raise Invalid("bad_schedule", "A sitting must end after it starts.")
+    sitting.starts_at, sitting.ends_at = new_start, new_end
+    if subject is not None:
+        sitting.subject = subject.strip()
+    if exam is not None:
+        sitting.exam = exam.strip()
+    if analysis_fps is not None:
+        if not 0.2 <= analysis_fps <= 10:
+            raise Invalid("bad_analysis_fps", "Analysis rate must be between 0.2 and 10 frames/s.")
+        sitting.analysis_fps = analysis_fps
+    if flow:
+        merged = {**rules_of(sitting.kind, sitting.flow).as_dict(), **flow}
+        sitting.flow = make_rules(sitting.kind, merged).as_dict()
+    await db.flush()
+    return sitting

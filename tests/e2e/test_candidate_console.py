@@ -1,7 +1,8 @@
-"""The foundation's end-to-end test in real headless Chromium: the candidate page streams
-Chromium's fake camera (a real clip, then seconds without anyone) to the server; the
-`absent` alert appears on the console page; a danmaku typed on the console scrolls over
-the candidate page and the console shows it seen."""
+"""The foundation's end-to-end test in real headless Chromium: the candidate walks the
+flow to the photo check, from where the page streams Chromium's fake camera (a real clip,
+then seconds without anyone) to the server; the `absent` alert appears on the console
+page; a danmaku typed on the console scrolls over the candidate page and the console shows
+it seen."""
 
 from __future__ import annotations
 
@@ -47,6 +48,11 @@ async def test_absent_alert_and_danmaku_in_chromium(
             await cand.fill("#id-number", id_number)
             await cand.click("#login-button")
             await cand.wait_for_url("**/exam/exam.html")
+            # the flow up to the photo check, where the camera starts streaming
+            await cand.click("#confirm-info")
+            await cand.check("#pledge-read")
+            await cand.click("#pledge-accept")
+            await expect(cand.locator("#flow")).to_have_attribute("data-step", "identity")
             await expect(cand.locator("#stream-status")).to_have_attribute(
                 "data-state", "streaming", timeout=30_000
             )

@@ -73,12 +73,19 @@ def test_candidate_login_ok_and_me(client, server):
     assert me.status_code == 200 and me.json()["sitting"]["id"] == seeded.sitting_id
 
 
+_tokens: dict[str, str] = {}
+
+
 def _candidate_token(client, server) -> str:
-    seeded = server.seeded
-    return client.post(
-        "/api/candidate/login",
-        json={"sitting_password": seeded.password, "id_number": seeded.candidates[1][2]},
-    ).json()["token"]
+    """One login per server: a second concurrent login of the same candidate is refused
+    (already_logged_in), so the tests share the first session."""
+    if server.url not in _tokens:
+        seeded = server.seeded
+        _tokens[server.url] = client.post(
+            "/api/candidate/login",
+            json={"sitting_password": seeded.password, "id_number": seeded.candidates[1][2]},
+        ).json()["token"]
+    return _tokens[server.url]
 
 
 def test_offer_errors(client, server):

@@ -150,7 +150,9 @@ async def test_offers_reach_the_owner_whichever_worker_receives_them(
         await first.login()
         await first.start_view("first", media.path, loop=True)
         await first.wait_for_state("first", "connected", timeout=20)
-        await phone.login()
+        # the same session from another connection (a second login of the candidate would
+        # be refused as concurrent: already_logged_in)
+        phone.token, phone.profile = first.token, first.profile
         await phone.start_view("second", media.path, loop=True)  # offer sent to worker B
         await phone.wait_for_state("second", "connected", timeout=20)
         async with httpx.AsyncClient(timeout=10) as http:

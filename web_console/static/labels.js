@@ -253,3 +253,93 @@ export function healthProblems(health) {
   const said = new Set();
   return problems.filter((p) => !said.has(p.text) && said.add(p.text));
 }
+
+// ---- console (issue 5): flow steps, the escalation ladder, actions, incidents ----------
+
+// The exam flow's steps (proctor/exam/flow.py STEP_TITLES), short for a tile.
+export const FLOW_STEPS = {
+  login: "Logged in 已登录",
+  confirm: "Confirming 信息确认",
+  pledge: "Pledge 承诺书",
+  identity: "ID check 拍照核验",
+  phone: "Phone setup 连接手机",
+  waiting: "Waiting 等待开考",
+  answering: "Answering 作答中",
+  submitted: "Handed in 已交卷",
+  device_check: "Device check 设备调试",
+  finished: "Done 完成",
+  refused: "Ended 已退出",
+};
+
+export const RUNGS = {
+  hint: "Hint 自动提示",
+  danmaku: "Danmaku 弹幕警告",
+  voice: "Voice 语音",
+  terminate: "Terminate 终止考试",
+};
+
+export const ACTIONS = {
+  hint: "Automatic hint 自动提示",
+  alert_acknowledged: "Alert acknowledged 确认告警",
+  alert_dismissed: "Alert dismissed 排除告警",
+  violation: "Violation screenshot 截图违纪记录",
+  voice_started: "Voice call started 语音通话开始",
+  voice_ended: "Voice call ended 语音通话结束",
+  incident: "Incident 突发事件",
+};
+
+export const EVENTS = {
+  media_connected: "Connected 已连接",
+  media_lost: "Connection lost 断开",
+  login: "Logged in 登录",
+  submitted: "Handed in 交卷",
+  time_extended: "Time extended 延时",
+};
+
+export const INCIDENT_CATEGORIES = {
+  power: "Power cut 停电",
+  network: "Network failure 网络故障",
+  equipment: "Equipment failure 设备故障",
+  software: "Software or server failure 系统或服务器故障",
+  disturbance: "Disturbance 扰乱考场秩序",
+  other: "Other 其他",
+};
+
+// Ready-made reasons for handling an alert (free text is always possible).
+export const HANDLING_REASONS = {
+  acknowledge: [
+    "Warned the candidate 已警告考生",
+    "Candidate corrected it 考生已纠正",
+    "Recorded as a violation 已记录违纪",
+  ],
+  dismiss: [
+    "False alarm 误报",
+    "Allowed by the invigilator 经监考允许",
+    "Technical problem, not the candidate 技术原因",
+  ],
+};
+
+export function flowStepLabel(step) {
+  return FLOW_STEPS[step] || (step ? humanise(step) : "");
+}
+
+export function rungLabel(rung) {
+  return RUNGS[rung] || (rung ? humanise(rung) : "");
+}
+
+export function actionLabel(kind) {
+  return ACTIONS[kind] || (kind ? humanise(kind) : "");
+}
+
+export function eventLabel(kind) {
+  return EVENTS[kind] || (kind ? humanise(kind) : "");
+}
+
+/** 75 → "1:15", 3725 → "1:02:05" */
+export function formatDuration(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+}

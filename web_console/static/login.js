@@ -50,7 +50,9 @@ form.addEventListener("submit", async (event) => {
       body: { username: user, password: pass },
     });
     saveSession(body && body.token, body && body.user);
-    window.location.assign("room.html");
+    // reviewers work on the evidence timelines; everyone else starts in the room
+    const role = body && body.user && body.user.role;
+    window.location.assign(role === "reviewer" ? "review.html" : "room.html");
   } catch (err) {
     showError(err.message || "Login failed. 登录失败。");
     password.value = "";

@@ -3,16 +3,18 @@
 
 import { ApiError, apiFetch, clearSession, getToken, getUser, onUnauthorized } from "./api.js";
 import { AlertFeed } from "./alerts.js";
+import { CandidatePanel } from "./candidate.js";
 import {
   alertTypeLabel,
   formatDateTime,
   formatShortDateTime,
+  HANDLING_REASONS,
   healthProblems,
   parseTime,
   sittingKindLabel,
 } from "./labels.js";
 import { ReconnectingSocket, socketUrl } from "./socket.js";
-import { TileGrid } from "./tiles.js";
+import { FILTERS, TileGrid } from "./tiles.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -20,6 +22,22 @@ const els = {
   staffName: $("staff-name"),
   logout: $("logout-button"),
   sittingSelect: $("sitting-select"),
+  roomSelect: $("room-select"),
+  roomStaff: $("room-staff"),
+  recordLink: $("record-link"),
+  staffRole: $("staff-role"),
+  filters: $("filters"),
+  filterEmpty: $("filter-empty"),
+  showHandled: $("show-handled"),
+  handleDialog: $("handle-dialog"),
+  handleForm: $("handle-form"),
+  handleTitle: $("handle-title"),
+  handleWhat: $("handle-what"),
+  handleReasons: $("handle-reasons"),
+  handleReason: $("handle-reason"),
+  handleError: $("handle-error"),
+  handleCancel: $("handle-cancel"),
+  handleSubmit: $("handle-submit"),
   connStatus: $("connection-status"),
   connText: $("connection-text"),
   healthBanner: $("health-banner"),
@@ -41,6 +59,14 @@ const els = {
 };
 
 const SITTING_KEY = "proctor.console.sitting";
+const ROOM_KEY = "proctor.console.room";
+const FILTER_KEY = "proctor.console.filter";
+const ROLE_WORDS = {
+  invigilator: "Invigilator 监考老师",
+  chief: "Chief examiner 主考",
+  admin: "Administrator 考务管理",
+  reviewer: "Reviewer 审核",
+};
 const HEALTH_POLL_MS = 60000;
 const SITTINGS_RETRY_MS = 5000;
 let sittingsRetryTimer = null;
@@ -48,6 +74,8 @@ let sittingsRetryTimer = null;
 const state = {
   sittings: /** @type {any[]} */ ([]),
   sittingId: /** @type {string|null} */ (null),
+  roomId: /** @type {string|null} */ (null), // null: every room the invigilator has
+  rooms: /** @type {any[]} */ ([]),
   generation: 0, // bumps on every sitting switch; stale answers are dropped
   rosterLoaded: false, // candidates of the current sitting arrived at least once
   leaving: false,
@@ -71,7 +99,10 @@ function showStaffName() {
   const user = getUser();
   const name = user && (user.display_name || user.username);
   els.staffName.textContent = name || "—";
-  if (user && user.role) els.staffName.title = `${user.username || ""} (${user.role})`;
+  if (user && user.role) {
+    els.staffName.title = `${user.username || ""} (${user.role})`;
+    els.staffRole.textContent = `${ROLE_WORDS[user.role] || user.role}:`;
+  }
 }
 
 els.logout.addEventListener("click", async () => {
@@ -118,12 +149,18 @@ const tiles = new TileGrid(els.grid, els.tileTemplate, {
       method: "POST",
       body: { text },
     }),
+  openCandidate: (candidateId, opener) => {
+    tiles.setPaused(true); // the grid is behind the opened candidate
+    panel.open(candidateId, opener);
+  },
   onChange: (summary) => {
     els.candidatesEmpty.hidden = summary.total > 0 || !state.rosterLoaded;
+    els.filterEmpty.hidden = summary.total === 0 || summary.shown > 0;
     els.candidateSummary.textContent = summary.total
       ? `${summary.total} candidates 考生 · ${summary.connected} fully connected 已连接 · ` +
         `${summary.withAlerts} with open alerts 有告警`
       : "";
+    renderFilterCounts(summary.counts);
     updateTitle(summary.openAlerts);
   },
 });
@@ -134,6 +171,134 @@ const feed = new AlertFeed(els.alertFeed, {
   nameFor: (candidateId) => tiles.candidateName(candidateId),
   onCandidate: (candidateId) => tiles.focusTile(candidateId),
   onOpenEvidence: openEvidence,
+  onHandle: openHandleDialog,
+});
+
+els.showHandled.addEventListener("change", () => feed.setShowHandled(els.showHandled.checked));
+
+const panel = new CandidatePanel({
+  onEvidence: (alert, opener) => openEvidence(alert, opener),
+  onClose: () => tiles.setPaused(false),
+});
+
+/** An alert arrived (new, or its status changed): feed, tile counters, announcement. */
+function applyAlert(alert, { markNew }) {
+  const { isNew, was } = feed.add(alert, { markNew });
+  const open = !alert.status || alert.status === "open";
+  const wasOpen = was ? !was.status || was.status === "open" : false;
+  if (isNew && open) {
+    tiles.alertRaised(alert.candidate_id, alert.severity);
+    return true;
+  }
+  if (wasOpen && !open) tiles.alertClosed(alert.candidate_id, alert.severity);
+  return false;
+}
+
+// ---- filters -----------------------------------------------------------------------------
+
+const filterButtons = new Map();
+function renderFilters() {
+  els.filters.replaceChildren();
+  for (const [name, [words]] of Object.entries(FILTERS)) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "filter";
+    button.dataset.filter = name;
+    button.setAttribute("aria-pressed", String(tiles.filter === name));
+    const label = document.createElement("span");
+    label.textContent = words;
+    const count = document.createElement("span");
+    count.className = "filter-count";
+    button.append(label, " ", count);
+    button.addEventListener("click", () => {
+      tiles.setFilter(name);
+      for (const [other, b] of filterButtons) b.setAttribute("aria-pressed", String(other === name));
+      try {
+        window.sessionStorage.setItem(FILTER_KEY, name);
+      } catch {
+        /* ignore */
+      }
+    });
+    filterButtons.set(name, button);
+    els.filters.append(button);
+  }
+}
+
+function renderFilterCounts(counts) {
+  for (const [name, button] of filterButtons) {
+    button.querySelector(".filter-count").textContent = String(counts?.[name] ?? 0);
+  }
+}
+
+// ---- acknowledge / dismiss with a reason -------------------------------------------------
+
+let handleTarget = null;
+let handleOpener = null;
+
+function openHandleDialog(target, action, opener) {
+  handleTarget = { ...target, action };
+  handleOpener = opener;
+  const acknowledge = action === "acknowledge";
+  els.handleTitle.textContent = acknowledge
+    ? "Acknowledge 确认告警"
+    : "Dismiss 排除告警";
+  els.handleWhat.textContent = target.alert
+    ? `${alertTypeLabel(target.alert.type)} — ${target.alert.candidate_name || tiles.candidateName(target.alert.candidate_id) || ""}`
+    : `All open alerts of 全部未处理告警: ${tiles.candidateName(target.candidateId) || ""}`;
+  els.handleReason.value = "";
+  els.handleError.hidden = true;
+  els.handleReasons.replaceChildren(
+    ...HANDLING_REASONS[action].map((reason) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "reason-pick";
+      b.textContent = reason;
+      b.addEventListener("click", () => {
+        els.handleReason.value = reason;
+        els.handleReason.focus();
+      });
+      return b;
+    }),
+  );
+  els.handleDialog.showModal();
+  els.handleReason.focus();
+}
+
+els.handleCancel.addEventListener("click", () => els.handleDialog.close());
+els.handleDialog.addEventListener("close", () => {
+  if (handleOpener && handleOpener.isConnected) handleOpener.focus();
+  handleOpener = null;
+});
+els.handleForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const reason = els.handleReason.value.trim();
+  if (reason.length < 2) {
+    els.handleError.textContent = "Give a reason. 请填写理由。";
+    els.handleError.hidden = false;
+    els.handleReason.focus();
+    return;
+  }
+  const target = handleTarget;
+  const path = target.alert
+    ? `/api/console/alerts/${encodeURIComponent(target.alert.id)}/handle`
+    : `/api/console/candidates/${encodeURIComponent(target.candidateId)}/alerts/handle`;
+  els.handleSubmit.disabled = true;
+  try {
+    const result = await apiFetch(path, {
+      method: "POST",
+      body: { action: target.action, reason },
+    });
+    for (const alert of Array.isArray(result) ? result : [result]) {
+      applyAlert(alert, { markNew: false });
+    }
+    els.handleDialog.close();
+    announce(target.action === "acknowledge" ? "Acknowledged 已确认" : "Dismissed 已排除");
+  } catch (err) {
+    els.handleError.textContent = err.message;
+    els.handleError.hidden = false;
+  } finally {
+    els.handleSubmit.disabled = false;
+  }
 });
 
 // ---- evidence dialog ---------------------------------------------------------------------
@@ -236,6 +401,17 @@ function pickDefaultSitting(sittings) {
   return sittings.length ? String(sittings[0].id) : null;
 }
 
+function pickDefaultRoom(sittingId) {
+  if (!sittingId) return null;
+  const fromUrl = new URLSearchParams(window.location.search).get("room");
+  if (fromUrl) return fromUrl;
+  try {
+    return window.sessionStorage.getItem(ROOM_KEY);
+  } catch {
+    return null;
+  }
+}
+
 function renderSittings() {
   const select = els.sittingSelect;
   select.replaceChildren();
@@ -263,7 +439,7 @@ async function loadSittings() {
     const chosen = pickDefaultSitting(state.sittings);
     renderSittings();
     showLoadError(null);
-    if (chosen !== state.sittingId) selectSitting(chosen);
+    if (chosen !== state.sittingId) selectSitting(chosen, pickDefaultRoom(chosen));
     else if (chosen) await loadSittingData();
     else tiles.clear();
   } catch (err) {
@@ -276,8 +452,10 @@ async function loadSittings() {
   }
 }
 
-function selectSitting(sittingId) {
+function selectSitting(sittingId, roomId = null) {
   state.sittingId = sittingId || null;
+  state.roomId = roomId || null;
+  state.rooms = [];
   state.generation += 1;
   if (els.sittingSelect.value !== (sittingId || "")) els.sittingSelect.value = sittingId || "";
   try {
@@ -285,14 +463,14 @@ function selectSitting(sittingId) {
   } catch {
     /* ignore */
   }
-  const url = new URL(window.location.href);
-  if (sittingId) url.searchParams.set("sitting", sittingId);
-  else url.searchParams.delete("sitting");
-  window.history.replaceState(null, "", url);
+  rememberPlace();
   state.rosterLoaded = false;
+  panel.close();
   tiles.clear();
   feed.clear();
+  renderRooms();
   if (sittingId) {
+    loadRooms();
     loadSittingData();
     socket.restart();
   } else {
@@ -301,22 +479,100 @@ function selectSitting(sittingId) {
   }
 }
 
+function rememberPlace() {
+  const url = new URL(window.location.href);
+  if (state.sittingId) url.searchParams.set("sitting", state.sittingId);
+  else url.searchParams.delete("sitting");
+  if (state.roomId) url.searchParams.set("room", state.roomId);
+  else url.searchParams.delete("room");
+  window.history.replaceState(null, "", url);
+  try {
+    if (state.roomId) window.sessionStorage.setItem(ROOM_KEY, state.roomId);
+    else window.sessionStorage.removeItem(ROOM_KEY);
+  } catch {
+    /* ignore */
+  }
+  const record = new URL("record.html", window.location.href);
+  if (state.sittingId) record.searchParams.set("sitting", state.sittingId);
+  if (state.roomId) record.searchParams.set("room", state.roomId);
+  els.recordLink.href = record.pathname + record.search;
+}
+
 els.sittingSelect.addEventListener("change", () => selectSitting(els.sittingSelect.value));
+
+function selectRoom(roomId) {
+  if ((roomId || null) === state.roomId) return;
+  selectSitting(state.sittingId, roomId || null);
+}
+
+els.roomSelect.addEventListener("change", () => selectRoom(els.roomSelect.value));
+
+function renderRooms() {
+  const select = els.roomSelect;
+  const rooms = state.rooms;
+  select.replaceChildren(new Option(rooms.length > 1 ? "All my rooms 全部考场" : "—", ""));
+  for (const room of rooms) {
+    select.append(new Option(`${room.name} (${room.seated}/${room.capacity})`, String(room.id)));
+  }
+  select.disabled = rooms.length === 0;
+  select.value = state.roomId || "";
+  const shown = state.roomId ? rooms.filter((r) => String(r.id) === state.roomId) : rooms;
+  const staff = [...new Set(shown.flatMap((r) => r.invigilators.map((i) => i.display_name)))];
+  const short = shown.filter((r) => r.understaffed);
+  els.roomStaff.textContent = staff.length
+    ? `${staff.join(", ")}${short.length ? " · understaffed 监考不足" : ""}`
+    : "";
+  els.roomStaff.dataset.understaffed = String(short.length > 0);
+}
+
+async function loadRooms() {
+  const sittingId = state.sittingId;
+  const generation = state.generation;
+  try {
+    const rooms = await apiFetch(`/api/console/rooms?sitting_id=${encodeURIComponent(sittingId)}`);
+    if (generation !== state.generation) return;
+    state.rooms = Array.isArray(rooms) ? rooms : [];
+    if (state.roomId && !state.rooms.some((r) => String(r.id) === state.roomId)) {
+      selectSitting(sittingId, null); // that room is not (or no longer) theirs
+      return;
+    }
+    if (!state.roomId && state.rooms.length === 1) {
+      state.roomId = String(state.rooms[0].id); // one room: name it
+      rememberPlace();
+    }
+    renderRooms();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return;
+    state.rooms = [];
+    renderRooms();
+  }
+}
+
+function placeQuery() {
+  const params = new URLSearchParams({ sitting_id: state.sittingId });
+  if (state.roomId) params.set("room_id", state.roomId);
+  return params.toString();
+}
 
 /** (Re)load candidates and alerts of the current sitting and merge them in. */
 async function loadSittingData({ afterReconnect = false } = {}) {
   const sittingId = state.sittingId;
   if (!sittingId) return;
   const generation = state.generation;
-  const query = `sitting_id=${encodeURIComponent(sittingId)}`;
+  const query = placeQuery();
   try {
     const [candidates, alerts] = await Promise.all([
       apiFetch(`/api/console/candidates?${query}`),
-      apiFetch(`/api/console/alerts?${query}&limit=100`),
+      apiFetch(`/api/console/alerts?${query}&limit=300`),
     ]);
     if (generation !== state.generation) return; // the invigilator switched sittings
     state.rosterLoaded = true;
     tiles.setCandidates(Array.isArray(candidates) ? candidates : []);
+    const opened = panel.candidateId;
+    if (opened !== null) {
+      const fresh = (candidates || []).find((c) => String(c.id) === String(opened));
+      if (fresh) panel.update(fresh);
+    }
     // After a reconnect, alerts we had not seen were raised while we were away: show them.
     const added = feed.merge(Array.isArray(alerts) ? alerts : [], { markNew: afterReconnect });
     if (afterReconnect && added.length) {
@@ -327,6 +583,10 @@ async function loadSittingData({ afterReconnect = false } = {}) {
   } catch (err) {
     if (generation !== state.generation) return;
     if (err instanceof ApiError && err.status === 401) return; // redirecting
+    if (err instanceof ApiError && err.code === "not_your_room") {
+      showLoadError(`${err.message}`);
+      return;
+    }
     showLoadError(`Could not load this sitting 无法加载场次数据: ${err.message}`);
   }
 }
@@ -339,6 +599,7 @@ async function loadSittingData({ afterReconnect = false } = {}) {
 const socket = new ReconnectingSocket(() =>
   socketUrl("/ws/console", {
     sitting_id: state.sittingId,
+    room_id: state.roomId,
     token: socket.failuresInARow >= 2 ? getToken() : null,
   }),
 );
@@ -380,12 +641,12 @@ socket.addEventListener("close", () => {
 });
 
 let rosterReloadTimer = null;
-function scheduleRosterReload() {
+function scheduleRosterReload(delayMs = 1000) {
   if (rosterReloadTimer) return;
   rosterReloadTimer = window.setTimeout(() => {
     rosterReloadTimer = null;
     loadSittingData();
-  }, 1000);
+  }, delayMs);
 }
 
 function belongsToSitting(item) {
@@ -398,16 +659,16 @@ function belongsToSitting(item) {
 
 socket.addEventListener("message", (event) => {
   const msg = event.detail;
+  if (panel.candidateId !== null) panel.onMessage(msg);
   switch (msg.type) {
     case "alert": {
       const alert = msg.alert;
       if (!alert || !belongsToSitting(alert)) return;
-      const isOpen = !alert.status || alert.status === "open";
       if (!tiles.has(alert.candidate_id)) scheduleRosterReload(); // a candidate we lack
-      if (feed.add(alert, { markNew: true }) && isOpen) {
-        tiles.alertRaised(alert.candidate_id);
+      if (applyAlert(alert, { markNew: true })) {
         const name = alert.candidate_name || tiles.candidateName(alert.candidate_id) || "";
         announce(`New alert 新告警: ${name} — ${alertTypeLabel(alert.type)}`);
+        scheduleRosterReload(2000); // the escalation ladder starts
       }
       return;
     }
@@ -415,12 +676,37 @@ socket.addEventListener("message", (event) => {
       // The socket carries this sitting's events only, so an unknown id is a new candidate.
       if (tiles.has(msg.candidate_id)) {
         tiles.setConnection(msg.candidate_id, msg.view, msg.connected, msg.at);
+        const c = tiles.candidate(msg.candidate_id);
+        if (c && String(panel.candidateId) === String(msg.candidate_id)) panel.update(c);
       } else {
         scheduleRosterReload();
       }
       return;
     case "danmaku":
       if (msg.danmaku) tiles.upsertDanmaku(msg.danmaku);
+      if (msg.danmaku && !msg.danmaku.delivered_at) scheduleRosterReload(2000); // ladder
+      return;
+    case "action": {
+      const kind = msg.action?.kind;
+      if (["hint", "voice_started", "voice_ended"].includes(kind) && !msg.action.data?.seen_at) {
+        if (kind !== "hint" || !msg.action.data?.delivered_at) scheduleRosterReload(1500);
+      }
+      return;
+    }
+    case "flow":
+      // the exam flow moved a candidate on (issue 3): step, progress, time left
+      if (tiles.has(msg.candidate_id)) scheduleRosterReload(1500);
+      return;
+    case "extension":
+      // time given back by the exam flow: the candidates' ends move
+      scheduleRosterReload(500);
+      return;
+    case "rooms":
+      loadRooms();
+      scheduleRosterReload(500);
+      return;
+    case "overflow":
+      loadSittingData();
       return;
     case "health":
       renderHealth(msg.health && typeof msg.health === "object" ? msg.health : msg);
@@ -456,6 +742,13 @@ tileSize.addEventListener("change", () => {
 // ---- start ---------------------------------------------------------------------------------
 
 showStaffName();
+renderFilters();
+try {
+  const remembered = window.sessionStorage.getItem(FILTER_KEY);
+  if (remembered && FILTERS[remembered]) filterButtons.get(remembered).click();
+} catch {
+  /* ignore */
+}
 loadHealth();
 // The socket pushes health on connect; polling as well catches a detector that fails later.
 window.setInterval(loadHealth, HEALTH_POLL_MS);

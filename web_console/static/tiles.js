@@ -1,16 +1,24 @@
-// The grid of candidate tiles: thumbnails (refreshed about once a second), connection
-// state per view, open-alert badge, danmaku (on-screen warning) form and its delivery
-// state. Tiles are kept sorted: open alerts first, then disconnected, then the rest, each
-// group in roster order. Moving tiles keeps keyboard focus where it was.
+// The grid of candidate tiles: thumbnails of both views (refreshed about once a second),
+// connection state per view (and for how long a view has been lost), second view paired
+// or not, the exam flow's step / progress / time left (when the flow provides them), open
+// alerts by severity, the next rung of the escalation ladder, a voice call under way, the
+// danmaku form and its delivery state.
+//
+// Tiles are sorted by urgency (critical alerts, warnings, a view lost — longest first —,
+// other alerts, phone missing, never connected, the rest; each group in seat order) and
+// can be filtered by state. Moving tiles keeps keyboard focus where it was.
 
 import { ApiError } from "./api.js";
 import {
   DANMAKU_STATES,
+  flowStepLabel,
   formatClock,
   formatDateTime,
+  formatDuration,
   lastFour,
   maskIdNumber,
   parseTime,
+  rungLabel,
   VIEWS,
 } from "./labels.js";
 
@@ -18,11 +26,35 @@ const VIEW_NAMES = ["first", "second"];
 const DANMAKU_RANK = { sent: 0, delivered: 1, seen: 2 };
 const DANMAKU_KEEP = 3; // messages shown per tile
 const TICK_MS = 250;
+const CLOCK_MS = 1000; // "lost for" and "time left" counters
 const REFRESH_MS = { first: 1000, second: 2000 }; // second view is the small one
 const REFRESH_DISCONNECTED_MS = 5000; // view is down: look now and then for a last frame
 const REFRESH_NO_FRAME_MS = 3000; // 404 no_frame: the view has not sent anything yet
 const LOAD_TIMEOUT_MS = 10000;
 const FLASH_MS = 4000;
+
+/** Filters of the room view: name → [words, predicate on a tile]. */
+export const FILTERS = {
+  all: ["All 全部", () => true],
+  alerts: ["Open alerts 有告警", (t) => t.openAlerts > 0],
+  lost: ["Connection lost 断线", (t) => VIEW_NAMES.some((v) => isLost(t, v))],
+  phone: ["No second view 第二视角未连接", (t) => !t.refs.views.second.connected],
+  absent: ["Not arrived 未到", (t) => !hasArrived(t)],
+  answering: ["Answering 作答中", (t) => t.data.flow?.step === "answering"],
+  submitted: ["Handed in 已交卷", (t) => Boolean(t.data.flow?.ended)],
+};
+
+function isLost(tile, view) {
+  const state = tile.refs.views[view];
+  return !state.connected && Boolean(state.since); // it had connected, then went away
+}
+
+function hasArrived(tile) {
+  return (
+    VIEW_NAMES.some((v) => tile.refs.views[v].connected || tile.refs.views[v].since) ||
+    Boolean(tile.data.flow)
+  );
+}
 
 function danmakuState(d) {
   if (d.seen_at) return "seen";
@@ -59,13 +91,23 @@ function restoreFocus(snap) {
   }
 }
 
+function setChip(el, text, state = null, title = "") {
+  el.hidden = !text;
+  el.textContent = text || "";
+  if (state) el.dataset.state = state;
+  else delete el.dataset.state;
+  el.title = title || "";
+}
+
 export class TileGrid {
   /**
    * @param {HTMLElement} grid container of the tiles
    * @param {HTMLTemplateElement} template the tile template
    * @param {{sendDanmaku: (candidateId: number|string, text: string) => Promise<any>,
+   *          openCandidate?: (candidateId: number|string, opener: HTMLElement) => void,
    *          onChange?: (summary: {total: number, connected: number, withAlerts: number,
-   *                                openAlerts: number}) => void}} hooks
+   *                                openAlerts: number, shown: number,
+   *                                counts: Record<string, number>}) => void}} hooks
    */
   constructor(grid, template, hooks) {
     this.grid = grid;
@@ -73,8 +115,11 @@ export class TileGrid {
     this.hooks = hooks;
     /** @type {Map<string, any>} */
     this.tiles = new Map();
+    this.filter = "all";
+    this.paused = false;
     this.sortQueued = false;
     this.timer = null;
+    this.clockTimer = null;
     this.observer =
       "IntersectionObserver" in window
         ? new IntersectionObserver((entries) => this.onIntersect(entries), {
@@ -92,6 +137,11 @@ export class TileGrid {
   candidateName(candidateId) {
     const tile = this.tiles.get(String(candidateId));
     return tile ? tile.data.name : null;
+  }
+
+  candidate(candidateId) {
+    const tile = this.tiles.get(String(candidateId));
+    return tile ? tile.data : null;
   }
 
   clear() {
@@ -121,6 +171,7 @@ export class TileGrid {
       }
     }
     this.sortNow();
+    this.applyFilter();
     this.changed();
   }
 
@@ -132,8 +183,17 @@ export class TileGrid {
     const inputId = `danmaku-input-${key}`;
     const refs = {
       name: el.querySelector(".tile-name"),
+      seat: el.querySelector(".tile-seat"),
+      nameText: el.querySelector(".tile-name-text"),
       idNumber: el.querySelector(".tile-id"),
       badge: el.querySelector(".alert-badge"),
+      flow: el.querySelector(".flow-chip"),
+      progress: el.querySelector(".progress-chip"),
+      time: el.querySelector(".time-chip"),
+      phone: el.querySelector(".phone-chip"),
+      voice: el.querySelector(".voice-chip"),
+      ladder: el.querySelector(".ladder-chip"),
+      open: el.querySelector(".open-button"),
       form: el.querySelector(".danmaku-form"),
       label: el.querySelector(".danmaku-label"),
       input: el.querySelector(".danmaku-input"),
@@ -154,6 +214,7 @@ export class TileGrid {
       data: candidate,
       index: 0,
       openAlerts: 0,
+      severities: {},
       visible: !this.observer,
       danmaku: new Map(),
       sending: false,
@@ -178,9 +239,11 @@ export class TileGrid {
       };
       img.addEventListener("load", () => this.onThumbLoad(tile, view));
       img.addEventListener("error", () => this.onThumbError(tile, view));
+      figure.querySelector(".thumb-box").addEventListener("dblclick", () => this.open(tile));
       refs.views[view] = state;
     }
 
+    refs.open.addEventListener("click", () => this.open(tile));
     refs.form.addEventListener("submit", (event) => {
       event.preventDefault();
       this.submitDanmaku(tile);
@@ -194,6 +257,10 @@ export class TileGrid {
     return tile;
   }
 
+  open(tile) {
+    if (this.hooks.openCandidate) this.hooks.openCandidate(tile.data.id, tile.refs.open);
+  }
+
   removeTile(tile) {
     if (this.observer) this.observer.unobserve(tile.el);
     window.clearTimeout(tile.flashTimer);
@@ -204,8 +271,13 @@ export class TileGrid {
   update(tile, candidate) {
     tile.data = candidate;
     const { refs } = tile;
-    refs.name.textContent = candidate.name || `#${candidate.id}`;
-    refs.name.title = refs.name.textContent;
+    const name = candidate.name || `#${candidate.id}`;
+    refs.nameText.textContent = name;
+    refs.name.title = candidate.room
+      ? `${name} · ${candidate.room.name} · seat 座位 ${candidate.room.seat}`
+      : name;
+    refs.seat.textContent = candidate.room ? String(candidate.room.seat).padStart(2, "0") : "";
+    refs.seat.hidden = !candidate.room;
     // "ID ****…1234": the mask may be cut short in a narrow tile, the last four never are
     const masked = maskIdNumber(candidate.id_number);
     const four = lastFour(candidate.id_number);
@@ -222,7 +294,8 @@ export class TileGrid {
     );
     refs.idNumber.title = "ID number, masked 证件号（已隐藏）";
     refs.input.placeholder = "Warning text 弹幕警告…";
-    refs.label.textContent = `On-screen warning to ${candidate.name} 向考生发送弹幕警告`;
+    refs.label.textContent = `On-screen warning to ${name} 向考生发送弹幕警告`;
+    refs.open.setAttribute("aria-label", `Open ${name} 打开考生`);
 
     const views = candidate.views || {};
     const urls = candidate.thumbnail_urls || {};
@@ -232,10 +305,82 @@ export class TileGrid {
       state.url =
         urls[view] ||
         `/api/console/candidates/${encodeURIComponent(candidate.id)}/thumbnail/${view}.jpg`;
-      state.img.alt = `${candidate.name} — ${VIEWS[view]}`;
+      state.img.alt = `${name} — ${VIEWS[view]}`;
       this.applyConnection(tile, view, Boolean(info.connected), info.since ?? null);
     }
+    tile.severities = { ...(candidate.open_by_severity || {}) };
     this.applyAlertCount(tile, Number(candidate.open_alerts) || 0);
+    this.applyStatus(tile);
+  }
+
+  /** Flow step, progress, time left (HOOKS: shown when the exam flow provides them),
+   *  second view paired, voice call, next rung of the ladder. */
+  applyStatus(tile) {
+    const { refs, data } = tile;
+    const flow = data.flow;
+    tile.el.dataset.step = flow?.step || "";
+    setChip(refs.flow, flow?.step ? flowStepLabel(flow.step) : "", flow?.step || null);
+    const progress = flow?.progress;
+    setChip(
+      refs.progress,
+      progress ? `${progress.answered}/${progress.total}` : "",
+      null,
+      "Questions answered 已答题数",
+    );
+    this.applyTime(tile);
+    const second = refs.views.second;
+    let phone = "";
+    let phoneState = null;
+    if (!second.connected) {
+      if (second.since) {
+        phone = "Phone lost 手机断开";
+        phoneState = "lost";
+      } else if (flow && !flow.phone_paired && !data.second_view_ever) {
+        phone = "Phone not paired 手机未配对";
+        phoneState = "unpaired";
+      } else {
+        phone = "No phone view 无第二视角";
+        phoneState = "missing";
+      }
+    }
+    tile.el.dataset.phone = phoneState || "ok";
+    setChip(refs.phone, phone, phoneState);
+    setChip(refs.voice, data.voice ? "In a call 通话中" : "", data.voice ? "on" : null);
+    const next = data.ladder?.next;
+    setChip(
+      refs.ladder,
+      next ? `Next 下一步: ${rungLabel(next)}` : "",
+      next || null,
+      data.ladder ? `Done 已做: ${(data.ladder.done || []).map(rungLabel).join(", ") || "—"}` : "",
+    );
+  }
+
+  applyTime(tile) {
+    const flow = tile.data.flow;
+    const ends = parseTime(flow?.ends_at);
+    const live = flow && ["waiting", "answering"].includes(flow.step);
+    if (!ends || !live) {
+      setChip(tile.refs.time, "");
+      return;
+    }
+    const left = (ends.getTime() - Date.now()) / 1000;
+    setChip(
+      tile.refs.time,
+      `${formatDuration(left)} left 剩余`,
+      left < 600 ? "short" : null,
+      `Ends 结束 ${formatDateTime(ends)}`,
+    );
+  }
+
+  /** A candidate-level change pushed by the socket (flow step, voice, ladder...). */
+  patch(candidateId, changes) {
+    const tile = this.tiles.get(String(candidateId));
+    if (!tile) return;
+    tile.data = { ...tile.data, ...changes };
+    this.applyStatus(tile);
+    this.queueSort();
+    this.applyFilter();
+    this.changed();
   }
 
   // ---- connection state ------------------------------------------------------------------
@@ -245,8 +390,11 @@ export class TileGrid {
     if (!tile || !VIEW_NAMES.includes(view)) return;
     this.applyConnection(tile, view, Boolean(connected), at ?? null);
     const views = (tile.data.views = tile.data.views || {});
-    views[view] = { connected: Boolean(connected), since: at ?? null };
+    views[view] = { ...(views[view] || {}), connected: Boolean(connected), since: at ?? null };
+    if (view === "second" && connected) tile.data.second_view_ever = true;
+    this.applyStatus(tile);
     this.queueSort();
+    this.applyFilter();
     this.changed();
   }
 
@@ -257,31 +405,67 @@ export class TileGrid {
     state.since = since;
     state.conn.dataset.connected = String(connected);
     state.figure.dataset.connected = String(connected);
-    const when = parseTime(since);
-    const word = connected ? "connected 已连接" : "disconnected 已断开";
-    const viewEl = document.createElement("span");
-    viewEl.className = "conn-view";
-    viewEl.textContent = `${VIEWS[view]}:`;
-    const stateEl = document.createElement("span");
-    stateEl.className = "conn-state";
-    stateEl.textContent = when ? `${word} · ${formatClock(when)}` : word;
-    state.conn.replaceChildren(viewEl, " ", stateEl);
-    state.conn.title = when ? `${VIEWS[view]}: ${word} since ${formatDateTime(when)}` : "";
+    state.conn.dataset.lost = String(!connected && Boolean(since));
+    this.renderConnection(tile, view);
     const allConnected = VIEW_NAMES.every((v) => tile.refs.views[v].connected);
     tile.el.dataset.connected = String(allConnected);
     tile.el.classList.toggle("is-disconnected", !allConnected);
     if (changed && connected) state.dueAt = 0; // fetch a frame right away
   }
 
+  renderConnection(tile, view) {
+    const state = tile.refs.views[view];
+    const when = parseTime(state.since);
+    let word;
+    if (state.connected) word = `connected 已连接${when ? ` · ${formatClock(when)}` : ""}`;
+    else if (when) word = `lost 断开 ${formatDuration((Date.now() - when.getTime()) / 1000)}`;
+    else word = "not connected 未连接";
+    const viewEl = document.createElement("span");
+    viewEl.className = "conn-view";
+    viewEl.textContent = `${VIEWS[view]}:`;
+    const stateEl = document.createElement("span");
+    stateEl.className = "conn-state";
+    stateEl.textContent = word;
+    state.conn.replaceChildren(viewEl, " ", stateEl);
+    state.conn.title = when
+      ? `${VIEWS[view]}: ${state.connected ? "connected since" : "lost since"} ${formatDateTime(when)}`
+      : "";
+  }
+
+  tickClocks() {
+    for (const tile of this.tiles.values()) {
+      if (!tile.visible) continue;
+      for (const view of VIEW_NAMES) {
+        const state = tile.refs.views[view];
+        if (!state.connected && state.since) this.renderConnection(tile, view);
+      }
+      this.applyTime(tile);
+    }
+  }
+
   // ---- alerts ----------------------------------------------------------------------------
 
   /** A new alert arrived for this candidate: one more open alert, and flash the tile. */
-  alertRaised(candidateId) {
+  alertRaised(candidateId, severity = "warning") {
     const tile = this.tiles.get(String(candidateId));
     if (!tile) return;
+    tile.severities[severity] = (tile.severities[severity] || 0) + 1;
     this.applyAlertCount(tile, tile.openAlerts + 1);
     this.flash(candidateId);
     this.queueSort();
+    this.applyFilter();
+    this.changed();
+  }
+
+  /** An open alert was acknowledged or dismissed. */
+  alertClosed(candidateId, severity = "warning") {
+    const tile = this.tiles.get(String(candidateId));
+    if (!tile) return;
+    if (tile.severities[severity]) tile.severities[severity] -= 1;
+    this.applyAlertCount(tile, Math.max(0, tile.openAlerts - 1));
+    if (tile.openAlerts === 0) this.patch(candidateId, { ladder: null });
+    this.queueSort();
+    this.applyFilter();
     this.changed();
   }
 
@@ -289,6 +473,8 @@ export class TileGrid {
     tile.openAlerts = count;
     const { badge } = tile.refs;
     badge.dataset.count = String(count);
+    const worst = ["critical", "warning", "info"].find((s) => tile.severities[s] > 0);
+    badge.dataset.severity = count > 0 ? worst || "warning" : "none";
     badge.replaceChildren();
     const number = document.createElement("span");
     number.className = "badge-count";
@@ -317,18 +503,29 @@ export class TileGrid {
   focusTile(candidateId) {
     const tile = this.tiles.get(String(candidateId));
     if (!tile) return false;
+    if (tile.el.hidden) this.setFilter("all");
     tile.el.scrollIntoView({ block: "nearest", behavior: "smooth" });
     tile.el.focus({ preventScroll: true });
     this.flash(candidateId);
     return true;
   }
 
-  // ---- sorting ---------------------------------------------------------------------------
+  // ---- sorting and filtering --------------------------------------------------------------
 
-  group(tile) {
-    if (tile.openAlerts > 0) return 0;
-    if (!VIEW_NAMES.every((v) => tile.refs.views[v].connected)) return 1;
-    return 2;
+  /** [group, tie-breaker]: smaller is more urgent. */
+  urgency(tile) {
+    const sev = tile.severities;
+    if (sev.critical > 0) return [0, 0];
+    if (sev.warning > 0) return [1, 0];
+    const lost = VIEW_NAMES.filter((v) => isLost(tile, v));
+    if (lost.length) {
+      const since = Math.min(...lost.map((v) => parseTime(tile.refs.views[v].since).getTime()));
+      return [2, since]; // lost longest first
+    }
+    if (tile.openAlerts > 0) return [3, 0];
+    if (!hasArrived(tile)) return [5, 0];
+    if (!tile.refs.views.second.connected) return [4, 0];
+    return [6, 0];
   }
 
   queueSort() {
@@ -341,9 +538,13 @@ export class TileGrid {
   }
 
   sortNow() {
-    const desired = [...this.tiles.values()].sort(
-      (a, b) => this.group(a) - this.group(b) || a.index - b.index,
-    );
+    const keyed = [...this.tiles.values()].map((tile) => [tile, this.urgency(tile)]);
+    keyed.sort(([a, ua], [b, ub]) => ua[0] - ub[0] || ua[1] - ub[1] || a.index - b.index);
+    const desired = keyed.map(([tile]) => tile);
+    desired.forEach((tile, i) => {
+      tile.el.dataset.rank = String(i);
+      tile.el.dataset.urgency = String(this.urgency(tile)[0]);
+    });
     const current = [...this.grid.children];
     if (desired.every((tile, i) => current[i] === tile.el)) return;
 
@@ -368,18 +569,33 @@ export class TileGrid {
     restoreFocus(snap);
   }
 
+  setFilter(name) {
+    this.filter = FILTERS[name] ? name : "all";
+    this.applyFilter();
+    this.changed();
+  }
+
+  applyFilter() {
+    const [, keep] = FILTERS[this.filter];
+    for (const tile of this.tiles.values()) tile.el.hidden = !keep(tile);
+  }
+
   // ---- summary -------------------------------------------------------------------------
 
   summary() {
     let connected = 0;
     let withAlerts = 0;
     let openAlerts = 0;
+    let shown = 0;
+    const counts = Object.fromEntries(Object.keys(FILTERS).map((k) => [k, 0]));
     for (const tile of this.tiles.values()) {
       if (VIEW_NAMES.every((v) => tile.refs.views[v].connected)) connected += 1;
       if (tile.openAlerts > 0) withAlerts += 1;
       openAlerts += tile.openAlerts;
+      if (!tile.el.hidden) shown += 1;
+      for (const [name, [, keep]] of Object.entries(FILTERS)) if (keep(tile)) counts[name] += 1;
     }
-    return { total: this.tiles.size, connected, withAlerts, openAlerts };
+    return { total: this.tiles.size, connected, withAlerts, openAlerts, shown, counts };
   }
 
   changed() {
@@ -391,12 +607,16 @@ export class TileGrid {
   startThumbnails() {
     if (this.timer) return;
     this.timer = window.setInterval(() => this.tick(), TICK_MS);
+    this.clockTimer = window.setInterval(() => {
+      if (document.visibilityState !== "hidden") this.tickClocks();
+    }, CLOCK_MS);
     this.tick();
   }
 
   stopThumbnails() {
     window.clearInterval(this.timer);
-    this.timer = null;
+    window.clearInterval(this.clockTimer);
+    this.timer = this.clockTimer = null;
   }
 
   onIntersect(entries) {
@@ -408,11 +628,20 @@ export class TileGrid {
     }
   }
 
+  /** While a candidate is opened over the grid, its thumbnails need not be fetched. */
+  setPaused(paused) {
+    this.paused = Boolean(paused);
+    if (this.paused) return;
+    for (const tile of this.tiles.values()) {
+      for (const view of VIEW_NAMES) tile.refs.views[view].dueAt = 0; // catch up at once
+    }
+  }
+
   tick() {
-    if (document.visibilityState === "hidden") return;
+    if (document.visibilityState === "hidden" || this.paused) return;
     const now = Date.now();
     for (const tile of this.tiles.values()) {
-      if (!tile.visible) continue;
+      if (!tile.visible || tile.el.hidden) continue;
       for (const view of VIEW_NAMES) {
         const state = tile.refs.views[view];
         if (state.pending) {

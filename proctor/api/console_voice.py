@@ -1,0 +1,215 @@
+"""The console's link to a candidate's page: two-way voice (invigilator side and candidate
+side) and the candidate page's socket that carries automatic hints and call notices
+(``exam_client/static/console_link.js``)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Depends, WebSocket
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from proctor.api.deps import candidate, db_session, runtime
+from proctor.api.scope import console_scope
+from proctor.api.sockets import CLOSE_FORBIDDEN, Merged, accept_principal, pump
+from proctor.events.bus import Message, candidate_channel, sitting_channel
+from proctor.exam import rooms, supervision
+from proctor.exam.auth import Principal
+from proctor.exam.rooms import Scope
+from proctor.exam.sittings import get_candidate
+from proctor.media.voice import VoiceCall
+from proctor.runtime import Runtime
+from proctor.store.tables import StaffUser
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+#: candidate-channel messages for the console link (the rest are the exam page's)
+LINK_TYPES = frozenset({"hint", "voice_call", "voice_ended"})
+
+
+class VoiceOfferIn(BaseModel):
+    sdp: str = Field(min_length=1, max_length=200_000)
+    type: str = Field(default="offer", pattern="^offer$")
+
+
+class CandidateVoiceOfferIn(VoiceOfferIn):
+    call_id: str = Field(min_length=1, max_length=64)
+
+
+def call_body(call: VoiceCall | None) -> dict | None:
+    if call is None:
+        return None
+    return {"call_id": call.call_id, "candidate_id": call.candidate_id, "staff_id": call.staff_id}
+
+
+def _ended_recorder(rt: Runtime):  # type: ignore[no-untyped-def]
+    async def on_end(call: VoiceCall, reason: str) -> None:
+        async with rt.db.session() as db:
+            cand = await get_candidate(db, call.candidate_id)
+            await supervision.log_voice(
+                db,
+                rt.bus,
+                started=False,
+                staff_id=call.staff_id,
+                candidate=cand,
+                call_id=call.call_id,
+                data=call.summary(),
+                reason=reason,
+            )
+        await rt.bus.publish(
+            candidate_channel(call.candidate_id), {"type": "voice_ended", "call_id": call.call_id}
+        )
+
+    return on_end
+
+
+# ----------------------------------------------------------------------------- invigilator
+
+
+@router.post("/api/console/candidates/{candidate_id}/voice/offer")
+async def voice_offer(
+    candidate_id: int,
+    body: VoiceOfferIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    """Start a voice call: the invigilator's offer (audio, sendrecv) is answered with the
+    candidate's microphone; the candidate's page is then called."""
+    cand = await rooms.check_candidate(db, scope, candidate_id)
+    call, answer = await rt.voice.start(
+        scope.staff_id, cand.id, body.sdp, on_end=_ended_recorder(rt)
+    )
+    await supervision.log_voice(
+        db, rt.bus, started=True, staff_id=scope.staff_id, candidate=cand, call_id=call.call_id
+    )
+    user = await db.get(StaffUser, scope.staff_id)
+    await rt.bus.publish(
+        candidate_channel(cand.id),
+        {
+            "type": "voice_call",
+            "call_id": call.call_id,
+            "from": user.display_name if user else "",
+        },
+    )
+    return {"sdp": answer.sdp, "type": answer.type, "call_id": call.call_id}
+
+
+@router.delete("/api/console/candidates/{candidate_id}/voice")
+async def voice_end(
+    candidate_id: int,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    """End the candidate's call (any invigilator of the room may)."""
+    await rooms.check_candidate(db, scope, candidate_id)
+    call = await rt.voice.end(candidate_id, "ended by the invigilator")
+    return {"ended": call is not None, "call": call.summary() if call else None}
+
+
+@router.get("/api/console/voice")
+async def my_call(
+    scope: Scope = Depends(console_scope), rt: Runtime = Depends(runtime)
+) -> dict | None:
+    return call_body(rt.voice.of_staff(scope.staff_id))
+
+
+# ----------------------------------------------------------------------------- candidate
+
+
+@router.post("/api/candidate/voice/offer")
+async def candidate_voice_offer(
+    body: CandidateVoiceOfferIn,
+    who: Principal = Depends(candidate),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    """The candidate page answers a call: its offer (audio, recvonly) gets the
+    invigilator's voice."""
+    answer = await rt.voice.answer_candidate(who.subject_id, body.call_id, body.sdp)
+    return {"sdp": answer.sdp, "type": answer.type}
+
+
+class Link:
+    """One candidate page's console link: forwards hints and call notices, and turns the
+    candidate's fixable alerts into automatic hints (the ladder's first rung)."""
+
+    def __init__(self, rt: Runtime, candidate_id: int, sitting_id: int) -> None:
+        self.rt = rt
+        self.candidate_id = candidate_id
+        self.sitting_id = sitting_id
+
+    async def select(self, msg: Message) -> Message | None:
+        channel = msg.pop("_channel", None)
+        if channel == "candidate":
+            return msg if msg.get("type") in LINK_TYPES else None
+        await self.maybe_hint(msg)
+        return None
+
+    async def maybe_hint(self, msg: Message) -> None:
+        kind = msg.get("type")
+        code, alert_id = None, None
+        if kind == "alert":
+            alert = msg.get("alert") or {}
+            if alert.get("candidate_id") == self.candidate_id and alert.get("status") == "open":
+                code, alert_id = supervision.FIXABLE_ALERTS.get(alert.get("type")), alert.get("id")
+        elif kind == "connection":
+            if (
+                msg.get("candidate_id") == self.candidate_id
+                and msg.get("view") == "second"
+                and not msg.get("connected")
+            ):
+                code = "phone_lost"
+        if code is None:
+            return
+        async with self.rt.db.session() as db:
+            cand = await get_candidate(db, self.candidate_id)
+            await supervision.auto_hint(
+                db, self.rt.bus, candidate=cand, code=code, alert_id=alert_id
+            )
+
+    async def on_out(self, msg: Message) -> None:
+        if msg.get("type") == "hint":
+            await self.mark(msg["id"], "delivered")
+
+    async def on_in(self, msg: dict) -> None:
+        if msg.get("type") == "hint_seen" and isinstance(msg.get("id"), int):
+            await self.mark(msg["id"], "seen")
+
+    async def mark(self, hint_id: int, state: str) -> None:
+        async with self.rt.db.session() as db:
+            await supervision.mark_hint(
+                db, self.rt.bus, candidate_id=self.candidate_id, hint_id=hint_id, state=state
+            )
+
+
+@router.websocket("/ws/candidate/console")
+async def candidate_link_socket(ws: WebSocket) -> None:
+    """The candidate page's link to the console. Server → page: ``hint``, ``voice_call``,
+    ``voice_ended`` (and ``link`` on connect, naming a call under way); page → server:
+    ``hint_seen``."""
+    rt: Runtime = ws.app.state.runtime
+    who = await accept_principal(ws, rt)
+    if who is None:
+        return
+    if who.kind != "candidate":
+        await ws.close(code=CLOSE_FORBIDDEN, reason="candidates only")
+        return
+    async with rt.db.session() as db:
+        cand = await get_candidate(db, who.subject_id)
+    link = Link(rt, cand.id, cand.sitting_id)
+    async with (
+        rt.bus.subscribe(candidate_channel(cand.id)) as mine,
+        rt.bus.subscribe(sitting_channel(cand.sitting_id)) as room,
+    ):
+        merged = Merged({"candidate": mine, "sitting": room})
+        call = rt.voice.of_candidate(cand.id)
+        try:
+            await ws.send_json({"type": "link", "candidate_id": cand.id, "voice": call_body(call)})
+            if call is not None:
+                await ws.send_json({"type": "voice_call", "call_id": call.call_id, "from": ""})
+            await pump(ws, merged, link.on_out, link.on_in, select=link.select)  # type: ignore[arg-type]
+        finally:
+            merged.close()

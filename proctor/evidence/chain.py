@@ -1,0 +1,535 @@
+"""The hash-chained audit log: an append-only table in which every alert, evidence file,
+staff action and review access is an entry whose hash covers the previous entry's hash.
+
+An entry's hash is ``sha256(prev_hash + "\\n" + canonical JSON of (seq, at, actor, kind,
+sitting_id, candidate_id, subject_type, subject_id, payload))``. Changing, removing or
+inserting an entry breaks every later link; the head row (``audit_head``) names the newest
+entry, so entries cut from the end are noticed too.
+
+Appends are serialised: the first statement of :func:`append` is an ``UPDATE`` of the
+single head row, which takes that row's lock (PostgreSQL: a row lock held to the end of the
+transaction, so every server process appends in turn; SQLite: the database write lock).
+Call it inside the transaction that writes the row it records, so that both are committed
+together or neither is.
+
+Rows that the log *records* (alerts, evidence, danmaku, verdicts) carry a fingerprint of
+their unchangeable fields in the payload (``payload["record"]``); :func:`verify` compares
+every such row with its fingerprint, re-hashes every evidence file, and notices rows that
+vanished outside the retention procedure. Free text (danmaku, notes) is kept as a sha256:
+the log outlives the records it describes (see proctor.evidence.retention) and holds no
+personal data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from proctor.evidence.storage import EvidenceStorage
+from proctor.store.tables import (
+    Alert,
+    AlertVerdict,
+    AuditEntry,
+    AuditHead,
+    Base,
+    Candidate,
+    CandidateVerdict,
+    Danmaku,
+    Evidence,
+    utcnow,
+)
+
+GENESIS_HASH = "0" * 64
+HEAD_ID = 1
+SYSTEM = "system"
+#: the first entry (written by migration 0004): ids of rows that existed before the log
+GENESIS_KIND = "log.started"
+PURGE_KIND = "retention.purged"
+
+
+def staff_actor(user_id: int) -> str:
+    return f"staff:{user_id}"
+
+
+def candidate_actor(candidate_id: int) -> str:
+    return f"candidate:{candidate_id}"
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per value: sorted keys, no spaces, UTF-8 kept, no NaN."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime in an audit record")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def text_sha256(text: str | None) -> str | None:
+    return None if text is None else hashlib.sha256(text.encode()).hexdigest()
+
+
+def entry_hash(
+    prev_hash: str,
+    *,
+    seq: int,
+    at: datetime,
+    actor: str,
+    kind: str,
+    sitting_id: int | None,
+    candidate_id: int | None,
+    subject_type: str | None,
+    subject_id: int | None,
+    payload: str,
+) -> str:
+    envelope = canonical_json(
+        {
+            "seq": seq,
+            "at": iso(at),
+            "actor": actor,
+            "kind": kind,
+            "sitting_id": sitting_id,
+            "candidate_id": candidate_id,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "payload": payload,
+        }
+    )
+    return hashlib.sha256(f"{prev_hash}\n{envelope}".encode()).hexdigest()
+
+
+def hash_of(entry: AuditEntry) -> str:
+    return entry_hash(
+        entry.prev_hash,
+        seq=entry.seq,
+        at=entry.at,
+        actor=entry.actor,
+        kind=entry.kind,
+        sitting_id=entry.sitting_id,
+        candidate_id=entry.candidate_id,
+        subject_type=entry.subject_type,
+        subject_id=entry.subject_id,
+        payload=entry.payload,
+    )
+
+
+class AuditLogMissing(RuntimeError):
+    """The database has no audit head row: migrations were not applied."""
+
+
+async def append(
+    db: AsyncSession,
+    kind: str,
+    *,
+    actor: str,
+    payload: dict[str, Any] | None = None,
+    sitting_id: int | None = None,
+    candidate_id: int | None = None,
+    subject_type: str | None = None,
+    subject_id: int | None = None,
+) -> AuditEntry:
+    """Append one entry in the caller's transaction (which is left open: the caller
+    commits). Locks the chain head until that commit."""
+    row = (
+        await db.execute(
+            update(AuditHead)
+            .where(AuditHead.id == HEAD_ID)
+            .values(seq=AuditHead.seq + 1)
+            .returning(AuditHead.seq, AuditHead.hash)
+            .execution_options(synchronize_session=False)
+        )
+    ).one_or_none()
+    if row is None:
+        raise AuditLogMissing("the audit log has no head row: run 'proctor db upgrade'")
+    seq, prev = row
+    at = utcnow()
+    text = canonical_json(payload or {})
+    digest = entry_hash(
+        prev,
+        seq=seq,
+        at=at,
+        actor=actor,
+        kind=kind,
+        sitting_id=sitting_id,
+        candidate_id=candidate_id,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        payload=text,
+    )
+    entry = AuditEntry(
+        seq=seq,
+        at=at,
+        actor=actor,
+        kind=kind,
+        sitting_id=sitting_id,
+        candidate_id=candidate_id,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        payload=text,
+        prev_hash=prev,
+        hash=digest,
+    )
+    db.add(entry)
+    await db.flush()
+    await db.execute(
+        update(AuditHead)
+        .where(AuditHead.id == HEAD_ID)
+        .values(hash=digest)
+        .execution_options(synchronize_session=False)
+    )
+    return entry
+
+
+# ---------------------------------------------------------------- recorded rows
+
+
+def alert_record(row: Alert) -> dict[str, Any]:
+    return {
+        "sitting_id": row.sitting_id,
+        "candidate_id": row.candidate_id,
+        "type": row.type,
+        "severity": row.severity,
+        "view": row.view,
+        "message_sha256": text_sha256(row.message),
+        "started_at": iso(row.started_at),
+        "raised_at": iso(row.raised_at),
+        "evidence_id": row.evidence_id,
+    }
+
+
+def evidence_record(row: Evidence) -> dict[str, Any]:
+    return {
+        "sitting_id": row.sitting_id,
+        "candidate_id": row.candidate_id,
+        "kind": row.kind,
+        "view": row.view,
+        "alert_id": row.alert_id,
+        "relpath": row.relpath,
+        "sha256": row.sha256,
+        "size": row.size,
+        "mime": row.mime,
+        "captured_at": iso(row.captured_at),
+    }
+
+
+def danmaku_record(row: Danmaku) -> dict[str, Any]:
+    return {
+        "candidate_id": row.candidate_id,
+        "sender_id": row.sender_id,
+        "text_sha256": text_sha256(row.text),
+        "sent_at": iso(row.sent_at),
+    }
+
+
+def alert_verdict_record(row: AlertVerdict) -> dict[str, Any]:
+    return {
+        "alert_id": row.alert_id,
+        "candidate_id": row.candidate_id,
+        "decision": row.decision,
+        "note_sha256": text_sha256(row.note),
+        "reviewer_id": row.reviewer_id,
+        "decided_at": iso(row.decided_at),
+    }
+
+
+def candidate_verdict_record(row: CandidateVerdict) -> dict[str, Any]:
+    return {
+        "candidate_id": row.candidate_id,
+        "outcome": row.outcome,
+        "category": row.category,
+        "note_sha256": text_sha256(row.note),
+        "alert_ids": sorted(row.alert_ids or []),
+        "reviewer_id": row.reviewer_id,
+        "decided_at": iso(row.decided_at),
+    }
+
+
+@dataclass(frozen=True)
+class Recorded:
+    subject_type: str
+    table: type[Base]
+    fingerprint: Callable[[Any], dict[str, Any]]
+
+
+RECORDED: tuple[Recorded, ...] = (
+    Recorded("evidence", Evidence, evidence_record),
+    Recorded("alert", Alert, alert_record),
+    Recorded("danmaku", Danmaku, danmaku_record),
+    Recorded("alert_verdict", AlertVerdict, alert_verdict_record),
+    Recorded("candidate_verdict", CandidateVerdict, candidate_verdict_record),
+)
+_BY_TABLE = {r.table: r for r in RECORDED}
+
+
+async def append_record(
+    db: AsyncSession,
+    kind: str,
+    row: Any,
+    *,
+    actor: str,
+    sitting_id: int | None = None,
+    extra: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append an entry recording ``row`` (flushed, so it has its id): its fingerprint goes
+    in the payload, so that :func:`verify` notices later changes to it."""
+    spec = _BY_TABLE[type(row)]
+    if row.id is None:
+        await db.flush()
+    if sitting_id is None:
+        sitting_id = getattr(row, "sitting_id", None)
+    return await append(
+        db,
+        kind,
+        actor=actor,
+        payload={"record": spec.fingerprint(row), **(extra or {})},
+        sitting_id=sitting_id,
+        candidate_id=getattr(row, "candidate_id", None),
+        subject_type=spec.subject_type,
+        subject_id=row.id,
+    )
+
+
+#: tables whose rows the log records, by subject type (the genesis entry's baseline)
+RECORDED_TABLES = {r.subject_type: r.table.__tablename__ for r in RECORDED}
+
+
+def genesis_entry(baseline: dict[str, int], at: datetime) -> dict[str, Any]:
+    """The column values of entry 1 (written by migration 0004). ``baseline`` is the highest
+    id of each recorded table then: rows at or below it existed before the log and are only
+    checked against their files."""
+    payload = canonical_json({"baseline": baseline})
+    fields: dict[str, Any] = {
+        "seq": 1,
+        "at": at,
+        "actor": SYSTEM,
+        "kind": GENESIS_KIND,
+        "sitting_id": None,
+        "candidate_id": None,
+        "subject_type": None,
+        "subject_id": None,
+        "payload": payload,
+    }
+    return {**fields, "prev_hash": GENESIS_HASH, "hash": entry_hash(GENESIS_HASH, **fields)}
+
+
+# ---------------------------------------------------------------- verification
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str  # "entry 17", "evidence 4", "head", ...
+    message: str
+    seq: int | None = None  # the log entry concerned, when there is one
+
+
+@dataclass
+class VerifyReport:
+    entries: int = 0
+    files: int = 0
+    rows: int = 0
+    chain_problems: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # rows and files
+
+    @property
+    def ok(self) -> bool:
+        return not self.chain_problems and not self.problems
+
+    @property
+    def first_break(self) -> Problem | None:
+        if self.chain_problems:
+            return self.chain_problems[0]
+        return self.problems[0] if self.problems else None
+
+    def all_problems(self) -> list[Problem]:
+        return [*self.chain_problems, *self.problems]
+
+
+def _file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+async def verify(db: AsyncSession, storage: EvidenceStorage) -> VerifyReport:
+    """Check the whole chain, every recorded row against its entry, every evidence file and
+    registered photo against its sha256. Read-only."""
+    report = VerifyReport()
+    records: dict[str, dict[int, tuple[int, dict[str, Any], int | None]]] = {
+        r.subject_type: {} for r in RECORDED
+    }
+    purged: dict[int, int] = {}  # sitting id -> seq of its purge entry
+    baseline: dict[str, int] = {}
+    expected_seq = 1
+    prev = GENESIS_HASH
+    result = await db.stream_scalars(
+        select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=1000)
+    )
+    async for entry in result:
+        report.entries += 1
+        here = f"entry {entry.seq}"
+        if entry.seq != expected_seq:
+            if entry.seq > expected_seq:
+                what = f"entries {expected_seq}..{entry.seq - 1} are missing"
+                if entry.seq == expected_seq + 1:
+                    what = f"entry {expected_seq} is missing"
+            else:
+                what = f"entry {entry.seq} appears out of order"
+            report.chain_problems.append(
+                Problem(here, f"the log is not contiguous: {what}", entry.seq)
+            )
+        if entry.prev_hash != prev:
+            report.chain_problems.append(
+                Problem(
+                    here,
+                    f"entry {entry.seq} does not link to the entry before it (its previous "
+                    "hash differs): an entry was removed, inserted or rewritten",
+                    entry.seq,
+                )
+            )
+        if hash_of(entry) != entry.hash:
+            report.chain_problems.append(
+                Problem(
+                    here,
+                    f"entry {entry.seq} ({entry.kind}) was altered: its content no longer "
+                    "matches its hash",
+                    entry.seq,
+                )
+            )
+        prev = entry.hash
+        expected_seq = entry.seq + 1
+        try:
+            payload = json.loads(entry.payload)
+        except ValueError:
+            payload = {}
+        if entry.seq == 1:
+            if entry.kind != GENESIS_KIND:
+                report.chain_problems.append(
+                    Problem(here, "the log does not start with its genesis entry", 1)
+                )
+            baseline = {k: int(v) for k, v in (payload.get("baseline") or {}).items()}
+        if entry.kind == PURGE_KIND and entry.sitting_id is not None:
+            purged[entry.sitting_id] = entry.seq
+        rec = payload.get("record") if isinstance(payload, dict) else None
+        if entry.subject_type in records and entry.subject_id is not None and rec is not None:
+            records[entry.subject_type][entry.subject_id] = (entry.seq, rec, entry.sitting_id)
+
+    head = await db.get(AuditHead, HEAD_ID)
+    if head is None:
+        report.chain_problems.append(Problem("head", "the audit head row is missing"))
+    elif head.seq != expected_seq - 1 or head.hash != prev:
+        report.chain_problems.append(
+            Problem(
+                "head",
+                f"the log ends at entry {expected_seq - 1} but its head names entry "
+                f"{head.seq}: entries were removed from the end or the head was changed",
+                head.seq,
+            )
+        )
+
+    for spec in RECORDED:
+        await _verify_rows(db, spec, records[spec.subject_type], baseline, purged, report)
+    await _verify_files(db, storage, report)
+    return report
+
+
+async def _verify_rows(
+    db: AsyncSession,
+    spec: Recorded,
+    recorded: dict[int, tuple[int, dict[str, Any], int | None]],
+    baseline: dict[str, int],
+    purged: dict[int, int],
+    report: VerifyReport,
+) -> None:
+    name = spec.subject_type.replace("_", " ")
+    before = baseline.get(spec.subject_type, 0)
+    result = await db.stream_scalars(
+        select(spec.table).order_by(spec.table.id).execution_options(yield_per=1000)
+    )
+    async for row in result:
+        report.rows += 1
+        found = recorded.pop(row.id, None)
+        if found is None:
+            if row.id > before:
+                report.problems.append(
+                    Problem(
+                        f"{spec.subject_type} {row.id}", f"{name} {row.id} is not in the audit log"
+                    )
+                )
+            continue
+        seq, rec, _ = found
+        now = spec.fingerprint(row)
+        changed = sorted(k for k in set(now) | set(rec) if now.get(k) != rec.get(k))
+        if changed:
+            report.problems.append(
+                Problem(
+                    f"{spec.subject_type} {row.id}",
+                    f"{name} {row.id} differs from what audit entry {seq} recorded "
+                    f"({', '.join(changed)})",
+                    seq,
+                )
+            )
+    for subject_id, (seq, _, sitting_id) in sorted(recorded.items()):
+        purge_seq = purged.get(sitting_id) if sitting_id is not None else None
+        if purge_seq is not None and purge_seq > seq:
+            continue  # destroyed by the retention procedure (a later entry says so)
+        report.problems.append(
+            Problem(
+                f"{spec.subject_type} {subject_id}",
+                f"{name} {subject_id} (audit entry {seq}) was deleted outside the retention "
+                "procedure",
+                seq,
+            )
+        )
+
+
+async def _verify_files(db: AsyncSession, storage: EvidenceStorage, report: VerifyReport) -> None:
+    checks: list[tuple[str, str, str]] = []  # (where, relpath, sha256)
+    for ev_id, relpath, digest in (
+        await db.execute(
+            select(Evidence.id, Evidence.relpath, Evidence.sha256).order_by(Evidence.id)
+        )
+    ).all():
+        checks.append((f"evidence {ev_id}", relpath, digest))
+    for cand_id, relpath, digest in (
+        await db.execute(
+            select(Candidate.id, Candidate.photo_relpath, Candidate.photo_sha256)
+            .where(Candidate.photo_relpath.is_not(None))
+            .order_by(Candidate.id)
+        )
+    ).all():
+        checks.append((f"candidate {cand_id} registered photo", relpath, digest or ""))
+
+    def run() -> list[Problem]:
+        out = []
+        for where, relpath, digest in checks:
+            try:
+                path = storage.open(relpath)
+            except (ValueError, FileNotFoundError):
+                out.append(Problem(where, f"{where}: the file {relpath} is missing from storage"))
+                continue
+            actual = _file_sha256(path)
+            if actual != digest:
+                out.append(
+                    Problem(
+                        where,
+                        f"{where}: the file {relpath} was altered (sha256 {actual[:16]}…, "
+                        f"recorded {digest[:16]}…)",
+                    )
+                )
+        return out
+
+    report.problems.extend(await asyncio.to_thread(run))
+    report.files = len(checks)

@@ -1,0 +1,300 @@
+"""Steps 6-8: the waiting room's start, answering, handing in; time extensions and the
+automatic hand-in at the end.
+
+Answers are saved one question at a time, each in its own transaction; the save is
+acknowledged only after the commit, so an acknowledged answer survives a crash or restart
+of the server. ``seq`` is the page's counter per question: a save carrying an older
+counter than the stored one (a retry arriving after a newer save) changes nothing and
+gets the stored state back.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from proctor.errors import Conflict, Invalid, NotFound
+from proctor.exam import timing
+from proctor.exam.flow import Ctx, end_of, record_event, require_step
+from proctor.exam.papers import candidate_order, get_paper, present, questions_of
+from proctor.exam.policy import rules_of
+from proctor.exam.scoring import score_attempt
+from proctor.store.tables import Answer, Attempt, Candidate, Question, Sitting, TimeExtension
+
+log = logging.getLogger(__name__)
+
+MAX_SHORT_ANSWER = 5000
+MAX_EXTENSION_MINUTES = 24 * 60
+
+TIME_OVER = Conflict(
+    "time_over",
+    "考试时间已到，试卷已自动提交。 Time is up: your paper has been handed in automatically.",
+)
+
+
+# ------------------------------------------------------------------------- start
+
+
+async def start_answering(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
+    """From the waiting room to answering, once the exam has started; draws the
+    candidate's order of questions and options."""
+    require_step(ctx, "waiting")
+    timing.check_start(now, ctx.sitting.starts_at)
+    end = await end_of(db, ctx.sitting, ctx.candidate.id)
+    if now >= end:
+        raise Conflict("sitting_over", "本场考试已结束。 This sitting has ended.")
+    paper = await get_paper(db, ctx.sitting.id)
+    if paper is None:
+        raise Conflict(
+            "no_paper",
+            "试卷尚未准备好，请联系监考老师。 The paper is not ready yet: tell the invigilator.",
+        )
+    questions = await questions_of(db, [int(i["question_id"]) for i in paper.items])
+    a = ctx.attempt
+    a.question_order = candidate_order(paper, questions, ctx.candidate.id, ctx.rules)
+    a.answering_started_at = now
+    a.step = "answering"
+    a.updated_at = now
+    await record_event(db, ctx.candidate.id, "answering_started", now)
+
+
+# ------------------------------------------------------------------------- the paper
+
+
+async def paper_body(db: AsyncSession, ctx: Ctx) -> dict[str, Any]:
+    require_step(ctx, "answering", "submitted")
+    order = ctx.attempt.question_order or []
+    questions = await questions_of(db, [int(e["q"]) for e in order])
+    answers = await db.scalars(select(Answer).where(Answer.attempt_id == ctx.attempt.id))
+    return {
+        "questions": present(order, questions),
+        "answers": {
+            str(a.question_id): {"value": a.value, "seq": a.seq, "saved_at": a.saved_at.isoformat()}
+            for a in answers
+        },
+    }
+
+
+def clean_value(question: Question, value: Any) -> Any:
+    """The stored form of an answer (None: not answered); raises ``bad_answer``."""
+    if value is None:
+        return None
+    keys = {o["key"] for o in question.options}
+    if question.type == "single":
+        if not isinstance(value, str) or value not in keys:
+            raise Invalid("bad_answer", "Choose one of the options. 请选择一个选项。")
+        return value
+    if question.type == "multiple":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise Invalid("bad_answer", "Give the chosen options as a list. 请选择选项。")
+        if not set(value) <= keys or len(set(value)) != len(value):
+            raise Invalid("bad_answer", "Each option at most once, and only this question's.")
+        return sorted(value) or None
+    if question.type == "true_false":
+        if not isinstance(value, bool):
+            raise Invalid("bad_answer", "Answer true or false. 请选择对或错。")
+        return value
+    if not isinstance(value, str):
+        raise Invalid("bad_answer", "A short answer is a text.")
+    if len(value) > MAX_SHORT_ANSWER:
+        raise Invalid("bad_answer", f"A short answer holds at most {MAX_SHORT_ANSWER} characters.")
+    return value if value.strip() else None
+
+
+async def _time_check(db: AsyncSession, ctx: Ctx, now: datetime) -> datetime:
+    """The candidate's end; hands the paper in (and raises ``time_over``) when answers are
+    no longer taken."""
+    end = await end_of(db, ctx.sitting, ctx.candidate.id)
+    if not timing.answers_open(now, end, ctx.rules):
+        await hand_in(db, ctx, now, "auto")
+        await db.commit()
+        raise TIME_OVER
+    return end
+
+
+async def _upsert(
+    db: AsyncSession, attempt_id: int, question_id: int, value: Any, seq: int, now: datetime
+) -> None:
+    """Insert the answer, or update it if ``seq`` is newer than the stored one: one
+    statement, so two saves racing for the same question cannot both insert."""
+    dialect = db.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(Answer).values(
+        attempt_id=attempt_id, question_id=question_id, value=value, seq=seq, saved_at=now
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["attempt_id", "question_id"],
+        set_={"value": stmt.excluded.value, "seq": stmt.excluded.seq, "saved_at": now},
+        where=Answer.seq < stmt.excluded.seq,
+    )
+    await db.execute(stmt)
+
+
+async def save_answer(
+    db: AsyncSession, ctx: Ctx, question_id: int, value: Any, seq: int, now: datetime
+) -> dict[str, Any]:
+    """Store one answer (not committed: the caller commits, then acknowledges)."""
+    require_step(ctx, "answering")
+    await _time_check(db, ctx, now)
+    entry = next((e for e in ctx.attempt.question_order or [] if int(e["q"]) == question_id), None)
+    if entry is None:
+        raise NotFound("unknown_question", f"Question {question_id} is not on your paper.")
+    question = await db.get(Question, question_id)
+    assert question is not None
+    stored = clean_value(question, value)
+    await _upsert(db, ctx.attempt.id, question_id, stored, seq, now)
+    row = await db.scalar(
+        select(Answer)
+        .where(Answer.attempt_id == ctx.attempt.id, Answer.question_id == question_id)
+        .execution_options(populate_existing=True)
+    )
+    assert row is not None
+    ctx.attempt.updated_at = now
+    return {
+        "question_id": question_id,
+        "value": row.value,
+        "seq": row.seq,
+        "saved_at": row.saved_at.isoformat(),
+        "stale": row.seq != seq,
+    }
+
+
+# ------------------------------------------------------------------------- hand in
+
+
+async def hand_in(db: AsyncSession, ctx: Ctx, now: datetime, kind: str) -> None:
+    a = ctx.attempt
+    a.step = "submitted"
+    a.submitted_at = now
+    a.submit_kind = kind
+    a.updated_at = now
+    await score_attempt(db, a, ctx.rules.pass_score)
+    await record_event(db, ctx.candidate.id, "submitted", now, submit_kind=kind)
+
+
+async def submit(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
+    """The candidate hands in: refused before the earliest-submit time (the message says
+    how long is left)."""
+    require_step(ctx, "answering")
+    await _time_check(db, ctx, now)
+    assert ctx.attempt.answering_started_at is not None
+    timing.check_submit(now, ctx.attempt.answering_started_at, ctx.rules)
+    await hand_in(db, ctx, now, "candidate")
+
+
+async def auto_submit_due(db: AsyncSession, now: datetime) -> list[tuple[int, int]]:
+    """Hand in every paper whose time (with extensions and the grace) is over; returns
+    (sitting id, candidate id) of each, committed."""
+    rows = await db.execute(
+        select(Attempt, Candidate, Sitting)
+        .join(Candidate, Candidate.id == Attempt.candidate_id)
+        .join(Sitting, Sitting.id == Attempt.sitting_id)
+        .where(Attempt.step == "answering", Sitting.ends_at < now)
+    )
+    done = []
+    for attempt, candidate, sitting in rows.all():
+        rules = rules_of(sitting.kind, sitting.flow)
+        end = await end_of(db, sitting, candidate.id)
+        if timing.answers_open(now, end, rules):
+            continue
+        locked = await db.scalar(select(Attempt).where(Attempt.id == attempt.id).with_for_update())
+        if locked is None or locked.step != "answering":
+            continue
+        await hand_in(db, Ctx(candidate, sitting, locked, rules), end, "auto")
+        await db.commit()
+        done.append((sitting.id, candidate.id))
+        log.info(
+            "paper handed in automatically at the end",
+            extra={"candidate_id": candidate.id, "sitting_id": sitting.id},
+        )
+    return done
+
+
+# ------------------------------------------------------------------------- extensions
+
+
+async def extend(
+    db: AsyncSession,
+    *,
+    sitting_id: int,
+    candidate_ids: list[int] | None,
+    minutes: float,
+    reason: str,
+    staff_id: int,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Give time back (顺延) to some candidates, or to the whole sitting when
+    ``candidate_ids`` is None; a reason is required. Candidates who have handed in are
+    refused (their paper is closed)."""
+    sitting = await db.get(Sitting, sitting_id)
+    if sitting is None:
+        raise NotFound("unknown_sitting", f"No sitting {sitting_id}.")
+    reason = " ".join(reason.split())
+    if not 2 <= len(reason) <= 500:
+        raise Invalid("reason_required", "Give the reason (2-500 characters). 请填写延时原因。")
+    if not 0 < minutes <= MAX_EXTENSION_MINUTES:
+        raise Invalid("bad_extension", "Extend by more than 0 and at most 1440 minutes.")
+    seconds = int(round(minutes * 60))
+    rows = []
+    if candidate_ids is None:
+        rows.append(
+            TimeExtension(
+                sitting_id=sitting_id,
+                candidate_id=None,
+                seconds=seconds,
+                reason=reason,
+                granted_by=staff_id,
+                granted_at=now,
+            )
+        )
+    else:
+        if not candidate_ids:
+            raise Invalid("bad_extension", "Name at least one candidate.")
+        for cid in dict.fromkeys(candidate_ids):
+            cand = await db.get(Candidate, cid)
+            if cand is None or cand.sitting_id != sitting_id:
+                raise NotFound("unknown_candidate", f"Candidate {cid} is not in this sitting.")
+            attempt = await db.scalar(select(Attempt).where(Attempt.candidate_id == cid))
+            if attempt is not None and attempt.step in ("submitted", "finished", "refused"):
+                raise Conflict(
+                    "already_submitted",
+                    f"{cand.name} has already handed in; their time cannot be extended.",
+                )
+            rows.append(
+                TimeExtension(
+                    sitting_id=sitting_id,
+                    candidate_id=cid,
+                    seconds=seconds,
+                    reason=reason,
+                    granted_by=staff_id,
+                    granted_at=now,
+                )
+            )
+    for row in rows:
+        db.add(row)
+        if row.candidate_id is not None:
+            await record_event(
+                db,
+                row.candidate_id,
+                "time_extended",
+                now,
+                seconds=seconds,
+                reason=reason,
+                by=staff_id,
+            )
+    await db.flush()
+    return [
+        {
+            "id": r.id,
+            "candidate_id": r.candidate_id,
+            "seconds": r.seconds,
+            "reason": r.reason,
+            "granted_at": now.isoformat(),
+        }
+        for r in rows
+    ]

@@ -1,0 +1,595 @@
+"""The candidate's way through a sitting: a server-side state machine.
+
+Exam sittings (trial and formal) have eight steps, device checks seven::
+
+    exam:         login → confirm → pledge → identity → phone → waiting → answering → submitted
+    device check: login → confirm → pledge → identity → phone → device_check → finished
+
+``Attempt.step`` is the step the candidate has to do next. Every action checks that it is
+that step's action (``wrong_step`` otherwise), so no step can be skipped; each transition
+records when it happened (and who acted, for the invigilator's). Refusing the pledge ends
+the attempt in ``refused``. Every function takes ``now`` from the app's clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from proctor.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound
+from proctor.events.bus import Bus, candidate_channel, sitting_channel
+from proctor.exam import auth, ratelimit, timing
+from proctor.exam.policy import FlowRules, rules_of
+from proctor.store.tables import (
+    Answer,
+    Attempt,
+    Candidate,
+    CandidateEvent,
+    Paper,
+    Sitting,
+    TimeExtension,
+)
+
+log = logging.getLogger(__name__)
+
+EXAM_STEPS = (
+    "login",
+    "confirm",
+    "pledge",
+    "identity",
+    "phone",
+    "waiting",
+    "answering",
+    "submitted",
+)
+DEVICE_CHECK_STEPS = (
+    "login",
+    "confirm",
+    "pledge",
+    "identity",
+    "phone",
+    "device_check",
+    "finished",
+)
+ENDED = frozenset({"submitted", "finished", "refused"})
+
+STEP_TITLES = {
+    "login": "登录 Log in",
+    "confirm": "个人信息确认 Confirm your details",
+    "pledge": "签署承诺书 Sign the pledge",
+    "identity": "拍照核验 Photo identity check",
+    "phone": "登录鹰眼监控 Connect the phone (second view)",
+    "waiting": "等待考试开始 Wait for the start",
+    "answering": "开始作答 Answer",
+    "submitted": "交卷 Handed in",
+    "device_check": "设备调试 Device check",
+    "finished": "完成 Done",
+    "refused": "已退出 Ended",
+}
+
+PLEDGE_TEXT = """考生诚信考试承诺书 · Candidate's pledge
+
+本人自愿参加本次职业技能等级认定考试，承诺：
+1. 本人就是报名考生本人，不请他人代考，不替他人考试；
+2. 在安静、明亮、独立的房间内独自参加考试，考试期间无他人进入；
+3. 考试全程开启摄像头和麦克风，第二视角手机摆放到位，不遮挡、不关闭；
+4. 不携带、不使用与考试无关的资料和电子设备，不录屏、不拍照、不传播试题；
+5. 服从监考老师的指挥，违反考试纪律的，自愿接受相应处理。
+
+I take this skill-certification exam myself and promise:
+1. I am the registered candidate; nobody takes the exam for me and I take it for nobody;
+2. I sit alone in a quiet, bright, private room, and nobody comes in during the exam;
+3. the camera and microphone stay on, and the phone (second view) stays in place,
+   uncovered, for the whole exam;
+4. I neither carry nor use any material or electronic device unrelated to the exam, and I
+   do not record, photograph or pass on the questions;
+5. I follow the invigilator's instructions and accept the consequences of any breach of
+   the exam rules."""
+
+
+def steps_of(kind: str) -> tuple[str, ...]:
+    return DEVICE_CHECK_STEPS if kind == "device_check" else EXAM_STEPS
+
+
+def next_step(kind: str, step: str) -> str:
+    steps = steps_of(kind)
+    return steps[steps.index(step) + 1]
+
+
+@dataclass
+class Ctx:
+    """One candidate's flow as loaded for a request."""
+
+    candidate: Candidate
+    sitting: Sitting
+    attempt: Attempt
+    rules: FlowRules
+
+
+# ------------------------------------------------------------------------- loading
+
+
+async def extension_seconds(db: AsyncSession, sitting_id: int, candidate_id: int) -> int:
+    total = await db.scalar(
+        select(func.coalesce(func.sum(TimeExtension.seconds), 0)).where(
+            TimeExtension.sitting_id == sitting_id,
+            (TimeExtension.candidate_id.is_(None)) | (TimeExtension.candidate_id == candidate_id),
+        )
+    )
+    return int(total or 0)
+
+
+async def end_of(db: AsyncSession, sitting: Sitting, candidate_id: int) -> datetime:
+    """The candidate's end: the sitting's end plus every extension for them."""
+    return timing.candidate_end(
+        sitting.ends_at, await extension_seconds(db, sitting.id, candidate_id)
+    )
+
+
+async def load(db: AsyncSession, candidate_id: int, lock: bool = False) -> Ctx:
+    """The candidate's flow; with ``lock`` the attempt row is locked until the transaction
+    ends (PostgreSQL ``FOR UPDATE``; SQLite serialises writers anyway), so that two
+    requests of one candidate cannot both make the same transition."""
+    candidate = await db.get(Candidate, candidate_id)
+    if candidate is None:
+        raise NotAuthenticated("not_authenticated", "Please log in.")
+    query = select(Attempt).where(Attempt.candidate_id == candidate_id)
+    if lock:
+        query = query.with_for_update()
+    attempt = await db.scalar(query)
+    if attempt is None:
+        raise NotAuthenticated("not_authenticated", "Please log in.")
+    sitting = await db.get(Sitting, candidate.sitting_id)
+    assert sitting is not None
+    return Ctx(candidate, sitting, attempt, rules_of(sitting.kind, sitting.flow))
+
+
+def require_step(ctx: Ctx, *expected: str) -> None:
+    step = ctx.attempt.step
+    if step in expected:
+        return
+    if step == "refused":
+        raise Forbidden(
+            "pledge_refused",
+            "你已拒绝签署承诺书，本场考试已结束。 You refused the pledge; this sitting has ended "
+            "for you.",
+        )
+    if step in ("submitted", "finished"):
+        raise Conflict(
+            "already_submitted", "你已交卷，本场考试已结束。 You have already handed in."
+        )
+    want = " / ".join(STEP_TITLES.get(e, e) for e in expected)
+    raise Conflict(
+        "wrong_step",
+        f"这一步现在不能进行：你当前的步骤是「{STEP_TITLES.get(step, step)}」。 This is not the "
+        f"current step ({want}); your current step is: {STEP_TITLES.get(step, step)}.",
+    )
+
+
+async def record_event(
+    db: AsyncSession, candidate_id: int, kind: str, now: datetime, **data: Any
+) -> None:
+    db.add(CandidateEvent(candidate_id=candidate_id, kind=kind, data=data, at=now))
+
+
+def advance(ctx: Ctx, now: datetime) -> None:
+    ctx.attempt.step = next_step(ctx.sitting.kind, ctx.attempt.step)
+    ctx.attempt.updated_at = now
+
+
+async def publish_step(bus: Bus, ctx: Ctx, now: datetime, **extra: Any) -> None:
+    """Tell the sitting's consoles (and the candidate's own pages) where the candidate is
+    now."""
+    message = {
+        "type": "flow",
+        "candidate_id": ctx.candidate.id,
+        "step": ctx.attempt.step,
+        "at": now.isoformat(),
+        **extra,
+    }
+    await bus.publish(sitting_channel(ctx.sitting.id), message)
+    await bus.publish(candidate_channel(ctx.candidate.id), message)
+
+
+# ------------------------------------------------------------------------- step 1: login
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    max_failures_per_id: int = 5
+    max_failures_per_address: int = 30
+    window_seconds: float = 300.0
+
+
+INVALID_CREDENTIALS = NotAuthenticated(
+    "invalid_credentials",
+    "考试口令或身份证号不正确，请核对后重试。 The exam password or ID number is not right. "
+    "Check both and try again.",
+)
+
+
+@dataclass
+class LoginResult:
+    token: str
+    ctx: Ctx
+    resumed: bool
+
+
+def _clean_id(id_number: str) -> str:
+    return "".join(id_number.split()).upper()
+
+
+async def login(
+    db: AsyncSession,
+    *,
+    password: str,
+    id_number: str,
+    now: datetime,
+    client: str,
+    current_token: str | None,
+    limits: LoginLimits,
+) -> LoginResult:
+    """Step 1. Refusals, each with its own code: ``too_many_attempts`` (429),
+    ``invalid_credentials`` (401), ``wrong_sitting``, ``not_open_yet``, ``late``,
+    ``sitting_over``, ``pledge_refused`` (403), ``already_logged_in``,
+    ``already_submitted`` (409). Refused credentials count towards the rate limit and are
+    committed before the refusal is raised. A candidate who entered in time comes back
+    where they left off (``resumed``), even after the entry cut-off."""
+    idn = _clean_id(id_number)
+    keys = [(f"id:{idn[:64]}", limits.max_failures_per_id)]
+    keys.append((f"addr:{client[:64]}", limits.max_failures_per_address))
+    await ratelimit.check(db, keys, now, limits.window_seconds)
+
+    async def refuse(error: Exception) -> Exception:
+        await ratelimit.record(db, [k for k, _ in keys], now, limits.window_seconds)
+        await db.commit()
+        log.info("candidate login refused: %s", getattr(error, "code", error))
+        return error
+
+    sitting = await db.scalar(select(Sitting).where(Sitting.password == password.strip()))
+    if sitting is None:
+        raise await refuse(INVALID_CREDENTIALS)
+    candidate = await db.scalar(
+        select(Candidate).where(Candidate.sitting_id == sitting.id, Candidate.id_number == idn)
+    )
+    if candidate is None:
+        elsewhere = list(
+            await db.scalars(
+                select(Sitting)
+                .join(Candidate, Candidate.sitting_id == Sitting.id)
+                .where(Candidate.id_number == idn, Sitting.ends_at > now)
+                .order_by(Sitting.starts_at)
+            )
+        )
+        if not elsewhere:
+            raise await refuse(INVALID_CREDENTIALS)
+        names = "、".join(f"「{s.name}」" for s in elsewhere[:3])
+        raise await refuse(
+            Forbidden(
+                "wrong_sitting",
+                f"你没有报名「{sitting.name}」这一场；你的场次是{names}，请使用该场次的口令。 "
+                f"You are not registered for the sitting '{sitting.name}'. Your sitting is "
+                f"{', '.join(repr(s.name) for s in elsewhere[:3])}: use its password.",
+            )
+        )
+
+    rules = rules_of(sitting.kind, sitting.flow)
+    attempt = await db.scalar(
+        select(Attempt).where(Attempt.candidate_id == candidate.id).with_for_update()
+    )
+    resumed = attempt is not None
+    if attempt is None:
+        timing.check_first_login(now, rules, sitting.starts_at, sitting.ends_at)
+    else:
+        if attempt.step == "refused":
+            raise Forbidden(
+                "pledge_refused",
+                "你已拒绝签署承诺书，本场考试已结束；如有疑问请联系监考老师。 You refused the "
+                "pledge, so this sitting has ended for you; contact the invigilator.",
+            )
+        if attempt.step == "submitted":
+            raise Conflict(
+                "already_submitted",
+                "你已交卷，本场考试已结束。 You have already handed in this exam.",
+            )
+        if attempt.step != "finished":  # a finished device check may be run again
+            timing.check_relogin(now, await end_of(db, sitting, candidate.id), rules)
+    token = await auth.open_candidate_session(
+        db, candidate.id, now, rules.session_takeover_seconds, current_token
+    )
+    if attempt is None:
+        attempt = Attempt(
+            candidate_id=candidate.id,
+            sitting_id=sitting.id,
+            step="confirm",
+            logged_in_at=now,
+            identity_failures=0,
+            grading_pending=False,
+            updated_at=now,
+        )
+        db.add(attempt)
+    elif attempt.step == "finished":
+        attempt.step = "device_check"
+        attempt.updated_at = now
+    await record_event(
+        db, candidate.id, "login", now, client=client[:64], resumed=resumed, step=attempt.step
+    )
+    await db.flush()
+    return LoginResult(token, Ctx(candidate, sitting, attempt, rules), resumed)
+
+
+# ------------------------------------------------------------------------- step 2: confirm
+
+
+async def confirm_info(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
+    require_step(ctx, "confirm")
+    ctx.attempt.info_confirmed_at = now
+    advance(ctx, now)
+    await record_event(db, ctx.candidate.id, "info_confirmed", now)
+
+
+async def report_info_problem(
+    db: AsyncSession, bus: Bus, ctx: Ctx, text: str, now: datetime
+) -> dict[str, Any]:
+    """The candidate says their details are wrong: recorded and shown to the invigilator;
+    the candidate may still confirm and go on (a typo must not keep anyone out)."""
+    require_step(ctx, "confirm")
+    text = " ".join(text.split())
+    if not 1 <= len(text) <= 500:
+        raise Invalid("bad_report", "请用1到500个字描述问题。 Describe the problem in 1-500 chars.")
+    await record_event(db, ctx.candidate.id, "info_problem", now, text=text)
+    await db.commit()
+    body = {
+        "type": "info_problem",
+        "candidate_id": ctx.candidate.id,
+        "candidate_name": ctx.candidate.name,
+        "text": text,
+        "at": now.isoformat(),
+    }
+    await bus.publish(sitting_channel(ctx.sitting.id), body)
+    return body
+
+
+# ------------------------------------------------------------------------- step 3: pledge
+
+
+async def answer_pledge(db: AsyncSession, ctx: Ctx, accept: bool, now: datetime) -> None:
+    """Signing goes on to the identity check; refusing ends the attempt (recorded) and the
+    candidate's sessions."""
+    require_step(ctx, "pledge")
+    if accept:
+        ctx.attempt.pledge_signed_at = now
+        advance(ctx, now)
+        await record_event(db, ctx.candidate.id, "pledge_signed", now)
+        return
+    ctx.attempt.pledge_refused_at = now
+    ctx.attempt.step = "refused"
+    ctx.attempt.updated_at = now
+    await record_event(db, ctx.candidate.id, "pledge_refused", now)
+    await auth.release_candidate(db, ctx.candidate.id, now)
+
+
+# ------------------------------------------------------------------------- step 5: phone
+
+
+async def second_view_connected(db: AsyncSession, candidate_id: int) -> bool:
+    """Whether the newest connection event of the second view says connected (the media
+    layer records them, whichever server process holds the connection)."""
+    rows = await db.scalars(
+        select(CandidateEvent)
+        .where(
+            CandidateEvent.candidate_id == candidate_id,
+            CandidateEvent.kind.in_(("media_connected", "media_lost")),
+        )
+        .order_by(CandidateEvent.at.desc(), CandidateEvent.id.desc())
+        .limit(50)
+    )
+    for row in rows:
+        if (row.data or {}).get("view") == "second":
+            return row.kind == "media_connected"
+    return False
+
+
+async def phone_done(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
+    """Step 5 is done once a phone paired with this candidate streams the second view
+    (or at once when the sitting does not require the phone)."""
+    require_step(ctx, "phone")
+    if ctx.rules.require_phone:
+        if ctx.attempt.phone_paired_at is None:
+            raise Conflict(
+                "phone_not_paired",
+                "请先用手机扫描二维码。 Scan the QR code with your phone first.",
+            )
+        if not await second_view_connected(db, ctx.candidate.id):
+            raise Conflict(
+                "phone_not_streaming",
+                "还没有收到手机的画面：请在手机上允许使用摄像头，并保持页面打开。 No picture from "
+                "the phone yet: allow the camera on the phone and keep its page open.",
+            )
+    ctx.attempt.phone_done_at = now
+    advance(ctx, now)
+    await record_event(db, ctx.candidate.id, "phone_done", now)
+
+
+# ------------------------------------------------------------------------- the state
+
+
+async def has_paper(db: AsyncSession, sitting_id: int) -> bool:
+    return bool(await db.scalar(select(Paper.id).where(Paper.sitting_id == sitting_id)))
+
+
+def result_body(ctx: Ctx) -> dict[str, Any] | None:
+    a = ctx.attempt
+    if a.step != "submitted" or not ctx.rules.show_score_to_candidate:
+        return None
+    return {
+        "objective_score": a.objective_score,
+        "total_score": None if a.grading_pending else a.total_score,
+        "grading_pending": a.grading_pending,
+        "passed": None if a.grading_pending else a.passed,
+        "pass_score": ctx.rules.pass_score,
+    }
+
+
+async def state_body(db: AsyncSession, ctx: Ctx, now: datetime) -> dict[str, Any]:
+    """Everything the candidate's page needs to show the current step, including the
+    server's time for a synced countdown."""
+    a, s, c, rules = ctx.attempt, ctx.sitting, ctx.candidate, ctx.rules
+    ext = await extension_seconds(db, s.id, c.id)
+    end = timing.candidate_end(s.ends_at, ext)
+    window = timing.entry_window(rules, s.starts_at, s.ends_at)
+    steps = steps_of(s.kind)
+    answered = total = 0
+    if a.question_order:
+        total = len(a.question_order)
+        values = await db.scalars(select(Answer.value).where(Answer.attempt_id == a.id))
+        answered = sum(1 for v in values if v not in (None, "", []))
+    earliest = (
+        timing.earliest_submit_at(a.answering_started_at, rules).isoformat()
+        if a.answering_started_at
+        else None
+    )
+    return {
+        "step": a.step,
+        "steps": list(steps),
+        "step_index": steps.index(a.step) if a.step in steps else None,
+        "step_title": STEP_TITLES.get(a.step, a.step),
+        "server_now": now.isoformat(),
+        "candidate": {
+            "id": c.id,
+            "name": c.name,
+            "id_number": c.id_number,
+            "occupation": c.occupation,
+            "level": c.level,
+            "has_photo": c.photo_relpath is not None,
+        },
+        "sitting": {
+            "id": s.id,
+            "name": s.name,
+            "kind": s.kind,
+            "subject": s.subject,
+            "exam": s.exam,
+            "starts_at": s.starts_at.isoformat(),
+            "ends_at": s.ends_at.isoformat(),
+        },
+        "timing": {
+            "starts_at": s.starts_at.isoformat(),
+            "ends_at": end.isoformat(),
+            "extension_seconds": ext,
+            "entry_closes_at": window.closes_at.isoformat() if window.closes_at else None,
+            "answering_started_at": (
+                a.answering_started_at.isoformat() if a.answering_started_at else None
+            ),
+            "earliest_submit_at": earliest,
+            "seconds_to_start": max(0.0, (s.starts_at - now).total_seconds()),
+            "seconds_left": max(0.0, (end - now).total_seconds()),
+        },
+        "pledge": {"text": rules.pledge_text or PLEDGE_TEXT},
+        "identity": {
+            "failures": a.identity_failures,
+            "max_failures": rules.identity_max_failures,
+            "needs_invigilator": a.identity_passed_at is None
+            and a.identity_failures >= rules.identity_max_failures,
+            "passed": a.identity_passed_at is not None,
+            "method": a.identity_method,
+        },
+        "phone": {
+            "required": rules.require_phone,
+            "paired": a.phone_paired_at is not None,
+            "connected": await second_view_connected(db, c.id),
+        },
+        "paper_ready": await has_paper(db, s.id) if s.kind != "device_check" else None,
+        "progress": {"answered": answered, "total": total},
+        "submitted_at": a.submitted_at.isoformat() if a.submitted_at else None,
+        "submit_kind": a.submit_kind,
+        "result": result_body(ctx),
+        "rules": {k: v for k, v in rules.as_dict().items() if k != "pledge_text"},
+    }
+
+
+async def get_ctx_for_staff(db: AsyncSession, candidate_id: int, lock: bool = False) -> Ctx:
+    candidate = await db.get(Candidate, candidate_id)
+    if candidate is None:
+        raise NotFound("unknown_candidate", f"No candidate {candidate_id}.")
+    query = select(Attempt).where(Attempt.candidate_id == candidate_id)
+    if lock:
+        query = query.with_for_update()
+    attempt = await db.scalar(query)
+    if attempt is None:
+        raise Conflict("not_logged_in", "This candidate has not logged in yet. 该考生尚未登录。")
+    sitting = await db.get(Sitting, candidate.sitting_id)
+    assert sitting is not None
+    return Ctx(candidate, sitting, attempt, rules_of(sitting.kind, sitting.flow))
+
+
+# ------------------------------------------------------------------------- page events
+
+#: what the candidate's page reports about itself (leaving the exam is itself an event)
+PAGE_EVENTS = frozenset(
+    {
+        "hidden",  # the page is no longer visible (another tab or app in front)
+        "visible",
+        "blur",  # the window lost the focus
+        "focus",
+        "fullscreen_exit",
+        "fullscreen_enter",
+        "copy",
+        "cut",
+        "paste",
+        "contextmenu",
+        "print",
+    }
+)
+MAX_PAGE_EVENTS = 50
+
+
+async def record_page_events(
+    db: AsyncSession, bus: Bus, ctx: Ctx, events: list[dict[str, Any]], now: datetime
+) -> int:
+    """Store the page's events (each as ``page_<kind>``) and show them on the console."""
+    if len(events) > MAX_PAGE_EVENTS:
+        raise Invalid("too_many_events", f"Send at most {MAX_PAGE_EVENTS} events at once.")
+    clean = []
+    for event in events:
+        kind = event.get("kind")
+        if kind not in PAGE_EVENTS:
+            raise Invalid(
+                "bad_event",
+                f"Unknown page event {kind!r}: one of {', '.join(sorted(PAGE_EVENTS))}.",
+            )
+        clean.append(
+            {
+                "kind": kind,
+                "client_at": str(event.get("at") or "")[:40] or None,
+                "detail": str(event.get("detail") or "")[:200] or None,
+            }
+        )
+    for event in clean:
+        await record_event(
+            db,
+            ctx.candidate.id,
+            f"page_{event['kind']}",
+            now,
+            client_at=event["client_at"],
+            detail=event["detail"],
+            step=ctx.attempt.step,
+        )
+    await db.commit()
+    for event in clean:
+        await bus.publish(
+            sitting_channel(ctx.sitting.id),
+            {
+                "type": "page_event",
+                "candidate_id": ctx.candidate.id,
+                "kind": event["kind"],
+                "detail": event["detail"],
+                "step": ctx.attempt.step,
+                "at": now.isoformat(),
+            },
+        )
+    return len(clean)

@@ -1,0 +1,357 @@
+"""Step 4, the photo identity check (拍照核验), and the registered-photo check of the roster
+import.
+
+The face work runs in worker processes (``IdentityChecker``): dlib's ResNet embedder takes
+about 110 ms per face and holds the GIL the whole time, which would stall the event loop
+(and every WebRTC connection on it) if run in a thread. Each worker loads BlazeFace and the
+embedder once and keeps the embeddings of recently used registered photos.
+
+A live capture passes when it shows exactly one face whose embedding is within the
+embedder's threshold (dlib: 0.6) of the registered photo's. Every failed check counts;
+after ``identity_max_failures`` (3) the case goes to the invigilator, who may admit the
+candidate by hand with a reason (recorded). A candidate without a usable registered photo
+goes to the invigilator at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import multiprocessing
+from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from proctor.errors import Conflict, Invalid
+from proctor.evidence import chain
+from proctor.evidence.storage import EvidenceStorage
+from proctor.exam.flow import Ctx, advance, record_event, require_step
+from proctor.store.tables import Evidence
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+REFERENCE_CACHE = 256
+
+REASONS = {
+    "match": "身份核验通过。 Identity confirmed.",
+    "mismatch": "照片与报名照片不一致。 The face does not match your registered photo.",
+    "no_face": "没有检测到人脸：请正对摄像头，保持光线充足。 No face found: face the camera in "
+    "good light.",
+    "several_faces": "画面中有多张人脸：请确保只有你本人在画面中。 More than one face: make sure "
+    "only you are in the picture.",
+    "face_too_small": "人脸太小：请靠近摄像头。 Your face is too small: come closer to the camera.",
+    "no_registered_photo": "没有可用的报名照片，请等待监考老师人工核验。 There is no usable "
+    "registered photo: the invigilator will check you by hand.",
+    "unavailable": "自动核验暂不可用，请等待监考老师人工核验。 The automatic check is not "
+    "available: the invigilator will check you by hand.",
+}
+
+
+# ------------------------------------------------------------------------- worker side
+# These run in the worker processes. The module-level state below exists only there: one
+# detector, one embedder and a small cache of reference embeddings per worker.
+
+_worker: dict[str, Any] = {}
+
+
+def _worker_init(models_dir: str) -> None:
+    import logging as _logging
+
+    from models.prepare import model_path
+    from proctor.vision.faces import BlazeFaceDetector
+    from proctor.vision.identity import build_embedder
+
+    _logging.basicConfig(level=_logging.INFO)
+    path = Path(models_dir)
+    short, full = model_path(path, "blazeface_short"), model_path(path, "blazeface_full")
+    detector = BlazeFaceDetector(short, full) if (short or full) else None
+    _worker["detector"] = detector if detector is not None and detector.available else None
+    _worker["embedder"] = build_embedder(path)
+    _worker["cache"] = OrderedDict()
+
+
+def _decode(image: bytes) -> Any:
+    import cv2
+    import numpy as np
+
+    if not image:
+        return None
+    try:
+        return cv2.imdecode(np.frombuffer(image, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
+
+
+def _embed_one(image: bytes) -> tuple[str, Any]:
+    """(problem or "", embedding or None) for an image that should show one face."""
+    detector, embedder = _worker.get("detector"), _worker.get("embedder")
+    if detector is None or embedder is None:
+        return "unavailable", None
+    frame = _decode(image)
+    if frame is None:
+        return "bad_image", None
+    faces = detector.detect(frame)
+    if not faces:
+        return "no_face", None
+    if len(faces) > 1:
+        return "several_faces", None
+    embedding = embedder.embed(frame, faces[0])
+    if embedding is None:
+        return "face_too_small", None
+    return "", embedding
+
+
+def worker_ready() -> dict[str, Any]:
+    return {"ready": _worker.get("detector") is not None and _worker.get("embedder") is not None}
+
+
+def worker_photo(image: bytes) -> dict[str, Any]:
+    problem, embedding = _embed_one(image)
+    if embedding is not None:
+        _remember(hashlib.sha256(image).hexdigest(), embedding)
+    return {"usable": embedding is not None, "problem": problem or None}
+
+
+def _remember(key: str, embedding: Any) -> None:
+    cache: OrderedDict[str, Any] = _worker["cache"]
+    cache[key] = embedding
+    cache.move_to_end(key)
+    while len(cache) > REFERENCE_CACHE:
+        cache.popitem(last=False)
+
+
+def worker_check(registered: bytes, live: bytes) -> dict[str, Any]:
+    embedder = _worker.get("embedder")
+    if embedder is None or _worker.get("detector") is None:
+        return {"passed": False, "reason": "unavailable", "distance": None}
+    key = hashlib.sha256(registered).hexdigest()
+    reference = _worker["cache"].get(key)
+    if reference is None:
+        problem, reference = _embed_one(registered)
+        if reference is None:
+            return {"passed": False, "reason": "no_registered_photo", "distance": None}
+        _remember(key, reference)
+    problem, probe = _embed_one(live)
+    if probe is None:
+        return {"passed": False, "reason": problem, "distance": None}
+    distance = embedder.distance(reference, probe)
+    same = distance < embedder.threshold
+    return {
+        "passed": bool(same),
+        "reason": "match" if same else "mismatch",
+        "distance": round(float(distance), 4),
+    }
+
+
+# ------------------------------------------------------------------------- server side
+
+
+class IdentityChecker:
+    """Runs the face work in ``workers`` spawned processes (started on first use, or by
+    ``warm_up``)."""
+
+    def __init__(self, models_dir: Path, workers: int = 1) -> None:
+        self.models_dir = Path(models_dir)
+        self.workers = max(1, workers)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(str(self.models_dir),),
+            )
+        return self._pool
+
+    async def _run(self, fn: Any, *args: Any) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor(), fn, *args)
+        except BrokenProcessPool:
+            log.exception("identity worker died; starting a new one")
+            self.close()
+            return {
+                "passed": False,
+                "usable": False,
+                "reason": "unavailable",
+                "problem": "unavailable",
+                "distance": None,
+            }
+
+    async def warm_up(self) -> bool:
+        """Start the workers and load the models; whether the check can run."""
+        return bool((await self._run(worker_ready)).get("ready"))
+
+    async def check(self, registered: bytes, live: bytes) -> dict[str, Any]:
+        return await self._run(worker_check, registered, live)
+
+    async def photo(self, image: bytes) -> dict[str, Any]:
+        """Whether a registered photo shows exactly one usable face."""
+        return await self._run(worker_photo, image)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+PHOTO_PROBLEMS = {
+    "bad_image": "the photo is not a readable JPEG/PNG image",
+    "no_face": "no face found in the photo",
+    "several_faces": "more than one face in the photo",
+    "face_too_small": "the face is too small (under 32 px)",
+    "unavailable": "the face models are not available to check the photo",
+}
+
+
+# ------------------------------------------------------------------------- the step
+
+
+@dataclass
+class IdentityInput:
+    """What the route read before the (slow) check, outside any transaction."""
+
+    registered: bytes | None
+
+
+def needs_invigilator(ctx: Ctx) -> bool:
+    a = ctx.attempt
+    return a.identity_passed_at is None and a.identity_failures >= ctx.rules.identity_max_failures
+
+
+def before_check(ctx: Ctx, storage: EvidenceStorage, image: bytes) -> IdentityInput:
+    require_step(ctx, "identity")
+    if needs_invigilator(ctx):
+        raise Conflict(
+            "identity_locked",
+            "自动核验未通过的次数已达上限，请等待监考老师人工核验。 The photo check failed too "
+            "often: wait for the invigilator to check you.",
+        )
+    if not image or len(image) > MAX_IMAGE_BYTES:
+        raise Invalid("bad_image", "Send one JPEG or PNG picture of at most 10 MB.")
+    registered = None
+    if ctx.candidate.photo_relpath:
+        try:
+            registered = storage.open(ctx.candidate.photo_relpath).read_bytes()
+        except (ValueError, FileNotFoundError):
+            log.error(
+                "registered photo missing from storage",
+                extra={"candidate_id": ctx.candidate.id},
+            )
+    return IdentityInput(registered)
+
+
+async def record_check(
+    db: AsyncSession,
+    ctx: Ctx,
+    storage: EvidenceStorage,
+    image: bytes,
+    outcome: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """Store the live capture as evidence and apply the outcome to the attempt (locked,
+    re-checked: the step may have moved while the check ran)."""
+    require_step(ctx, "identity")
+    reason = outcome.get("reason") or "unavailable"
+    if reason == "bad_image":
+        raise Invalid("bad_image", "The picture could not be read: send a JPEG or PNG.")
+    a = ctx.attempt
+    stored = await asyncio.to_thread(
+        storage.save,
+        (f"sitting-{ctx.sitting.id}", f"candidate-{ctx.candidate.id}"),
+        "identity-capture",
+        image,
+        "jpg",
+        now,
+    )
+    evidence = Evidence(
+        sitting_id=ctx.sitting.id,
+        candidate_id=ctx.candidate.id,
+        kind="identity_capture",
+        view="first",
+        relpath=stored.relpath,
+        sha256=stored.sha256,
+        size=stored.size,
+        mime="image/jpeg",
+        captured_at=now,
+    )
+    db.add(evidence)
+    # in the audit chain like every evidence file (proctor audit verify checks it)
+    await chain.append_record(
+        db, "evidence.stored", evidence, actor=chain.candidate_actor(ctx.candidate.id)
+    )
+    passed = bool(outcome.get("passed"))
+    if passed:
+        a.identity_passed_at = now
+        a.identity_method = "face"
+        a.identity_distance = outcome.get("distance")
+        advance(ctx, now)
+    elif reason in ("no_registered_photo", "unavailable"):
+        a.identity_failures = max(a.identity_failures, ctx.rules.identity_max_failures)
+    else:
+        a.identity_failures += 1
+    a.updated_at = now
+    await record_event(
+        db,
+        ctx.candidate.id,
+        "identity_check",
+        now,
+        passed=passed,
+        reason=reason,
+        distance=outcome.get("distance"),
+        failures=a.identity_failures,
+    )
+    return {
+        "passed": passed,
+        "reason": reason,
+        "message": REASONS.get(reason, reason),
+        "distance": outcome.get("distance"),
+        "failures": a.identity_failures,
+        "max_failures": ctx.rules.identity_max_failures,
+        "needs_invigilator": needs_invigilator(ctx),
+        "step": a.step,
+    }
+
+
+async def admit(db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: datetime) -> None:
+    """The invigilator admits a candidate whose photo check failed too often (or who has no
+    usable registered photo), with a reason."""
+    require_step(ctx, "identity")
+    if not needs_invigilator(ctx):
+        raise Conflict(
+            "identity_not_escalated",
+            f"This candidate has not failed the photo check "
+            f"{ctx.rules.identity_max_failures} times; they should retry it first.",
+        )
+    reason = " ".join(reason.split())
+    if not 2 <= len(reason) <= 500:
+        raise Invalid("reason_required", "Give the reason (2-500 characters). 请填写原因。")
+    a = ctx.attempt
+    a.identity_passed_at = now
+    a.identity_method = "manual"
+    a.identity_admitted_by = staff_id
+    a.identity_admit_reason = reason
+    advance(ctx, now)
+    await record_event(db, ctx.candidate.id, "identity_admitted", now, by=staff_id, reason=reason)
+
+
+async def allow_retry(
+    db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: datetime
+) -> None:
+    """The invigilator lets the candidate try the photo check again (failures reset)."""
+    require_step(ctx, "identity")
+    ctx.attempt.identity_failures = 0
+    ctx.attempt.updated_at = now
+    await record_event(
+        db, ctx.candidate.id, "identity_retry_allowed", now, by=staff_id, reason=reason[:500]
+    )

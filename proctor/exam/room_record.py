@@ -1,0 +1,678 @@
+"""The exam-room record (考场记录), kept live: attendance, absentees, late arrivals,
+violations and how they were handled, incidents, time extensions; exported as CSV or as a
+printable HTML page once the sitting is over.
+
+It is computed from what the engine records: candidates who connected (media) or logged
+in are present; a first arrival after the start is late; alerts, the console's supervision
+log (``ConsoleAction``), danmaku and voice calls are the violations and their handling;
+time extensions and the flow's step come from the exam flow (issue 3).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from proctor.errors import Conflict
+from proctor.events.recorder import ALERT_TITLES
+from proctor.exam import flow
+from proctor.exam.rooms import room_staff_names, seats_of
+from proctor.exam.supervision import INCIDENT_CATEGORIES, staff_names
+from proctor.store.tables import (
+    Alert,
+    Answer,
+    Attempt,
+    Candidate,
+    CandidateEvent,
+    ConsoleAction,
+    Danmaku,
+    Room,
+    Sitting,
+    TimeExtension,
+    utcnow,
+)
+
+KIND_NAMES = {
+    "device_check": "设备调试 Device check",
+    "trial": "试考 Trial",
+    "formal": "正式考试 Formal",
+}
+ACTION_NAMES = {
+    "hint": "自动提示 Automatic hint",
+    "alert_acknowledged": "确认告警 Alert acknowledged",
+    "alert_dismissed": "排除告警 Alert dismissed",
+    "violation": "截图违纪记录 Violation screenshot",
+    "voice_started": "语音通话开始 Voice call started",
+    "voice_ended": "语音通话结束 Voice call ended",
+    "incident": "突发事件 Incident",
+    "danmaku": "弹幕警告 Danmaku warning",
+}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+# ----------------------------------------------------------------------------- flow fields
+
+
+@dataclass
+class FlowFacts:
+    """What the exam flow knows of one candidate (None where it knows nothing)."""
+
+    step: str | None = None
+    logged_in_at: datetime | None = None
+    phone_paired_at: datetime | None = None
+    answered: int | None = None
+    total: int | None = None
+    ends_at: datetime | None = None
+    submitted_at: datetime | None = None
+
+
+async def flow_facts(db: AsyncSession, sitting: Sitting) -> dict[int, FlowFacts]:
+    """HOOK (issue 3, the exam flow): step, progress and personal end of every candidate of
+    the sitting who logged in, read in three queries from the flow's tables. Pause and
+    termination are not recorded by the flow yet; they appear here when it does."""
+    attempts = list(await db.scalars(select(Attempt).where(Attempt.sitting_id == sitting.id)))
+    if not attempts:
+        return {}
+    answered: dict[int, int] = defaultdict(int)
+    rows = await db.execute(
+        select(Answer.attempt_id, Answer.value).where(
+            Answer.attempt_id.in_([a.id for a in attempts])
+        )
+    )
+    for attempt_id, value in rows.all():
+        if value not in (None, "", []):
+            answered[attempt_id] += 1
+    extensions = await db.execute(
+        select(TimeExtension.candidate_id, func.sum(TimeExtension.seconds))
+        .where(TimeExtension.sitting_id == sitting.id)
+        .group_by(TimeExtension.candidate_id)
+    )
+    ext = dict(extensions.all())
+    everyone = int(ext.pop(None, 0) or 0)
+    out = {}
+    for a in attempts:
+        seconds = everyone + int(ext.get(a.candidate_id, 0) or 0)
+        out[a.candidate_id] = FlowFacts(
+            step=a.step,
+            logged_in_at=a.logged_in_at,
+            phone_paired_at=a.phone_paired_at,
+            answered=answered.get(a.id, 0) if a.question_order else None,
+            total=len(a.question_order) if a.question_order else None,
+            ends_at=flow.timing.candidate_end(sitting.ends_at, seconds),
+            submitted_at=a.submitted_at,
+        )
+    return out
+
+
+def flow_body(facts: FlowFacts | None) -> dict[str, Any] | None:
+    if facts is None:
+        return None
+    return {
+        "step": facts.step,
+        "step_title": flow.STEP_TITLES.get(facts.step or "", facts.step),
+        "ended": facts.step in flow.ENDED,
+        "logged_in_at": _iso(facts.logged_in_at),
+        "phone_paired": facts.phone_paired_at is not None,
+        "progress": (
+            {"answered": facts.answered, "total": facts.total} if facts.total is not None else None
+        ),
+        "ends_at": _iso(facts.ends_at),
+        "submitted_at": _iso(facts.submitted_at),
+        # HOOKS (issue 3): the flow has no pause or termination yet
+        "paused": None,
+        "terminated": None,
+    }
+
+
+async def first_connections(
+    db: AsyncSession, candidate_ids: list[int]
+) -> dict[int, dict[str, datetime]]:
+    """candidate id → view → when it first connected."""
+    rows = await db.execute(
+        select(CandidateEvent.candidate_id, CandidateEvent.data, CandidateEvent.at).where(
+            CandidateEvent.candidate_id.in_(candidate_ids),
+            CandidateEvent.kind == "media_connected",
+        )
+    )
+    out: dict[int, dict[str, datetime]] = defaultdict(dict)
+    for cid, data, at in rows.all():
+        view = (data or {}).get("view", "first")
+        if view not in out[cid] or at < out[cid][view]:
+            out[cid][view] = at
+    return out
+
+
+def arrival(facts: FlowFacts | None, connected: dict[str, datetime]) -> datetime | None:
+    times = [t for t in (facts.logged_in_at if facts else None, *connected.values()) if t]
+    return min(times) if times else None
+
+
+# ----------------------------------------------------------------------------- the record
+
+
+async def sitting_end(db: AsyncSession, sitting: Sitting) -> datetime:
+    """When the last candidate's time is over (the scheduled end plus the longest
+    extension)."""
+    rows = await db.execute(
+        select(TimeExtension.candidate_id, func.sum(TimeExtension.seconds))
+        .where(TimeExtension.sitting_id == sitting.id)
+        .group_by(TimeExtension.candidate_id)
+    )
+    ext = dict(rows.all())
+    everyone = int(ext.pop(None, 0) or 0)
+    longest = max((int(v or 0) for v in ext.values()), default=0)
+    return flow.timing.candidate_end(sitting.ends_at, everyone + longest)
+
+
+async def room_record(
+    db: AsyncSession,
+    sitting: Sitting,
+    candidate_ids: set[int],
+    room_ids: list[int] | None,
+) -> dict[str, Any]:
+    """The record of the sitting's ``candidate_ids`` (those of ``room_ids``, or of every
+    room when None)."""
+    now = utcnow()
+    ends = await sitting_end(db, sitting)
+    seats = await seats_of(db, sitting.id)
+    cands = list(
+        await db.scalars(
+            select(Candidate).where(Candidate.id.in_(candidate_ids)).order_by(Candidate.id)
+        )
+    )
+    cands.sort(key=lambda c: (seats.get(c.id, (1 << 30, "", 0))[0], seats.get(c.id, (0, "", 0))[2]))
+    ids = [c.id for c in cands]
+    facts = await flow_facts(db, sitting)
+    connected = await first_connections(db, ids)
+
+    room_query = select(Room).where(Room.sitting_id == sitting.id).order_by(Room.id)
+    if room_ids is not None:
+        room_query = room_query.where(Room.id.in_(room_ids))
+    rooms = list(await db.scalars(room_query))
+    room_list = [
+        {"id": r.id, "name": r.name, "invigilators": await room_staff_names(db, [r.id])}
+        for r in rooms
+    ]
+
+    alerts = list(
+        await db.scalars(
+            select(Alert).where(Alert.candidate_id.in_(ids)).order_by(Alert.raised_at, Alert.id)
+        )
+    )
+    room_wide = ConsoleAction.candidate_id.is_(None)  # incidents of a room, not a candidate
+    if room_ids is not None:
+        room_wide = room_wide & ConsoleAction.room_id.in_([r.id for r in rooms])
+    actions = list(
+        await db.scalars(
+            select(ConsoleAction)
+            .where(
+                ConsoleAction.sitting_id == sitting.id,
+                ConsoleAction.candidate_id.in_(ids) | room_wide,
+            )
+            .order_by(ConsoleAction.at, ConsoleAction.id)
+        )
+    )
+    danmaku = list(
+        await db.scalars(
+            select(Danmaku).where(Danmaku.candidate_id.in_(ids)).order_by(Danmaku.sent_at)
+        )
+    )
+    extensions = list(
+        await db.scalars(
+            select(TimeExtension)
+            .where(
+                TimeExtension.sitting_id == sitting.id,
+                TimeExtension.candidate_id.in_(ids) | TimeExtension.candidate_id.is_(None),
+            )
+            .order_by(TimeExtension.granted_at)
+        )
+    )
+    names = await staff_names(
+        db,
+        [a.staff_id for a in actions]
+        + [d.sender_id for d in danmaku]
+        + [e.granted_by for e in extensions],
+    )
+    by_id = {c.id: c for c in cands}
+
+    def who(cid: int | None) -> dict[str, Any] | None:
+        if cid is None or cid not in by_id:
+            return None
+        c = by_id[cid]
+        room = seats.get(cid)
+        return {
+            "id": c.id,
+            "name": c.name,
+            "id_number": c.id_number,
+            "room": room[1] if room else None,
+            "seat": room[2] if room else None,
+        }
+
+    # -- attendance
+    attendance = []
+    alerts_of: dict[int, int] = defaultdict(int)
+    for a in alerts:
+        if a.status != "dismissed":
+            alerts_of[a.candidate_id] += 1
+    violations_of: dict[int, int] = defaultdict(int)
+    for a in actions:
+        if a.kind == "violation" and a.candidate_id is not None:
+            violations_of[a.candidate_id] += 1
+    for c in cands:
+        f = facts.get(c.id)
+        conn = connected.get(c.id, {})
+        came = arrival(f, conn)
+        late_by = (came - sitting.starts_at).total_seconds() if came else None
+        attendance.append(
+            {
+                **(who(c.id) or {}),
+                "present": came is not None,
+                "arrived_at": _iso(came),
+                "late": late_by is not None and late_by > 0,
+                "late_seconds": round(late_by) if late_by and late_by > 0 else 0,
+                "first_view_at": _iso(conn.get("first")),
+                "second_view_at": _iso(conn.get("second")),
+                "step": f.step if f else None,
+                "submitted_at": _iso(f.submitted_at) if f else None,
+                "alerts": alerts_of.get(c.id, 0),
+                "violations": violations_of.get(c.id, 0),
+            }
+        )
+
+    # -- violations (alerts and the invigilators' violation records) and their handling
+    handling_of: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for a in actions:
+        if a.alert_id is not None:
+            handling_of[a.alert_id].append(
+                {
+                    "kind": a.kind,
+                    "what": ACTION_NAMES.get(a.kind, a.kind),
+                    "by": names.get(a.staff_id) if a.staff_id else "系统 system",
+                    "at": _iso(a.at),
+                    "reason": a.reason,
+                }
+            )
+    violations = []
+    for a in alerts:
+        violations.append(
+            {
+                "at": _iso(a.raised_at),
+                "candidate": who(a.candidate_id),
+                "source": "alert",
+                "type": a.type,
+                "title": ALERT_TITLES.get(a.type, a.type),
+                "severity": a.severity,
+                "view": a.view,
+                "status": a.status,
+                "note": a.message,
+                "evidence_url": f"/api/evidence/{a.evidence_id}" if a.evidence_id else None,
+                "handling": handling_of.get(a.id, []),
+            }
+        )
+    for a in actions:
+        if a.kind == "violation":
+            violations.append(
+                {
+                    "at": _iso(a.at),
+                    "candidate": who(a.candidate_id),
+                    "source": "invigilator",
+                    "type": "violation_screenshot",
+                    "title": ACTION_NAMES["violation"],
+                    "severity": "warning",
+                    "view": (a.data or {}).get("view"),
+                    "status": "recorded",
+                    "note": a.reason,
+                    "evidence_url": f"/api/evidence/{a.evidence_id}" if a.evidence_id else None,
+                    "handling": [
+                        {
+                            "kind": "violation",
+                            "what": ACTION_NAMES["violation"],
+                            "by": names.get(a.staff_id),
+                            "at": _iso(a.at),
+                            "reason": a.reason,
+                        }
+                    ],
+                }
+            )
+    violations.sort(key=lambda v: v["at"] or "")
+
+    # -- the supervision log: everything done, by whom, in order
+    log = [
+        {
+            "at": _iso(a.at),
+            "kind": a.kind,
+            "what": ACTION_NAMES.get(a.kind, a.kind),
+            "candidate": who(a.candidate_id),
+            "by": names.get(a.staff_id) if a.staff_id else "系统 system",
+            "reason": a.reason,
+            "data": a.data or {},
+        }
+        for a in actions
+        if a.kind != "incident"
+    ] + [
+        {
+            "at": _iso(d.sent_at),
+            "kind": "danmaku",
+            "what": ACTION_NAMES["danmaku"],
+            "candidate": who(d.candidate_id),
+            "by": names.get(d.sender_id),
+            "reason": d.text,
+            "data": {"delivered_at": _iso(d.delivered_at), "seen_at": _iso(d.seen_at)},
+        }
+        for d in danmaku
+    ]
+    log.sort(key=lambda i: i["at"] or "")
+
+    incidents = [
+        {
+            "at": _iso(a.at),
+            "category": (a.data or {}).get("category"),
+            "category_title": INCIDENT_CATEGORIES.get((a.data or {}).get("category", ""), ""),
+            "room": next((r.name for r in rooms if r.id == a.room_id), None),
+            "candidate": who(a.candidate_id),
+            "by": names.get(a.staff_id),
+            "description": a.reason,
+        }
+        for a in actions
+        if a.kind == "incident"
+    ]
+    ext_rows = [
+        {
+            "at": _iso(e.granted_at),
+            "candidate": who(e.candidate_id),
+            "everyone": e.candidate_id is None,
+            "minutes": round(e.seconds / 60, 1),
+            "by": names.get(e.granted_by),
+            "reason": e.reason,
+        }
+        for e in extensions
+    ]
+    present = sum(1 for a in attendance if a["present"])
+    return {
+        "sitting": {
+            "id": sitting.id,
+            "name": sitting.name,
+            "kind": sitting.kind,
+            "kind_title": KIND_NAMES.get(sitting.kind, sitting.kind),
+            "subject": sitting.subject,
+            "starts_at": _iso(sitting.starts_at),
+            "ends_at": _iso(sitting.ends_at),
+            "last_end": _iso(ends),
+            "over": now >= ends,
+        },
+        "rooms": room_list,
+        "generated_at": _iso(now),
+        "summary": {
+            "expected": len(attendance),
+            "present": present,
+            "absent": len(attendance) - present,
+            "late": sum(1 for a in attendance if a["late"]),
+            "alerts": sum(1 for v in violations if v["source"] == "alert"),
+            "open_alerts": sum(1 for a in alerts if a.status == "open"),
+            "violation_records": sum(1 for v in violations if v["source"] == "invigilator"),
+            "incidents": len(incidents),
+            "extensions": len(ext_rows),
+        },
+        "attendance": attendance,
+        "violations": violations,
+        "log": log,
+        "incidents": incidents,
+        "extensions": ext_rows,
+    }
+
+
+def check_exportable(record: dict[str, Any], draft: bool) -> None:
+    if not record["sitting"]["over"] and not draft:
+        raise Conflict(
+            "sitting_in_progress",
+            "The record is exported when the sitting is over (ask for a draft with draft=1). "
+            "考试结束后方可导出考场记录。",
+        )
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def _who(c: dict[str, Any] | None) -> str:
+    if not c:
+        return ""
+    seat = f" #{c['seat']}" if c.get("seat") else ""
+    return f"{c['name']} ({c['id_number']}){seat}"
+
+
+def _handled(v: dict[str, Any]) -> str:
+    return "; ".join(
+        f"{h['what']} · {h['by'] or ''} · {h['at'][:19]} · {h['reason']}" for h in v["handling"]
+    )
+
+
+def to_csv(record: dict[str, Any]) -> str:
+    """One table with a ``section`` column (attendance, violation, action, incident,
+    extension); UTF-8 with a BOM so that spreadsheet programs read the Chinese."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    w = csv.writer(out)
+    s = record["sitting"]
+    w.writerow(
+        ["考场记录 Exam-room record", s["name"], s["kind_title"], s["starts_at"], s["ends_at"]]
+    )
+    w.writerow(["rooms", "; ".join(r["name"] for r in record["rooms"])])
+    w.writerow(
+        ["invigilators", "; ".join(sorted({n for r in record["rooms"] for n in r["invigilators"]}))]
+    )
+    w.writerow(["generated_at", record["generated_at"], "over" if s["over"] else "DRAFT 草稿"])
+    w.writerow([])
+    w.writerow(
+        ["section", "time", "room", "seat", "candidate", "id_number", "item", "detail", "by"]
+    )
+
+    def row(
+        section: str, at: str | None, c: dict[str, Any] | None, item: str, detail: str, by: str = ""
+    ):  # noqa: E501
+        w.writerow(
+            [
+                section,
+                at or "",
+                (c or {}).get("room") or "",
+                (c or {}).get("seat") or "",
+                (c or {}).get("name") or "",
+                (c or {}).get("id_number") or "",
+                item,
+                detail,
+                by or "",
+            ]
+        )
+
+    for a in record["attendance"]:
+        state = "present 出席" if a["present"] else "absent 缺考"
+        if a["late"]:
+            state += f" · late 迟到 {a['late_seconds'] // 60} min"
+        row("attendance", a["arrived_at"], a, state, f"step {a['step'] or '-'}")
+    for v in record["violations"]:
+        row(
+            "violation",
+            v["at"],
+            v["candidate"],
+            v["title"],
+            f"{v['status']} · {v['note']}",
+            _handled(v),
+        )
+    for i in record["log"]:
+        row("action", i["at"], i["candidate"], i["what"], i["reason"], i["by"])
+    for i in record["incidents"]:
+        row("incident", i["at"], i["candidate"], i["category_title"], i["description"], i["by"])
+    for e in record["extensions"]:
+        who = "everyone 全体" if e["everyone"] else ""
+        row(
+            "extension", e["at"], e["candidate"], f"+{e['minutes']} min {who}", e["reason"], e["by"]
+        )
+    return out.getvalue()
+
+
+def to_html(record: dict[str, Any]) -> str:
+    """A printable page (A4, no scripts, no outside resources)."""
+    e = html.escape
+    s = record["sitting"]
+    sm = record["summary"]
+
+    def table(head: list[str], rows: list[list[str]]) -> str:
+        if not rows:
+            return '<p class="none">无 None</p>'
+        th = "".join(f"<th>{h}</th>" for h in head)
+        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+        return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+    def t(value: str | None) -> str:
+        return e((value or "")[:19].replace("T", " "))
+
+    attendance = [
+        [
+            e(str(a["seat"] or "")),
+            e(a["name"]),
+            e(a["id_number"]),
+            "出席 present" if a["present"] else "<strong>缺考 absent</strong>",
+            t(a["arrived_at"]),
+            f"<strong>迟到 late {a['late_seconds'] // 60} min</strong>" if a["late"] else "",
+            e(a["step"] or ""),
+            str(a["alerts"]),
+            str(a["violations"]),
+        ]
+        for a in record["attendance"]
+    ]
+    violations = [
+        [
+            t(v["at"]),
+            e(_who(v["candidate"])),
+            e(v["title"]),
+            e(v["status"]),
+            e(v["note"] or ""),
+            "<br>".join(e(_handling_line(h)) for h in v["handling"]),
+        ]
+        for v in record["violations"]
+    ]
+    log = [
+        [t(i["at"]), e(_who(i["candidate"])), e(i["what"]), e(i["by"] or ""), e(i["reason"])]
+        for i in record["log"]
+    ]
+    incidents = [
+        [
+            t(i["at"]),
+            e(i["room"] or ""),
+            e(_who(i["candidate"])),
+            e(i["category_title"]),
+            e(i["description"]),
+            e(i["by"] or ""),
+        ]
+        for i in record["incidents"]
+    ]
+    extensions = [
+        [
+            t(x["at"]),
+            "全体 everyone" if x["everyone"] else e(_who(x["candidate"])),
+            f"+{x['minutes']} min",
+            e(x["reason"]),
+            e(x["by"] or ""),
+        ]
+        for x in record["extensions"]
+    ]
+    rooms = "; ".join(e(r["name"]) for r in record["rooms"])
+    staff = "; ".join(e(n) for n in sorted({n for r in record["rooms"] for n in r["invigilators"]}))
+    facts = [
+        ("场次 Sitting", f"{e(s['name'])} · {e(s['kind_title'])} {e(s['subject'] or '')}"),
+        (
+            "时间 Time",
+            f"{t(s['starts_at'])} – {t(s['ends_at'])} (最后结束 last end {t(s['last_end'])})",
+        ),
+        ("考场 Rooms", rooms or "—"),
+        ("监考 Invigilators", staff or "—"),
+        (
+            "应考 Expected",
+            f"{sm['expected']} · 实考 present {sm['present']} · 缺考 absent {sm['absent']} · "
+            f"迟到 late {sm['late']}",
+        ),
+        (
+            "违纪 Violations",
+            f"告警 alerts {sm['alerts']} (未处理 open {sm['open_alerts']}) · 截图记录 screenshots "
+            f"{sm['violation_records']} · 突发事件 incidents {sm['incidents']} · 延时 extensions "
+            f"{sm['extensions']}",
+        ),
+        ("生成 Generated", f"{t(record['generated_at'])} UTC"),
+    ]
+    sections = [
+        ("考生出勤 Attendance", ATTENDANCE_HEAD, attendance),
+        ("违纪及处理 Violations and handling", VIOLATION_HEAD, violations),
+        ("突发事件 Incidents", INCIDENT_HEAD, incidents),
+        ("延时 Time extensions", EXTENSION_HEAD, extensions),
+        ("监考操作记录 Supervision log", LOG_HEAD, log),
+    ]
+    draft = "" if s["over"] else f'<p class="draft">{DRAFT_NOTE}</p>'
+    dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts)
+    body = "".join(f"<h2>{title}</h2>{table(head, rows)}" for title, head, rows in sections)
+    return (
+        f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+        f"<title>考场记录 Exam-room record · {e(s['name'])}</title><style>{PRINT_CSS}</style>"
+        f"</head><body><h1>考场记录 Exam-room record</h1>{draft}<dl>{dl}</dl>{body}"
+        f"<p>{SIGNATURES}</p></body></html>"
+    )
+
+
+def _handling_line(h: dict[str, Any]) -> str:
+    return (
+        f"{h['what']} · {h['by'] or ''} · {(h['at'] or '')[:19].replace('T', ' ')} · {h['reason']}"
+    )
+
+
+DRAFT_NOTE = "草稿 DRAFT — 考试尚未结束 the sitting is not over"
+SIGNATURES = (
+    "监考老师签名 Invigilators' signatures: ______________________ &nbsp; "
+    "主考签名 Chief examiner: ______________________"
+)
+ATTENDANCE_HEAD = [
+    "座位 Seat",
+    "姓名 Name",
+    "身份证号 ID number",
+    "出勤 Attendance",
+    "到达 Arrived",
+    "迟到 Late",
+    "步骤 Step",
+    "告警 Alerts",
+    "违纪记录 Records",
+]
+VIOLATION_HEAD = [
+    "时间 Time",
+    "考生 Candidate",
+    "类型 Type",
+    "状态 Status",
+    "说明 Note",
+    "处理 Handling",
+]
+INCIDENT_HEAD = [
+    "时间 Time",
+    "考场 Room",
+    "考生 Candidate",
+    "类别 Category",
+    "情况 Description",
+    "记录人 By",
+]
+EXTENSION_HEAD = ["时间 Time", "考生 Candidate", "延时 Extension", "原因 Reason", "批准人 By"]
+LOG_HEAD = ["时间 Time", "考生 Candidate", "操作 Action", "操作人 By", "内容 Detail"]
+PRINT_CSS = """
+body { font: 12px/1.45 "Noto Sans CJK SC", "Noto Sans", sans-serif; margin: 16mm; color: #111; }
+h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 15px; margin: 18px 0 6px; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border: 1px solid #999; padding: 3px 5px; text-align: left; vertical-align: top; }
+th { background: #eee; } .none { color: #666; } .draft { color: #a00; font-weight: bold; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; } dt { color: #555; }
+@page { size: A4; margin: 12mm; }
+"""

@@ -1,0 +1,43 @@
+"""Who may do what after the exam, and the record of every look at the evidence.
+
+Reviewers, chief examiners and administrators reach the review; invigilators and
+candidates do not. Reviewers and chief examiners decide; a chief examiner locks the
+records; a chief examiner or an administrator sets retention. Every access (the queue, a
+timeline, an evidence file, an export) is an ``access.*`` entry of the audit chain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from proctor.evidence import chain
+
+REVIEW_ROLES = frozenset({"reviewer", "chief", "admin"})
+DECIDE_ROLES = frozenset({"reviewer", "chief"})
+LOCK_ROLES = frozenset({"chief"})
+RETENTION_ROLES = frozenset({"chief", "admin"})
+
+
+async def log_access(
+    db: AsyncSession,
+    staff_id: int,
+    what: str,
+    *,
+    sitting_id: int | None = None,
+    candidate_id: int | None = None,
+    subject_type: str | None = None,
+    subject_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append ``access.<what>`` for this staff user (the caller commits)."""
+    await chain.append(
+        db,
+        f"access.{what}",
+        actor=chain.staff_actor(staff_id),
+        payload=detail or {},
+        sitting_id=sitting_id,
+        candidate_id=candidate_id,
+        subject_type=subject_type,
+        subject_id=subject_id,
+    )

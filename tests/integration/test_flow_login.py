@@ -1,0 +1,164 @@
+"""Step 1, the login, through the real app (real database: SQLite and PostgreSQL) with a
+manual clock: every refusal a candidate can provoke has its own code and message, the
+entry cut-off at its boundary, a second concurrent login, the rate limit, and coming back
+after a drop (even after the cut-off)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import pytest_asyncio
+
+from tests.flowkit import FlowApp, code, id_number
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def fa(database_url, tmp_path_factory, models_dir):
+    async with FlowApp.running(
+        database_url,
+        tmp_path_factory.mktemp("flow-login"),
+        models_dir,
+        login_max_failures_per_address=1000,
+    ) as app:
+        yield app
+
+
+async def _login(fa: FlowApp, password: str, idn: str, addr: str | None = None):
+    return await fa.client(addr=addr).post(
+        "/api/candidate/login", json={"sitting_password": password, "id_number": idn}
+    )
+
+
+async def test_wrong_credentials_and_wrong_sitting(fa: FlowApp) -> None:
+    formal = await fa.sitting(kind="formal")
+    trial = await fa.sitting(kind="trial")
+    bad_pw = await _login(fa, "no-such-password", formal.candidates[0].id_number)
+    assert bad_pw.status_code == 401 and code(bad_pw) == "invalid_credentials"
+    nobody = await _login(fa, formal.password, id_number())
+    assert nobody.status_code == 401 and code(nobody) == "invalid_credentials"
+    # registered for the formal sitting, typing the trial's password
+    wrong = await _login(fa, trial.password, formal.candidates[0].id_number)
+    assert wrong.status_code == 403 and code(wrong) == "wrong_sitting"
+    message = wrong.json()["error"]["message"]
+    assert "formal sitting" in message and "use its password" in message
+    # ID numbers are compared without spaces and case
+    idn = formal.candidates[0].id_number
+    spaced = f" {idn[:6]} {idn[6:].lower()} "
+    ok = await _login(fa, formal.password, spaced)
+    assert ok.status_code == 200 and ok.json()["step"] == "confirm"
+
+
+async def test_entry_closes_30_minutes_after_the_start(fa: FlowApp) -> None:
+    s = await fa.sitting(kind="formal", starts_in=timedelta(minutes=40), candidates=4)
+    fa.clock.set(s.starts_at - timedelta(minutes=30, seconds=1))
+    early = await _login(fa, s.password, s.candidates[0].id_number)
+    assert early.status_code == 403 and code(early) == "not_open_yet"
+    assert "30" in early.json()["error"]["message"]
+    fa.clock.set(s.starts_at + timedelta(minutes=29, seconds=59))
+    assert (await _login(fa, s.password, s.candidates[0].id_number)).status_code == 200
+    fa.clock.set(s.starts_at + timedelta(minutes=30))
+    assert (await _login(fa, s.password, s.candidates[1].id_number)).status_code == 200
+    fa.clock.set(s.starts_at + timedelta(minutes=30, seconds=1))
+    late = await _login(fa, s.password, s.candidates[2].id_number)
+    assert late.status_code == 403 and code(late) == "late"
+    assert "迟到" in late.json()["error"]["message"]
+    # the candidate who came in time may come back after the cut-off (a network drop):
+    # their old session went quiet, so the new login takes over
+    fa.clock.advance(minutes=5)
+    back = await _login(fa, s.password, s.candidates[0].id_number)
+    assert back.status_code == 200 and back.json()["resumed"] is True
+    fa.clock.set(s.ends_at + timedelta(minutes=1))
+    over = await _login(fa, s.password, s.candidates[3].id_number)
+    assert over.status_code == 403 and code(over) == "sitting_over"
+
+
+async def test_second_concurrent_login_is_refused(fa: FlowApp) -> None:
+    s = await fa.sitting(kind="formal", starts_in=timedelta(minutes=5))
+    idn = s.candidates[0].id_number
+    first = await fa.login(s.password, idn)
+    fa.clock.advance(seconds=20)
+    await first.state()  # the first device is alive
+    fa.clock.advance(seconds=30)
+    second = await _login(fa, s.password, idn)
+    assert second.status_code == 409 and code(second) == "already_logged_in"
+    assert "another device" in second.json()["error"]["message"]
+    assert (await first.get("/api/flow/state")).status_code == 200  # not disturbed
+    # the first device goes quiet for the takeover time (60 s): the new login wins and
+    # the old session ends
+    fa.clock.advance(seconds=61)
+    third = await _login(fa, s.password, idn)
+    assert third.status_code == 200
+    gone = await first.get("/api/flow/state")
+    assert gone.status_code == 401 and code(gone) == "not_authenticated"
+
+
+async def test_same_browser_logs_in_again_and_invigilator_releases(fa: FlowApp) -> None:
+    s = await fa.sitting(kind="formal", starts_in=timedelta(minutes=5))
+    idn = s.candidates[0].id_number
+    first = await fa.login(s.password, idn)
+    # the same browser sends its own session cookie along: not a second device
+    again = await first.post(
+        "/api/candidate/login", json={"sitting_password": s.password, "id_number": idn}
+    )
+    assert again.status_code == 200
+    first.token = again.json()["token"]
+    other = await _login(fa, s.password, idn)
+    assert code(other) == "already_logged_in"
+    # the invigilator releases the session: another device may log in at once
+    inv = await fa.staff()
+    released = await inv.ok("post", f"/api/invigilate/candidates/{s.candidates[0].id}/release")
+    assert released["sessions_ended"] == 1
+    assert (await _login(fa, s.password, idn)).status_code == 200
+
+
+async def test_logout_frees_the_login(fa: FlowApp) -> None:
+    s = await fa.sitting(kind="formal", starts_in=timedelta(minutes=5))
+    idn = s.candidates[0].id_number
+    first = await fa.login(s.password, idn)
+    assert (await first.post("/api/candidate/logout")).status_code == 200
+    assert (await _login(fa, s.password, idn)).status_code == 200
+
+
+async def test_repeated_failures_are_rate_limited(fa: FlowApp) -> None:
+    s = await fa.sitting(kind="formal", starts_in=timedelta(minutes=5))
+    idn = s.candidates[0].id_number
+    for _ in range(5):
+        resp = await _login(fa, "wrong-password", idn, addr="10.0.0.7")
+        assert code(resp) == "invalid_credentials"
+    blocked = await _login(fa, s.password, idn, addr="10.0.0.8")
+    assert blocked.status_code == 429 and code(blocked) == "too_many_attempts"
+    assert "wait" in blocked.json()["error"]["message"]
+    # the window passes: the right credentials work again
+    fa.clock.advance(minutes=5, seconds=1)
+    assert (await _login(fa, s.password, idn, addr="10.0.0.8")).status_code == 200
+
+
+async def test_rate_limit_per_address(database_url, tmp_path_factory, models_dir) -> None:
+    async with FlowApp.running(
+        database_url,
+        tmp_path_factory.mktemp("flow-ratelimit"),
+        models_dir,
+        login_max_failures_per_address=3,
+    ) as app:
+        s = await app.sitting(kind="formal", starts_in=timedelta(minutes=5))
+        for _ in range(3):  # three different ID numbers guessed from one address
+            assert code(await _login(app, s.password, id_number(), addr="10.9.9.9")) == (
+                "invalid_credentials"
+            )
+        blocked = await _login(app, s.password, s.candidates[0].id_number, addr="10.9.9.9")
+        assert code(blocked) == "too_many_attempts"
+        elsewhere = await _login(app, s.password, s.candidates[0].id_number, addr="10.9.9.10")
+        assert elsewhere.status_code == 200
+
+
+async def test_malformed_logins_are_422(fa: FlowApp) -> None:
+    for payload in (
+        {},
+        {"sitting_password": "x"},
+        {"sitting_password": "x" * 65, "id_number": "1"},
+    ):
+        resp = await fa.client().post("/api/candidate/login", json=payload)
+        assert resp.status_code == 422 and code(resp) == "validation_error"

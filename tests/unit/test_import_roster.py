@@ -1,0 +1,291 @@
+"""Roster import (CSV and XLSX): Chinese headers, photos from a ZIP, a directory or a data
+URI, every registered photo checked for exactly one usable face by the real models in the
+identity worker; each bad row reported with its line, nothing imported when anything is
+wrong; re-import updates."""
+
+from __future__ import annotations
+
+import base64
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import select
+
+from proctor.evidence.storage import EvidenceStorage
+from proctor.exam import roster
+from proctor.exam.identity import IdentityChecker
+from proctor.exam.importing import ImportFailed
+from proctor.exam.sittings import create_sitting
+from proctor.store.tables import Candidate
+from tests.flowkit import T0, migrated_sqlite
+
+
+@pytest_asyncio.fixture
+async def sqlite_db(tmp_path):
+    async with migrated_sqlite(tmp_path) as db:
+        yield db
+
+
+@pytest.fixture(scope="module")
+def checker(models_dir: Path):
+    c = IdentityChecker(models_dir)
+    yield c
+    c.close()
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _xlsx(rows: list[list[object]]) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
+
+
+async def _sitting(db) -> int:
+    async with db.transaction() as s:
+        sitting = await create_sitting(
+            s,
+            name="s",
+            kind="formal",
+            password="pw-roster",
+            starts_at=T0,
+            ends_at=T0.replace(hour=3),
+        )
+        return sitting.id
+
+
+async def test_csv_roster_with_photos_from_a_zip(sqlite_db, tmp_path, media_dir, checker) -> None:
+    sid = await _sitting(sqlite_db)
+    images = media_dir / "images"
+    photos = roster.photos_from_zip(
+        _zip(
+            {
+                "photos/obama.jpg": (images / "obama.jpg").read_bytes(),
+                "biden.jpg": (images / "biden.jpg").read_bytes(),
+            }
+        )
+    )
+    text = (
+        "姓名,身份证号,职业,等级,照片\n"
+        "奥巴马,110101196108041234,电工,四级,obama.jpg\n"
+        "拜登,11010119421120123x,电工,四级,BIDEN.JPG\n"
+        "无照片,110101199001011111,电工,四级,\n"
+    )
+    storage = EvidenceStorage(tmp_path / "evidence")
+    async with sqlite_db.transaction() as s:
+        result = await roster.import_roster(
+            s,
+            storage,
+            checker,
+            sitting_id=sid,
+            data=text.encode("utf-8-sig"),
+            filename="roster.csv",
+            photos=photos,
+            now=T0,
+        )
+    assert (result.added, result.updated, result.photos) == (3, 0, 2)
+    assert [c["line"] for c in result.candidates] == [2, 3, 4]
+    async with sqlite_db.session() as s:
+        cands = {c.id_number: c for c in await s.scalars(select(Candidate))}
+    assert cands["11010119421120123X"].name == "拜登"
+    assert cands["110101196108041234"].occupation == "电工"
+    stored = storage.open(cands["110101196108041234"].photo_relpath).read_bytes()
+    assert stored == (images / "obama.jpg").read_bytes()
+    assert cands["110101199001011111"].photo_relpath is None
+
+
+async def test_every_bad_row_has_its_line_and_nothing_is_imported(
+    sqlite_db, tmp_path, media_dir, checker
+) -> None:
+    sid = await _sitting(sqlite_db)
+    images = media_dir / "images"
+    (tmp_path / "photos").mkdir()
+    for name in ("obama.jpg", "two_people.jpg", "densedepth_nyu_1.png", "obama_small.jpg"):
+        (tmp_path / "photos" / name).write_bytes((images / name).read_bytes())
+    (tmp_path / "photos" / "broken.jpg").write_bytes(b"not a jpeg")
+    text = (
+        "name,id_number,occupation,level,photo\n"
+        "Good,110101196108041234,,,obama.jpg\n"  # 2: fine
+        ",110101196108041235,,,\n"  # 3: no name
+        "No ID,,,,\n"  # 4: no ID number
+        "Bad ID,12-34,,,\n"  # 5: not letters/digits
+        "Dup,110101196108041234,,,\n"  # 6: same ID as line 2
+        "Two,110101196108041236,,,two_people.jpg\n"  # 7: two faces
+        "Room,110101196108041237,,,densedepth_nyu_1.png\n"  # 8: no face
+        "Missing,110101196108041238,,,nobody.jpg\n"  # 9: not among the photos
+        "Broken,110101196108041239,,,broken.jpg\n"  # 10: unreadable
+        "Escape,110101196108041240,,,../../etc/passwd.jpg\n"  # 11: not in the directory
+        "Gif,110101196108041241,,,face.gif\n"  # 12: not jpg/png
+    )
+    storage = EvidenceStorage(tmp_path / "evidence")
+    with pytest.raises(ImportFailed) as exc:
+        async with sqlite_db.transaction() as s:
+            await roster.import_roster(
+                s,
+                storage,
+                checker,
+                sitting_id=sid,
+                data=text.encode(),
+                filename="roster.csv",
+                photos=roster.photos_from_dir(tmp_path / "photos"),
+                now=T0,
+            )
+    lines = {(e.line, e.field) for e in exc.value.errors}
+    assert lines == {
+        (3, "name"),
+        (4, "id_number"),
+        (5, "id_number"),
+        (6, "id_number"),
+        (9, "photo"),
+        (11, "photo"),
+        (12, "photo"),
+    }
+    # the rows pass the first checks: now the photos are looked at (the face check)
+    text = (
+        "name,id_number,photo\n"
+        "Good,110101196108041234,obama.jpg\n"
+        "Two,110101196108041236,two_people.jpg\n"
+        "Room,110101196108041237,densedepth_nyu_1.png\n"
+        "Broken,110101196108041239,broken.jpg\n"
+    )
+    with pytest.raises(ImportFailed) as exc:
+        async with sqlite_db.transaction() as s:
+            await roster.import_roster(
+                s,
+                storage,
+                checker,
+                sitting_id=sid,
+                data=text.encode(),
+                filename="roster.csv",
+                photos=roster.photos_from_dir(tmp_path / "photos"),
+                now=T0,
+            )
+    problems = {e.line: e.message for e in exc.value.errors}
+    assert problems == {
+        3: "more than one face in the photo",
+        4: "no face found in the photo",
+        5: "the photo is not a readable JPEG/PNG image",
+    }
+    async with sqlite_db.session() as s:
+        assert list(await s.scalars(select(Candidate))) == []  # nothing half-imported
+
+
+async def test_xlsx_roster_and_reimport(sqlite_db, tmp_path, media_dir, checker) -> None:
+    sid = await _sitting(sqlite_db)
+    photos = roster.photos_from_zip(
+        _zip({"p/zhang.jpg": (media_dir / "images" / "obama2.jpg").read_bytes()})
+    )
+    data = _xlsx(
+        [
+            ["姓名", "身份证号码", "工种", "级别", "照片"],
+            ["张三", "110101199001011234", "电工", "四级", "zhang.jpg"],
+            ["李四", "110101199202025678", "电工", "三级", None],
+        ]
+    )
+    storage = EvidenceStorage(tmp_path / "evidence")
+    async with sqlite_db.transaction() as s:
+        result = await roster.import_roster(
+            s,
+            storage,
+            checker,
+            sitting_id=sid,
+            data=data,
+            filename="名单.xlsx",
+            photos=photos,
+            now=T0,
+        )
+    assert (result.added, result.photos) == (2, 1)
+    assert [c["line"] for c in result.candidates] == [2, 3]
+    # re-import with a changed name updates, does not duplicate
+    data = _xlsx(
+        [
+            ["姓名", "身份证号码", "工种", "级别"],
+            ["张叁", "110101199001011234", "电工", "四级"],
+        ]
+    )
+    async with sqlite_db.transaction() as s:
+        again = await roster.import_roster(
+            s,
+            storage,
+            checker,
+            sitting_id=sid,
+            data=data,
+            filename="名单.xlsx",
+            now=T0,
+        )
+    assert (again.added, again.updated) == (0, 1)
+    async with sqlite_db.session() as s:
+        names = sorted(c.name for c in await s.scalars(select(Candidate)))
+    assert names == ["张叁", "李四"]
+
+
+async def test_photo_as_data_uri(sqlite_db, tmp_path, media_dir, checker) -> None:
+    sid = await _sitting(sqlite_db)
+    obama = (media_dir / "images" / "obama2.jpg").read_bytes()
+    uri = "data:image/jpeg;base64," + base64.b64encode(obama).decode()
+    text = f'name,id_number,photo\nObama,110101196108041234,"{uri}"\n'
+    text += 'Bad,110101196108041235,"data:image/png;base64,@@@"\n'
+
+    storage = EvidenceStorage(tmp_path / "evidence")
+    with pytest.raises(ImportFailed) as exc:
+        async with sqlite_db.transaction() as s:
+            await roster.import_roster(
+                s,
+                storage,
+                checker,
+                sitting_id=sid,
+                data=text.encode(),
+                filename="r.csv",
+                now=T0,
+            )
+    assert [(e.line, e.field) for e in exc.value.errors] == [(3, "photo")]
+    async with sqlite_db.transaction() as s:
+        result = await roster.import_roster(
+            s,
+            storage,
+            checker,
+            sitting_id=sid,
+            data=text.encode().split(b"\nBad")[0],
+            filename="r.csv",
+            now=T0,
+        )
+    assert result.photos == 1
+
+
+async def test_xlsx_numbers_and_broken_files(sqlite_db, tmp_path, checker) -> None:
+    sid = await _sitting(sqlite_db)
+    storage = EvidenceStorage(tmp_path / "evidence")
+    data = _xlsx(
+        [["姓名", "身份证号"], ["王五", 110101199001011234], ["赵六", "11010119900101123X"]]
+    )
+    with pytest.raises(ImportFailed) as exc:
+        async with sqlite_db.transaction() as s:
+            await roster.import_roster(
+                s, storage, checker, sitting_id=sid, data=data, filename="r.xlsx", now=T0
+            )
+    assert [(e.line, e.field) for e in exc.value.errors] == [(2, "id_number")]
+    assert "as text" in exc.value.errors[0].message
+    for data, name in ((b"PK\x03\x04 broken zip", "r.xlsx"), (b"name,phone\nx,1\n", "r.csv")):
+        with pytest.raises(ImportFailed):
+            async with sqlite_db.transaction() as s:
+                await roster.import_roster(
+                    s, storage, checker, sitting_id=sid, data=data, filename=name, now=T0
+                )
+    with pytest.raises(ImportFailed) as exc:
+        roster.photos_from_zip(b"not a zip")
+    assert exc.value.errors[0].field == "photos"
