@@ -26,6 +26,7 @@ from proctor.exam.room_record import first_connections, flow_body, flow_facts
 from proctor.exam.rooms import Scope
 from proctor.exam.sittings import list_candidates, list_sittings
 from proctor.media.peers import VIEWS
+from proctor.review.access import log_access
 from proctor.runtime import Runtime
 from proctor.store.tables import StaffUser
 
@@ -321,6 +322,17 @@ async def evidence(
     row = await supervision.get_evidence_row(db, evidence_id)
     if who.role != "reviewer":  # reviewers see every sitting's evidence after the exam
         await rooms.check_candidate(db, await rooms.scope_of(db, who), row.candidate_id)
+    await log_access(  # every access to an evidence file is in the audit chain
+        db,
+        who.subject_id,
+        "evidence",
+        sitting_id=row.sitting_id,
+        candidate_id=row.candidate_id,
+        subject_type="evidence",
+        subject_id=row.id,
+        detail={"sha256": row.sha256, "via": "console"},
+    )
+    await db.commit()
     try:
         path = rt.storage.open(row.relpath)
     except (ValueError, FileNotFoundError) as exc:

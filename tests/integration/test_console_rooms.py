@@ -386,7 +386,31 @@ async def test_alert_hint_ladder_and_handling(console_server, absence_webm):
 # ----------------------------------------------------------------------------- screenshot
 
 
-async def test_violation_screenshot_is_stored_with_hash_and_note(console_server, person_webm):
+async def evidence_accesses(database_url: str, evidence_id: int) -> list[str]:
+    """Actors of the ``access.evidence`` audit entries of one evidence file."""
+    from sqlalchemy import select
+
+    from proctor.store.db import Database
+    from proctor.store.tables import AuditEntry
+
+    db = Database(database_url)
+    try:
+        async with db.session() as s:
+            rows = await s.scalars(
+                select(AuditEntry).where(
+                    AuditEntry.kind == "access.evidence",
+                    AuditEntry.subject_type == "evidence",
+                    AuditEntry.subject_id == evidence_id,
+                )
+            )
+            return [r.actor for r in rows]
+    finally:
+        await db.dispose()
+
+
+async def test_violation_screenshot_is_stored_with_hash_and_note(
+    console_server, person_webm, database_url
+):
     s = console_server.seeded
     cand_id, _, id_number = s.candidates[1]
     async with httpx.AsyncClient(base_url=console_server.url, timeout=15) as http:
@@ -430,6 +454,10 @@ async def test_violation_screenshot_is_stored_with_hash_and_note(console_server,
         assert frame.shape[:2] == (424, 320)  # full size, not a thumbnail
         inv2 = await login(http, "invigilator2", PASSWORDS["invigilator2"])
         assert (await http.get(body["evidence"]["url"], headers=inv2)).status_code == 403
+        # the console's access is in the audit chain, the refused one is not
+        assert await evidence_accesses(database_url, body["evidence"]["id"]) == [
+            f"staff:{body['action']['staff_id']}"
+        ]
         rec = (await http.get(f"/api/console/sittings/{s.sitting_id}/record", headers=inv1)).json()
         mine = [v for v in rec["violations"] if v["source"] == "invigilator"]
         assert mine and mine[-1]["note"] == "桌上有手机 phone on the desk"
