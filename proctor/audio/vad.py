@@ -161,6 +161,46 @@ class SpeechDetector:
         mono = np.concatenate(samples) if samples else np.zeros(0, dtype=np.float32)
         return self._push(mono.astype(np.float32, copy=False), ts)
 
+    def feed_frames(self, frames: list[tuple[av.AudioFrame, float]]) -> list[AudioObservation]:
+        """Feed consecutive frames ``(frame, wall-clock ts)`` at once: runs of packed frames
+        of one format are joined and resampled in one call (WebRTC delivers 20 ms frames;
+        per-frame PyAV handling cost about as much as the model, ``benchmarks.pipeline``)."""
+        observations: list[AudioObservation] = []
+        run: list[tuple[av.AudioFrame, float]] = []
+
+        def flush_run() -> None:
+            if not run:
+                return
+            first, ts = run[0]
+            if len(run) == 1:
+                observations.extend(self.feed_frame(first, ts))
+            else:
+                pcm = np.concatenate([f.to_ndarray() for f, _ in run], axis=1)
+                joined = av.AudioFrame.from_ndarray(
+                    pcm, format=first.format.name, layout=first.layout.name
+                )
+                joined.sample_rate = first.sample_rate
+                observations.extend(self.feed_frame(joined, ts))
+            run.clear()
+
+        for frame, ts in frames:
+            if frame.format.is_planar:  # not joined (never seen from aiortc)
+                flush_run()
+                observations.extend(self.feed_frame(frame, ts))
+                continue
+            if run:
+                head = run[0][0]
+                same = (frame.sample_rate, frame.layout.name, frame.format.name) == (
+                    head.sample_rate,
+                    head.layout.name,
+                    head.format.name,
+                )
+                if not same:
+                    flush_run()
+            run.append((frame, ts))
+        flush_run()
+        return observations
+
     def flush(self) -> list[SpeechSegment]:
         """Close the speech segment in progress (end of stream); returns all segments."""
         if self._speech_start is not None and self._buffer_ts is not None:

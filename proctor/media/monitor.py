@@ -26,6 +26,7 @@ from proctor.evidence.clips import ClipFrame, FrameRing
 from proctor.media.sampler import FrameSampler, Sample
 from proctor.media.thumbnails import Thumbnail, ThumbnailCache
 from proctor.rules import AlertDraft, IdentityCheck, RuleEngine
+from proctor.vision.gate import ObjectGate
 from proctor.vision.types import Observation
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,9 @@ AUDIO_BATCH_SECONDS = 0.5  # microphone audio handed to voice activity detection
 
 
 class Analyzer(Protocol):
-    def analyse(self, view: str, frame_bgr: np.ndarray, ts: float) -> Observation: ...
+    def analyse(
+        self, view: str, frame_bgr: np.ndarray, ts: float, gate: ObjectGate | None = None
+    ) -> Observation: ...
 
 
 class IdentitySource(Protocol):
@@ -82,6 +85,7 @@ def _jpeg(frame_bgr: np.ndarray, width: int | None = None, quality: int = 70) ->
 class _ViewState:
     sampler: FrameSampler
     ring: FrameRing
+    gate: ObjectGate
     last_seq: int = 0
     last_thumb_at: float = 0.0
     frames_analysed: int = 0
@@ -154,7 +158,9 @@ class CandidateMonitor:
         ev = self.ref.evidence
         old = self.views.get(view)
         ring = old.ring if old else FrameRing(ev.clip_before_seconds + ev.clip_after_seconds + 2)
-        self.views[view] = _ViewState(sampler, ring)
+        rules = self.ref.rules
+        gate = ObjectGate(rules.objects_interval_seconds, rules.objects_change)
+        self.views[view] = _ViewState(sampler, ring, old.gate if old else gate)
         if self._task is None and self.enabled:
             self._task = asyncio.create_task(self._run(), name=f"monitor {self.ref.candidate_id}")
 
@@ -224,7 +230,7 @@ class CandidateMonitor:
             c0 = time.thread_time()
             bgr = sample.frame.to_ndarray(format="bgr24")
             c1 = time.thread_time()
-            obs = self.analyzer.analyse(view, bgr, sample.received_at)
+            obs = self.analyzer.analyse(view, bgr, sample.received_at, state.gate)
             c2 = time.thread_time()
             ring_jpeg = _jpeg(bgr, quality=RING_JPEG_QUALITY)
             thumb = _jpeg(bgr, self.thumbnail_width) if make_thumb else None
@@ -297,7 +303,7 @@ class CandidateMonitor:
                 work, batch, batch_seconds = batch, [], 0.0
 
                 def run(work=work) -> list[AudioObservation]:
-                    return [o for f, ts in work for o in detector.feed_frame(f, ts)]
+                    return detector.feed_frames(work)
 
                 for audio_obs in await loop.run_in_executor(self.executor, run):
                     for draft in self.rules.feed_audio(audio_obs):

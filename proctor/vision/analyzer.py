@@ -21,6 +21,7 @@ import numpy as np
 
 from proctor.audio.vad import SileroVad, load_vad
 from proctor.vision.faces import BlazeFaceDetector
+from proctor.vision.gate import ObjectGate
 from proctor.vision.headpose import HeadPoseEstimator
 from proctor.vision.objects import DEFAULT_LABELS, YoloDetector
 from proctor.vision.quality import QualityChecker
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 OBJECT_MODELS = ("yolox_nano",)  # manifest names an object model is taken from, best first
 OBJECT_MIN_SCORE = 0.3  # lowest object score reported (rules apply their own thresholds)
 PHONE_MODEL = "phone_yolox_nano"  # the project's own phone detector (proctor.vision.phone)
+#: detectors whose result an ObjectGate may reuse while the picture stays the same
+GATED_DETECTORS = frozenset({"objects", "phone"})
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,11 @@ class FrameAnalyzer:
             label for stage in (*detectors, *self.face_analysers) for label in stage.labels
         )
 
-    def analyse(self, view: str, frame_bgr: np.ndarray, ts: float) -> Observation:
+    def analyse(
+        self, view: str, frame_bgr: np.ndarray, ts: float, gate: ObjectGate | None = None
+    ) -> Observation:
+        """``gate``: the view's :class:`ObjectGate`; with it the object detectors' last
+        result is reused while the picture stays the same (see proctor.vision.gate)."""
         unavailable = set(self._unavailable)
         quality: FrameQuality | None = None
         if self.quality is not None:
@@ -75,13 +82,28 @@ class FrameAnalyzer:
                 quality = self.quality.measure(frame_bgr)
             except Exception:
                 log.exception("picture quality failed")
+        fingerprint = quality.fingerprint if quality is not None else None
+        kept = gate.reusable(ts, fingerprint) if gate is not None else {}
+        fresh: dict[str, tuple[Detection, ...]] = {}
+        failed = False
         detections: list[Detection] = []
         for detector in self.detectors:
+            gated = detector.name in GATED_DETECTORS
+            if gated and detector.name in kept:
+                detections.extend(kept[detector.name])
+                continue
             try:
-                detections.extend(detector.detect(frame_bgr))
+                found = tuple(detector.detect(frame_bgr))
             except Exception:  # a failing model must not take the others down
                 log.exception("detector %s failed", detector.name)
                 unavailable |= detector.labels
+                failed |= gated
+                continue
+            detections.extend(found)
+            if gated:
+                fresh[detector.name] = found
+        if gate is not None and fresh:
+            gate.keep(ts, None if failed else fingerprint, fresh)
         faces = [d for d in detections if d.label == "face"]
         poses = []
         for stage in self.face_analysers:

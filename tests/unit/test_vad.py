@@ -138,3 +138,25 @@ def test_bad_input_and_models(vad: SileroVad, models_dir: Path, tmp_path: Path) 
         SileroVad(models_dir / "yolox_nano.onnx")
     assert load_vad(None) is None
     assert load_vad(tmp_path / "missing.onnx") is None
+
+
+def test_batched_frames_find_the_same_speech(vad: SileroVad, media_dir: Path) -> None:
+    """The monitor hands 0.5 s of WebRTC's 20 ms frames at once (feed_frames): the same
+    segments as frame by frame, windows at the same times."""
+    pcm, rate = read_wav(media_dir, SPEECH)
+    stereo = to_48k_stereo(pcm, rate)
+    frames = []
+    for i in range(0, len(stereo), 960):  # 20 ms packed s16 stereo, as aiortc decodes
+        frame = av.AudioFrame.from_ndarray(
+            stereo[i : i + 960].reshape(1, -1), format="s16", layout="stereo"
+        )
+        frame.sample_rate = 48000
+        frames.append((frame, T0 + i / 48000))
+    one = SpeechDetector(vad)
+    single = [w for f, ts in frames for w in one.feed_frame(f, ts)]
+    batched = SpeechDetector(vad)
+    joined = [w for i in range(0, len(frames), 25) for w in batched.feed_frames(frames[i : i + 25])]
+    assert len(joined) == len(single) > 300
+    assert [round(w.ts, 3) for w in joined] == [round(w.ts, 3) for w in single]
+    assert [w.speech for w in joined] == [w.speech for w in single]
+    assert len(batched.flush()) == len(one.flush()) >= 3

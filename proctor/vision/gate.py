@@ -1,0 +1,75 @@
+"""Gating the expensive detectors of one candidate's view.
+
+Object detection (the COCO model and the phone detector) is about 60 % of a frame's
+analysis CPU (``benchmarks.pipeline``), yet a seated candidate's picture hardly changes from
+one sample to the next. A :class:`ObjectGate` per view keeps the last result of the gated
+detectors and lets the analyser reuse it while
+
+- the picture has not changed: no 4x4 block of the 32x32 grey fingerprint (1/64 of the
+  frame, about a hand or a phone at arm's length) moved by ``change`` grey levels or more
+  on average since the result was computed, and
+- the result is younger than ``interval`` seconds (a phone held still is looked at again
+  on this schedule).
+
+A change (someone walks in, a hand brings up a phone, the phone view is moved) runs the
+detectors on that very frame, so gating costs no latency on what matters; ``interval = 0``
+runs them on every frame. Not thread-safe: one gate per view, used by one analysis at a
+time (the monitor analyses a view's frames one after the other).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from proctor.vision.quality import FINGERPRINT_SIDE
+from proctor.vision.types import Detection
+
+BLOCK = 4  # fingerprint pixels per block side: 8x8 blocks of 4x4 over the 32x32 fingerprint
+
+
+def block_change(a: bytes, b: bytes) -> float:
+    """The largest mean absolute grey-level difference of any 4x4 block between two
+    fingerprints; ``inf`` when they cannot be compared (size changed, none yet)."""
+    side = FINGERPRINT_SIDE
+    if len(a) != side * side or len(b) != side * side:
+        return float("inf")
+    x = np.frombuffer(a, dtype=np.uint8).astype(np.int16).reshape(side, side)
+    y = np.frombuffer(b, dtype=np.uint8).astype(np.int16).reshape(side, side)
+    diff = np.abs(x - y).reshape(side // BLOCK, BLOCK, side // BLOCK, BLOCK)
+    return float(diff.mean(axis=(1, 3)).max())
+
+
+@dataclass
+class ObjectGate:
+    interval: float = 2.0  # seconds a result may be reused at most (0: never reuse)
+    change: float = 12.0  # grey levels in one block that count as "the picture changed"
+    runs: int = 0  # frames the gated detectors ran on
+    reuses: int = 0  # frames that reused an earlier result
+    _ts: float | None = None
+    _fingerprint: bytes = b""
+    _detections: dict[str, tuple[Detection, ...]] = field(default_factory=dict)
+
+    def reusable(self, ts: float, fingerprint: bytes | None) -> dict[str, tuple[Detection, ...]]:
+        """The kept detections by detector name, if they may stand for the frame at ``ts``
+        with this fingerprint; else an empty dict (run the detectors)."""
+        if (
+            self._ts is None
+            or fingerprint is None
+            or not 0 <= ts - self._ts < self.interval
+            or block_change(fingerprint, self._fingerprint) >= self.change
+        ):
+            return {}
+        self.reuses += 1
+        return self._detections
+
+    def keep(
+        self, ts: float, fingerprint: bytes | None, detections: dict[str, tuple[Detection, ...]]
+    ) -> None:
+        """Remember a fresh result (only a complete one: a failed detector is not kept)."""
+        self.runs += 1
+        if fingerprint is None:
+            self._ts = None
+            return
+        self._ts, self._fingerprint, self._detections = ts, fingerprint, detections

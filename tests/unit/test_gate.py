@@ -1,0 +1,110 @@
+"""The object gate: object detectors run again when the picture changes or the result is
+too old, and their last result stands in otherwise (proctor.vision.gate)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from proctor.vision.analyzer import FrameAnalyzer
+from proctor.vision.gate import ObjectGate, block_change
+from proctor.vision.quality import QualityChecker
+from proctor.vision.types import Detection
+
+
+class Counting:
+    """A detector that reports one fixed detection and counts its calls."""
+
+    def __init__(self, name: str, label: str) -> None:
+        self.name = name
+        self.labels = frozenset({label})
+        self.label = label
+        self.calls = 0
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+        self.calls += 1
+        return [Detection(self.label, 0.9, (10.0, 10.0, 50.0, 50.0))]
+
+
+def scene(seed: int = 0) -> np.ndarray:
+    """A textured 480x640 picture (usable quality: not blocked, dark or blurred)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(40, 220, size=(48, 64, 3), dtype=np.uint8)
+    return np.kron(small, np.ones((10, 10, 1), dtype=np.uint8))
+
+
+def analyser() -> tuple[FrameAnalyzer, Counting, Counting]:
+    faces, objects = Counting("faces", "face"), Counting("objects", "person")
+    return FrameAnalyzer([faces, objects], [], quality=QualityChecker()), faces, objects
+
+
+def test_block_change_sees_a_small_local_change() -> None:
+    side = 32
+    a = np.full((side, side), 100, np.uint8)
+    b = a.copy()
+    b[0:4, 0:4] = 140  # one block of 64 changed by 40: the mean over the picture is < 1
+    assert block_change(a.tobytes(), b.tobytes()) == 40.0
+    assert block_change(a.tobytes(), a.tobytes()) == 0.0
+    assert block_change(a.tobytes(), b"") == float("inf")
+
+
+def test_same_picture_reuses_objects_but_not_faces() -> None:
+    analyse, faces, objects = analyser()
+    gate = ObjectGate(interval=2.0, change=12.0)
+    frame = scene()
+    observations = [analyse.analyse("first", frame, t, gate) for t in (0.0, 0.5, 1.0, 1.5)]
+    assert faces.calls == 4  # faces: every frame
+    assert objects.calls == 1  # objects: once, reused three times
+    assert (gate.runs, gate.reuses) == (1, 3)
+    assert all(o.count("person", 0.5) == 1 for o in observations)
+
+
+def test_old_result_runs_again() -> None:
+    analyse, _, objects = analyser()
+    gate = ObjectGate(interval=2.0, change=12.0)
+    frame = scene()
+    for t in (0.0, 1.0, 2.0, 3.0, 4.0):
+        analyse.analyse("first", frame, t, gate)
+    assert objects.calls == 3  # at 0, 2 and 4 s
+
+
+def test_changed_picture_runs_at_once() -> None:
+    analyse, _, objects = analyser()
+    gate = ObjectGate(interval=10.0, change=12.0)
+    frame = scene()
+    analyse.analyse("first", frame, 0.0, gate)
+    moved = frame.copy()
+    moved[0:60, 0:80] = 255  # a hand comes into one corner (1/64 of the picture)
+    analyse.analyse("first", moved, 0.5, gate)
+    assert objects.calls == 2
+    analyse.analyse("first", scene(seed=1), 1.0, gate)  # another picture altogether
+    assert objects.calls == 3
+
+
+def test_interval_zero_and_no_gate_run_every_frame() -> None:
+    analyse, _, objects = analyser()
+    gate = ObjectGate(interval=0.0, change=12.0)
+    frame = scene()
+    for t in (0.0, 0.5, 1.0):
+        analyse.analyse("first", frame, t, gate)
+        analyse.analyse("first", frame, t)
+    assert objects.calls == 6
+
+
+def test_a_failed_detector_is_not_kept() -> None:
+    analyse, _, objects = analyser()
+    gate = ObjectGate(interval=10.0, change=12.0)
+    broken = {"fail": True}
+
+    def detect(frame_bgr: np.ndarray) -> list[Detection]:
+        objects.calls += 1
+        if broken["fail"]:
+            raise RuntimeError("model crashed")
+        return [Detection("person", 0.9, (0.0, 0.0, 5.0, 5.0))]
+
+    objects.detect = detect  # type: ignore[method-assign]
+    frame = scene()
+    first = analyse.analyse("first", frame, 0.0, gate)
+    assert first.count("person", 0.5) is None  # cannot tell
+    broken["fail"] = False
+    second = analyse.analyse("first", frame, 0.5, gate)  # not "reused" from the failure
+    assert objects.calls == 2 and second.count("person", 0.5) == 1
