@@ -1,7 +1,8 @@
 """Capacity: how many candidates one machine serves while meeting the target.
 
     python -m benchmarks.capacity --candidates N [--duration S] [--json FILE]
-        [--bare] [--find-max] [--workers W] [--url URL] [--shared DIR] [--models DIR]
+        [--bare] [--find-max] [--workers W] [--analysis-fps F] [--url URL] [--shared DIR]
+        [--models DIR]
 
 Starts the server (SQLite; with ``--workers`` > 1, PostgreSQL and Redis on 127.0.0.1), or
 targets ``--url`` (then give ``--password`` and the staff login of a prepared sitting),
@@ -368,6 +369,7 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
                 n_candidates=max(counts),
                 rules={"absent_seconds": ABSENT_SECONDS, "cooldown_seconds": 5.0},
                 evidence={"snapshot_mean_seconds": 120.0},
+                analysis_fps=args.analysis_fps,
             )
             server = await asyncio.to_thread(
                 ServerProcess(
@@ -408,6 +410,9 @@ def main() -> int:
     p.add_argument("--step", type=int, default=10)
     p.add_argument("--max", type=int, default=60)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--analysis-fps", type=float, default=2.0, help="the sitting's analysis rate per view"
+    )
     p.add_argument("--url")
     p.add_argument("--password")
     p.add_argument("--staff-user")

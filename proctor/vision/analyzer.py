@@ -24,6 +24,7 @@ from proctor.vision.faces import BlazeFaceDetector
 from proctor.vision.gate import ObjectGate
 from proctor.vision.headpose import HeadPoseEstimator
 from proctor.vision.objects import DEFAULT_LABELS, YoloDetector
+from proctor.vision.phone import PhoneDetector
 from proctor.vision.quality import QualityChecker
 from proctor.vision.types import Detection, Detector, FaceAnalyser, FrameQuality, Observation
 
@@ -162,14 +163,10 @@ def build_analyzer(model_paths: dict[str, Path | None]) -> FrameAnalyzer:
 
     object_path = next((p for n in OBJECT_MODELS if (p := model_paths.get(n))), None)
     phones = _phone_detector(model_paths.get(PHONE_MODEL), object_path)
-    if isinstance(phones, str):
-        states.append(DetectorState("phone", frozenset(), False, phones))
-    else:
-        detectors.append(phones)
-        states.append(DetectorState("phone", phones.labels, True, None))
 
     # with the dedicated phone detector, phones come from it alone
     object_labels = DEFAULT_LABELS - (phones.labels if not isinstance(phones, str) else set())
+    objects: YoloDetector | None = None
     try:
         if object_path is None:
             raise FileNotFoundError(f"model {OBJECT_MODELS[0]} missing")
@@ -179,6 +176,15 @@ def build_analyzer(model_paths: dict[str, Path | None]) -> FrameAnalyzer:
     else:
         detectors.append(objects)
         states.append(DetectorState("objects", objects.labels, True, None))
+    if isinstance(phones, str):
+        states.append(DetectorState("phone", frozenset(), False, phones))
+    else:
+        # runs after the objects detector, whose COCO "cell phone" scores verify the
+        # phones (one COCO run per frame instead of two)
+        if objects is not None:
+            phones.share_coco(objects)
+        detectors.append(phones)
+        states.append(DetectorState("phone", phones.labels, True, None))
 
     face_analysers: list[FaceAnalyser] = []
     mesh_path = model_paths.get("face_mesh")
@@ -215,7 +221,7 @@ def build_analyzer(model_paths: dict[str, Path | None]) -> FrameAnalyzer:
     )
 
 
-def _phone_detector(path: Path | None, coco_path: Path | None) -> Detector | str:
+def _phone_detector(path: Path | None, coco_path: Path | None) -> PhoneDetector | str:
     """The dedicated phone detector on ``path``, verified by the COCO model on
     ``coco_path`` (its chosen configuration; alone it fires on portraits without a phone),
     or why there is none (then the objects detector reports phones)."""
@@ -224,8 +230,6 @@ def _phone_detector(path: Path | None, coco_path: Path | None) -> Detector | str
     if coco_path is None:
         return f"model {PHONE_MODEL} needs {OBJECT_MODELS[0]} as verifier, which is missing"
     try:
-        from proctor.vision.phone import PhoneDetector
-
         return PhoneDetector.default(path, coco_path)
     except Exception as exc:  # a draft or broken model must not stop the server
         return f"{exc}: phones come from the objects detector"

@@ -34,7 +34,7 @@ calls detectors from one worker; one intra-op thread keeps a frame's cost on one
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -156,6 +156,13 @@ class YoloDetector:
         self.min_score = min_score
         self.nms_iou = nms_iou
         self.path = path
+        #: (COCO class id, lowest score, callback): after each run the callback gets the
+        #: frame and that class's candidates (boxes (N, 4) x1 y1 x2 y2 in frame pixels,
+        #: scores (N,), before non-max suppression), for a second stage that needs this
+        #: model's view of one class (proctor.vision.phone's verifier) without a second run
+        self.class_listener: (
+            tuple[int, float, Callable[[np.ndarray, tuple[np.ndarray, np.ndarray]], None]] | None
+        ) = None
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         """Objects in a BGR frame (grey and BGRA accepted), best score first, in its pixels."""
@@ -165,6 +172,9 @@ class YoloDetector:
             return []
         tensor, lb = self._preprocess(frame)
         (raw,) = self._session.run(None, {self._input_name: tensor})
+        if self.class_listener is not None:
+            class_id, floor, listener = self.class_listener
+            listener(frame_bgr, self._class_candidates(raw, lb, class_id, floor, width, height))
         boxes, scores, classes = self._decode(raw)
         keep = scores >= self.min_score
         boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
@@ -224,6 +234,27 @@ class YoloDetector:
         scores = class_scores[np.arange(len(best)), best]
         boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=1)
         return boxes, scores, self._class_ids[best]
+
+    def _class_candidates(
+        self, raw: np.ndarray, lb: _Letterbox, class_id: int, floor: float, width: int, height: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if self.format == "yolox":
+            rows = raw[0]
+            scores = rows[:, 4] * rows[:, 5 + class_id]
+            keep = np.flatnonzero(scores >= floor)
+            rows = rows[keep]
+            xy = (rows[:, :2] + self._cells[keep]) * self._strides[keep]
+            wh = np.exp(np.minimum(rows[:, 2:4], 20.0)) * self._strides[keep]
+        else:
+            rows = raw[0].T
+            scores = rows[:, 4 + class_id]
+            keep = np.flatnonzero(scores >= floor)
+            rows = rows[keep]
+            xy, wh = rows[:, :2], rows[:, 2:4]
+        boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=1).reshape(-1, 4)
+        boxes = (boxes - [lb.pad_x, lb.pad_y, lb.pad_x, lb.pad_y]) / lb.scale
+        boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
+        return boxes, scores[keep].astype(np.float32)
 
 
 def _format(shape: list, size: int, path: Path) -> Format:

@@ -44,12 +44,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import onnxruntime as ort
 
 from proctor.vision.types import Detection
+
+if TYPE_CHECKING:
+    from proctor.vision.objects import YoloDetector
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +233,7 @@ class PhoneDetector:
         )
         self.min_score = min_score
         self.flip = flip
+        self._shared: tuple[np.ndarray, Boxes] | None = None  # see share_coco
 
     @classmethod
     def default(cls, phone_model: Path, coco_model: Path, num_threads: int = 1) -> PhoneDetector:
@@ -261,12 +266,35 @@ class PhoneDetector:
         keep = nms(found.boxes, found.scores)
         return Boxes(found.boxes[keep], found.scores[keep])
 
+    def share_coco(self, objects: YoloDetector) -> bool:
+        """Take the COCO model's "cell phone" candidates from ``objects`` (a
+        YOLOX detector on the same model file that runs on every frame before this one)
+        instead of running the verifier a second time. False (nothing changed) when
+        ``objects`` runs another model."""
+        if self.verifier is None or objects.path != self.verifier.path:
+            return False
+        if objects.input_size != self.verifier.input_size or objects.format != "yolox":
+            return False
+        objects.class_listener = (COCO_CELL_PHONE, VERIFY_FLOOR, self._offer)
+        return True
+
+    def _offer(self, frame: np.ndarray, candidates: tuple[np.ndarray, np.ndarray]) -> None:
+        self._shared = (frame, Boxes(*candidates))
+
+    def _coco(self, frame: np.ndarray) -> Boxes:
+        """The verifier's "cell phone" candidates on ``frame``: the ones the object
+        detector offered for this very frame, else from a run of the verifier."""
+        shared, self._shared = self._shared, None
+        if shared is not None and shared[0] is frame:
+            return shared[1]
+        assert self.verifier is not None
+        return self.verifier.predict(frame, VERIFY_FLOOR)
+
     def _verified(self, frame: np.ndarray, found: Boxes, min_score: float) -> Boxes:
         """Score = sqrt(own score x the COCO model's best "cell phone" score on a box
         overlapping it (IoU > ``VERIFY_IOU``)); COCO scores below ``VERIFY_FLOOR`` count
         as 1e-4."""
-        assert self.verifier is not None
-        coco = self.verifier.predict(frame, VERIFY_FLOOR)
+        coco = self._coco(frame)
         scores = np.full(len(found), 1e-4, np.float32)
         for i, box in enumerate(found.boxes):
             if len(coco):

@@ -86,14 +86,14 @@ def test_every_detector_is_built_and_listed(
     analyzer: FrameAnalyzer, model_paths: dict[str, Path | None]
 ) -> None:
     states = {s.name: s for s in analyzer.states}
-    assert list(states) == ["quality", "faces", "phone", "objects", "head_pose", "voice"]
+    assert list(states) == ["quality", "faces", "objects", "phone", "head_pose", "voice"]
     for name in ("quality", "faces", "objects", "head_pose", "voice"):
         assert (states[name].enabled, states[name].reason) == (True, None), name
     # the project's own phone model, when prepared, reports the phones instead of YOLOX
     dedicated = model_paths.get("phone_yolox_nano") is not None and states["phone"].enabled
     assert ("cell phone" in states["objects"].labels) != dedicated
     detectors = [d.name for d in analyzer.detectors]
-    assert detectors == (["faces", "phone", "objects"] if dedicated else ["faces", "objects"])
+    assert detectors == (["faces", "objects", "phone"] if dedicated else ["faces", "objects"])
     assert [a.name for a in analyzer.face_analysers] == ["head_pose"]
     assert analyzer.vad is not None and analyzer.quality is not None
 
@@ -122,8 +122,8 @@ def test_without_any_model_nothing_is_judged_and_nothing_fires(media_dir: Path) 
     assert [(s.name, s.enabled) for s in bare.states] == [
         ("quality", True),
         ("faces", False),
-        ("phone", False),
         ("objects", False),
+        ("phone", False),
         ("head_pose", False),
         ("voice", False),
     ]

@@ -113,3 +113,36 @@ def test_odd_frames_are_handled(detector: PhoneDetector, media_dir: Path) -> Non
     detector.detect(grey)  # no error
     assert detector.detect(np.zeros((1, 1, 3), np.uint8)) == []
     assert detector.detect(np.full((480, 640, 3), 114, np.uint8)) == []
+
+
+def test_verifier_scores_are_shared_with_the_object_detector(
+    detector: PhoneDetector, models_dir: Path, media_dir: Path
+) -> None:
+    """Beside the COCO object detector (as the analyser runs them), the phone detector
+    takes the COCO "cell phone" candidates of the same frame from it: the same phones,
+    and the COCO model runs once per frame instead of twice."""
+    from proctor.vision.objects import YoloDetector
+
+    coco = model_path(models_dir, "yolox_nano")
+    phone = model_path(models_dir, MODEL)
+    assert coco is not None and phone is not None
+    shared = PhoneDetector.default(phone, coco)
+    objects = YoloDetector(coco, ["person"])
+    assert shared.share_coco(objects)
+    verifier_runs = []
+    assert shared.verifier is not None
+    real_predict = shared.verifier.predict
+    shared.verifier.predict = lambda *a: verifier_runs.append(1) or real_predict(*a)  # type: ignore[method-assign]
+    images = _images(media_dir, True) + _images(media_dir, False)
+
+    def seen(found: list) -> list:
+        return [(round(d.score, 4), tuple(round(v) for v in d.box)) for d in found]
+
+    for name, image in images:
+        objects.detect(image)
+        assert seen(shared.detect(image)) == seen(detector.detect(image)), name
+    assert verifier_runs == []
+    # a frame the object detector did not see: the verifier runs itself
+    _, image = images[0]
+    assert len(shared.detect(image.copy())) == len(detector.detect(image))
+    assert verifier_runs == [1]
