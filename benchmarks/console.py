@@ -1,12 +1,14 @@
 """Server CPU of one open invigilator console watching a room of streaming candidates.
 
-    python -m benchmarks.console [--candidates 30] [--views both] [--size 320x240]
-        [--fps 10] [--analysis-fps 1] [--duration 30] [--shared ../shared]
-        [--models DIR] [--json FILE]
+    python -m benchmarks.console [--candidates 30] [--views both] [--analysis-fps 1]
+        [--duration 30] [--repeat 3] [--reencode --size 320x240 --fps 10]
+        [--shared ../shared] [--models DIR] [--json FILE]
 
 Starts a real server (SQLite) with one room of ``--candidates`` candidates, then a second
-process that streams them all as headless candidates (a real clip with a tone as its
-microphone, looped; ``--views both`` streams the phone's second view too). With everyone
+process that streams them all as headless candidates (benchmarks.capacity's load: a real
+clip as pre-encoded 640x480 VP8 packets, 10 fps with Opus audio, looped, passed through
+without decoding; ``--views both`` streams the phone's second view at 5 fps too;
+``--reencode`` has every candidate decode and encode a clip instead). With everyone
 connected it measures the server process's CPU time over ``--duration`` seconds in each
 phase of ``--repeat`` cycles:
 
@@ -43,6 +45,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.capacity import prepare_media
 from benchmarks.latency import proc_cpu_seconds, proc_rss_mb
 from tests.mediatools import clip
 from tests.serverproc import ServerProcess, seed
@@ -59,12 +62,13 @@ async def generate(cfg: dict) -> None:
     from exam_client.headless import HeadlessCandidate
 
     cands = [HeadlessCandidate(cfg["server"], cfg["password"], idn) for idn in cfg["ids"]]
+    encoded = cfg["encoded"]
     try:
         for c in cands:
             await c.login()
-            await c.start_view("first", cfg["video"], loop=True)
+            await c.start_view("first", cfg["video"], loop=True, encoded=encoded)
             if cfg["views"] == "both":
-                await c.start_view("second", cfg["video"], loop=True)
+                await c.start_view("second", cfg["video2"], loop=True, encoded=encoded)
         for c in cands:
             await c.wait_for_state("first", "connected", timeout=60)
             if cfg["views"] == "both":
@@ -261,15 +265,21 @@ async def main_async(args: argparse.Namespace) -> dict:
     w, h = (int(x) for x in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         tmpd = Path(tmp)
-        person = clip(
-            shared / "media" / "clips" / "center_focus.mp4",
-            tmpd / "person.webm",
-            10.0,
-            fps=args.fps,
-            size=(w, h),
-            fmt="webm",
-        )
-        video = with_tone(person.path, tmpd / "person-tone.webm", 10.0)
+        if args.reencode:  # decoded and encoded again by every candidate (costly)
+            person = clip(
+                shared / "media" / "clips" / "center_focus.mp4",
+                tmpd / "person.webm",
+                10.0,
+                fps=args.fps,
+                size=(w, h),
+                fmt="webm",
+            )
+            video = video2 = with_tone(person.path, tmpd / "person-tone.webm", 10.0)
+        else:  # benchmarks.capacity's load: pre-encoded VP8 packets passed through
+            cache = Path(args.media_cache)
+            cache.mkdir(parents=True, exist_ok=True)
+            video, video2 = prepare_media(shared, cache)
+            w, h, args.fps = 640, 480, 10
         url = f"sqlite+aiosqlite:///{tmpd / 'bench.db'}"
         seeded = await seed(url, tmpd, n_candidates=args.candidates, analysis_fps=args.analysis_fps)
         server = await asyncio.to_thread(ServerProcess(url, tmpd / "data", models).start)
@@ -282,6 +292,8 @@ async def main_async(args: argparse.Namespace) -> dict:
                 "password": seeded.password,
                 "ids": [idn for _, _, idn in seeded.candidates],
                 "video": str(video),
+                "video2": str(video2),
+                "encoded": not args.reencode,
                 "views": args.views,
             }
             gen = await asyncio.create_subprocess_exec(
@@ -361,8 +373,15 @@ def main() -> int:
     )
     p.add_argument("--candidates", type=int, default=30)
     p.add_argument("--views", choices=("first", "both"), default="first")
-    p.add_argument("--size", default="320x240", help="WxH each view streams")
-    p.add_argument("--fps", type=int, default=10)
+    p.add_argument(
+        "--reencode",
+        action="store_true",
+        help="candidates decode and encode a clip at --size/--fps (default: benchmarks."
+        "capacity's pre-encoded 640x480 VP8 packets, first view 10 fps + Opus, second 5 fps)",
+    )
+    p.add_argument("--size", default="320x240", help="WxH each view streams (--reencode)")
+    p.add_argument("--fps", type=int, default=10, help="(--reencode)")
+    p.add_argument("--media-cache", default=str(Path(tempfile.gettempdir()) / "proctor-capacity"))
     p.add_argument("--analysis-fps", type=float, default=0.5)
     p.add_argument("--duration", type=float, default=20.0)
     p.add_argument("--repeat", type=int, default=3)

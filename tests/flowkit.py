@@ -293,6 +293,7 @@ class FlowApp:
             if paper and kind != "device_check":
                 sections = OBJECTIVE_SECTIONS if paper == "objective" else BLUEPRINT_SECTIONS
                 await papers.assemble(s, sitting.id, {"bank": self.bank_name, "sections": sections})
+            await seat_with_invigilator(s, sitting.id)
         return info
 
     async def login(self, password: str, idn: str) -> Client:
@@ -328,7 +329,7 @@ class FlowApp:
             elif step == "pledge":
                 state = await cand.ok("post", "/api/flow/pledge", json={"accept": True})
             elif step == "identity":
-                inv = await self.staff()
+                inv = await self.staff(ADMIN)  # sees every room, wherever the test seated them
                 if not state["identity"]["needs_invigilator"]:
                     if state["candidate"]["has_photo"]:
                         raise AssertionError("walk: this candidate must pass the photo check")
@@ -354,6 +355,18 @@ class FlowApp:
 
 
 # ------------------------------------------------------------------------- for a server process
+
+
+async def seat_with_invigilator(s: Any, sitting_id: int) -> None:
+    """Seat the sitting's candidates in rooms watched by INVIGILATOR (as an administrator
+    does before a sitting: invigilators act only on their own rooms)."""
+    from sqlalchemy import select
+
+    from proctor.exam.rooms import auto_rooms
+    from proctor.store.tables import StaffUser
+
+    invigilator = await s.scalar(select(StaffUser.id).where(StaffUser.username == INVIGILATOR[0]))
+    await auto_rooms(s, sitting_id, [invigilator] if invigilator is not None else [])
 
 
 async def seed_exam(
@@ -423,6 +436,7 @@ async def seed_exam(
                 await papers.assemble(
                     s, sitting.id, {"bank": bank_name, "sections": sections or OBJECTIVE_SECTIONS}
                 )
+            await seat_with_invigilator(s, sitting.id)
         return info
     finally:
         await db.dispose()

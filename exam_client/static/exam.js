@@ -418,7 +418,7 @@ function openSocket() {
 // the camera and microphone stream from the photo check on (it needs the picture) until
 // the paper is handed in
 const CAMERA_STEPS = new Set(['identity', 'phone', 'waiting', 'answering', 'device_check']);
-const ENDED_STEPS = new Set(['submitted', 'finished', 'refused']);
+const ENDED_STEPS = new Set(['submitted', 'finished', 'refused', 'terminated']);
 const STEP_NAMES = {
   login: ['登录', 'Log in'],
   confirm: ['信息确认', 'Details'],
@@ -506,7 +506,9 @@ async function act(path, options = {}) {
       return null;
     }
     showFlowError(error.message);
-    if (error.code === 'wrong_step' || error.code === 'already_submitted') refresh();
+    if (['wrong_step', 'already_submitted', 'exam_paused', 'exam_terminated'].includes(error.code)) {
+      refresh();
+    }
     return null;
   }
 }
@@ -542,6 +544,7 @@ function render(body) {
     stopMedia();
     setStatus('ended');
   }
+  showPaused(body);
   const entered = shownStep !== body.step;
   shownStep = body.step;
   const handler = STEP_RENDER[body.step];
@@ -705,6 +708,7 @@ async function renderAnswering(body, entered) {
     });
     try {
       await paperView.load();
+      if (state?.paused) paperView.lock(); // opened while paused: the paper waits
     } catch (error) {
       paperView = null;
       showFlowError(error.message);
@@ -791,6 +795,34 @@ function watchPage() {
   }
 }
 
+// -- paused by the invigilator: an overlay, the paper waits, the clock stands still
+let pausedShown = false;
+function showPaused(body) {
+  const paused = body.step === 'answering' && Boolean(body.paused);
+  const overlay = $('paused-overlay');
+  overlay.hidden = !paused;
+  document.body.dataset.paused = String(paused);
+  if (paused) {
+    $('paused-time-left').textContent = clock(body.paused.seconds_left);
+    $('submit-confirm').hidden = true;
+    paperView?.lock();
+    pausedShown = true;
+  } else if (pausedShown) {
+    pausedShown = false;
+    if (body.step === 'answering' && stoppedAt === null) paperView?.unlock();
+  }
+}
+
+// -- ended by the invigilator, with the category of the documents
+function renderTerminated(body) {
+  paperView?.lock();
+  const t = body.termination || {};
+  const el = $('terminated-message');
+  el.dataset.category = t.category || '';
+  el.textContent = `监考老师已终止你的考试：${t.zh || ''}。 The invigilator has ended your exam: ${t.en || ''}.`;
+  $('timer').hidden = true;
+}
+
 // -- 8. submitted
 function renderSubmitted(body) {
   paperView?.lock();
@@ -846,6 +878,7 @@ const STEP_RENDER = {
   phone: renderPhone,
   answering: renderAnswering,
   submitted: renderSubmitted,
+  terminated: renderTerminated,
   device_check: renderDevice,
   finished: renderFinished,
 };
@@ -865,7 +898,10 @@ function tick() {
   }
   const timer = $('timer');
   if (state.step === 'answering' || state.step === 'waiting') {
-    const left = (Date.parse(state.timing.ends_at) - now) / 1000;
+    // while paused the time left is frozen (the server's figure), it does not count down
+    const left = state.paused
+      ? state.paused.seconds_left
+      : (Date.parse(state.timing.ends_at) - now) / 1000;
     timer.hidden = false;
     timer.dataset.seconds = String(Math.max(0, Math.ceil(left)));
     $('time-left').textContent = clock(left);

@@ -17,7 +17,10 @@ const TYPE_TEXT = {
   short: ['简答题', 'short answer'],
 };
 const LETTERS = 'ABCDEFGH';
-const STOP_CODES = new Set(['time_over', 'already_submitted', 'wrong_step', 'not_authenticated']);
+const STOP_CODES = new Set([
+  'time_over', 'already_submitted', 'wrong_step', 'not_authenticated',
+  'exam_paused', 'exam_terminated',
+]);
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -304,5 +307,13 @@ export class PaperView {
   lock() {
     this.locked = true;
     for (const input of this.container.querySelectorAll('input, textarea')) input.disabled = true;
+  }
+
+  /** Answers are taken again (the invigilator resumed the exam): send what waited. */
+  unlock() {
+    if (!this.locked) return;
+    this.locked = false;
+    for (const input of this.container.querySelectorAll('input, textarea')) input.disabled = false;
+    this.flush();
   }
 }

@@ -1,6 +1,7 @@
 """The candidate's steps after login (docs/api.md "Exam flow"), the phone's pairing, and
 the invigilator's actions on the flow (admit after failed photo checks, extend time,
-release a session). Parse, authorise, call proctor.exam, answer."""
+release a session; pause, resume and terminate one candidate's exam, within the
+invigilator's rooms). Parse, authorise, call proctor.exam, answer."""
 
 from __future__ import annotations
 
@@ -17,20 +18,22 @@ from proctor.api.deps import (
     candidate,
     db_session,
     exam_service,
-    invigilator,
     now,
     phone,
     runtime,
 )
+from proctor.api.scope import console_scope
 from proctor.errors import DomainError, NotFound
 from proctor.events.bus import candidate_channel, sitting_channel
-from proctor.exam import answering, auth, device, flow, identity
+from proctor.exam import answering, auth, control, device, flow, identity, rooms, violations
 from proctor.exam import phone as phone_pairing
 from proctor.exam.auth import Principal
 from proctor.exam.policy import rules_of
+from proctor.exam.room_record import flow_body, flow_facts
+from proctor.exam.rooms import Scope
 from proctor.exam.service import ExamService
 from proctor.runtime import Runtime
-from proctor.store.tables import Attempt, Candidate, Sitting, TimeExtension
+from proctor.store.tables import Attempt, Candidate, TimeExtension
 
 router = APIRouter()
 
@@ -372,19 +375,18 @@ async def phone_me(who: Principal = Depends(phone), db: AsyncSession = Depends(d
 @router.get("/api/invigilate/candidates")
 async def flow_overview(
     sitting_id: int = Query(ge=1),
-    _: Principal = Depends(invigilator),
+    scope: Scope = Depends(console_scope),
     db: AsyncSession = Depends(db_session),
     at: datetime = Depends(now),
 ) -> list[dict]:
-    """Every candidate of the sitting with their step, identity state, phone, progress
-    and time left."""
-    sitting = await db.get(Sitting, sitting_id)
-    if sitting is None:
-        raise NotFound("unknown_sitting", f"No sitting {sitting_id}.")
+    """Every candidate of the sitting in the caller's rooms with their step, identity
+    state, phone, progress and time left."""
+    sitting = await rooms.check_sitting(db, scope, sitting_id)
+    visible = await rooms.visible_candidates(db, scope, sitting_id)
     rows = await db.execute(
         select(Candidate, Attempt)
         .outerjoin(Attempt, Attempt.candidate_id == Candidate.id)
-        .where(Candidate.sitting_id == sitting_id)
+        .where(Candidate.sitting_id == sitting_id, Candidate.id.in_(visible))
         .order_by(Candidate.name)
     )
     out = []
@@ -428,15 +430,15 @@ class ReasonIn(BaseModel):
 async def admit(
     candidate_id: int,
     body: ReasonIn,
-    who: Principal = Depends(invigilator),
+    scope: Scope = Depends(console_scope),
     db: AsyncSession = Depends(db_session),
     rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
-    ctx = await flow.get_ctx_for_staff(db, candidate_id, lock=True)
-    await identity.admit(db, ctx, staff_id=who.subject_id, reason=body.reason, now=at)
+    ctx = await _staff_ctx(db, scope, candidate_id)
+    await identity.admit(db, ctx, staff_id=scope.staff_id, reason=body.reason, now=at)
     await db.commit()
-    await flow.publish_step(rt.bus, ctx, at, admitted_by=who.subject_id)
+    await flow.publish_step(rt.bus, ctx, at, admitted_by=scope.staff_id)
     return {"candidate_id": candidate_id, "step": ctx.attempt.step}
 
 
@@ -444,12 +446,12 @@ async def admit(
 async def identity_retry(
     candidate_id: int,
     body: ReasonIn,
-    who: Principal = Depends(invigilator),
+    scope: Scope = Depends(console_scope),
     db: AsyncSession = Depends(db_session),
     at: datetime = Depends(now),
 ) -> dict:
-    ctx = await flow.get_ctx_for_staff(db, candidate_id, lock=True)
-    await identity.allow_retry(db, ctx, staff_id=who.subject_id, reason=body.reason, now=at)
+    ctx = await _staff_ctx(db, scope, candidate_id)
+    await identity.allow_retry(db, ctx, staff_id=scope.staff_id, reason=body.reason, now=at)
     await db.commit()
     return {"candidate_id": candidate_id, "failures": ctx.attempt.identity_failures}
 
@@ -457,15 +459,14 @@ async def identity_retry(
 @router.post("/api/invigilate/candidates/{candidate_id}/release")
 async def release(
     candidate_id: int,
-    who: Principal = Depends(invigilator),
+    scope: Scope = Depends(console_scope),
     db: AsyncSession = Depends(db_session),
     at: datetime = Depends(now),
 ) -> dict:
     """End the candidate's sessions so they can log in again on another device now."""
-    if await db.get(Candidate, candidate_id) is None:
-        raise NotFound("unknown_candidate", f"No candidate {candidate_id}.")
+    await rooms.check_candidate(db, scope, candidate_id)
     n = await auth.release_candidate(db, candidate_id, at)
-    await flow.record_event(db, candidate_id, "session_released", at, by=who.subject_id)
+    await flow.record_event(db, candidate_id, "session_released", at, by=scope.staff_id)
     await db.commit()
     return {"candidate_id": candidate_id, "sessions_ended": n}
 
@@ -480,20 +481,28 @@ class ExtensionIn(BaseModel):
 @router.post("/api/invigilate/extensions")
 async def extend(
     body: ExtensionIn,
-    who: Principal = Depends(invigilator),
+    scope: Scope = Depends(console_scope),
     db: AsyncSession = Depends(db_session),
     rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
-    """Give time back to some candidates, or to the whole sitting (``candidate_ids``
-    null), with a reason."""
+    """Give time back to some candidates (each in one of the caller's rooms), or to
+    everyone (``candidate_ids`` null): the whole sitting for a chief examiner, every
+    candidate of their rooms for an invigilator; with a reason."""
+    await rooms.check_sitting(db, scope, body.sitting_id)
+    candidate_ids = body.candidate_ids
+    if candidate_ids is None and not scope.everything:
+        candidate_ids = sorted(await rooms.visible_candidates(db, scope, body.sitting_id))
+    elif candidate_ids is not None:
+        for candidate_id in candidate_ids:
+            await rooms.check_candidate(db, scope, candidate_id)
     rows = await answering.extend(
         db,
         sitting_id=body.sitting_id,
-        candidate_ids=body.candidate_ids,
+        candidate_ids=candidate_ids,
         minutes=body.minutes,
         reason=body.reason,
-        staff_id=who.subject_id,
+        staff_id=scope.staff_id,
         now=at,
     )
     await db.commit()
@@ -510,12 +519,18 @@ async def extend(
 @router.get("/api/invigilate/extensions")
 async def extensions(
     sitting_id: int = Query(ge=1),
-    _: Principal = Depends(invigilator),
+    scope: Scope = Depends(console_scope),
     db: AsyncSession = Depends(db_session),
 ) -> list[dict]:
+    """Extensions of the sitting: the whole sitting's and those of the caller's rooms."""
+    await rooms.check_sitting(db, scope, sitting_id)
+    visible = await rooms.visible_candidates(db, scope, sitting_id)
     rows = await db.scalars(
         select(TimeExtension)
-        .where(TimeExtension.sitting_id == sitting_id)
+        .where(
+            TimeExtension.sitting_id == sitting_id,
+            TimeExtension.candidate_id.is_(None) | TimeExtension.candidate_id.in_(visible),
+        )
         .order_by(TimeExtension.granted_at)
     )
     return [
@@ -529,3 +544,94 @@ async def extensions(
         }
         for r in rows
     ]
+
+
+# ------------------------------------------------------------------------- pause, terminate
+
+
+class PauseIn(BaseModel):
+    reason: str = Field(default="", max_length=2000)  # the domain requires 2-500 chars
+
+
+class ResumeIn(BaseModel):
+    reason: str = Field(default="", max_length=2000)
+
+
+class TerminateIn(BaseModel):
+    category: str = Field(max_length=40)  # warning | paper_voided | score_cancelled | ...
+    reason: str = Field(default="", max_length=2000)
+
+
+async def _staff_ctx(db: AsyncSession, scope: Scope, candidate_id: int) -> flow.Ctx:
+    """The candidate's flow, locked, if the candidate is in one of the caller's rooms
+    (``not_your_room`` 403 otherwise)."""
+    await rooms.check_candidate(db, scope, candidate_id)
+    return await flow.get_ctx_for_staff(db, candidate_id, lock=True)
+
+
+async def _with_flow(db: AsyncSession, ctx: flow.Ctx, out: dict, at: datetime) -> dict:
+    facts = await flow_facts(db, ctx.sitting, at)
+    return {**out, "flow": flow_body(facts.get(ctx.candidate.id))}
+
+
+@router.get("/api/invigilate/violation-categories")
+async def violation_categories(_: Scope = Depends(console_scope)) -> list[dict]:
+    """How a violation is handled (考生违规违纪处理): the categories of the documents."""
+    return violations.as_list()
+
+
+@router.post("/api/invigilate/candidates/{candidate_id}/pause")
+async def pause(
+    candidate_id: int,
+    body: PauseIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+    at: datetime = Depends(now),
+) -> dict:
+    """Stop the candidate's clock (a reason is required); answers are refused until the
+    exam resumes."""
+    ctx = await _staff_ctx(db, scope, candidate_id)
+    out = await control.pause(db, rt.bus, ctx, staff_id=scope.staff_id, reason=body.reason, now=at)
+    return await _with_flow(db, ctx, out, at)
+
+
+@router.post("/api/invigilate/candidates/{candidate_id}/resume")
+async def resume(
+    candidate_id: int,
+    body: ResumeIn | None = None,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+    at: datetime = Depends(now),
+) -> dict:
+    """Restart the clock; the candidate's end moves by the paused duration."""
+    ctx = await _staff_ctx(db, scope, candidate_id)
+    out = await control.resume(
+        db, rt.bus, ctx, staff_id=scope.staff_id, reason=body.reason if body else "", now=at
+    )
+    return await _with_flow(db, ctx, out, at)
+
+
+@router.post("/api/invigilate/candidates/{candidate_id}/terminate")
+async def terminate(
+    candidate_id: int,
+    body: TerminateIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+    at: datetime = Depends(now),
+) -> dict:
+    """Handle a violation with a category of the documents and a reason: a warning is
+    recorded; the other categories end the candidate's exam at once."""
+    ctx = await _staff_ctx(db, scope, candidate_id)
+    out = await control.terminate(
+        db,
+        rt.bus,
+        ctx,
+        staff_id=scope.staff_id,
+        category=body.category,
+        reason=body.reason,
+        now=at,
+    )
+    return await _with_flow(db, ctx, out, at)

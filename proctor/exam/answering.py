@@ -20,7 +20,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Invalid, NotFound
 from proctor.exam import timing
-from proctor.exam.flow import Ctx, end_of, record_event, require_step
+from proctor.exam.flow import (
+    ENDED,
+    Ctx,
+    end_of,
+    paused_seconds,
+    record_event,
+    require_running,
+    require_step,
+)
 from proctor.exam.papers import candidate_order, get_paper, present, questions_of
 from proctor.exam.policy import rules_of
 from proctor.exam.scoring import score_attempt
@@ -67,7 +75,7 @@ async def start_answering(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
 
 
 async def paper_body(db: AsyncSession, ctx: Ctx) -> dict[str, Any]:
-    require_step(ctx, "answering", "submitted")
+    require_step(ctx, "answering", "submitted", "terminated")
     order = ctx.attempt.question_order or []
     questions = await questions_of(db, [int(e["q"]) for e in order])
     answers = await db.scalars(select(Answer).where(Answer.attempt_id == ctx.attempt.id))
@@ -109,7 +117,7 @@ def clean_value(question: Question, value: Any) -> Any:
 async def _time_check(db: AsyncSession, ctx: Ctx, now: datetime) -> datetime:
     """The candidate's end; hands the paper in (and raises ``time_over``) when answers are
     no longer taken."""
-    end = await end_of(db, ctx.sitting, ctx.candidate.id)
+    end = await end_of(db, ctx.sitting, ctx.candidate.id, ctx.attempt, now)
     if not timing.answers_open(now, end, ctx.rules):
         await hand_in(db, ctx, now, "auto")
         await db.commit()
@@ -138,8 +146,10 @@ async def _upsert(
 async def save_answer(
     db: AsyncSession, ctx: Ctx, question_id: int, value: Any, seq: int, now: datetime
 ) -> dict[str, Any]:
-    """Store one answer (not committed: the caller commits, then acknowledges)."""
+    """Store one answer (not committed: the caller commits, then acknowledges); refused
+    while the exam is paused (``exam_paused``) or after it was ended (``exam_terminated``)."""
     require_step(ctx, "answering")
+    require_running(ctx)
     await _time_check(db, ctx, now)
     entry = next((e for e in ctx.attempt.question_order or [] if int(e["q"]) == question_id), None)
     if entry is None:
@@ -179,31 +189,35 @@ async def hand_in(db: AsyncSession, ctx: Ctx, now: datetime, kind: str) -> None:
 
 async def submit(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
     """The candidate hands in: refused before the earliest-submit time (the message says
-    how long is left)."""
+    how long is left; paused time does not count as answering)."""
     require_step(ctx, "answering")
+    require_running(ctx)
     await _time_check(db, ctx, now)
     assert ctx.attempt.answering_started_at is not None
-    timing.check_submit(now, ctx.attempt.answering_started_at, ctx.rules)
+    timing.check_submit(
+        now, ctx.attempt.answering_started_at, ctx.rules, paused_seconds(ctx.attempt, now)
+    )
     await hand_in(db, ctx, now, "candidate")
 
 
 async def auto_submit_due(db: AsyncSession, now: datetime) -> list[tuple[int, int]]:
     """Hand in every paper whose time (with extensions and the grace) is over; returns
-    (sitting id, candidate id) of each, committed."""
+    (sitting id, candidate id) of each, committed. A paused exam is never handed in: its
+    clock stands still."""
     rows = await db.execute(
         select(Attempt, Candidate, Sitting)
         .join(Candidate, Candidate.id == Attempt.candidate_id)
         .join(Sitting, Sitting.id == Attempt.sitting_id)
-        .where(Attempt.step == "answering", Sitting.ends_at < now)
+        .where(Attempt.step == "answering", Attempt.paused_at.is_(None), Sitting.ends_at < now)
     )
     done = []
     for attempt, candidate, sitting in rows.all():
         rules = rules_of(sitting.kind, sitting.flow)
-        end = await end_of(db, sitting, candidate.id)
+        end = await end_of(db, sitting, candidate.id, attempt, now)
         if timing.answers_open(now, end, rules):
             continue
         locked = await db.scalar(select(Attempt).where(Attempt.id == attempt.id).with_for_update())
-        if locked is None or locked.step != "answering":
+        if locked is None or locked.step != "answering" or locked.paused_at is not None:
             continue
         await hand_in(db, Ctx(candidate, sitting, locked, rules), end, "auto")
         await db.commit()
@@ -260,7 +274,7 @@ async def extend(
             if cand is None or cand.sitting_id != sitting_id:
                 raise NotFound("unknown_candidate", f"Candidate {cid} is not in this sitting.")
             attempt = await db.scalar(select(Attempt).where(Attempt.candidate_id == cid))
-            if attempt is not None and attempt.step in ("submitted", "finished", "refused"):
+            if attempt is not None and attempt.step in ENDED:
                 raise Conflict(
                     "already_submitted",
                     f"{cand.name} has already handed in; their time cannot be extended.",

@@ -8,7 +8,10 @@ Exam sittings (trial and formal) have eight steps, device checks seven::
 ``Attempt.step`` is the step the candidate has to do next. Every action checks that it is
 that step's action (``wrong_step`` otherwise), so no step can be skipped; each transition
 records when it happened (and who acted, for the invigilator's). Refusing the pledge ends
-the attempt in ``refused``. Every function takes ``now`` from the app's clock.
+the attempt in ``refused``. An invigilator may pause a candidate who is answering (the
+clock stops, answers are refused) and resume them, or end the exam with a category of the
+documents (``terminated``; proctor.exam.control). Every function takes ``now`` from the
+app's clock.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound
 from proctor.events.bus import Bus, candidate_channel, sitting_channel
-from proctor.exam import auth, ratelimit, timing
+from proctor.exam import auth, ratelimit, timing, violations
 from proctor.exam.policy import FlowRules, rules_of
 from proctor.store.tables import (
     Answer,
@@ -56,7 +59,7 @@ DEVICE_CHECK_STEPS = (
     "device_check",
     "finished",
 )
-ENDED = frozenset({"submitted", "finished", "refused"})
+ENDED = frozenset({"submitted", "finished", "refused", "terminated"})
 
 STEP_TITLES = {
     "login": "登录 Log in",
@@ -70,6 +73,7 @@ STEP_TITLES = {
     "device_check": "设备调试 Device check",
     "finished": "完成 Done",
     "refused": "已退出 Ended",
+    "terminated": "考试已终止 Ended by the invigilator",
 }
 
 PLEDGE_TEXT = """考生诚信考试承诺书 · Candidate's pledge
@@ -124,10 +128,26 @@ async def extension_seconds(db: AsyncSession, sitting_id: int, candidate_id: int
     return int(total or 0)
 
 
-async def end_of(db: AsyncSession, sitting: Sitting, candidate_id: int) -> datetime:
-    """The candidate's end: the sitting's end plus every extension for them."""
+def paused_seconds(attempt: Attempt | None, now: datetime | None) -> float:
+    """How long the attempt's clock stood still (up to ``now`` for a pause still on)."""
+    if attempt is None:
+        return 0.0
+    return timing.paused_total(attempt.paused_seconds, attempt.paused_at, now)
+
+
+async def end_of(
+    db: AsyncSession,
+    sitting: Sitting,
+    candidate_id: int,
+    attempt: Attempt | None = None,
+    now: datetime | None = None,
+) -> datetime:
+    """The candidate's end: the sitting's end plus every extension for them, plus the time
+    their ``attempt`` was paused (up to ``now`` for a pause still on)."""
     return timing.candidate_end(
-        sitting.ends_at, await extension_seconds(db, sitting.id, candidate_id)
+        sitting.ends_at,
+        await extension_seconds(db, sitting.id, candidate_id),
+        paused_seconds(attempt, now),
     )
 
 
@@ -149,10 +169,34 @@ async def load(db: AsyncSession, candidate_id: int, lock: bool = False) -> Ctx:
     return Ctx(candidate, sitting, attempt, rules_of(sitting.kind, sitting.flow))
 
 
+def terminated_error(attempt: Attempt) -> Conflict:
+    title = violations.title_of(attempt.termination_category) or ""
+    return Conflict(
+        "exam_terminated",
+        f"监考老师已终止你的考试（{title}），不能再作答或交卷。 The invigilator has ended your "
+        f"exam ({title}); answers and hand-in are no longer taken.",
+    )
+
+
+EXAM_PAUSED = Conflict(
+    "exam_paused",
+    "监考老师已暂停你的考试，暂停期间不能作答，计时已停止。 The invigilator has paused your exam: "
+    "answers are not taken and your time stands still until it resumes.",
+)
+
+
+def require_running(ctx: Ctx) -> None:
+    """Refuse answers and hand-in while an invigilator has paused the candidate."""
+    if ctx.attempt.paused_at is not None:
+        raise EXAM_PAUSED
+
+
 def require_step(ctx: Ctx, *expected: str) -> None:
     step = ctx.attempt.step
     if step in expected:
         return
+    if step == "terminated":
+        raise terminated_error(ctx.attempt)
     if step == "refused":
         raise Forbidden(
             "pledge_refused",
@@ -297,8 +341,11 @@ async def login(
                 "already_submitted",
                 "你已交卷，本场考试已结束。 You have already handed in this exam.",
             )
+        if attempt.step == "terminated":
+            raise terminated_error(attempt)
         if attempt.step != "finished":  # a finished device check may be run again
-            timing.check_relogin(now, await end_of(db, sitting, candidate.id), rules)
+            end = await end_of(db, sitting, candidate.id, attempt, now)
+            timing.check_relogin(now, end, rules)
     token = await auth.open_candidate_session(
         db, candidate.id, now, rules.session_takeover_seconds, current_token
     )
@@ -441,7 +488,8 @@ async def state_body(db: AsyncSession, ctx: Ctx, now: datetime) -> dict[str, Any
     server's time for a synced countdown."""
     a, s, c, rules = ctx.attempt, ctx.sitting, ctx.candidate, ctx.rules
     ext = await extension_seconds(db, s.id, c.id)
-    end = timing.candidate_end(s.ends_at, ext)
+    paused = paused_seconds(a, now)
+    end = timing.candidate_end(s.ends_at, ext, paused)
     window = timing.entry_window(rules, s.starts_at, s.ends_at)
     steps = steps_of(s.kind)
     answered = total = 0
@@ -450,7 +498,7 @@ async def state_body(db: AsyncSession, ctx: Ctx, now: datetime) -> dict[str, Any
         values = await db.scalars(select(Answer.value).where(Answer.attempt_id == a.id))
         answered = sum(1 for v in values if v not in (None, "", []))
     earliest = (
-        timing.earliest_submit_at(a.answering_started_at, rules).isoformat()
+        timing.earliest_submit_at(a.answering_started_at, rules, paused).isoformat()
         if a.answering_started_at
         else None
     )
@@ -481,6 +529,7 @@ async def state_body(db: AsyncSession, ctx: Ctx, now: datetime) -> dict[str, Any
             "starts_at": s.starts_at.isoformat(),
             "ends_at": end.isoformat(),
             "extension_seconds": ext,
+            "paused_seconds": round(paused, 3),
             "entry_closes_at": window.closes_at.isoformat() if window.closes_at else None,
             "answering_started_at": (
                 a.answering_started_at.isoformat() if a.answering_started_at else None
@@ -507,8 +556,30 @@ async def state_body(db: AsyncSession, ctx: Ctx, now: datetime) -> dict[str, Any
         "progress": {"answered": answered, "total": total},
         "submitted_at": a.submitted_at.isoformat() if a.submitted_at else None,
         "submit_kind": a.submit_kind,
+        "paused": (
+            {
+                "since": a.paused_at.isoformat(),
+                "seconds_left": max(0.0, (end - now).total_seconds()),
+            }
+            if a.paused_at is not None
+            else None
+        ),
+        "termination": termination_body(a),
         "result": result_body(ctx),
         "rules": {k: v for k, v in rules.as_dict().items() if k != "pledge_text"},
+    }
+
+
+def termination_body(a: Attempt) -> dict[str, Any] | None:
+    """What the candidate is told of an ended exam: the category (not the staff's reason)."""
+    if a.step != "terminated" or a.termination_category is None:
+        return None
+    category = violations.CATEGORIES.get(a.termination_category)
+    return {
+        "category": a.termination_category,
+        "zh": category.zh if category else a.termination_category,
+        "en": category.en if category else a.termination_category,
+        "at": a.terminated_at.isoformat() if a.terminated_at else None,
     }
 
 

@@ -5,7 +5,8 @@ printable HTML page once the sitting is over.
 It is computed from what the engine records: candidates who connected (media) or logged
 in are present; a first arrival after the start is late; alerts, the console's supervision
 log (``ConsoleAction``), danmaku and voice calls are the violations and their handling;
-time extensions and the flow's step come from the exam flow (issue 3).
+time extensions, the flow's step, pauses and terminations come from the exam flow (issue 3;
+pause / terminate: proctor.exam.control).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict
 from proctor.events.recorder import ALERT_TITLES
-from proctor.exam import flow
+from proctor.exam import flow, violations
 from proctor.exam.rooms import room_staff_names, seats_of
 from proctor.exam.supervision import INCIDENT_CATEGORIES, staff_names
 from proctor.store.tables import (
@@ -54,7 +55,13 @@ ACTION_NAMES = {
     "voice_ended": "语音通话结束 Voice call ended",
     "incident": "突发事件 Incident",
     "danmaku": "弹幕警告 Danmaku warning",
+    "exam_paused": "暂停考试 Exam paused",
+    "exam_resumed": "恢复考试 Exam resumed",
+    "discipline_warning": "警告 Warning",
+    "exam_terminated": "终止考试 Exam ended",
 }
+#: console actions that handle a violation (考生违规违纪处理): listed with the violations
+DISCIPLINE_ACTIONS = ("discipline_warning", "exam_terminated")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -75,15 +82,23 @@ class FlowFacts:
     total: int | None = None
     ends_at: datetime | None = None
     submitted_at: datetime | None = None
+    paused: dict[str, Any] | None = None
+    terminated: dict[str, Any] | None = None
 
 
-async def flow_facts(db: AsyncSession, sitting: Sitting) -> dict[int, FlowFacts]:
-    """HOOK (issue 3, the exam flow): step, progress and personal end of every candidate of
-    the sitting who logged in, read in three queries from the flow's tables. Pause and
-    termination are not recorded by the flow yet; they appear here when it does."""
+async def flow_facts(
+    db: AsyncSession, sitting: Sitting, now: datetime | None = None
+) -> dict[int, FlowFacts]:
+    """Step, progress, personal end (extensions and pauses), a pause in force and a
+    termination of every candidate of the sitting who logged in, read in four queries from
+    the flow's tables."""
+    now = now or utcnow()
     attempts = list(await db.scalars(select(Attempt).where(Attempt.sitting_id == sitting.id)))
     if not attempts:
         return {}
+    names = await staff_names(
+        db, [a.paused_by for a in attempts] + [a.terminated_by for a in attempts]
+    )
     answered: dict[int, int] = defaultdict(int)
     rows = await db.execute(
         select(Answer.attempt_id, Answer.value).where(
@@ -103,14 +118,36 @@ async def flow_facts(db: AsyncSession, sitting: Sitting) -> dict[int, FlowFacts]
     out = {}
     for a in attempts:
         seconds = everyone + int(ext.get(a.candidate_id, 0) or 0)
+        ends = flow.timing.candidate_end(sitting.ends_at, seconds, flow.paused_seconds(a, now))
+        paused = None
+        if a.paused_at is not None:
+            paused = {
+                "since": _iso(a.paused_at),
+                "by": a.paused_by,
+                "by_name": names.get(a.paused_by) if a.paused_by else None,
+                "reason": a.pause_reason,
+                "seconds_left": max(0.0, (ends - now).total_seconds()),
+            }
+        terminated = None
+        if a.step == "terminated":
+            terminated = {
+                "category": a.termination_category,
+                "category_title": violations.title_of(a.termination_category),
+                "at": _iso(a.terminated_at),
+                "by": a.terminated_by,
+                "by_name": names.get(a.terminated_by) if a.terminated_by else None,
+                "reason": a.termination_reason,
+            }
         out[a.candidate_id] = FlowFacts(
             step=a.step,
             logged_in_at=a.logged_in_at,
             phone_paired_at=a.phone_paired_at,
             answered=answered.get(a.id, 0) if a.question_order else None,
             total=len(a.question_order) if a.question_order else None,
-            ends_at=flow.timing.candidate_end(sitting.ends_at, seconds),
+            ends_at=ends,
             submitted_at=a.submitted_at,
+            paused=paused,
+            terminated=terminated,
         )
     return out
 
@@ -129,9 +166,8 @@ def flow_body(facts: FlowFacts | None) -> dict[str, Any] | None:
         ),
         "ends_at": _iso(facts.ends_at),
         "submitted_at": _iso(facts.submitted_at),
-        # HOOKS (issue 3): the flow has no pause or termination yet
-        "paused": None,
-        "terminated": None,
+        "paused": facts.paused,
+        "terminated": facts.terminated,
     }
 
 
@@ -171,7 +207,16 @@ async def sitting_end(db: AsyncSession, sitting: Sitting) -> datetime:
     )
     ext = dict(rows.all())
     everyone = int(ext.pop(None, 0) or 0)
+    now = utcnow()
     longest = max((int(v or 0) for v in ext.values()), default=0)
+    for a in await db.scalars(
+        select(Attempt).where(
+            Attempt.sitting_id == sitting.id,
+            (Attempt.paused_seconds > 0) | Attempt.paused_at.is_not(None),
+        )
+    ):
+        own = int(ext.get(a.candidate_id, 0) or 0) + flow.paused_seconds(a, now)
+        longest = max(longest, own)
     return flow.timing.candidate_end(sitting.ends_at, everyone + longest)
 
 
@@ -193,7 +238,7 @@ async def room_record(
     )
     cands.sort(key=lambda c: (seats.get(c.id, (1 << 30, "", 0))[0], seats.get(c.id, (0, "", 0))[2]))
     ids = [c.id for c in cands]
-    facts = await flow_facts(db, sitting)
+    facts = await flow_facts(db, sitting, now)
     connected = await first_connections(db, ids)
 
     room_query = select(Room).where(Room.sitting_id == sitting.id).order_by(Room.id)
@@ -285,6 +330,8 @@ async def room_record(
                 "second_view_at": _iso(conn.get("second")),
                 "step": f.step if f else None,
                 "submitted_at": _iso(f.submitted_at) if f else None,
+                "paused": bool(f and f.paused),
+                "terminated": (f.terminated or {}).get("category") if f else None,
                 "alerts": alerts_of.get(c.id, 0),
                 "violations": violations_of.get(c.id, 0),
             }
@@ -303,9 +350,9 @@ async def room_record(
                     "reason": a.reason,
                 }
             )
-    violations = []
+    listed = []
     for a in alerts:
-        violations.append(
+        listed.append(
             {
                 "at": _iso(a.raised_at),
                 "candidate": who(a.candidate_id),
@@ -321,8 +368,35 @@ async def room_record(
             }
         )
     for a in actions:
+        if a.kind in DISCIPLINE_ACTIONS:
+            data = a.data or {}
+            listed.append(
+                {
+                    "at": _iso(a.at),
+                    "candidate": who(a.candidate_id),
+                    "source": "invigilator",
+                    "type": a.kind,
+                    "title": data.get("category_title")
+                    or violations.title_of(data.get("category"))
+                    or ACTION_NAMES[a.kind],
+                    "severity": "critical" if a.kind == "exam_terminated" else "warning",
+                    "view": None,
+                    "status": data.get("category") or "recorded",
+                    "note": a.reason,
+                    "evidence_url": None,
+                    "handling": [
+                        {
+                            "kind": a.kind,
+                            "what": ACTION_NAMES[a.kind],
+                            "by": names.get(a.staff_id),
+                            "at": _iso(a.at),
+                            "reason": a.reason,
+                        }
+                    ],
+                }
+            )
         if a.kind == "violation":
-            violations.append(
+            listed.append(
                 {
                     "at": _iso(a.at),
                     "candidate": who(a.candidate_id),
@@ -345,7 +419,7 @@ async def room_record(
                     ],
                 }
             )
-    violations.sort(key=lambda v: v["at"] or "")
+    listed.sort(key=lambda v: v["at"] or "")
 
     # -- the supervision log: everything done, by whom, in order
     log = [
@@ -418,14 +492,16 @@ async def room_record(
             "present": present,
             "absent": len(attendance) - present,
             "late": sum(1 for a in attendance if a["late"]),
-            "alerts": sum(1 for v in violations if v["source"] == "alert"),
+            "alerts": sum(1 for v in listed if v["source"] == "alert"),
             "open_alerts": sum(1 for a in alerts if a.status == "open"),
-            "violation_records": sum(1 for v in violations if v["source"] == "invigilator"),
+            "violation_records": sum(1 for v in listed if v["type"] == "violation_screenshot"),
+            "warnings": sum(1 for a in actions if a.kind == "discipline_warning"),
+            "terminated": sum(1 for a in actions if a.kind == "exam_terminated"),
             "incidents": len(incidents),
             "extensions": len(ext_rows),
         },
         "attendance": attendance,
-        "violations": violations,
+        "violations": listed,
         "log": log,
         "incidents": incidents,
         "extensions": ext_rows,
@@ -604,7 +680,8 @@ def to_html(record: dict[str, Any]) -> str:
         (
             "违纪 Violations",
             f"告警 alerts {sm['alerts']} (未处理 open {sm['open_alerts']}) · 截图记录 screenshots "
-            f"{sm['violation_records']} · 突发事件 incidents {sm['incidents']} · 延时 extensions "
+            f"{sm['violation_records']} · 警告 warnings {sm['warnings']} · 终止考试 ended "
+            f"{sm['terminated']} · 突发事件 incidents {sm['incidents']} · 延时 extensions "
             f"{sm['extensions']}",
         ),
         ("生成 Generated", f"{t(record['generated_at'])} UTC"),

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Invalid, NotFound
+from proctor.exam import violations
 from proctor.exam.papers import questions_of
 from proctor.exam.policy import rules_of
 from proctor.store.tables import Answer, Attempt, Candidate, Question, Sitting, StaffUser
@@ -194,6 +195,13 @@ async def results(db: AsyncSession, sitting_id: int) -> list[dict[str, Any]]:
                 "total_score": att.total_score if att else None,
                 "grading_pending": att.grading_pending if att else False,
                 "passed": att.passed if att else None,
+                # ended by an invigilator: the category marks the result (voided: 0 points;
+                # score cancelled / disqualified: no score), never passed
+                "termination": att.termination_category if att else None,
+                "termination_title": (
+                    violations.title_of(att.termination_category) if att else None
+                ),
+                "terminated_at": _iso(att.terminated_at if att else None),
             }
         )
     return out
@@ -219,6 +227,8 @@ RESULT_COLUMNS = [
     "total_score",
     "grading_pending",
     "passed",
+    "termination",
+    "terminated_at",
 ]
 
 

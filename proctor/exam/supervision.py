@@ -155,8 +155,16 @@ FIXABLE_ALERTS = {
 }
 HINT_REPEAT_SECONDS = 30.0  # the same hint (without an alert) is not repeated sooner
 #: the escalation ladder; a condition the candidate cannot fix starts at the danmaku.
-#: "terminate" comes with the exam flow (issue 3): the ladder names it, nothing does it yet
+#: "terminate" is the console's pause / terminate (proctor.exam.control)
 RUNGS = ("hint", "danmaku", "voice", "terminate")
+#: console actions → the rung they take
+LADDER_ACTIONS = {
+    "hint": "hint",
+    "voice_started": "voice",
+    "exam_paused": "terminate",
+    "discipline_warning": "terminate",
+    "exam_terminated": "terminate",
+}
 
 INCIDENT_CATEGORIES = {
     "power": "停电 Power cut",
@@ -229,8 +237,12 @@ async def record_action(
     evidence_id: int | None = None,
     reason: str = "",
     data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+    audit: dict[str, Any] | None = None,
 ) -> ConsoleAction:
-    """Add one supervision-log row and its audit-chain entry (the caller commits)."""
+    """Add one supervision-log row and its audit-chain entry (the caller commits).
+    ``at``: when (the exam flow's clock; now by default); ``audit``: more fields for the
+    chain entry's payload (e.g. a termination's category)."""
     if room_id is None and candidate_id is not None:
         room_id = await room_of(db, candidate_id)
     row = ConsoleAction(
@@ -243,10 +255,10 @@ async def record_action(
         evidence_id=evidence_id,
         reason=reason,
         data=dict(data or {}),
-        at=utcnow(),
+        at=at or utcnow(),
     )
     db.add(row)
-    await db.flush([row])
+    await db.flush()
     await chain.append(
         db,
         f"console.{kind}",
@@ -257,6 +269,7 @@ async def record_action(
             "room_id": room_id,
             "reason_sha256": chain.text_sha256(reason) if reason else None,
             "at": chain.iso(row.at),
+            **(audit or {}),
         },
         sitting_id=sitting_id,
         candidate_id=candidate_id,
@@ -496,14 +509,14 @@ async def ladders(
     actions = await db.execute(
         select(ConsoleAction.candidate_id, ConsoleAction.kind, ConsoleAction.at).where(
             ConsoleAction.sitting_id == sitting_id,
-            ConsoleAction.kind.in_(("hint", "voice_started")),
+            ConsoleAction.kind.in_(tuple(LADDER_ACTIONS)),
             ConsoleAction.at >= oldest,
             ConsoleAction.candidate_id.in_(list(since)),
         )
     )
     for cid, kind, at in actions.all():
         if at >= since[cid]:
-            done[cid].add("hint" if kind == "hint" else "voice")
+            done[cid].add(LADDER_ACTIONS[kind])
     sent = await db.execute(
         select(Danmaku.candidate_id, Danmaku.sent_at).where(
             Danmaku.candidate_id.in_(list(since)), Danmaku.sent_at >= oldest
@@ -575,7 +588,7 @@ async def save_violation(
         captured_at=captured_at,
     )
     db.add(evidence)
-    await db.flush([evidence])
+    await db.flush()
     await chain.append_record(db, "evidence.stored", evidence, actor=chain.staff_actor(staff_id))
     row = await record_action(
         db,

@@ -6,8 +6,10 @@ Boundaries (all inclusive of the named instant):
   ``starts_at + entry_closes_minutes_after``; a first login one second later is late.
 - earliest submit: from ``answering_started_at + earliest_submit_minutes`` on (at 40:00
   accepted, at 39:59 refused).
-- end: ``ends_at`` plus every extension granted to the sitting and to the candidate;
-  answers are taken until ``end + end_grace_seconds``, then the paper is handed in.
+- end: ``ends_at`` plus every extension granted to the sitting and to the candidate, plus
+  the time the candidate's exam was paused by an invigilator (while a pause lasts, the end
+  moves with the clock, so the time left stays frozen); answers are taken until
+  ``end + end_grace_seconds``, then the paper is handed in.
 """
 
 from __future__ import annotations
@@ -91,16 +93,34 @@ def check_relogin(now: datetime, end: datetime, rules: FlowRules) -> None:
         raise Forbidden("sitting_over", "本场考试已结束。 This sitting has ended.")
 
 
-def candidate_end(ends_at: datetime, extension_seconds: float) -> datetime:
-    return ends_at + timedelta(seconds=extension_seconds)
+def candidate_end(
+    ends_at: datetime, extension_seconds: float, paused_seconds: float = 0.0
+) -> datetime:
+    return ends_at + timedelta(seconds=extension_seconds + paused_seconds)
 
 
-def earliest_submit_at(answering_started_at: datetime, rules: FlowRules) -> datetime:
-    return answering_started_at + timedelta(minutes=rules.earliest_submit_minutes)
+def paused_total(paused_seconds: float, paused_at: datetime | None, now: datetime | None) -> float:
+    """Seconds the candidate's clock stood still: the finished pauses, plus the one running
+    now (when ``paused_at`` is set and ``now`` is known)."""
+    total = float(paused_seconds or 0.0)
+    if paused_at is not None and now is not None:
+        total += max(0.0, (now - paused_at).total_seconds())
+    return total
 
 
-def check_submit(now: datetime, answering_started_at: datetime, rules: FlowRules) -> None:
-    earliest = earliest_submit_at(answering_started_at, rules)
+def earliest_submit_at(
+    answering_started_at: datetime, rules: FlowRules, paused_seconds: float = 0.0
+) -> datetime:
+    """Answering time counts; paused time does not."""
+    return answering_started_at + timedelta(
+        minutes=rules.earliest_submit_minutes, seconds=paused_seconds
+    )
+
+
+def check_submit(
+    now: datetime, answering_started_at: datetime, rules: FlowRules, paused_seconds: float = 0.0
+) -> None:
+    earliest = earliest_submit_at(answering_started_at, rules, paused_seconds)
     if now < earliest:
         left = (earliest - now).total_seconds()
         raise Conflict(

@@ -70,7 +70,12 @@ class SittingFacts:
         )
 
     def candidate_end(self, candidate_id: int) -> datetime:
-        return self.sitting.ends_at + timedelta(seconds=self.extension_seconds(candidate_id))
+        """The sitting's end plus the candidate's extensions and paused time."""
+        attempt = self.attempts.get(candidate_id)
+        paused = float((attempt.paused_seconds if attempt is not None else 0) or 0)
+        return self.sitting.ends_at + timedelta(
+            seconds=self.extension_seconds(candidate_id) + paused
+        )
 
     def flow_rule(self, name: str, default: float | None) -> float | None:
         return (self.sitting.flow or {}).get(name, default)

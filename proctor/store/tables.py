@@ -222,6 +222,17 @@ class Attempt(Base):
     passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     device_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     upload_bytes_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)  # measured
+    # paused by an invigilator (proctor.exam.control): the clock stops while ``paused_at`` is
+    # set; the finished pauses add ``paused_seconds`` to the candidate's end
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    paused_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), nullable=True)
+    pause_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    paused_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    # ended by an invigilator with a category of the documents (step "terminated")
+    terminated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    terminated_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), nullable=True)
+    termination_category: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    termination_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

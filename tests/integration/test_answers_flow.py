@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import pytest
 import pytest_asyncio
 
-from tests.flowkit import REVIEWER, FlowApp, code
+from tests.flowkit import ADMIN, REVIEWER, FlowApp, code
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -194,7 +194,9 @@ async def test_extensions_move_the_end_and_papers_are_handed_in_at_the_end(
             "reason": "power cut 停电 8 min",
         },
     )
-    await inv.ok(
+    # the whole sitting: a chief examiner's (here the administrator's) decision
+    chief = await fa.staff(ADMIN)
+    await chief.ok(
         "post",
         "/api/invigilate/extensions",
         json={
@@ -208,7 +210,10 @@ async def test_extensions_move_the_end_and_papers_are_handed_in_at_the_end(
     assert datetime.fromisoformat(state0["timing"]["ends_at"]) == s.ends_at + timedelta(minutes=15)
     assert datetime.fromisoformat(state1["timing"]["ends_at"]) == s.ends_at + timedelta(minutes=5)
     listed = await inv.ok("get", f"/api/invigilate/extensions?sitting_id={s.id}")
-    assert [e["seconds"] for e in listed] == [600, 300]
+    assert [(e["seconds"], e["candidate_id"]) for e in listed] == [
+        (600, s.candidates[0].id),
+        (300, None),
+    ]
 
     q = (await cands[1].ok("get", "/api/flow/paper"))["questions"][0]
     # candidate 1's end: ends_at + 5 min; answers in flight are taken for 15 s more
@@ -312,3 +317,50 @@ async def test_short_answers_are_graded_and_results_export(fa: FlowApp) -> None:
     assert short_row["answer"] == "my answer" and short_row["points"] == "6.5"
     assert short_row["graded_by"] == REVIEWER[0] and short_row["grade_note"] == "partly right"
     assert sum(float(r["points"] or 0) for r in mine) == 96.5
+
+
+async def test_invigilators_act_only_on_their_own_rooms(fa: FlowApp) -> None:
+    """Admit, extend, release and the flow overview are refused to an invigilator of
+    another room; an invigilator's "everyone" extension covers their rooms only."""
+    import uuid
+
+    from proctor.exam.sittings import create_staff
+
+    s = await fa.sitting(candidates=2, duration=timedelta(minutes=60))
+    cid = s.candidates[0].id
+    other = (f"inv-{uuid.uuid4().hex[:6]}", "other-pass-1")
+    async with fa.rt.db.transaction() as db:
+        await create_staff(
+            db, username=other[0], password=other[1], display_name="other", role="invigilator"
+        )
+    stranger = await fa.staff(other)
+    refused = [
+        await stranger.post(f"/api/invigilate/candidates/{cid}/admit", json={"reason": "ok"}),
+        await stranger.post(
+            f"/api/invigilate/candidates/{cid}/identity-retry", json={"reason": "ok"}
+        ),
+        await stranger.post(f"/api/invigilate/candidates/{cid}/release"),
+        await stranger.post(
+            "/api/invigilate/extensions",
+            json={"sitting_id": s.id, "candidate_ids": [cid], "minutes": 5, "reason": "x"},
+        ),
+        await stranger.post(
+            "/api/invigilate/extensions",
+            json={"sitting_id": s.id, "candidate_ids": None, "minutes": 5, "reason": "x"},
+        ),
+        await stranger.get(f"/api/invigilate/candidates?sitting_id={s.id}"),
+        await stranger.get(f"/api/invigilate/extensions?sitting_id={s.id}"),
+    ]
+    assert [(r.status_code, code(r)) for r in refused] == [(403, "not_your_room")] * len(refused)
+    # the room's own invigilator sees both candidates; "everyone" means their room's
+    inv = await fa.staff()
+    overview = await inv.ok("get", f"/api/invigilate/candidates?sitting_id={s.id}")
+    assert sorted(c["candidate_id"] for c in overview) == sorted(c.id for c in s.candidates)
+    body = await inv.ok(
+        "post",
+        "/api/invigilate/extensions",
+        json={"sitting_id": s.id, "candidate_ids": None, "minutes": 5, "reason": "网络 network"},
+    )
+    assert sorted(e["candidate_id"] for e in body["extensions"]) == sorted(
+        c.id for c in s.candidates
+    )

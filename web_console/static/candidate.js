@@ -1,8 +1,10 @@
 // One candidate opened: live video of both views (and the microphone), the timeline of
 // alerts, actions, danmaku and connection events, and the actions: voice call, danmaku
 // with saved phrases (delivered / seen shown), a screenshot of either view kept as a
-// violation record with a note. Time extension, pause and termination are hooks for the
-// exam flow (issue 3): shown, disabled until the flow offers them.
+// violation record with a note; time and status: extend the time, pause and resume the
+// exam (with a reason), and handle a violation with a category of the documents (a warning
+// is recorded; paper voided, score cancelled and disqualified end the exam at once, after a
+// confirmation).
 
 import { ApiError, apiFetch } from "./api.js";
 import {
@@ -18,6 +20,7 @@ import {
   parseTime,
   severityLabel,
   viewLabel,
+  violationCategoryLabel,
 } from "./labels.js";
 import { LiveView, VoiceCall } from "./live.js";
 
@@ -94,6 +97,21 @@ export class CandidatePanel {
       e.preventDefault();
       this.extend();
     });
+    $("pause-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.togglePause();
+    });
+    $("terminate-open").addEventListener("click", () => this.showTerminateForm(true));
+    $("terminate-cancel").addEventListener("click", () => this.showTerminateForm(false));
+    $("terminate-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.askTerminate();
+    });
+    $("terminate-no").addEventListener("click", () => {
+      $("terminate-confirm").hidden = true;
+      $("terminate-form").hidden = false;
+    });
+    $("terminate-yes").addEventListener("click", () => this.terminate());
   }
 
   get candidateId() {
@@ -118,6 +136,7 @@ export class CandidatePanel {
     this.els.shotResult.textContent = "";
     this.els.shotNote.value = "";
     $("extend-result").textContent = "";
+    this.resetFlowControls();
     this.showVoice("idle");
     if (typeof this.dialog.showModal === "function") this.dialog.showModal();
     else this.dialog.setAttribute("open", "");
@@ -188,11 +207,15 @@ export class CandidatePanel {
     if (!c || !this.dialog.open) return;
     const chips = [];
     const flow = c.flow;
-    if (flow?.step) chips.push(["flow", flowStepLabel(flow.step)]);
+    if (flow?.paused) chips.push(["paused", flowStepLabel("paused")]);
+    else if (flow?.terminated) {
+      chips.push(["terminated", `${flowStepLabel("terminated")} · ${violationCategoryLabel(flow.terminated.category)}`]);
+    } else if (flow?.step) chips.push(["flow", flowStepLabel(flow.step)]);
     if (flow?.progress) chips.push(["progress", `Answered 已答 ${flow.progress.answered}/${flow.progress.total}`]);
     const ends = parseTime(flow?.ends_at);
     if (ends && ["waiting", "answering"].includes(flow.step)) {
-      chips.push(["time", `${formatDuration((ends - Date.now()) / 1000)} left 剩余`]);
+      const left = flow.paused ? flow.paused.seconds_left : (ends - Date.now()) / 1000;
+      chips.push(["time", `${formatDuration(left)} left 剩余`]);
     }
     for (const view of ["first", "second"]) {
       const v = c.views?.[view];
@@ -213,6 +236,7 @@ export class CandidatePanel {
         return li;
       }),
     );
+    this.renderFlowControls();
   }
 
   // ---- socket messages -----------------------------------------------------------------
@@ -333,6 +357,9 @@ export class CandidatePanel {
         body.append(" ", badge);
       }
       if (a.kind === "incident" && a.data?.category) body.append(text("span", "muted", ` · ${a.data.category}`));
+      if (["discipline_warning", "exam_terminated"].includes(a.kind) && a.data?.category) {
+        body.append(text("span", "muted", ` · ${violationCategoryLabel(a.data.category)}`));
+      }
       if (a.kind === "voice_ended" && a.data?.seconds !== undefined) {
         body.append(text("span", "muted", ` · ${formatDuration(a.data.seconds)}`));
       }
@@ -529,6 +556,141 @@ export class CandidatePanel {
       result.textContent = err.message;
     } finally {
       $("extend-button").disabled = false;
+    }
+  }
+
+  // ---- pause, resume, handle a violation (POST /api/invigilate/candidates/{id}/...) ------------
+
+  resetFlowControls() {
+    $("pause-reason").value = "";
+    $("terminate-reason").value = "";
+    $("terminate-category").value = "warning";
+    $("terminate-form").hidden = true;
+    $("terminate-confirm").hidden = true;
+    this.flowResult("", null);
+    this.renderFlowControls();
+  }
+
+  flowResult(message, state) {
+    const el = $("flow-result");
+    el.textContent = message || "";
+    if (state) el.dataset.state = state;
+    else delete el.dataset.state;
+  }
+
+  /** The controls follow the candidate's state: pause while answering, resume while
+   *  paused, violations until the exam has ended. */
+  renderFlowControls() {
+    const flow = this.candidate?.flow || null;
+    const step = flow?.step || null;
+    const paused = Boolean(flow?.paused);
+    const answering = step === "answering";
+    const ended = Boolean(flow?.ended);
+    const stateEl = $("flow-state");
+    let words = "";
+    let state = step || "";
+    if (paused) {
+      const since = parseTime(flow.paused.since);
+      words = `Paused 已暂停 ${since ? formatClock(since) : ""} · ${flow.paused.by_name || ""} — ${flow.paused.reason || ""}`;
+      state = "paused";
+    } else if (flow?.terminated) {
+      const t = flow.terminated;
+      words = `Ended 已终止 · ${violationCategoryLabel(t.category)} · ${t.by_name || ""} — ${t.reason || ""}`;
+      state = "terminated";
+    } else if (step) {
+      words = `Status 状态: ${flowStepLabel(step)}`;
+    } else {
+      words = "Not logged in 未登录";
+      state = "absent";
+    }
+    stateEl.textContent = words;
+    stateEl.dataset.state = state;
+    const pause = $("pause-button");
+    pause.disabled = !answering;
+    pause.dataset.flowAction = paused ? "resume" : "pause";
+    pause.textContent = paused ? "Resume 恢复考试" : "Pause 暂停";
+    $("terminate-open").disabled = !step || ended;
+    if (ended) {
+      $("terminate-form").hidden = true;
+      $("terminate-confirm").hidden = true;
+    }
+  }
+
+  showTerminateForm(show) {
+    $("terminate-form").hidden = !show;
+    $("terminate-confirm").hidden = true;
+    if (show) $("terminate-reason").focus();
+  }
+
+  async flowAction(path, body) {
+    return apiFetch(`/api/invigilate/candidates/${encodeURIComponent(this.candidate.id)}/${path}`, {
+      method: "POST",
+      body,
+    });
+  }
+
+  async togglePause() {
+    const resume = Boolean(this.candidate?.flow?.paused);
+    const reason = $("pause-reason").value.trim();
+    if (!resume && reason.length < 2) {
+      this.flowResult("Give the reason first. 请先填写暂停原因。", "error");
+      $("pause-reason").focus();
+      return;
+    }
+    const button = $("pause-button");
+    button.disabled = true;
+    try {
+      const out = await this.flowAction(resume ? "resume" : "pause", { reason });
+      $("pause-reason").value = "";
+      this.flowResult(resume ? "Resumed 已恢复考试" : "Paused 已暂停考试", "saved");
+      if (out.action) this.addTimeline({ at: out.action.at, kind: "action", action: out.action });
+      this.update({ flow: out.flow });
+    } catch (err) {
+      this.flowResult(err.message, "error");
+      this.renderFlowControls();
+    }
+  }
+
+  askTerminate() {
+    const category = $("terminate-category").value;
+    const reason = $("terminate-reason").value.trim();
+    if (reason.length < 2) {
+      this.flowResult("Give the reason first. 请先填写处理原因。", "error");
+      $("terminate-reason").focus();
+      return;
+    }
+    const label = violationCategoryLabel(category);
+    const name = this.candidate?.name || "";
+    $("terminate-confirm-text").textContent =
+      category === "warning"
+        ? `Record a warning for ${name}? 确认对该考生给予警告？ (${label})`
+        : `End ${name}'s exam now: ${label}? This cannot be undone. 确认立即终止该考生的考试（${label}）？此操作不可撤销。`;
+    $("terminate-confirm").dataset.category = category;
+    $("terminate-form").hidden = true;
+    $("terminate-confirm").hidden = false;
+    $("terminate-yes").focus();
+  }
+
+  async terminate() {
+    const category = $("terminate-confirm").dataset.category || $("terminate-category").value;
+    const reason = $("terminate-reason").value.trim();
+    $("terminate-yes").disabled = true;
+    try {
+      const out = await this.flowAction("terminate", { category, reason });
+      $("terminate-confirm").hidden = true;
+      $("terminate-reason").value = "";
+      this.flowResult(
+        out.ended ? `Exam ended 已终止考试 — ${violationCategoryLabel(category)}` : "Warning recorded 已记录警告",
+        "saved",
+      );
+      if (out.action) this.addTimeline({ at: out.action.at, kind: "action", action: out.action });
+      this.update({ flow: out.flow });
+    } catch (err) {
+      $("terminate-confirm").hidden = true;
+      $("terminate-form").hidden = false;
+      this.flowResult(err.message, "error");
+    } finally {
+      $("terminate-yes").disabled = false;
     }
   }
 

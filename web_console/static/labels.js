@@ -269,7 +269,21 @@ export const FLOW_STEPS = {
   device_check: "Device check 设备调试",
   finished: "Done 完成",
   refused: "Ended 已退出",
+  terminated: "Ended by invigilator 已终止",
+  paused: "Paused 已暂停",
 };
+
+// How a violation is handled (proctor/exam/violations.py, 考生违规违纪处理).
+export const VIOLATION_CATEGORIES = {
+  warning: "警告 Warning",
+  paper_voided: "试卷作废 Paper voided",
+  score_cancelled: "取消本场考试成绩 Score cancelled",
+  disqualified: "取消考试资格 Disqualified",
+};
+
+export function violationCategoryLabel(code) {
+  return VIOLATION_CATEGORIES[code] || (code ? humanise(code) : "");
+}
 
 export const RUNGS = {
   hint: "Hint 自动提示",
@@ -286,6 +300,10 @@ export const ACTIONS = {
   voice_started: "Voice call started 语音通话开始",
   voice_ended: "Voice call ended 语音通话结束",
   incident: "Incident 突发事件",
+  exam_paused: "Exam paused 暂停考试",
+  exam_resumed: "Exam resumed 恢复考试",
+  discipline_warning: "Warning 警告",
+  exam_terminated: "Exam ended 终止考试",
 };
 
 export const EVENTS = {
@@ -294,6 +312,10 @@ export const EVENTS = {
   login: "Logged in 登录",
   submitted: "Handed in 交卷",
   time_extended: "Time extended 延时",
+  exam_paused: "Paused 暂停",
+  exam_resumed: "Resumed 恢复",
+  exam_terminated: "Exam ended 终止考试",
+  discipline_warning: "Warning 警告",
 };
 
 export const INCIDENT_CATEGORIES = {

@@ -102,6 +102,7 @@ function render(rec) {
     [
       "Violations 违纪",
       `alerts 告警 ${sm.alerts} (open 未处理 ${sm.open_alerts}) · screenshots 截图 ${sm.violation_records} · ` +
+        `warnings 警告 ${sm.warnings ?? 0} · ended 终止考试 ${sm.terminated ?? 0} · ` +
         `incidents 突发事件 ${sm.incidents} · extensions 延时 ${sm.extensions}`,
     ],
     ["Updated 更新", when(rec.generated_at)],

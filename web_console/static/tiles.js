@@ -12,6 +12,7 @@ import { ApiError } from "./api.js";
 import {
   DANMAKU_STATES,
   flowStepLabel,
+  violationCategoryLabel,
   formatClock,
   formatDateTime,
   formatDuration,
@@ -319,7 +320,15 @@ export class TileGrid {
     const { refs, data } = tile;
     const flow = data.flow;
     tile.el.dataset.step = flow?.step || "";
-    setChip(refs.flow, flow?.step ? flowStepLabel(flow.step) : "", flow?.step || null);
+    tile.el.dataset.paused = String(Boolean(flow?.paused));
+    if (flow?.paused) {
+      setChip(refs.flow, flowStepLabel("paused"), "paused", flow.paused.reason || "");
+    } else if (flow?.terminated) {
+      const why = violationCategoryLabel(flow.terminated.category);
+      setChip(refs.flow, `${flowStepLabel("terminated")} · ${why}`, "terminated", flow.terminated.reason || "");
+    } else {
+      setChip(refs.flow, flow?.step ? flowStepLabel(flow.step) : "", flow?.step || null);
+    }
     const progress = flow?.progress;
     setChip(
       refs.progress,
@@ -363,7 +372,8 @@ export class TileGrid {
       setChip(tile.refs.time, "");
       return;
     }
-    const left = (ends.getTime() - Date.now()) / 1000;
+    // paused: the time left is frozen at the server's figure
+    const left = flow.paused ? flow.paused.seconds_left : (ends.getTime() - Date.now()) / 1000;
     setChip(
       tile.refs.time,
       `${formatDuration(left)} left 剩余`,

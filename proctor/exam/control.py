@@ -1,0 +1,268 @@
+"""What an invigilator does to one candidate's exam itself: pause and resume it, or handle a
+violation with a category of the documents (proctor.exam.violations) — a warning, recorded
+only, or one that ends the exam at once (paper voided, score cancelled, disqualified).
+
+- Pause: the candidate's clock stops (the time left is frozen; the end moves with the clock
+  while the pause lasts), answers and hand-in are refused (``exam_paused``), the automatic
+  hand-in leaves them alone, and the candidate's page shows that the invigilator paused it.
+- Resume: the clock runs again; the end has moved by the paused duration (kept in
+  ``Attempt.paused_seconds``), and so has the earliest hand-in.
+- Terminate (ending categories): the attempt ends at once (step ``terminated``); the answers
+  given are kept and scored for the record, the result is marked by the category (voided:
+  total 0; score cancelled / disqualified: no total), never passed; further answers and
+  hand-in are refused (``exam_terminated``).
+
+Each is a console action (who, when, why) in the supervision log and the audit chain, a
+candidate event, and a message on the bus for the consoles and the candidate's page.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from proctor.errors import Conflict, Invalid
+from proctor.events.bus import Bus
+from proctor.exam import flow, supervision, violations
+from proctor.exam.flow import Ctx
+from proctor.exam.scoring import score_attempt
+from proctor.store.tables import ConsoleAction
+
+REASON_MIN = 2
+REASON_MAX = 500
+
+
+def clean_reason(reason: str | None, *, required: bool = True) -> str:
+    value = " ".join((reason or "").split())
+    if required and len(value) < REASON_MIN:
+        raise Invalid(
+            "reason_required", "Give the reason (2-500 characters). 请填写原因（2到500个字）。"
+        )
+    if len(value) > REASON_MAX:
+        raise Invalid("reason_too_long", f"A reason has at most {REASON_MAX} characters.")
+    return value
+
+
+def check_category(category: str) -> violations.Category:
+    found = violations.CATEGORIES.get(category)
+    if found is None:
+        raise Invalid(
+            "bad_category",
+            f"Unknown category {category!r}: one of {', '.join(violations.CATEGORIES)}. "
+            "处理类别不正确。",
+        )
+    return found
+
+
+def _not_answering(ctx: Ctx) -> Conflict:
+    step = ctx.attempt.step
+    if step == "terminated":
+        return Conflict(
+            "already_terminated",
+            "This candidate's exam has already been ended. 该考生的考试已终止。",
+        )
+    return Conflict(
+        "not_answering",
+        f"The candidate is not answering (step: {flow.STEP_TITLES.get(step, step)}). "
+        "该考生当前不在作答中。",
+    )
+
+
+def _require_answering(ctx: Ctx) -> None:
+    if ctx.attempt.step != "answering":
+        raise _not_answering(ctx)
+
+
+async def _publish(
+    bus: Bus, db: AsyncSession, ctx: Ctx, now: datetime, row: ConsoleAction, **extra: Any
+) -> dict[str, Any]:
+    await flow.publish_step(bus, ctx, now, **extra)
+    (action,) = await supervision.publish_actions(db, bus, [row])
+    return action
+
+
+# ----------------------------------------------------------------------------- pause
+
+
+async def pause(
+    db: AsyncSession, bus: Bus, ctx: Ctx, *, staff_id: int, reason: str, now: datetime
+) -> dict[str, Any]:
+    """Stop the candidate's clock (committed, then published)."""
+    reason = clean_reason(reason)
+    _require_answering(ctx)
+    a = ctx.attempt
+    if a.paused_at is not None:
+        raise Conflict("already_paused", "This candidate's exam is already paused. 已暂停。")
+    end = await flow.end_of(db, ctx.sitting, ctx.candidate.id, a, now)
+    if now >= end:
+        raise Conflict("time_over", "This candidate's time is over. 该考生的考试时间已到。")
+    left = (end - now).total_seconds()
+    a.paused_at = now
+    a.paused_by = staff_id
+    a.pause_reason = reason
+    a.updated_at = now
+    await flow.record_event(
+        db, ctx.candidate.id, "exam_paused", now, by=staff_id, seconds_left=left
+    )
+    row = await supervision.record_action(
+        db,
+        sitting_id=ctx.sitting.id,
+        kind="exam_paused",
+        staff_id=staff_id,
+        candidate_id=ctx.candidate.id,
+        reason=reason,
+        data={"seconds_left": round(left, 3)},
+        at=now,
+    )
+    await db.commit()
+    action = await _publish(bus, db, ctx, now, row, paused=True)
+    return {
+        "candidate_id": ctx.candidate.id,
+        "paused": True,
+        "seconds_left": left,
+        "action": action,
+    }
+
+
+async def resume(
+    db: AsyncSession, bus: Bus, ctx: Ctx, *, staff_id: int, reason: str = "", now: datetime
+) -> dict[str, Any]:
+    """Restart the clock: the end moves by the paused duration."""
+    reason = clean_reason(reason, required=False)
+    _require_answering(ctx)
+    a = ctx.attempt
+    if a.paused_at is None:
+        raise Conflict("not_paused", "This candidate's exam is not paused. 该考生未被暂停。")
+    seconds = max(0.0, (now - a.paused_at).total_seconds())
+    paused_since = a.paused_at
+    a.paused_seconds = float(a.paused_seconds or 0.0) + seconds
+    a.paused_at = None
+    a.paused_by = None
+    a.pause_reason = None
+    a.updated_at = now
+    end = await flow.end_of(db, ctx.sitting, ctx.candidate.id, a, now)
+    await flow.record_event(
+        db, ctx.candidate.id, "exam_resumed", now, by=staff_id, paused_seconds=seconds
+    )
+    row = await supervision.record_action(
+        db,
+        sitting_id=ctx.sitting.id,
+        kind="exam_resumed",
+        staff_id=staff_id,
+        candidate_id=ctx.candidate.id,
+        reason=reason,
+        data={
+            "paused_since": paused_since.isoformat(),
+            "paused_seconds": round(seconds, 3),
+            "ends_at": end.isoformat(),
+        },
+        at=now,
+    )
+    await db.commit()
+    action = await _publish(bus, db, ctx, now, row, paused=False)
+    return {
+        "candidate_id": ctx.candidate.id,
+        "paused": False,
+        "paused_seconds": seconds,
+        "ends_at": end.isoformat(),
+        "seconds_left": (end - now).total_seconds(),
+        "action": action,
+    }
+
+
+# ----------------------------------------------------------------------------- terminate
+
+
+async def terminate(
+    db: AsyncSession,
+    bus: Bus,
+    ctx: Ctx,
+    *,
+    staff_id: int,
+    category: str,
+    reason: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Handle a violation: a warning is recorded (the exam goes on, in any step before its
+    end); the other categories end the candidate's exam at once (only while answering)."""
+    cat = check_category(category)
+    reason = clean_reason(reason)
+    a = ctx.attempt
+    if a.step == "terminated":
+        raise _not_answering(ctx)
+    if not cat.ends_exam:
+        if a.step in flow.ENDED:
+            raise _not_answering(ctx)
+        row = await supervision.record_action(
+            db,
+            sitting_id=ctx.sitting.id,
+            kind="discipline_warning",
+            staff_id=staff_id,
+            candidate_id=ctx.candidate.id,
+            reason=reason,
+            data={"category": cat.code, "category_title": cat.title, "ends_exam": False},
+            at=now,
+            audit={"category": cat.code},
+        )
+        await flow.record_event(db, ctx.candidate.id, "discipline_warning", now, by=staff_id)
+        await db.commit()
+        (action,) = await supervision.publish_actions(db, bus, [row])
+        return {
+            "candidate_id": ctx.candidate.id,
+            "category": cat.code,
+            "ended": False,
+            "step": a.step,
+            "action": action,
+        }
+
+    _require_answering(ctx)
+    if a.paused_at is not None:  # the pause ends with the exam
+        a.paused_seconds = float(a.paused_seconds or 0.0) + max(
+            0.0, (now - a.paused_at).total_seconds()
+        )
+        a.paused_at = None
+        a.paused_by = None
+        a.pause_reason = None
+    a.step = "terminated"
+    a.terminated_at = now
+    a.terminated_by = staff_id
+    a.termination_category = cat.code
+    a.termination_reason = reason
+    a.submitted_at = now  # the paper is collected as it stands
+    a.submit_kind = "terminated"
+    a.updated_at = now
+    # the answers are kept and scored for the record; the result follows the category
+    await score_attempt(db, a, ctx.rules.pass_score)
+    a.grading_pending = False
+    a.passed = False
+    a.total_score = 0.0 if cat.score == "zero" else None
+    await flow.record_event(
+        db, ctx.candidate.id, "exam_terminated", now, by=staff_id, category=cat.code
+    )
+    row = await supervision.record_action(
+        db,
+        sitting_id=ctx.sitting.id,
+        kind="exam_terminated",
+        staff_id=staff_id,
+        candidate_id=ctx.candidate.id,
+        reason=reason,
+        data={
+            "category": cat.code,
+            "category_title": cat.title,
+            "ends_exam": True,
+            "objective_score": a.objective_score,
+        },
+        at=now,
+        audit={"category": cat.code},
+    )
+    await db.commit()
+    action = await _publish(bus, db, ctx, now, row, category=cat.code)
+    return {
+        "candidate_id": ctx.candidate.id,
+        "category": cat.code,
+        "ended": True,
+        "step": a.step,
+        "action": action,
+    }
