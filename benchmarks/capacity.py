@@ -355,7 +355,7 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
         else:
             env = {"PROCTOR_ANALYSIS_ENABLED": "false" if args.bare else "true"}
             if args.workers > 1:
-                url, pg_name = create_postgres_db()
+                url, pg_name = await asyncio.to_thread(create_postgres_db)
                 env.update(
                     PROCTOR_REDIS_URL="redis://127.0.0.1:6379/0",
                     PROCTOR_REDIS_NAMESPACE=f"cap{uuid.uuid4().hex[:6]}",
@@ -389,7 +389,7 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
         if server is not None:
             server.stop()
         if pg_name:
-            drop_postgres_db(pg_name)
+            await asyncio.to_thread(drop_postgres_db, pg_name)
     print("\n== summary")
     print_runs(runs)
     if args.find_max:

@@ -20,6 +20,11 @@ STREAMS = Gauge("proctor_streams", "Media streams being received", ["view"])
 FRAMES_RECEIVED = Counter(
     "proctor_frames_received_total", "Video frames received and decoded", ["view"]
 )
+FRAMES_DROPPED = Counter(
+    "proctor_frames_dropped_total",
+    "Decoded frames dropped because the server fell behind (bounded queues)",
+    ["kind"],
+)
 STAGE_CPU = Counter(
     "proctor_stage_cpu_seconds_total",
     "CPU time of the analysis thread per stage (convert, detect, encode)",

@@ -21,6 +21,7 @@ from aiortc.contrib.media import MediaRelay
 from proctor import metrics
 from proctor.domain import CandidateRef
 from proctor.errors import Invalid
+from proctor.media.bounded import bound
 from proctor.media.monitor import CandidateMonitor
 from proctor.media.sampler import FrameSampler
 
@@ -110,6 +111,7 @@ class PeerManager:
 
         @pc.on("track")
         def on_track(track) -> None:
+            bound(track)  # an overloaded server drops stale frames, never queues them
             if track.kind == "video" and peer.video is None:
                 peer.video = track
                 sampler = FrameSampler(peer.relay.subscribe(track, buffered=False), name, view)
@@ -117,7 +119,9 @@ class PeerManager:
                 monitor.attach(view, sampler)
             elif track.kind == "audio" and peer.audio_src is None:
                 peer.audio_src = track
-                monitor.attach_audio(view, peer.relay.subscribe(track, buffered=True))
+                audio = peer.relay.subscribe(track, buffered=True)
+                bound(audio)
+                monitor.attach_audio(view, audio)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:

@@ -28,6 +28,7 @@ from aiortc import (
 from aiortc.contrib.media import MediaRelay
 
 from proctor.errors import Conflict, Invalid, NotFound
+from proctor.media.bounded import bound
 from proctor.media.peers import PeerManager
 from proctor.media.sampler import AudioDrain
 
@@ -124,6 +125,7 @@ class VoiceCalls:
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
+            bound(track)
             if track.kind == "audio" and call.staff_audio is None:
                 call.staff_audio = track
                 call.drain = AudioDrain(
