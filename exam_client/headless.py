@@ -692,6 +692,9 @@ class HeadlessCandidate:
                 json={"sdp": offer.sdp, "type": offer.type, "view": view.name},
                 token=view.token or self.token,
             )
+            if response.status_code == 503:  # the stream's worker is away: retry later
+                code, message = _error_of(response)
+                raise ServerUnreachable(code, f"{view.name} view: {message}")
             if response.status_code != 200:
                 code, message = _error_of(response)
                 raise OfferRejected(code, f"{view.name} view refused: {message}")

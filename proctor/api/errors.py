@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from proctor.errors import DomainError
+from proctor.media.cluster import ClusterError
 
 _HTTP_CODES = {
     400: "invalid_body",
@@ -28,6 +29,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(ClusterError)
+    async def _cluster(_: Request, exc: ClusterError) -> JSONResponse:
+        # the worker that owns the stream could not be reached: temporary, retry soon
+        return error_response(
+            503,
+            "worker_unavailable",
+            "The server process handling this stream is not reachable; retry in a few "
+            "seconds. 服务器繁忙，请稍后重试。",
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -34,6 +34,15 @@ class ClusterError(Exception):
     pass
 
 
+#: set the owner key to this worker (ARGV[1]) for ARGV[2] ms unless another worker holds it
+_REFRESH_OWNER = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
+
 class LocalCluster:
     """One process: it owns every candidate."""
 
@@ -109,7 +118,14 @@ class RedisCluster:
         ms = int(self.ttl * 1000)
         await self._redis.set(f"{self.ns}:worker:{self.worker_id}", "1", px=ms)
         for cid in list(self.owned):
-            await self._redis.set(f"{self.ns}:owner:{cid}", self.worker_id, px=ms * 3)
+            # refresh only what is still ours: after a moment without Redis another worker
+            # may have taken the candidate over, and must keep it
+            kept = await self._redis.eval(
+                _REFRESH_OWNER, 1, f"{self.ns}:owner:{cid}", self.worker_id, ms * 3
+            )
+            if not kept:
+                log.warning("candidate %s was taken over by another worker", cid)
+                self.owned.discard(cid)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -121,7 +137,14 @@ class RedisCluster:
 
     # -- ownership ---------------------------------------------------------------------
     async def _alive(self, worker: str) -> bool:
-        return bool(await self._redis.exists(f"{self.ns}:worker:{worker}"))
+        """Alive while its heartbeat key lives *and* it listens on its RPC channel. A
+        process that dies (killed, crashed) drops its Redis connections at once, so its
+        candidates are taken over at their next offer rather than only once the heartbeat
+        key expires (up to ``ttl`` later, during which forwarding to it would fail)."""
+        if not await self._redis.exists(f"{self.ns}:worker:{worker}"):
+            return False
+        listening = await self._redis.pubsub_numsub(f"{self.ns}:rpc:{worker}")
+        return bool(listening and listening[0][1])
 
     async def owner(self, candidate_id: int) -> str:
         """The live worker that owns the candidate; this one claims it when nobody (alive)

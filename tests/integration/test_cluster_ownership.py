@@ -1,0 +1,79 @@
+"""Ownership of candidates between workers (proctor.media.cluster.RedisCluster) on the
+real Redis: a dead worker's candidates are taken over at once; a worker that lost a
+candidate while away from Redis does not take it back with its heartbeat; a worker that
+cannot be reached is a 503 with a code, not a crash."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from proctor.api import errors
+from proctor.media.cluster import ClusterError, RedisCluster
+
+REDIS_URL = os.environ.get("PROCTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+async def pair():
+    ns = f"own{uuid.uuid4().hex[:8]}"
+    a, b = RedisCluster(REDIS_URL, ns, ttl=30.0), RedisCluster(REDIS_URL, ns, ttl=30.0)
+    try:
+        await a._redis.ping()
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Redis unreachable: {exc}")
+    await a.start({})
+    await b.start({})
+    yield a, b
+    for worker in (a, b):
+        try:
+            await worker.stop()
+        except Exception:  # noqa: BLE001 - already stopped by the test
+            pass
+
+
+async def test_a_dead_worker_is_not_an_owner(pair) -> None:
+    a, b = pair
+    assert await a.owner(7) == a.worker_id
+    assert await b.owner(7) == a.worker_id  # alive: b forwards to a
+    # a dies without a word: its heartbeat key lives on, its RPC subscription does not
+    for task in a._tasks:
+        task.cancel()
+    await a._redis.aclose()
+    assert await b.owner(7) == b.worker_id  # taken over at once, not after the TTL
+
+
+async def test_a_heartbeat_does_not_take_a_candidate_back(pair) -> None:
+    a, b = pair
+    assert await a.owner(9) == a.worker_id
+    # while a was away from Redis, b took the candidate over
+    await b._redis.set(f"{b.ns}:owner:9", b.worker_id)
+    b.owned.add(9)
+    await a._heartbeat_once()
+    assert 9 not in a.owned
+    assert (await a._redis.get(f"{a.ns}:owner:9")).decode() == b.worker_id
+    # an owner key that merely expired is refreshed by its holder
+    await b._redis.delete(f"{b.ns}:owner:9")
+    await b._heartbeat_once()
+    assert (await b._redis.get(f"{b.ns}:owner:9")).decode() == b.worker_id
+
+
+async def test_an_unreachable_worker_is_a_503_with_a_code() -> None:
+    app = FastAPI()
+    errors.install(app)
+
+    @app.post("/offer")
+    async def offer() -> None:
+        raise ClusterError("worker x is not listening")
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        resp = await http.post("/offer")
+    assert resp.status_code == 503
+    assert resp.json()["error"]["code"] == "worker_unavailable"
