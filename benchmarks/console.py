@@ -330,12 +330,12 @@ async def main_async(args: argparse.Namespace) -> dict:
     print(f"{'phase':<28} {'server':>7} {'console':>8} {'cands':>6} {'machine':>8} {'thumbs/s':>9}")
     print(f"{'idle (nobody streaming)':<28} {idle:>7.3f}")
     for name in (STREAMING, ROOM, OPENED):
-        thumbs = median_of(rows, name, "thumbs_per_s")
+        polled_per_s = median_of(rows, name, "thumbs_per_s")
         print(
             f"{name:<28} {median_of(rows, name, 'server_cpu'):>7.3f} "
             f"{median_of(rows, name, 'console_cpu'):>+8.3f} "
             f"{median_of(rows, name, 'generator_cpu'):>6.3f} "
-            f"{median_of(rows, name, 'machine_busy'):>8.3f} {thumbs:>9.1f}"
+            f"{median_of(rows, name, 'machine_busy'):>8.3f} {polled_per_s:>9.1f}"
         )
     polled = args.candidates * (1.0 + 0.5)  # tiles poll first views each 1 s, second 2 s
     print(

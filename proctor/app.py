@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from proctor import logs
 from proctor.api import admin, candidate, console, errors, flow, health
 from proctor.api import review as review_api
+from proctor.api.scope import RecentGrants
 from proctor.config import Settings
 from proctor.exam.clock import Clock
 from proctor.exam.service import ExamService
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     app = FastAPI(title="proctor", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.console_grants = RecentGrants()
     errors.install(app)
     app.include_router(health.router)
     app.include_router(candidate.router)

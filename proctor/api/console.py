@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.api import console_manage, console_voice
 from proctor.api.deps import COOKIE, STAFF_ROLES, db_session, runtime, staff, token_from
-from proctor.api.scope import console_scope
+from proctor.api.scope import check_console_candidate, console_scope
 from proctor.api.sockets import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, accept_principal, pump
 from proctor.errors import Conflict, DomainError, Forbidden, NotFound
 from proctor.events.bus import Message, sitting_channel
@@ -92,6 +92,7 @@ async def staff_logout(
     token = token_from(request)
     if token:
         await revoke_token(db, token)
+        request.app.state.console_grants.revoke(token)
         await db.commit()
     response.delete_cookie(COOKIE)
     return {"ok": True}
@@ -236,13 +237,12 @@ async def candidate_timeline(
 
 @router.get("/api/console/candidates/{candidate_id}/thumbnail/{view}.jpg")
 async def thumbnail(
-    candidate_id: int,
-    view: str,
-    scope: Scope = Depends(console_scope),
-    db: AsyncSession = Depends(db_session),
-    rt: Runtime = Depends(runtime),
+    candidate_id: int, view: str, request: Request, rt: Runtime = Depends(runtime)
 ) -> Response:
-    await rooms.check_candidate(db, scope, candidate_id)
+    # the console's hot path: the room check is remembered for a few seconds per session
+    if not request.app.state.console_grants.allowed(token_from(request), candidate_id):
+        async with rt.db.session() as db:
+            await check_console_candidate(request, db, candidate_id)
     thumb = rt.thumbnails.get(candidate_id, view)
     if thumb is None:
         raise NotFound("no_frame", "No picture from this view yet.")

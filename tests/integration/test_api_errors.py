@@ -154,3 +154,14 @@ def test_console_lists_and_danmaku_validation(client, server):
     assert nobody.status_code == 404 and _code(nobody) == "unknown_candidate"
     missing_ev = client.get("/api/evidence/999", headers=h)
     assert missing_ev.status_code == 404 and _code(missing_ev) == "unknown_evidence"
+    # the thumbnail route remembers a passed room check for a few seconds; a logout ends
+    # it at once, and another room's candidate never passes
+    thumb = f"/api/console/candidates/{seeded.candidates[0][0]}/thumbnail/first.jpg"
+    assert client.get(thumb, headers=h).status_code == 404  # checked, no frame yet
+    assert client.get(thumb, headers=h).status_code == 404  # remembered, still no frame
+    assert (
+        client.get("/api/console/candidates/999/thumbnail/first.jpg", headers=h).status_code == 404
+    )
+    assert client.post("/api/staff/logout", headers=h).status_code == 200
+    after = client.get(thumb, headers=h)
+    assert after.status_code == 401 and _code(after) == "not_authenticated"
