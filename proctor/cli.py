@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -24,13 +25,12 @@ DEMO_CANDIDATES = (
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    import os
 
     import uvicorn
 
     from proctor.app import create_app
 
-    workers = getattr(args, "workers", None) or settings.workers
+    workers = getattr(args, "workers", None) or settings.workers or default_workers(settings)
     common = {
         "host": settings.host,
         "port": settings.port,
@@ -263,6 +263,12 @@ def cmd_db(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def default_workers(settings: Settings) -> int:
+    """One worker per core where several can share the work (Redis configured); else the
+    single process with the in-process bus."""
+    return (os.cpu_count() or 1) if settings.redis_url else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="proctor", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -271,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         help="server processes behind the one address (needs PROCTOR_REDIS_URL); "
-        "default PROCTOR_WORKERS, else 1",
+        "default PROCTOR_WORKERS, else one per core with Redis, else 1",
     )
     demo = sub.add_parser("demo", help="create a demo sitting and serve it")
     demo.add_argument("--photo", action="append", help="registered photo for a demo candidate")

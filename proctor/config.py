@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     # several processes / machines (issue 7); empty = single process, in-process bus
     redis_url: str = ""
     redis_namespace: str = "proctor"  # key/channel prefix: several deployments, one Redis
-    workers: int = 1  # server processes behind one address (`proctor serve --workers`)
+    # server processes behind one address (`proctor serve --workers`); 0 = one per core when
+    # redis_url is set, else a single process
+    workers: int = 0
     migrate_on_start: bool = True  # workers started by `serve --workers` skip it
 
     # media: what the browser is asked to send, and how often analysis looks

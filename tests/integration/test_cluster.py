@@ -47,6 +47,7 @@ def two_workers(models_dir, tmp_path_factory):
     seeded = asyncio.run(seed(url, data_dir / "shared", rules=RULES, n_candidates=2))
     env = {
         "PROCTOR_REDIS_URL": REDIS_URL,
+        "PROCTOR_WORKERS": "1",  # each ServerProcess is one worker of the pair
         "PROCTOR_REDIS_NAMESPACE": f"t{uuid.uuid4().hex[:8]}",
     }
     workers = []

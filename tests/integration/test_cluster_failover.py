@@ -51,7 +51,11 @@ def cluster(models_dir, tmp_path_factory):
     url, name = create_postgres_db()
     data_dir = tmp_path_factory.mktemp("failover") / "shared"  # shared by both workers
     namespace = f"t{uuid.uuid4().hex[:8]}"
-    env = {"PROCTOR_REDIS_URL": REDIS_URL, "PROCTOR_REDIS_NAMESPACE": namespace}
+    env = {
+        "PROCTOR_REDIS_URL": REDIS_URL,
+        "PROCTOR_REDIS_NAMESPACE": namespace,
+        "PROCTOR_WORKERS": "1",  # each ServerProcess is one worker of the pair
+    }
     workers: list[ServerProcess] = []
     try:
         sitting = asyncio.run(seed_exam(url, data_dir, flow={"require_phone": False}))
