@@ -9,7 +9,7 @@ import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -89,6 +89,9 @@ class Runtime:
     # identity re-checks during the exam; set once the exam service's workers exist
     identity: RegisteredPhotoIdentity | None = None
     _mirror_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # views another process reported connected: (candidate, view) -> that worker's id
+    _remote_views: dict[tuple[int, str], str] = field(default_factory=dict)
+    orphan_sweep_seconds: float = 3.0
 
     def __post_init__(self) -> None:
         ice = [u.strip() for u in self.settings.ice_servers.split(",") if u.strip()]
@@ -145,6 +148,7 @@ class Runtime:
                     "view": view,
                     "connected": connected_now,
                     "since": since.isoformat() if since else None,
+                    "from": self.cluster.worker_id,
                 },
             )
             if not connected and not self.peers.has_peers(ref.candidate_id):
@@ -173,12 +177,49 @@ class Runtime:
                     thumb = Thumbnail(base64.b64decode(m["jpeg"]), float(m["captured_at"]))
                     self.thumbnails.put_local(int(m["candidate_id"]), m["view"], thumb)
                 elif m.get("kind") == "view" and m.get("since"):
+                    key = (int(m["candidate_id"]), str(m["view"]))
                     self.peers.note_view_state(
-                        int(m["candidate_id"]),
-                        m["view"],
-                        bool(m["connected"]),
-                        datetime.fromisoformat(m["since"]),
+                        *key, bool(m["connected"]), datetime.fromisoformat(m["since"])
                     )
+                    sender = m.get("from")
+                    if m["connected"] and sender and sender != self.cluster.worker_id:
+                        self._remote_views[key] = str(sender)
+                    else:
+                        self._remote_views.pop(key, None)
+
+    async def _sweep_orphans(self) -> None:
+        """A killed worker never reports that its views went away: every process would go
+        on showing them connected. Views mirrored from a worker that is no longer alive
+        are orphans; one surviving process (the one that wins the candidate's ownership)
+        records them as lost, exactly as if their connection had dropped, and tells the
+        others. A candidate that reconnects meanwhile is reported by its new owner."""
+        while True:
+            await asyncio.sleep(self.orphan_sweep_seconds)
+            try:
+                await self.sweep_orphans_once()
+            except Exception:  # Redis or database hiccup: try again at the next sweep
+                log.exception("orphaned view sweep failed")
+
+    async def sweep_orphans_once(self) -> None:
+        workers = set(self._remote_views.values())
+        dead = {w for w in workers if not await self.cluster.alive(w)}
+        orphans: dict[int, list[str]] = {}
+        for (cid, view), worker in list(self._remote_views.items()):
+            if worker in dead:
+                orphans.setdefault(cid, []).append(view)
+        for cid, views in orphans.items():
+            owner = await self.cluster.owner(cid)  # claims it: only one survivor records
+            for view in views:
+                self._remote_views.pop((cid, view), None)
+            if owner != self.cluster.worker_id:
+                continue  # another process took over (or the candidate is back there)
+            ref = await self.load_ref(cid)
+            for view in views:
+                if self.peers.is_connected(cid, view):
+                    continue  # reconnected to this very process meanwhile
+                log.warning("candidate %s %s: its worker died; view lost", cid, view)
+                self.peers.note_view_state(cid, view, False, datetime.now(UTC))
+                await self._on_connection(ref, view, False)  # records, tells, releases
 
     @classmethod
     async def start(cls, settings: Settings, migrate_db: bool = True) -> Runtime:
@@ -221,6 +262,7 @@ class Runtime:
         if rt.cluster.distributed:
             rt.thumbnails.on_put = rt._publish_thumbnail
             rt._tasks.append(asyncio.create_task(rt._mirror(), name="media mirror"))
+            rt._tasks.append(asyncio.create_task(rt._sweep_orphans(), name="orphan sweep"))
             await asyncio.wait_for(rt._mirror_ready.wait(), 10)
         return rt
 

@@ -63,6 +63,9 @@ class LocalCluster:
     async def release(self, candidate_id: int) -> None:
         return None
 
+    async def alive(self, worker: str) -> bool:
+        return worker == self.worker_id
+
     async def call(self, worker: str, method: str, payload: dict[str, Any]) -> dict[str, Any]:
         raise ClusterError("a single-process server has no other worker")
 
@@ -136,7 +139,7 @@ class RedisCluster:
                 log.exception("cluster heartbeat failed")
 
     # -- ownership ---------------------------------------------------------------------
-    async def _alive(self, worker: str) -> bool:
+    async def alive(self, worker: str) -> bool:
         """Alive while its heartbeat key lives *and* it listens on its RPC channel. A
         process that dies (killed, crashed) drops its Redis connections at once, so its
         candidates are taken over at their next offer rather than only once the heartbeat
@@ -155,7 +158,7 @@ class RedisCluster:
             current = await self._redis.get(key)
             if current is not None:
                 current = current.decode()
-                if current == self.worker_id or await self._alive(current):
+                if current == self.worker_id or await self.alive(current):
                     if current == self.worker_id:
                         self.owned.add(candidate_id)
                     return current

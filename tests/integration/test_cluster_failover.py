@@ -42,7 +42,7 @@ def _redis_ok() -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def cluster(models_dir, tmp_path_factory):
     if not (postgres_available() and _redis_ok()):
         if os.environ.get("CI"):
@@ -93,6 +93,22 @@ def _streams(metrics: str, view: str) -> float:
     return 0.0
 
 
+async def _staff_headers(console: httpx.AsyncClient) -> dict[str, str]:
+    resp = await console.post(
+        "/api/staff/login", json={"username": INVIGILATOR[0], "password": INVIGILATOR[1]}
+    )
+    assert resp.status_code == 200, resp.text
+    return {"authorization": f"Bearer {resp.json()['token']}"}
+
+
+async def _listed_view(
+    console: httpx.AsyncClient, h: dict[str, str], sitting_id: int, cid: int, view: str
+) -> dict[str, Any]:
+    resp = await console.get(f"/api/console/candidates?sitting_id={sitting_id}", headers=h)
+    assert resp.status_code == 200, resp.text
+    return next(c for c in resp.json() if c["id"] == cid)["views"][view]
+
+
 def _value(q: dict[str, Any], seq: int) -> Any:
     keys = [o["key"] for o in q.get("options") or []]
     if q["type"] == "single":
@@ -115,17 +131,11 @@ async def test_candidate_survives_the_death_of_its_worker(cluster, clip) -> None
         # declares the connection disconnected (the client's default is 8 s)
         HeadlessCandidate(a.url, s.password, idn, silence_timeout=4.0) as cand,
     ):
-        staff = (
-            await console.post(
-                "/api/staff/login", json={"username": INVIGILATOR[0], "password": INVIGILATOR[1]}
-            )
-        ).json()["token"]
-        h = {"authorization": f"Bearer {staff}"}
+        h = await _staff_headers(console)
+        staff = h["authorization"].removeprefix("Bearer ")
 
         async def listed_first_view() -> dict[str, Any]:
-            resp = await console.get(f"/api/console/candidates?sitting_id={s.id}", headers=h)
-            assert resp.status_code == 200, resp.text
-            return next(c for c in resp.json() if c["id"] == cid)["views"]["first"]
+            return await _listed_view(console, h, s.id, cid, "first")
 
         ws_url = b.url.replace("http", "ws") + f"/ws/console?sitting_id={s.id}&token={staff}"
         async with connect(ws_url) as ws:
@@ -253,3 +263,62 @@ async def test_candidate_survives_the_death_of_its_worker(cluster, clip) -> None
         assert stale.status_code == 401
     print(f"media back on worker B {took:.1f} s after worker A was killed")
     assert took < 20
+
+
+async def test_a_dead_workers_views_are_shown_lost_and_recorded_once(cluster, clip) -> None:
+    """The candidate does not come back (its network died with the worker, say): the
+    surviving worker must not go on showing the view connected. It notices that the
+    owner is gone, records the loss once (the reviewer's timeline shows it) and its
+    consoles see the view lost."""
+    a, b, s = cluster.a, cluster.b, cluster.sitting
+    cid, idn = s.candidates[0].id, s.candidates[0].id_number
+    async with (
+        httpx.AsyncClient(base_url=b.url, timeout=10) as console,
+        # the page never notices the silence: it does not reconnect anywhere
+        HeadlessCandidate(a.url, s.password, idn, silence_timeout=3600) as cand,
+    ):
+        h = await _staff_headers(console)
+        staff = h["authorization"].removeprefix("Bearer ")
+        await cand.login()
+        await cand.walk_to_answering(clip, invigilator=INVIGILATOR, timeout=60)
+        await cand.wait_for_state("first", "connected", timeout=20)
+        assert _owner_pid(cluster.namespace, cid) == a.proc.pid
+
+        async def seen_on_b() -> dict[str, Any] | None:
+            first = await _listed_view(console, h, s.id, cid, "first")
+            return first if first["connected"] else None
+
+        await eventually(seen_on_b, 15, "worker B showing the stream to worker A")
+        ws_url = b.url.replace("http", "ws") + f"/ws/console?sitting_id={s.id}&token={staff}"
+        async with connect(ws_url) as ws:
+            await asyncio.wait_for(ws.recv(), 10)  # health
+            a.proc.kill()
+            a.proc.wait()
+            killed_at = datetime.now(UTC)
+
+            async def lost_message() -> dict[str, Any]:
+                async for raw in ws:
+                    msg = json.loads(raw)
+                    if msg.get("type") == "connection" and msg.get("candidate_id") == cid:
+                        return msg
+                raise AssertionError("console socket closed")
+
+            msg = await asyncio.wait_for(lost_message(), 30)
+            assert msg["view"] == "first" and msg["connected"] is False
+            assert datetime.fromisoformat(msg["at"]) > killed_at
+
+        first = await _listed_view(console, h, s.id, cid, "first")
+        assert first["connected"] is False
+        assert datetime.fromisoformat(first["since"]) > killed_at
+        timeline = await console.get(f"/api/console/candidates/{cid}/timeline", headers=h)
+        assert timeline.status_code == 200, timeline.text
+        losses = [
+            i["event"]
+            for i in timeline.json()
+            if i["kind"] == "event"
+            and i["event"]["kind"] == "media_lost"
+            and datetime.fromisoformat(i["at"]) > killed_at
+        ]
+        assert losses == [{"kind": "media_lost", "data": {"view": "first"}}]
+        # B recorded the loss and let the candidate go: whoever it reaches next owns it
+        assert _owner_pid(cluster.namespace, cid) is None
