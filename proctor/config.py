@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     capture_width: int = 640
     capture_height: int = 480
     capture_fps: int = 10
+    # the phone's side view: desk, hands and screen change slowly; each received frame
+    # costs the server about 2 ms of CPU (issue 7)
+    phone_capture_fps: int = 5
     analysis_fps: float = 2.0  # default per sitting
     analysis_enabled: bool = True  # false: receive and decode only (capacity baseline)
     thumbnail_fps: float = 1.0

@@ -83,7 +83,7 @@ async function run() {
     return;
   }
   $('phone-who').textContent = `考生 Candidate: ${paired.candidate.name}`;
-  const media = paired.media || { width: 640, height: 480, fps: 10, ice_servers: [] };
+  const media = paired.media || { width: 640, height: 480, fps: 5, ice_servers: [] };
   setState('requesting');
   let stream;
   try {
@@ -92,7 +92,7 @@ async function run() {
         facingMode: { ideal: 'environment' },
         width: { ideal: media.width },
         height: { ideal: media.height },
-        frameRate: { ideal: Math.min(media.fps, 10) },
+        frameRate: { ideal: media.fps, max: media.fps },
       },
       audio: false,
     });
@@ -110,6 +110,7 @@ async function run() {
     token: paired.token,
     iceServers: media.ice_servers || [],
     maxBitrate: 400_000,
+    maxFramerate: media.fps,
     onState: (state, detail = {}) => {
       if (state === 'idle') return;
       setState(state, state === 'error' ? detail.message || '' : '');

@@ -351,7 +351,7 @@ async def phone_pair(
         "media": {
             "width": s.capture_width,
             "height": s.capture_height,
-            "fps": s.capture_fps,
+            "fps": s.phone_capture_fps,
             "ice_servers": [u.strip() for u in s.ice_servers.split(",") if u.strip()],
         },
     }

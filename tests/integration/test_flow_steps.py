@@ -167,6 +167,9 @@ async def test_phone_pairing_is_one_time_and_second_view_only(fa: FlowApp) -> No
     paired = await phone.ok("post", "/api/phone/pair", json={"token": pairing["token"]})
     phone.token = paired["token"]
     assert paired["candidate"]["id"] == cid
+    # the side view is asked for fewer frames than the webcam (each costs server CPU)
+    settings = fa.rt.settings
+    assert paired["media"]["fps"] == settings.phone_capture_fps < settings.capture_fps
     reused = await fa.client().post("/api/phone/pair", json={"token": pairing["token"]})
     assert reused.status_code == 409 and code(reused) == "pairing_used"
     bogus = await fa.client().post("/api/phone/pair", json={"token": "x" * 30})
