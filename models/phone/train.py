@@ -134,6 +134,14 @@ class Augmenter:
         self.cfg = cfg
         self.size = size
         self.rng = rng
+        # the phones alone (their boxes cut out), pasted onto phone-free pictures: a phone
+        # lying on a desk or floor, which the data set (people holding one) never shows
+        self.phones = [
+            np.ascontiguousarray(im[int(y1) : int(math.ceil(y2)), int(x1) : int(math.ceil(x2))])
+            for im, boxes in items
+            for x1, y1, x2, y2 in boxes
+            if min(x2 - x1, y2 - y1) >= 12
+        ]
 
     def _pick(self) -> tuple[np.ndarray, np.ndarray]:
         if self.negatives and self.rng.random() < self.cfg["negative_prob"]:
@@ -182,6 +190,9 @@ class Augmenter:
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         if self.rng.random() < self.cfg["mosaic_prob"]:
             return self.mosaic()
+        paste = self.cfg.get("paste_prob", 0.0)
+        if paste and self.phones and self.negatives and self.rng.random() < paste:
+            return self.pasted()
         image, boxes = self._pick()
         return self.single(image, boxes, tuple(self.cfg["scale"]))
 
@@ -191,6 +202,28 @@ class Augmenter:
         """One picture at a random scale and place, maybe flipped, HSV jitter."""
         image, boxes = self._fit(image, boxes, self.size, self.size, scale)
         return self._flip_hsv(image, boxes)
+
+    def pasted(self) -> tuple[np.ndarray, np.ndarray]:
+        """A phone-free picture with one or two phones (cut from their boxes, turned by a
+        multiple of 90 degrees, small) put down on it."""
+        r, s = self.rng, self.size
+        band = r.choice(self.negatives)
+        h, w = band.shape[:2]
+        k = s / min(h, w) * r.uniform(1.0, 1.5)  # cover the whole picture, then crop
+        band = cv2.resize(band, (max(s, round(w * k)), max(s, round(h * k))))
+        y0, x0 = r.randrange(band.shape[0] - s + 1), r.randrange(band.shape[1] - s + 1)
+        image = np.ascontiguousarray(band[y0 : y0 + s, x0 : x0 + s])
+        boxes = []
+        for _ in range(r.choice((1, 1, 2))):
+            phone = np.rot90(r.choice(self.phones), r.randrange(4))
+            h, w = phone.shape[:2]
+            longer = s * r.uniform(*self.cfg["paste_scale"])
+            k = longer / max(h, w)
+            pw, ph = max(4, round(w * k)), max(4, round(h * k))
+            x, y = r.randrange(0, s - pw), r.randrange(0, s - ph)
+            image[y : y + ph, x : x + pw] = cv2.resize(np.ascontiguousarray(phone), (pw, ph))
+            boxes.append((x, y, x + pw, y + ph))
+        return self._flip_hsv(image, np.array(boxes, np.float32).reshape(-1, 4))
 
     def mosaic(self) -> tuple[np.ndarray, np.ndarray]:
         """Four random pictures (or phone-free bands) around a random centre."""
@@ -380,7 +413,8 @@ def build_cache(
 ) -> tuple[list[torch.Tensor], list[np.ndarray]]:
     """Backbone+neck features (float16) of ``cfg["variants"]`` augmented pictures per
     training image (kinds: ``full`` = the image at about the input size, ``small`` = zoomed
-    out, ``mosaic`` = a 2x2 mosaic of random images; each flipped at random, HSV jitter)
+    out, ``mosaic`` = a 2x2 mosaic of random images, ``pasted`` = phones cut out and put
+    down on a phone-free picture; each flipped at random, HSV jitter)
     and of ``cfg["negatives"]`` phone-free bands."""
     rng = aug.rng
     jobs: list[tuple[str, int]] = [(kind, i) for i in range(len(items)) for kind in cfg["variants"]]
@@ -398,6 +432,8 @@ def build_cache(
         for kind, i in jobs[start : start + batch]:
             if kind == "mosaic":
                 image, boxes = aug.mosaic()
+            elif kind == "pasted":
+                image, boxes = aug.pasted()
             else:
                 source = negatives[i] if kind == "negative" else items[i][0]
                 b = np.zeros((0, 4), np.float32) if kind == "negative" else items[i][1]
