@@ -2,7 +2,8 @@
 
     python -m benchmarks.phone --yolo ../shared/datasets/phone-using/valid \\
         [--train ../shared/datasets/phone-using/train] [--media ../shared/media] \\
-        [--model FILE] [--size N] [--threshold T] [--flip] [--json FILE]
+        [--model FILE] [--size N] [--verifier COCO] [--checker FILE] [--threshold T] \\
+        [--flip] [--json FILE]
 
 Sets scored (each row of the table):
 
@@ -245,6 +246,7 @@ def build_predict(args: argparse.Namespace) -> Predict:
         class_id=args.class_id,
         flip=args.flip,
         verifier=args.verifier,
+        checker=args.checker,
         num_threads=1,
     )
     if not args.person_crops:
@@ -325,6 +327,8 @@ def describe(args: argparse.Namespace) -> str:
         parts.append("person-crops")
     if args.verifier:
         parts.append(f"verified-by={args.verifier.name}")
+    if args.checker:
+        parts.append(f"checked-by={args.checker.name}")
     return " ".join(parts)
 
 
@@ -393,6 +397,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--verifier", type=Path, help="COCO model: score = sqrt(own x its cell-phone score)"
+    )
+    parser.add_argument(
+        "--checker",
+        type=Path,
+        help="crop classifier (phone_crop_check): score = sqrt(score x its probability)",
     )
     parser.add_argument("--clip-step", type=int, default=4)
     parser.add_argument("--limit", type=int, help="score only the first N images of --yolo")

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 OBJECT_MODELS = ("yolox_nano",)  # manifest names an object model is taken from, best first
 OBJECT_MIN_SCORE = 0.3  # lowest object score reported (rules apply their own thresholds)
 PHONE_MODEL = "phone_yolox_nano"  # the project's own phone detector (proctor.vision.phone)
+PHONE_CHECK_MODEL = "phone_crop_check"  # its second stage (optional)
 #: detectors whose result an ObjectGate may reuse while the picture stays the same
 GATED_DETECTORS = frozenset({"objects", "phone"})
 
@@ -162,7 +163,9 @@ def build_analyzer(model_paths: dict[str, Path | None]) -> FrameAnalyzer:
         )
 
     object_path = next((p for n in OBJECT_MODELS if (p := model_paths.get(n))), None)
-    phones = _phone_detector(model_paths.get(PHONE_MODEL), object_path)
+    phones = _phone_detector(
+        model_paths.get(PHONE_MODEL), object_path, model_paths.get(PHONE_CHECK_MODEL)
+    )
 
     # with the dedicated phone detector, phones come from it alone
     object_labels = DEFAULT_LABELS - (phones.labels if not isinstance(phones, str) else set())
@@ -184,7 +187,10 @@ def build_analyzer(model_paths: dict[str, Path | None]) -> FrameAnalyzer:
         if objects is not None:
             phones.share_coco(objects)
         detectors.append(phones)
-        states.append(DetectorState("phone", phones.labels, True, None))
+        unchecked = f"degraded: model {PHONE_CHECK_MODEL} missing or unreadable"
+        states.append(
+            DetectorState("phone", phones.labels, True, None if phones.checker else unchecked)
+        )
 
     face_analysers: list[FaceAnalyser] = []
     mesh_path = model_paths.get("face_mesh")
@@ -221,15 +227,21 @@ def build_analyzer(model_paths: dict[str, Path | None]) -> FrameAnalyzer:
     )
 
 
-def _phone_detector(path: Path | None, coco_path: Path | None) -> PhoneDetector | str:
+def _phone_detector(
+    path: Path | None, coco_path: Path | None, check_path: Path | None = None
+) -> PhoneDetector | str:
     """The dedicated phone detector on ``path``, verified by the COCO model on
-    ``coco_path`` (its chosen configuration; alone it fires on portraits without a phone),
-    or why there is none (then the objects detector reports phones)."""
+    ``coco_path`` (its chosen configuration; alone it fires on portraits without a phone)
+    and checked by the crop classifier on ``check_path`` when it is there, or why there is
+    none (then the objects detector reports phones)."""
     if path is None:
         return f"model {PHONE_MODEL} missing: phones come from the objects detector"
     if coco_path is None:
         return f"model {PHONE_MODEL} needs {OBJECT_MODELS[0]} as verifier, which is missing"
     try:
-        return PhoneDetector.default(path, coco_path)
+        return PhoneDetector.default(path, coco_path, check_path)
     except Exception as exc:  # a draft or broken model must not stop the server
+        if check_path is not None:
+            log.warning("phone crop check unusable (%s): phones are not crop-checked", exc)
+            return _phone_detector(path, coco_path, None)
         return f"{exc}: phones come from the objects detector"

@@ -96,6 +96,26 @@ def test_every_detector_is_built_and_listed(
     assert detectors == (["faces", "objects", "phone"] if dedicated else ["faces", "objects"])
     assert [a.name for a in analyzer.face_analysers] == ["head_pose"]
     assert analyzer.vad is not None and analyzer.quality is not None
+    assert (states["phone"].enabled, states["phone"].reason) == (True, None)
+
+
+def test_phones_without_their_crop_check_are_a_degraded_detector(
+    model_paths: dict[str, Path | None], tmp_path: Path, media_dir: Path
+) -> None:
+    """Without the second stage (missing, or a file that is not a model), phones are still
+    found by the verified detector, and the state says what is missing."""
+    broken = tmp_path / "phone_crop_check.onnx"
+    broken.write_bytes(b"not a model")
+    for check in (None, broken):
+        built = build_analyzer({**model_paths, "phone_crop_check": check})
+        state = next(s for s in built.states if s.name == "phone")
+        assert (
+            state.enabled
+            and state.reason == "degraded: model phone_crop_check missing or unreadable"
+        )
+        phone = next(d for d in built.detectors if d.name == "phone")
+        assert getattr(phone, "checker", "?") is None
+        assert phone.detect(read(media_dir, "images/rfphone_15_jpg.jpg"))
 
 
 def test_a_missing_model_disables_only_its_detectors(

@@ -73,6 +73,7 @@ def test_manifest_lists_every_model_with_its_source() -> None:
         "dlib_face_resnet",
         "dlib_shape_predictor_5",
         "phone_yolox_nano",
+        "phone_crop_check",
     }
     assert specs["face_mesh"].used_by == ("head_pose", "face_covered")
     assert specs["blazeface_short"].source == PypiSource(

@@ -1,8 +1,9 @@
 """The phone detector (its default configuration: the fine-tuned model verified by the COCO
-model) on real pictures: phones found where ``labels.json`` says there is one, none where it
-says there is none (also on frames of a phone-free clip), and most phones of the valid split
-of phone-using v3. The thresholds are the measured figures of ``benchmarks.phone``, not the
-issue's target (recall 0.9), which this detector does not reach yet."""
+model and checked by the crop classifier) on real pictures: phones found where
+``labels.json`` says there is one, none where it says there is none (also on frames of a
+phone-free clip), and most phones of the valid split of phone-using v3. The thresholds are
+the measured figures of ``benchmarks.phone``, not the issue's target (recall 0.9), which
+this detector does not reach yet."""
 
 from __future__ import annotations
 
@@ -13,19 +14,22 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.phone import phone_free_crop, read_yolo
 from models.prepare import RepoSource, load_manifest, model_path
-from proctor.vision.phone import LABEL, PhoneDetector
+from proctor.vision.phone import CHECK_TOP, CHECKED_MIN_SCORE, LABEL, PhoneDetector
 from proctor.vision.types import Detector
 
 MODEL = "phone_yolox_nano"
+CHECK = "phone_crop_check"
 
 
 @pytest.fixture(scope="module")
 def detector(models_dir: Path) -> PhoneDetector:
     path = model_path(models_dir, MODEL)
     coco = model_path(models_dir, "yolox_nano")
-    assert path is not None and coco is not None, "models not prepared"
-    return PhoneDetector.default(path, coco)
+    check = model_path(models_dir, CHECK)
+    assert path is not None and coco is not None and check is not None, "models not prepared"
+    return PhoneDetector.default(path, coco, check)
 
 
 def _images(media_dir: Path, phone: bool) -> list[tuple[str, np.ndarray]]:
@@ -40,8 +44,9 @@ def _images(media_dir: Path, phone: bool) -> list[tuple[str, np.ndarray]]:
     return found
 
 
-def test_the_model_ships_in_the_repository_with_its_sha256() -> None:
-    (spec,) = [s for s in load_manifest() if s.name == MODEL]
+@pytest.mark.parametrize("name", [MODEL, CHECK])
+def test_the_model_ships_in_the_repository_with_its_sha256(name: str) -> None:
+    (spec,) = [s for s in load_manifest() if s.name == name]
     assert isinstance(spec.source, RepoSource)
     assert "CC BY 4.0" in spec.licence
     local = Path(__file__).resolve().parents[2] / "models" / spec.source.path
@@ -54,10 +59,48 @@ def test_it_is_a_detector_of_cell_phones(detector: PhoneDetector) -> None:
     as_detector: Detector = detector  # the analyser's protocol
     assert as_detector.name == "phone"
     assert detector.labels == frozenset({LABEL})
+    assert detector.checker is not None and detector.min_score == CHECKED_MIN_SCORE
+
+
+def test_the_crop_check_finds_more_phones_at_the_same_false_alarm_rate(
+    detector: PhoneDetector, models_dir: Path, media_dir: Path, shared_dir: Path
+) -> None:
+    """The same detector without its second stage, against it, on the first 300 valid
+    pictures with a phone and their phone-free parts (as ``benchmarks.phone`` cuts them):
+    more phones found while false ones stay under 6 % (measured on the whole split: recall
+    0.765 -> 0.817, false 4.7 % -> 4.9 %); and no phone of ``labels.json`` lost."""
+    path, coco = model_path(models_dir, MODEL), model_path(models_dir, "yolox_nano")
+    assert path is not None and coco is not None
+    unchecked = PhoneDetector.default(path, coco)
+    assert unchecked.checker is None
+    for _, image in _images(media_dir, phone=True):
+        if unchecked.detect(image):
+            assert detector.detect(image)
+    pictures = [s for s in read_yolo(shared_dir / "datasets/phone-using/valid") if s.positive]
+    pictures = pictures[:300]
+    crops = [c.image for c in map(phone_free_crop, pictures) if c is not None]
+    found = [sum(bool(d.detect(p.image)) for p in pictures) for d in (unchecked, detector)]
+    false = [sum(bool(d.detect(c)) for c in crops) for d in (unchecked, detector)]
+    print(f"found {found} of {len(pictures)}, false {false} of {len(crops)}")
+    assert found[1] >= found[0] + 0.03 * len(pictures)
+    assert false[1] <= 0.06 * len(crops)
+
+
+def test_at_most_the_best_candidates_are_checked(detector: PhoneDetector, media_dir: Path) -> None:
+    assert detector.checker is not None
+    seen: list[int] = []
+    real = detector.checker.probabilities
+    detector.checker.probabilities = lambda f, b: seen.append(len(b)) or real(f, b)  # type: ignore[method-assign]
+    try:
+        for _, image in _images(media_dir, phone=True):
+            detector.detect(image)
+    finally:
+        del detector.checker.probabilities
+    assert seen and max(seen) <= CHECK_TOP
 
 
 def test_phones_are_found_on_the_phone_pictures(detector: PhoneDetector, media_dir: Path) -> None:
-    """Measured: 6 of the 8 (missed: a phone lying on a floor, one held to the ear)."""
+    """Measured: 7 of the 8 (missed: one of the phones lying on a floor)."""
     pictures = _images(media_dir, phone=True)
     missed = []
     for name, image in pictures:
@@ -69,7 +112,7 @@ def test_phones_are_found_on_the_phone_pictures(detector: PhoneDetector, media_d
             assert d.label == LABEL and detector.min_score <= d.score <= 1
             x1, y1, x2, y2 = d.box
             assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
-    assert len(missed) <= 2, missed
+    assert len(missed) <= 1, missed
 
 
 def test_no_phone_on_phone_free_pictures(detector: PhoneDetector, media_dir: Path) -> None:
@@ -94,7 +137,7 @@ def test_no_phone_on_a_phone_free_clip(detector: PhoneDetector, media_dir: Path)
 
 def test_phones_are_found_on_the_valid_split(detector: PhoneDetector, shared_dir: Path) -> None:
     """The first 60 valid images with a phone (in name order): measured recall on the whole
-    split is 0.76, so at least 65 % of these."""
+    split is 0.82, so at least 70 % of these."""
     split = shared_dir / "datasets/phone-using/valid"
     names = [p for p in sorted((split / "labels").glob("*.txt")) if p.read_text().strip()][:60]
     found = 0
@@ -102,7 +145,7 @@ def test_phones_are_found_on_the_valid_split(detector: PhoneDetector, shared_dir
         image = cv2.imread(str(split / "images" / f"{label.stem}.jpg"), cv2.IMREAD_COLOR)
         assert image is not None, label.stem
         found += bool(detector.detect(image))
-    assert found >= 0.65 * len(names)
+    assert found >= 0.70 * len(names)
 
 
 def test_odd_frames_are_handled(detector: PhoneDetector, media_dir: Path) -> None:
@@ -124,9 +167,9 @@ def test_verifier_scores_are_shared_with_the_object_detector(
     from proctor.vision.objects import YoloDetector
 
     coco = model_path(models_dir, "yolox_nano")
-    phone = model_path(models_dir, MODEL)
+    phone, check = model_path(models_dir, MODEL), model_path(models_dir, CHECK)
     assert coco is not None and phone is not None
-    shared = PhoneDetector.default(phone, coco)
+    shared = PhoneDetector.default(phone, coco, check)
     objects = YoloDetector(coco, ["person"])
     assert shared.share_coco(objects)
     verifier_runs = []

@@ -1,0 +1,242 @@
+"""Experiment (issue 8): a second-stage check of the phone detector's candidate boxes.
+
+    nice -n 19 .venv/bin/python -m models.phone.second_stage [--epochs 12] [--size 64]
+
+A small CNN looks at a square crop around each candidate box (``--context`` times the
+box's longer side) and says phone / not phone. It is trained on crops mined from the
+train split (near copies of valid and ``../shared/media`` images dropped, as in
+``train.py``): the labelled phones (as labelled and jittered) are positives, every
+candidate of the detector at >= 0.05 that overlaps no labelled phone (on the image and on
+its phone-free band) is a negative. It is then scored with ``benchmarks.phone`` on the valid
+split and ``../shared/media`` with several ways of combining its probability ``p`` with the
+detector's score:
+
+- ``own x p``, ``sqrt(own x p)``: the fine-tuned model alone, checked by the classifier;
+- ``fused x p``, ``sqrt(fused x p)``: ``fused`` = the product's default (own score verified
+  by the COCO model, :meth:`proctor.vision.phone.PhoneDetector.default`).
+
+Training needs torch (CPU), like ``train.py``; nothing here runs in CI or in the product.
+Results are in ``models/phone/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from benchmarks import phone as bench
+from models.phone.train import held_out_images, phone_free_band, read_split, thumbnails
+from proctor.vision.phone import Boxes, PhoneDetector
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared"
+PAD = 114
+MINE_FLOOR = 0.05  # candidates mined as negatives
+TOP = 8  # candidates per image the classifier looks at
+
+
+def square_crop(image: np.ndarray, box: np.ndarray, context: float, size: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    side = max(x2 - x1, y2 - y1, 8) * context
+    sx1, sy1 = int(cx - side / 2), int(cy - side / 2)
+    sx2, sy2 = int(cx + side / 2), int(cy + side / 2)
+    out = np.full((sy2 - sy1, sx2 - sx1, 3), PAD, np.uint8)
+    ix1, iy1, ix2, iy2 = max(0, sx1), max(0, sy1), min(w, sx2), min(h, sy2)
+    if ix2 > ix1 and iy2 > iy1:
+        out[iy1 - sy1 : iy2 - sy1, ix1 - sx1 : ix2 - sx1] = image[iy1:iy2, ix1:ix2]
+    return cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def mine(
+    detector: PhoneDetector, dataset: Path, media: Path, context: float, size: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    train = read_split(dataset / "train")
+    held = thumbnails(held_out_images(dataset, media))
+    sims = (thumbnails([im for _, im, _ in train]) @ held.T).max(1)
+    xs, ys = [], []
+    for (_, image, gt), sim in zip(train, sims, strict=True):
+        if sim > 0.95:
+            continue
+        for b in gt:
+            jitter = rng.normal(0, 0.1, 4) * np.array([b[2] - b[0], b[3] - b[1]] * 2)
+            xs += [
+                square_crop(image, b, context, size),
+                square_crop(image, b + jitter, context, size),
+            ]
+            ys += [1, 1]
+        found = detector.candidates(image, MINE_FLOOR)
+        for b in found.boxes:
+            if not len(gt) or bench.iou(b, gt).max() < 0.3:
+                xs.append(square_crop(image, b, context, size))
+                ys.append(0)
+        band = phone_free_band(image, gt)
+        if band is not None and len(gt):
+            for b in detector.candidates(band, MINE_FLOOR).boxes:
+                xs.append(square_crop(band, b, context, size))
+                ys.append(0)
+    return np.stack(xs), np.array(ys, np.float32)
+
+
+def classifier() -> nn.Module:
+    layers: list[nn.Module] = []
+    channels = 3
+    for out in (16, 32, 64, 96):
+        layers += [nn.Conv2d(channels, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU()]
+        layers.append(nn.MaxPool2d(2) if out != 96 else nn.AdaptiveAvgPool2d(1))
+        channels = out
+    return nn.Sequential(*layers, nn.Flatten(), nn.Dropout(0.3), nn.Linear(96, 1))
+
+
+def as_tensor(crops: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 255.0 - 0.5)
+
+
+def train_classifier(
+    xs: np.ndarray, ys: np.ndarray, epochs: int, seed: int, lr: float = 2e-3
+) -> nn.Module:
+    rng = np.random.default_rng(seed)
+    net = classifier()
+    opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-3)
+    loss_fn = nn.BCEWithLogitsLoss()
+    for epoch in range(epochs):
+        net.train()
+        for group in opt.param_groups:
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+        order, total = rng.permutation(len(xs)), 0.0
+        for start in range(0, len(xs), 64):
+            idx = order[start : start + 64]
+            batch = xs[idx].copy()
+            flip = rng.random(len(idx)) < 0.5
+            batch[flip] = batch[flip, :, ::-1]
+            gain = rng.uniform(0.7, 1.3, (len(idx), 1, 1, 1))
+            shift = rng.uniform(-25, 25, (len(idx), 1, 1, 1))
+            batch = np.clip(batch.astype(np.float32) * gain + shift, 0, 255).astype(np.uint8)
+            loss = loss_fn(net(as_tensor(batch)).squeeze(1), torch.from_numpy(ys[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        print(f"epoch {epoch + 1}/{epochs} loss {total / len(xs):.4f}", flush=True)
+    return net.eval()
+
+
+def checked(
+    detector: PhoneDetector, net: nn.Module, context: float, size: int, geometric: bool
+) -> Callable[[np.ndarray], Boxes]:
+    def predict(image: np.ndarray) -> Boxes:
+        found = detector.candidates(image, bench.FLOOR)
+        if not len(found):
+            return found
+        top = np.argsort(-found.scores)[:TOP]
+        boxes, scores = found.boxes[top], found.scores[top]
+        crops = np.stack([square_crop(image, b, context, size) for b in boxes])
+        with torch.no_grad():
+            p = torch.sigmoid(net(as_tensor(crops)).squeeze(1)).numpy()
+        combined = np.sqrt(scores * p) if geometric else scores * p
+        return Boxes(boxes, combined.astype(np.float32))
+
+    return predict
+
+
+class _Exported(nn.Module):
+    """The classifier as shipped: BGR crops 0-255 (N, 3, S, S) in, phone probability out."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(crops / 255.0 - 0.5))
+
+
+def export(net: nn.Module, target: Path, size: int) -> None:
+    torch.onnx.export(
+        _Exported(net.eval()),
+        (torch.zeros(1, 3, size, size),),
+        str(target),
+        input_names=["crops"],
+        output_names=["phone"],
+        dynamic_axes={"crops": {0: "n"}, "phone": {0: "n"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.phone.second_stage")
+    parser.add_argument("--dataset", type=Path, default=SHARED / "datasets/phone-using")
+    parser.add_argument("--media", type=Path, default=SHARED / "media")
+    parser.add_argument(
+        "--model", type=Path, default=Path(__file__).parent / "phone_yolox_nano.onnx"
+    )
+    parser.add_argument("--verifier", type=Path, default=SHARED / "models/yolox_nano.onnx")
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--size", type=int, default=64, help="classifier input, pixels")
+    parser.add_argument("--context", type=float, default=2.0, help="crop side / box side")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save", type=Path, help="write the classifier's state here")
+    parser.add_argument("--onnx", type=Path, help="write the classifier as ONNX here")
+    parser.add_argument(
+        "--export", type=Path, metavar="STATE", help="only write --onnx from a --save file"
+    )
+    args = parser.parse_args(argv)
+    if args.export:
+        net = classifier()
+        net.load_state_dict(torch.load(args.export))
+        export(net, args.onnx, args.size)
+        print(f"wrote {args.onnx}")
+        return 0
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(1)
+    own = PhoneDetector(args.model, input_size=320, num_threads=1)
+    fused = PhoneDetector(args.model, input_size=320, num_threads=1, verifier=args.verifier)
+    started = time.time()
+    xs, ys = mine(own, args.dataset, args.media, args.context, args.size, args.seed)
+    print(
+        f"mined {len(xs)} crops: {int(ys.sum())} phones, {int((1 - ys).sum())} not "
+        f"({time.time() - started:.0f} s)",
+        flush=True,
+    )
+    net = train_classifier(xs, ys, args.epochs, args.seed)
+    if args.save:
+        torch.save(net.state_dict(), args.save)
+    if args.onnx:
+        export(net, args.onnx, args.size)
+    for name, detector, geometric in (
+        ("own x p", own, False),
+        ("sqrt(own x p)", own, True),
+        ("fused x p", fused, False),
+        ("sqrt(fused x p)", fused, True),
+    ):
+        bench_args = bench.parse_args(
+            [
+                "--yolo", str(args.dataset / "valid"),
+                "--train", str(args.dataset / "train"),
+                "--media", str(args.media),
+                "--threshold", "0.2",
+                "--timing-runs", "10",
+            ]
+        )  # fmt: skip
+        report = bench.run(bench_args, checked(detector, net, args.context, args.size, geometric))
+        report["config"] = f"{args.model.name} + crop classifier, {name}"
+        print(bench.format_report(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
