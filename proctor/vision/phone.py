@@ -25,7 +25,7 @@ fine-tuned 320 @0.25           0.880   0.896   0.745  0.141   7/8     5/13    0/
 fine-tuned 320 @0.5            0.735   0.757          0.063   6/8     4/13    0/63
 fine-tuned 320, verified by    0.765   0.757   0.688  0.047   6/8     0/13    0/63
 COCO 416, @0.15
-**default**: the same, crop-   0.817   0.817   0.681  0.049   7/8     0/13    0/63
+**default**: the same, crop-   0.817   0.817   0.694  0.049   7/8     0/13    0/63
 checked, @0.2
 =============================  ======  ======  =====  ======  ======  =====  =====
 
@@ -35,7 +35,8 @@ trained only on pictures of people with phones, also fires on people without one
 (``sqrt(own x COCO "cell phone" score of an overlapping box)``, :meth:`PhoneDetector.
 default`) keeps most of the gain without the false alarms. The crop check then scores
 each of the ``CHECK_TOP`` best boxes again, ``sqrt(fused x p)``: 5 points more recall at
-the same false-positive rate, for ~4-5 ms per frame. It does not reach issue 8's target
+the same false-positive rate, for ~0.7 ms of CPU per checked box (at most 6 ms a frame;
+boxes that cannot reach the threshold are not checked). It does not reach issue 8's target
 (recall 0.9 at <= 5 % false positives); see ``models/phone/README.md``.
 
 Speed (this 2-core machine, heavily shared; one onnxruntime thread; a 640x480 frame,
@@ -73,7 +74,6 @@ VERIFY_IOU = 0.3
 DEFAULT_INPUT_SIZE = 320  # the fine-tuned model's input (it was trained at 320)
 DEFAULT_MIN_SCORE = 0.15  # on the fused score
 CHECKED_MIN_SCORE = 0.2  # on the fused score once checked by the crop classifier
-CHECK_FLOOR = 0.01  # lowest fused score the crop classifier looks at
 CHECK_TOP = 8  # at most this many boxes per frame are checked, best first
 CHECK_CONTEXT = 2.0  # the checked crop's side, in the box's longer side
 
@@ -317,11 +317,12 @@ class PhoneDetector:
     def candidates(self, frame_bgr: np.ndarray, min_score: float) -> Boxes:
         """All phone boxes scoring at least ``min_score``, after non-max suppression; with
         a crop check, score = sqrt(score x the classifier's probability) for the
-        ``CHECK_TOP`` best boxes from ``CHECK_FLOOR``."""
+        ``CHECK_TOP`` best boxes (only those scoring at least ``min_score`` squared can
+        reach ``min_score``: the others are not checked)."""
         if self.checker is None:
             return self._candidates(_as_bgr(frame_bgr), min_score)
         frame = _as_bgr(frame_bgr)
-        found = self._candidates(frame, min(min_score, CHECK_FLOOR))
+        found = self._candidates(frame, min(min_score, min_score * min_score))
         if not len(found):
             return found
         top = np.argsort(-found.scores, kind="stable")[:CHECK_TOP]
