@@ -35,27 +35,12 @@ from torch import nn
 
 from benchmarks import phone as bench
 from models.phone.train import held_out_images, phone_free_band, read_split, thumbnails
-from proctor.vision.phone import Boxes, PhoneDetector
+from proctor.vision.phone import Boxes, PhoneDetector, square_crop
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
-PAD = 114
 MINE_FLOOR = 0.05  # candidates mined as negatives
 TOP = 8  # candidates per image the classifier looks at
-
-
-def square_crop(image: np.ndarray, box: np.ndarray, context: float, size: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = box
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    side = max(x2 - x1, y2 - y1, 8) * context
-    sx1, sy1 = int(cx - side / 2), int(cy - side / 2)
-    sx2, sy2 = int(cx + side / 2), int(cy + side / 2)
-    out = np.full((sy2 - sy1, sx2 - sx1, 3), PAD, np.uint8)
-    ix1, iy1, ix2, iy2 = max(0, sx1), max(0, sy1), min(w, sx2), min(h, sy2)
-    if ix2 > ix1 and iy2 > iy1:
-        out[iy1 - sy1 : iy2 - sy1, ix1 - sx1 : ix2 - sx1] = image[iy1:iy2, ix1:ix2]
-    return cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def mine(

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import av
 import numpy as np
-import onnxruntime as ort
 
 from proctor.audio.types import AudioObservation, SpeechSegment
+from proctor.onnx import open_session
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +63,7 @@ class SileroVad:
 
     def __init__(self, path: Path, num_threads: int = 1) -> None:
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"model file not found: {path}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ValueError(f"cannot load {path}: {exc}") from exc
+        self._session = open_session(path, num_threads)
         names = {i.name for i in self._session.get_inputs()}
         if names != {"input", "state", "sr"}:
             raise ValueError(f"{path.name}: inputs {sorted(names)}, expected input, state, sr")

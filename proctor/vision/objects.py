@@ -41,8 +41,8 @@ from typing import Literal
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
+from proctor.onnx import open_session
 from proctor.vision.types import Detection
 
 log = logging.getLogger(__name__)
@@ -120,19 +120,7 @@ class YoloDetector:
         num_threads: int = 1,
     ) -> None:
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"model file not found: {path}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ValueError(f"cannot load {path}: {exc}") from exc
+        self._session = open_session(path, num_threads)
         inputs = self._session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
             raise ValueError(f"{path.name}: expected one NCHW image input")

@@ -55,8 +55,8 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
+from proctor.onnx import open_session
 from proctor.vision.types import Detection
 
 if TYPE_CHECKING:
@@ -151,19 +151,7 @@ class YoloxModel:
         num_threads: int = 1,
     ) -> None:
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"model file not found: {path}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ValueError(f"cannot load {path}: {exc}") from exc
+        self._session = open_session(path, num_threads)
         (inp,) = self._session.get_inputs()
         self._input_name = inp.name
         h, w = inp.shape[2:]
@@ -212,6 +200,22 @@ class YoloxModel:
         return Boxes(boxes, scores[keep].astype(np.float32))
 
 
+def square_crop(frame: np.ndarray, box: np.ndarray, context: float, size: int) -> np.ndarray:
+    """The square around ``box`` (``context`` times its longer side, at least 8 px), grey
+    where it leaves the frame, resized to ``size`` x ``size``: what the crop check sees."""
+    h, w = frame.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    side = max(x2 - x1, y2 - y1, 8.0) * context
+    sx1, sy1 = int(cx - side / 2), int(cy - side / 2)
+    sx2, sy2 = int(cx + side / 2), int(cy + side / 2)
+    out = np.full((sy2 - sy1, sx2 - sx1, 3), PAD_VALUE, np.uint8)
+    ix1, iy1, ix2, iy2 = max(0, sx1), max(0, sy1), min(w, sx2), min(h, sy2)
+    if ix2 > ix1 and iy2 > iy1:
+        out[iy1 - sy1 : iy2 - sy1, ix1 - sx1 : ix2 - sx1] = frame[iy1:iy2, ix1:ix2]
+    return cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA)
+
+
 class CropCheck:
     """The second stage (``phone_crop_check``, trained by ``models/phone/second_stage.py``):
     a small CNN's probability that a square crop around a candidate box (``CHECK_CONTEXT``
@@ -219,18 +223,7 @@ class CropCheck:
 
     def __init__(self, path: Path, num_threads: int = 1) -> None:
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"model file not found: {path}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ValueError(f"cannot load {path}: {exc}") from exc
+        self._session = open_session(path, num_threads)
         (inp,) = self._session.get_inputs()
         size = inp.shape[-1]
         if len(inp.shape) != 4 or not isinstance(size, int):
@@ -239,24 +232,12 @@ class CropCheck:
         self.size = size
         self.path = path
 
-    def crop(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
-        h, w = frame.shape[:2]
-        x1, y1, x2, y2 = (float(v) for v in box)
-        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-        side = max(x2 - x1, y2 - y1, 8.0) * CHECK_CONTEXT
-        sx1, sy1 = int(cx - side / 2), int(cy - side / 2)
-        sx2, sy2 = int(cx + side / 2), int(cy + side / 2)
-        out = np.full((sy2 - sy1, sx2 - sx1, 3), PAD_VALUE, np.uint8)
-        ix1, iy1, ix2, iy2 = max(0, sx1), max(0, sy1), min(w, sx2), min(h, sy2)
-        if ix2 > ix1 and iy2 > iy1:
-            out[iy1 - sy1 : iy2 - sy1, ix1 - sx1 : ix2 - sx1] = frame[iy1:iy2, ix1:ix2]
-        return cv2.resize(out, (self.size, self.size), interpolation=cv2.INTER_AREA)
-
     def probabilities(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         if not len(boxes):
             return np.zeros(0, np.float32)
-        crops = np.stack([self.crop(frame, b) for b in boxes]).transpose(0, 3, 1, 2)
-        (out,) = self._session.run(None, {self._input_name: crops.astype(np.float32)})
+        crops = [square_crop(frame, b, CHECK_CONTEXT, self.size) for b in boxes]
+        batch = np.stack(crops).transpose(0, 3, 1, 2)
+        (out,) = self._session.run(None, {self._input_name: batch.astype(np.float32)})
         return out.reshape(-1).astype(np.float32)
 
 
