@@ -40,12 +40,20 @@ from proctor.vision.phone import Boxes, PhoneDetector, square_crop
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
 MINE_FLOOR = 0.05  # candidates mined as negatives
+FUSED_MINE_FLOOR = 0.01  # ... of the verified detector (--mine both)
 TOP = 8  # candidates per image the classifier looks at
 
 
 def mine(
-    detector: PhoneDetector, dataset: Path, media: Path, context: float, size: int, seed: int
+    miners: list[tuple[PhoneDetector, float]],
+    dataset: Path,
+    media: Path,
+    context: float,
+    size: int,
+    seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Crops of the labelled phones (as labelled and jittered) and of every candidate of
+    each ``(detector, floor)`` that overlaps no labelled phone."""
     rng = np.random.default_rng(seed)
     train = read_split(dataset / "train")
     held = thumbnails(held_out_images(dataset, media))
@@ -61,16 +69,16 @@ def mine(
                 square_crop(image, b + jitter, context, size),
             ]
             ys += [1, 1]
-        found = detector.candidates(image, MINE_FLOOR)
-        for b in found.boxes:
-            if not len(gt) or bench.iou(b, gt).max() < 0.3:
-                xs.append(square_crop(image, b, context, size))
-                ys.append(0)
         band = phone_free_band(image, gt)
-        if band is not None and len(gt):
-            for b in detector.candidates(band, MINE_FLOOR).boxes:
-                xs.append(square_crop(band, b, context, size))
-                ys.append(0)
+        for detector, floor in miners:
+            for b in detector.candidates(image, floor).boxes:
+                if not len(gt) or bench.iou(b, gt).max() < 0.3:
+                    xs.append(square_crop(image, b, context, size))
+                    ys.append(0)
+            if band is not None and len(gt):
+                for b in detector.candidates(band, floor).boxes:
+                    xs.append(square_crop(band, b, context, size))
+                    ys.append(0)
     return np.stack(xs), np.array(ys, np.float32)
 
 
@@ -172,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context", type=float, default=2.0, help="crop side / box side")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--mine",
+        choices=("own", "both"),
+        default="own",
+        help="negatives from the fine-tuned model's candidates, or also from the verified ones",
+    )
     parser.add_argument("--save", type=Path, help="write the classifier's state here")
     parser.add_argument("--onnx", type=Path, help="write the classifier as ONNX here")
     parser.add_argument(
@@ -191,7 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     own = PhoneDetector(args.model, input_size=320, num_threads=1)
     fused = PhoneDetector(args.model, input_size=320, num_threads=1, verifier=args.verifier)
     started = time.time()
-    xs, ys = mine(own, args.dataset, args.media, args.context, args.size, args.seed)
+    miners = {
+        "own": [(own, MINE_FLOOR)],
+        "both": [(own, MINE_FLOOR), (fused, FUSED_MINE_FLOOR)],
+    }[args.mine]
+    xs, ys = mine(miners, args.dataset, args.media, args.context, args.size, args.seed)
     print(
         f"mined {len(xs)} crops: {int(ys.sum())} phones, {int((1 - ys).sum())} not "
         f"({time.time() - started:.0f} s)",
