@@ -51,6 +51,28 @@ def postgres_available() -> bool:
         return False
 
 
+REDIS_URL = os.environ.get("PROCTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def redis_available() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL).ping())
+    except redis.RedisError:
+        return False
+
+
+def require_postgres_and_redis() -> None:
+    """Skip the test without them; in CI (``CI`` set) fail instead."""
+    import pytest
+
+    if not (postgres_available() and redis_available()):
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL and Redis on 127.0.0.1 are required in CI")
+        pytest.skip("PostgreSQL or Redis not reachable")
+
+
 def create_postgres_db() -> tuple[str, str]:
     """A fresh, empty database; returns (its url, its name)."""
     admin = postgres_admin_url()

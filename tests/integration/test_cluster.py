@@ -6,42 +6,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 
 import httpx
 import pytest
-import redis
 from websockets.asyncio.client import connect
 
 from exam_client.headless import HeadlessCandidate
 from tests.integration.conftest import RULES
 from tests.mediatools import absence_clip
 from tests.serverproc import (
+    REDIS_URL,
     ServerProcess,
     create_postgres_db,
     drop_postgres_db,
-    postgres_available,
+    require_postgres_and_redis,
     seed,
 )
 from tests.waiting import eventually
 
-REDIS_URL = os.environ.get("PROCTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _redis_ok() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL).ping())
-    except redis.RedisError:
-        return False
-
 
 @pytest.fixture(scope="module")
 def two_workers(models_dir, tmp_path_factory):
-    if not (postgres_available() and _redis_ok()):
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL and Redis on 127.0.0.1 are required in CI")
-        pytest.skip("PostgreSQL or Redis not reachable")
+    require_postgres_and_redis()
     url, name = create_postgres_db()
     data_dir = tmp_path_factory.mktemp("cluster")
     seeded = asyncio.run(seed(url, data_dir / "shared", rules=RULES, n_candidates=2))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -25,29 +25,18 @@ from websockets.asyncio.client import connect
 from exam_client.headless import HeadlessCandidate
 from tests.flowkit import INVIGILATOR, seed_exam, still_y4m
 from tests.serverproc import (
+    REDIS_URL,
     ServerProcess,
     create_postgres_db,
     drop_postgres_db,
-    postgres_available,
+    require_postgres_and_redis,
 )
 from tests.waiting import eventually
-
-REDIS_URL = os.environ.get("PROCTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _redis_ok() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL).ping())
-    except redis.RedisError:
-        return False
 
 
 @pytest.fixture
 def cluster(models_dir, tmp_path_factory):
-    if not (postgres_available() and _redis_ok()):
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL and Redis on 127.0.0.1 are required in CI")
-        pytest.skip("PostgreSQL or Redis not reachable")
+    require_postgres_and_redis()
     url, name = create_postgres_db()
     data_dir = tmp_path_factory.mktemp("failover") / "shared"  # shared by both workers
     namespace = f"t{uuid.uuid4().hex[:8]}"
@@ -109,6 +98,14 @@ async def _listed_view(
     return next(c for c in resp.json() if c["id"] == cid)["views"][view]
 
 
+async def _connection_messages(ws: Any, cid: int) -> AsyncIterator[dict[str, Any]]:
+    """The console socket's connection messages about candidate ``cid``."""
+    async for raw in ws:
+        msg = json.loads(raw)
+        if msg.get("type") == "connection" and msg.get("candidate_id") == cid:
+            yield msg
+
+
 def _value(q: dict[str, Any], seq: int) -> Any:
     keys = [o["key"] for o in q.get("options") or []]
     if q["type"] == "single":
@@ -143,10 +140,8 @@ async def test_candidate_survives_the_death_of_its_worker(cluster, clip) -> None
             connections: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
             async def collect() -> None:
-                async for raw in ws:
-                    msg = json.loads(raw)
-                    if msg.get("type") == "connection" and msg.get("candidate_id") == cid:
-                        connections.put_nowait(msg)
+                async for msg in _connection_messages(ws, cid):
+                    connections.put_nowait(msg)
 
             collector = asyncio.create_task(collect())
             try:
@@ -296,14 +291,7 @@ async def test_a_dead_workers_views_are_shown_lost_and_recorded_once(cluster, cl
             a.proc.wait()
             killed_at = datetime.now(UTC)
 
-            async def lost_message() -> dict[str, Any]:
-                async for raw in ws:
-                    msg = json.loads(raw)
-                    if msg.get("type") == "connection" and msg.get("candidate_id") == cid:
-                        return msg
-                raise AssertionError("console socket closed")
-
-            msg = await asyncio.wait_for(lost_message(), 30)
+            msg = await asyncio.wait_for(anext(_connection_messages(ws, cid)), 30)
             assert msg["view"] == "first" and msg["connected"] is False
             assert datetime.fromisoformat(msg["at"]) > killed_at
 

@@ -14,8 +14,7 @@ from fastapi import FastAPI
 
 from proctor.api import errors
 from proctor.media.cluster import ClusterError, RedisCluster
-
-REDIS_URL = os.environ.get("PROCTOR_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.serverproc import REDIS_URL
 
 
 @pytest.fixture
