@@ -1,9 +1,12 @@
 """Experiment (issue 8): a second-stage check of the phone detector's candidate boxes.
 
-    nice -n 19 .venv/bin/python -m models.phone.second_stage [--epochs 12] [--size 64]
+    nice -n 19 .venv/bin/python -m models.phone.second_stage [--epochs 12] [--size 64] \
+        [--arch small|yolox|yolox-tuned]
 
-A small CNN looks at a square crop around each candidate box (``--context`` times the
-box's longer side) and says phone / not phone. It is trained on crops mined from the
+A classifier looks at a square crop around each candidate box (``--context`` times the
+box's longer side) and says phone / not phone: ``small``, a small CNN from scratch (the
+shipped one); ``yolox``, the COCO YOLOX-nano backbone and neck, frozen, with an MLP on their
+pooled maps; ``yolox-tuned``, the same tuned end to end. It is trained on crops mined from the
 train split (near copies of valid and ``../shared/media`` images dropped, as in
 ``train.py``): the labelled phones (as labelled and jittered) are positives, every
 candidate of the detector at >= 0.05 that overlaps no labelled phone (on the image and on
@@ -35,6 +38,7 @@ from torch import nn
 
 from benchmarks import phone as bench
 from models.phone.train import held_out_images, phone_free_band, read_split, thumbnails
+from models.phone.yolox_torch import OnnxYolox
 from proctor.vision.phone import Boxes, PhoneDetector, square_crop
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,36 +96,144 @@ def classifier() -> nn.Module:
     return nn.Sequential(*layers, nn.Flatten(), nn.Dropout(0.3), nn.Linear(96, 1))
 
 
+class SmallNet(nn.Module):
+    """``--arch small``: :func:`classifier` trained from scratch, on BGR crops 0-255."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = classifier()
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.net(crops / 255.0 - 0.5)
+
+
+class YoloxCropNet(nn.Module):
+    """``--arch yolox``: the COCO YOLOX-nano backbone and neck (frozen: features learnt on
+    COCO, phones included) on the crop; each of its three maps pooled over the whole crop
+    (mean and max) and over its centre half (mean: where the box is), then a small MLP."""
+
+    def __init__(self, init: Path, hidden: int = 128, tune: bool = False) -> None:
+        super().__init__()
+        self.yolox = OnnxYolox(init)
+        for param in self.yolox.parameters():
+            param.requires_grad_(tune)
+        with torch.no_grad():
+            dims = sum(f.shape[1] for f in self.yolox.features(torch.zeros(1, 3, 64, 64)))
+        # tuned end to end: a batch norm standardises the pooled features (frozen: they
+        # are standardised once, see train_on_features)
+        norm: list[nn.Module] = [nn.BatchNorm1d(3 * dims)] if tune else []
+        self.mlp = nn.Sequential(
+            *norm, nn.Dropout(0.2), nn.Linear(3 * dims, hidden), nn.ReLU(), nn.Dropout(0.3),
+            nn.Linear(hidden, 1),
+        )  # fmt: skip
+
+    def pooled(self, crops: torch.Tensor) -> torch.Tensor:
+        parts = []
+        for f in self.yolox.features(crops):
+            h, w = f.shape[-2:]
+            centre = f[:, :, h // 4 : h - h // 4, w // 4 : w - w // 4]
+            parts += [f.mean((2, 3)), f.amax((2, 3)), centre.mean((2, 3))]
+        return torch.cat(parts, 1)
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.pooled(crops))
+
+
 def as_tensor(crops: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32) / 255.0 - 0.5)
+    """BGR crops (N, S, S, 3) uint8 → (N, 3, S, S) float 0-255."""
+    return torch.from_numpy(crops.transpose(0, 3, 1, 2).astype(np.float32))
+
+
+def augment(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    batch = batch.copy()
+    flip = rng.random(len(batch)) < 0.5
+    batch[flip] = batch[flip, :, ::-1]
+    gain = rng.uniform(0.7, 1.3, (len(batch), 1, 1, 1))
+    shift = rng.uniform(-25, 25, (len(batch), 1, 1, 1))
+    return np.clip(batch.astype(np.float32) * gain + shift, 0, 255).astype(np.uint8)
 
 
 def train_classifier(
-    xs: np.ndarray, ys: np.ndarray, epochs: int, seed: int, lr: float = 2e-3
+    net: nn.Module,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    epochs: int,
+    seed: int,
+    lr: float = 2e-3,
+    backbone_lr: float = 0.1,
 ) -> nn.Module:
+    """Every layer trains, on freshly augmented batches; a YOLOX backbone (pretrained) at
+    ``backbone_lr`` times ``lr``."""
     rng = np.random.default_rng(seed)
-    net = classifier()
-    opt = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-3)
+    groups = [{"params": [p for p in net.parameters() if p.requires_grad], "scale": 1.0}]
+    if isinstance(net, YoloxCropNet):
+        groups = [
+            {"params": list(net.yolox.parameters()), "scale": backbone_lr},
+            {"params": list(net.mlp.parameters()), "scale": 1.0},
+        ]
+    opt = torch.optim.AdamW(groups, lr, weight_decay=1e-3)
     loss_fn = nn.BCEWithLogitsLoss()
     for epoch in range(epochs):
         net.train()
         for group in opt.param_groups:
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+            group["lr"] = group["scale"] * lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
         order, total = rng.permutation(len(xs)), 0.0
         for start in range(0, len(xs), 64):
             idx = order[start : start + 64]
-            batch = xs[idx].copy()
-            flip = rng.random(len(idx)) < 0.5
-            batch[flip] = batch[flip, :, ::-1]
-            gain = rng.uniform(0.7, 1.3, (len(idx), 1, 1, 1))
-            shift = rng.uniform(-25, 25, (len(idx), 1, 1, 1))
-            batch = np.clip(batch.astype(np.float32) * gain + shift, 0, 255).astype(np.uint8)
+            batch = augment(xs[idx], rng)
             loss = loss_fn(net(as_tensor(batch)).squeeze(1), torch.from_numpy(ys[idx]))
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(idx)
         print(f"epoch {epoch + 1}/{epochs} loss {total / len(xs):.4f}", flush=True)
+    return net.eval()
+
+
+def train_on_features(
+    net: YoloxCropNet,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    epochs: int,
+    seed: int,
+    copies: int,
+    lr: float = 1e-3,
+) -> YoloxCropNet:
+    """The backbone is frozen, so its pooled features of ``copies`` augmented versions of
+    every crop are computed once and only the MLP trains on them."""
+    rng = np.random.default_rng(seed)
+    started = time.time()
+    feats = []
+    with torch.no_grad():
+        for copy in range(copies):
+            for start in range(0, len(xs), 128):
+                batch = xs[start : start + 128]
+                batch = augment(batch, rng) if copy else batch
+                feats.append(net.pooled(as_tensor(batch)))
+            print(f"features, copy {copy + 1}/{copies}: {time.time() - started:.0f} s", flush=True)
+    features = torch.cat(feats)
+    labels = torch.from_numpy(np.tile(ys, copies))
+    mean, std = features.mean(0), features.std(0) + 1e-3
+    features = (features - mean) / std
+    first = net.mlp[1]  # the standardisation is folded into it after training
+    opt = torch.optim.AdamW(net.mlp.parameters(), lr, weight_decay=1e-2)
+    loss_fn = nn.BCEWithLogitsLoss()
+    for epoch in range(epochs):
+        net.mlp.train()
+        for group in opt.param_groups:
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+        order, total = torch.from_numpy(rng.permutation(len(features))), 0.0
+        for start in range(0, len(order), 128):
+            idx = order[start : start + 128]
+            loss = loss_fn(net.mlp(features[idx]).squeeze(1), labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        print(f"epoch {epoch + 1}/{epochs} loss {total / len(features):.4f}", flush=True)
+    with torch.no_grad():  # w (x - m) / s + b  ==  (w / s) x + (b - w m / s)
+        first.bias -= first.weight @ (mean / std)
+        first.weight /= std
     return net.eval()
 
 
@@ -151,12 +263,12 @@ class _Exported(nn.Module):
         self.net = net
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(crops / 255.0 - 0.5))
+        return torch.sigmoid(self.net(crops))
 
 
 def export(net: nn.Module, target: Path, size: int) -> None:
     torch.onnx.export(
-        _Exported(net.eval()),
+        _Exported(net).eval(),
         (torch.zeros(1, 3, size, size),),
         str(target),
         input_names=["crops"],
@@ -175,8 +287,17 @@ def main(argv: list[str] | None = None) -> int:
         "--model", type=Path, default=Path(__file__).parent / "phone_yolox_nano.onnx"
     )
     parser.add_argument("--verifier", type=Path, default=SHARED / "models/yolox_nano.onnx")
+    parser.add_argument(
+        "--arch",
+        choices=("small", "yolox", "yolox-tuned"),
+        default="small",
+        help="a small CNN from scratch, or the COCO YOLOX-nano backbone (--verifier) + MLP: "
+        "frozen, or tuned end to end",
+    )
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--size", type=int, default=64, help="classifier input, pixels")
+    parser.add_argument("--copies", type=int, default=4, help="--arch yolox: augmented copies")
     parser.add_argument("--context", type=float, default=2.0, help="crop side / box side")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -192,8 +313,14 @@ def main(argv: list[str] | None = None) -> int:
         "--export", type=Path, metavar="STATE", help="only write --onnx from a --save file"
     )
     args = parser.parse_args(argv)
+
+    def new_net() -> nn.Module:
+        if args.arch == "small":
+            return SmallNet()
+        return YoloxCropNet(args.verifier, tune=args.arch == "yolox-tuned")
+
     if args.export:
-        net = classifier()
+        net = new_net()
         net.load_state_dict(torch.load(args.export))
         export(net, args.onnx, args.size)
         print(f"wrote {args.onnx}")
@@ -215,7 +342,10 @@ def main(argv: list[str] | None = None) -> int:
         f"({time.time() - started:.0f} s)",
         flush=True,
     )
-    net = train_classifier(xs, ys, args.epochs, args.seed)
+    if args.arch != "yolox":
+        net = train_classifier(new_net(), xs, ys, args.epochs, args.seed, args.lr)
+    else:
+        net = train_on_features(new_net(), xs, ys, args.epochs, args.seed, args.copies)
     if args.save:
         torch.save(net.state_dict(), args.save)
     if args.onnx:

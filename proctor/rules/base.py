@@ -37,8 +37,8 @@ class RuleSettings:
     device_min_score: float = 0.35
     # "cell phone" has its own threshold: the project's phone detector reports a fused
     # score (its own x the COCO model's x its crop check, proctor.vision.phone),
-    # calibrated at 0.2
-    phone_min_score: float = 0.2
+    # calibrated at 0.15
+    phone_min_score: float = 0.15
     device_m: int = 2
     device_k: int = 6
     device_gone_seconds: float = 3.0  # out of sight this long: a later sighting alerts again

@@ -2,8 +2,9 @@
 
 Models: ``phone_yolox_nano`` (YOLOX-nano fine-tuned by this project on Roboflow
 phone-using v3, CC BY 4.0: ``models/phone/``), as verifier the COCO ``yolox_nano``, and as
-second stage ``phone_crop_check`` (a small CNN on a crop around each candidate, trained by
-``models/phone/second_stage.py`` on crops mined from the same data).
+second stage ``phone_crop_check`` (the COCO YOLOX-nano backbone and neck on a 96 px crop
+around each candidate, with a small MLP trained by ``models/phone/second_stage.py --arch
+yolox`` on crops mined from the same data).
 :class:`YoloxModel` decodes any YOLOX-format ONNX (fixed or dynamic input, any number of
 classes); :class:`PhoneDetector` runs it, optionally mirrored (test-time flip) and
 optionally verified by the COCO model.
@@ -25,19 +26,20 @@ fine-tuned 320 @0.25           0.880   0.896   0.745  0.141   7/8     5/13    0/
 fine-tuned 320 @0.5            0.735   0.757          0.063   6/8     4/13    0/63
 fine-tuned 320, verified by    0.765   0.757   0.688  0.047   6/8     0/13    0/63
 COCO 416, @0.15
-**default**: the same, crop-   0.817   0.817   0.694  0.049   7/8     0/13    0/63
-checked, @0.2
+  + small-CNN crop check @0.2  0.817   0.817   0.694  0.049   7/8     0/13    0/63
+**default**: + YOLOX-feature   0.855   0.862   0.711  0.042   7/8     0/13    0/63
+crop check @0.15
 =============================  ======  ======  =====  ======  ======  =====  =====
 
 The fine-tuned model finds far more phones (held to the ear, seen from the back) but,
 trained only on pictures of people with phones, also fires on people without one
-(portraits in ``shared/media``); the COCO model rarely does. Their geometric mean
-(``sqrt(own x COCO "cell phone" score of an overlapping box)``, :meth:`PhoneDetector.
-default`) keeps most of the gain without the false alarms. The crop check then scores
-each of the ``CHECK_TOP`` best boxes again, ``sqrt(fused x p)``: 5 points more recall at
-the same false-positive rate, for ~0.7 ms of CPU per checked box (at most 6 ms a frame;
-boxes that cannot reach the threshold are not checked). It does not reach issue 8's target
-(recall 0.9 at <= 5 % false positives); see ``models/phone/README.md``.
+(portraits in ``shared/media``: neckties, wristwatches); the COCO model rarely does. Their
+geometric mean (``sqrt(own x COCO "cell phone" score of an overlapping box)``,
+:meth:`PhoneDetector.default`) keeps most of the gain without the false alarms. The crop
+check then scores each of the ``CHECK_TOP`` best boxes again, ``sqrt(fused x p)``: 9 points
+more recall at a lower false-positive rate, for ~1 ms of CPU per checked box (at most ~8 ms
+a frame; boxes that cannot reach the threshold are not checked). It does not reach issue
+8's target (recall 0.9 at <= 5 % false positives); see ``models/phone/README.md``.
 
 Speed (this 2-core machine, heavily shared; one onnxruntime thread; a 640x480 frame,
 everything included; best of 40 calls, medians were 1.5-2x higher under load): COCO
@@ -73,7 +75,7 @@ VERIFY_FLOOR = 0.005  # lowest COCO "cell phone" score the verifier looks at
 VERIFY_IOU = 0.3
 DEFAULT_INPUT_SIZE = 320  # the fine-tuned model's input (it was trained at 320)
 DEFAULT_MIN_SCORE = 0.15  # on the fused score
-CHECKED_MIN_SCORE = 0.2  # on the fused score once checked by the crop classifier
+CHECKED_MIN_SCORE = 0.15  # on the fused score once checked by the crop classifier
 CHECK_TOP = 8  # at most this many boxes per frame are checked, best first
 CHECK_CONTEXT = 2.0  # the checked crop's side, in the box's longer side
 
@@ -218,8 +220,9 @@ def square_crop(frame: np.ndarray, box: np.ndarray, context: float, size: int) -
 
 class CropCheck:
     """The second stage (``phone_crop_check``, trained by ``models/phone/second_stage.py``):
-    a small CNN's probability that a square crop around a candidate box (``CHECK_CONTEXT``
-    times its longer side, padded with grey) shows a phone."""
+    a classifier's probability that a square crop around a candidate box (``CHECK_CONTEXT``
+    times its longer side, padded with grey) shows a phone (the COCO YOLOX-nano backbone
+    and neck with a small MLP on their pooled maps; its input size is read from the file)."""
 
     def __init__(self, path: Path, num_threads: int = 1) -> None:
         path = Path(path)
