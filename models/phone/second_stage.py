@@ -307,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         default="own",
         help="negatives from the fine-tuned model's candidates, or also from the verified ones",
     )
+    parser.add_argument(
+        "--no-eval", action="store_true", help="only train (evaluate with benchmarks.phone)"
+    )
     parser.add_argument("--save", type=Path, help="write the classifier's state here")
     parser.add_argument("--onnx", type=Path, help="write the classifier as ONNX here")
     parser.add_argument(
@@ -350,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.save(net.state_dict(), args.save)
     if args.onnx:
         export(net, args.onnx, args.size)
+    if args.no_eval:
+        return 0
     for name, detector, geometric in (
         ("own x p", own, False),
         ("sqrt(own x p)", own, True),
