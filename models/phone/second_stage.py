@@ -107,12 +107,23 @@ class SmallNet(nn.Module):
         return self.net(crops / 255.0 - 0.5)
 
 
+class MeanOfHeads(nn.Module):
+    """Several MLPs on the same pooled features (``--heads``): their mean logit."""
+
+    def __init__(self, heads: list[nn.Module]) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(heads)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([head(x) for head in self.heads]).mean(0)
+
+
 class YoloxCropNet(nn.Module):
     """``--arch yolox``: the COCO YOLOX-nano backbone and neck (frozen: features learnt on
     COCO, phones included) on the crop; each of its three maps pooled over the whole crop
     (mean and max) and over its centre half (mean: where the box is), then a small MLP."""
 
-    def __init__(self, init: Path, hidden: int = 128, tune: bool = False) -> None:
+    def __init__(self, init: Path, hidden: int = 128, tune: bool = False, heads: int = 1) -> None:
         super().__init__()
         self.yolox = OnnxYolox(init)
         for param in self.yolox.parameters():
@@ -122,10 +133,14 @@ class YoloxCropNet(nn.Module):
         # tuned end to end: a batch norm standardises the pooled features (frozen: they
         # are standardised once, see train_on_features)
         norm: list[nn.Module] = [nn.BatchNorm1d(3 * dims)] if tune else []
-        self.mlp = nn.Sequential(
-            *norm, nn.Dropout(0.2), nn.Linear(3 * dims, hidden), nn.ReLU(), nn.Dropout(0.3),
-            nn.Linear(hidden, 1),
-        )  # fmt: skip
+
+        def mlp() -> nn.Sequential:
+            return nn.Sequential(
+                *norm, nn.Dropout(0.2), nn.Linear(3 * dims, hidden), nn.ReLU(), nn.Dropout(0.3),
+                nn.Linear(hidden, 1),
+            )  # fmt: skip
+
+        self.mlp: nn.Module = mlp() if heads == 1 else MeanOfHeads([mlp() for _ in range(heads)])
 
     def pooled(self, crops: torch.Tensor) -> torch.Tensor:
         parts = []
@@ -200,7 +215,8 @@ def train_on_features(
     lr: float = 1e-3,
 ) -> YoloxCropNet:
     """The backbone is frozen, so its pooled features of ``copies`` augmented versions of
-    every crop are computed once and only the MLP trains on them."""
+    every crop are computed once and only the MLP (each of them, ``--heads``) trains on
+    them."""
     rng = np.random.default_rng(seed)
     started = time.time()
     feats = []
@@ -215,26 +231,41 @@ def train_on_features(
     labels = torch.from_numpy(np.tile(ys, copies))
     mean, std = features.mean(0), features.std(0) + 1e-3
     features = (features - mean) / std
-    first = net.mlp[1]  # the standardisation is folded into it after training
-    opt = torch.optim.AdamW(net.mlp.parameters(), lr, weight_decay=1e-2)
+    heads = list(net.mlp.heads) if isinstance(net.mlp, MeanOfHeads) else [net.mlp]
+    for k, head in enumerate(heads):
+        train_head(
+            head, features, labels, epochs, rng if k == 0 else np.random.default_rng(seed + k), lr
+        )
+        first = head[1]  # fold the standardisation into it: w (x - m) / s + b
+        with torch.no_grad():  # == (w / s) x + (b - w m / s)
+            first.bias -= first.weight @ (mean / std)
+            first.weight /= std
+    return net.eval()
+
+
+def train_head(
+    head: nn.Module,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    epochs: int,
+    rng: np.random.Generator,
+    lr: float,
+) -> None:
+    opt = torch.optim.AdamW(head.parameters(), lr, weight_decay=1e-2)
     loss_fn = nn.BCEWithLogitsLoss()
     for epoch in range(epochs):
-        net.mlp.train()
+        head.train()
         for group in opt.param_groups:
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
         order, total = torch.from_numpy(rng.permutation(len(features))), 0.0
         for start in range(0, len(order), 128):
             idx = order[start : start + 128]
-            loss = loss_fn(net.mlp(features[idx]).squeeze(1), labels[idx])
+            loss = loss_fn(head(features[idx]).squeeze(1), labels[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(idx)
         print(f"epoch {epoch + 1}/{epochs} loss {total / len(features):.4f}", flush=True)
-    with torch.no_grad():  # w (x - m) / s + b  ==  (w / s) x + (b - w m / s)
-        first.bias -= first.weight @ (mean / std)
-        first.weight /= std
-    return net.eval()
 
 
 def checked(
@@ -298,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--size", type=int, default=64, help="classifier input, pixels")
     parser.add_argument("--copies", type=int, default=4, help="--arch yolox: augmented copies")
+    parser.add_argument("--heads", type=int, default=1, help="--arch yolox: MLPs, averaged")
     parser.add_argument("--context", type=float, default=2.0, help="crop side / box side")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -320,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     def new_net() -> nn.Module:
         if args.arch == "small":
             return SmallNet()
-        return YoloxCropNet(args.verifier, tune=args.arch == "yolox-tuned")
+        return YoloxCropNet(args.verifier, tune=args.arch == "yolox-tuned", heads=args.heads)
 
     if args.export:
         net = new_net()
