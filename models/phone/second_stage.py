@@ -1,11 +1,13 @@
 """Experiment (issue 8): a second-stage check of the phone detector's candidate boxes.
 
-    nice -n 19 .venv/bin/python -m models.phone.second_stage [--epochs 12] [--size 64] \
-        [--arch small|yolox|yolox-tuned]
+    nice -n 19 .venv/bin/python -m models.phone.second_stage [--arch small|yolox|yolox-tuned] \
+        [--epochs 12] [--size 64] [--copies 4] [--heads 1] [--no-eval] [--onnx FILE]
+
+(The shipped ``phone_crop_check.onnx``: ``--arch yolox --size 96 --copies 3 --epochs 30``.)
 
 A classifier looks at a square crop around each candidate box (``--context`` times the
-box's longer side) and says phone / not phone: ``small``, a small CNN from scratch (the
-shipped one); ``yolox``, the COCO YOLOX-nano backbone and neck, frozen, with an MLP on their
+box's longer side) and says phone / not phone: ``small``, a small CNN from scratch;
+``yolox`` (shipped), the COCO YOLOX-nano backbone and neck, frozen, with an MLP on their
 pooled maps; ``yolox-tuned``, the same tuned end to end. It is trained on crops mined from the
 train split (near copies of valid and ``../shared/media`` images dropped, as in
 ``train.py``): the labelled phones (as labelled and jittered) are positives, every
@@ -325,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         help="a small CNN from scratch, or the COCO YOLOX-nano backbone (--verifier) + MLP: "
         "frozen, or tuned end to end",
     )
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument(
+        "--lr", type=float, default=2e-3, help="--arch small and yolox-tuned (yolox: 1e-3)"
+    )
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--size", type=int, default=64, help="classifier input, pixels")
     parser.add_argument("--copies", type=int, default=4, help="--arch yolox: augmented copies")
