@@ -91,9 +91,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["staff_id"], ["staff_users.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        "ix_danmaku_phrases_staff_id", "danmaku_phrases", ["staff_id"], unique=False
-    )
+    op.create_index("ix_danmaku_phrases_staff_id", "danmaku_phrases", ["staff_id"], unique=False)
 
 
 def downgrade() -> None:
