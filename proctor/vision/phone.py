@@ -43,11 +43,11 @@ more recall at a lower false-positive rate, for ~1 ms of CPU per checked box (at
 a frame; boxes that cannot reach the threshold are not checked). It does not reach issue
 8's target (recall 0.9 at <= 5 % false positives); see ``models/phone/README.md``.
 
-Speed (this 2-core machine, heavily shared; one onnxruntime thread; a 640x480 frame,
-everything included; best of 40 calls, medians were 1.5-2x higher under load): COCO
-alone at 416 ~25 ms, the fine-tuned model at 320 ~16-18 ms, the default (both) ~38 ms.
-When the object detector already runs the COCO model on the frame, sharing its raw
-"cell phone" candidates would bring the default down to the fine-tuned model's cost.
+Speed (this 2-core machine, quiet; one onnxruntime thread; 640x480 frames, everything
+included; CPU ms, median of 5 rounds over the 21 ``shared/media`` pictures): the default
+without the crop check ~33 ms, with it ~39 ms (running its own COCO pass). In the server
+the object detector's COCO pass is shared (:meth:`PhoneDetector.share_coco`), so the phone
+detector costs the fine-tuned model plus the checked crops (``benchmarks.pipeline``).
 """
 
 from __future__ import annotations
