@@ -31,6 +31,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
@@ -182,6 +183,10 @@ class Run:
     analysis_lag_s: float = 0.0
     stage_cpu: dict[str, float] = field(default_factory=dict)  # cores
     latencies: list[float] = field(default_factory=list)
+    # where the latency goes, per matched alert: the rule's estimated episode start minus
+    # the scene's (sampling), and the alert's time of recording minus the due time
+    start_errors: list[float] = field(default_factory=list)
+    raised_delays: list[float] = field(default_factory=list)
     expected_alerts: int = 0
     missed: int = 0
 
@@ -304,10 +309,10 @@ class Load:
     def _score(run: Run, starts: dict, alerts: list[tuple[float, dict]], t0: float, t1: float):
         """Match every empty-scene segment that reached the rule's threshold inside the
         measured window with the first `absent` alert of that candidate after it."""
-        by_cand: dict[int, list[float]] = {}
+        by_cand: dict[int, list[tuple[float, dict]]] = {}
         for arrived, alert in alerts:
             if alert["type"] == "absent":
-                by_cand.setdefault(alert["candidate_id"], []).append(arrived)
+                by_cand.setdefault(alert["candidate_id"], []).append((arrived, alert))
         for cid, start in starts.items():
             if start is None:
                 continue
@@ -321,9 +326,14 @@ class Load:
                     break
                 run.expected_alerts += 1
                 seg_end = due - ABSENT_SECONDS + BLANK_SECONDS
-                hits = [a for a in by_cand.get(cid, []) if due - 1 <= a <= seg_end + 5]
+                hits = [h for h in by_cand.get(cid, []) if due - 1 <= h[0] <= seg_end + 5]
                 if hits:
-                    run.latencies.append(min(hits) - due)
+                    arrived, alert = min(hits, key=lambda h: h[0])
+                    run.latencies.append(arrived - due)
+                    started = datetime.fromisoformat(alert["started_at"]).timestamp()
+                    raised = datetime.fromisoformat(alert["raised_at"]).timestamp()
+                    run.start_errors.append(started - (due - ABSENT_SECONDS))
+                    run.raised_delays.append(raised - due)
                 else:
                     run.missed += 1
 
@@ -357,6 +367,13 @@ def print_runs(runs: list[Run]) -> None:
             f"\nCPU split at N={r.candidates} (cores): {split}, "
             f"receive/decode/other {rest:.2f} ({rest / total:.0%})"
         )
+        if r.latencies:
+            med = statistics.median
+            print(
+                f"alert latency at N={r.candidates}, median: episode start seen "
+                f"{med(r.start_errors):+.2f} s from the scene's, recorded "
+                f"{med(r.raised_delays):.2f} s after due, on the console {r.p50:.2f} s"
+            )
 
 
 async def main_async(args: argparse.Namespace) -> list[Run]:
@@ -392,7 +409,8 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
             seeded = await seed(
                 url,
                 work,
-                n_candidates=max(counts),
+                n_candidates=2 * max(counts),  # two sets: see below
+                room_size=2 * max(counts),  # one room: the console watches every candidate
                 rules={"absent_seconds": ABSENT_SECONDS, "cooldown_seconds": 5.0},
                 evidence={"snapshot_mean_seconds": 120.0},
                 analysis_fps=args.analysis_fps,
@@ -405,8 +423,11 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
             load = Load(server.url, seeded.password, seeded.staff, seeded.sitting_id, args.workers)
             ids = [c[2] for c in seeded.candidates]
             pids = tree_pids(server.proc.pid)
-        for n in counts:
-            run = await load.run(ids[:n], media, args.duration, args.bare, pids)
+        for step, n in enumerate(counts):
+            # consecutive steps use different candidates: the ones just closed are still
+            # logged in for the session lock's grace period (a second login is refused)
+            first = (step % 2) * max(counts) if len(ids) >= 2 * max(counts) else 0
+            run = await load.run(ids[first : first + n], media, args.duration, args.bare, pids)
             runs.append(run)
             print_runs([run])
             if args.find_max and not run.meets_target():

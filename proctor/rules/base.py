@@ -152,12 +152,22 @@ class Episode:
     ``update(ts, holds)``: ``True`` starts or continues the episode, ``False`` ends it,
     ``None`` ("cannot tell") ends it too unless the situation last held within
     ``tolerance`` seconds (then the episode goes on, its duration still counted from its
-    start). Returns how long the episode has lasted, or None when there is none."""
+    start). Returns how long the episode has lasted, or None when there is none.
+
+    Samples come a sampling period apart, so a situation seen first at ``ts`` began
+    somewhere after the previous sample, where it did not hold: the episode is counted
+    from halfway between the two (at most ``MAX_BACKDATE`` seconds before ``ts``), not
+    from ``ts``. Counting from ``ts`` would raise it on average half a period late, and a
+    whole period late whenever the samples' jitter put the due sample a few milliseconds
+    short of the duration. After a "cannot tell" sample nothing is backdated."""
+
+    MAX_BACKDATE = 0.5
 
     def __init__(self, tolerance: float = 0.0) -> None:
         self.tolerance = tolerance
-        self.since: float | None = None  # ts of the first sample of the episode
+        self.since: float | None = None  # estimated start of the episode
         self.last: float | None = None  # ts of the latest sample where it held
+        self.clear: float | None = None  # ts of the latest sample where it did not hold
         self.raised = False
 
     def update(self, ts: float, holds: bool | None) -> float | None:
@@ -165,10 +175,12 @@ class Episode:
             return None
         if not holds:
             self.since = self.last = None
+            self.clear = ts if holds is False else None
             self.raised = False
             return None
         if self.since is None:
-            self.since = ts
+            gap = ts - self.clear if self.clear is not None else 0.0
+            self.since = ts - min(max(gap, 0.0) / 2, self.MAX_BACKDATE)
         self.last = ts
         return ts - self.since
 

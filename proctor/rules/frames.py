@@ -74,10 +74,11 @@ class _DurationRule:
 
 
 class AbsentRule(_DurationRule):
-    """No face on the first view continuously for ``absent_seconds``, counted from the first
-    face-less sample. A sample where faces cannot be counted ends the episode (continuity
-    is unknown), and so does a person seen without a face (someone is there: that is
-    :class:`FaceCoveredRule`'s business). Without a person detector, faces alone decide."""
+    """No face on the first view continuously for ``absent_seconds``, counted from halfway
+    between the last sample with a face and the first without (:class:`Episode`). A sample
+    where faces cannot be counted ends the episode (continuity is unknown), and so does a
+    person seen without a face (someone is there: that is :class:`FaceCoveredRule`'s
+    business). Without a person detector, faces alone decide."""
 
     type = "absent"
     severity = "warning"

@@ -65,8 +65,9 @@ def test_absent_fires_exactly_at_the_threshold() -> None:
     assert len(at) == 1
     alert = at[0]
     assert (alert.type, alert.severity, alert.view) == ("absent", "warning", "first")
-    assert alert.ts == 15.5 and alert.started_at == 10.5
-    assert alert.message == "No face in view for 5.0 s"
+    # the face went between the samples at 10.0 (face) and 10.5 (none): counted from 10.25
+    assert alert.ts == 15.5 and alert.started_at == 10.25
+    assert alert.message == "No face in view for 5.2 s"
     assert alert.observation.ts == 15.5
 
 
@@ -78,7 +79,7 @@ def test_absent_is_raised_once_per_episode() -> None:
     second = run(engine, [obs(t, 0) for t in every(61, 70)])
 
     assert [a.ts for a in first] == [5.0]
-    assert [(a.started_at, a.ts) for a in second] == [(61.0, 66.0)]
+    assert [(a.started_at, a.ts) for a in second] == [(60.75, 66.0)]
 
 
 def test_new_absence_waits_for_the_cooldown() -> None:
@@ -90,8 +91,33 @@ def test_new_absence_waits_for_the_cooldown() -> None:
     # 35.0, when the cooldown since 5.0 is over and the candidate is still away
     alerts += run(engine, [obs(t, 0) for t in every(7, 40)])
 
-    assert [(a.started_at, a.ts) for a in alerts] == [(0.0, 5.0), (7.0, 35.0)]
-    assert alerts[1].message == "No face in view for 28.0 s"
+    assert [(a.started_at, a.ts) for a in alerts] == [(0.0, 5.0), (6.75, 35.0)]
+    assert alerts[1].message == "No face in view for 28.2 s"
+
+
+def test_absent_is_not_a_period_late_when_samples_jitter() -> None:
+    # 1 sample a second, each arriving a little early or late (frames come when they come):
+    # counted from the first face-less sample, the due one (3.0 s later) would be 2.99 s
+    # away and the alert would wait a whole second more
+    engine = RuleEngine(RuleSettings(absent_seconds=3.0))
+    jitter = [0.0, 0.02, -0.01, 0.03, -0.02, 0.01, 0.0, 0.02, -0.01]
+    samples = [obs(t + j, 1 if t < 3 else 0) for t, j in zip(range(9), jitter, strict=True)]
+
+    alerts = run(engine, samples)
+
+    # the face went between the samples at 1.99 and 3.03: counted from 0.5 s before 3.03
+    # (halfway, at most 0.5 s back), so due at 5.53 and raised by the sample at 6.0, not
+    # by the one at 7.02 (6.0 is only 2.97 s after 3.03)
+    assert [(round(a.started_at, 3), a.ts) for a in alerts] == [(2.53, 6.0)]
+
+
+def test_absent_backdates_at_most_half_a_second() -> None:
+    engine = RuleEngine(RuleSettings(absent_seconds=3.0))
+    engine.feed(obs(0.0, 1))
+    # the next sample comes 10 s later (the view stalled): the absence is not assumed to
+    # have begun 5 s ago
+    assert run(engine, [obs(10.0, 0), obs(12.0, 0)]) == []
+    assert [a.started_at for a in engine.feed(obs(13.0, 0))] == [9.5]
 
 
 def test_absent_never_fires_when_faces_cannot_be_counted() -> None:

@@ -249,7 +249,7 @@ def test_looking_away_needs_the_duration_and_a_turn_back_ends_it() -> None:
     back = [frame(5.0, poses=(pose(0.0),))]
     again = [frame(t, poses=(pose(45.0),)) for t in every(5.5, 10.5)]
     alerts = run(rule, away + back + again)
-    assert [(a.started_at, a.ts) for a in alerts] == [(5.5, 10.5)]
+    assert [(a.started_at, a.ts) for a in alerts] == [(5.25, 10.5)]
 
 
 def test_looking_away_survives_a_short_loss_of_the_face() -> None:
