@@ -93,6 +93,7 @@ class Seeded:
     candidates: list[tuple[int, str, str]]  # (id, name, id_number)
     staff: tuple[str, str] = ("invigilator1", "invigilate-pass-1")
     #: rooms of up to ``room_size`` candidates in roster order; the invigilator has the first
+    #: (every room with ``watch_all_rooms``)
     room_ids: list[int] = field(default_factory=list)
 
 
@@ -107,9 +108,10 @@ async def seed(
     analysis_fps: float = 2.0,
     photos: list[Path] | None = None,
     room_size: int = 30,
+    watch_all_rooms: bool = False,
 ) -> Seeded:
     from proctor.evidence.storage import EvidenceStorage
-    from proctor.exam.rooms import auto_rooms
+    from proctor.exam.rooms import assign_staff, auto_rooms
     from proctor.exam.sittings import add_candidate, create_sitting, create_staff
     from proctor.rules import RuleSettings
     from proctor.store import migrate
@@ -155,6 +157,9 @@ async def seed(
                 role="invigilator",
             )
             made = await auto_rooms(s, sitting.id, [invigilator.id], capacity=room_size)
+            if watch_all_rooms:  # one console sees every candidate (load benchmarks)
+                for room in made[1:]:
+                    await assign_staff(s, room, [invigilator.id])
             seeded.room_ids = [r.id for r in made]
         return seeded
     finally:

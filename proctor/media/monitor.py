@@ -89,6 +89,7 @@ class _ViewState:
     last_seq: int = 0
     last_thumb_at: float = 0.0
     frames_analysed: int = 0
+    due: float = 0.0  # loop time from which the view's next frame may be analysed
 
 
 @dataclass
@@ -196,16 +197,31 @@ class CandidateMonitor:
         await self._tasks.drain()
 
     # -- the loop --------------------------------------------------------------------
+    def view_period(self, view: str) -> float:
+        """Seconds between two analysed frames of ``view``: the sitting's analysis rate,
+        the second view at ``second_view_fps`` if that is lower."""
+        fps = self.ref.analysis_fps
+        second = self.ref.rules.second_view_fps
+        if view == "second" and 0 < second < fps:
+            fps = second
+        return 1.0 / fps
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         period = 1.0 / self.ref.analysis_fps
         next_tick = loop.time()
         while True:
+            now = loop.time()
             for view, state in list(self.views.items()):
+                if now < state.due:
+                    continue  # a slower view (the second) skips this tick
                 sample = state.sampler.newest()
                 if sample is None or sample.seq == state.last_seq:
                     continue  # nothing new on this view since the last look
                 state.last_seq = sample.seq
+                # due again one view period after this tick, less half a tick so that
+                # the tick that falls due is not missed by a few milliseconds
+                state.due = now + self.view_period(view) - period / 2
                 try:
                     await self._analyse(view, state, sample)
                 except Exception:  # one bad frame must not stop the candidate's monitoring

@@ -65,6 +65,11 @@ class RuleSettings:
     # levels (proctor.vision.gate); 0 runs them on every analysed frame
     objects_interval_seconds: float = 2.0
     objects_change: float = 12.0
+    # the second view (the side camera: desk, hands, screen) is analysed at this rate,
+    # frames/s (at most the sitting's analysis rate; 0: at the sitting's rate). Its rules
+    # (devices, persons) count samples, so it needs fewer than the first view, whose absence
+    # alert is due within a sample period
+    second_view_fps: float = 1.0
     # second_view_lost: no frame from the second view for this long (once it was seen)
     second_view_lost_seconds: float = 10.0
 
