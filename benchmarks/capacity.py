@@ -150,23 +150,11 @@ def metric_values(text: str) -> dict[str, float]:
     return values
 
 
-async def all_workers_metrics(url: str, workers: int, attempts: int = 200) -> dict[str, float]:
-    """Every worker's /metrics summed: workers share the port, so each request (on a new
-    connection) reaches one of them; they are told apart by process_start_time_seconds."""
-    seen: dict[float, dict[str, float]] = {}
-    for _ in range(attempts if workers > 1 else 1):
-        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-            values = metric_values((await http.get("/metrics")).text)
-        seen[values.get("process_start_time_seconds", 0.0)] = values
-        if len(seen) >= workers:
-            break
-    if len(seen) < workers:
-        print(f"warning: reached {len(seen)} of {workers} workers' metrics", file=sys.stderr)
-    total: dict[str, float] = {}
-    for values in seen.values():
-        for name, value in values.items():
-            total[name] = total.get(name, 0.0) + value
-    return total
+async def server_metrics(url: str) -> dict[str, float]:
+    """The server's /metrics (with several workers, every worker's summed by the server:
+    proctor.metrics)."""
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        return metric_values((await http.get("/metrics")).text)
 
 
 @dataclass
@@ -221,11 +209,8 @@ class Run:
 
 
 class Load:
-    def __init__(
-        self, url: str, password: str, staff: tuple[str, str], sitting_id: int, workers: int = 1
-    ):
+    def __init__(self, url: str, password: str, staff: tuple[str, str], sitting_id: int):
         self.url, self.password, self.staff, self.sitting_id = url, password, staff, sitting_id
-        self.workers = workers
 
     async def run(
         self,
@@ -266,7 +251,7 @@ class Load:
                         await c.wait_for_state("first", "connected", timeout=60)
                         await c.wait_for_state("second", "connected", timeout=60)
                     await asyncio.sleep(5)  # jitter buffers and first keyframes settle
-                    m0 = await all_workers_metrics(self.url, self.workers)
+                    m0 = await server_metrics(self.url)
                     s0 = sum(proc_cpu(p) for p in server_pids)
                     g0 = sum(os.times()[:2])
                     t0 = time.time()
@@ -276,7 +261,7 @@ class Load:
                     run.rss_end_mb = sum(proc_rss_mb(p) for p in server_pids)
                     s1 = sum(proc_cpu(p) for p in server_pids)
                     g1 = sum(os.times()[:2])
-                    m1 = await all_workers_metrics(self.url, self.workers)
+                    m1 = await server_metrics(self.url)
                     starts = {c.candidate_id: c.first_frame_sent_at("first") for c in cands}
                 finally:
                     for c in cands:
@@ -421,7 +406,7 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
                     url, work / "data", Path(args.models).expanduser(), env_extra=env
                 ).start
             )
-            load = Load(server.url, seeded.password, seeded.staff, seeded.sitting_id, args.workers)
+            load = Load(server.url, seeded.password, seeded.staff, seeded.sitting_id)
             ids = [c[2] for c in seeded.candidates]
             pids = tree_pids(server.proc.pid)
         for step, n in enumerate(counts):

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from proctor import logs
+from proctor import logs, metrics
 from proctor.api import admin, candidate, console, errors, flow, health
 from proctor.api import review as review_api
 from proctor.api.scope import RecentGrants
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         finally:
             await app.state.exam.stop()
             await app.state.runtime.stop()
+            metrics.worker_exit()
 
     app = FastAPI(title="proctor", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -49,8 +50,23 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     cmd_db(settings, args)  # migrate once, before the workers start
     os.environ["PROCTOR_MIGRATE_ON_START"] = "false"
+    _metrics_dir()
     uvicorn.run("proctor.app:create_app", factory=True, workers=workers, **common)
     return 0
+
+
+def _metrics_dir() -> None:
+    """Every worker's metrics go to one directory, summed by /metrics (proctor.metrics):
+    the operator's ``PROMETHEUS_MULTIPROC_DIR``, emptied, or a new temporary one."""
+    from proctor.metrics import MULTIPROC_ENV
+
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):  # a previous run's values would add up
+            stale.unlink()
+    else:
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="proctor-metrics-")
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:

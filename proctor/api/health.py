@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from proctor import metrics as prom
 from proctor.api.deps import runtime
 from proctor.runtime import Runtime
 
@@ -18,4 +19,4 @@ async def health(rt: Runtime = Depends(runtime)) -> dict:
 
 @router.get("/metrics")
 async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(prom.exposition(), media_type=CONTENT_TYPE_LATEST)
