@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from datetime import timedelta
@@ -50,14 +51,19 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     cmd_db(settings, args)  # migrate once, before the workers start
     os.environ["PROCTOR_MIGRATE_ON_START"] = "false"
-    _metrics_dir()
-    uvicorn.run("proctor.app:create_app", factory=True, workers=workers, **common)
+    made = _metrics_dir()
+    try:
+        uvicorn.run("proctor.app:create_app", factory=True, workers=workers, **common)
+    finally:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
     return 0
 
 
-def _metrics_dir() -> None:
+def _metrics_dir() -> Path | None:
     """Every worker's metrics go to one directory, summed by /metrics (proctor.metrics):
-    the operator's ``PROMETHEUS_MULTIPROC_DIR``, emptied, or a new temporary one."""
+    the operator's ``PROMETHEUS_MULTIPROC_DIR``, emptied, or a new temporary one (returned:
+    removed when the server stops)."""
     from proctor.metrics import MULTIPROC_ENV
 
     given = os.environ.get(MULTIPROC_ENV)
@@ -65,8 +71,10 @@ def _metrics_dir() -> None:
         Path(given).mkdir(parents=True, exist_ok=True)
         for stale in Path(given).glob("*.db"):  # a previous run's values would add up
             stale.unlink()
-    else:
-        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="proctor-metrics-")
+        return None
+    made = tempfile.mkdtemp(prefix="proctor-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+    return Path(made)
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:

@@ -65,14 +65,14 @@ def test_serve_empties_the_operators_directory(tmp_path: Path, monkeypatch) -> N
     keep.write_text("not ours")
     monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
 
-    cli._metrics_dir()
+    assert cli._metrics_dir() is None  # the operator's: not ours to remove
 
     assert not stale.exists() and keep.exists()
 
 
 def test_serve_makes_a_directory_when_none_is_given(monkeypatch) -> None:
     monkeypatch.setenv(MULTIPROC_ENV, "")  # unset for serve; restored after the test
-    cli._metrics_dir()
-    made = Path(os.environ[MULTIPROC_ENV])
+    made = cli._metrics_dir()
+    assert made == Path(os.environ[MULTIPROC_ENV])
     assert made.is_dir() and not any(made.iterdir())
     made.rmdir()
