@@ -444,6 +444,7 @@ let tickTimer = null;
 let starting = false;
 let phoneDoneSent = false;
 let pairing = null;
+let pairingRequest = null; // the pairing being made: one at a time
 let stoppedAt = null;
 
 const serverNow = () => Date.now() + clockOffset;
@@ -652,7 +653,19 @@ $('capture-photo').addEventListener('click', async () => {
 });
 
 // -- 5. phone
-async function newPairing() {
+// One pairing at a time: each new one invalidates the QR codes before it, so a second
+// request made while the first is on its way (the step's render, then a state refresh)
+// would void the code on the screen just as the candidate scans it.
+function newPairing() {
+  if (!pairingRequest) {
+    pairingRequest = makePairing().finally(() => {
+      pairingRequest = null;
+    });
+  }
+  return pairingRequest;
+}
+
+async function makePairing() {
   const body = await act('/api/flow/phone/pairing');
   if (!body) return;
   pairing = body;

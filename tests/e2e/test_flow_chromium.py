@@ -8,6 +8,7 @@ and the score; then the results as the administrator exports them."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 from datetime import timedelta
@@ -85,6 +86,29 @@ async def _details_and_pledge(page) -> None:
     await page.check("#pledge-read")
     await page.click("#pledge-accept")
     await expect(flow).to_have_attribute("data-step", "identity")
+
+
+async def _hold_first_pairing_until_a_state_refresh(page) -> list[str]:
+    """Hold the page's first QR-code request until a state refresh has been answered (the
+    page refreshes its state right after the photo check): the order in which a second,
+    code-voiding request used to be made. Returns the list of pairing requests seen."""
+    seen: list[str] = []
+    refreshed = asyncio.Event()
+
+    def on_response(response) -> None:
+        if seen and "/api/flow/state" in response.url:
+            refreshed.set()
+
+    async def hold(route) -> None:
+        seen.append(route.request.method)
+        if len(seen) == 1:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(refreshed.wait(), 10)
+        await route.continue_()
+
+    page.on("response", on_response)
+    await page.route("**/api/flow/phone/pairing", hold)
+    return seen
 
 
 async def test_formal_sitting_from_login_to_score(flow_server, cameras, chromium_path, tmp_path):
@@ -244,6 +268,7 @@ async def test_device_check_sitting(flow_server, cameras, chromium_path, tmp_pat
             await expect(page.locator("#stream-status")).to_have_attribute(
                 "data-state", "streaming", timeout=30_000
             )
+            pairings = await _hold_first_pairing_until_a_state_refresh(page)
             await page.click("#capture-photo")
             flow = page.locator("#flow")
             await expect(flow).to_have_attribute("data-step", "phone", timeout=30_000)
@@ -251,6 +276,9 @@ async def test_device_check_sitting(flow_server, cameras, chromium_path, tmp_pat
             phone = await (await browser.new_context()).new_page()
             await phone.goto(await page.locator("#phone-link").get_attribute("href"))
             await expect(flow).to_have_attribute("data-step", "device_check", timeout=30_000)
+            # the state refresh that came while the QR code was being made did not make a
+            # second one (which would have voided the first as the phone scanned it)
+            assert pairings == ["POST"]
             await expect(page.locator("#min-upload")).to_have_text("2.00 MB/s")
             await page.click("#device-run")
             await expect(flow).to_have_attribute("data-step", "finished", timeout=60_000)
