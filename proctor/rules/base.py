@@ -89,6 +89,8 @@ class RuleSettings:
             raise ValueError("need 1 <= device_m <= device_k")
         if self.identity_mismatch_k < 1:
             raise ValueError("identity_mismatch_k must be >= 1")
+        if self.second_view_fps and not 0.2 <= self.second_view_fps <= 10:
+            raise ValueError("second_view_fps must be 0 (the sitting's rate) or 0.2..10")
         if self.speech_seconds > self.speech_window_seconds:
             raise ValueError("speech_seconds must be <= speech_window_seconds")
         for name in (

@@ -83,3 +83,9 @@ def test_view_period() -> None:
     )  # type: ignore[arg-type]
     assert monitor.view_period("first") == pytest.approx(0.5)
     assert monitor.view_period("second") == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("fps", [0.1, 11.0])
+def test_second_view_rate_out_of_range_is_refused(fps: float) -> None:
+    with pytest.raises(ValueError, match="second_view_fps"):
+        RuleSettings(second_view_fps=fps)
