@@ -206,6 +206,17 @@ class CandidateMonitor:
             fps = second
         return 1.0 / fps
 
+    @staticmethod
+    def _next_due(due: float, now: float, view_period: float, tick: float) -> float:
+        """When a view analysed at ``now`` is due again: one view period after it was due
+        (a fixed rate: when ticks come late the view keeps its rate instead of losing a
+        tick's lateness each time), or, when it is more than a view period late or new,
+        one view period from now less half a tick (so that the tick falling due is not
+        missed by a few milliseconds; no burst to catch up)."""
+        if now - due < view_period:
+            return due + view_period
+        return now + view_period - tick / 2
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         period = 1.0 / self.ref.analysis_fps
@@ -219,9 +230,7 @@ class CandidateMonitor:
                 if sample is None or sample.seq == state.last_seq:
                     continue  # nothing new on this view since the last look
                 state.last_seq = sample.seq
-                # due again one view period after this tick, less half a tick so that
-                # the tick that falls due is not missed by a few milliseconds
-                state.due = now + self.view_period(view) - period / 2
+                state.due = self._next_due(state.due, now, self.view_period(view), period)
                 try:
                     await self._analyse(view, state, sample)
                 except Exception:  # one bad frame must not stop the candidate's monitoring

@@ -89,3 +89,24 @@ def test_view_period() -> None:
 def test_second_view_rate_out_of_range_is_refused(fps: float) -> None:
     with pytest.raises(ValueError, match="second_view_fps"):
         RuleSettings(second_view_fps=fps)
+
+
+def test_a_slow_loop_keeps_the_second_views_rate() -> None:
+    # ticks meant every 0.5 s come every 0.6 s (an overloaded server): the second view,
+    # due every 1.0 s, is analysed about once a second, not once every other tick (1.2 s)
+    due, analysed = 0.0, []
+    for i in range(50):
+        now = 100.0 + 0.6 * i
+        if now >= due:
+            analysed.append(now)
+            due = CandidateMonitor._next_due(due, now, 1.0, 0.5)
+    rate = (len(analysed) - 1) / (analysed[-1] - analysed[0])
+    assert 0.95 <= rate <= 1.05, rate
+    # and on time ticks it is every other tick exactly
+    due, analysed = 0.0, []
+    for i in range(20):
+        now = 100.0 + 0.5 * i
+        if now >= due:
+            analysed.append(now)
+            due = CandidateMonitor._next_due(due, now, 1.0, 0.5)
+    assert analysed == [100.0 + k for k in range(10)]
