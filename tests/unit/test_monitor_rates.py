@@ -91,22 +91,23 @@ def test_second_view_rate_out_of_range_is_refused(fps: float) -> None:
         RuleSettings(second_view_fps=fps)
 
 
+def second_view_ticks(tick_every: float, ticks: int) -> list[float]:
+    """Loop times at which a 1 fps view is analysed when a 2 fps monitor's ticks come
+    every ``tick_every`` seconds."""
+    due, analysed = 0.0, []
+    for i in range(ticks):
+        now = 100.0 + tick_every * i
+        if now >= due:
+            analysed.append(now)
+            due = CandidateMonitor._next_due(due, now, 1.0, 0.5)
+    return analysed
+
+
 def test_a_slow_loop_keeps_the_second_views_rate() -> None:
     # ticks meant every 0.5 s come every 0.6 s (an overloaded server): the second view,
     # due every 1.0 s, is analysed about once a second, not once every other tick (1.2 s)
-    due, analysed = 0.0, []
-    for i in range(50):
-        now = 100.0 + 0.6 * i
-        if now >= due:
-            analysed.append(now)
-            due = CandidateMonitor._next_due(due, now, 1.0, 0.5)
+    analysed = second_view_ticks(0.6, 50)
     rate = (len(analysed) - 1) / (analysed[-1] - analysed[0])
     assert 0.95 <= rate <= 1.05, rate
     # and on time ticks it is every other tick exactly
-    due, analysed = 0.0, []
-    for i in range(20):
-        now = 100.0 + 0.5 * i
-        if now >= due:
-            analysed.append(now)
-            due = CandidateMonitor._next_due(due, now, 1.0, 0.5)
-    assert analysed == [100.0 + k for k in range(10)]
+    assert second_view_ticks(0.5, 20) == [100.0 + k for k in range(10)]
