@@ -8,6 +8,13 @@ while what *was* found still counts (a face found on a dark frame is a face).
 
 Per frame, in order: picture quality (no model), every detector (faces, objects), then
 the face analysers on the faces found (head pose, on the first view only).
+
+Faces are looked for on the first view only (:data:`DETECTOR_VIEWS`): every rule that
+counts faces watches the first view (absent, looking away, face covered, identity), while
+the second view, which sees the candidate from the side, counts persons (multiple persons;
+"someone is in the picture" for the frozen-picture check). On the second view "face" is
+reported as unavailable ("cannot tell"), never as "no face". This saves the face
+detector's ~8 ms on every second-view sample (``benchmarks.pipeline``).
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ PHONE_MODEL = "phone_yolox_nano"  # the project's own phone detector (proctor.vi
 PHONE_CHECK_MODEL = "phone_crop_check"  # its second stage (optional)
 #: detectors whose result an ObjectGate may reuse while the picture stays the same
 GATED_DETECTORS = frozenset({"objects", "phone"})
+#: detectors that run on some views only (by detector name; absent: every view)
+DETECTOR_VIEWS: dict[str, frozenset[str]] = {"faces": frozenset({"first"})}
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,8 @@ class FrameAnalyzer:
     """Not thread-safe: call ``analyse`` from one thread at a time (the analysis executor).
 
     ``vad`` is the shared voice-activity model (or None) for the monitor's per-candidate
-    :class:`proctor.audio.vad.SpeechDetector`; frames never use it.
+    :class:`proctor.audio.vad.SpeechDetector`; frames never use it. ``detector_views``
+    limits detectors (by name) to some views; their labels are unavailable on the others.
     """
 
     def __init__(
@@ -61,8 +71,10 @@ class FrameAnalyzer:
         quality: QualityChecker | None = None,
         face_analysers: Sequence[FaceAnalyser] = (),
         vad: SileroVad | None = None,
+        detector_views: dict[str, frozenset[str]] | None = None,
     ) -> None:
         self.detectors = detectors
+        self.detector_views = dict(detector_views or {})
         self.states = states
         self.quality = quality
         self.face_analysers = list(face_analysers)
@@ -90,6 +102,10 @@ class FrameAnalyzer:
         failed = False
         detections: list[Detection] = []
         for detector in self.detectors:
+            views = self.detector_views.get(detector.name)
+            if views is not None and view not in views:
+                unavailable |= detector.labels
+                continue
             gated = detector.name in GATED_DETECTORS
             if gated and detector.name in kept:
                 detections.extend(kept[detector.name])
@@ -223,7 +239,12 @@ def build_analyzer(model_paths: dict[str, Path | None]) -> FrameAnalyzer:
         elif state.reason:
             log.warning("detector %s %s", state.name, state.reason)
     return FrameAnalyzer(
-        detectors, states, quality=QualityChecker(), face_analysers=face_analysers, vad=vad
+        detectors,
+        states,
+        quality=QualityChecker(),
+        face_analysers=face_analysers,
+        vad=vad,
+        detector_views=DETECTOR_VIEWS,
     )
 
 

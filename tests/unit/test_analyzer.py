@@ -166,6 +166,9 @@ def test_the_candidate_on_both_views(analyzer: FrameAnalyzer, media_dir: Path) -
     assert first.unavailable == frozenset() and first.quality is not None
     assert len(first.poses) == 1 and abs(first.poses[0].yaw) < 15
     assert second.poses == ()  # head pose looks at the first view only
+    # faces are looked for on the first view only: on the second "cannot tell", not "none"
+    assert second.count("face") is None and second.unavailable == frozenset({"face"})
+    assert second.count("person", 0.5) == 1
 
 
 def test_a_poor_picture_keeps_what_it_found(analyzer: FrameAnalyzer, media_dir: Path) -> None:
@@ -255,6 +258,15 @@ def test_a_frozen_picture_of_the_candidate(analyzer: FrameAnalyzer, media_dir: P
     # the picture stopped changing at 2.5 s (the last moving frame, shown again from 3.0)
     assert at(alerts) == [("camera_blocked", 12.5)]
     assert alerts[0].message == "Picture frozen for 10.0 s" and alerts[0].started_at == T0 + 2.5
+
+
+def test_a_frozen_second_view(analyzer: FrameAnalyzer, media_dir: Path) -> None:
+    # no faces there: the person the objects detector sees is the "someone" in the picture
+    moving = clip_frames(media_dir, 6)
+    still = repeat(moving[-1], 12)
+    alerts = stream(analyzer, RuleEngine(), moving + still, view="second")
+    assert at(alerts) == [("camera_blocked", 12.5)]
+    assert alerts[0].observation.view == "second"
 
 
 def test_second_view_lost(analyzer: FrameAnalyzer, media_dir: Path) -> None:
