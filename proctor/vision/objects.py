@@ -2,10 +2,13 @@
 
 One adapter, :class:`YoloDetector`, reads the output layout to tell the two formats apart:
 
-- **YOLOX** (``yolox_nano.onnx``, the default): input 1x3xSxS (S = 416), BGR 0-255, the
-  frame resized keeping its aspect ratio into the top-left corner and padded with 114, no
-  normalisation (YOLOX's ``preproc`` with ``legacy=False``). Output 1xNx85 with
-  N = sum((S/s)^2) over strides 8, 16, 32 (3549 at 416): cx, cy relative to the grid cell,
+- **YOLOX** (``yolox_nano.onnx``, the default): exported with input 1x3xSxS (S = 416),
+  BGR 0-255, the frame resized keeping its aspect ratio (longer side S) into the top-left
+  corner and padded with 114, no normalisation (YOLOX's ``preproc`` with
+  ``legacy=False``). The detector opens it to take any input size and feeds it the resized
+  frame rounded up to 32 px (416x320 for a 640x480 frame, a quarter less work than the
+  square: :mod:`proctor.vision.yolox`). Output 1xNx85 with N = sum(H/s x W/s) over
+  strides 8, 16, 32 (3549 at 416x416, 2730 at 416x320): cx, cy relative to the grid cell,
   log w, h, then objectness and 80 class probabilities (both already sigmoid). Decoded as
   YOLOX's ``demo_postprocess``: xy = (xy + cell) * stride, wh = exp(wh) * stride;
   score = objectness x class probability.
@@ -23,9 +26,9 @@ Measured on ``shared/media`` with ``yolox_nano.onnx``: dog 0.91, bicycle 0.76, c
 ``no_person_dog.jpg``; the person of every ``rfphone`` image at 0.68-0.87 (see
 ``benchmarks.accuracy`` for persons and phones per image).
 
-Speed (``benchmarks.pipeline``: this 2-core machine while a model trained on it; one
-onnxruntime thread; 33 real 640x480 frames, everything included, median of 3 rounds):
-YOLOX-nano 416 23-26 ms per frame (CPU), of which pre- and post-processing ~1 ms.
+Speed (``benchmarks.pipeline``, one onnxruntime thread, 33 real 640x480 frames,
+everything included, median of 3 rounds): YOLOX-nano 10.1 ms CPU per frame at 416x320
+(13.2 ms at 416x416, the square input), of which pre- and post-processing ~1 ms.
 
 Threads: an onnxruntime session may be called from several threads, but the analyser
 calls detectors from one worker; one intra-op thread keeps a frame's cost on one core.
@@ -43,6 +46,7 @@ import cv2
 import numpy as np
 
 from proctor.onnx import open_session
+from proctor.vision import yolox
 from proctor.vision.types import Detection
 
 log = logging.getLogger(__name__)
@@ -68,8 +72,7 @@ setting, :attr:`proctor.rules.RuleSettings.device_labels`)."""
 DEFAULT_LABELS: frozenset[str] = frozenset({"person", *DEVICE_LABELS})
 """What the analyser's object detector reports."""
 
-YOLOX_STRIDES = (8, 16, 32)
-PAD_VALUE = 114
+PAD_VALUE = yolox.PAD_VALUE
 NMS_IOU = 0.45
 
 Format = Literal["yolox", "yolov8"]
@@ -80,22 +83,8 @@ class _Letterbox:
     scale: float  # model pixels per frame pixel
     pad_x: int  # model pixels of padding on the left
     pad_y: int  # model pixels of padding on the top
-
-
-def yolox_grid(size: int, strides: Iterable[int] = YOLOX_STRIDES) -> tuple[np.ndarray, np.ndarray]:
-    """Cell offsets (N, 2) x, y and strides (N, 1) of YOLOX's output rows for a square
-    ``size`` input, in output order (stride 8 rows first, row-major within a stride)."""
-    cells: list[np.ndarray] = []
-    steps: list[np.ndarray] = []
-    for stride in strides:
-        n = size // stride
-        ys, xs = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-        cells.append(np.stack([xs.ravel(), ys.ravel()], axis=1))
-        steps.append(np.full((n * n, 1), stride))
-    return (
-        np.concatenate(cells).astype(np.float32),
-        np.concatenate(steps).astype(np.float32),
-    )
+    width: int  # the model input's size
+    height: int
 
 
 class YoloDetector:
@@ -129,8 +118,9 @@ class YoloDetector:
         self.input_size = h if isinstance(h, int) and h == w else 416
         out_shape = self._session.get_outputs()[0].shape
         self.format = _format(out_shape, self.input_size, path)
-        if self.format == "yolox":
-            self._cells, self._strides = yolox_grid(self.input_size)
+        if self.format == "yolox":  # any input size: the frame's shape rounded up to 32
+            self._session = yolox.open_any_size(path, num_threads)
+            self.input_size = yolox.native_size(self._session, self.input_size)
         if labels is None:
             self.labels = frozenset(COCO_NAMES)
         else:
@@ -163,7 +153,7 @@ class YoloDetector:
         if self.class_listener is not None:
             class_id, floor, listener = self.class_listener
             listener(frame_bgr, self._class_candidates(raw, lb, class_id, floor, width, height))
-        boxes, scores, classes = self._decode(raw)
+        boxes, scores, classes = self._decode(raw, lb)
         keep = scores >= self.min_score
         boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
         if not len(scores):
@@ -190,37 +180,33 @@ class YoloDetector:
     def _preprocess(self, frame: np.ndarray) -> tuple[np.ndarray, _Letterbox]:
         size = self.input_size
         height, width = frame.shape[:2]
-        scale = min(size / width, size / height)
-        new_w = max(1, min(size, round(width * scale)))
-        new_h = max(1, min(size, round(height * scale)))
-        interp = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR  # YOLOX trains on linear
-        resized = cv2.resize(frame, (new_w, new_h), interpolation=interp)
+        if self.format == "yolox":  # top-left, BGR 0-255, the frame's shape rounded up to 32
+            tensor, c = yolox.letterbox(frame, size, fit=True)
+            return tensor, _Letterbox(c.scale, 0, 0, c.width, c.height)
+        # YOLOv8: square, centred, RGB 0-1
+        c = yolox.canvas(width, height, size, fit=False)
+        interp = cv2.INTER_AREA if c.scale < 0.5 else cv2.INTER_LINEAR
+        resized = cv2.resize(frame, (c.new_w, c.new_h), interpolation=interp)
         canvas = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
-        if self.format == "yolox":  # top-left, BGR 0-255
-            pad_x = pad_y = 0
-            canvas[:new_h, :new_w] = resized
-            chw = canvas.transpose(2, 0, 1).astype(np.float32)
-        else:  # centred, RGB 0-1
-            pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
-            canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = resized
-            chw = canvas[:, :, ::-1].transpose(2, 0, 1).astype(np.float32) / 255.0
-        return np.ascontiguousarray(chw[np.newaxis]), _Letterbox(new_w / width, pad_x, pad_y)
+        pad_x, pad_y = (size - c.new_w) // 2, (size - c.new_h) // 2
+        canvas[pad_y : pad_y + c.new_h, pad_x : pad_x + c.new_w] = resized
+        chw = canvas[:, :, ::-1].transpose(2, 0, 1).astype(np.float32) / 255.0
+        return np.ascontiguousarray(chw[np.newaxis]), _Letterbox(c.scale, pad_x, pad_y, size, size)
 
-    def _decode(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _decode(self, raw: np.ndarray, lb: _Letterbox) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (N, 4) x1 y1 x2 y2 in model pixels, best score (N,) and class id (N,) of
         each candidate, restricted to the reported classes."""
         if self.format == "yolox":
             rows = raw[0]
-            xy = (rows[:, :2] + self._cells) * self._strides
-            wh = np.exp(np.minimum(rows[:, 2:4], 20.0)) * self._strides
+            boxes = yolox.boxes(rows, *yolox.grid(lb.height, lb.width))
             class_scores = rows[:, 4:5] * rows[:, 5 + self._class_ids]
         else:
             rows = raw[0].T
             xy, wh = rows[:, :2], rows[:, 2:4]
+            boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=1)
             class_scores = rows[:, 4 + self._class_ids]
         best = class_scores.argmax(axis=1)
         scores = class_scores[np.arange(len(best)), best]
-        boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=1)
         return boxes, scores, self._class_ids[best]
 
     def _class_candidates(
@@ -230,16 +216,15 @@ class YoloDetector:
             rows = raw[0]
             scores = rows[:, 4] * rows[:, 5 + class_id]
             keep = np.flatnonzero(scores >= floor)
-            rows = rows[keep]
-            xy = (rows[:, :2] + self._cells[keep]) * self._strides[keep]
-            wh = np.exp(np.minimum(rows[:, 2:4], 20.0)) * self._strides[keep]
+            cells, strides = yolox.grid(lb.height, lb.width)
+            boxes = yolox.boxes(rows[keep], cells[keep], strides[keep]).reshape(-1, 4)
         else:
             rows = raw[0].T
             scores = rows[:, 4 + class_id]
             keep = np.flatnonzero(scores >= floor)
             rows = rows[keep]
             xy, wh = rows[:, :2], rows[:, 2:4]
-        boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=1).reshape(-1, 4)
+            boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=1).reshape(-1, 4)
         boxes = (boxes - [lb.pad_x, lb.pad_y, lb.pad_x, lb.pad_y]) / lb.scale
         boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
         return boxes, scores[keep].astype(np.float32)
@@ -249,7 +234,7 @@ def _format(shape: list, size: int, path: Path) -> Format:
     """Which layout the output ``shape`` is: YOLOX (1, N, 85) or YOLOv8 (1, 84, N)."""
     if len(shape) == 3:
         if shape[2] == 5 + len(COCO_NAMES):
-            expected = sum((size // s) ** 2 for s in YOLOX_STRIDES)
+            expected = sum((size // s) ** 2 for s in yolox.STRIDES)
             if shape[1] in (expected, None) or not isinstance(shape[1], int):
                 return "yolox"
         if shape[1] == 4 + len(COCO_NAMES):

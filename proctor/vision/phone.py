@@ -61,6 +61,7 @@ import cv2
 import numpy as np
 
 from proctor.onnx import open_session
+from proctor.vision import yolox
 from proctor.vision.types import Detection
 
 if TYPE_CHECKING:
@@ -70,8 +71,7 @@ log = logging.getLogger(__name__)
 
 LABEL = "cell phone"
 COCO_CELL_PHONE = 67  # class id of "cell phone" in the 80 COCO classes
-YOLOX_STRIDES = (8, 16, 32)
-PAD_VALUE = 114
+PAD_VALUE = yolox.PAD_VALUE
 NMS_IOU = 0.45
 VERIFY_FLOOR = 0.001  # lowest COCO "cell phone" score the verifier looks at (0.005: -1.2 points)
 VERIFY_IOU = 0.3
@@ -80,20 +80,6 @@ DEFAULT_MIN_SCORE = 0.15  # on the fused score
 CHECKED_MIN_SCORE = 0.15  # on the fused score once checked by the crop classifier
 CHECK_TOP = 8  # at most this many boxes per frame are checked, best first
 CHECK_CONTEXT = 2.0  # the checked crop's side, in the box's longer side
-
-
-def yolox_grid(
-    size: int, strides: tuple[int, ...] = YOLOX_STRIDES
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cell offsets (N, 2) x, y and strides (N, 1) of YOLOX's output rows for a square
-    ``size`` input, in output order (stride 8 first, row-major within a stride)."""
-    cells, steps = [], []
-    for stride in strides:
-        n = size // stride
-        ys, xs = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-        cells.append(np.stack([xs.ravel(), ys.ravel()], axis=1))
-        steps.append(np.full((n * n, 1), stride))
-    return np.concatenate(cells).astype(np.float32), np.concatenate(steps).astype(np.float32)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarray:
@@ -142,9 +128,14 @@ class Boxes:
 
 
 class YoloxModel:
-    """One YOLOX-format ONNX model (any number of classes; fixed or dynamic square input),
-    scored for one class: ``class_id`` (default: the only class of a one-class model, else
-    COCO's "cell phone")."""
+    """One YOLOX-format ONNX model (any number of classes; exported with a fixed square
+    input or a dynamic one), scored for one class: ``class_id`` (default: the only class of
+    a one-class model, else COCO's "cell phone"). The frame's longer side becomes the
+    model's size (``input_size`` for a dynamic export); the input is square, or with
+    ``fit`` the resized frame rounded up to 32 px (:mod:`proctor.vision.yolox`; the COCO
+    verifier fits, like the object detector whose run it shares; the phone model keeps the
+    square input its threshold was chosen on: fitted, it moved a portrait's score by 0.003
+    and over the threshold)."""
 
     def __init__(
         self,
@@ -153,13 +144,14 @@ class YoloxModel:
         input_size: int | None = None,
         class_id: int | None = None,
         num_threads: int = 1,
+        fit: bool = False,
     ) -> None:
         path = Path(path)
-        self._session = open_session(path, num_threads)
+        self.fit = fit
+        self._session = yolox.open_any_size(path, num_threads)
         (inp,) = self._session.get_inputs()
         self._input_name = inp.name
-        h, w = inp.shape[2:]
-        fixed = h if isinstance(h, int) and h == w else None
+        fixed = yolox.native_size(self._session, 0) or None
         if fixed is not None and input_size not in (None, fixed):
             raise ValueError(f"{path.name} has a fixed {fixed}x{fixed} input")
         self.input_size = fixed or input_size or 416
@@ -175,31 +167,21 @@ class YoloxModel:
         )
         if not 0 <= self.class_id < self.num_classes:
             raise ValueError(f"{path.name}: class {self.class_id} out of range")
-        self._cells, self._strides = yolox_grid(self.input_size)
         self.path = path
 
     def predict(self, image_bgr: np.ndarray, min_score: float) -> Boxes:
         """Boxes of the class scoring at least ``min_score`` in ``image_bgr``'s pixels,
         before non-max suppression."""
-        size = self.input_size
         height, width = image_bgr.shape[:2]
-        scale = min(size / width, size / height)
-        new_w = max(1, min(size, round(width * scale)))
-        new_h = max(1, min(size, round(height * scale)))
-        interp = cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR
-        canvas = np.full((size, size, 3), PAD_VALUE, dtype=np.uint8)
-        canvas[:new_h, :new_w] = cv2.resize(image_bgr, (new_w, new_h), interpolation=interp)
-        tensor = np.ascontiguousarray(canvas.transpose(2, 0, 1)[np.newaxis], dtype=np.float32)
+        tensor, c = yolox.letterbox(image_bgr, self.input_size, self.fit)
         (raw,) = self._session.run(None, {self._input_name: tensor})
         rows = raw[0]
         scores = rows[:, 4] * rows[:, 5 + self.class_id]
         keep = np.flatnonzero(scores >= min_score)
         if not len(keep):
             return Boxes.empty()
-        rows = rows[keep]
-        xy = (rows[:, :2] + self._cells[keep]) * self._strides[keep]
-        wh = np.exp(np.minimum(rows[:, 2:4], 20.0)) * self._strides[keep]
-        boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=1) / scale
+        cells, strides = yolox.grid(c.height, c.width)
+        boxes = yolox.boxes(rows[keep], cells[keep], strides[keep]) / c.scale
         boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
         return Boxes(boxes, scores[keep].astype(np.float32))
 
@@ -272,7 +254,7 @@ class PhoneDetector:
             path, input_size=input_size, class_id=class_id, num_threads=num_threads
         )
         self.verifier = (
-            YoloxModel(verifier, input_size=verifier_size, num_threads=num_threads)
+            YoloxModel(verifier, input_size=verifier_size, num_threads=num_threads, fit=True)
             if verifier is not None
             else None
         )

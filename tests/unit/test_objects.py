@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
+from proctor.vision import yolox
 from proctor.vision.faces import iou
 from proctor.vision.objects import (
     COCO_NAMES,
     DEFAULT_LABELS,
     YoloDetector,
-    yolox_grid,
 )
 from proctor.vision.types import Detection, Detector
 
@@ -120,11 +120,48 @@ def test_grey_frames_and_tiny_frames(detector: YoloDetector, media_dir: Path) ->
 
 
 def test_yolox_grid_matches_the_output_rows() -> None:
-    cells, strides = yolox_grid(416)
+    cells, strides = yolox.grid(416, 416)
     assert cells.shape == (3549, 2) and strides.shape == (3549, 1)
     assert tuple(cells[0]) == (0, 0) and tuple(cells[1]) == (1, 0) and strides[0, 0] == 8
     assert tuple(cells[2704]) == (0, 0) and strides[2704, 0] == 16
     assert tuple(cells[-1]) == (12, 12) and strides[-1, 0] == 32
+    # 416 wide, 320 high: 52x40 + 26x20 + 13x10 rows, each stride's rows row-major
+    cells, strides = yolox.grid(320, 416)
+    assert cells.shape == (2730, 2)
+    assert tuple(cells[52]) == (0, 1) and tuple(cells[2079]) == (51, 39)
+    assert tuple(cells[2080]) == (0, 0) and strides[2080, 0] == 16
+    assert tuple(cells[-1]) == (12, 9) and strides[-1, 0] == 32
+
+
+def test_a_4_3_frame_gets_a_4_3_input(models_dir: Path) -> None:
+    assert yolox.canvas(640, 480, 416, fit=True) == yolox.Canvas(416, 320, 416, 312, 0.65)
+    assert yolox.canvas(480, 640, 416, fit=True) == yolox.Canvas(320, 416, 312, 416, 0.65)
+    assert yolox.canvas(640, 480, 416, fit=False).height == 416
+    # the model, exported with a fixed 416x416 input, takes the 416x320 one
+    session = yolox.open_any_size(models_dir / YOLOX)
+    assert yolox.native_size(session, 0) == 416
+    name = session.get_inputs()[0].name
+    (raw,) = session.run(None, {name: np.zeros((1, 3, 320, 416), np.float32)})
+    assert raw.shape == (1, 2730, 85)
+
+
+@pytest.mark.parametrize("file", ["images/obama-480p.jpg", "images/two_people.jpg"])
+def test_the_fitted_input_finds_what_the_square_one_does(
+    detector: YoloDetector, media_dir: Path, file: str
+) -> None:
+    frame = read(media_dir, file)
+    h, w = frame.shape[:2]
+    assert w != h
+    # padded with YOLOX's grey to a square, the frame fills the model's square input as
+    # before (same scale, same corner): the square-input result
+    side = max(w, h)
+    square = np.full((side, side, 3), yolox.PAD_VALUE, np.uint8)
+    square[:h, :w] = frame
+    fitted, padded = detector.detect(frame), detector.detect(square)
+    assert [d.label for d in fitted] == [d.label for d in padded] and fitted
+    for a, b in zip(fitted, padded, strict=True):
+        assert abs(a.score - b.score) < 0.05
+        assert iou(np.array(a.box), np.array([b.box]))[0] > 0.9
 
 
 def test_bad_models_are_refused(models_dir: Path, tmp_path: Path) -> None:
@@ -140,19 +177,19 @@ def test_bad_models_are_refused(models_dir: Path, tmp_path: Path) -> None:
         YoloDetector(models_dir / YOLOX, labels=["phone"])
 
 
-def yolov8_wrapper(yolox: Path, out: Path) -> Path:
+def yolov8_wrapper(source: Path, out: Path) -> Path:
     """The YOLOX model rewrapped as a YOLOv8-format model: input RGB in [0, 1] (turned into
     YOLOX's BGR 0-255 inside), output 1x84xN (boxes decoded to input pixels, class scores
     multiplied by objectness, transposed)."""
     onnx = pytest.importorskip("onnx")
     from onnx import helper, numpy_helper
 
-    model = onnx.load(str(yolox))
+    model = onnx.load(str(source))
     graph = model.graph
     (inp,) = graph.input
     original_in, original_out = inp.name, graph.output[0].name
     inp.name = "rgb"
-    cells, strides = yolox_grid(416)
+    cells, strides = yolox.grid(416, 416)
 
     def const(name: str, value: np.ndarray) -> str:
         graph.initializer.append(numpy_helper.from_array(value, name))
