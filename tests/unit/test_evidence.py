@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
 
+from proctor.evidence.clips import ClipFrame, encode_webm
 from proctor.evidence.screenshot import annotate, encode_jpeg
 from proctor.evidence.storage import EvidenceStorage, StoredFile
 from proctor.vision.types import Detection, Observation
@@ -155,3 +158,45 @@ def test_open_refuses_paths_outside_the_root(tmp_path: Path) -> None:
             storage.open(relpath)
     with pytest.raises(FileNotFoundError):
         storage.open("sitting-1/nothing.jpg")
+
+
+def clip_frames(media_dir: Path, width: int, count: int = 8) -> list[ClipFrame]:
+    """``count`` JPEG frames of the clip, ``width`` pixels wide, 0.5 s apart."""
+    frames: list[ClipFrame] = []
+    with av.open(str(media_dir / "clips/center_focus.mp4")) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index % 12:
+                continue
+            image = frame.to_ndarray(format="bgr24")
+            h, w = image.shape[:2]
+            image = cv2.resize(image, (width, round(h * width / w)), interpolation=cv2.INTER_AREA)
+            ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 75])
+            assert ok
+            frames.append(ClipFrame(1000.0 + len(frames) * 0.5, jpeg.tobytes()))
+            if len(frames) == count:
+                return frames
+    raise AssertionError("clip too short")
+
+
+@pytest.mark.parametrize("width", [640, 400, 200])
+def test_clips_are_320_wide_webm_at_the_frames_times(media_dir: Path, width: int) -> None:
+    # 640 wide is decoded from JPEG at half size, 400 decoded whole and shrunk, 200 kept
+    frames = clip_frames(media_dir, width)
+    source = cv2.imdecode(np.frombuffer(frames[0].jpeg, np.uint8), cv2.IMREAD_COLOR)
+    data = encode_webm(frames)
+    with av.open(io.BytesIO(data)) as container:
+        decoded = list(container.decode(video=0))
+    assert len(decoded) == len(frames)
+    expected_w = min(width, 320)
+    expected_h = round(source.shape[0] * expected_w / width)
+    assert decoded[0].width == expected_w and abs(decoded[0].height - expected_h) <= 2
+    assert [round(float(f.time), 2) for f in decoded] == [i * 0.5 for i in range(len(frames))]
+    # the picture is the frame's: compare the first decoded frame with the source, shrunk
+    first = decoded[0].to_ndarray(format="bgr24")
+    small = cv2.resize(source, (first.shape[1], first.shape[0]), interpolation=cv2.INTER_AREA)
+    assert np.abs(first.astype(np.int16) - small).mean() < 12
+
+
+def test_a_clip_needs_frames() -> None:
+    with pytest.raises(ValueError):
+        encode_webm([])
