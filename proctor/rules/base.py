@@ -60,9 +60,9 @@ class RuleSettings:
     # identity_mismatch: K consecutive identity checks say "someone else"
     identity_mismatch_k: int = 2
     identity_check_seconds: float = 30.0  # how often the monitor re-checks the face
-    # analysis cost: the object detectors' result (persons, devices) is reused for up to
-    # objects_interval_seconds while no 1/64 of the picture changed by objects_change grey
-    # levels (proctor.vision.gate); 0 runs them on every analysed frame
+    # analysis cost: the detectors' result (faces, head poses, persons, devices) is reused
+    # for up to objects_interval_seconds while no 1/64 of the picture changed by
+    # objects_change grey levels (proctor.vision.gate); 0 runs them on every analysed frame
     objects_interval_seconds: float = 2.0
     objects_change: float = 12.0
     # the second view (the side camera: desk, hands, screen) is analysed at this rate,

@@ -23,6 +23,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,14 @@ from proctor.vision.headpose import HeadPoseEstimator
 from proctor.vision.objects import DEFAULT_LABELS, YoloDetector
 from proctor.vision.phone import PhoneDetector
 from proctor.vision.quality import QualityChecker
-from proctor.vision.types import Detection, Detector, FaceAnalyser, FrameQuality, Observation
+from proctor.vision.types import (
+    Detection,
+    Detector,
+    FaceAnalyser,
+    FrameQuality,
+    HeadPose,
+    Observation,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +49,9 @@ OBJECT_MODELS = ("yolox_nano",)  # manifest names an object model is taken from,
 OBJECT_MIN_SCORE = 0.3  # lowest object score reported (rules apply their own thresholds)
 PHONE_MODEL = "phone_yolox_nano"  # the project's own phone detector (proctor.vision.phone)
 PHONE_CHECK_MODEL = "phone_crop_check"  # its second stage (optional)
-#: detectors whose result an ObjectGate may reuse while the picture stays the same
-GATED_DETECTORS = frozenset({"objects", "phone"})
+#: detectors whose result an ObjectGate may reuse while the picture stays the same (the
+#: face analysers' too, on the faces reused)
+GATED_DETECTORS = frozenset({"faces", "objects", "phone"})
 #: detectors that run on some views only (by detector name; absent: every view)
 DETECTOR_VIEWS: dict[str, frozenset[str]] = {"faces": frozenset({"first"})}
 
@@ -87,8 +96,9 @@ class FrameAnalyzer:
     def analyse(
         self, view: str, frame_bgr: np.ndarray, ts: float, gate: ObjectGate | None = None
     ) -> Observation:
-        """``gate``: the view's :class:`ObjectGate`; with it the object detectors' last
-        result is reused while the picture stays the same (see proctor.vision.gate)."""
+        """``gate``: the view's :class:`ObjectGate`; with it the detectors' last result
+        (faces and their head poses, objects, phones) is reused while the picture stays the
+        same (see proctor.vision.gate)."""
         unavailable = set(self._unavailable)
         quality: FrameQuality | None = None
         if self.quality is not None:
@@ -98,7 +108,7 @@ class FrameAnalyzer:
                 log.exception("picture quality failed")
         fingerprint = quality.fingerprint if quality is not None else None
         kept = gate.reusable(ts, fingerprint) if gate is not None else {}
-        fresh: dict[str, tuple[Detection, ...]] = {}
+        fresh: dict[str, tuple[Any, ...]] = {}
         failed = False
         detections: list[Detection] = []
         for detector in self.detectors:
@@ -120,18 +130,25 @@ class FrameAnalyzer:
             detections.extend(found)
             if gated:
                 fresh[detector.name] = found
-        if gate is not None and fresh:
-            gate.keep(ts, None if failed else fingerprint, fresh)
         faces = [d for d in detections if d.label == "face"]
-        poses = []
+        poses: list[HeadPose] = []
         for stage in self.face_analysers:
             if stage.views is not None and view not in stage.views:
                 continue
+            if "faces" in kept and stage.name in kept:  # the same faces: the same poses
+                poses.extend(kept[stage.name])
+                continue
             try:
-                poses.extend(stage.estimate(frame_bgr, faces))
+                estimated = tuple(stage.estimate(frame_bgr, faces))
             except Exception:
                 log.exception("face analyser %s failed", stage.name)
                 unavailable |= stage.labels
+                failed = True
+                continue
+            poses.extend(estimated)
+            fresh[stage.name] = estimated
+        if gate is not None and fresh:
+            gate.keep(ts, None if failed else fingerprint, fresh)
         if quality is not None and not quality.usable:
             found = {d.label for d in detections} | ({"head_pose"} if poses else set())
             unavailable |= self._labels - found

@@ -1,9 +1,10 @@
 """Gating the expensive detectors of one candidate's view.
 
-Object detection (the COCO model and the phone detector) is about 60 % of a frame's
-analysis CPU (``benchmarks.pipeline``), yet a seated candidate's picture hardly changes from
-one sample to the next. A :class:`ObjectGate` per view keeps the last result of the gated
-detectors and lets the analyser reuse it while
+The detectors (faces with their head poses, the COCO objects and the phone detector) are
+nearly all of a frame's analysis CPU (``benchmarks.pipeline``), yet a seated candidate's
+picture hardly changes from one sample to the next, and an unchanged picture holds the
+same faces, poses and objects. A :class:`ObjectGate` per view keeps the last result of
+the gated detectors and lets the analyser reuse it while
 
 - the picture has not changed: no 4x4 block of the 32x32 grey fingerprint (1/64 of the
   frame, about a hand or a phone at arm's length) moved by ``change`` grey levels or more
@@ -11,10 +12,11 @@ detectors and lets the analyser reuse it while
 - the result is younger than ``interval`` seconds (a phone held still is looked at again
   on this schedule).
 
-A change (someone walks in, a hand brings up a phone, the phone view is moved) runs the
-detectors on that very frame, so gating costs no latency on what matters; ``interval = 0``
-runs them on every frame. Not thread-safe: one gate per view, used by one analysis at a
-time (the monitor analyses a view's frames one after the other).
+A change (someone walks in, a hand brings up a phone, the candidate gets up or turns their
+head, the phone view is moved) runs the detectors on that very frame, so gating costs no
+latency on what matters; ``interval = 0`` runs them on every frame. Not thread-safe: one
+gate per view, used by one analysis at a time (the monitor analyses a view's frames one
+after the other).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The object gate: object detectors run again when the picture changes or the result is
-too old, and their last result stands in otherwise (proctor.vision.gate)."""
+"""The gate: the detectors (faces and their head poses, objects, phones) run again when the
+picture changes or the result is too old, and their last result stands in otherwise
+(proctor.vision.gate)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 from proctor.vision.analyzer import FrameAnalyzer
 from proctor.vision.gate import ObjectGate, block_change
 from proctor.vision.quality import QualityChecker
-from proctor.vision.types import Detection
+from proctor.vision.types import Detection, HeadPose
 
 
 class Counting:
@@ -32,6 +33,21 @@ def scene(seed: int = 0) -> np.ndarray:
     return np.kron(small, np.ones((10, 10, 1), dtype=np.uint8))
 
 
+class Poses:
+    """A face analyser that gives each face a pose and counts its calls."""
+
+    name = "head_pose"
+    labels = frozenset({"head_pose"})
+    views = frozenset({"first"})
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def estimate(self, frame_bgr: np.ndarray, faces: list[Detection]) -> list[HeadPose]:
+        self.calls += 1
+        return [HeadPose(f.box, yaw=40.0, pitch=0.0, roll=0.0, presence=0.9) for f in faces]
+
+
 def analyser() -> tuple[FrameAnalyzer, Counting, Counting]:
     faces, objects = Counting("faces", "face"), Counting("objects", "person")
     return FrameAnalyzer([faces, objects], [], quality=QualityChecker()), faces, objects
@@ -47,15 +63,40 @@ def test_block_change_sees_a_small_local_change() -> None:
     assert block_change(a.tobytes(), b"") == float("inf")
 
 
-def test_same_picture_reuses_objects_but_not_faces() -> None:
-    analyse, faces, objects = analyser()
+def test_same_picture_reuses_faces_poses_and_objects() -> None:
+    faces, objects, poses = Counting("faces", "face"), Counting("objects", "person"), Poses()
+    analyse = FrameAnalyzer([faces, objects], [], quality=QualityChecker(), face_analysers=[poses])
     gate = ObjectGate(interval=2.0, change=12.0)
     frame = scene()
     observations = [analyse.analyse("first", frame, t, gate) for t in (0.0, 0.5, 1.0, 1.5)]
-    assert faces.calls == 4  # faces: every frame
-    assert objects.calls == 1  # objects: once, reused three times
+    assert (faces.calls, objects.calls, poses.calls) == (1, 1, 1)  # once, reused three times
     assert (gate.runs, gate.reuses) == (1, 3)
-    assert all(o.count("person", 0.5) == 1 for o in observations)
+    assert all(o.count("person", 0.5) == 1 and o.count("face") == 1 for o in observations)
+    assert all(o.poses == observations[0].poses and o.poses[0].yaw == 40.0 for o in observations)
+    # the picture changes: everything runs again
+    analyse.analyse("first", scene(seed=1), 2.0, gate)
+    assert (faces.calls, objects.calls, poses.calls) == (2, 2, 2)
+
+
+def test_a_failed_face_analyser_is_not_kept() -> None:
+    faces, poses = Counting("faces", "face"), Poses()
+    analyse = FrameAnalyzer([faces], [], quality=QualityChecker(), face_analysers=[poses])
+    gate = ObjectGate(interval=10.0, change=12.0)
+    broken = {"fail": True}
+    estimate = poses.estimate
+
+    def flaky(frame_bgr: np.ndarray, found: list[Detection]) -> list[HeadPose]:
+        if broken["fail"]:
+            poses.calls += 1
+            raise RuntimeError("mesh crashed")
+        return estimate(frame_bgr, found)
+
+    poses.estimate = flaky  # type: ignore[method-assign]
+    frame = scene()
+    assert "head_pose" in analyse.analyse("first", frame, 0.0, gate).unavailable
+    broken["fail"] = False
+    again = analyse.analyse("first", frame, 0.5, gate)
+    assert faces.calls == 2 and len(again.poses) == 1  # everything ran again
 
 
 def test_old_result_runs_again() -> None:
