@@ -8,6 +8,12 @@ over Redis and returns its answer. Media then flows straight to the owner (its I
 candidates are in the answer). The owner publishes thumbnails and view states on the bus so
 every process can serve the console's grid.
 
+A candidate nobody owns yet goes to the live worker that owns the fewest candidates (this
+one on a tie), whichever received the offer: the listening socket that uvicorn's workers
+share hands connections to whichever process accepts first, which split 16 candidates 11
+to 5 between two workers (one at a full core, its analysis falling behind, the other
+half idle).
+
 Single process (no Redis): :class:`LocalCluster`, this process owns everything.
 """
 
@@ -75,8 +81,10 @@ class RedisCluster:
 
     Keys, under ``namespace`` (default ``proctor``): ``proctor:worker:<id>`` (alive while
     its process heartbeats, TTL ``ttl``), ``proctor:owner:<candidate>`` → worker id
-    (refreshed by the owner while it holds the candidate). RPC: requests on
-    ``proctor:rpc:<worker>``, replies on ``proctor:rpc-reply:<worker>``."""
+    (refreshed by the owner while it holds the candidate), ``proctor:load`` (a hash:
+    worker id → candidates it owns, counted up when a candidate is given to it and set
+    by its heartbeat). RPC: requests on ``proctor:rpc:<worker>``, replies on
+    ``proctor:rpc-reply:<worker>``."""
 
     distributed = True
 
@@ -115,11 +123,13 @@ class RedisCluster:
             for cid in list(self.owned):
                 await self.release(cid)
             await self._redis.delete(f"{self.ns}:worker:{self.worker_id}")
+            await self._redis.hdel(f"{self.ns}:load", self.worker_id)
         await self._redis.aclose()
 
     async def _heartbeat_once(self) -> None:
         ms = int(self.ttl * 1000)
         await self._redis.set(f"{self.ns}:worker:{self.worker_id}", "1", px=ms)
+        await self._redis.hset(f"{self.ns}:load", self.worker_id, len(self.owned))
         for cid in list(self.owned):
             # refresh only what is still ours: after a moment without Redis another worker
             # may have taken the candidate over, and must keep it
@@ -149,9 +159,29 @@ class RedisCluster:
         listening = await self._redis.pubsub_numsub(f"{self.ns}:rpc:{worker}")
         return bool(listening and listening[0][1])
 
+    async def least_loaded(self) -> str:
+        """The live worker owning the fewest candidates (this one on a tie)."""
+        loads = {
+            k.decode(): int(v) for k, v in (await self._redis.hgetall(f"{self.ns}:load")).items()
+        }
+        best, fewest = self.worker_id, loads.get(self.worker_id, len(self.owned))
+        prefix = f"{self.ns}:worker:"
+        listed = set()
+        async for raw in self._redis.scan_iter(match=f"{prefix}*"):
+            worker = raw.decode()[len(prefix) :]
+            listed.add(worker)
+            load = loads.get(worker, 0)
+            if worker != self.worker_id and load < fewest and await self.alive(worker):
+                best, fewest = worker, load
+        gone = set(loads) - listed - {self.worker_id}  # workers whose heartbeat expired
+        if gone:
+            await self._redis.hdel(f"{self.ns}:load", *gone)
+        return best
+
     async def owner(self, candidate_id: int) -> str:
-        """The live worker that owns the candidate; this one claims it when nobody (alive)
-        does."""
+        """The live worker that owns the candidate. When nobody (alive) does: a dead
+        owner's candidate is taken over by this worker; a new one is given to the least
+        loaded live worker (:meth:`least_loaded`)."""
         key = f"{self.ns}:owner:{candidate_id}"
         ms = int(self.ttl * 3000)
         for _ in range(3):
@@ -175,9 +205,12 @@ class RedisCluster:
                         continue
                 self.owned.add(candidate_id)
                 return self.worker_id
-            if await self._redis.set(key, self.worker_id, px=ms, nx=True):
-                self.owned.add(candidate_id)
-                return self.worker_id
+            chosen = await self.least_loaded()
+            if await self._redis.set(key, chosen, px=ms, nx=True):
+                await self._redis.hincrby(f"{self.ns}:load", chosen, 1)
+                if chosen == self.worker_id:
+                    self.owned.add(candidate_id)
+                return chosen
         raise ClusterError(f"could not settle the owner of candidate {candidate_id}")
 
     async def release(self, candidate_id: int) -> None:
@@ -186,6 +219,7 @@ class RedisCluster:
         current = await self._redis.get(key)
         if current is not None and current.decode() == self.worker_id:
             await self._redis.delete(key)
+        await self._redis.hset(f"{self.ns}:load", self.worker_id, len(self.owned))
 
     # -- forwarding --------------------------------------------------------------------
     async def call(

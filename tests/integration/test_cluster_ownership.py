@@ -63,6 +63,34 @@ async def test_a_heartbeat_does_not_take_a_candidate_back(pair) -> None:
     assert (await b._redis.get(f"{b.ns}:owner:9")).decode() == b.worker_id
 
 
+async def test_new_candidates_go_to_the_least_loaded_worker(pair) -> None:
+    a, b = pair
+    # every offer reaches a (the shared socket's accept is not balanced): a tie stays on
+    # the worker that received it, then the one with fewer candidates gets the next
+    owners = [await a.owner(cid) for cid in (1, 2, 3, 4)]
+    assert owners == [a.worker_id, b.worker_id, a.worker_id, b.worker_id]
+    # b learns it owns what was given to it when the forwarded offer reaches it
+    assert [await b.owner(cid) for cid in (2, 4)] == [b.worker_id] * 2 and b.owned == {2, 4}
+    assert a.owned == {1, 3}
+    # a candidate leaving frees a place: the next new one goes there
+    await b.release(2)
+    assert await a.owner(5) == b.worker_id
+    # counts survive a heartbeat (set from what each really owns)
+    await a._heartbeat_once()
+    await b.owner(5)
+    await b._heartbeat_once()
+    assert await a.owner(6) == a.worker_id  # 2 each: a tie, kept by the receiver
+
+
+async def test_a_dead_worker_gets_no_new_candidate(pair) -> None:
+    a, b = pair
+    assert await a.owner(1) == a.worker_id
+    for task in b._tasks:  # b dies without a word, owning nothing
+        task.cancel()
+    await b._redis.aclose()
+    assert await a.owner(2) == a.worker_id and await a.owner(3) == a.worker_id
+
+
 async def test_an_unreachable_worker_is_a_503_with_a_code() -> None:
     app = FastAPI()
     errors.install(app)
