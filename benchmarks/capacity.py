@@ -169,6 +169,8 @@ class Run:
     received_fps: dict[str, float] = field(default_factory=dict)  # per candidate
     analysed_fps: dict[str, float] = field(default_factory=dict)
     analysis_lag_s: float = 0.0
+    analysis_wall_ms: float = 0.0  # mean wall time of one frame's analysis job
+    alerts_by_type: dict[str, int] = field(default_factory=dict)  # raised in the window
     stage_cpu: dict[str, float] = field(default_factory=dict)  # cores
     latencies: list[float] = field(default_factory=list)
     # where the latency goes, per matched alert: the rule's estimated episode start minus
@@ -284,6 +286,16 @@ class Load:
             run.analysis_lag_s = (
                 m1["proctor_analysis_lag_seconds_sum"] - m0["proctor_analysis_lag_seconds_sum"]
             ) / n
+        key = "proctor_analysis_seconds_count"
+        n = m1.get(key, 0) - m0.get(key, 0)
+        if n:
+            spent = m1["proctor_analysis_seconds_sum"] - m0["proctor_analysis_seconds_sum"]
+            run.analysis_wall_ms = spent / n * 1000
+        for name, value in m1.items():
+            if name.startswith('proctor_alerts_total{type="'):
+                raised = round(value - m0.get(name, 0))
+                if raised:
+                    run.alerts_by_type[name.split('"')[1]] = raised
         for stage in ("convert", "detect", "encode"):
             key = f'proctor_stage_cpu_seconds_total{{stage="{stage}"}}'
             run.stage_cpu[stage] = (m1.get(key, 0) - m0.get(key, 0)) / span
@@ -353,6 +365,16 @@ def print_runs(runs: list[Run]) -> None:
             f"\nCPU split at N={r.candidates} (cores): {split}, "
             f"receive/decode/other {rest:.2f} ({rest / total:.0%})"
         )
+        frames = sum(r.analysed_fps.values()) * r.candidates
+        if frames and r.analysis_wall_ms:
+            cpu = sum(r.stage_cpu.values()) / frames * 1000
+            print(
+                f"analysis per frame at N={r.candidates}: {cpu:.1f} ms CPU "
+                f"(convert, detect, encode), {r.analysis_wall_ms:.1f} ms wall"
+            )
+        if r.alerts_by_type:
+            raised = ", ".join(f"{k} {v}" for k, v in sorted(r.alerts_by_type.items()))
+            print(f"alerts raised at N={r.candidates} in {r.duration:.0f} s: {raised}")
         if r.latencies:
             med = statistics.median
             print(
