@@ -180,7 +180,11 @@ class FileSource:
     Each pass is a fresh ``aiortc.contrib.media.MediaPlayer(path)``: aiortc 1.16's own
     ``loop=True`` replays unthrottled after the first pass, with timestamps going back to
     0, which the VP8 encoder rejects (``InvalidDataError``) and the video stops. Here the
-    timestamps of each pass continue where the previous pass ended."""
+    timestamps of each pass continue where the previous pass ended, and so does the
+    clock: a frame ``t`` s into the whole replay leaves ``t`` s after the first one (each
+    player paces its own pass only, and sends the next pass's first frame as soon as the
+    last one of the previous pass left, not a frame's duration later: 10 passes ran about
+    0.5 s ahead, and latencies measured against the file's timeline came out too short)."""
 
     def __init__(
         self,
@@ -264,7 +268,12 @@ class _SourceTrack(MediaStreamTrack):
                 continue
             if self.first_sent_at is None:
                 self.first_sent_at = time.time()
-            return self._shift(frame)
+            frame = self._shift(frame)
+            if self._pass:  # keep later passes on the first pass's clock
+                ahead = self.first_sent_at + self._offset + self._last - time.time()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            return frame
 
     def _shift(self, frame: Frame) -> Frame:
         time_base = frame.time_base or Fraction(1, 90000)

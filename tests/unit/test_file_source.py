@@ -1,0 +1,49 @@
+"""exam_client.headless.FileSource: a looped file keeps one clock over all its passes
+(what the capacity benchmark's latency figures are measured against)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+
+from exam_client.headless import FileSource
+from tests.mediatools import write_webm
+
+FPS = 10
+
+
+def short_clip(path: Path, frames: int) -> Path:
+    rng = np.random.default_rng(0)
+    images = (rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(frames))
+    write_webm(images, path, FPS, (160, 120))
+    return path
+
+
+async def test_passes_continue_the_first_pass_clock(tmp_path: Path) -> None:
+    # 0.5 s of video played 4 times over: frame i of the whole replay is i / 10 s in
+    clip = short_clip(tmp_path / "short.webm", 5)
+    for decode in (True, False):
+        source = FileSource(clip, loop=True, decode=decode)
+        assert source.video is not None
+        try:
+            times, sent = [], []
+            for _ in range(20):
+                frame = await asyncio.wait_for(source.video.recv(), timeout=5)
+                sent.append(time.time())
+                times.append(float(frame.pts * frame.time_base))
+        finally:
+            source.stop()
+        assert source.passes >= 3
+        # timestamps run on across the passes, a frame apart
+        assert np.allclose(np.diff(times), 1 / FPS, atol=1e-3), times
+        # and so does the clock: frame i leaves i / 10 s after the first, not earlier (the
+        # players pace their own pass only; each new pass used to start a frame early)
+        start = source.video.first_sent_at
+        assert start is not None
+        early = [start + t - s for t, s in zip(times, sent, strict=True)]
+        assert max(early) < 0.02, early
+        # nor much later (real time, not slowed down)
+        assert sent[-1] - start < times[-1] + 0.5
