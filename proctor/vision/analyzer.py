@@ -23,13 +23,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from proctor.audio.vad import SileroVad, load_vad
 from proctor.vision.faces import BlazeFaceDetector
-from proctor.vision.gate import ObjectGate
+from proctor.vision.gate import ObjectGate, Results
 from proctor.vision.headpose import HeadPoseEstimator
 from proctor.vision.objects import DEFAULT_LABELS, YoloDetector
 from proctor.vision.phone import PhoneDetector
@@ -108,7 +107,7 @@ class FrameAnalyzer:
                 log.exception("picture quality failed")
         fingerprint = quality.fingerprint if quality is not None else None
         kept = gate.reusable(ts, fingerprint) if gate is not None else {}
-        fresh: dict[str, tuple[Any, ...]] = {}
+        fresh: Results = {}
         failed = False
         detections: list[Detection] = []
         for detector in self.detectors:

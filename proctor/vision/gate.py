@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from proctor.vision.quality import FINGERPRINT_SIDE
-from proctor.vision.types import Detection
+from proctor.vision.types import Detection, HeadPose
+
+#: what a gate keeps per stage name: detections (faces, objects, phones) or head poses
+Results = dict[str, tuple[Detection | HeadPose, ...]]
 
 BLOCK = 4  # fingerprint pixels per block side: 8x8 blocks of 4x4 over the 32x32 fingerprint
 
@@ -51,9 +54,9 @@ class ObjectGate:
     reuses: int = 0  # frames that reused an earlier result
     _ts: float | None = None
     _fingerprint: bytes = b""
-    _detections: dict[str, tuple[Detection, ...]] = field(default_factory=dict)
+    _detections: Results = field(default_factory=dict)
 
-    def reusable(self, ts: float, fingerprint: bytes | None) -> dict[str, tuple[Detection, ...]]:
+    def reusable(self, ts: float, fingerprint: bytes | None) -> Results:
         """The kept detections by detector name, if they may stand for the frame at ``ts``
         with this fingerprint; else an empty dict (run the detectors)."""
         if (
@@ -66,9 +69,7 @@ class ObjectGate:
         self.reuses += 1
         return self._detections
 
-    def keep(
-        self, ts: float, fingerprint: bytes | None, detections: dict[str, tuple[Detection, ...]]
-    ) -> None:
+    def keep(self, ts: float, fingerprint: bytes | None, detections: Results) -> None:
         """Remember a fresh result (only a complete one: a failed detector is not kept)."""
         self.runs += 1
         if fingerprint is None:

@@ -119,7 +119,7 @@ class YoloDetector:
         out_shape = self._session.get_outputs()[0].shape
         self.format = _format(out_shape, self.input_size, path)
         if self.format == "yolox":  # any input size: the frame's shape rounded up to 32
-            self._session = yolox.open_any_size(path, num_threads)
+            self._session = yolox.open_any_size(path, num_threads, self._session)
             self.input_size = yolox.native_size(self._session, self.input_size)
         if labels is None:
             self.labels = frozenset(COCO_NAMES)

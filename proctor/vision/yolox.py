@@ -97,12 +97,14 @@ def boxes(rows: np.ndarray, cells: np.ndarray, strides: np.ndarray) -> np.ndarra
     return np.concatenate([xy - wh / 2, xy + wh / 2], axis=1)
 
 
-def open_any_size(path: Path, num_threads: int = 1) -> ort.InferenceSession:
+def open_any_size(
+    path: Path, num_threads: int = 1, session: ort.InferenceSession | None = None
+) -> ort.InferenceSession:
     """A session on the YOLOX model at ``path`` whose input takes any height and width: as
-    it is when it already does, else with its fixed sizes made symbolic (the model's
-    square size stays readable as :func:`native_size`). Errors as
-    :func:`proctor.onnx.open_session`."""
-    session = open_session(path, num_threads)
+    it is (``session``, if already open on it) when it already does, else with its fixed
+    sizes made symbolic (the model's square size stays readable as :func:`native_size`).
+    Errors as :func:`proctor.onnx.open_session`."""
+    session = session or open_session(path, num_threads)
     h, w = session.get_inputs()[0].shape[2:]
     if not (isinstance(h, int) and isinstance(w, int)):
         return session
