@@ -42,7 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from proctor.vision.phone import Boxes, PhoneDetector, YoloxModel, nms
+from proctor.vision.phone import CHECK_WEIGHT, Boxes, PhoneDetector, YoloxModel, nms
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR = 0.01  # lowest score kept for AP and the sweep
@@ -247,6 +247,7 @@ def build_predict(args: argparse.Namespace) -> Predict:
         flip=args.flip,
         verifier=args.verifier,
         checker=args.checker,
+        check_weight=args.check_weight,
         num_threads=1,
     )
     if not args.person_crops:
@@ -328,7 +329,7 @@ def describe(args: argparse.Namespace) -> str:
     if args.verifier:
         parts.append(f"verified-by={args.verifier.name}")
     if args.checker:
-        parts.append(f"checked-by={args.checker.name}")
+        parts.append(f"checked-by={args.checker.name} weight={args.check_weight:g}")
     return " ".join(parts)
 
 
@@ -388,7 +389,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, help="input size (models with a dynamic input)")
     parser.add_argument("--class-id", type=int, help="default: the only class, else COCO 67")
     parser.add_argument("--threshold", type=float, default=0.25)
-    parser.add_argument("--flip", action="store_true", help="test-time horizontal flip")
+    parser.add_argument(
+        "--flip",
+        action="store_true",
+        help="test-time horizontal flip (the model, and the verifier's score averaged)",
+    )
     parser.add_argument(
         "--person-crops", action="store_true", help="also search crops of the persons found"
     )
@@ -401,7 +406,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--checker",
         type=Path,
-        help="crop classifier (phone_crop_check): score = sqrt(score x its probability)",
+        help="crop classifier (phone_crop_check): score = (score x p^w)^(1/(1+w))",
+    )
+    parser.add_argument(
+        "--check-weight",
+        type=float,
+        default=CHECK_WEIGHT,
+        help="w, the crop check's weight (1: sqrt(score x p), as before 2026-12-04)",
     )
     parser.add_argument("--clip-step", type=int, default=4)
     parser.add_argument("--limit", type=int, help="score only the first N images of --yolo")

@@ -1,9 +1,9 @@
 """The phone detector (its default configuration: the fine-tuned model verified by the COCO
-model and checked by the crop classifier) on real pictures: phones found where
-``labels.json`` says there is one, none where it says there is none (also on frames of a
-phone-free clip), and most phones of the valid split of phone-using v3. The thresholds are
-the measured figures of ``benchmarks.phone``, not the issue's target (recall 0.9), which
-this detector does not reach yet."""
+model and checked by the crop classifier, with test-time flip) on real pictures: phones
+found where ``labels.json`` says there is one, none where it says there is none (also on
+frames of a phone-free clip), and most phones of the valid split of phone-using v3. The
+whole split is measured by ``benchmarks.phone`` (recall 0.904 at 4.7 % false positives);
+the tests score parts of it, with thresholds a little under what was measured there."""
 
 from __future__ import annotations
 
@@ -67,9 +67,9 @@ def test_the_crop_check_finds_more_phones_at_the_same_false_alarm_rate(
 ) -> None:
     """The same detector without its second stage, against it, on the first 300 valid
     pictures with a phone and their phone-free parts (as ``benchmarks.phone`` cuts them):
-    more phones found while false ones stay under 6 % (measured on the whole split: recall
-    0.765 -> 0.867, false 4.7 % -> 4.4 %; here 226 -> 255 of 300, 6 -> 11 of 277); and no
-    phone of ``labels.json`` lost."""
+    more phones found while false ones stay under 6 % (measured on the whole split, both
+    with test-time flip, each at its own threshold: recall 0.790 -> 0.904, false 4.9 % ->
+    4.7 %; here 237 -> 271 of 300, 11 -> 12 of 277); and no phone of ``labels.json`` lost."""
     path, coco = model_path(models_dir, MODEL), model_path(models_dir, "yolox_nano")
     assert path is not None and coco is not None
     unchecked = PhoneDetector.default(path, coco)
@@ -101,7 +101,8 @@ def test_at_most_the_best_candidates_are_checked(detector: PhoneDetector, media_
 
 
 def test_phones_are_found_on_the_phone_pictures(detector: PhoneDetector, media_dir: Path) -> None:
-    """Measured: 7 of the 8 (missed: one of the phones lying on a floor)."""
+    """All 8, the two phones lying on a floor too (one of them the COCO model does not see
+    at all: the crop check carries it)."""
     pictures = _images(media_dir, phone=True)
     missed = []
     for name, image in pictures:
@@ -113,7 +114,7 @@ def test_phones_are_found_on_the_phone_pictures(detector: PhoneDetector, media_d
             assert d.label == LABEL and detector.min_score <= d.score <= 1
             x1, y1, x2, y2 = d.box
             assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
-    assert len(missed) <= 1, missed
+    assert missed == []
 
 
 def test_no_phone_on_phone_free_pictures(detector: PhoneDetector, media_dir: Path) -> None:
@@ -137,16 +138,18 @@ def test_no_phone_on_a_phone_free_clip(detector: PhoneDetector, media_dir: Path)
 
 
 def test_phones_are_found_on_the_valid_split(detector: PhoneDetector, shared_dir: Path) -> None:
-    """The first 60 valid images with a phone (in name order): measured recall on the whole
-    split is 0.867, so at least 70 % of these."""
-    split = shared_dir / "datasets/phone-using/valid"
-    names = [p for p in sorted((split / "labels").glob("*.txt")) if p.read_text().strip()][:60]
-    found = 0
-    for label in names:
-        image = cv2.imread(str(split / "images" / f"{label.stem}.jpg"), cv2.IMREAD_COLOR)
-        assert image is not None, label.stem
-        found += bool(detector.detect(image))
-    assert found >= 0.70 * len(names)
+    """Issue 8's measure on the whole valid split: the pictures with a phone, and the
+    phone-free part of each (as ``benchmarks.phone`` cuts them). Measured there: 572 of
+    633 found (0.904), 27 of 574 phone-free parts flagged (4.7 %); asserted a few pictures
+    under that (floating-point order differs between CPUs)."""
+    pictures = [s for s in read_yolo(shared_dir / "datasets/phone-using/valid") if s.positive]
+    crops = [c.image for c in map(phone_free_crop, pictures) if c is not None]
+    found = sum(bool(detector.detect(p.image)) for p in pictures)
+    false = sum(bool(detector.detect(c)) for c in crops)
+    print(f"found {found} of {len(pictures)}, false {false} of {len(crops)}")
+    assert len(pictures) == 633 and len(crops) == 574
+    assert found >= 0.895 * len(pictures)
+    assert false <= 0.0525 * len(crops)
 
 
 def test_odd_frames_are_handled(detector: PhoneDetector, media_dir: Path) -> None:
@@ -164,7 +167,8 @@ def test_verifier_scores_are_shared_with_the_object_detector(
 ) -> None:
     """Beside the COCO object detector (as the analyser runs them), the phone detector
     takes the COCO "cell phone" candidates of the same frame from it: the same phones,
-    and the COCO model runs once per frame instead of twice."""
+    and the verifier runs on the mirrored frame only (its test-time flip, when the frame
+    gave a candidate), not on the frame a second time."""
     from proctor.vision.objects import YoloDetector
 
     coco = model_path(models_dir, "yolox_nano")
@@ -176,17 +180,26 @@ def test_verifier_scores_are_shared_with_the_object_detector(
     verifier_runs = []
     assert shared.verifier is not None
     real_predict = shared.verifier.predict
-    shared.verifier.predict = lambda *a: verifier_runs.append(1) or real_predict(*a)  # type: ignore[method-assign]
+    shared.verifier.predict = lambda f, s: verifier_runs.append(f) or real_predict(f, s)  # type: ignore[method-assign]
     images = _images(media_dir, True) + _images(media_dir, False)
 
     def seen(found: list) -> list:
         return [(round(d.score, 4), tuple(round(v) for v in d.box)) for d in found]
 
+    def mirrored(runs: list[np.ndarray], image: np.ndarray) -> list[bool]:
+        return [np.array_equal(frame, cv2.flip(image, 1)) for frame in runs]
+
+    looked_twice = 0
     for name, image in images:
         objects.detect(image)
+        verifier_runs.clear()
         assert seen(shared.detect(image)) == seen(detector.detect(image)), name
-    assert verifier_runs == []
-    # a frame the object detector did not see: the verifier runs itself
+        assert mirrored(verifier_runs, image) in ([], [True]), name
+        looked_twice += len(verifier_runs)
+    # the mirrored frame is looked at where the frame gave a candidate: every phone picture
+    assert len(_images(media_dir, True)) <= looked_twice < len(images)
+    # a frame the object detector did not see: the verifier runs on it itself
     _, image = images[0]
+    verifier_runs.clear()
     assert len(shared.detect(image.copy())) == len(detector.detect(image))
-    assert verifier_runs == [1]
+    assert sorted(mirrored(verifier_runs, image)) == [False, True]
