@@ -347,10 +347,12 @@ class PhoneDetector:
         mirrored = cv2.flip(frame, 1)
         mirrored_found = _unmirrored(self.model.predict(mirrored, own_floor), frame)
         found = Boxes.concat([found, _suppressed(mirrored_found, PASS_TOP)])
-        if self.verifier is not None:
-            mirrored_coco = _unmirrored(self.verifier.predict(mirrored, VERIFY_FLOOR), frame)
-            return self._verified(found, coco, mirrored_coco, min_score)
-        return self._verified(found, None, None, min_score)
+        mirrored_coco = (
+            _unmirrored(self.verifier.predict(mirrored, VERIFY_FLOOR), frame)
+            if self.verifier is not None
+            else None
+        )
+        return self._verified(found, coco, mirrored_coco, min_score)
 
     def share_coco(self, objects: YoloDetector) -> bool:
         """Take the COCO model's "cell phone" candidates from ``objects`` (a
