@@ -2,13 +2,15 @@
 
     python -m benchmarks.capacity --candidates N [--duration S] [--json FILE]
         [--bare] [--find-max] [--workers W] [--analysis-fps F] [--url URL] [--shared DIR]
-        [--models DIR]
+        [--models DIR] [--first-fps 10] [--second-fps 5]
 
 Starts the server (SQLite; with ``--workers`` > 1, PostgreSQL and Redis on 127.0.0.1), or
 targets ``--url`` (then give ``--password`` and the staff login of a prepared sitting),
 then N headless candidates: first view 640×480 10 fps with Opus audio, second view
-640×480 5 fps, sent as pre-encoded VP8 packets (no decode, no encode in the generator)
-from a real clip with no-face segments at known times; one console socket watches them.
+640×480 5 fps (issue 7's load; other rates with ``--first-fps`` / ``--second-fps``, what
+the server's ``PROCTOR_CAPTURE_FPS`` / ``PROCTOR_PHONE_CAPTURE_FPS`` would ask), sent as
+pre-encoded VP8 packets (no decode, no encode in the generator) from a real clip with
+no-face segments at known times; one console socket watches them.
 
 It prints: server CPU per candidate, memory, frames received and analysed per view,
 analysis lag, alert latency p50/p95 (empty scene starts → `absent` on the console socket,
@@ -49,6 +51,7 @@ FACE_SECONDS = 12.0
 BLANK_SECONDS = 8.0
 PERIOD = FACE_SECONDS + BLANK_SECONDS
 SIZE = (640, 480)
+FIRST_FPS, SECOND_FPS = 10, 5  # the issue's load: what browsers are asked for by default
 CLK = os.sysconf("SC_CLK_TCK")
 
 
@@ -97,20 +100,25 @@ def _encode(frames, out: Path, fps: int, audio_wav: Path | None) -> None:
                 container.mux(packet)
 
 
-def prepare_media(shared: Path, out_dir: Path) -> tuple[Path, Path]:
+def prepare_media(
+    shared: Path, out_dir: Path, first_fps: int = FIRST_FPS, second_fps: int = SECOND_FPS
+) -> tuple[Path, Path]:
+    """The two views' clips (``first.webm`` / ``second.webm`` at the issue's rates, else
+    named after their rate), encoded once into ``out_dir``."""
     src = shared / "media" / "clips" / "center_focus.mp4"
     room = empty_room(SIZE, shared / "media" / "images" / "densedepth_nyu_1.png")
-    first = out_dir / "first.webm"
-    second = out_dir / "second.webm"
+    first = out_dir / ("first.webm" if first_fps == FIRST_FPS else f"first-{first_fps}fps.webm")
+    second = out_dir / (
+        "second.webm" if second_fps == SECOND_FPS else f"second-{second_fps}fps.webm"
+    )
     if not first.exists():
-        frames = list(resampled(src, 10, int(FACE_SECONDS * 10), SIZE))
-        frames += [room] * int(BLANK_SECONDS * 10)
-        _encode(
-            frames, first, 10, shared / "media" / "audio" / "speechcommands_noise_running_tap.wav"
-        )
+        frames = list(resampled(src, first_fps, int(FACE_SECONDS * first_fps), SIZE))
+        frames += [room] * int(BLANK_SECONDS * first_fps)
+        audio = shared / "media" / "audio" / "speechcommands_noise_running_tap.wav"
+        _encode(frames, first, first_fps, audio)
     if not second.exists():
-        frames = list(resampled(src, 5, int(PERIOD * 5), SIZE))
-        _encode(frames, second, 5, None)
+        frames = list(resampled(src, second_fps, int(PERIOD * second_fps), SIZE))
+        _encode(frames, second, second_fps, None)
     return first, second
 
 
@@ -387,7 +395,7 @@ def print_runs(runs: list[Run]) -> None:
 async def main_async(args: argparse.Namespace) -> list[Run]:
     shared = Path(args.shared).resolve()
     work = Path(tempfile.mkdtemp(prefix="capacity-"))
-    media = prepare_media(shared, Path(args.media_cache))
+    media = prepare_media(shared, Path(args.media_cache), args.first_fps, args.second_fps)
     counts = list(range(args.step, args.max + 1, args.step)) if args.find_max else [args.candidates]
     runs: list[Run] = []
     pg_name = None
@@ -467,6 +475,12 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=1)
     p.add_argument(
         "--analysis-fps", type=float, default=2.0, help="the sitting's analysis rate per view"
+    )
+    p.add_argument(
+        "--first-fps", type=int, default=FIRST_FPS, help="frame rate the candidates send"
+    )
+    p.add_argument(
+        "--second-fps", type=int, default=SECOND_FPS, help="frame rate of the second view"
     )
     p.add_argument("--url")
     p.add_argument("--password")
