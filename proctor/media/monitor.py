@@ -176,6 +176,11 @@ class CandidateMonitor:
         )
 
     async def detach(self, view: str) -> None:
+        """Stop watching ``view``. With no view left (the candidate handed in, or lost
+        both connections) the loop stops too: nothing is left to analyse, and its rules
+        must not raise on a candidate who is gone (e.g. ``second_view_lost`` ten seconds
+        after handing in; the lost connections themselves are recorded by the caller).
+        The rules keep their state: a view attached again restarts the loop."""
         state = self.views.pop(view, None)
         if state is not None:
             await state.sampler.stop()
@@ -185,15 +190,25 @@ class CandidateMonitor:
             with contextlib.suppress(asyncio.CancelledError, MediaStreamError):
                 await audio
         self.thumbnails.drop(self.ref.candidate_id, view)
+        if not self.views:
+            await self._stop_loop()
 
-    async def stop(self) -> None:
-        for view in list(self.views):
-            await self.detach(view)
+    @property
+    def running(self) -> bool:
+        """Whether the analysis loop runs (some view is attached and analysis is on)."""
+        return self._task is not None and not self._task.done()
+
+    async def _stop_loop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    async def stop(self) -> None:
+        for view in list(self.views):
+            await self.detach(view)
+        await self._stop_loop()
         await self._tasks.drain()
 
     # -- the loop --------------------------------------------------------------------
