@@ -1,6 +1,7 @@
 """Detection and alert accuracy on labelled real media (issue 4's figures).
 
-    python -m benchmarks.accuracy --media DIR [--models DIR] [--fps F] [--json FILE]
+    python -m benchmarks.accuracy --media DIR [--models DIR] [--fps F] [--yolo SPLIT]
+        [--json FILE]
 
 Reads ``DIR/labels.json`` (format 1, see ``shared/media/README.md``) and runs exactly the
 server's code: :func:`proctor.vision.analyzer.build_analyzer` on the prepared models of
@@ -11,7 +12,7 @@ server's code: :func:`proctor.vision.analyzer.build_analyzer` on the prepared mo
   share of images with the exact face count, and count-level precision / recall
   (min(found, true) true positives); ``persons`` the same with persons scored at least
   ``person_min_score``; ``phone``: image-level precision / recall of a "cell phone" at
-  ``device_min_score`` or more.
+  ``phone_min_score`` or more.
 - **clips**: decoded with PyAV (display rotation applied), sampled like the server's
   sampler at ``--fps`` (default: the server's analysis rate, 2 fps: at each tick the newest
   frame at or before it), each sample analysed and fed to the rules with the clip's
@@ -24,6 +25,14 @@ server's code: :func:`proctor.vision.analyzer.build_analyzer` on the prepared mo
 - **identity**: with ``proctor/vision/identity.py`` (``build_embedder(models_dir)``), the
   largest face of every image labelled with exactly one identity is embedded; every pair
   of them is compared: TAR (same person accepted) and FAR (different people accepted).
+
+- **yolo** (``--yolo SPLIT``, e.g. ``shared/datasets/phone-using/valid``): issue 8's measure
+  through the server's analyser: every picture of a YOLO split (``images/``, ``labels/``)
+  as a first-view frame, a phone reported when it counts a "cell phone" at
+  ``phone_min_score``. Pictures with a phone box: image-level recall; pictures without
+  one, and the phone-free part of each picture with a phone (as ``benchmarks.phone`` cuts
+  it): the share flagged; ms per analysed frame (median). Box-level AP50 and threshold
+  sweeps of the phone detector alone are ``benchmarks.phone``'s.
 
 Label fields it does not know are ignored; a missing model is reported and disables only
 what needs it.
@@ -46,6 +55,7 @@ import av
 import cv2
 import numpy as np
 
+from benchmarks.phone import phone_free_crop, read_yolo
 from models.prepare import status as models_status
 from proctor.audio.vad import SpeechDetector
 from proctor.config import Settings
@@ -173,6 +183,40 @@ def score_images(
             n = obs.count("cell phone", settings.phone_min_score)
             phone.add(name, None if n is None else int(n > 0), int(bool(entry["phone"])))
     return {"faces": faces.summary(), "persons": persons.summary(), "phone": phone.summary()}
+
+
+def score_yolo(split: Path, analyzer: FrameAnalyzer, settings: RuleSettings) -> dict[str, Any]:
+    """See the module docstring (**yolo**)."""
+    samples = read_yolo(split)
+    positives = [s for s in samples if s.positive]
+    sets = {
+        "phone pictures": positives,
+        "phone-free pictures": [s for s in samples if not s.positive],
+        "phone-free parts": [c for c in map(phone_free_crop, positives) if c is not None],
+    }
+    report: dict[str, Any] = {"split": str(split), "min_score": settings.phone_min_score}
+    wall: list[float] = []
+    for name, items in sets.items():
+        flagged, unavailable, odd = 0, 0, []  # odd: missed phones, or flagged phone-free
+        for sample in items:
+            started = time.perf_counter()
+            obs = analyzer.analyse("first", sample.image, BASE_TS)
+            wall.append(time.perf_counter() - started)
+            n = obs.count("cell phone", settings.phone_min_score)
+            unavailable += n is None
+            found = bool(n)
+            flagged += found
+            if found != sample.positive:
+                odd.append(sample.name)
+        report[name] = {
+            "n": len(items),
+            "flagged": flagged,
+            "rate": flagged / len(items) if items else None,
+            "unavailable": unavailable,
+            "missed" if name == "phone pictures" else "flagged_names": odd,
+        }
+    report["ms_per_frame"] = 1000 * float(np.median(wall)) if wall else None
+    return report
 
 
 def justified(alert: AlertDraft, events: list[dict[str, Any]], origin: float) -> dict | None:
@@ -359,7 +403,7 @@ def score_identity(
 # --------------------------------------------------------------------------- report
 
 
-def run(media: Path, models_dir: Path, fps: float) -> dict[str, Any]:
+def run(media: Path, models_dir: Path, fps: float, yolo: Path | None = None) -> dict[str, Any]:
     labels = json.loads((media / "labels.json").read_text())
     analyzer, models = load_analyzer(models_dir)
     settings = RuleSettings()
@@ -378,6 +422,8 @@ def run(media: Path, models_dir: Path, fps: float) -> dict[str, Any]:
         "audio": score_audio(media, labels, analyzer, settings),
         "identity": score_identity(media, labels, analyzer, models_dir),
     }
+    if yolo is not None:
+        report["yolo"] = score_yolo(yolo, analyzer, settings)
     report["seconds"] = time.perf_counter() - started
     return report
 
@@ -464,8 +510,22 @@ def format_report(report: dict[str, Any]) -> str:
             f"{identity['different_pairs']} different pairs (min distance "
             f"{identity['min_different_distance'] or 0:.3f})"
         )
+    if "yolo" in report:
+        lines += ["", *format_yolo(report["yolo"])]
     lines.append(f"\n({report['seconds']:.1f} s)")
     return "\n".join(lines)
+
+
+def format_yolo(yolo: dict[str, Any]) -> list[str]:
+    lines = [f"phones on {yolo['split']} (the analyser, phone_min_score {yolo['min_score']})"]
+    rows = [("pictures", "n", "phone reported", "share", "unavailable")]
+    for name in ("phone pictures", "phone-free pictures", "phone-free parts"):
+        s = yolo[name]
+        rows.append((name, str(s["n"]), str(s["flagged"]), _pct(s["rate"]), str(s["unavailable"])))
+    lines += _table(rows)
+    ms = yolo["ms_per_frame"]
+    lines.append("ms per analysed frame (median): " + ("-" if ms is None else f"{ms:.1f}"))
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -473,6 +533,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--media", type=Path, required=True, help="directory with labels.json")
     parser.add_argument("--models", type=Path, help="prepared models (default: PROCTOR_MODELS_DIR)")
     parser.add_argument("--fps", type=float, help="analysis rate (default: the server's)")
+    parser.add_argument(
+        "--yolo", type=Path, help="also score phones on this YOLO split (images/, labels/)"
+    )
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
     settings = Settings()
@@ -480,7 +543,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.media / "labels.json").is_file():
         print(f"no labels.json in {args.media}", file=sys.stderr)
         return 2
-    report = run(args.media, models_dir, args.fps or settings.analysis_fps)
+    if args.yolo is not None and not (args.yolo / "images").is_dir():
+        print(f"no images/ in {args.yolo}", file=sys.stderr)
+        return 2
+    report = run(args.media, models_dir, args.fps or settings.analysis_fps, args.yolo)
     print(format_report(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str))
