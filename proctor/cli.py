@@ -10,11 +10,16 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from proctor import logs
 from proctor.config import Settings
+
+if TYPE_CHECKING:
+    from models.prepare import ModelStatus
 
 log = logging.getLogger("proctor")
 
@@ -222,9 +227,35 @@ async def _seed_demo(settings: Settings, photos: list[Path]) -> dict:
         await db.dispose()
 
 
+def detectors_banner(statuses: Sequence[ModelStatus]) -> list[str]:
+    """The demo banner's lines on detection: which detectors run, and for each one that
+    does not, the missing model and why."""
+    off: dict[str, list[str]] = {}
+    on: list[str] = []
+    for s in statuses:
+        for detector in s.used_by:
+            if s.present:
+                on.append(detector)
+            else:
+                off.setdefault(detector, []).append(f"{s.name}: {s.problem or 'missing'}")
+    running = sorted(d for d in dict.fromkeys(on) if d not in off)
+    lines = [f"  Detectors      : {', '.join(running) or 'none'}"]
+    for detector, why in sorted(off.items()):
+        lines.append(f"  NOT RUNNING    : {detector} ({'; '.join(why)})")
+    if off:
+        lines.append("                   'proctor models prepare' fetches what is missing.")
+    return lines
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    if args.models_from is not None:
-        cmd_models(settings, argparse.Namespace(action="prepare", from_dir=args.models_from))
+    from models.prepare import prepare
+
+    from_dir = Path(args.models_from) if args.models_from else None
+    if from_dir is not None and not from_dir.is_dir():
+        print(f"note: {from_dir} is not a directory; fetching the models from their sources")
+        from_dir = None
+    # every model, from DIR where it is there, else from its source (present ones are kept)
+    statuses = prepare(settings.models_dir, from_dir=from_dir)
     photos = []
     for p in args.photo or []:
         path = Path(p)
@@ -250,6 +281,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
                 f"  Administration : {base}/console/admin.html",
                 f"     admin       : {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}",
                 f"  Health         : {base}/health",
+                *detectors_banner(statuses),
                 "",
                 "  The candidate walks the eight steps: details, pledge, photo check (your face",
                 "  is compared with the registered photo; after 3 failures the invigilator",
@@ -305,7 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = sub.add_parser("demo", help="create a demo sitting and serve it")
     demo.add_argument("--photo", action="append", help="registered photo for a demo candidate")
-    demo.add_argument("--models-from", help="prepare models first, taking files from DIR")
+    demo.add_argument(
+        "--models-from",
+        help="take model files from DIR where there (the rest are fetched from their sources)",
+    )
     models = sub.add_parser("models", help="prepare or list the models")
     msub = models.add_subparsers(dest="action", required=True)
     prep = msub.add_parser("prepare", help="fetch, verify and cache every model")
