@@ -326,7 +326,12 @@ def default_workers(settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="proctor", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="proctor",
+        description="Remote online proctoring engine: serve, run the demo, prepare models, "
+        "maintain the database, verify the audit chain, purge expired records, and "
+        "administer sittings (sittings, imports, papers, results, staff).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the server (PROCTOR_HOST, PROCTOR_PORT)")
     serve.add_argument(
@@ -347,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--from", dest="from_dir", help="take model files from DIR first")
     msub.add_parser("status", help="list every model: present or missing, sha256, licence")
     db = sub.add_parser("db", help="database maintenance")
-    db.add_argument("action", choices=["upgrade"])
+    db.add_argument(
+        "action", choices=["upgrade"], help="upgrade: apply the migrations without serving"
+    )
     from proctor.review import commands as review_commands  # audit verify, retention purge
 
     review_commands.add_parsers(sub)
