@@ -12,6 +12,8 @@
 // Hooks for tests: #console-hint[data-id][data-link=open|closed][hidden], #console-voice[data-state]
 // (idle|connecting|live|ended) and its data-bytes-received (audio bytes received).
 
+import { iceServersSource } from './api.js';
+
 const TOKEN_KEY = 'proctor.candidate.token'; // written by login.js
 const HINT_SHOW_MS = 20000;
 const GATHER_TIMEOUT_MS = 5000;
@@ -155,7 +157,7 @@ class ConsoleLink {
       return; // already answering this call
     }
     this.endCall(false);
-    const pc = new RTCPeerConnection();
+    const pc = new RTCPeerConnection({ iceServers: await iceServersSource(this.token)() });
     const call = (this.call = { id: msg.call_id, pc, timer: null });
     const who = msg.from ? `（${msg.from}）` : '';
     this.setVoice('connecting', `监考老师${who}正在呼叫你… The invigilator is calling you…`);
