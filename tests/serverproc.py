@@ -192,11 +192,15 @@ class ServerProcess:
     log_path: Path | None = None
     scheme: str = "http"  # "https" with PROCTOR_TLS_CERT / PROCTOR_TLS_KEY in env_extra
     verify: Any = True  # httpx's verify (an SSLContext) when the certificate is a test's own
-    host: str = "127.0.0.1"  # where it listens (a test's own namespace address: issue 20)
+    host: str = "127.0.0.1"  # where it listens
+    # issue 20: started inside a test's own network namespace (``ip netns exec NS``), and
+    # reached by the test at that namespace's address
+    prefix: list[str] = field(default_factory=list)
+    connect_host: str | None = None
 
     @property
     def url(self) -> str:
-        return f"{self.scheme}://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.connect_host or self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         env = {
@@ -213,7 +217,11 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "proctor", "serve"], env=env, stdout=log, stderr=log, cwd=ROOT
+            [*self.prefix, sys.executable, "-m", "proctor", "serve"],
+            env=env,
+            stdout=log,
+            stderr=log,
+            cwd=ROOT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
