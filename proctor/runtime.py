@@ -29,6 +29,7 @@ from proctor.media.cluster import LocalCluster, RedisCluster, make_cluster
 from proctor.media.live import LiveViews
 from proctor.media.monitor import CandidateMonitor
 from proctor.media.peers import PeerManager
+from proctor.media.probe import NetworkProbes
 from proctor.media.thumbnails import Thumbnail, ThumbnailCache
 from proctor.media.voice import VoiceCalls
 from proctor.rules import RuleSettings
@@ -87,6 +88,7 @@ class Runtime:
     peers: PeerManager = field(init=False)
     live: LiveViews = field(init=False)
     voice: VoiceCalls = field(init=False)  # console voice calls (issue 5)
+    probes: NetworkProbes = field(init=False)  # the device check's network probe (issue 20)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # identity re-checks during the exam; set once the exam service's workers exist
     identity: RegisteredPhotoIdentity | None = None
@@ -103,6 +105,7 @@ class Runtime:
 
         self.peers = PeerManager(self._new_monitor, self._on_connection, ice)
         self.live = LiveViews(self.peers, ice)
+        self.probes = NetworkProbes(ice)  # the device check's network probe (issue 20)
         self.voice = VoiceCalls(self.peers, ice)
 
     # -- media, routed to the process that owns the candidate ----------------------------
@@ -279,6 +282,7 @@ class Runtime:
                 await task
         await self.voice.close_all()
         await self.live.close_all()
+        await self.probes.close_all()
         await self.peers.close_all()
         await self.cluster.stop()
         await self.bus.close()

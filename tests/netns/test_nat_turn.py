@@ -413,6 +413,16 @@ async def _home_and_mobile(dep, cameras, chromium_path, tmp_path) -> None:
             # still through the relay
             pairs = await page.evaluate(SELECTED_PAIRS)
             assert pairs and all(p["local"] == "relay" for p in pairs), pairs
+
+            # the device check's network check, from home: the relay only over TLS, the
+            # round trip and a sustained upload over the exam's path, advice about UDP
+            net = await page.evaluate("import('/exam/network.js').then((m) => m.networkCheck())")
+            assert net["turn"] == {**net["turn"], "tested": True, "udp": False, "tcp": False}, net
+            assert net["turn"]["tls"] is True, net
+            assert net["probe"]["ok"] and net["probe"]["path"] == "relay/tls", net
+            assert 0 < net["probe"]["rtt_ms"] < 1000, net
+            assert net["probe"]["upload_bytes_per_s"] > 100_000, net
+            assert "udp_blocked" in net["advice"], net
         finally:
             await home.close()
             await mobile.close()
