@@ -72,7 +72,9 @@ export class LiveView {
     window.clearTimeout(this.retryTimer);
     this.closePc();
     this.setState("connecting", "connecting… 连接中");
-    const pc = (this.pc = new RTCPeerConnection({ iceServers: await iceServers() }));
+    const servers = await iceServers();
+    if (this.stopped) return; // stopped while asking for the ICE servers
+    const pc = (this.pc = new RTCPeerConnection({ iceServers: servers }));
     pc.addTransceiver("video", { direction: "recvonly" });
     if (this.view === "first") pc.addTransceiver("audio", { direction: "recvonly" });
     const stream = new MediaStream();
