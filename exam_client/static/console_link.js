@@ -138,11 +138,13 @@ class ConsoleLink {
   }
 
   async answerCall(msg) {
+    // fresh TURN credentials first: the checks below then run without an await between them
+    const iceServers = await iceServersSource(this.token)();
     if (this.call && this.call.id === msg.call_id && this.call.pc.connectionState !== 'failed') {
       return; // already answering this call
     }
     this.endCall(false);
-    const pc = new RTCPeerConnection({ iceServers: await iceServersSource(this.token)() });
+    const pc = new RTCPeerConnection({ iceServers });
     const call = (this.call = { id: msg.call_id, pc, timer: null });
     const who = msg.from ? `（${msg.from}）` : '';
     this.setVoice('connecting', `监考老师${who}正在呼叫你… The invigilator is calling you…`);
