@@ -43,6 +43,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         "port": settings.port,
         "log_level": settings.log_level,
         "ws_max_size": 1 << 20,
+        **tls_and_proxy_options(settings),
     }
     if workers <= 1:
         uvicorn.run(create_app(settings), **common)
@@ -63,6 +64,24 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
     return 0
+
+
+def tls_and_proxy_options(settings: Settings) -> dict:
+    """uvicorn's TLS (PROCTOR_TLS_CERT / PROCTOR_TLS_KEY) and forwarded-header trust: the
+    X-Forwarded-* headers are believed only from PROCTOR_TRUSTED_PROXIES (none by default;
+    uvicorn's own default would believe 127.0.0.1)."""
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise SystemExit("error: set both PROCTOR_TLS_CERT and PROCTOR_TLS_KEY, or neither")
+    options: dict = {
+        "proxy_headers": bool(settings.trusted_proxies.strip()),
+        "forwarded_allow_ips": settings.trusted_proxies.strip() or "",
+    }
+    if settings.tls_cert:
+        for path in (settings.tls_cert, settings.tls_key):
+            if not Path(path).is_file():
+                raise SystemExit(f"error: TLS file {path} not found")
+        options.update(ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key)
+    return options
 
 
 def _metrics_dir() -> Path | None:
@@ -264,7 +283,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         else:
             print(f"note: photo {path} not found; that candidate gets no registered photo")
     asyncio.run(_seed_demo(settings, photos))
-    base = f"http://{settings.host}:{settings.port}"
+    scheme = "https" if settings.tls_cert else "http"
+    base = f"{scheme}://{settings.host}:{settings.port}"
     print(
         "\n".join(
             [
@@ -319,6 +339,12 @@ def cmd_db(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(_: Settings, args: argparse.Namespace) -> int:
+    from proctor import doctor
+
+    return doctor.main(args)
+
+
 def default_workers(settings: Settings) -> int:
     """One worker per core where several can share the work (Redis configured); else the
     single process with the in-process bus."""
@@ -351,6 +377,29 @@ def build_parser() -> argparse.ArgumentParser:
     prep = msub.add_parser("prepare", help="fetch, verify and cache every model")
     prep.add_argument("--from", dest="from_dir", help="take model files from DIR first")
     msub.add_parser("status", help="list every model: present or missing, sha256, licence")
+    doctor = sub.add_parser(
+        "doctor",
+        help="check a running deployment from outside: TLS, proxy, WebSocket, TURN, "
+        "database, Redis, models, clock",
+    )
+    doctor.add_argument("url", help="the address candidates open, e.g. https://exam.example.org")
+    doctor.add_argument("--ca", help="CA certificate file to trust (e.g. Caddy's internal root)")
+    doctor.add_argument(
+        "--staff",
+        default=os.environ.get("PROCTOR_DOCTOR_STAFF"),
+        help="USER:PASSWORD of a staff account, to ask for TURN credentials as a console "
+        "does (default PROCTOR_DOCTOR_STAFF)",
+    )
+    doctor.add_argument(
+        "--turn-secret",
+        default=os.environ.get("PROCTOR_TURN_SECRET"),
+        help="coturn's static-auth-secret, to make credentials without a staff account",
+    )
+    doctor.add_argument(
+        "--turn-urls",
+        default=os.environ.get("PROCTOR_TURN_URLS"),
+        help="the TURN URLs to try with --turn-secret (default PROCTOR_TURN_URLS)",
+    )
     db = sub.add_parser("db", help="database maintenance")
     db.add_argument(
         "action", choices=["upgrade"], help="upgrade: apply the migrations without serving"
@@ -368,7 +417,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
     logs.setup(settings.log_level)
-    handlers = {"serve": cmd_serve, "demo": cmd_demo, "models": cmd_models, "db": cmd_db}
+    handlers = {
+        "serve": cmd_serve,
+        "demo": cmd_demo,
+        "models": cmd_models,
+        "db": cmd_db,
+        "doctor": cmd_doctor,
+    }
     from proctor.review.commands import HANDLERS as review_handlers
 
     handlers.update(review_handlers)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from aiortc import RTCIceServer
 from sqlalchemy import text
 
 from models.prepare import ModelStatus
@@ -23,10 +24,12 @@ from proctor.events.bus import Bus, make_bus
 from proctor.events.recorder import Recorder
 from proctor.evidence.policy import EvidenceSettings
 from proctor.evidence.storage import EvidenceStorage
+from proctor.media import turn
 from proctor.media.cluster import LocalCluster, RedisCluster, make_cluster
 from proctor.media.live import LiveViews
 from proctor.media.monitor import CandidateMonitor
 from proctor.media.peers import PeerManager
+from proctor.media.probe import NetworkProbes
 from proctor.media.thumbnails import Thumbnail, ThumbnailCache
 from proctor.media.voice import VoiceCalls
 from proctor.rules import RuleSettings
@@ -85,6 +88,7 @@ class Runtime:
     peers: PeerManager = field(init=False)
     live: LiveViews = field(init=False)
     voice: VoiceCalls = field(init=False)  # console voice calls (issue 5)
+    probes: NetworkProbes = field(init=False)  # the device check's network probe (issue 20)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # identity re-checks during the exam; set once the exam service's workers exist
     identity: RegisteredPhotoIdentity | None = None
@@ -94,9 +98,14 @@ class Runtime:
     orphan_sweep_seconds: float = 3.0
 
     def __post_init__(self) -> None:
-        ice = [u.strip() for u in self.settings.ice_servers.split(",") if u.strip()]
+        settings = self.settings
+
+        def ice() -> list[RTCIceServer]:  # fresh TURN credentials for each peer connection
+            return turn.server_ice_servers(settings, datetime.now(UTC))
+
         self.peers = PeerManager(self._new_monitor, self._on_connection, ice)
         self.live = LiveViews(self.peers, ice)
+        self.probes = NetworkProbes(ice)  # the device check's network probe (issue 20)
         self.voice = VoiceCalls(self.peers, ice)
 
     # -- media, routed to the process that owns the candidate ----------------------------
@@ -273,6 +282,7 @@ class Runtime:
                 await task
         await self.voice.close_all()
         await self.live.close_all()
+        await self.probes.close_all()
         await self.peers.close_all()
         await self.cluster.stop()
         await self.bus.close()
@@ -305,6 +315,24 @@ class Runtime:
             photo_relpath=candidate.photo_relpath,
         )
 
+    async def redis_health(self) -> str:
+        """Redis (issue 20, for `proctor doctor`): "ok", "not configured" (single process) or
+        the error; a PING on a connection of its own, with a short timeout."""
+        if not self.settings.redis_url:
+            return "not configured"
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(
+            self.settings.redis_url, socket_connect_timeout=2, socket_timeout=2
+        )
+        try:
+            await client.ping()
+            return "ok"
+        except Exception as exc:  # reported, not raised: /health must answer
+            return f"error: {exc.__class__.__name__}"
+        finally:
+            await client.aclose()
+
     async def health(self) -> dict[str, Any]:
         database = "ok"
         try:
@@ -326,10 +354,16 @@ class Runtime:
             }
             for m in models_status(self.settings.models_dir)
         }
-        ok = database == "ok" and all(m["present"] for m in models.values())
+        redis = await self.redis_health()
+        ok = (
+            database == "ok"
+            and redis in ("ok", "not configured")
+            and all(m["present"] for m in models.values())
+        )
         return {
             "status": "ok" if ok else "degraded",
             "database": database,
+            "redis": redis,
             "models": models,
             "detectors": detectors,
         }

@@ -11,7 +11,7 @@
 // #identity-result[data-result], #phone-status[data-state], #countdown[data-seconds],
 // #time-left, #submit-hint, #device-results (device.js).
 
-import { ApiError, call } from './api.js';
+import { ApiError, call, iceServersSource } from './api.js';
 import { runDeviceCheck, formatRate, showReport } from './device.js';
 import { PaperView } from './paper.js';
 import { startStream } from './rtc.js';
@@ -230,7 +230,7 @@ async function startMedia() {
     view: 'first',
     stream,
     token,
-    iceServers: media.ice_servers || [],
+    iceServers: iceServersSource(token, media.ice_servers || []),
     maxBitrate: VIDEO_MAX_BITRATE,
     maxFramerate: media.fps,
     onState: onStreamState,

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor.api import console_manage, console_voice
 from proctor.api.deps import COOKIE, STAFF_ROLES, db_session, runtime, staff, token_from
 from proctor.api.scope import check_console_candidate, console_scope
+from proctor.api.security import set_session_cookie
 from proctor.api.sockets import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, accept_principal, pump
 from proctor.errors import Conflict, DomainError, Forbidden, NotFound
 from proctor.events.bus import Message, sitting_channel
@@ -71,11 +72,14 @@ def user_body(user: StaffUser) -> dict[str, Any]:
 
 @router.post("/api/staff/login")
 async def staff_login(
-    body: StaffLoginIn, response: Response, db: AsyncSession = Depends(db_session)
+    body: StaffLoginIn,
+    request: Request,
+    response: Response,
+    db: AsyncSession = Depends(db_session),
 ) -> dict:
     token, user = await login_staff(db, body.username, body.password)
     await db.commit()
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=12 * 3600)
+    set_session_cookie(response, request, token)
     return {"token": token, "user": user_body(user)}
 
 
