@@ -28,9 +28,16 @@ class RuleSettings:
     multiple_persons_k: int = 5
     cooldown_seconds: float = 30.0  # least time between two alerts of one type on one view
     person_min_score: float = 0.5  # a YOLOX person counts from this score
-    # device: a class seen on M of the last K samples of a view; one alert per class per
-    # sighting (and cooldown) whichever view saw it
-    device_labels: tuple[str, ...] = ("cell phone", "laptop", "tv", "book", "remote", "keyboard")
+    # ... on the second view, which sees a second person's arm or legs more than a whole
+    # person (a card terminal held in from the side scores 0.44-0.55 on media_dev)
+    person_min_score_second: float = 0.4
+    # device: the same object of a class (in the same place: IoU >= device_same_iou with
+    # where it was) on M of the last K samples of a view; one alert per class per sighting
+    # (and cooldown) whichever view saw it
+    device_labels: tuple[str, ...] = ("cell phone", "book", "laptop", "tv", "keyboard")
+    # on the first view (the webcam: the candidate and the room behind) only these of
+    # device_labels count (a screen on the wall behind the candidate is not in reach)
+    device_labels_first: tuple[str, ...] = ("cell phone", "book", "laptop")
     # on the second view (the side camera) the candidate's own computer is expected: one of
     # each of these classes is allowed there, a second one counts
     device_expected_second: tuple[str, ...] = ("laptop", "keyboard", "tv")
@@ -42,6 +49,10 @@ class RuleSettings:
     device_m: int = 2
     device_k: int = 6
     device_gone_seconds: float = 3.0  # out of sight this long: a later sighting alerts again
+    device_same_iou: float = 0.2  # a box overlapping an object's last box this much: the same
+    # the room: static objects (not phones) seen during a view's first device_room_seconds
+    # (photo step, waiting room) are part of it and never count later (0: no room learning)
+    device_room_seconds: float = 20.0
     # looking_away: the candidate's head turned beyond these angles (degrees) for this long
     looking_away_yaw: float = 30.0
     looking_away_pitch: float = 25.0
@@ -74,7 +85,7 @@ class RuleSettings:
     second_view_lost_seconds: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("device_labels", "device_expected_second"):
+        for name in ("device_labels", "device_labels_first", "device_expected_second"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"{name} must be a list of class names")
@@ -98,6 +109,8 @@ class RuleSettings:
             "device_min_score",
             "phone_min_score",
             "face_presence_min",
+            "device_same_iou",
+            "person_min_score_second",
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be within 0..1")
