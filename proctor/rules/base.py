@@ -72,6 +72,13 @@ class RuleSettings:
     second_view_fps: float = 1.0
     # second_view_lost: no frame from the second view for this long (once it was seen)
     second_view_lost_seconds: float = 10.0
+    # first_view_lost: no frame from the first view (webcam) for this long, once it was seen
+    first_view_lost_seconds: float = 10.0
+    # a lost view's alert turns critical once the view has been gone this long
+    view_lost_critical_seconds: float = 60.0
+    # episodes: a condition that lasts is one alert; it is closed once the condition has
+    # not been seen for episode_clear_seconds, and only a new episode after that raises
+    episode_clear_seconds: float = 15.0
 
     def __post_init__(self) -> None:
         for name in ("device_labels", "device_expected_second"):
@@ -117,6 +124,31 @@ class AlertDraft:
     # alerts not raised by a frame (speech, identity, second view lost) the latest one of
     # ``view`` (an empty one, width 0, when that view never delivered a frame)
     observation: Observation
+    # what the episode is about within its type: the view, or for a device the class
+    key: str = ""
+    # how bad the moment is, comparable within a type (people counted, detection score,
+    # seconds lost, ...): an episode keeps its peak and the evidence of that moment
+    score: float = 1.0
+    # the kind of the condition within its type (camera_blocked: "blocked", "dark",
+    # "blurred" or "frozen"), for the candidate's hint; "" when the type says it all
+    cause: str = ""
+    # the engine's number of the episode this draft opened (RuleEngine fills it in)
+    episode: int = 0
+
+    @property
+    def episode_key(self) -> str:
+        return self.key or self.view
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """A rule's word that its condition still held at ``ts`` (``Rule.ongoing``): what
+    keeps an open episode going. ``severity`` None keeps the episode's severity."""
+
+    ts: float
+    score: float = 1.0
+    observation: Observation | None = None
+    severity: str | None = None
 
 
 class Rule(Protocol):
@@ -125,6 +157,15 @@ class Rule(Protocol):
     type: str
 
     def feed(self, obs: Observation) -> AlertDraft | None: ...
+
+
+class OngoingRule(Rule, Protocol):
+    """A rule that can say which of its conditions still hold (by episode key), so that
+    the engine keeps their episodes open while they last and closes them once they have
+    been clear for ``episode_clear_seconds``. A rule without it keeps an episode open only
+    as long as it raises again within that time."""
+
+    def ongoing(self, now: float) -> dict[str, Sighting]: ...
 
 
 class AudioRule(Rule, Protocol):
