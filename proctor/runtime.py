@@ -292,6 +292,8 @@ class Runtime:
             enabled=self.settings.analysis_enabled,
             vad=self.analyzer.vad,
             identity=self.identity,
+            update_seconds=self.settings.alert_update_seconds,
+            peak_seconds=self.settings.alert_peak_seconds,
         )
 
     def candidate_ref(self, candidate: Candidate, sitting: Sitting) -> CandidateRef:

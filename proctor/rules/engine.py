@@ -122,6 +122,7 @@ class RuleEngine:
         self, settings: RuleSettings | None = None, rules: Iterable[Rule] | None = None
     ) -> None:
         self.settings = settings if settings is not None else RuleSettings()
+        self._default = rules is None
         self.rules: list[Rule] = list(rules) if rules is not None else default_rules(self.settings)
         self.episodes = EpisodeBook(self.settings.episode_clear_seconds)
 
@@ -143,8 +144,12 @@ class RuleEngine:
         return self.episodes.changes()
 
     def close_all(self) -> list[EpisodeChange]:
-        """Close every open episode (the candidate is gone) and return all changes."""
+        """Close every open episode (the candidate is gone) and return all changes. The
+        default rules start afresh: a condition still there when the candidate comes back
+        is a new episode."""
         self.episodes.close_all()
+        if self._default:
+            self.rules = default_rules(self.settings)
         return self.episodes.changes()
 
     def _each(self, method: str, arg: object, now: float) -> list[AlertDraft]:
