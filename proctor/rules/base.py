@@ -79,8 +79,23 @@ class RuleSettings:
     # episodes: a condition that lasts is one alert; it is closed once the condition has
     # not been seen for episode_clear_seconds, and only a new episode after that raises
     episode_clear_seconds: float = 15.0
+    # leaving the exam page (切屏: hidden, unfocused, out of full screen when required):
+    # the leaves before this count are warned on the candidate's page, from this one on
+    # each is a screen_left alert (critical from twice the count); 0: never an alert
+    screen_left_alert_count: int = 3
+    # the candidate page asks for full screen while answering, and leaving it counts as
+    # leaving the page
+    fullscreen_required: bool = False
+
+    @classmethod
+    def from_dict(cls, raw: dict | None) -> RuleSettings:
+        """From a sitting's stored rules; unknown keys (older or newer fields) are ignored."""
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in (raw or {}).items() if k in known})
 
     def __post_init__(self) -> None:
+        if not isinstance(self.fullscreen_required, bool):
+            raise ValueError("fullscreen_required must be true or false")
         for name in ("device_labels", "device_expected_second"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):

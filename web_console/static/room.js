@@ -703,6 +703,12 @@ socket.addEventListener("message", (event) => {
       }
       return;
     }
+    case "page_event":
+      // the candidate page's own events: leaving it is counted on the tile (issue 18)
+      if (msg.screen_left && tiles.has(msg.candidate_id)) {
+        tiles.patch(msg.candidate_id, { screen_left: msg.screen_left });
+      }
+      return;
     case "flow":
       // the exam flow moved a candidate on (issue 3): step, progress, time left
       if (tiles.has(msg.candidate_id)) scheduleRosterReload(1500);
