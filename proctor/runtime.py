@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,8 +43,7 @@ MEDIA_CHANNEL = "media"  # thumbnails and view states between processes
 
 
 def rule_settings(raw: dict[str, Any] | None) -> RuleSettings:
-    known = RuleSettings.__dataclass_fields__
-    return RuleSettings(**{k: v for k, v in (raw or {}).items() if k in known})
+    return RuleSettings.from_dict(raw)
 
 
 class RegisteredPhotoIdentity:
@@ -295,6 +295,13 @@ class Runtime:
             update_seconds=self.settings.alert_update_seconds,
             peak_seconds=self.settings.alert_peak_seconds,
         )
+
+    def view_streaming(self, candidate_id: int, view: str, within: float = 5.0) -> bool:
+        """Whether ``view`` is connected and delivered a picture within ``within`` seconds
+        (the newest thumbnail, this process's or mirrored from the owner's)."""
+        connected, _ = self.peers.view_state(candidate_id, view)
+        thumb = self.thumbnails.get(candidate_id, view)
+        return connected and thumb is not None and time.time() - thumb.captured_at <= within
 
     def candidate_ref(self, candidate: Candidate, sitting: Sitting) -> CandidateRef:
         return CandidateRef(
