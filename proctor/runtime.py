@@ -22,6 +22,7 @@ from proctor.domain import CandidateRef
 from proctor.errors import NotFound
 from proctor.events.bus import Bus, make_bus
 from proctor.events.recorder import Recorder
+from proctor.evidence import fonts
 from proctor.evidence.policy import EvidenceSettings
 from proctor.evidence.storage import EvidenceStorage
 from proctor.media.cluster import LocalCluster, RedisCluster, make_cluster
@@ -245,7 +246,11 @@ class Runtime:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
         # drawing and encoding evidence must never hold up analysis: its own thread
         evidence_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evidence")
-        recorder = Recorder(db, storage, bus, evidence_executor)
+        # evidence captions: a CJK font, or a loud warning (issue 18)
+        fonts.setup(settings.caption_font)
+        recorder = Recorder(
+            db, storage, bus, evidence_executor, default_time_zone=settings.time_zone
+        )
         rt = cls(
             settings,
             db,
@@ -336,9 +341,12 @@ class Runtime:
             for m in models_status(self.settings.models_dir)
         }
         ok = database == "ok" and all(m["present"] for m in models.values())
+        font = fonts.installed()
         return {
             "status": "ok" if ok else "degraded",
             "database": database,
             "models": models,
             "detectors": detectors,
+            # the font evidence captions are drawn with (None: Chinese shows as "?")
+            "caption_font": str(font) if font else None,
         }

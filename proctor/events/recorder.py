@@ -17,12 +17,13 @@ from proctor.events.bus import Bus, sitting_channel
 from proctor.events.messages import alert_body, connection_message, evidence_body
 from proctor.evidence import chain
 from proctor.evidence.clips import ClipFrame, encode_webm
-from proctor.evidence.screenshot import annotate, encode_jpeg
+from proctor.evidence.screenshot import annotate, encode_jpeg, zone
 from proctor.evidence.storage import EvidenceStorage
 from proctor.rules import AlertDraft, EpisodeChange
 from proctor.rules.episodes import worse
 from proctor.store.db import Database
 from proctor.store.tables import Alert, Candidate, CandidateEvent, Evidence, utcnow
+from proctor.vision.types import Observation
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,27 @@ class Recorder:
     it never delays analysis."""
 
     def __init__(
-        self, db: Database, storage: EvidenceStorage, bus: Bus, executor: Executor
+        self,
+        db: Database,
+        storage: EvidenceStorage,
+        bus: Bus,
+        executor: Executor,
+        default_time_zone: str = "UTC",
     ) -> None:
         self.db = db
         self.storage = storage
         self.bus = bus
         self.executor = executor
+        self.default_zone = zone(default_time_zone)
+
+    def _caption(
+        self, ref: CandidateRef, draft_type: str, observation: Observation, frame: np.ndarray
+    ) -> bytes:
+        """The evidence screenshot: the alert's title (English / Chinese) and the
+        candidate's name, the time in the sitting's time zone."""
+        title = f"{ALERT_TITLES.get(draft_type, draft_type)} - {ref.name}"
+        tz = zone(ref.rules.time_zone) if ref.rules.time_zone else self.default_zone
+        return encode_jpeg(annotate(frame, observation, title, tz))
 
     async def _store(
         self,
@@ -94,8 +110,7 @@ class Recorder:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def record_alert(self, ref: CandidateRef, draft: AlertDraft, frame: np.ndarray) -> int:
-        title = f"{ALERT_TITLES.get(draft.type, draft.type)} - {ref.name}"
-        jpeg = await self._cpu(lambda: encode_jpeg(annotate(frame, draft.observation, title)))
+        jpeg = await self._cpu(self._caption, ref, draft.type, draft.observation, frame)
         evidence = await self._store(
             ref,
             kind="alert_screenshot",
@@ -158,8 +173,7 @@ class Recorder:
             seen, frame = peak
             observation = seen.peak_observation
             assert observation is not None
-            title = f"{ALERT_TITLES.get(change.type, change.type)} - {ref.name}"
-            jpeg = await self._cpu(lambda: encode_jpeg(annotate(frame, observation, title)))
+            jpeg = await self._cpu(self._caption, ref, change.type, observation, frame)
             evidence = await self._store(
                 ref,
                 kind="alert_peak",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from proctor.audio.types import AudioObservation
 from proctor.vision.types import Observation
@@ -86,6 +87,9 @@ class RuleSettings:
     # the candidate page asks for full screen while answering, and leaving it counts as
     # leaving the page
     fullscreen_required: bool = False
+    # the sitting's time zone (IANA name, e.g. "Asia/Shanghai") for the times written on
+    # its evidence; "": the server's PROCTOR_TIME_ZONE
+    time_zone: str = ""
 
     @classmethod
     def from_dict(cls, raw: dict | None) -> RuleSettings:
@@ -96,6 +100,13 @@ class RuleSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.fullscreen_required, bool):
             raise ValueError("fullscreen_required must be true or false")
+        if not isinstance(self.time_zone, str):
+            raise ValueError("time_zone must be a time zone name such as Asia/Shanghai")
+        if self.time_zone:
+            try:
+                ZoneInfo(self.time_zone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {self.time_zone!r}") from exc
         for name in ("device_labels", "device_expected_second"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):
