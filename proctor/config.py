@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     multiple_persons_m: int = 3
     multiple_persons_k: int = 5
     alert_cooldown_seconds: float = 30.0
+    # episodes (issue 18): an ongoing alert's "last seen" is written and sent to consoles
+    # at most this often; a worse moment's screenshot at most every alert_peak_seconds
+    alert_update_seconds: float = 5.0
+    alert_peak_seconds: float = 30.0
+    # evidence captions (issue 18): the font (a .ttc/.otf/.ttf with CJK glyphs; empty: the
+    # first Noto CJK font installed) and the time zone of their times, unless the sitting
+    # names its own (RuleSettings.time_zone)
+    caption_font: str = ""
+    time_zone: str = "Asia/Shanghai"
 
     # WebRTC: STUN/TURN servers handed to browsers (comma separated); empty = host only
     ice_servers: str = ""

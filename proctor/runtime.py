@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from proctor.domain import CandidateRef
 from proctor.errors import NotFound
 from proctor.events.bus import Bus, make_bus
 from proctor.events.recorder import Recorder
+from proctor.evidence import fonts
 from proctor.evidence.policy import EvidenceSettings
 from proctor.evidence.storage import EvidenceStorage
 from proctor.media import turn
@@ -45,8 +47,7 @@ MEDIA_CHANNEL = "media"  # thumbnails and view states between processes
 
 
 def rule_settings(raw: dict[str, Any] | None) -> RuleSettings:
-    known = RuleSettings.__dataclass_fields__
-    return RuleSettings(**{k: v for k, v in (raw or {}).items() if k in known})
+    return RuleSettings.from_dict(raw)
 
 
 class RegisteredPhotoIdentity:
@@ -254,7 +255,11 @@ class Runtime:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
         # drawing and encoding evidence must never hold up analysis: its own thread
         evidence_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evidence")
-        recorder = Recorder(db, storage, bus, evidence_executor)
+        # evidence captions: a CJK font, or a loud warning (issue 18)
+        fonts.setup(settings.caption_font)
+        recorder = Recorder(
+            db, storage, bus, evidence_executor, default_time_zone=settings.time_zone
+        )
         rt = cls(
             settings,
             db,
@@ -302,7 +307,16 @@ class Runtime:
             enabled=self.settings.analysis_enabled,
             vad=self.analyzer.vad,
             identity=self.identity,
+            update_seconds=self.settings.alert_update_seconds,
+            peak_seconds=self.settings.alert_peak_seconds,
         )
+
+    def view_streaming(self, candidate_id: int, view: str, within: float = 5.0) -> bool:
+        """Whether ``view`` is connected and delivered a picture within ``within`` seconds
+        (the newest thumbnail, this process's or mirrored from the owner's)."""
+        connected, _ = self.peers.view_state(candidate_id, view)
+        thumb = self.thumbnails.get(candidate_id, view)
+        return connected and thumb is not None and time.time() - thumb.captured_at <= within
 
     def candidate_ref(self, candidate: Candidate, sitting: Sitting) -> CandidateRef:
         return CandidateRef(
@@ -360,10 +374,13 @@ class Runtime:
             and redis in ("ok", "not configured")
             and all(m["present"] for m in models.values())
         )
+        font = fonts.installed()
         return {
             "status": "ok" if ok else "degraded",
             "database": database,
             "redis": redis,
             "models": models,
             "detectors": detectors,
+            # the font evidence captions are drawn with (None: Chinese shows as "?")
+            "caption_font": str(font) if font else None,
         }

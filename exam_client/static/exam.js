@@ -550,6 +550,7 @@ function render(body) {
   shownStep = body.step;
   const handler = STEP_RENDER[body.step];
   if (handler) handler(body, entered);
+  enforceFullscreen();
   tick();
   schedulePoll(POLL_MS[body.step] || POLL_MS.default);
 }
@@ -729,6 +730,18 @@ async function renderAnswering(body, entered) {
   }
   if (entered) watchPage();
 }
+
+// the sitting may require full screen while answering (issue 18): until the page is in
+// full screen an overlay asks for it (entering needs the candidate's click)
+function enforceFullscreen() {
+  const required = Boolean(state?.page_watch?.fullscreen_required) && state?.step === 'answering';
+  $('fullscreen-overlay').hidden = !required || Boolean(document.fullscreenElement);
+  document.body.dataset.fullscreenRequired = String(required);
+}
+document.addEventListener('fullscreenchange', enforceFullscreen);
+$('fullscreen-return').addEventListener('click', () => {
+  document.documentElement.requestFullscreen?.().catch(() => {});
+});
 
 function submitHint() {
   if (!state?.timing?.earliest_submit_at) return '';

@@ -21,15 +21,16 @@ from proctor.api.security import set_session_cookie
 from proctor.api.sockets import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, accept_principal, pump
 from proctor.errors import Conflict, DomainError, Forbidden, NotFound
 from proctor.events.bus import Message, sitting_channel
-from proctor.exam import rooms, supervision
+from proctor.exam import rooms, screen, supervision
 from proctor.exam.auth import Principal, login_staff, revoke_token
 from proctor.exam.room_record import first_connections, flow_body, flow_facts
 from proctor.exam.rooms import Scope
 from proctor.exam.sittings import list_candidates, list_sittings
 from proctor.media.peers import VIEWS
 from proctor.review.access import log_access
+from proctor.rules import RuleSettings
 from proctor.runtime import Runtime
-from proctor.store.tables import StaffUser
+from proctor.store.tables import StaffUser, utcnow
 
 router = APIRouter()
 
@@ -173,6 +174,9 @@ async def candidate_bodies(
     ladders = await supervision.ladders(db, sitting_id, visible)
     facts = await flow_facts(db, sitting)
     ever = await first_connections(db, [c.id for c in cands])
+    watch = RuleSettings.from_dict(sitting.rules)
+    left = await screen.candidate_leaves(db, [c.id for c in cands], watch.fullscreen_required)
+    now = utcnow()
     out = []
     for c in cands:
         seat = seats.get(c.id)
@@ -190,6 +194,8 @@ async def candidate_bodies(
                 "open_alerts": sum(severities.values()),
                 "open_by_severity": severities,
                 "ladder": ladders.get(c.id),
+                # leaving the exam page (切屏): count, total seconds, away since
+                "screen_left": screen.summary(left.get(c.id, []), now),
                 "flow": flow_body(facts.get(c.id)),
                 "voice": {"call_id": call.call_id, "staff_id": call.staff_id} if call else None,
                 "thumbnail_urls": {

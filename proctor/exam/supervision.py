@@ -141,10 +141,22 @@ HINT_TEXTS = {
     "absent": "请回到座位并正对摄像头。 Please return to your seat and face the camera.",
     "face_covered": "请勿遮挡面部，保持面部在画面中清晰可见。 Keep your face uncovered and "
     "clearly visible to the camera.",
-    "camera_blocked": "摄像头画面被遮挡或过暗，请检查摄像头和照明。 Your camera is blocked or "
-    "too dark: check the camera and the light.",
-    "phone_lost": "第二视角（手机）已断开，请重新连接手机监控。 Your phone (second view) is "
-    "disconnected: reconnect it.",
+    # camera_blocked, by its cause (issue 18: each its own hint)
+    "camera_blocked": "摄像头被遮挡，请移开遮挡物。 Your camera is covered: uncover it.",
+    "camera_dark": "摄像头画面过暗，请打开灯光或面向光源。 Your camera picture is too dark: "
+    "turn on a light or face the light.",
+    "camera_blurred": "摄像头画面模糊，请擦拭镜头并保持摄像头稳定。 Your camera picture is "
+    "blurred: clean the lens and keep the camera still.",
+    "camera_frozen": "摄像头画面静止不动，请检查摄像头是否正常工作（可重新插拔摄像头或刷新页面）。 "
+    "Your camera picture is frozen: check that the camera works (plug it in again or "
+    "reload the page).",
+    "camera_lost": "服务器收不到你的摄像头画面，请检查摄像头和网络连接。 The server receives no "
+    "picture from your camera: check the camera and the network.",
+    "phone_lost": "服务器收不到你手机（第二视角）的画面，请检查手机监控页面，必要时重新连接。 "
+    "The server receives no picture from your phone (second view): check the phone's page "
+    "and reconnect it if needed.",
+    "screen_left": "请勿离开考试页面（切屏），多次离开将报告监考老师。 Do not leave the exam "
+    "page: leaving it again is reported to the invigilator.",
 }
 #: alert types the candidate can fix → the hint that tells them how
 FIXABLE_ALERTS = {
@@ -152,7 +164,21 @@ FIXABLE_ALERTS = {
     "face_covered": "face_covered",
     "camera_blocked": "camera_blocked",
     "second_view_lost": "phone_lost",
+    "first_view_lost": "camera_lost",
 }
+#: hints that tell the candidate to reconnect a view: never sent while it streams
+RECONNECT_HINTS = {"phone_lost": "second", "camera_lost": "first"}
+
+
+def hint_code(alert_type: str | None, cause: str | None = None) -> str | None:
+    """The hint for an alert: camera_blocked by its cause (covered, too dark, blurred,
+    frozen), other fixable types by their type; None when the candidate cannot fix it."""
+    code = FIXABLE_ALERTS.get(alert_type or "")
+    if code == "camera_blocked" and cause and f"camera_{cause}" in HINT_TEXTS:
+        return f"camera_{cause}"
+    return code
+
+
 HINT_REPEAT_SECONDS = 30.0  # the same hint (without an alert) is not repeated sooner
 #: the escalation ladder; a condition the candidate cannot fix starts at the danmaku.
 #: "terminate" is the console's pause / terminate (proctor.exam.control)

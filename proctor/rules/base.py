@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from proctor.audio.types import AudioObservation
 from proctor.vision.types import Observation
@@ -83,8 +84,40 @@ class RuleSettings:
     second_view_fps: float = 1.0
     # second_view_lost: no frame from the second view for this long (once it was seen)
     second_view_lost_seconds: float = 10.0
+    # first_view_lost: no frame from the first view (webcam) for this long, once it was seen
+    first_view_lost_seconds: float = 10.0
+    # a lost view's alert turns critical once the view has been gone this long
+    view_lost_critical_seconds: float = 60.0
+    # episodes: a condition that lasts is one alert; it is closed once the condition has
+    # not been seen for episode_clear_seconds, and only a new episode after that raises
+    episode_clear_seconds: float = 15.0
+    # leaving the exam page (切屏: hidden, unfocused, out of full screen when required):
+    # the leaves before this count are warned on the candidate's page, from this one on
+    # each is a screen_left alert (critical from twice the count); 0: never an alert
+    screen_left_alert_count: int = 3
+    # the candidate page asks for full screen while answering, and leaving it counts as
+    # leaving the page
+    fullscreen_required: bool = False
+    # the sitting's time zone (IANA name, e.g. "Asia/Shanghai") for the times written on
+    # its evidence; "": the server's PROCTOR_TIME_ZONE
+    time_zone: str = ""
+
+    @classmethod
+    def from_dict(cls, raw: dict | None) -> RuleSettings:
+        """From a sitting's stored rules; unknown keys (older or newer fields) are ignored."""
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in (raw or {}).items() if k in known})
 
     def __post_init__(self) -> None:
+        if not isinstance(self.fullscreen_required, bool):
+            raise ValueError("fullscreen_required must be true or false")
+        if not isinstance(self.time_zone, str):
+            raise ValueError("time_zone must be a time zone name such as Asia/Shanghai")
+        if self.time_zone:
+            try:
+                ZoneInfo(self.time_zone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {self.time_zone!r}") from exc
         for name in ("device_labels", "device_labels_first", "device_expected_second"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):
@@ -130,6 +163,31 @@ class AlertDraft:
     # alerts not raised by a frame (speech, identity, second view lost) the latest one of
     # ``view`` (an empty one, width 0, when that view never delivered a frame)
     observation: Observation
+    # what the episode is about within its type: the view, or for a device the class
+    key: str = ""
+    # how bad the moment is, comparable within a type (people counted, detection score,
+    # seconds lost, ...): an episode keeps its peak and the evidence of that moment
+    score: float = 1.0
+    # the kind of the condition within its type (camera_blocked: "blocked", "dark",
+    # "blurred" or "frozen"), for the candidate's hint; "" when the type says it all
+    cause: str = ""
+    # the engine's number of the episode this draft opened (RuleEngine fills it in)
+    episode: int = 0
+
+    @property
+    def episode_key(self) -> str:
+        return self.key or self.view
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """A rule's word that its condition still held at ``ts`` (``Rule.ongoing``): what
+    keeps an open episode going. ``severity`` None keeps the episode's severity."""
+
+    ts: float
+    score: float = 1.0
+    observation: Observation | None = None
+    severity: str | None = None
 
 
 class Rule(Protocol):
@@ -138,6 +196,15 @@ class Rule(Protocol):
     type: str
 
     def feed(self, obs: Observation) -> AlertDraft | None: ...
+
+
+class OngoingRule(Rule, Protocol):
+    """A rule that can say which of its conditions still hold (by episode key), so that
+    the engine keeps their episodes open while they last and closes them once they have
+    been clear for ``episode_clear_seconds``. A rule without it keeps an episode open only
+    as long as it raises again within that time."""
+
+    def ongoing(self, now: float) -> dict[str, Sighting]: ...
 
 
 class AudioRule(Rule, Protocol):

@@ -18,6 +18,7 @@ from proctor.rules.base import (
     Cooldown,
     Episode,
     RuleSettings,
+    Sighting,
 )
 from proctor.vision.quality import fingerprint_change
 from proctor.vision.types import Detection, HeadPose, Observation
@@ -47,9 +48,22 @@ class _DurationRule:
         self.views = views
         self._cooldown = Cooldown(cooldown)
         self._episodes: dict[str, Episode] = {}
+        self._holding: dict[str, Observation] = {}  # per view: the latest sample it held on
 
     def holds(self, obs: Observation) -> bool | None:
         raise NotImplementedError
+
+    def score(self, obs: Observation) -> float:
+        """How bad the moment is (the episode keeps the worst); 1 when all are alike."""
+        return 1.0
+
+    def ongoing(self, now: float) -> dict[str, Sighting]:
+        out = {}
+        for view, episode in self._episodes.items():
+            obs = self._holding.get(view)
+            if episode.last is not None and obs is not None:
+                out[view] = Sighting(episode.last, self.score(obs), obs)
+        return out
 
     def message(self, obs: Observation, lasted: float) -> str:
         raise NotImplementedError
@@ -58,7 +72,10 @@ class _DurationRule:
         if self.views is not None and obs.view not in self.views:
             return None
         episode = self._episodes.setdefault(obs.view, Episode(self.tolerance))
-        lasted = episode.update(obs.ts, self.holds(obs))
+        holds = self.holds(obs)
+        lasted = episode.update(obs.ts, holds)
+        if holds:
+            self._holding[obs.view] = obs
         if (
             lasted is None
             or episode.raised
@@ -77,6 +94,7 @@ class _DurationRule:
             started_at=episode.since,
             message=self.message(obs, lasted),
             observation=obs,
+            score=self.score(obs),
         )
 
 
@@ -124,6 +142,12 @@ class MultiplePersonsRule:
         self._cooldown = Cooldown(settings.cooldown_seconds)
         # per view: (ts, how many seen or None, of what) of the last K samples
         self._windows: dict[str, deque[tuple[float, int | None, str]]] = {}
+        self._latest_hit: dict[str, tuple[int, Observation]] = {}  # per view: 2+ seen
+
+    def ongoing(self, now: float) -> dict[str, Sighting]:
+        return {
+            view: Sighting(obs.ts, float(n), obs) for view, (n, obs) in self._latest_hit.items()
+        }
 
     def _count(self, obs: Observation) -> tuple[int | None, str]:
         best: tuple[int | None, str] = (None, "faces")
@@ -138,7 +162,10 @@ class MultiplePersonsRule:
 
     def feed(self, obs: Observation) -> AlertDraft | None:
         window = self._windows.setdefault(obs.view, deque(maxlen=self.k))
-        window.append((obs.ts, *self._count(obs)))
+        count = self._count(obs)
+        window.append((obs.ts, *count))
+        if count[0] is not None and count[0] >= 2:
+            self._latest_hit[obs.view] = (count[0], obs)
         hits = [(ts, n, what) for ts, n, what in window if n is not None and n >= 2]
         if len(hits) < self.m or not self._cooldown.ready(self.type, obs.view, obs.ts):
             return None
@@ -155,6 +182,7 @@ class MultiplePersonsRule:
                 f"in {len(hits)} of the last {len(window)} samples"
             ),
             observation=obs,
+            score=float(most or 0),
         )
 
 
@@ -204,6 +232,18 @@ class DeviceRule:
         self._room: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
         self._raised: set[str] = set()  # classes alerted and still in sight
         self._last_seen: dict[str, float] = {}  # class -> ts of the latest sample seeing it
+        self._last_obs: dict[str, Observation] = {}  # class -> that sample
+
+    def _score(self, label: str, obs: Observation) -> float:
+        return max((d.score for d in obs.of(label, self.min_score(label))), default=0.0)
+
+    def ongoing(self, now: float) -> dict[str, Sighting]:
+        """Episodes are per class, whichever view sees it."""
+        return {
+            label: Sighting(ts, self._score(label, self._last_obs[label]), self._last_obs[label])
+            for label, ts in self._last_seen.items()
+            if label in self._last_obs
+        }
 
     def min_score(self, label: str) -> float:
         if label == "cell phone":
@@ -278,6 +318,7 @@ class DeviceRule:
             steady = [t for t in tracks if len(t.hits) >= self.m]
             if boxes:
                 self._last_seen[label] = max(obs.ts, self._last_seen.get(label, obs.ts))
+                self._last_obs[label] = obs
             if steady:
                 seen[label] = steady
         for label in self.labels:  # in the order of the setting: the first one wins a tie
@@ -301,6 +342,8 @@ class DeviceRule:
                     f"in {len(track.hits)} of the last {len(window)} samples"
                 ),
                 observation=obs,
+                key=label,
+                score=self._score(label, obs),
             )
         return None
 
@@ -345,6 +388,15 @@ class LookingAwayRule(_DurationRule):
             abs(pose.yaw) > self.settings.looking_away_yaw
             or abs(pose.pitch) > self.settings.looking_away_pitch
         )
+
+    def score(self, obs: Observation) -> float:
+        """How far the head turned, in units of the threshold (the larger of yaw, pitch)."""
+        pose = main_pose(obs, self.settings)
+        if pose is None:
+            return 0.0
+        yaw = abs(pose.yaw) / max(self.settings.looking_away_yaw, 1e-6)
+        pitch = abs(pose.pitch) / max(self.settings.looking_away_pitch, 1e-6)
+        return round(max(yaw, pitch), 2)
 
     def message(self, obs: Observation, lasted: float) -> str:
         pose = main_pose(obs, self.settings)
@@ -448,6 +500,24 @@ class CameraBlockedRule:
         self._poor: dict[str, Episode] = {}
         self._frozen: dict[str, Episode] = {}
         self._previous: dict[str, tuple[float, bytes]] = {}
+        self._holding: dict[str, Observation] = {}
+
+    def ongoing(self, now: float) -> dict[str, Sighting]:
+        out = {}
+        for view, obs in self._holding.items():
+            lasts = [e.last for e in (self._poor.get(view), self._frozen.get(view)) if e]
+            last = max((t for t in lasts if t is not None), default=None)
+            if last is not None:
+                out[view] = Sighting(last, 1.0, obs)
+        return out
+
+    @staticmethod
+    def cause(problems: frozenset[str]) -> str:
+        """The one problem the candidate is told about: covered before dark before blurred."""
+        for problem in ("blocked", "dark", "blurred"):
+            if problem in problems:
+                return problem
+        return next(iter(sorted(problems)), "")
 
     def _frozen_now(self, obs: Observation) -> bool | None:
         quality = obs.quality
@@ -474,13 +544,16 @@ class CameraBlockedRule:
             frozen.update(previous_ts, True)  # the picture has not changed since then
         frozen_for = frozen.update(obs.ts, is_frozen)
         poor_for = poor.update(obs.ts, not obs.quality.usable)
+        if is_frozen or not obs.quality.usable:
+            self._holding[obs.view] = obs
         candidates = []
         if poor_for is not None and poor_for >= self.settings.camera_blocked_seconds:
             what = " / ".join(sorted(obs.quality.problems))
-            candidates.append((poor, f"Picture {what} for {poor_for:.1f} s"))
+            cause = self.cause(obs.quality.problems)
+            candidates.append((poor, f"Picture {what} for {poor_for:.1f} s", cause))
         if frozen_for is not None and frozen_for >= self.settings.frozen_seconds:
-            candidates.append((frozen, f"Picture frozen for {frozen_for:.1f} s"))
-        for episode, message in candidates:
+            candidates.append((frozen, f"Picture frozen for {frozen_for:.1f} s", "frozen"))
+        for episode, message, cause in candidates:
             if episode.raised or not self._cooldown.ready(self.type, obs.view, obs.ts):
                 continue
             assert episode.since is not None
@@ -494,5 +567,6 @@ class CameraBlockedRule:
                 started_at=episode.since,
                 message=message,
                 observation=obs,
+                cause=cause,
             )
         return None

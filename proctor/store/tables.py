@@ -150,6 +150,18 @@ class Alert(Base):
         String(16), default="open"
     )  # open | acknowledged | dismissed
     evidence_id: Mapped[int | None] = mapped_column(ForeignKey("evidence.id"), nullable=True)
+    # the alert is an episode (issue 18): raised once, then kept up to date while the
+    # condition lasts. last_seen_at moves while it is ongoing (not in the audit record);
+    # ended_at is set when it closes. Alerts from before episodes have neither.
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the worst moment: its score (comparable within a type) and screenshot
+    peak_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peak_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    peak_evidence_id: Mapped[int | None] = mapped_column(
+        ForeignKey("evidence.id", name="fk_alerts_peak_evidence_id_evidence"), nullable=True
+    )
+    cause: Mapped[str | None] = mapped_column(String(16), nullable=True)  # e.g. "frozen"
 
 
 class Danmaku(Base):

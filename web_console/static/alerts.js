@@ -6,6 +6,7 @@
 
 import {
   alertTypeLabel,
+  episodeText,
   formatClock,
   formatDateTime,
   parseTime,
@@ -327,6 +328,16 @@ export class AlertFeed {
     }
 
     main.append(head, who);
+    const episode = episodeText(alert);
+    if (episode) {
+      // an episode: its running duration (ticked by tickEpisodes) or how long it lasted
+      const span = document.createElement("p");
+      span.className = "alert-episode";
+      span.dataset.episodeOngoing = String(Boolean(alert.ongoing));
+      span.dataset.startedAt = alert.started_at;
+      span.textContent = episode;
+      main.append(span);
+    }
     if (alert.message) {
       const message = document.createElement("p");
       message.className = "alert-message";

@@ -10,6 +10,7 @@ import { ApiError, apiFetch } from "./api.js";
 import {
   actionLabel,
   alertTypeLabel,
+  episodeText,
   DANMAKU_STATES,
   eventLabel,
   flowStepLabel,
@@ -247,6 +248,7 @@ export class CandidatePanel {
     if (id === null) return;
     switch (msg.type) {
       case "alert":
+      case "alert_update": // the alert's episode goes on or closed: the same item, refreshed
         if (String(msg.alert?.candidate_id) === String(id)) {
           this.addTimeline({ at: msg.alert.raised_at, kind: "alert", alert: msg.alert });
         }
@@ -337,6 +339,13 @@ export class CandidatePanel {
         text("strong", "", alertTypeLabel(a.type)),
         text("span", "muted", ` · ${viewLabel(a.view)} · ${a.status}`),
       );
+      const episode = episodeText(a);
+      if (episode) {
+        const span = text("div", "timeline-episode", episode);
+        span.dataset.episodeOngoing = String(Boolean(a.ongoing));
+        span.dataset.startedAt = a.started_at;
+        body.append(span);
+      }
       if (a.handling) {
         body.append(
           text("div", "timeline-note", `${a.handling.action === "dismiss" ? "Dismissed 排除" : "Acknowledged 确认"} · ${a.handling.by_name || ""} — ${a.handling.reason}`),

@@ -12,6 +12,7 @@ import {
   healthProblems,
   parseTime,
   sittingKindLabel,
+  tickEpisodes,
 } from "./labels.js";
 import { ReconnectingSocket, socketUrl } from "./socket.js";
 import { FILTERS, TileGrid } from "./tiles.js";
@@ -672,6 +673,15 @@ socket.addEventListener("message", (event) => {
       }
       return;
     }
+    case "alert_update": {
+      // an ongoing alert's episode moved on (last seen, severity, worst moment) or closed
+      const alert = msg.alert;
+      if (!alert || !belongsToSitting(alert)) return;
+      // keep what the console knows of its handling (the update does not carry it)
+      const known = feed.get(alert.id);
+      applyAlert(known ? { ...known, ...alert, handling: known.handling } : alert, { markNew: false });
+      return;
+    }
     case "connection":
       // The socket carries this sitting's events only, so an unknown id is a new candidate.
       if (tiles.has(msg.candidate_id)) {
@@ -693,6 +703,12 @@ socket.addEventListener("message", (event) => {
       }
       return;
     }
+    case "page_event":
+      // the candidate page's own events: leaving it is counted on the tile (issue 18)
+      if (msg.screen_left && tiles.has(msg.candidate_id)) {
+        tiles.patch(msg.candidate_id, { screen_left: msg.screen_left });
+      }
+      return;
     case "flow":
       // the exam flow moved a candidate on (issue 3): step, progress, time left
       if (tiles.has(msg.candidate_id)) scheduleRosterReload(1500);
@@ -752,6 +768,7 @@ try {
 loadHealth();
 // The socket pushes health on connect; polling as well catches a detector that fails later.
 window.setInterval(loadHealth, HEALTH_POLL_MS);
+window.setInterval(() => tickEpisodes(), 1000); // ongoing alerts' running durations
 loadSittings();
 tiles.startThumbnails(); // the socket starts once a sitting is chosen
 window.addEventListener("pagehide", () => socket.stop());

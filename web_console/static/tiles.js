@@ -192,6 +192,7 @@ export class TileGrid {
       progress: el.querySelector(".progress-chip"),
       time: el.querySelector(".time-chip"),
       phone: el.querySelector(".phone-chip"),
+      screen: el.querySelector(".screen-chip"),
       voice: el.querySelector(".voice-chip"),
       ladder: el.querySelector(".ladder-chip"),
       open: el.querySelector(".open-button"),
@@ -354,6 +355,15 @@ export class TileGrid {
     }
     tile.el.dataset.phone = phoneState || "ok";
     setChip(refs.phone, phone, phoneState);
+    // leaving the exam page (切屏, issue 18): how often, how long in all, away now
+    const left = data.screen_left;
+    tile.el.dataset.screenLeft = String(left?.count || 0);
+    setChip(
+      refs.screen,
+      left?.count ? `Left page 切屏 ${left.count}× · ${formatDuration(left.seconds)}` : "",
+      left?.away_since ? "away" : left?.count ? "left" : null,
+      left?.away_since ? `Away since 离开自 ${formatDateTime(parseTime(left.away_since))}` : "",
+    );
     setChip(refs.voice, data.voice ? "In a call 通话中" : "", data.voice ? "on" : null);
     const next = data.ladder?.next;
     setChip(
