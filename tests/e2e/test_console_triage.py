@@ -266,6 +266,8 @@ async def test_console_triage(triage_server, media_dir, chromium_path, tmp_path)
             item = box.locator(f'.snooze-item[data-candidate-id="{b_id}"][data-type="speech"]')
             await expect(item).to_have_count(1)
             await expect(item).to_contain_text(reason)
+            await expect(b_tile).to_have_attribute("data-snoozed", "speech")
+            await expect(b_tile.locator(".snooze-chip")).to_be_visible()
 
             # raised while snoozed: recorded, not pushed; later alerts still are
             i_snoozed = await raise_(b_id, b_name, "speech", "critical")
@@ -321,6 +323,7 @@ async def test_console_triage(triage_server, media_dir, chromium_path, tmp_path)
             # -- ended early: B's speech alerts are pushed again --------------------------
             await item.locator(".snooze-end").click()
             await expect(item).to_have_count(0)
+            await expect(b_tile).to_have_attribute("data-snoozed", "")
             i_after = await raise_(b_id, b_name, "speech", "warning")
             await expect(feed.locator(f'li.alert[data-alert-id="{i_after}"]')).to_be_visible(
                 timeout=15_000
@@ -332,3 +335,54 @@ async def test_console_triage(triage_server, media_dir, chromium_path, tmp_path)
             await browser.close()
             await a_media.close()
             await inject.close()
+
+
+async def test_feed_orders_and_shows_episodes(triage_server, chromium_path):
+    """The feed module on its own, in Chromium: order by severity then time whatever
+    else an alert carries, and an episode's fields (ongoing, last seen, peak score) shown
+    without any change to the feed (the shape issue 18's episodes give alerts)."""
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path, args=chromium_args())
+        try:
+            page = await (await browser.new_context(base_url=triage_server.url)).new_page()
+            await page.goto("/console/index.html")
+            result = await page.evaluate(
+                """async () => {
+                  const { AlertFeed } = await import('/console/alerts.js');
+                  const list = document.createElement('ol');
+                  document.body.append(list);
+                  const feed = new AlertFeed(list, {
+                    onOpenEvidence() {}, onCandidate() {}, onHandle() {}, onSnooze() {},
+                  });
+                  const t = (s) => new Date(Date.UTC(2026, 11, 6, 10, 0, s)).toISOString();
+                  const a = (id, severity, s, more = {}) => ({
+                    id, candidate_id: id % 3, candidate_name: `C${id % 3}`, type: 'device',
+                    severity, view: 'first', message: 'm', status: 'open',
+                    started_at: t(s), raised_at: t(s), ...more });
+                  feed.merge([
+                    a(1, 'info', 50), a(2, 'critical', 10), a(3, 'warning', 40),
+                    a(4, 'critical', 30, { ongoing: true, last_seen_at: t(55), peak_score: 0.91 }),
+                    a(5, 'warning', 45, { status: 'acknowledged' }),
+                    a(6, 'warning', 20, { ongoing: false, last_seen_at: t(50) }),
+                  ]);
+                  const order = () => feed.shownAlerts().map((x) => x.id);
+                  const before = order();
+                  // an episode updated while it lasts: became critical, seen again
+                  feed.add(a(3, 'critical', 40, { ongoing: true, last_seen_at: t(59) }));
+                  const li = (id) => list.querySelector(`li[data-alert-id="${id}"]`);
+                  return {
+                    before, after: order(),
+                    facts4: li(4).querySelector('.alert-facts').textContent,
+                    facts6: li(6).querySelector('.alert-facts').textContent,
+                    facts1: li(1).querySelector('.alert-facts'),
+                  };
+                }"""
+            )
+        finally:
+            await browser.close()
+    assert result["before"] == [4, 2, 3, 6, 1]  # acknowledged 5 hidden
+    assert result["after"] == [3, 4, 2, 6, 1]
+    assert "ongoing since" in result["facts4"] and "peak" in result["facts4"]
+    assert "0.91" in result["facts4"]
+    assert "lasted" in result["facts6"] and "0:30" in result["facts6"]
+    assert result["facts1"] is None

@@ -275,6 +275,16 @@ export class AlertFeed {
     return this.select(shown[next].id);
   }
 
+  /** Running durations of ongoing alerts (call every second). */
+  tick() {
+    for (const { alert, el } of this.items.values()) {
+      if (alert.ongoing !== true || el.hidden) continue;
+      const facts = el.querySelector(".alert-facts");
+      const fresh = episodeFacts(alert);
+      if (facts && fresh) facts.textContent = fresh.textContent;
+    }
+  }
+
   // ---- internals --------------------------------------------------------------------------
 
   put(alert, markNew) {
@@ -548,7 +558,7 @@ function episodeFacts(alert) {
   const started = parseTime(alert.started_at);
   const lastSeen = parseTime(alert.last_seen_at);
   if (alert.ongoing === true && started) {
-    parts.push(`ongoing since 持续自 ${formatClock(started)}`);
+    parts.push(`ongoing since 持续自 ${formatClock(started)} (${formatDuration((Date.now() - started) / 1000)})`);
   } else if (alert.ongoing === false && started && lastSeen) {
     parts.push(`lasted 持续 ${formatDuration((lastSeen - started) / 1000)}`);
   }

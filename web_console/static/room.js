@@ -304,6 +304,7 @@ function renderFeedTools() {
 
 function renderSnoozes() {
   const active = feed.activeSnoozes();
+  tiles.setSnoozes(active);
   const snoozedAlerts = feed.snoozedCount();
   els.snoozesBox.hidden = active.length === 0 && snoozedAlerts === 0;
   els.snoozeCount.textContent = String(active.length);
@@ -354,7 +355,10 @@ function tickSnoozes() {
   }
   if (expired) renderSnoozes();
 }
-window.setInterval(tickSnoozes, 1000);
+window.setInterval(() => {
+  tickSnoozes();
+  feed.tick();
+}, 1000);
 
 async function endSnooze(snooze, button) {
   button.disabled = true;
@@ -947,9 +951,9 @@ async function loadSittingData({ afterReconnect = false } = {}) {
       apiFetch(`/api/console/snoozes?${query}`),
     ]);
     if (generation !== state.generation) return; // the invigilator switched sittings
-    feed.setSnoozes(Array.isArray(snoozes) ? snoozes : []);
     state.rosterLoaded = true;
     tiles.setCandidates(Array.isArray(candidates) ? candidates : []);
+    feed.setSnoozes(Array.isArray(snoozes) ? snoozes : []);
     const opened = panel.candidateId;
     if (opened !== null) {
       const fresh = (candidates || []).find((c) => String(c.id) === String(opened));
