@@ -73,8 +73,8 @@ export class CriticalNotifier {
     this.toggle.setAttribute("aria-pressed", String(this.enabled));
     this.toggle.dataset.enabled = String(this.enabled);
     this.toggle.textContent = this.enabled
-      ? "Critical alerts: sound + notification ON 严重告警提醒：开"
-      : "Critical alerts: sound + notification off 严重告警提醒：关";
+      ? "Critical: chime + notify ON 严重告警提醒：开"
+      : "Critical: chime + notify off 严重告警提醒：关";
     let words = "";
     if (this.enabled) {
       const permission = this.permission;
