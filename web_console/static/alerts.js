@@ -292,6 +292,7 @@ export class AlertFeed {
     const key = String(alert.id);
     const existing = this.items.get(key);
     if (existing) {
+      if (isStale(alert, existing.alert)) return false;
       const fresh = this.render(alert);
       for (const cls of ["is-new", "is-selected"]) {
         if (existing.el.classList.contains(cls)) fresh.classList.add(cls);
@@ -542,6 +543,16 @@ export class AlertFeed {
     }
     return li;
   }
+}
+
+/** An older copy of an alert we hold (e.g. a list fetched before it was acknowledged that
+ *  arrives after the acknowledgement): handling never goes back to open, and an alert
+ *  updated while it lasts is never replaced by an earlier update. */
+function isStale(incoming, held) {
+  if (isOpen(incoming) && !isOpen(held)) return true;
+  const seenIn = parseTime(incoming.last_seen_at)?.getTime();
+  const seenHeld = parseTime(held.last_seen_at)?.getTime();
+  return seenIn !== undefined && seenHeld !== undefined && seenIn < seenHeld;
 }
 
 function snoozeWords(snooze) {

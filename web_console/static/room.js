@@ -109,6 +109,7 @@ const state = {
   rooms: /** @type {any[]} */ ([]),
   generation: 0, // bumps on every sitting switch; stale answers are dropped
   rosterLoaded: false, // candidates of the current sitting arrived at least once
+  changes: 0, // alerts and snoozes applied; a list fetched meanwhile may be older
   leaving: false,
 };
 
@@ -224,8 +225,10 @@ const panel = new CandidatePanel({
 /** An alert arrived (new, or its status changed): feed, tile counters, announcement;
  *  a critical one (new, or become critical) chimes and notifies when switched on.
  *  An alert raised while its candidate's type is snoozed counts nowhere. */
-function applyAlert(alert, { markNew }) {
-  const { isNew, was } = feed.add(alert, { markNew });
+function applyAlert(incoming, { markNew }) {
+  state.changes += 1;
+  const { isNew, was } = feed.add(incoming, { markNew });
+  const alert = feed.get(incoming.id) || incoming; // a late, older copy changes nothing
   const open = isOpen(alert) && !feed.isSnoozed(alert);
   const wasOpen = was ? isOpen(was) && !feed.isSnoozed(was) : false;
   if (open && markNew && alert.severity === "critical" && (isNew || was?.severity !== "critical")) {
@@ -367,6 +370,7 @@ async function endSnooze(snooze, button) {
       method: "POST",
       body: { reason: "" },
     });
+    state.changes += 1;
     feed.upsertSnooze(body);
     announce("Snooze ended 已结束静音");
   } catch (err) {
@@ -428,6 +432,7 @@ els.snoozeForm.addEventListener("submit", async (event) => {
       `/api/console/candidates/${encodeURIComponent(alert.candidate_id)}/snoozes`,
       { method: "POST", body: { type: alert.type, minutes: Number(els.snoozeMinutes.value), reason } },
     );
+    state.changes += 1;
     feed.upsertSnooze(snooze);
     els.snoozeDialog.close();
     announce(`Snoozed 已静音: ${alertTypeLabel(alert.type)}`);
@@ -943,6 +948,7 @@ async function loadSittingData({ afterReconnect = false } = {}) {
   const sittingId = state.sittingId;
   if (!sittingId) return;
   const generation = state.generation;
+  const changes = state.changes;
   const query = placeQuery();
   try {
     const [candidates, alerts, snoozes] = await Promise.all([
@@ -954,6 +960,9 @@ async function loadSittingData({ afterReconnect = false } = {}) {
     state.rosterLoaded = true;
     tiles.setCandidates(Array.isArray(candidates) ? candidates : []);
     feed.setSnoozes(Array.isArray(snoozes) ? snoozes : []);
+    // an alert handled (or a snooze set) while these lists were on their way: the tiles'
+    // counts may be older than the feed; fetch again
+    if (state.changes !== changes) scheduleRosterReload(300);
     const opened = panel.candidateId;
     if (opened !== null) {
       const fresh = (candidates || []).find((c) => String(c.id) === String(opened));
@@ -1063,7 +1072,10 @@ socket.addEventListener("message", (event) => {
       return;
     }
     case "snooze":
-      if (msg.snooze && belongsToSitting(msg.snooze)) feed.upsertSnooze(msg.snooze);
+      if (msg.snooze && belongsToSitting(msg.snooze)) {
+        state.changes += 1;
+        feed.upsertSnooze(msg.snooze);
+      }
       return;
     case "connection":
       // The socket carries this sitting's events only, so an unknown id is a new candidate.
