@@ -49,6 +49,16 @@ class HandleIn(BaseModel):
     reason: str = Field(max_length=2000)
 
 
+class SnoozeIn(BaseModel):
+    type: str = Field(min_length=1, max_length=32)
+    minutes: int  # the domain checks 1-120
+    reason: str = Field(max_length=2000)
+
+
+class SnoozeEndIn(BaseModel):
+    reason: str = Field(default="", max_length=2000)
+
+
 class ScreenshotIn(BaseModel):
     view: Literal["first", "second"] = "first"
     note: str = Field(max_length=2000)
@@ -168,7 +178,11 @@ async def candidate_bodies(
     )
     alerts = await supervision.console_alerts(db, sitting_id, visible, limit=1000, status="open")
     by_severity: dict[int, dict[str, int]] = {}
+    snoozed: dict[int, int] = {}
     for alert in alerts:
+        if alert.get("snooze"):  # recorded while snoozed: not counted as open on the tile
+            snoozed[alert["candidate_id"]] = snoozed.get(alert["candidate_id"], 0) + 1
+            continue
         counts = by_severity.setdefault(alert["candidate_id"], {})
         counts[alert["severity"]] = counts.get(alert["severity"], 0) + 1
     ladders = await supervision.ladders(db, sitting_id, visible)
@@ -193,6 +207,7 @@ async def candidate_bodies(
                 "second_view_ever": "second" in ever.get(c.id, {}),
                 "open_alerts": sum(severities.values()),
                 "open_by_severity": severities,
+                "snoozed_alerts": snoozed.get(c.id, 0),
                 "ladder": ladders.get(c.id),
                 # leaving the exam page (切屏): count, total seconds, away since
                 "screen_left": screen.summary(left.get(c.id, []), now),
@@ -316,6 +331,65 @@ async def handle_candidate_alerts(
         alerts=await supervision.open_alerts_of(db, candidate_id),
         action=body.action,
         reason=body.reason,
+    )
+
+
+# ----------------------------------------------------------------------------- snoozes
+
+
+@router.get("/api/console/snoozes")
+async def snoozes(
+    sitting_id: int = Query(ge=1),
+    room_id: int | None = Query(None, ge=1),
+    include_ended: bool = False,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+) -> list[dict]:
+    """The running snoozes of the caller's candidates (with ``include_ended``: all)."""
+    await rooms.check_sitting(db, scope, sitting_id)
+    if room_id is not None:
+        await rooms.check_room(db, scope, room_id)
+    visible = (
+        None
+        if scope.everything and room_id is None
+        else await rooms.visible_candidates(db, scope, sitting_id, room_id)
+    )
+    return await supervision.list_snoozes(db, sitting_id, visible, active_only=not include_ended)
+
+
+@router.post("/api/console/candidates/{candidate_id}/snoozes")
+async def snooze(
+    candidate_id: int,
+    body: SnoozeIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    """Snooze one candidate's alerts of one type for N minutes, with a reason."""
+    cand = await rooms.check_candidate(db, scope, candidate_id)
+    return await supervision.snooze_alerts(
+        db,
+        rt.bus,
+        staff_id=scope.staff_id,
+        candidate=cand,
+        alert_type=body.type,
+        minutes=body.minutes,
+        reason=body.reason,
+    )
+
+
+@router.post("/api/console/snoozes/{snooze_id}/end")
+async def end_snooze(
+    snooze_id: int,
+    body: SnoozeEndIn | None = None,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    row = await supervision.get_snooze(db, snooze_id)
+    await rooms.check_candidate(db, scope, row.candidate_id)
+    return await supervision.end_snooze(
+        db, rt.bus, staff_id=scope.staff_id, snooze=row, reason=body.reason if body else ""
     )
 
 
@@ -460,7 +534,7 @@ async def live_close(who: Principal = Depends(staff), rt: Runtime = Depends(runt
 
 def subject_of(msg: Message) -> tuple[int | None, int | None]:
     """(candidate id, room id) a sitting-channel message is about."""
-    for key in ("alert", "danmaku", "evidence", "action"):
+    for key in ("alert", "danmaku", "evidence", "action", "snooze"):
         inner = msg.get(key)
         if isinstance(inner, dict):
             return inner.get("candidate_id"), inner.get("room_id")
@@ -478,6 +552,7 @@ class SocketScope:
         self.room_id = room_id
         self.scope: Scope | None = None
         self.candidates: set[int] = set()
+        self.snoozes = supervision.SnoozeBook()
 
     async def load(self) -> None:
         async with self.rt.db.session() as db:
@@ -490,6 +565,7 @@ class SocketScope:
             self.candidates = await rooms.visible_candidates(
                 db, self.scope, self.sitting_id, self.room_id
             )
+            self.snoozes = await supervision.snooze_book(db, self.sitting_id)
 
     def sees(self, msg: Message) -> bool:
         if msg.get("type") == "extension":  # the flow's: several candidates, or everyone
@@ -511,6 +587,11 @@ class SocketScope:
                 await self.load()
             except DomainError:
                 self.candidates = set()  # no longer theirs: they see no candidate any more
+                return None
+        if msg.get("type") == "snooze" and isinstance(msg.get("snooze"), dict):
+            self.snoozes.update(msg["snooze"])
+        if msg.get("type") == "alert" and isinstance(msg.get("alert"), dict):
+            if self.snoozes.hides(msg["alert"]):  # recorded, not pushed as new
                 return None
         return msg if self.sees(msg) else None
 

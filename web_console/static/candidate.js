@@ -369,6 +369,14 @@ export class CandidatePanel {
       if (["discipline_warning", "exam_terminated"].includes(a.kind) && a.data?.category) {
         body.append(text("span", "muted", ` · ${violationCategoryLabel(a.data.category)}`));
       }
+      if (a.kind === "alerts_snoozed" && a.data?.type) {
+        body.append(
+          text("span", "muted", ` · ${alertTypeLabel(a.data.type)} · ${a.data.minutes} min 分钟`),
+        );
+      }
+      if (a.kind === "snooze_ended" && a.data?.type) {
+        body.append(text("span", "muted", ` · ${alertTypeLabel(a.data.type)}`));
+      }
       if (a.kind === "voice_ended" && a.data?.seconds !== undefined) {
         body.append(text("span", "muted", ` · ${formatDuration(a.data.seconds)}`));
       }

@@ -332,6 +332,8 @@ export const ACTIONS = {
   exam_resumed: "Exam resumed 恢复考试",
   discipline_warning: "Warning 警告",
   exam_terminated: "Exam ended 终止考试",
+  alerts_snoozed: "Alerts snoozed 告警静音",
+  snooze_ended: "Snooze ended 结束静音",
 };
 
 export const EVENTS = {
@@ -368,6 +370,13 @@ export const HANDLING_REASONS = {
     "Technical problem, not the candidate 技术原因",
   ],
 };
+
+// Ready-made reasons for snoozing a candidate's alerts of one type.
+export const SNOOZE_REASONS = [
+  "Known and checked, not a violation 已核实，非违规",
+  "Allowed object in the room 经允许的物品",
+  "Candidate being helped by the invigilator 监考正在处理",
+];
 
 export function flowStepLabel(step) {
   return FLOW_STEPS[step] || (step ? humanise(step) : "");
