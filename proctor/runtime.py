@@ -39,7 +39,7 @@ from proctor.store import migrate
 from proctor.store.db import Database
 from proctor.store.tables import Candidate, Sitting
 from proctor.vision.analyzer import FrameAnalyzer, build_analyzer
-from proctor.vision.identity import DLIB_THRESHOLD
+from proctor.vision.identity import DEFAULT_MODEL, model_threshold
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,13 @@ def rule_settings(raw: dict[str, Any] | None) -> RuleSettings:
 
 class RegisteredPhotoIdentity:
     """The monitor's identity re-check: the live face against the registered photo, on
-    the exam's identity worker processes (which cache the photo's embedding)."""
-
-    threshold = DLIB_THRESHOLD
+    the exam's identity worker processes (which cache the photo's embedding), with the
+    same model and threshold as the photo check at entry."""
 
     def __init__(self, checker: Any, storage: EvidenceStorage) -> None:
         self.checker = checker
         self.storage = storage
+        self.threshold = model_threshold(getattr(checker, "model", DEFAULT_MODEL))
 
     async def distance(self, ref: CandidateRef, live_jpeg: bytes) -> float | None:
         if not ref.photo_relpath:

@@ -33,7 +33,7 @@ from proctor.exam.room_record import flow_body, flow_facts
 from proctor.exam.rooms import Scope
 from proctor.exam.service import ExamService
 from proctor.media import turn
-from proctor.runtime import Runtime
+from proctor.runtime import Runtime, rule_settings
 from proctor.store.tables import Attempt, Candidate, TimeExtension
 
 router = APIRouter()
@@ -140,13 +140,15 @@ async def identity_check(
     image = await read_body(request, identity.MAX_IMAGE_BYTES)
     ctx = await flow.load(db, who.subject_id)
     before = identity.before_check(ctx, rt.storage, image)
+    # the sitting may ask for a stricter same-person limit than the model's
+    max_distance = rule_settings(ctx.sitting.rules).identity_max_distance
     await db.rollback()  # no transaction is held while the face model runs
     if before.registered is None:
         outcome: dict[str, Any] = {"passed": False, "reason": "no_registered_photo"}
     elif exam.identity is None:
         outcome = {"passed": False, "reason": "unavailable"}
     else:
-        outcome = await exam.identity.check(before.registered, image)
+        outcome = await exam.identity.check(before.registered, image, max_distance)
     ctx = await flow.load(db, who.subject_id, lock=True)
     result = await identity.record_check(db, ctx, rt.storage, image, outcome, exam.clock.now())
     await db.commit()

@@ -39,7 +39,9 @@ class ExamService:
         storage: EvidenceStorage,
         clock: Clock | None = None,
     ) -> ExamService:
-        identity = IdentityChecker(settings.models_dir, settings.identity_workers)
+        identity = IdentityChecker(
+            settings.models_dir, settings.identity_workers, settings.identity_model
+        )
         return cls(settings, db, bus, storage, clock or SystemClock(), identity)
 
     @property

@@ -72,6 +72,10 @@ class RuleSettings:
     # identity_mismatch: K consecutive identity checks say "someone else"
     identity_mismatch_k: int = 2
     identity_check_seconds: float = 30.0  # how often the monitor re-checks the face
+    # the sitting's own same-person limit for the photo check and the re-checks (a face
+    # distance below it); None: the model's shipped threshold. Only a stricter (smaller)
+    # value than the model's takes effect
+    identity_max_distance: float | None = None
     # analysis cost: the detectors' result (faces, head poses, persons, devices) is reused
     # for up to objects_interval_seconds while no 1/64 of the picture changed by
     # objects_change grey levels (proctor.vision.gate); 0 runs them on every analysed frame
@@ -133,6 +137,9 @@ class RuleSettings:
             raise ValueError("need 1 <= device_m <= device_k")
         if self.identity_mismatch_k < 1:
             raise ValueError("identity_mismatch_k must be >= 1")
+        limit = self.identity_max_distance
+        if limit is not None and (isinstance(limit, bool) or not 0 < limit < 2):
+            raise ValueError("identity_max_distance must be empty or within 0..2 (exclusive)")
         if self.second_view_fps and not 0.2 <= self.second_view_fps <= 10:
             raise ValueError("second_view_fps must be 0 (the sitting's rate) or 0.2..10")
         if self.speech_seconds > self.speech_window_seconds:
