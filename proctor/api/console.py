@@ -139,6 +139,8 @@ def _views(rt: Runtime, candidate_id: int) -> dict[str, Any]:
         connected, since = rt.peers.view_state(candidate_id, view)
         out[view] = {
             "connected": connected,
+            # went because the candidate's exam ended: not a lost connection
+            "ended": not connected and rt.peers.view_ended(candidate_id, view),
             "since": since.isoformat() if since else None,
             "last_frame_at": (
                 datetime.fromtimestamp(thumb.captured_at, UTC).isoformat() if thumb else None

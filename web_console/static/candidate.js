@@ -273,7 +273,10 @@ export class CandidatePanel {
         this.addTimeline({
           at: msg.at,
           kind: "event",
-          event: { kind: msg.connected ? "media_connected" : "media_lost", data: { view: msg.view } },
+          event: {
+            kind: msg.connected ? "media_connected" : msg.ended ? "media_ended" : "media_lost",
+            data: { view: msg.view },
+          },
         });
         if (msg.connected) {
           const view = this.live.find((v) => v.view === msg.view);

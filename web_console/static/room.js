@@ -675,7 +675,7 @@ socket.addEventListener("message", (event) => {
     case "connection":
       // The socket carries this sitting's events only, so an unknown id is a new candidate.
       if (tiles.has(msg.candidate_id)) {
-        tiles.setConnection(msg.candidate_id, msg.view, msg.connected, msg.at);
+        tiles.setConnection(msg.candidate_id, msg.view, msg.connected, msg.at, msg.ended);
         const c = tiles.candidate(msg.candidate_id);
         if (c && String(panel.candidateId) === String(msg.candidate_id)) panel.update(c);
       } else {
