@@ -420,10 +420,16 @@ async def report_info_problem(
     text = " ".join(text.split())
     if not 1 <= len(text) <= 500:
         raise Invalid("bad_report", "请用1到500个字描述问题。 Describe the problem in 1-500 chars.")
-    await record_event(db, ctx.candidate.id, "info_problem", now, text=text)
+    event = CandidateEvent(
+        candidate_id=ctx.candidate.id, kind="info_problem", data={"text": text}, at=now
+    )
+    db.add(event)
+    await db.flush()
     await db.commit()
     body = {
         "type": "info_problem",
+        "id": event.id,  # resolved by the invigilator: POST /api/invigilate/info-problems/{id}
+        "sitting_id": ctx.sitting.id,
         "candidate_id": ctx.candidate.id,
         "candidate_name": ctx.candidate.name,
         "text": text,

@@ -1,8 +1,13 @@
-"""Issue 23's dead ends in real headless Chromium against a real server.
+"""Issue 23's dead ends 1-3 in real headless Chromium against a real server.
 
 1. The end of the exam ends both views: after the hand-in the phone page says the exam is
    over and stops its camera; the console does not list the candidate as "connection
    lost"; the review counts no outage.
+2. "My details are wrong" reaches the invigilator's console as an item with the text; the
+   invigilator resolves it with a note, seen in the candidate's timeline and the review.
+3. After three failed photo checks the console lists the manual identity check: the
+   registered photo, the captured photos and the live face side by side, admit / retry /
+   refuse with a reason (a missing reason is refused in Chinese and English).
 """
 
 from __future__ import annotations
@@ -189,4 +194,149 @@ async def test_hand_in_ends_both_views_and_is_no_outage(
         assert ended == {"first", "second"}
     finally:
         await inv.aclose()
+        await rev.aclose()
+
+
+# ----------------------------------------------------------------------------- 2
+
+
+async def test_wrong_details_reach_the_console_and_their_resolution_is_recorded(
+    roles_server, chromium_path, tmp_path
+):
+    s = roles_server.formal
+    cand = s.candidates[1]
+    text = "姓名应为“张三丰” The name should read Zhang Sanfeng"
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path, args=chromium_args())
+        try:
+            console = await _console(browser, roles_server.url, s.id)
+            await expect(console.locator(f'.tile[data-candidate-id="{cand.id}"]')).to_be_visible(
+                timeout=15_000
+            )
+            page = await (await browser.new_context(base_url=roles_server.url)).new_page()
+            await _login(page, s.password, cand.id_number)
+            await page.click("details.problem summary")
+            await page.fill("#problem-text", text)
+            await page.click("#send-problem")
+            await expect(page.locator("#problem-sent")).to_be_visible(timeout=10_000)
+
+            # the console shows it at once, with the text typed
+            item = console.locator(
+                f'#request-list li.request[data-kind="info_problem"][data-candidate-id="{cand.id}"]'
+            )
+            await expect(item).to_be_visible(timeout=15_000)
+            await expect(item.locator(".request-text")).to_have_text(text)
+            await expect(console.locator("#request-count")).to_have_text("1")
+            await console.screenshot(path=str(tmp_path / "console-info-problem.png"))
+
+            # resolving needs a note, said in both languages
+            await item.locator(".request-resolve-button").click()
+            error = item.locator(".request-error")
+            await expect(error).to_be_visible(timeout=10_000)
+            await expect(error).to_contain_text("请填写处理说明")
+            await expect(error).to_contain_text("Say how it was resolved")
+            note = "已在报名系统更正姓名 Name corrected in the registration system"
+            await item.locator(".request-note").fill(note)
+            await item.locator(".request-resolve-button").click()
+            await expect(item).to_have_count(0, timeout=10_000)
+            await expect(console.locator("#requests-empty")).to_be_visible()
+
+            # the candidate's timeline in the console: the text and the resolution
+            tile = console.locator(f'.tile[data-candidate-id="{cand.id}"]')
+            await tile.locator(".open-button").click()
+            timeline = console.locator("#timeline")
+            reported = timeline.locator('li[data-event-kind="info_problem"]')
+            await expect(reported).to_contain_text(text, timeout=10_000)
+            await expect(reported).to_contain_text(note)
+            resolved = timeline.locator('li[data-event-kind="info_problem_resolved"]')
+            await expect(resolved).to_contain_text(note)
+            await console.screenshot(path=str(tmp_path / "console-info-timeline.png"))
+
+        finally:
+            await browser.close()
+
+    rev = await _staff_http(roles_server.url, REVIEWER)
+    try:
+        timeline = (await rev.get(f"/api/review/candidates/{cand.id}/timeline")).json()
+        events = {i["type"]: i for i in timeline["items"] if i["kind"] == "event"}
+        assert events["info_problem"]["data"]["text"] == text
+        assert events["info_problem_resolved"]["data"]["note"] == note
+        assert events["info_problem_resolved"]["data"]["by_name"]
+    finally:
+        await rev.aclose()
+
+
+# ----------------------------------------------------------------------------- 3
+
+
+async def test_manual_identity_check_in_the_console(roles_server, cameras, chromium_path, tmp_path):
+    s = roles_server.trial
+    cand = s.candidates[0]
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=chromium_path, args=chromium_args(cameras["biden2"])
+        )
+        try:
+            console = await _console(browser, roles_server.url, s.id)
+            page = await (await browser.new_context(base_url=roles_server.url)).new_page()
+            await _login(page, s.password, cand.id_number)
+            await page.click("#confirm-info")
+            await _pledge(page)
+            result = page.locator("#identity-result")
+            for failures in (1, 2, 3):
+                await page.click("#capture-photo")
+                await expect(page.locator("#identity-attempts")).to_contain_text(
+                    f"{failures} of 3 failed", timeout=90_000
+                )
+            await expect(result).to_have_attribute("data-result", "failed")
+            await expect(page.locator("#identity-wait")).to_be_visible()
+
+            # the console lists the case without a reload
+            item = console.locator(
+                '#request-list li.request[data-kind="identity_review"]'
+                f'[data-candidate-id="{cand.id}"]'
+            )
+            await expect(item).to_be_visible(timeout=20_000)
+            await item.locator(".request-compare").click()
+            dialog = console.locator("#identity-dialog")
+            await expect(dialog).to_be_visible()
+            # registered photo, the three captured photos and the live face, side by side
+            for img in ("#identity-registered", "#identity-live"):
+                await expect(dialog.locator(img)).to_be_visible(timeout=15_000)
+            await expect(dialog.locator("#identity-captures img")).to_have_count(3)
+            loaded = await dialog.evaluate(
+                "d => [...d.querySelectorAll('#identity-registered, #identity-captures img, "
+                "#identity-live')].map(i => i.complete && i.naturalWidth > 0)"
+            )
+            assert loaded == [True] * 5, loaded
+            await console.screenshot(path=str(tmp_path / "console-identity.png"))
+
+            # without a reason: refused in Chinese and English, with a stable code
+            await dialog.locator('button[data-decision="admit"]').click()
+            error = dialog.locator("#identity-error")
+            await expect(error).to_be_visible(timeout=10_000)
+            await expect(error).to_have_attribute("data-code", "reason_required")
+            await expect(error).to_contain_text("请填写原因")
+            await expect(error).to_contain_text("Give the reason")
+            assert "validation" not in (await error.text_content() or "").lower()
+
+            # admitted with a reason: the candidate's page moves on
+            reason = "已核对考生出示的身份证 Checked the ID card held up to the camera"
+            await dialog.locator("#identity-reason").fill(reason)
+            await dialog.locator('button[data-decision="admit"]').click()
+            await expect(dialog).to_be_hidden(timeout=10_000)
+            await expect(item).to_have_count(0, timeout=10_000)
+            await expect(page.locator("#flow")).to_have_attribute(
+                "data-step", "phone", timeout=20_000
+            )
+        finally:
+            await browser.close()
+
+    rev = await _staff_http(roles_server.url, REVIEWER)
+    try:
+        timeline = (await rev.get(f"/api/review/candidates/{cand.id}/timeline")).json()
+        assert timeline["attempt"]["identity_method"] == "manual"
+        admitted = [i for i in timeline["items"] if i.get("type") == "identity_admitted"]
+        assert admitted and admitted[0]["data"]["reason"] == reason
+    finally:
         await rev.aclose()

@@ -11,6 +11,7 @@ import {
   actionLabel,
   alertTypeLabel,
   DANMAKU_STATES,
+  eventDetail,
   eventLabel,
   flowStepLabel,
   formatClock,
@@ -387,6 +388,8 @@ export class CandidatePanel {
         text("strong", "", eventLabel(e.kind)),
         text("span", "muted", e.data?.view ? ` · ${viewLabel(e.data.view)}` : ""),
       );
+      const detail = eventDetail(e.kind, e.data);
+      if (detail) body.append(text("div", "timeline-note", detail));
     }
     return li;
   }

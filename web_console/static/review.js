@@ -4,7 +4,15 @@
 // Server: /api/review/* (docs/api.md, "Review"). Reviewers, chief examiners, admins only.
 
 import { ApiError, apiFetch, clearSession, getUser, onUnauthorized, saveSession } from "./api.js";
-import { alertTypeLabel, formatDateTime, parseTime, severityLabel, viewLabel } from "./labels.js";
+import {
+  alertTypeLabel,
+  eventDetail,
+  eventLabel,
+  formatDateTime,
+  parseTime,
+  severityLabel,
+  viewLabel,
+} from "./labels.js";
 
 const $ = (id) => document.getElementById(id);
 const SITTING_KEY = "proctor.review.sitting";
@@ -396,6 +404,11 @@ function itemLabel(item) {
   }
   if (item.kind === "staff_action") {
     return `${item.type} by ${item.by || "—"}${item.reason ? `: ${item.reason}` : ""}`;
+  }
+  if (item.kind === "event") {
+    const detail = eventDetail(item.type, item.data);
+    const view = item.data?.view ? ` (${viewLabel(item.data.view)})` : "";
+    return `${eventLabel(item.type)}${view}${detail ? ` — ${detail}` : ""}`;
   }
   return item.type;
 }

@@ -14,6 +14,7 @@ import {
   sittingKindLabel,
 } from "./labels.js";
 import { ReconnectingSocket, socketUrl } from "./socket.js";
+import { RequestsPanel } from "./requests.js";
 import { FILTERS, TileGrid } from "./tiles.js";
 
 const $ = (id) => document.getElementById(id);
@@ -175,6 +176,15 @@ const feed = new AlertFeed(els.alertFeed, {
 });
 
 els.showHandled.addEventListener("change", () => feed.setShowHandled(els.showHandled.checked));
+
+const requests = new RequestsPanel({
+  list: $("request-list"),
+  empty: $("requests-empty"),
+  count: $("request-count"),
+  dialog: $("identity-dialog"),
+  announce,
+  onCandidate: (candidateId) => tiles.focusTile(candidateId),
+});
 
 const panel = new CandidatePanel({
   onEvidence: (alert, opener) => openEvidence(alert, opener),
@@ -469,6 +479,7 @@ function selectSitting(sittingId, roomId = null) {
   tiles.clear();
   feed.clear();
   renderRooms();
+  requests.setPlace(state.sittingId, state.roomId);
   if (sittingId) {
     loadRooms();
     loadSittingData();
@@ -630,6 +641,7 @@ socket.addEventListener("state", (event) => {
 socket.addEventListener("open", (event) => {
   // Every (re)connection: fetch what may have happened while we were not listening.
   loadSittingData({ afterReconnect: event.detail.reconnect });
+  requests.scheduleReload(0);
 });
 
 let lastSessionCheck = 0;
@@ -660,6 +672,7 @@ function belongsToSitting(item) {
 socket.addEventListener("message", (event) => {
   const msg = event.detail;
   if (panel.candidateId !== null) panel.onMessage(msg);
+  requests.onMessage(msg);
   switch (msg.type) {
     case "alert": {
       const alert = msg.alert;
