@@ -45,6 +45,8 @@ class DanmakuIn(BaseModel):
 class HandleIn(BaseModel):
     action: Literal["acknowledge", "dismiss"]
     reason: str = Field(max_length=2000)
+    # acknowledge and keep the alert as a violation record (违纪记录)
+    record_violation: bool = False
 
 
 class ScreenshotIn(BaseModel):
@@ -286,7 +288,13 @@ async def handle_alert(
     alert = await supervision.get_alert(db, alert_id)
     await rooms.check_candidate(db, scope, alert.candidate_id)
     (out,) = await supervision.handle_alerts(
-        db, rt.bus, staff_id=scope.staff_id, alerts=[alert], action=body.action, reason=body.reason
+        db,
+        rt.bus,
+        staff_id=scope.staff_id,
+        alerts=[alert],
+        action=body.action,
+        reason=body.reason,
+        record_violation=body.record_violation,
     )
     return out
 
@@ -308,6 +316,7 @@ async def handle_candidate_alerts(
         alerts=await supervision.open_alerts_of(db, candidate_id),
         action=body.action,
         reason=body.reason,
+        record_violation=body.record_violation,
     )
 
 

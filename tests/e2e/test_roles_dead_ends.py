@@ -252,6 +252,16 @@ async def test_wrong_details_reach_the_console_and_their_resolution_is_recorded(
             await expect(resolved).to_contain_text(note)
             await console.screenshot(path=str(tmp_path / "console-info-timeline.png"))
 
+            # (item 10) time given back from the panel shows in the timeline at once, and
+            # after a reload of the panel
+            await console.fill("#extend-minutes", "5")
+            await console.fill("#extend-reason", "网络中断 network down")
+            await console.click("#extend-button")
+            extended = timeline.locator('li[data-event-kind="time_extended"]')
+            await expect(extended).to_contain_text("network down", timeout=10_000)
+            await console.click("#panel-close")
+            await tile.locator(".open-button").click()
+            await expect(extended).to_contain_text("5:00", timeout=10_000)
         finally:
             await browser.close()
 

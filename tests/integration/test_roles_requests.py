@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import pytest_asyncio
 
-from tests.flowkit import FlowApp, code
+from tests.flowkit import ADMIN, FlowApp, code
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -109,3 +109,86 @@ async def test_manual_identity_check_needs_a_reason_and_refusing_ends_the_exam(
     assert admitted["step"] == "phone"
     listed = await inv.ok("get", f"/api/invigilate/requests?sitting_id={s.id}")
     assert listed["identity_reviews"] == []
+
+
+async def test_acknowledging_as_a_violation_records_one(fa: FlowApp) -> None:
+    """Item 10: "recorded as a violation" in the acknowledge dialog keeps a violation
+    record (not only the words of the reason)."""
+    from proctor.store.tables import Alert
+
+    s = await fa.sitting(kind="formal", candidates=1)
+    cid = s.candidates[0].id
+    async with fa.rt.db.transaction() as db:
+        alerts = [
+            Alert(
+                sitting_id=s.id,
+                candidate_id=cid,
+                type="device",
+                severity="warning",
+                view="first",
+                message="phone seen",
+                started_at=fa.clock.now(),
+            )
+            for _ in range(2)
+        ]
+        db.add_all(alerts)
+        await db.flush()
+        ids = [a.id for a in alerts]
+    inv = await fa.staff()
+    wrong = await inv.post(
+        f"/api/console/alerts/{ids[0]}/handle",
+        json={"action": "dismiss", "reason": "false alarm", "record_violation": True},
+    )
+    assert wrong.status_code == 422 and code(wrong) == "violation_needs_acknowledge"
+    plain = await inv.ok(
+        "post",
+        f"/api/console/alerts/{ids[0]}/handle",
+        json={"action": "acknowledge", "reason": "warned"},
+    )
+    assert plain["status"] == "acknowledged"
+    done = await inv.ok(
+        "post",
+        f"/api/console/alerts/{ids[1]}/handle",
+        json={"action": "acknowledge", "reason": "已记录违纪 phone", "record_violation": True},
+    )
+    assert done["status"] == "acknowledged"
+    record = await inv.ok("get", f"/api/console/sittings/{s.id}/record")
+    recorded = [v for v in record["violations"] if v["source"] == "invigilator"]
+    assert [v["note"] for v in recorded] == ["已记录违纪 phone"]
+    timeline = await inv.ok("get", f"/api/console/candidates/{cid}/timeline")
+    kinds = [i["action"]["kind"] for i in timeline if i["kind"] == "action"]
+    assert kinds.count("violation") == 1 and kinds.count("alert_acknowledged") == 2
+
+
+async def test_time_given_back_is_in_the_candidates_console_timeline(fa: FlowApp) -> None:
+    """Item 10: a time extension, the candidate's own or the whole sitting's, appears on
+    the candidate's console timeline."""
+    s = await fa.sitting(kind="formal", candidates=2)
+    first, second = (c.id for c in s.candidates)
+    inv = await fa.staff()
+    await inv.ok(
+        "post",
+        "/api/invigilate/extensions",
+        json={"sitting_id": s.id, "candidate_ids": [first], "minutes": 5, "reason": "网络 net"},
+    )
+    chief = await fa.staff(ADMIN)  # the whole sitting (an invigilator: their rooms)
+    await chief.ok(
+        "post",
+        "/api/invigilate/extensions",
+        json={"sitting_id": s.id, "candidate_ids": None, "minutes": 10, "reason": "停电 power"},
+    )
+
+    async def extended(cid: int) -> list[tuple[int, str, bool]]:
+        timeline = await inv.ok("get", f"/api/console/candidates/{cid}/timeline")
+        return sorted(
+            (
+                i["event"]["data"]["seconds"],
+                i["event"]["data"]["reason"],
+                bool(i["event"]["data"].get("whole_sitting")),
+            )
+            for i in timeline
+            if i["kind"] == "event" and i["event"]["kind"] == "time_extended"
+        )
+
+    assert await extended(first) == [(300, "网络 net", False), (600, "停电 power", True)]
+    assert await extended(second) == [(600, "停电 power", True)]

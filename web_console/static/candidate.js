@@ -269,6 +269,20 @@ export class CandidatePanel {
           this.addTimeline({ at: msg.danmaku.sent_at, kind: "danmaku", danmaku: msg.danmaku });
         }
         return;
+      case "extension":
+        // time given back (顺延) to this candidate or to the whole sitting
+        for (const row of msg.extensions || []) {
+          if (row.candidate_id !== null && String(row.candidate_id) !== String(id)) continue;
+          this.addTimeline({
+            at: row.granted_at,
+            kind: "event",
+            event: {
+              kind: "time_extended",
+              data: { ...row, whole_sitting: row.candidate_id === null },
+            },
+          });
+        }
+        return;
       case "connection":
         if (String(msg.candidate_id) !== String(id)) return;
         this.addTimeline({

@@ -378,6 +378,11 @@ export function eventDetail(kind, data) {
       return d.reason || "";
     case "identity_check":
       return d.passed ? "passed 通过" : `failed 未通过 (${d.reason || ""})`;
+    case "time_extended": {
+      const who = [d.by_name, d.reason].filter(Boolean).join(": ");
+      const all = d.whole_sitting ? " (whole sitting 全场)" : "";
+      return `+${formatDuration(d.seconds || 0)}${all}${who ? ` — ${who}` : ""}`;
+    }
     default:
       return "";
   }

@@ -242,6 +242,8 @@ function renderFilterCounts(counts) {
 
 // ---- acknowledge / dismiss with a reason -------------------------------------------------
 
+/** The ready-made reason that also records the alert as a violation. */
+const VIOLATION_REASON = HANDLING_REASONS.acknowledge.find((r) => r.startsWith("Recorded as a violation"));
 let handleTarget = null;
 let handleOpener = null;
 
@@ -257,6 +259,10 @@ function openHandleDialog(target, action, opener) {
     : `All open alerts of 全部未处理告警: ${tiles.candidateName(target.candidateId) || ""}`;
   els.handleReason.value = "";
   els.handleError.hidden = true;
+  // acknowledging may also keep the alert as a violation record (违纪记录)
+  const violation = $("handle-record-violation");
+  violation.checked = false;
+  $("handle-violation").hidden = !acknowledge;
   els.handleReasons.replaceChildren(
     ...HANDLING_REASONS[action].map((reason) => {
       const b = document.createElement("button");
@@ -265,6 +271,7 @@ function openHandleDialog(target, action, opener) {
       b.textContent = reason;
       b.addEventListener("click", () => {
         els.handleReason.value = reason;
+        if (reason === VIOLATION_REASON) $("handle-record-violation").checked = true;
         els.handleReason.focus();
       });
       return b;
@@ -294,9 +301,11 @@ els.handleForm.addEventListener("submit", async (event) => {
     : `/api/console/candidates/${encodeURIComponent(target.candidateId)}/alerts/handle`;
   els.handleSubmit.disabled = true;
   try {
+    const recordViolation =
+      target.action === "acknowledge" && $("handle-record-violation").checked;
     const result = await apiFetch(path, {
       method: "POST",
-      body: { action: target.action, reason },
+      body: { action: target.action, reason, record_violation: recordViolation },
     });
     for (const alert of Array.isArray(result) ? result : [result]) {
       applyAlert(alert, { markNew: false });
