@@ -47,6 +47,8 @@ class DanmakuIn(BaseModel):
 class HandleIn(BaseModel):
     action: Literal["acknowledge", "dismiss"]
     reason: str = Field(max_length=2000)
+    # acknowledge and keep the alert as a violation record (违纪记录)
+    record_violation: bool = False
 
 
 class SnoozeIn(BaseModel):
@@ -154,6 +156,8 @@ def _views(rt: Runtime, candidate_id: int) -> dict[str, Any]:
         connected, since = rt.peers.view_state(candidate_id, view)
         out[view] = {
             "connected": connected,
+            # went because the candidate's exam ended: not a lost connection
+            "ended": not connected and rt.peers.view_ended(candidate_id, view),
             "since": since.isoformat() if since else None,
             "last_frame_at": (
                 datetime.fromtimestamp(thumb.captured_at, UTC).isoformat() if thumb else None
@@ -309,7 +313,13 @@ async def handle_alert(
     alert = await supervision.get_alert(db, alert_id)
     await rooms.check_candidate(db, scope, alert.candidate_id)
     (out,) = await supervision.handle_alerts(
-        db, rt.bus, staff_id=scope.staff_id, alerts=[alert], action=body.action, reason=body.reason
+        db,
+        rt.bus,
+        staff_id=scope.staff_id,
+        alerts=[alert],
+        action=body.action,
+        reason=body.reason,
+        record_violation=body.record_violation,
     )
     return out
 
@@ -331,6 +341,7 @@ async def handle_candidate_alerts(
         alerts=await supervision.open_alerts_of(db, candidate_id),
         action=body.action,
         reason=body.reason,
+        record_violation=body.record_violation,
     )
 
 

@@ -378,6 +378,20 @@ async def record_check(
     }
 
 
+REASON_REQUIRED = (
+    "请填写原因（2至500字），例如“已核对考生出示的身份证”。 Give the reason (2-500 characters), "
+    "e.g. \u201cchecked the ID card held up to the camera\u201d."
+)
+
+
+def clean_reason(reason: str | None) -> str:
+    """The invigilator's reason for a manual identity decision: required, 2-500 chars."""
+    reason = " ".join((reason or "").split())
+    if not 2 <= len(reason) <= 500:
+        raise Invalid("reason_required", REASON_REQUIRED)
+    return reason
+
+
 async def admit(db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: datetime) -> None:
     """The invigilator admits a candidate whose photo check failed too often (or who has no
     usable registered photo), with a reason."""
@@ -388,9 +402,7 @@ async def admit(db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: 
             f"This candidate has not failed the photo check "
             f"{ctx.rules.identity_max_failures} times; they should retry it first.",
         )
-    reason = " ".join(reason.split())
-    if not 2 <= len(reason) <= 500:
-        raise Invalid("reason_required", "Give the reason (2-500 characters). 请填写原因。")
+    reason = clean_reason(reason)
     a = ctx.attempt
     a.identity_passed_at = now
     a.identity_method = "manual"
@@ -405,8 +417,23 @@ async def allow_retry(
 ) -> None:
     """The invigilator lets the candidate try the photo check again (failures reset)."""
     require_step(ctx, "identity")
+    reason = clean_reason(reason)
     ctx.attempt.identity_failures = 0
     ctx.attempt.updated_at = now
     await record_event(
-        db, ctx.candidate.id, "identity_retry_allowed", now, by=staff_id, reason=reason[:500]
+        db, ctx.candidate.id, "identity_retry_allowed", now, by=staff_id, reason=reason
     )
+
+
+async def refuse(db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: datetime) -> None:
+    """The invigilator does not admit the candidate (the face is not the registered
+    candidate's): the attempt ends (``refused``), recorded with the reason."""
+    require_step(ctx, "identity")
+    reason = clean_reason(reason)
+    a = ctx.attempt
+    a.step = "refused"
+    a.identity_method = "refused"
+    a.identity_admitted_by = staff_id
+    a.identity_admit_reason = reason
+    a.updated_at = now
+    await record_event(db, ctx.candidate.id, "identity_refused", now, by=staff_id, reason=reason)

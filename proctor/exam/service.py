@@ -13,7 +13,7 @@ from proctor.events.bus import Bus, candidate_channel, sitting_channel
 from proctor.evidence.storage import EvidenceStorage
 from proctor.exam.answering import auto_submit_due
 from proctor.exam.clock import Clock, SystemClock
-from proctor.exam.flow import LoginLimits
+from proctor.exam.flow import LoginLimits, end_views
 from proctor.exam.identity import IdentityChecker
 from proctor.store.db import Database
 
@@ -91,6 +91,7 @@ class ExamService:
             }
             await self.bus.publish(sitting_channel(sitting_id), message)
             await self.bus.publish(candidate_channel(candidate_id), message)
+            await end_views(self.bus, candidate_id)
         return done
 
     async def _sweep_forever(self) -> None:

@@ -32,6 +32,7 @@ from proctor.store.tables import (
     DanmakuPhrase,
     Evidence,
     StaffUser,
+    TimeExtension,
     utcnow,
 )
 
@@ -399,11 +400,21 @@ async def handle_alerts(
     alerts: list[Alert],
     action: str,
     reason: str,
+    record_violation: bool = False,
 ) -> list[dict[str, Any]]:
     """Acknowledge or dismiss open alerts, with a reason; every console of the sitting is
-    told (the alert again, with its new status, and the action)."""
+    told (the alert again, with its new status, and the action). Acknowledging with
+    ``record_violation`` also keeps each alert as a violation record (违纪记录: a
+    ``violation`` action with the alert's screenshot and the reason), as a violation
+    screenshot from the console is."""
     if action not in HANDLING:
         raise Invalid("bad_action", "action must be acknowledge or dismiss")
+    if record_violation and action != ACK:
+        raise Invalid(
+            "violation_needs_acknowledge",
+            "只有确认的告警才能记录为违纪。 Only an acknowledged alert can be recorded as a "
+            "violation.",
+        )
     reason = _text(reason, lo=2, hi=REASON_MAX, code="reason_required", what="The reason")
     status, kind = HANDLING[action]
     open_alerts = [a for a in alerts if a.status == "open"]
@@ -426,10 +437,25 @@ async def handle_alerts(
                 data={"type": alert.type},
             )
         )
+        if record_violation:
+            rows.append(
+                await record_action(
+                    db,
+                    sitting_id=alert.sitting_id,
+                    kind="violation",
+                    staff_id=staff_id,
+                    candidate_id=alert.candidate_id,
+                    alert_id=alert.id,
+                    evidence_id=alert.evidence_id,
+                    reason=reason,
+                    data={"from_alert": alert.id, "type": alert.type, "view": alert.view},
+                )
+            )
     await db.commit()
     names = await staff_names(db, [staff_id])
     bodies = []
-    for alert, row in zip(open_alerts, rows, strict=True):
+    handlings = [r for r in rows if r.kind == kind]
+    for alert, row in zip(open_alerts, handlings, strict=True):
         candidate = await db.get(Candidate, alert.candidate_id)
         bodies.append(console_alert_body(alert, candidate, row, names))
     if bodies:
@@ -1043,6 +1069,36 @@ async def timeline(db: AsyncSession, candidate_id: int, limit: int = 300) -> lis
     for ev in events:
         items.append(
             {"at": _iso(ev.at), "kind": "event", "event": {"kind": ev.kind, "data": ev.data or {}}}
+        )
+    # time given back (顺延) to the whole sitting (the candidate's own extensions are their
+    # ``time_extended`` events above)
+    extensions = list(
+        await db.scalars(
+            select(TimeExtension)
+            .where(
+                TimeExtension.sitting_id == candidate.sitting_id,
+                TimeExtension.candidate_id.is_(None),
+            )
+            .order_by(TimeExtension.granted_at.desc())
+            .limit(limit)
+        )
+    )
+    names.update(await staff_names(db, (e.granted_by for e in extensions)))
+    for e in extensions:
+        data = {
+            "id": e.id,
+            "seconds": e.seconds,
+            "reason": e.reason,
+            "by": e.granted_by,
+            "by_name": names.get(e.granted_by),
+            "whole_sitting": e.candidate_id is None,
+        }
+        items.append(
+            {
+                "at": _iso(e.granted_at),
+                "kind": "event",
+                "event": {"kind": "time_extended", "data": data},
+            }
         )
     items.sort(key=lambda i: i["at"] or "", reverse=True)
     return items[:limit]

@@ -276,6 +276,10 @@ async def test_console_room_view_actions_and_voice(room_server, media, chromium_
             await expect(
                 panel.locator('#timeline li[data-action-kind="voice_ended"]')
             ).to_have_count(1, timeout=10_000)
+            # ended by the invigilator, not "connection lost" (issue 23, item 10)
+            await expect(
+                panel.locator('#timeline li[data-action-kind="voice_ended"] .timeline-note')
+            ).to_have_text("ended by the invigilator")
 
             # -- close the panel; acknowledge A's alerts with a reason ---------------------
             await panel.locator("#panel-close").click()
@@ -287,7 +291,9 @@ async def test_console_room_view_actions_and_voice(room_server, media, chromium_
                 await a_alerts.first.locator(".alert-ack").click()
             dialog = con.locator("#handle-dialog")
             await expect(dialog).to_be_visible()
-            await dialog.locator(".reason-pick").first.click()
+            # "recorded as a violation" records one (issue 23, item 10)
+            await dialog.locator(".reason-pick", has_text="Recorded as a violation").click()
+            await expect(dialog.locator("#handle-record-violation")).to_be_checked()
             await dialog.locator("#handle-submit").click()
             await expect(dialog).to_be_hidden()
             await expect(  # handled alerts leave the open feed
@@ -330,6 +336,14 @@ async def test_console_room_view_actions_and_voice(room_server, media, chromium_
                 ).json()
             notes = [v["note"] for v in rec["violations"] if v["source"] == "invigilator"]
             assert note in notes
+            from_alerts = [
+                v
+                for v in rec["violations"]
+                if v["source"] == "invigilator"
+                and v["note"].startswith("Recorded as a violation")
+                and v["evidence_url"]
+            ]
+            assert from_alerts, rec["violations"]
             kinds = [i["kind"] for i in rec["log"]]
             assert {"hint", "danmaku", "voice_started", "voice_ended", "alert_acknowledged"} <= set(
                 kinds

@@ -20,6 +20,7 @@ import {
 } from "./labels.js";
 import { CriticalNotifier } from "./notify.js";
 import { ReconnectingSocket, socketUrl } from "./socket.js";
+import { RequestsPanel } from "./requests.js";
 import { FILTERS, TileGrid } from "./tiles.js";
 
 const $ = (id) => document.getElementById(id);
@@ -216,6 +217,15 @@ const notifier = new CriticalNotifier({
   toggle: els.criticalToggle,
   status: els.criticalStatus,
   onActivate: (alert) => feed.select(alert.id),
+});
+
+const requests = new RequestsPanel({
+  list: $("request-list"),
+  empty: $("requests-empty"),
+  count: $("request-count"),
+  dialog: $("identity-dialog"),
+  announce,
+  onCandidate: (candidateId) => tiles.focusTile(candidateId),
 });
 
 const panel = new CandidatePanel({
@@ -616,6 +626,8 @@ function renderFilterCounts(counts) {
 
 // ---- acknowledge / dismiss with a reason -------------------------------------------------
 
+/** The ready-made reason that also records the alert as a violation. */
+const VIOLATION_REASON = HANDLING_REASONS.acknowledge.find((r) => r.startsWith("Recorded as a violation"));
 let handleTarget = null;
 let handleOpener = null;
 
@@ -631,6 +643,10 @@ function openHandleDialog(target, action, opener, { prefill = false } = {}) {
     : `All open alerts of 全部未处理告警: ${tiles.candidateName(target.candidateId) || ""}`;
   els.handleReason.value = "";
   els.handleError.hidden = true;
+  // acknowledging may also keep the alert as a violation record (违纪记录)
+  const violation = $("handle-record-violation");
+  violation.checked = false;
+  $("handle-violation").hidden = !acknowledge;
   els.handleReasons.replaceChildren(
     ...HANDLING_REASONS[action].map((reason) => {
       const b = document.createElement("button");
@@ -639,6 +655,7 @@ function openHandleDialog(target, action, opener, { prefill = false } = {}) {
       b.textContent = reason;
       b.addEventListener("click", () => {
         els.handleReason.value = reason;
+        if (reason === VIOLATION_REASON) $("handle-record-violation").checked = true;
         els.handleReason.focus();
       });
       return b;
@@ -674,9 +691,11 @@ els.handleForm.addEventListener("submit", async (event) => {
     : `/api/console/candidates/${encodeURIComponent(target.candidateId)}/alerts/handle`;
   els.handleSubmit.disabled = true;
   try {
+    const recordViolation =
+      target.action === "acknowledge" && $("handle-record-violation").checked;
     const result = await apiFetch(path, {
       method: "POST",
-      body: { action: target.action, reason },
+      body: { action: target.action, reason, record_violation: recordViolation },
     });
     for (const alert of Array.isArray(result) ? result : [result]) {
       applyAlert(alert, { markNew: false });
@@ -859,6 +878,7 @@ function selectSitting(sittingId, roomId = null) {
   tiles.clear();
   feed.clear();
   renderRooms();
+  requests.setPlace(state.sittingId, state.roomId);
   if (sittingId) {
     loadRooms();
     loadSittingData();
@@ -1030,6 +1050,7 @@ socket.addEventListener("state", (event) => {
 socket.addEventListener("open", (event) => {
   // Every (re)connection: fetch what may have happened while we were not listening.
   loadSittingData({ afterReconnect: event.detail.reconnect });
+  requests.scheduleReload(0);
 });
 
 let lastSessionCheck = 0;
@@ -1060,6 +1081,7 @@ function belongsToSitting(item) {
 socket.addEventListener("message", (event) => {
   const msg = event.detail;
   if (panel.candidateId !== null) panel.onMessage(msg);
+  requests.onMessage(msg);
   switch (msg.type) {
     case "alert": {
       const alert = msg.alert;
@@ -1090,7 +1112,7 @@ socket.addEventListener("message", (event) => {
     case "connection":
       // The socket carries this sitting's events only, so an unknown id is a new candidate.
       if (tiles.has(msg.candidate_id)) {
-        tiles.setConnection(msg.candidate_id, msg.view, msg.connected, msg.at);
+        tiles.setConnection(msg.candidate_id, msg.view, msg.connected, msg.at, msg.ended);
         const c = tiles.candidate(msg.candidate_id);
         if (c && String(panel.candidateId) === String(msg.candidate_id)) panel.update(c);
       } else {

@@ -40,15 +40,24 @@ export const FILTERS = {
   all: ["All 全部", () => true],
   alerts: ["Open alerts 有告警", (t) => t.openAlerts > 0],
   lost: ["Connection lost 断线", (t) => VIEW_NAMES.some((v) => isLost(t, v))],
-  phone: ["No second view 第二视角未连接", (t) => !t.refs.views.second.connected],
+  phone: [
+    "No second view 第二视角未连接",
+    (t) => !t.refs.views.second.connected && !t.refs.views.second.ended && !isOver(t),
+  ],
   absent: ["Not arrived 未到", (t) => !hasArrived(t)],
   answering: ["Answering 作答中", (t) => t.data.flow?.step === "answering"],
   submitted: ["Handed in 已交卷", (t) => Boolean(t.data.flow?.ended)],
 };
 
+/** The candidate's exam is over (handed in, ended): their views ended, nothing is lost. */
+function isOver(tile) {
+  return Boolean(tile.data.flow?.ended);
+}
+
 function isLost(tile, view) {
   const state = tile.refs.views[view];
-  return !state.connected && Boolean(state.since); // it had connected, then went away
+  // it had connected, then went away (not because the exam ended)
+  return !state.connected && Boolean(state.since) && !state.ended && !isOver(tile);
 }
 
 function hasArrived(tile) {
@@ -310,7 +319,9 @@ export class TileGrid {
         urls[view] ||
         `/api/console/candidates/${encodeURIComponent(candidate.id)}/thumbnail/${view}.jpg`;
       state.img.alt = `${name} — ${VIEWS[view]}`;
-      this.applyConnection(tile, view, Boolean(info.connected), info.since ?? null);
+      this.applyConnection(
+        tile, view, Boolean(info.connected), info.since ?? null, Boolean(info.ended),
+      );
     }
     tile.severities = { ...(candidate.open_by_severity || {}) };
     this.applyAlertCount(tile, Number(candidate.open_alerts) || 0);
@@ -343,7 +354,7 @@ export class TileGrid {
     const second = refs.views.second;
     let phone = "";
     let phoneState = null;
-    if (!second.connected) {
+    if (!second.connected && !second.ended && !isOver(tile)) {
       if (second.since) {
         phone = "Phone lost 手机断开";
         phoneState = "lost";
@@ -407,12 +418,17 @@ export class TileGrid {
 
   // ---- connection state ------------------------------------------------------------------
 
-  setConnection(candidateId, view, connected, at) {
+  setConnection(candidateId, view, connected, at, ended = false) {
     const tile = this.tiles.get(String(candidateId));
     if (!tile || !VIEW_NAMES.includes(view)) return;
-    this.applyConnection(tile, view, Boolean(connected), at ?? null);
+    this.applyConnection(tile, view, Boolean(connected), at ?? null, Boolean(ended));
     const views = (tile.data.views = tile.data.views || {});
-    views[view] = { ...(views[view] || {}), connected: Boolean(connected), since: at ?? null };
+    views[view] = {
+      ...(views[view] || {}),
+      connected: Boolean(connected),
+      ended: Boolean(ended) && !connected,
+      since: at ?? null,
+    };
     if (view === "second" && connected) tile.data.second_view_ever = true;
     this.applyStatus(tile);
     this.queueSort();
@@ -420,14 +436,16 @@ export class TileGrid {
     this.changed();
   }
 
-  applyConnection(tile, view, connected, since) {
+  applyConnection(tile, view, connected, since, ended = false) {
     const state = tile.refs.views[view];
     const changed = state.connected !== connected;
     state.connected = connected;
     state.since = since;
+    state.ended = ended && !connected; // went because the exam ended: not lost
     state.conn.dataset.connected = String(connected);
     state.figure.dataset.connected = String(connected);
-    state.conn.dataset.lost = String(!connected && Boolean(since));
+    state.conn.dataset.ended = String(state.ended || (!connected && isOver(tile)));
+    state.conn.dataset.lost = String(isLost(tile, view));
     this.renderConnection(tile, view);
     const allConnected = VIEW_NAMES.every((v) => tile.refs.views[v].connected);
     tile.el.dataset.connected = String(allConnected);
@@ -440,6 +458,7 @@ export class TileGrid {
     const when = parseTime(state.since);
     let word;
     if (state.connected) word = `connected 已连接${when ? ` · ${formatClock(when)}` : ""}`;
+    else if (state.ended || (when && isOver(tile))) word = "ended 已结束";
     else if (when) word = `lost 断开 ${formatDuration((Date.now() - when.getTime()) / 1000)}`;
     else word = "not connected 未连接";
     const viewEl = document.createElement("span");
@@ -459,7 +478,7 @@ export class TileGrid {
       if (!tile.visible) continue;
       for (const view of VIEW_NAMES) {
         const state = tile.refs.views[view];
-        if (!state.connected && state.since) this.renderConnection(tile, view);
+        if (isLost(tile, view)) this.renderConnection(tile, view);
       }
       this.applyTime(tile);
     }
@@ -568,7 +587,7 @@ export class TileGrid {
     }
     if (tile.openAlerts > 0) return [3, 0];
     if (!hasArrived(tile)) return [5, 0];
-    if (!tile.refs.views.second.connected) return [4, 0];
+    if (!tile.refs.views.second.connected && !isOver(tile)) return [4, 0];
     return [6, 0];
   }
 
