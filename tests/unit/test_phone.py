@@ -165,8 +165,8 @@ def test_verifier_scores_are_shared_with_the_object_detector(
     assert shared.share_coco(objects)
     verifier_runs = []
     assert shared.verifier is not None
-    real_predict = shared.verifier.predict
-    shared.verifier.predict = lambda f, s: verifier_runs.append(f) or real_predict(f, s)  # type: ignore[method-assign]
+    real_predict = shared.verifier.predict_many  # every run of the verifier goes through it
+    shared.verifier.predict_many = lambda f, q: verifier_runs.append(f) or real_predict(f, q)  # type: ignore[method-assign]
     images = _images(media_dir, True) + _images(media_dir, False)
 
     def seen(found: list) -> list:
