@@ -27,8 +27,57 @@ def make_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+        _watch_write_lock(engine)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+#: a transaction holding SQLite's write lock longer than this is logged with where it began
+SLOW_WRITE_SECONDS = 1.0
+
+
+def _watch_write_lock(engine: AsyncEngine) -> None:
+    """Log every transaction that held SQLite's single write lock (from its first write to
+    its commit or rollback) longer than SLOW_WRITE_SECONDS, with the code that wrote first:
+    every other writer waits for it."""
+    import logging
+    import time
+    import traceback
+
+    import greenlet
+
+    log = logging.getLogger("proctor.store")
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _first_write(conn, _cursor, statement, _params, _context, _many) -> None:
+        info = conn.info
+        if "write_began" not in info and statement.lstrip()[:6].upper() in (
+            "INSERT", "UPDATE", "DELETE",
+        ):  # fmt: skip
+            info["write_began"] = time.monotonic()
+            # the coroutines that wrote: SQLAlchemy runs this in a greenlet whose parent is
+            # suspended inside them
+            parent = greenlet.getcurrent().parent
+            frame = parent.gr_frame if parent is not None else None
+            info["write_where"] = [
+                line
+                for line in traceback.format_stack(frame, limit=40)
+                if "/lib/python3" not in line  # the project's frames, not libraries
+                and "/store/db.py" not in line
+            ]
+
+    def _ended(conn) -> None:
+        began = conn.info.pop("write_began", None)
+        where = conn.info.pop("write_where", None)
+        if began is not None and time.monotonic() - began > SLOW_WRITE_SECONDS:
+            log.warning(
+                "a transaction held the SQLite write lock %.1f s; it began writing at:\n%s",
+                time.monotonic() - began,
+                "".join(where or []),
+            )
+
+    event.listen(engine.sync_engine, "commit", _ended)
+    event.listen(engine.sync_engine, "rollback", _ended)
 
 
 class Database:
