@@ -117,7 +117,12 @@ def _clock_row(response: httpx.Response, sent: float, received: float) -> Row:
     # Date has whole seconds: the server's clock is somewhere in [server, server + 1)
     skew = server + 0.5 - mine
     ok = abs(skew) <= MAX_CLOCK_SKEW_SECONDS
-    return Row("server clock", ok, f"{skew:+.1f} s against this machine's (±0.5 s)")
+    return Row(
+        "server clock",
+        ok,
+        f"{skew:+.1f} s against this machine's (the Date header has whole seconds; "
+        f"at most ±{MAX_CLOCK_SKEW_SECONDS:g} s)",
+    )
 
 
 async def _websocket(base: str, ca: str | None) -> Row:

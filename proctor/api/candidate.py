@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from fastapi import APIRouter, Depends, Request, Response, WebSocket
 from pydantic import BaseModel, Field
@@ -47,9 +47,7 @@ class OfferIn(BaseModel):
     view: str = Field(default="first", max_length=16)
 
 
-def _me_body(
-    rt: Runtime, cand: Candidate, sitting: Sitting, now: datetime, until: datetime | None
-) -> dict:
+def _me_body(rt: Runtime, cand: Candidate, sitting: Sitting, until: datetime | None) -> dict:
     s = rt.settings
     return {
         "candidate": {"id": cand.id, "name": cand.name, "id_number": cand.id_number},
@@ -65,7 +63,7 @@ def _me_body(
             "width": s.capture_width,
             "height": s.capture_height,
             "fps": s.capture_fps,
-            "ice_servers": turn.ice_servers(s, f"candidate-{cand.id}", now, until),
+            "ice_servers": turn.ice_servers(s, f"candidate-{cand.id}", until=until),
         },
     }
 
@@ -95,13 +93,7 @@ async def login(
     ctx = result.ctx
     return {
         "token": result.token,
-        **_me_body(
-            rt,
-            ctx.candidate,
-            ctx.sitting,
-            at,
-            at + timedelta(hours=CANDIDATE_SESSION_HOURS),
-        ),
+        **_me_body(rt, ctx.candidate, ctx.sitting, turn.hours_from_now(CANDIDATE_SESSION_HOURS)),
         "step": ctx.attempt.step,
         "resumed": result.resumed,
     }
@@ -128,11 +120,10 @@ async def me(
     who: Principal = Depends(candidate),
     db: AsyncSession = Depends(db_session),
     rt: Runtime = Depends(runtime),
-    at: datetime = Depends(now),
 ) -> dict:
     cand = await get_candidate(db, who.subject_id)
     sitting = await db.get(Sitting, cand.sitting_id)
-    return _me_body(rt, cand, sitting, at, who.expires_at)
+    return _me_body(rt, cand, sitting, who.expires_at)
 
 
 @router.post("/api/candidate/rtc/offer")

@@ -6,7 +6,7 @@ invigilator's rooms). Parse, authorise, call proctor.exam, answer."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -367,8 +367,9 @@ async def phone_pair(
             "width": s.capture_width,
             "height": s.capture_height,
             "fps": s.phone_capture_fps,
+            # the phone session just made lasts PHONE_SESSION_HOURS
             "ice_servers": turn.ice_servers(
-                s, f"phone-{cand.id}", at, at + timedelta(hours=auth.PHONE_SESSION_HOURS)
+                s, f"phone-{cand.id}", until=turn.hours_from_now(auth.PHONE_SESSION_HOURS)
             ),
         },
     }

@@ -3,12 +3,10 @@ a WebSocket echo that `proctor doctor` uses to see upgrades pass the reverse pro
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Depends, WebSocket
 from pydantic import BaseModel, Field
 
-from proctor.api.deps import candidate_or_phone, now, principal, runtime
+from proctor.api.deps import candidate_or_phone, principal, runtime
 from proctor.exam.auth import Principal
 from proctor.media import turn
 from proctor.runtime import Runtime
@@ -20,11 +18,10 @@ router = APIRouter()
 async def ice_servers(
     who: Principal = Depends(principal),
     rt: Runtime = Depends(runtime),
-    at: datetime = Depends(now),
 ) -> dict:
     """RTCIceServer list for any signed-in page (candidate, phone, console): TURN credentials
     made now, valid until turn_credential_seconds or the session's end, whichever is first."""
-    servers = turn.ice_servers(rt.settings, f"{who.kind}-{who.subject_id}", at, who.expires_at)
+    servers = turn.ice_servers(rt.settings, f"{who.kind}-{who.subject_id}", until=who.expires_at)
     return {"ice_servers": servers}
 
 

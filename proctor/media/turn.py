@@ -10,7 +10,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from aiortc import RTCIceServer
 
@@ -39,12 +39,19 @@ def expiry(settings: Settings, now: datetime, until: datetime | None) -> int:
     return int(end)
 
 
+def hours_from_now(hours: float) -> datetime:
+    """The end of a session made now (wall clock), for credentials handed out with it."""
+    return datetime.now(UTC) + timedelta(hours=hours)
+
+
 def ice_servers(
-    settings: Settings, who: str, now: datetime, until: datetime | None = None
+    settings: Settings, who: str, now: datetime | None = None, until: datetime | None = None
 ) -> list[dict]:
     """The RTCIceServer list for one session (``who``: e.g. ``candidate-12``, ``phone-12``,
     ``staff-3``, ``server``): the static STUN servers of ``PROCTOR_ICE_SERVERS``, then the
-    TURN URLs with fresh credentials."""
+    TURN URLs with fresh credentials. ``now`` defaults to the wall clock, which is what
+    coturn compares the expiry with (not the exam rules' clock, which tests may move)."""
+    now = now or datetime.now(UTC)
     servers: list[dict] = [{"urls": u} for u in split_urls(settings.ice_servers)]
     urls = split_urls(settings.turn_urls)
     if urls and settings.turn_secret:

@@ -214,8 +214,14 @@ async def test_console_room_view_actions_and_voice(room_server, media, chromium_
             await expect(con.locator("#live-first")).to_have_attribute(
                 "data-state", "live", timeout=20_000
             )
-            await con.wait_for_function(
-                "document.querySelector('#live-first video').videoWidth > 0", timeout=20_000
+            # polled with evaluate: wait_for_function evaluates strings in the page, which
+            # the pages' Content-Security-Policy (no 'unsafe-eval', issue 20) refuses
+            await eventually(
+                lambda: con.evaluate(
+                    "document.querySelector('#live-first video').videoWidth > 0 || null"
+                ),
+                20,
+                "live video of the first view",
             )
             await expect(con.locator("#live-second")).to_have_attribute(
                 "data-state", "unavailable", timeout=20_000

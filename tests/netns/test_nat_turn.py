@@ -421,7 +421,7 @@ async def _home_and_mobile(dep, cameras, chromium_path, tmp_path) -> None:
             assert net["turn"]["tls"] is True, net
             assert net["probe"]["ok"] and net["probe"]["path"] == "relay/tls", net
             assert 0 < net["probe"]["rtt_ms"] < 1000, net
-            assert net["probe"]["upload_bytes_per_s"] > 100_000, net
+            assert net["probe"]["upload_bytes_per_s"] > 20_000, net
             assert "udp_blocked" in net["advice"], net
         finally:
             await home.close()
