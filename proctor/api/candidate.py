@@ -137,6 +137,8 @@ async def rtc_offer(
         raise Forbidden("phone_second_view_only", "A paired phone streams the second view only.")
     cand = await get_candidate(db, who.subject_id)
     await flow.require_streaming(db, cand.id)  # 409 exam_over once the exam has ended
+    # answering waits for ICE gathering (seconds through a relay): hold no pooled connection
+    await db.close()
     return await rt.answer_offer(cand.id, body.view, body.sdp)
 
 

@@ -531,6 +531,7 @@ async def live_offer(
 ) -> dict:
     """Live video (and the microphone, on the first view) of one candidate."""
     await rooms.check_candidate(db, scope, candidate_id)
+    await db.close()  # no pooled connection held while ICE gathers
     return await rt.answer_live(f"staff-{scope.staff_id}", candidate_id, body.view, body.sdp)
 
 

@@ -79,6 +79,7 @@ async def voice_offer(
     """Start a voice call: the invigilator's offer (audio, sendrecv) is answered with the
     candidate's microphone; the candidate's page is then called."""
     cand = await rooms.check_candidate(db, scope, candidate_id)
+    await db.close()  # no pooled connection held while ICE gathers (used again after)
     call, answer = await rt.voice.start(
         scope.staff_id, cand.id, body.sdp, on_end=_ended_recorder(rt)
     )

@@ -30,6 +30,7 @@ from tests.alertinject import AlertInjector
 from tests.e2e.conftest import E2E_RULES, chromium_args
 from tests.mediatools import absence_clip
 from tests.serverproc import REDIS_URL, ServerProcess, redis_available, seed
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -295,11 +296,15 @@ async def test_console_triage(triage_server, media_dir, chromium_path, tmp_path)
                     timeout=15_000
                 )
             # the bus keeps the order: had the snoozed alert been pushed, it would be before
-            await con.wait_for_function(
-                "(ids) => ids.every((id) => window.__pushed.includes(id))",
-                arg=[i_other_type, i_other_cand],
-                timeout=15_000,
-            )
+            # polled with evaluate: wait_for_function evaluates a string in the page, which
+            # the pages' CSP (no unsafe-eval) refuses
+            wanted = [i_other_type, i_other_cand]
+
+            async def both_pushed() -> bool | None:
+                pushed = await con.evaluate("window.__pushed")
+                return True if all(i in pushed for i in wanted) else None
+
+            await eventually(both_pushed, 15, "the other two alerts pushed")
             assert i_snoozed not in await con.evaluate("window.__pushed")
             await expect(feed.locator(f'li.alert[data-alert-id="{i_snoozed}"]')).to_be_hidden()
             await expect(status).to_have_attribute("data-chimes", "2")  # nor chimed
