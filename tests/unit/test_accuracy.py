@@ -119,10 +119,11 @@ def test_main_prints_and_writes_json(media_dir: Path, tmp_path: Path, capsys) ->
 def test_phones_on_the_valid_split_through_the_analyser(shared_dir: Path, models_dir: Path) -> None:
     """Issue 8's target measured as the server runs it (the analyser, the phone detector
     sharing the object detector's COCO run, the rules' ``phone_min_score``): measured
-    572 of 633 phone pictures (0.904), 26 of 574 phone-free parts (4.5 %; 11 of these
-    strips the picture-quality check finds unusable, "cannot tell", as the server would),
-    2 of the 6 pictures without a box (one shows a phone its labels miss); asserted a few
-    pictures under that (floating-point order differs between CPUs)."""
+    572 of 633 phone pictures (0.904), 24 of 574 phone-free parts (4.2 %, with issue 18's
+    COCO veto; 26 before; 11 of these strips the picture-quality check finds unusable,
+    "cannot tell", as the server would), 2 of the 6 pictures without a box (one shows a
+    phone its labels miss); asserted a few pictures under that (floating-point order
+    differs between CPUs). Issue 18's 2 % is not reached (models/phone/README.md)."""
     analyzer, _ = accuracy.load_analyzer(models_dir)
     yolo = accuracy.score_yolo(shared_dir / "datasets/phone-using/valid", analyzer, RuleSettings())
     pictures, free, parts = (
@@ -133,7 +134,7 @@ def test_phones_on_the_valid_split_through_the_analyser(shared_dir: Path, models
     assert pictures["unavailable"] == free["unavailable"] == 0
     assert parts["unavailable"] <= 15
     assert pictures["rate"] >= 0.895 and len(pictures["missed"]) == 633 - pictures["flagged"]
-    assert parts["rate"] <= 0.0525 and len(parts["flagged_names"]) == parts["flagged"]
+    assert parts["rate"] <= 0.045 and len(parts["flagged_names"]) == parts["flagged"]
     assert free["flagged"] <= 2
 
 
