@@ -116,6 +116,29 @@ async def test_an_episode_is_raised_updated_closed_and_audited(
             assert updates[-1]["duration_seconds"] == pytest.approx(60.0, abs=1.0)
             assert updates[-1]["peak_evidence_url"] == f"/api/evidence/{peak.id}"
 
+            # an episode left open by a server that stopped is closed at its last sighting
+            async with db.transaction() as s:
+                left = Alert(
+                    sitting_id=sitting.id,
+                    candidate_id=cand.id,
+                    type="absent",
+                    severity="warning",
+                    view="first",
+                    message="No face in view for 5.0 s",
+                    started_at=now - timedelta(minutes=10),
+                    raised_at=now - timedelta(minutes=10),
+                    last_seen_at=now - timedelta(minutes=9),
+                )
+                s.add(left)
+                await s.flush()
+                await chain.append_record(s, "alert.raised", left, actor=chain.SYSTEM)
+            assert await recorder.close_stale_episodes(60.0) == 1
+            assert await recorder.close_stale_episodes(60.0) == 0
+            async with db.session() as s:
+                closed = await s.get(Alert, left.id)
+                assert closed is not None and closed.ended_at == closed.last_seen_at
+                assert (await chain.verify(s, storage)).ok
+
             # the recorded end cannot be moved unnoticed
             async with db.transaction() as s:
                 await s.execute(
