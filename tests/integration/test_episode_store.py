@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 
 from proctor.domain import CandidateRef
 from proctor.events.bus import make_bus, sitting_channel
+from proctor.events.messages import alert_body
 from proctor.events.recorder import Recorder
 from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
@@ -138,6 +139,51 @@ async def test_an_episode_is_raised_updated_closed_and_audited(
                 closed = await s.get(Alert, left.id)
                 assert closed is not None and closed.ended_at == closed.last_seen_at
                 assert (await chain.verify(s, storage)).ok
+
+            # an alert recorded before episodes (its audit record has none of their fields,
+            # its row none of their values) still verifies
+            async with db.transaction() as s:
+                old = Alert(
+                    sitting_id=sitting.id,
+                    candidate_id=cand.id,
+                    type="device",
+                    severity="warning",
+                    view="second",
+                    message="cell phone on the second view in 2 of the last 6 samples",
+                    started_at=now - timedelta(minutes=20),
+                    raised_at=now - timedelta(minutes=20),
+                )
+                s.add(old)
+                await s.flush()
+                record = chain.alert_record(old)
+                before_episodes = {
+                    k: record[k]
+                    for k in (
+                        "sitting_id",
+                        "candidate_id",
+                        "type",
+                        "severity",
+                        "view",
+                        "message_sha256",
+                        "started_at",
+                        "raised_at",
+                        "evidence_id",
+                    )
+                }
+                await chain.append(
+                    s,
+                    "alert.raised",
+                    actor=chain.SYSTEM,
+                    payload={"record": before_episodes},
+                    sitting_id=sitting.id,
+                    candidate_id=cand.id,
+                    subject_type="alert",
+                    subject_id=old.id,
+                )
+            async with db.session() as s:
+                assert (await chain.verify(s, storage)).ok
+                body = alert_body(await s.get(Alert, old.id), cand)  # type: ignore[arg-type]
+                assert body["ongoing"] is False and body["duration_seconds"] is None
 
             # the recorded end cannot be moved unnoticed
             async with db.transaction() as s:
