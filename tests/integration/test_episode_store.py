@@ -21,11 +21,13 @@ from proctor.events.recorder import Recorder
 from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
 from proctor.exam.sittings import add_candidate, create_sitting
+from proctor.exam.supervision import handle_alerts
 from proctor.rules import RuleEngine, RuleSettings
 from proctor.store import migrate
 from proctor.store.db import Database
 from proctor.store.tables import Alert, AuditEntry, Evidence, utcnow
 from proctor.vision.types import Detection, Observation
+from tests.review_seed import ensure_staff
 
 
 def faces(ts: float, n: int) -> Observation:
@@ -78,6 +80,18 @@ async def test_an_episode_is_raised_updated_closed_and_audited(
                             await recorder.record_episode(
                                 ref, alert_ids[change.episode], change, peak
                             )
+                    if i == 40:  # the invigilator acknowledges the ongoing episode
+                        async with db.session() as s:
+                            staff = (await ensure_staff(s))["invigilator"]
+                            (ack_id,) = alert_ids.values()
+                            await handle_alerts(
+                                s,
+                                bus,
+                                staff_id=staff,
+                                alerts=[await s.get(Alert, ack_id)],
+                                action="acknowledge",
+                                reason="seen, a second person 已看到",
+                            )
                 messages = []
                 while not sub.queue.empty():
                     messages.append(await asyncio.wait_for(sub.get(), 5))
@@ -88,6 +102,8 @@ async def test_an_episode_is_raised_updated_closed_and_audited(
                 alert = await s.get(Alert, alert_id)
                 assert alert is not None
                 assert alert.ended_at is not None and alert.last_seen_at == alert.ended_at
+                # acknowledging the episode covered it: its later updates kept the status
+                assert alert.status == "acknowledged"
                 assert (alert.ended_at - alert.started_at).total_seconds() == pytest.approx(
                     60.0, abs=1.0
                 )
@@ -115,6 +131,11 @@ async def test_an_episode_is_raised_updated_closed_and_audited(
             updates = [m["alert"] for m in messages if m["type"] == "alert_update"]
             assert updates[0]["ongoing"] is True and updates[-1]["ongoing"] is False
             assert updates[-1]["duration_seconds"] == pytest.approx(60.0, abs=1.0)
+            assert updates[-1]["status"] == "acknowledged"
+            assert [m["alert"]["status"] for m in messages if m["type"] == "alert"] == [
+                "open",
+                "acknowledged",
+            ]
             assert updates[-1]["peak_evidence_url"] == f"/api/evidence/{peak.id}"
 
             # an episode left open by a server that stopped is closed at its last sighting
