@@ -290,6 +290,8 @@ class Runtime:
         recorder = Recorder(
             db, storage, bus, evidence_executor, default_time_zone=settings.time_zone
         )
+        # episodes a stopped server left open end at their last sighting
+        await recorder.close_stale_episodes(max(60.0, 10 * settings.alert_update_seconds))
         rt = cls(
             settings,
             db,

@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import Executor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 
 from proctor.domain import CandidateRef
 from proctor.events.bus import Bus, sitting_channel
@@ -213,6 +214,31 @@ class Recorder:
                 sitting_channel(ref.sitting_id),
                 {"type": "evidence", "evidence": evidence_body(evidence)},
             )
+
+    async def close_stale_episodes(self, older_than: float) -> int:
+        """Close the episodes nobody keeps up to date any more (their monitor went with a
+        server that stopped or died): open alerts whose ``last_seen_at`` is older than
+        ``older_than`` seconds end at it. A live monitor moves ``last_seen_at`` every
+        ``alert_update_seconds`` while its condition lasts. Returns how many closed."""
+        cutoff = utcnow() - timedelta(seconds=older_than)
+        async with self.db.transaction() as db:
+            stale = list(
+                await db.scalars(
+                    select(Alert)
+                    .where(
+                        Alert.ended_at.is_(None),
+                        Alert.last_seen_at.is_not(None),
+                        Alert.last_seen_at < cutoff,
+                    )
+                    .order_by(Alert.id)
+                )
+            )
+            for alert in stale:
+                alert.ended_at = alert.last_seen_at
+                await chain.append_record(db, "alert.closed", alert, actor=chain.SYSTEM)
+        if stale:
+            log.info("closed %d episodes left open by a server that stopped", len(stale))
+        return len(stale)
 
     async def record_clip(
         self, ref: CandidateRef, alert_id: int, view: str, frames: list[ClipFrame]

@@ -101,7 +101,7 @@ class RuleSettings:
     view_lost_critical_seconds: float = 60.0
     # episodes: a condition that lasts is one alert; it is closed once the condition has
     # not been seen for episode_clear_seconds, and only a new episode after that raises
-    episode_clear_seconds: float = 15.0
+    episode_clear_seconds: float = 10.0
     # leaving the exam page (切屏: hidden, unfocused, out of full screen when required):
     # the leaves before this count are warned on the candidate's page, from this one on
     # each is a screen_left alert (critical from twice the count); 0: never an alert

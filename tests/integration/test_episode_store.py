@@ -16,15 +16,18 @@ from sqlalchemy import select, update
 
 from proctor.domain import CandidateRef
 from proctor.events.bus import make_bus, sitting_channel
+from proctor.events.messages import alert_body
 from proctor.events.recorder import Recorder
 from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
 from proctor.exam.sittings import add_candidate, create_sitting
+from proctor.exam.supervision import handle_alerts
 from proctor.rules import RuleEngine, RuleSettings
 from proctor.store import migrate
 from proctor.store.db import Database
 from proctor.store.tables import Alert, AuditEntry, Evidence, utcnow
 from proctor.vision.types import Detection, Observation
+from tests.review_seed import ensure_staff
 
 
 def faces(ts: float, n: int) -> Observation:
@@ -77,6 +80,18 @@ async def test_an_episode_is_raised_updated_closed_and_audited(
                             await recorder.record_episode(
                                 ref, alert_ids[change.episode], change, peak
                             )
+                    if i == 40:  # the invigilator acknowledges the ongoing episode
+                        async with db.session() as s:
+                            staff = (await ensure_staff(s))["invigilator"]
+                            (ack_id,) = alert_ids.values()
+                            await handle_alerts(
+                                s,
+                                bus,
+                                staff_id=staff,
+                                alerts=[await s.get(Alert, ack_id)],
+                                action="acknowledge",
+                                reason="seen, a second person 已看到",
+                            )
                 messages = []
                 while not sub.queue.empty():
                     messages.append(await asyncio.wait_for(sub.get(), 5))
@@ -87,6 +102,8 @@ async def test_an_episode_is_raised_updated_closed_and_audited(
                 alert = await s.get(Alert, alert_id)
                 assert alert is not None
                 assert alert.ended_at is not None and alert.last_seen_at == alert.ended_at
+                # acknowledging the episode covered it: its later updates kept the status
+                assert alert.status == "acknowledged"
                 assert (alert.ended_at - alert.started_at).total_seconds() == pytest.approx(
                     60.0, abs=1.0
                 )
@@ -114,7 +131,80 @@ async def test_an_episode_is_raised_updated_closed_and_audited(
             updates = [m["alert"] for m in messages if m["type"] == "alert_update"]
             assert updates[0]["ongoing"] is True and updates[-1]["ongoing"] is False
             assert updates[-1]["duration_seconds"] == pytest.approx(60.0, abs=1.0)
+            assert updates[-1]["status"] == "acknowledged"
+            assert [m["alert"]["status"] for m in messages if m["type"] == "alert"] == [
+                "open",
+                "acknowledged",
+            ]
             assert updates[-1]["peak_evidence_url"] == f"/api/evidence/{peak.id}"
+
+            # an episode left open by a server that stopped is closed at its last sighting
+            async with db.transaction() as s:
+                left = Alert(
+                    sitting_id=sitting.id,
+                    candidate_id=cand.id,
+                    type="absent",
+                    severity="warning",
+                    view="first",
+                    message="No face in view for 5.0 s",
+                    started_at=now - timedelta(minutes=10),
+                    raised_at=now - timedelta(minutes=10),
+                    last_seen_at=now - timedelta(minutes=9),
+                )
+                s.add(left)
+                await s.flush()
+                await chain.append_record(s, "alert.raised", left, actor=chain.SYSTEM)
+            assert await recorder.close_stale_episodes(60.0) == 1
+            assert await recorder.close_stale_episodes(60.0) == 0
+            async with db.session() as s:
+                closed = await s.get(Alert, left.id)
+                assert closed is not None and closed.ended_at == closed.last_seen_at
+                assert (await chain.verify(s, storage)).ok
+
+            # an alert recorded before episodes (its audit record has none of their fields,
+            # its row none of their values) still verifies
+            async with db.transaction() as s:
+                old = Alert(
+                    sitting_id=sitting.id,
+                    candidate_id=cand.id,
+                    type="device",
+                    severity="warning",
+                    view="second",
+                    message="cell phone on the second view in 2 of the last 6 samples",
+                    started_at=now - timedelta(minutes=20),
+                    raised_at=now - timedelta(minutes=20),
+                )
+                s.add(old)
+                await s.flush()
+                record = chain.alert_record(old)
+                before_episodes = {
+                    k: record[k]
+                    for k in (
+                        "sitting_id",
+                        "candidate_id",
+                        "type",
+                        "severity",
+                        "view",
+                        "message_sha256",
+                        "started_at",
+                        "raised_at",
+                        "evidence_id",
+                    )
+                }
+                await chain.append(
+                    s,
+                    "alert.raised",
+                    actor=chain.SYSTEM,
+                    payload={"record": before_episodes},
+                    sitting_id=sitting.id,
+                    candidate_id=cand.id,
+                    subject_type="alert",
+                    subject_id=old.id,
+                )
+            async with db.session() as s:
+                assert (await chain.verify(s, storage)).ok
+                body = alert_body(await s.get(Alert, old.id), cand)  # type: ignore[arg-type]
+                assert body["ongoing"] is False and body["duration_seconds"] is None
 
             # the recorded end cannot be moved unnoticed
             async with db.transaction() as s:

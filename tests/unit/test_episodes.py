@@ -40,18 +40,19 @@ def test_an_episode_is_updated_then_closed_after_the_clear_time() -> None:
     assert updates[-1].peak_score == 3.0
     closed = [c for c in closing if c.kind == "close"]
     assert len(closed) == 1 and closed[0].ended_at == 60.0 and closed[0].duration == 60.0
-    # closed at the first sample 15 s after the last sighting
+    # closed at the first sample episode_clear_seconds (10) after the last sighting
     assert [c.kind for c in closing].index("close") == len(closing) - 1
 
 
 def test_only_a_new_episode_after_the_close_raises_again() -> None:
     engine = RuleEngine(RuleSettings(multiple_persons_m=3, multiple_persons_k=5))
     raised = []
-    pattern = [2] * 10 + [1] * 20 + [2] * 10 + [1] * 40 + [2] * 10  # gaps of 10 s then 20 s
+    pattern = [2] * 10 + [1] * 10 + [2] * 10 + [1] * 40 + [2] * 10  # gaps of 5 s then 20 s
     for i, n in enumerate(pattern):
         raised += engine.feed(faces(i * 0.5, n))
-    # the 10 s gap is within the episode; after the 20 s gap a new one begins
-    assert [a.ts for a in raised] == [1.0, 41.0]
+    # the 5 s gap is within the episode (clear for less than 10 s); after the 20 s gap a
+    # new one begins
+    assert [a.ts for a in raised] == [1.0, 36.0]
     assert raised[1].episode == raised[0].episode + 1
 
 
