@@ -602,8 +602,9 @@ class SocketScope:
                 return None
         if msg.get("type") == "snooze" and isinstance(msg.get("snooze"), dict):
             self.snoozes.update(msg["snooze"])
-        if msg.get("type") == "alert" and isinstance(msg.get("alert"), dict):
-            if self.snoozes.hides(msg["alert"]):  # recorded, not pushed as new
+        if msg.get("type") in ("alert", "alert_update") and isinstance(msg.get("alert"), dict):
+            # recorded, not pushed as new; an episode still seen after the snooze comes back
+            if self.snoozes.hides(msg["alert"]):
                 return None
         return msg if self.sees(msg) else None
 
