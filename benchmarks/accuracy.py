@@ -237,6 +237,22 @@ def justified(alert: AlertDraft, events: list[dict[str, Any]], origin: float) ->
     return None
 
 
+def due_seconds(alert_type: str, settings: RuleSettings, fps: float) -> float | None:
+    """How long after an event's start its rule may take by its thresholds: the duration
+    rules their duration, the sample-counting rules (M of the last K samples) M - 1 sample
+    periods at ``fps``; None for the others."""
+    durations = {
+        "absent": settings.absent_seconds,
+        "looking_away": settings.looking_away_seconds,
+        "face_covered": settings.face_covered_seconds,
+        "camera_blocked": settings.camera_blocked_seconds,
+        "speech": settings.speech_seconds,
+        "multiple_persons": (settings.multiple_persons_m - 1) / fps,
+        "device": (settings.device_m - 1) / fps,
+    }
+    return durations.get(alert_type)
+
+
 def run_clip(
     path: Path, view: str, analyzer: FrameAnalyzer, settings: RuleSettings, fps: float
 ) -> tuple[list[AlertDraft], float, int]:
@@ -278,7 +294,7 @@ def score_clips(
         )
         duration = float(entry.get("duration_s", duration))
         total_seconds += duration
-        found_events = set()
+        found_events: dict[int, float] = {}  # event -> ts of its first justified alert
         false_alerts = []
         for alert in alerts:
             event = justified(alert, events, BASE_TS)
@@ -287,7 +303,22 @@ def score_clips(
                 per_type.setdefault(alert.type, {"events": 0, "found": 0, "false_alerts": 0})
                 per_type[alert.type]["false_alerts"] += 1
             else:
-                found_events.add(id(event))
+                found_events.setdefault(id(event), alert.ts)
+        scored_events = []
+        for event in events:
+            at = found_events.get(id(event))
+            delay = None if at is None else max(0.0, at - BASE_TS - float(event["start"]))
+            due = due_seconds(event["type"], settings, fps)
+            scored_events.append(
+                {
+                    "type": event["type"],
+                    "start": float(event["start"]),
+                    "end": float(event["end"]),
+                    "delay": None if delay is None else round(delay, 2),
+                    "due": due,
+                    "in_time": delay is not None and (due is None or delay <= due + 1.0),
+                }
+            )
         for event in events:
             row = per_type.setdefault(event["type"], {"events": 0, "found": 0, "false_alerts": 0})
             row["events"] += 1
@@ -304,6 +335,7 @@ def score_clips(
                     for a in alerts
                 ],
                 "false_alerts": len(false_alerts),
+                "scored_events": scored_events,
             }
         )
     hours = total_seconds / 3600
@@ -643,6 +675,21 @@ def format_report(report: dict[str, Any]) -> str:
             f"  {clip['file']} ({clip['view']} view, {clip['samples']} samples, "
             f"{clip['events']} events): {alerts}"
         )
+    rows = [("clip", "event", "from", "raised after", "due (rule) + 1 s", "in time")]
+    for clip in clips["clips"]:
+        for e in clip.get("scored_events", []):
+            rows.append(
+                (
+                    clip["file"].rsplit("/", 1)[-1],
+                    e["type"],
+                    f"{e['start']:.1f} s",
+                    "missed" if e["delay"] is None else f"{e['delay']:.1f} s",
+                    "-" if e["due"] is None else f"{e['due'] + 1:.1f} s",
+                    "yes" if e["in_time"] else "NO",
+                )
+            )
+    if len(rows) > 1:
+        lines += ["", "delay per justified event", *_table(rows)]
     audio = report["audio"]
     lines += ["", "audio"]
     if not audio["available"]:

@@ -131,6 +131,45 @@ def first_frame_jpeg(path: str | Path) -> bytes:
     raise MediaFileError("media_no_video", f"{path} has no video frame")
 
 
+def audio_level(path: str | Path, seconds: float = 3.0) -> float:
+    """The loudest RMS of the file's sound over ``seconds`` (2048-sample windows, samples in
+    -1..1), as the exam page measures its microphone for the device check; 0 without
+    sound."""
+    import numpy as np
+
+    if not probe_media(path).has_audio:
+        return 0.0
+    loudest, taken = 0.0, 0.0
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            samples = frame.to_ndarray().astype(np.float64)
+            if frame.format.name in ("s16", "s16p"):
+                samples /= 32768.0
+            mono = samples.mean(axis=0) if samples.ndim == 2 and samples.shape[0] < 8 else samples
+            mono = mono.ravel()
+            for start in range(0, max(1, mono.size - 2047), 2048):
+                window = mono[start : start + 2048]
+                if window.size:
+                    loudest = max(loudest, float(np.sqrt(np.mean(window * window))))
+            taken += frame.samples / (frame.sample_rate or 48000)
+            if taken >= seconds:
+                break
+    return round(loudest, 4)
+
+
+def random_answer(question: dict[str, Any], rng: random.Random) -> Any:
+    """A plausible answer to one question of ``GET /api/flow/paper``."""
+    keys = [o["key"] for o in question.get("options") or []]
+    kind = question.get("type")
+    if kind == "single" and keys:
+        return rng.choice(keys)
+    if kind == "multiple" and keys:
+        return sorted(rng.sample(keys, rng.randint(1, len(keys))))
+    if kind == "true_false":
+        return rng.random() < 0.5
+    return "headless answer 无人值守作答"
+
+
 def ice_servers_from(items: Iterable[Any] | None) -> list[RTCIceServer]:
     """``media.ice_servers`` from the login body: RTCIceServer-like dicts
     (``{"urls", "username"?, "credential"?}``) or plain URL strings."""
@@ -148,6 +187,24 @@ def ice_servers_from(items: Iterable[Any] | None) -> list[RTCIceServer]:
                 )
             )
     return servers
+
+
+#: answers after which the same request may succeed a little later
+_RETRY_STATUSES = {502, 503, 504}
+
+
+def _retry_after(response: httpx.Response, delay: float) -> float | None:
+    """How long to wait before sending a request again, or None when its answer stands:
+    a gateway or an overloaded server (502/503/504) is retried with back-off, a 429 only
+    when it says when (``Retry-After`` in seconds)."""
+    if response.status_code in _RETRY_STATUSES:
+        return delay
+    if response.status_code == 429:
+        try:
+            return max(0.0, float(response.headers.get("retry-after", "")))
+        except ValueError:
+            return None
+    return None
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str]:
@@ -330,8 +387,14 @@ class HeadlessCandidate:
         reconnect_delay: float = 1.0,
         max_reconnect_delay: float = 15.0,
         silence_timeout: float = 8.0,
+        retry_seconds: float = 60.0,
     ) -> None:
         self.server = server.rstrip("/")
+        #: how long one request is retried (with back-off) after the server was reached:
+        #: time-outs, lost connections, 502/503/504 and 429 with Retry-After
+        self.retry_seconds = retry_seconds
+        self._reached = False
+        self._retried = False
         self.password = password
         self.id_number = id_number
         self.ack_danmaku = ack_danmaku
@@ -357,6 +420,8 @@ class HeadlessCandidate:
         self._ws: ClientConnection | None = None
         self._ws_task: asyncio.Task[None] | None = None
         self._closed = False
+        #: the device check's ``{"report", "state"}`` once a walk has run it
+        self.device_report: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -396,23 +461,61 @@ class HeadlessCandidate:
         token = kwargs.pop("token", self.token)
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        try:
-            return await self._http.request(method, self._url(path), headers=headers, **kwargs)
-        except httpx.TransportError as exc:
-            reason = str(exc) or type(exc).__name__
-            raise ServerUnreachable(
-                "server_unreachable", f"cannot reach the server at {self.server} ({reason})"
-            ) from exc
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_seconds
+        delay = 0.5
+        while True:
+            try:
+                response = await self._http.request(
+                    method, self._url(path), headers=headers, **kwargs
+                )
+            except httpx.TransportError as exc:
+                reason = str(exc) or type(exc).__name__
+                # a wrong address fails at once; a network that drops after the server was
+                # reached (or a server too busy to answer in time) is tried again
+                retry = self._reached or not isinstance(exc, httpx.ConnectError)
+                if not retry or loop.time() + delay > deadline:
+                    raise ServerUnreachable(
+                        "server_unreachable",
+                        f"cannot reach the server at {self.server} ({reason})",
+                    ) from exc
+                log.warning("%s %s: %s; trying again in %.1f s", method, path, reason, delay)
+                self._retried = True
+            else:
+                self._reached = True
+                wait = _retry_after(response, delay)
+                if wait is None or loop.time() + wait > deadline:
+                    return response
+                log.warning(
+                    "%s %s: HTTP %s; trying again in %.1f s",
+                    method, path, response.status_code, wait,
+                )  # fmt: skip
+                delay = wait
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 8.0)
 
     async def login(self) -> dict[str, Any]:
         """``POST /api/candidate/login``; keeps the token and returns the body."""
-        response = await self._request(
-            "POST",
-            "/api/candidate/login",
-            json={"sitting_password": self.password, "id_number": self.id_number},
-        )
-        if response.status_code != 200:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_seconds
+        lost = False  # a request of this login got no answer: it may have been taken
+        while True:
+            self._retried = False
+            response = await self._request(
+                "POST",
+                "/api/candidate/login",
+                json={"sitting_password": self.password, "id_number": self.id_number},
+            )
+            lost = lost or self._retried
+            if response.status_code == 200:
+                break
             code, message = _error_of(response)
+            # a login whose answer was lost made a session this client never saw: the
+            # server refuses a second one until that session has been quiet long enough
+            if code == "already_logged_in" and lost and loop.time() + 5 < deadline:
+                log.warning("login: %s; the lost login's session must lapse first", message)
+                await asyncio.sleep(5.0)
+                continue
             raise LoginFailed(code, f"login refused: {message}")
         try:
             body = response.json()
@@ -454,10 +557,19 @@ class HeadlessCandidate:
         """Step 5 as a phone does it: take a one-time pairing token, exchange it for a
         phone session and stream ``path`` as the second view with it; returns the phone
         session's token."""
-        pairing = await self.call("POST", "/api/flow/phone/pairing")
-        paired = await self.call(
-            "POST", "/api/phone/pair", json={"token": pairing["token"]}, token=None
-        )
+        for attempt in range(3):
+            pairing = await self.call("POST", "/api/flow/phone/pairing")
+            try:
+                paired = await self.call(
+                    "POST", "/api/phone/pair", json={"token": pairing["token"]}, token=None
+                )
+                break
+            except CandidateError as exc:
+                # a pairing whose answer was lost on the way used the token up: as on the
+                # exam page, a new QR code pairs the phone again
+                if exc.code not in ("pairing_used", "pairing_expired") or attempt == 2:
+                    raise
+                log.warning("phone pairing: %s; making a new pairing", exc.code)
         await self.start_view("second", path, loop=loop, encoded=encoded, token=paired["token"])
         return paired["token"]
 
@@ -470,39 +582,141 @@ class HeadlessCandidate:
         encoded: bool = False,
         invigilator: tuple[str, str] | None = None,
         timeout: float = 120.0,
+        photo: str | Path | None = None,
     ) -> dict[str, Any]:
-        """From the login to the answering step, as the exam page would: confirm, sign,
+        """From the login to the answering step (or, in a device check, to its end), as the
+        exam page would: confirm, sign,
         stream ``video`` as the first view and send one of its frames to the photo check,
         pair a phone streaming ``phone_video`` (default: ``video``), wait for the start
         and start. When the photo check goes to the invigilator (no registered photo, or
         a face that does not match), ``invigilator`` (username, password) admits the
-        candidate; without it the walk waits for a person to. Returns the paper
-        (``GET /api/flow/paper``). Raises ``CandidateError`` (e.g. ``pledge_refused``,
-        ``no_paper``) or ``TimeoutError``."""
+        candidate; without it the walk waits for a person to. ``photo`` (a JPEG or PNG
+        file) is sent to the photo check instead of the video's first frame. Returns the
+        paper (``GET /api/flow/paper``), or in a device check the check's
+        ``{"report", "state"}`` (``device_check``). Raises ``CandidateError`` (e.g.
+        ``pledge_refused``, ``no_paper``) or ``TimeoutError``."""
         async with asyncio.timeout(timeout):
             state = await self.flow_state()
             while state["step"] != "answering":
-                step = state["step"]
-                if step == "confirm":
-                    state = await self.call("POST", "/api/flow/confirm")
-                elif step == "pledge":
-                    state = await self.call("POST", "/api/flow/pledge", json={"accept": True})
-                elif step == "identity":
-                    state = await self._identity(video, loop, encoded, invigilator, state)
-                elif step == "phone":
-                    state = await self._phone(phone_video or video, loop, encoded, state)
-                elif step == "waiting":
-                    wait = state["timing"]["seconds_to_start"]
-                    if wait > 0:
-                        await asyncio.sleep(min(wait, 5.0))
-                        state = await self.flow_state()
-                        continue
-                    state = await self.call("POST", "/api/flow/start")
-                else:
-                    raise CandidateError("cannot_walk", f"the flow stopped at step {step!r}")
+                try:
+                    state = await self._step(
+                        state, video, phone_video, loop, encoded, invigilator, photo
+                    )
+                except CandidateError as exc:
+                    # a step whose answer was lost on the way was taken all the same
+                    if exc.code != "wrong_step":
+                        raise
+                    state = await self.flow_state()
+                if state.get("report") is not None:  # the device check is over
+                    self.device_report = state
+                    return state
             if "first" not in self._views:
                 await self.start_view("first", video, loop=loop, encoded=encoded)
         return await self.call("GET", "/api/flow/paper")
+
+    async def _step(
+        self,
+        state: dict[str, Any],
+        video: str | Path,
+        phone_video: str | Path | None,
+        loop: bool,
+        encoded: bool,
+        invigilator: tuple[str, str] | None,
+        photo: str | Path | None,
+    ) -> dict[str, Any]:
+        """Take the step ``state`` is at; returns the next state (or the device check's
+        ``{"report", "state"}``)."""
+        step = state["step"]
+        if step == "confirm":
+            return await self.call("POST", "/api/flow/confirm")
+        if step == "pledge":
+            return await self.call("POST", "/api/flow/pledge", json={"accept": True})
+        if step == "identity":
+            return await self._identity(video, loop, encoded, invigilator, state, photo=photo)
+        if step == "phone":
+            return await self._phone(phone_video or video, loop, encoded, state)
+        if step == "waiting":
+            wait = state["timing"]["seconds_to_start"]
+            if wait > 0:
+                await asyncio.sleep(min(wait, 5.0))
+                return await self.flow_state()
+            return await self.call("POST", "/api/flow/start")
+        if step == "device_check":
+            return await self.device_check(video)
+        raise CandidateError("cannot_walk", f"the flow stopped at step {step!r}")
+
+    async def device_check(self, video: str | Path, upload_bytes: int = 4_000_000) -> dict:
+        """The device check's last step as the exam page does it: the upload measurement
+        (``upload_bytes`` of random data) and the report (camera streaming, the sound's
+        level as the microphone's); returns ``{"report", "state"}``."""
+        data = random.randbytes(upload_bytes)
+        started = time.perf_counter()
+        up = await self.call(
+            "POST",
+            "/api/flow/device/upload",
+            content=data,
+            headers={"content-type": "application/octet-stream"},
+        )
+        seconds = max(time.perf_counter() - started, 0.001)
+        level = await asyncio.to_thread(audio_level, video)
+        return await self.call(
+            "POST",
+            "/api/flow/device/report",
+            json={
+                "camera": {"ok": "first" in self._views, "streaming": True, "label": "file"},
+                "microphone": {"ok": level > 0, "level": level, "label": "file"},
+                "client": {
+                    "user_agent": "proctor headless client",
+                    "client_upload_bytes_per_s": round(upload_bytes / seconds),
+                    "server_upload_bytes_per_s": up.get("bytes_per_s"),
+                },
+            },
+        )
+
+    async def answer_paper(
+        self,
+        paper: dict[str, Any],
+        answers: dict[str, Any] | None = None,
+        rng: random.Random | None = None,
+    ) -> int:
+        """Answer every question of ``paper``: the value ``answers`` gives for it (keyed by
+        its number in the paper as the candidate sees it, from 1; ``None`` leaves it
+        blank), else a random one; returns how many were saved."""
+        rng = rng or random.Random()
+        scripted = answers or {}
+        saved = 0
+        for number, question in enumerate(paper["questions"], start=1):
+            key = str(number)
+            value = scripted[key] if key in scripted else random_answer(question, rng)
+            if value is None:
+                continue
+            seq = int((paper.get("answers", {}).get(str(question["id"])) or {}).get("seq", 0)) + 1
+            await self.answer(question["id"], value, seq)
+            saved += 1
+        return saved
+
+    async def hand_in(self, timeout: float = 3600.0) -> dict[str, Any]:
+        """Hand in as soon as the sitting allows it (waits out ``too_early_to_submit``);
+        returns the flow state."""
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    return await self.submit()
+                except CandidateError as exc:
+                    if exc.code == "already_submitted":  # a hand-in whose answer was lost
+                        return await self.flow_state()
+                    if exc.code != "too_early_to_submit":
+                        raise
+                state = await self.flow_state()
+                if state["step"] != "answering":
+                    return state
+                earliest = state["timing"].get("earliest_submit_at")
+                wait = 5.0
+                if earliest:
+                    left = (datetime.fromisoformat(earliest) - datetime.now(UTC)).total_seconds()
+                    wait = min(max(left, 0.5), 30.0)
+                log.info("handing in is allowed in %.0f s; waiting", wait)
+                await asyncio.sleep(wait)
 
     async def _identity(
         self,
@@ -511,14 +725,16 @@ class HeadlessCandidate:
         encoded: bool,
         invigilator: tuple[str, str] | None,
         state: dict[str, Any],
+        photo: str | Path | None = None,
     ) -> dict[str, Any]:
         if "first" not in self._views:
             await self.start_view("first", video, loop=loop, encoded=encoded)
         if not state["identity"]["needs_invigilator"]:
+            picture = Path(photo).read_bytes() if photo else first_frame_jpeg(video)
             result = await self.call(
                 "POST",
                 "/api/flow/identity",
-                content=first_frame_jpeg(video),
+                content=picture,
                 headers={"content-type": "image/jpeg"},
             )
             log.info("photo check: %s", result.get("reason"))

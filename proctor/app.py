@@ -12,9 +12,10 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from proctor import logs, metrics
-from proctor.api import admin, candidate, console, errors, flow, health
+from proctor.api import admin, candidate, console, errors, flow, health, network
 from proctor.api import review as review_api
 from proctor.api.scope import RecentGrants
+from proctor.api.security import SecurityHeaders
 from proctor.config import Settings
 from proctor.exam.clock import Clock
 from proctor.exam.service import ExamService
@@ -55,9 +56,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(review_api.router)
     app.include_router(flow.router)
     app.include_router(admin.router)
+    app.include_router(network.router)
     admin.install(app)
     app.mount("/exam", StaticFiles(directory=str(files("exam_client") / "static"), html=True))
     app.mount("/console", StaticFiles(directory=str(files("web_console") / "static"), html=True))
+
+    app.add_middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

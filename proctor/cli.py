@@ -10,11 +10,16 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from proctor import logs
 from proctor.config import Settings
+
+if TYPE_CHECKING:
+    from models.prepare import ModelStatus
 
 log = logging.getLogger("proctor")
 
@@ -38,6 +43,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         "port": settings.port,
         "log_level": settings.log_level,
         "ws_max_size": 1 << 20,
+        **tls_and_proxy_options(settings),
     }
     if workers <= 1:
         uvicorn.run(create_app(settings), **common)
@@ -58,6 +64,24 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         if made is not None:
             shutil.rmtree(made, ignore_errors=True)
     return 0
+
+
+def tls_and_proxy_options(settings: Settings) -> dict:
+    """uvicorn's TLS (PROCTOR_TLS_CERT / PROCTOR_TLS_KEY) and forwarded-header trust: the
+    X-Forwarded-* headers are believed only from PROCTOR_TRUSTED_PROXIES (none by default;
+    uvicorn's own default would believe 127.0.0.1)."""
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise SystemExit("error: set both PROCTOR_TLS_CERT and PROCTOR_TLS_KEY, or neither")
+    options: dict = {
+        "proxy_headers": bool(settings.trusted_proxies.strip()),
+        "forwarded_allow_ips": settings.trusted_proxies.strip() or "",
+    }
+    if settings.tls_cert:
+        for path in (settings.tls_cert, settings.tls_key):
+            if not Path(path).is_file():
+                raise SystemExit(f"error: TLS file {path} not found")
+        options.update(ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key)
+    return options
 
 
 def _metrics_dir() -> Path | None:
@@ -222,9 +246,35 @@ async def _seed_demo(settings: Settings, photos: list[Path]) -> dict:
         await db.dispose()
 
 
+def detectors_banner(statuses: Sequence[ModelStatus]) -> list[str]:
+    """The demo banner's lines on detection: which detectors run, and for each one that
+    does not, the missing model and why."""
+    off: dict[str, list[str]] = {}
+    on: list[str] = []
+    for s in statuses:
+        for detector in s.used_by:
+            if s.present:
+                on.append(detector)
+            else:
+                off.setdefault(detector, []).append(f"{s.name}: {s.problem or 'missing'}")
+    running = sorted(d for d in dict.fromkeys(on) if d not in off)
+    lines = [f"  Detectors      : {', '.join(running) or 'none'}"]
+    for detector, why in sorted(off.items()):
+        lines.append(f"  NOT RUNNING    : {detector} ({'; '.join(why)})")
+    if off:
+        lines.append("                   'proctor models prepare' fetches what is missing.")
+    return lines
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    if args.models_from is not None:
-        cmd_models(settings, argparse.Namespace(action="prepare", from_dir=args.models_from))
+    from models.prepare import prepare
+
+    from_dir = Path(args.models_from) if args.models_from else None
+    if from_dir is not None and not from_dir.is_dir():
+        print(f"note: {from_dir} is not a directory; fetching the models from their sources")
+        from_dir = None
+    # every model, from DIR where it is there, else from its source (present ones are kept)
+    statuses = prepare(settings.models_dir, from_dir=from_dir)
     photos = []
     for p in args.photo or []:
         path = Path(p)
@@ -233,7 +283,8 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         else:
             print(f"note: photo {path} not found; that candidate gets no registered photo")
     asyncio.run(_seed_demo(settings, photos))
-    base = f"http://{settings.host}:{settings.port}"
+    scheme = "https" if settings.tls_cert else "http"
+    base = f"{scheme}://{settings.host}:{settings.port}"
     print(
         "\n".join(
             [
@@ -250,6 +301,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
                 f"  Administration : {base}/console/admin.html",
                 f"     admin       : {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}",
                 f"  Health         : {base}/health",
+                *detectors_banner(statuses),
                 "",
                 "  The candidate walks the eight steps: details, pledge, photo check (your face",
                 "  is compared with the registered photo; after 3 failures the invigilator",
@@ -287,6 +339,12 @@ def cmd_db(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(_: Settings, args: argparse.Namespace) -> int:
+    from proctor import doctor
+
+    return doctor.main(args)
+
+
 def default_workers(settings: Settings) -> int:
     """One worker per core where several can share the work (Redis configured); else the
     single process with the in-process bus."""
@@ -294,7 +352,12 @@ def default_workers(settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="proctor", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="proctor",
+        description="Remote online proctoring engine: serve, run the demo, prepare models, "
+        "maintain the database, verify the audit chain, purge expired records, and "
+        "administer sittings (sittings, imports, papers, results, staff).",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the server (PROCTOR_HOST, PROCTOR_PORT)")
     serve.add_argument(
@@ -305,14 +368,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = sub.add_parser("demo", help="create a demo sitting and serve it")
     demo.add_argument("--photo", action="append", help="registered photo for a demo candidate")
-    demo.add_argument("--models-from", help="prepare models first, taking files from DIR")
+    demo.add_argument(
+        "--models-from",
+        help="take model files from DIR where there (the rest are fetched from their sources)",
+    )
     models = sub.add_parser("models", help="prepare or list the models")
     msub = models.add_subparsers(dest="action", required=True)
     prep = msub.add_parser("prepare", help="fetch, verify and cache every model")
     prep.add_argument("--from", dest="from_dir", help="take model files from DIR first")
     msub.add_parser("status", help="list every model: present or missing, sha256, licence")
+    doctor = sub.add_parser(
+        "doctor",
+        help="check a running deployment from outside: TLS, proxy, WebSocket, TURN, "
+        "database, Redis, models, clock",
+    )
+    doctor.add_argument("url", help="the address candidates open, e.g. https://exam.example.org")
+    doctor.add_argument("--ca", help="CA certificate file to trust (e.g. Caddy's internal root)")
+    doctor.add_argument(
+        "--staff",
+        default=os.environ.get("PROCTOR_DOCTOR_STAFF"),
+        help="USER:PASSWORD of a staff account, to ask for TURN credentials as a console "
+        "does (default PROCTOR_DOCTOR_STAFF)",
+    )
+    doctor.add_argument(
+        "--turn-secret",
+        default=os.environ.get("PROCTOR_TURN_SECRET"),
+        help="coturn's static-auth-secret, to make credentials without a staff account",
+    )
+    doctor.add_argument(
+        "--turn-urls",
+        default=os.environ.get("PROCTOR_TURN_URLS"),
+        help="the TURN URLs to try with --turn-secret (default PROCTOR_TURN_URLS)",
+    )
     db = sub.add_parser("db", help="database maintenance")
-    db.add_argument("action", choices=["upgrade"])
+    db.add_argument(
+        "action", choices=["upgrade"], help="upgrade: apply the migrations without serving"
+    )
     from proctor.review import commands as review_commands  # audit verify, retention purge
 
     review_commands.add_parsers(sub)
@@ -326,7 +417,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings()
     logs.setup(settings.log_level)
-    handlers = {"serve": cmd_serve, "demo": cmd_demo, "models": cmd_models, "db": cmd_db}
+    handlers = {
+        "serve": cmd_serve,
+        "demo": cmd_demo,
+        "models": cmd_models,
+        "db": cmd_db,
+        "doctor": cmd_doctor,
+    }
     from proctor.review.commands import HANDLERS as review_handlers
 
     handlers.update(review_handlers)

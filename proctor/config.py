@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     secret_key: str = ""  # empty: a random key is generated and kept in data_dir
+    # HTTPS served by uvicorn itself (issue 20): PEM certificate (chain) and key; both or none
+    tls_cert: str = ""
+    tls_key: str = ""
+    # the reverse proxy's addresses (comma separated; "*" = any): only from these are
+    # X-Forwarded-For / X-Forwarded-Proto believed. Empty: no proxy, believe none.
+    trusted_proxies: str = ""
+    hsts_seconds: int = 31_536_000  # Strict-Transport-Security max-age on HTTPS; 0: none
     log_level: str = "info"
 
     # several processes / machines (issue 7); empty = single process, in-process bus
@@ -64,9 +71,28 @@ class Settings(BaseSettings):
     multiple_persons_m: int = 3
     multiple_persons_k: int = 5
     alert_cooldown_seconds: float = 30.0
+    # episodes (issue 18): an ongoing alert's "last seen" is written and sent to consoles
+    # at most this often; a worse moment's screenshot at most every alert_peak_seconds
+    alert_update_seconds: float = 5.0
+    alert_peak_seconds: float = 30.0
+    # evidence captions (issue 18): the font (a .ttc/.otf/.ttf with CJK glyphs; empty: the
+    # first Noto CJK font installed) and the time zone of their times, unless the sitting
+    # names its own (RuleSettings.time_zone)
+    caption_font: str = ""
+    time_zone: str = "Asia/Shanghai"
 
     # WebRTC: STUN/TURN servers handed to browsers (comma separated); empty = host only
     ice_servers: str = ""
+    # TURN (coturn, issue 20): the relay's URLs (comma separated, e.g.
+    # "turn:turn.example.org:3478?transport=udp,turn:turn.example.org:3478?transport=tcp,
+    # turns:turn.example.org:443?transport=tcp") and coturn's static-auth-secret. Each
+    # candidate, phone and console session gets its own credentials (coturn's REST scheme),
+    # valid for turn_credential_seconds at most and never past the session's end.
+    turn_urls: str = ""
+    turn_secret: str = ""
+    turn_credential_seconds: int = 4 * 3600
+    # the URL the server's own peers allocate relays at (empty: the first turn: URL above)
+    turn_server_url: str = ""
 
     # exam flow (issue 3): login rate limit, phone pairing address, identity workers
     login_max_failures_per_id: int = 5  # refused logins per ID number within the window

@@ -7,11 +7,13 @@ import asyncio
 import base64
 import contextlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from aiortc import RTCIceServer
 from sqlalchemy import text
 
 from models.prepare import ModelStatus
@@ -21,12 +23,15 @@ from proctor.domain import CandidateRef
 from proctor.errors import NotFound
 from proctor.events.bus import Bus, make_bus
 from proctor.events.recorder import Recorder
+from proctor.evidence import fonts
 from proctor.evidence.policy import EvidenceSettings
 from proctor.evidence.storage import EvidenceStorage
+from proctor.media import turn
 from proctor.media.cluster import LocalCluster, RedisCluster, make_cluster
 from proctor.media.live import LiveViews
 from proctor.media.monitor import CandidateMonitor
 from proctor.media.peers import PeerManager
+from proctor.media.probe import NetworkProbes
 from proctor.media.thumbnails import Thumbnail, ThumbnailCache
 from proctor.media.voice import VoiceCalls
 from proctor.rules import RuleSettings
@@ -42,8 +47,7 @@ MEDIA_CHANNEL = "media"  # thumbnails and view states between processes
 
 
 def rule_settings(raw: dict[str, Any] | None) -> RuleSettings:
-    known = RuleSettings.__dataclass_fields__
-    return RuleSettings(**{k: v for k, v in (raw or {}).items() if k in known})
+    return RuleSettings.from_dict(raw)
 
 
 class RegisteredPhotoIdentity:
@@ -85,6 +89,7 @@ class Runtime:
     peers: PeerManager = field(init=False)
     live: LiveViews = field(init=False)
     voice: VoiceCalls = field(init=False)  # console voice calls (issue 5)
+    probes: NetworkProbes = field(init=False)  # the device check's network probe (issue 20)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # identity re-checks during the exam; set once the exam service's workers exist
     identity: RegisteredPhotoIdentity | None = None
@@ -94,9 +99,14 @@ class Runtime:
     orphan_sweep_seconds: float = 3.0
 
     def __post_init__(self) -> None:
-        ice = [u.strip() for u in self.settings.ice_servers.split(",") if u.strip()]
+        settings = self.settings
+
+        def ice() -> list[RTCIceServer]:  # fresh TURN credentials for each peer connection
+            return turn.server_ice_servers(settings, datetime.now(UTC))
+
         self.peers = PeerManager(self._new_monitor, self._on_connection, ice)
         self.live = LiveViews(self.peers, ice)
+        self.probes = NetworkProbes(ice)  # the device check's network probe (issue 20)
         self.voice = VoiceCalls(self.peers, ice)
 
     # -- media, routed to the process that owns the candidate ----------------------------
@@ -245,7 +255,11 @@ class Runtime:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
         # drawing and encoding evidence must never hold up analysis: its own thread
         evidence_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evidence")
-        recorder = Recorder(db, storage, bus, evidence_executor)
+        # evidence captions: a CJK font, or a loud warning (issue 18)
+        fonts.setup(settings.caption_font)
+        recorder = Recorder(
+            db, storage, bus, evidence_executor, default_time_zone=settings.time_zone
+        )
         rt = cls(
             settings,
             db,
@@ -273,6 +287,7 @@ class Runtime:
                 await task
         await self.voice.close_all()
         await self.live.close_all()
+        await self.probes.close_all()
         await self.peers.close_all()
         await self.cluster.stop()
         await self.bus.close()
@@ -292,7 +307,16 @@ class Runtime:
             enabled=self.settings.analysis_enabled,
             vad=self.analyzer.vad,
             identity=self.identity,
+            update_seconds=self.settings.alert_update_seconds,
+            peak_seconds=self.settings.alert_peak_seconds,
         )
+
+    def view_streaming(self, candidate_id: int, view: str, within: float = 5.0) -> bool:
+        """Whether ``view`` is connected and delivered a picture within ``within`` seconds
+        (the newest thumbnail, this process's or mirrored from the owner's)."""
+        connected, _ = self.peers.view_state(candidate_id, view)
+        thumb = self.thumbnails.get(candidate_id, view)
+        return connected and thumb is not None and time.time() - thumb.captured_at <= within
 
     def candidate_ref(self, candidate: Candidate, sitting: Sitting) -> CandidateRef:
         return CandidateRef(
@@ -310,6 +334,24 @@ class Runtime:
             evidence=EvidenceSettings.from_json(sitting.evidence),
             photo_relpath=candidate.photo_relpath,
         )
+
+    async def redis_health(self) -> str:
+        """Redis (issue 20, for `proctor doctor`): "ok", "not configured" (single process) or
+        the error; a PING on a connection of its own, with a short timeout."""
+        if not self.settings.redis_url:
+            return "not configured"
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(
+            self.settings.redis_url, socket_connect_timeout=2, socket_timeout=2
+        )
+        try:
+            await client.ping()
+            return "ok"
+        except Exception as exc:  # reported, not raised: /health must answer
+            return f"error: {exc.__class__.__name__}"
+        finally:
+            await client.aclose()
 
     async def health(self) -> dict[str, Any]:
         database = "ok"
@@ -332,10 +374,19 @@ class Runtime:
             }
             for m in models_status(self.settings.models_dir)
         }
-        ok = database == "ok" and all(m["present"] for m in models.values())
+        redis = await self.redis_health()
+        ok = (
+            database == "ok"
+            and redis in ("ok", "not configured")
+            and all(m["present"] for m in models.values())
+        )
+        font = fonts.installed()
         return {
             "status": "ok" if ok else "degraded",
             "database": database,
+            "redis": redis,
             "models": models,
             "detectors": detectors,
+            # the font evidence captions are drawn with (None: Chinese shows as "?")
+            "caption_font": str(font) if font else None,
         }

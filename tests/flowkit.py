@@ -263,7 +263,7 @@ class FlowApp:
         paper: str | None = "objective",
     ) -> SittingInfo:
         """A sitting starting ``starts_in`` from the clock's now, with candidates and (for
-        exams) a paper: "objective", "with_short" or None."""
+        exams) a paper: "objective", "with_short" or None; ``rules``: its RuleSettings."""
         password = f"pw-{uuid.uuid4().hex[:10]}"
         now = self.clock.now()
         if paper and kind != "device_check":
@@ -380,9 +380,10 @@ async def seed_exam(
     photos: list[Path | None] | None = None,
     candidates: int = 1,
     sections: list[dict[str, Any]] | None = None,
+    rules: Any = None,
 ) -> SittingInfo:
     """A sitting (with a paper, staff ADMIN/INVIGILATOR/REVIEWER) in the database a server
-    process will use; times from the real clock."""
+    process will use; times from the real clock; ``rules``: its RuleSettings."""
     from sqlalchemy import select
 
     from proctor.evidence.storage import EvidenceStorage
@@ -419,6 +420,7 @@ async def seed_exam(
                 starts_at=now + starts_in,
                 ends_at=now + starts_in + duration,
                 flow=flow,
+                rules=rules,
             )
             info = SittingInfo(sitting.id, password, kind, sitting.starts_at, sitting.ends_at)
             for i in range(candidates):

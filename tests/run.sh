@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs the whole test suite on a fresh machine (README, and .ci/run):
-# installs what the tests need (Debian chromium + ffmpeg, a virtualenv with the package and
+# installs what the tests need (Debian chromium + ffmpeg, caddy + coturn + nftables for the
+# namespace test, a virtualenv with the package and
 # its test extras, every model), then runs pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,14 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 # Chinese text in the console screenshots (docs/screenshots) must not render as boxes
 fc-list :lang=zh 2>/dev/null | grep -q . || need_apt+=(fonts-noto-cjk)
+# the namespace test (issue 20): NAT, the reverse proxy, the TURN relay, a browser trust
+# store for Caddy's internal CA, Redis for /health
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v caddy >/dev/null 2>&1 || need_apt+=(caddy)
+command -v turnserver >/dev/null 2>&1 || need_apt+=(coturn)
+command -v certutil >/dev/null 2>&1 || need_apt+=(libnss3-tools)
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "== installing Debian packages: ${need_apt[*]}"

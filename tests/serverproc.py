@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -189,10 +190,17 @@ class ServerProcess:
     env_extra: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
+    scheme: str = "http"  # "https" with PROCTOR_TLS_CERT / PROCTOR_TLS_KEY in env_extra
+    verify: Any = True  # httpx's verify (an SSLContext) when the certificate is a test's own
+    host: str = "127.0.0.1"  # where it listens
+    # issue 20: started inside a test's own network namespace (``ip netns exec NS``), and
+    # reached by the test at that namespace's address
+    prefix: list[str] = field(default_factory=list)
+    connect_host: str | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://{self.connect_host or self.host}:{self.port}"
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         env = {
@@ -201,7 +209,7 @@ class ServerProcess:
             "PROCTOR_DATA_DIR": str(self.data_dir),
             "PROCTOR_MODELS_DIR": str(self.models_dir),
             "PROCTOR_PORT": str(self.port),
-            "PROCTOR_HOST": "127.0.0.1",
+            "PROCTOR_HOST": self.host,
             "PROCTOR_LOG_LEVEL": "info",
             **self.env_extra,
         }
@@ -209,14 +217,19 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "proctor", "serve"], env=env, stdout=log, stderr=log, cwd=ROOT
+            [*self.prefix, sys.executable, "-m", "proctor", "serve"],
+            env=env,
+            stdout=log,
+            stderr=log,
+            cwd=ROOT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                ok = httpx.get(self.url + "/health", timeout=1, verify=self.verify)
+                if ok.status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

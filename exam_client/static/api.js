@@ -29,6 +29,25 @@ export function forgetToken() {
 }
 
 /**
+ * Fresh ICE servers for this session (issue 20): TURN credentials are short-lived and made
+ * per session, so each new peer connection asks for them; ``fallback`` (the list that came
+ * with the login) serves when the request fails.
+ * @param {string|null} [token]
+ * @param {RTCIceServer[]} [fallback]
+ * @returns {() => Promise<RTCIceServer[]>}
+ */
+export function iceServersSource(token, fallback = []) {
+  return async () => {
+    try {
+      const body = await call('/api/ice-servers', { token, timeoutMs: 5000 });
+      return body.ice_servers || fallback;
+    } catch {
+      return fallback;
+    }
+  };
+}
+
+/**
  * @param {string} path
  * @param {{method?: string, json?: unknown, body?: BodyInit, contentType?: string,
  *          token?: string|null, timeoutMs?: number}} [options]

@@ -1,6 +1,6 @@
 // The candidate page's link to the invigilator console (issue 5), self-contained: imported
 // once by exam.js, it opens its own WebSocket (/ws/candidate/console) and adds its own
-// elements to the page.
+// elements to the page (styled by exam.css: the pages allow no inline style, issue 20).
 //
 // - Automatic hints (the first rung of the escalation ladder): a banner telling the
 //   candidate how to fix a condition (face not visible, phone view lost...), acknowledged
@@ -11,6 +11,8 @@
 //
 // Hooks for tests: #console-hint[data-id][data-link=open|closed][hidden], #console-voice[data-state]
 // (idle|connecting|live|ended) and its data-bytes-received (audio bytes received).
+
+import { iceServersSource } from './api.js';
 
 const TOKEN_KEY = 'proctor.candidate.token'; // written by login.js
 const HINT_SHOW_MS = 20000;
@@ -32,20 +34,6 @@ function el(tag, attrs = {}, text = '') {
   return node;
 }
 
-const STYLE = `
-#console-hint { position: fixed; left: 50%; top: 4.5rem; transform: translateX(-50%);
-  z-index: 1000; max-width: min(44rem, 92vw); padding: 0.9rem 1.2rem; border-radius: 10px;
-  background: #fff7ed; color: #7c2d12; border: 2px solid #ea580c;
-  box-shadow: 0 8px 24px rgb(0 0 0 / 0.25); font-size: 1.05rem; display: flex; gap: 1rem;
-  align-items: center; }
-#console-hint button { font: inherit; padding: 0.3rem 0.9rem; border-radius: 6px;
-  border: 1px solid #ea580c; background: #ea580c; color: #fff; cursor: pointer; }
-#console-voice { position: fixed; right: 1rem; bottom: 1rem; z-index: 1000;
-  padding: 0.7rem 1rem; border-radius: 10px; background: #4c1d95; color: #fff;
-  box-shadow: 0 8px 24px rgb(0 0 0 / 0.3); font-size: 1rem; }
-#console-voice[data-state="connecting"] { background: #6d28d9; }
-`;
-
 class ConsoleLink {
   constructor() {
     this.token = readToken();
@@ -59,9 +47,8 @@ class ConsoleLink {
   }
 
   build() {
-    document.head.append(el('style', {}, STYLE));
     this.hint = el('div', { id: 'console-hint', role: 'alert', hidden: '' });
-    this.hintText = el('p', { style: 'margin:0' });
+    this.hintText = el('p');
     const ok = el('button', { type: 'button' }, '知道了 OK');
     ok.addEventListener('click', () => this.hideHint());
     this.hint.append(this.hintText, ok);
@@ -151,11 +138,13 @@ class ConsoleLink {
   }
 
   async answerCall(msg) {
+    // fresh TURN credentials first: the checks below then run without an await between them
+    const iceServers = await iceServersSource(this.token)();
     if (this.call && this.call.id === msg.call_id && this.call.pc.connectionState !== 'failed') {
       return; // already answering this call
     }
     this.endCall(false);
-    const pc = new RTCPeerConnection();
+    const pc = new RTCPeerConnection({ iceServers });
     const call = (this.call = { id: msg.call_id, pc, timer: null });
     const who = msg.from ? `（${msg.from}）` : '';
     this.setVoice('connecting', `监考老师${who}正在呼叫你… The invigilator is calling you…`);

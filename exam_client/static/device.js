@@ -1,9 +1,13 @@
 // The device-check step: camera, microphone, phone and upload bandwidth, measured here and
-// on the server, then reported (POST /api/flow/device/report).
+// on the server, and the network (network.js: the TURN relay over UDP/TCP/TLS, round trip
+// and sustained upload over the exam's own path, advice), then reported (POST
+// /api/flow/device/report; the network part is advice and does not fail the check).
 //
-// Hooks for tests: #device-results li[data-check][data-ok].
+// Hooks for tests: #device-results li[data-check][data-ok], li[data-check="network-advice"]
+// [data-code].
 
 import { call } from './api.js';
+import { ADVICE, HIGH_RTT_MS, NEEDED_UPLOAD_BYTES_PER_S, networkCheck } from './network.js';
 
 const UPLOAD_BYTES = 4 * 1024 * 1024;
 const LISTEN_MS = 3000;
@@ -79,7 +83,32 @@ export function showReport(list, report) {
   item(list, 'phone', report.phone_ok, '手机（第二视角）', 'Phone (second view)');
   item(list, 'upload', report.upload_ok, '上传带宽', 'Upload',
     `${formatRate(report.upload_bytes_per_s)} (≥ ${formatRate(d.upload?.required_bytes_per_s ?? 0)})`);
+  showNetwork(list, d.client || {});
   item(list, 'overall', report.passed, '总体', 'Overall', report.passed ? '通过 passed' : '未通过 not passed');
+}
+
+function showNetwork(list, c) {
+  if (c.network_advice === undefined) return;
+  const mark = (v) => (v ? '✓' : '✗');
+  const relayOk = Boolean(c.turn_udp || c.turn_tcp || c.turn_tls) || !c.turn_tested;
+  item(list, 'network-relay', relayOk, '中继服务器', 'Relay (TURN)',
+    c.turn_tested
+      ? `UDP ${mark(c.turn_udp)} TCP ${mark(c.turn_tcp)} TLS ${mark(c.turn_tls)}`
+      : '未配置 none configured');
+  const rttOk = c.rtt_ms !== null && c.rtt_ms !== undefined && c.rtt_ms <= HIGH_RTT_MS;
+  item(list, 'network-rtt', rttOk, '网络延迟', 'Round trip',
+    rttOk || c.rtt_ms ? `${c.rtt_ms} ms${c.network_path ? ` (${c.network_path})` : ''}` : '—');
+  const rate = c.relay_upload_bytes_per_s || 0;
+  item(list, 'network-upload', rate >= NEEDED_UPLOAD_BYTES_PER_S, '考试通道上传', 'Upload on the exam path',
+    `${formatRate(rate)} (≥ ${formatRate(NEEDED_UPLOAD_BYTES_PER_S)})`);
+  for (const code of String(c.network_advice).split(',').filter(Boolean)) {
+    const li = document.createElement('li');
+    li.dataset.check = 'network-advice';
+    li.dataset.code = code;
+    li.dataset.ok = String(code === 'ok');
+    li.textContent = ADVICE[code] || code;
+    list.append(li);
+  }
 }
 
 /**
@@ -100,6 +129,7 @@ export async function runDeviceCheck({ stream, streaming, results }) {
   item(results, 'running', true, '正在检测…', 'Checking…');
   const microphone = await microphoneLevel(stream);
   const up = await upload();
+  const net = await networkCheck();
   const body = await call('/api/flow/device/report', {
     method: 'POST',
     json: {
@@ -109,6 +139,14 @@ export async function runDeviceCheck({ stream, streaming, results }) {
         user_agent: navigator.userAgent,
         client_upload_bytes_per_s: up.client_bytes_per_s,
         server_upload_bytes_per_s: up.bytes_per_s,
+        turn_tested: net.turn.tested,
+        turn_udp: net.turn.udp,
+        turn_tcp: net.turn.tcp,
+        turn_tls: net.turn.tls,
+        rtt_ms: net.probe.rtt_ms ?? null,
+        relay_upload_bytes_per_s: net.probe.upload_bytes_per_s ?? 0,
+        network_path: net.probe.path || null,
+        network_advice: net.advice.join(','),
       },
     },
   });

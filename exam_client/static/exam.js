@@ -11,7 +11,7 @@
 // #identity-result[data-result], #phone-status[data-state], #countdown[data-seconds],
 // #time-left, #submit-hint, #device-results (device.js).
 
-import { ApiError, call } from './api.js';
+import { ApiError, call, iceServersSource } from './api.js';
 import { runDeviceCheck, formatRate, showReport } from './device.js';
 import { PaperView } from './paper.js';
 import { startStream } from './rtc.js';
@@ -230,7 +230,7 @@ async function startMedia() {
     view: 'first',
     stream,
     token,
-    iceServers: media.ice_servers || [],
+    iceServers: iceServersSource(token, media.ice_servers || []),
     maxBitrate: VIDEO_MAX_BITRATE,
     maxFramerate: media.fps,
     onState: onStreamState,
@@ -550,6 +550,7 @@ function render(body) {
   shownStep = body.step;
   const handler = STEP_RENDER[body.step];
   if (handler) handler(body, entered);
+  enforceFullscreen();
   tick();
   schedulePoll(POLL_MS[body.step] || POLL_MS.default);
 }
@@ -729,6 +730,18 @@ async function renderAnswering(body, entered) {
   }
   if (entered) watchPage();
 }
+
+// the sitting may require full screen while answering (issue 18): until the page is in
+// full screen an overlay asks for it (entering needs the candidate's click)
+function enforceFullscreen() {
+  const required = Boolean(state?.page_watch?.fullscreen_required) && state?.step === 'answering';
+  $('fullscreen-overlay').hidden = !required || Boolean(document.fullscreenElement);
+  document.body.dataset.fullscreenRequired = String(required);
+}
+document.addEventListener('fullscreenchange', enforceFullscreen);
+$('fullscreen-return').addEventListener('click', () => {
+  document.documentElement.requestFullscreen?.().catch(() => {});
+});
 
 function submitHint() {
   if (!state?.timing?.earliest_submit_at) return '';

@@ -6,7 +6,7 @@
 // Hooks for tests: #phone-stream-status[data-state] (pairing|requesting|connecting|
 // streaming|reconnecting|error), #phone-error.
 
-import { ApiError, call } from './api.js';
+import { ApiError, call, iceServersSource } from './api.js';
 import { startStream } from './rtc.js';
 
 const PHONE_TOKEN_KEY = 'proctor.phone.token';
@@ -108,7 +108,7 @@ async function run() {
     view: 'second',
     stream,
     token: paired.token,
-    iceServers: media.ice_servers || [],
+    iceServers: iceServersSource(paired.token, media.ice_servers || []),
     maxBitrate: 400_000,
     maxFramerate: media.fps,
     onState: (state, detail = {}) => {

@@ -98,7 +98,8 @@ async function postOffer(url, token, body) {
  * @param {'first'|'second'} options.view
  * @param {MediaStream} options.stream   owned by the caller (stop() leaves it running)
  * @param {(state: string, detail?: object) => void} [options.onState]
- * @param {RTCIceServer[]} [options.iceServers]
+ * @param {RTCIceServer[]|(() => Promise<RTCIceServer[]>)} [options.iceServers]  a list, or
+ *        a function asked before each connection (fresh TURN credentials)
  * @param {string} [options.token]       Bearer token; without it the session cookie is used
  * @param {number} [options.maxBitrate]  bits per second for the video sender
  * @param {number} [options.maxFramerate]
@@ -190,7 +191,9 @@ export function startStream({
     if (stopped) return;
     closePc();
     if (failures === 0) emit('connecting');
-    const mine = new RTCPeerConnection({ iceServers: normaliseIce(iceServers) });
+    const servers = typeof iceServers === 'function' ? await iceServers() : iceServers;
+    if (stopped) return;
+    const mine = new RTCPeerConnection({ iceServers: normaliseIce(servers) });
     pc = mine;
     mine.addEventListener('connectionstatechange', () => onConnectionState(mine));
     try {

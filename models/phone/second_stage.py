@@ -88,6 +88,35 @@ def mine(
     return np.stack(xs), np.array(ys, np.float32)
 
 
+def mine_hard(
+    detector: PhoneDetector,
+    floor: float,
+    dataset: Path,
+    media: Path,
+    context: float,
+    size: int,
+) -> np.ndarray:
+    """Crops of the product's false positives (``--hard``): every box the whole detector
+    (verified, flipped, crop-checked: :meth:`PhoneDetector.default`) scores at ``floor``
+    or more that overlaps no labelled phone, on each train picture and on its phone-free
+    band (the same filtering of near copies as :func:`mine`)."""
+    train = read_split(dataset / "train")
+    held = thumbnails(held_out_images(dataset, media))
+    sims = (thumbnails([im for _, im, _ in train]) @ held.T).max(1)
+    xs = []
+    for (_, image, gt), sim in zip(train, sims, strict=True):
+        if sim > 0.95:
+            continue
+        for b in detector.candidates(image, floor).boxes:
+            if not len(gt) or bench.iou(b, gt).max() < 0.3:
+                xs.append(square_crop(image, b, context, size))
+        band = phone_free_band(image, gt)
+        if band is not None and len(gt):
+            for b in detector.candidates(band, floor).boxes:
+                xs.append(square_crop(band, b, context, size))
+    return np.stack(xs) if xs else np.zeros((0, size, size, 3), np.uint8)
+
+
 def classifier() -> nn.Module:
     layers: list[nn.Module] = []
     channels = 3
@@ -344,6 +373,15 @@ def main(argv: list[str] | None = None) -> int:
         help="negatives from the fine-tuned model's candidates, or also from the verified ones",
     )
     parser.add_argument(
+        "--hard",
+        type=Path,
+        metavar="CHECK",
+        help="also mine the false positives of the whole detector checked by this crop check "
+        "(ONNX) at --hard-floor, repeated --hard-copies times",
+    )
+    parser.add_argument("--hard-floor", type=float, default=0.12)
+    parser.add_argument("--hard-copies", type=int, default=3)
+    parser.add_argument(
         "--no-eval", action="store_true", help="only train (evaluate with benchmarks.phone)"
     )
     parser.add_argument("--save", type=Path, help="write the classifier's state here")
@@ -381,6 +419,15 @@ def main(argv: list[str] | None = None) -> int:
         f"({time.time() - started:.0f} s)",
         flush=True,
     )
+    if args.hard:
+        product = PhoneDetector.default(args.model, args.verifier, args.hard)
+        hard = mine_hard(
+            product, args.hard_floor, args.dataset, args.media, args.context, args.size
+        )
+        print(f"mined {len(hard)} hard negatives ({time.time() - started:.0f} s)", flush=True)
+        if len(hard):
+            xs = np.concatenate([xs, *[hard] * args.hard_copies])
+            ys = np.concatenate([ys, np.zeros(len(hard) * args.hard_copies, np.float32)])
     if args.arch != "yolox":
         net = train_classifier(new_net(), xs, ys, args.epochs, args.seed, args.lr)
     else:

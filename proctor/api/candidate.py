@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Depends, Request, Response, WebSocket
 from pydantic import BaseModel, Field
@@ -19,14 +19,16 @@ from proctor.api.deps import (
     runtime,
     token_from,
 )
+from proctor.api.security import set_session_cookie
 from proctor.api.sockets import CLOSE_FORBIDDEN, accept_principal, pump
 from proctor.errors import Forbidden
 from proctor.events.bus import candidate_channel
 from proctor.exam import flow
-from proctor.exam.auth import Principal, revoke_token
+from proctor.exam.auth import CANDIDATE_SESSION_HOURS, Principal, revoke_token
 from proctor.exam.service import ExamService
 from proctor.exam.sittings import get_candidate
 from proctor.exam.supervision import mark_danmaku
+from proctor.media import turn
 from proctor.runtime import Runtime
 from proctor.store.tables import Candidate, Sitting
 
@@ -45,7 +47,9 @@ class OfferIn(BaseModel):
     view: str = Field(default="first", max_length=16)
 
 
-def _me_body(rt: Runtime, cand: Candidate, sitting: Sitting) -> dict:
+def _me_body(
+    rt: Runtime, cand: Candidate, sitting: Sitting, now: datetime, until: datetime | None
+) -> dict:
     s = rt.settings
     return {
         "candidate": {"id": cand.id, "name": cand.name, "id_number": cand.id_number},
@@ -61,7 +65,7 @@ def _me_body(rt: Runtime, cand: Candidate, sitting: Sitting) -> dict:
             "width": s.capture_width,
             "height": s.capture_height,
             "fps": s.capture_fps,
-            "ice_servers": [u.strip() for u in s.ice_servers.split(",") if u.strip()],
+            "ice_servers": turn.ice_servers(s, f"candidate-{cand.id}", now, until),
         },
     }
 
@@ -87,11 +91,17 @@ async def login(
         limits=exam.login_limits,
     )
     await db.commit()
-    response.set_cookie(COOKIE, result.token, httponly=True, samesite="strict", max_age=12 * 3600)
+    set_session_cookie(response, request, result.token)
     ctx = result.ctx
     return {
         "token": result.token,
-        **_me_body(rt, ctx.candidate, ctx.sitting),
+        **_me_body(
+            rt,
+            ctx.candidate,
+            ctx.sitting,
+            at,
+            at + timedelta(hours=CANDIDATE_SESSION_HOURS),
+        ),
         "step": ctx.attempt.step,
         "resumed": result.resumed,
     }
@@ -118,10 +128,11 @@ async def me(
     who: Principal = Depends(candidate),
     db: AsyncSession = Depends(db_session),
     rt: Runtime = Depends(runtime),
+    at: datetime = Depends(now),
 ) -> dict:
     cand = await get_candidate(db, who.subject_id)
     sitting = await db.get(Sitting, cand.sitting_id)
-    return _me_body(rt, cand, sitting)
+    return _me_body(rt, cand, sitting, at, who.expires_at)
 
 
 @router.post("/api/candidate/rtc/offer")

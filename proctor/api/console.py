@@ -17,18 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor.api import console_manage, console_voice
 from proctor.api.deps import COOKIE, STAFF_ROLES, db_session, runtime, staff, token_from
 from proctor.api.scope import check_console_candidate, console_scope
+from proctor.api.security import set_session_cookie
 from proctor.api.sockets import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, accept_principal, pump
 from proctor.errors import Conflict, DomainError, Forbidden, NotFound
 from proctor.events.bus import Message, sitting_channel
-from proctor.exam import rooms, supervision
+from proctor.exam import rooms, screen, supervision
 from proctor.exam.auth import Principal, login_staff, revoke_token
 from proctor.exam.room_record import first_connections, flow_body, flow_facts
 from proctor.exam.rooms import Scope
 from proctor.exam.sittings import list_candidates, list_sittings
 from proctor.media.peers import VIEWS
 from proctor.review.access import log_access
+from proctor.rules import RuleSettings
 from proctor.runtime import Runtime
-from proctor.store.tables import StaffUser
+from proctor.store.tables import StaffUser, utcnow
 
 router = APIRouter()
 
@@ -45,6 +47,16 @@ class DanmakuIn(BaseModel):
 class HandleIn(BaseModel):
     action: Literal["acknowledge", "dismiss"]
     reason: str = Field(max_length=2000)
+
+
+class SnoozeIn(BaseModel):
+    type: str = Field(min_length=1, max_length=32)
+    minutes: int  # the domain checks 1-120
+    reason: str = Field(max_length=2000)
+
+
+class SnoozeEndIn(BaseModel):
+    reason: str = Field(default="", max_length=2000)
 
 
 class ScreenshotIn(BaseModel):
@@ -71,11 +83,14 @@ def user_body(user: StaffUser) -> dict[str, Any]:
 
 @router.post("/api/staff/login")
 async def staff_login(
-    body: StaffLoginIn, response: Response, db: AsyncSession = Depends(db_session)
+    body: StaffLoginIn,
+    request: Request,
+    response: Response,
+    db: AsyncSession = Depends(db_session),
 ) -> dict:
     token, user = await login_staff(db, body.username, body.password)
     await db.commit()
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=12 * 3600)
+    set_session_cookie(response, request, token)
     return {"token": token, "user": user_body(user)}
 
 
@@ -163,12 +178,19 @@ async def candidate_bodies(
     )
     alerts = await supervision.console_alerts(db, sitting_id, visible, limit=1000, status="open")
     by_severity: dict[int, dict[str, int]] = {}
+    snoozed: dict[int, int] = {}
     for alert in alerts:
+        if alert.get("snooze"):  # recorded while snoozed: not counted as open on the tile
+            snoozed[alert["candidate_id"]] = snoozed.get(alert["candidate_id"], 0) + 1
+            continue
         counts = by_severity.setdefault(alert["candidate_id"], {})
         counts[alert["severity"]] = counts.get(alert["severity"], 0) + 1
     ladders = await supervision.ladders(db, sitting_id, visible)
     facts = await flow_facts(db, sitting)
     ever = await first_connections(db, [c.id for c in cands])
+    watch = RuleSettings.from_dict(sitting.rules)
+    left = await screen.candidate_leaves(db, [c.id for c in cands], watch.fullscreen_required)
+    now = utcnow()
     out = []
     for c in cands:
         seat = seats.get(c.id)
@@ -185,7 +207,10 @@ async def candidate_bodies(
                 "second_view_ever": "second" in ever.get(c.id, {}),
                 "open_alerts": sum(severities.values()),
                 "open_by_severity": severities,
+                "snoozed_alerts": snoozed.get(c.id, 0),
                 "ladder": ladders.get(c.id),
+                # leaving the exam page (切屏): count, total seconds, away since
+                "screen_left": screen.summary(left.get(c.id, []), now),
                 "flow": flow_body(facts.get(c.id)),
                 "voice": {"call_id": call.call_id, "staff_id": call.staff_id} if call else None,
                 "thumbnail_urls": {
@@ -306,6 +331,65 @@ async def handle_candidate_alerts(
         alerts=await supervision.open_alerts_of(db, candidate_id),
         action=body.action,
         reason=body.reason,
+    )
+
+
+# ----------------------------------------------------------------------------- snoozes
+
+
+@router.get("/api/console/snoozes")
+async def snoozes(
+    sitting_id: int = Query(ge=1),
+    room_id: int | None = Query(None, ge=1),
+    include_ended: bool = False,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+) -> list[dict]:
+    """The running snoozes of the caller's candidates (with ``include_ended``: all)."""
+    await rooms.check_sitting(db, scope, sitting_id)
+    if room_id is not None:
+        await rooms.check_room(db, scope, room_id)
+    visible = (
+        None
+        if scope.everything and room_id is None
+        else await rooms.visible_candidates(db, scope, sitting_id, room_id)
+    )
+    return await supervision.list_snoozes(db, sitting_id, visible, active_only=not include_ended)
+
+
+@router.post("/api/console/candidates/{candidate_id}/snoozes")
+async def snooze(
+    candidate_id: int,
+    body: SnoozeIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    """Snooze one candidate's alerts of one type for N minutes, with a reason."""
+    cand = await rooms.check_candidate(db, scope, candidate_id)
+    return await supervision.snooze_alerts(
+        db,
+        rt.bus,
+        staff_id=scope.staff_id,
+        candidate=cand,
+        alert_type=body.type,
+        minutes=body.minutes,
+        reason=body.reason,
+    )
+
+
+@router.post("/api/console/snoozes/{snooze_id}/end")
+async def end_snooze(
+    snooze_id: int,
+    body: SnoozeEndIn | None = None,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    row = await supervision.get_snooze(db, snooze_id)
+    await rooms.check_candidate(db, scope, row.candidate_id)
+    return await supervision.end_snooze(
+        db, rt.bus, staff_id=scope.staff_id, snooze=row, reason=body.reason if body else ""
     )
 
 
@@ -450,7 +534,7 @@ async def live_close(who: Principal = Depends(staff), rt: Runtime = Depends(runt
 
 def subject_of(msg: Message) -> tuple[int | None, int | None]:
     """(candidate id, room id) a sitting-channel message is about."""
-    for key in ("alert", "danmaku", "evidence", "action"):
+    for key in ("alert", "danmaku", "evidence", "action", "snooze"):
         inner = msg.get(key)
         if isinstance(inner, dict):
             return inner.get("candidate_id"), inner.get("room_id")
@@ -468,6 +552,7 @@ class SocketScope:
         self.room_id = room_id
         self.scope: Scope | None = None
         self.candidates: set[int] = set()
+        self.snoozes = supervision.SnoozeBook()
 
     async def load(self) -> None:
         async with self.rt.db.session() as db:
@@ -480,6 +565,7 @@ class SocketScope:
             self.candidates = await rooms.visible_candidates(
                 db, self.scope, self.sitting_id, self.room_id
             )
+            self.snoozes = await supervision.snooze_book(db, self.sitting_id)
 
     def sees(self, msg: Message) -> bool:
         if msg.get("type") == "extension":  # the flow's: several candidates, or everyone
@@ -501,6 +587,11 @@ class SocketScope:
                 await self.load()
             except DomainError:
                 self.candidates = set()  # no longer theirs: they see no candidate any more
+                return None
+        if msg.get("type") == "snooze" and isinstance(msg.get("snooze"), dict):
+            self.snoozes.update(msg["snooze"])
+        if msg.get("type") == "alert" and isinstance(msg.get("alert"), dict):
+            if self.snoozes.hides(msg["alert"]):  # recorded, not pushed as new
                 return None
         return msg if self.sees(msg) else None
 

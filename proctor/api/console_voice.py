@@ -149,25 +149,25 @@ class Link:
         return None
 
     async def maybe_hint(self, msg: Message) -> None:
-        kind = msg.get("type")
-        code, alert_id = None, None
-        if kind == "alert":
-            alert = msg.get("alert") or {}
-            if alert.get("candidate_id") == self.candidate_id and alert.get("status") == "open":
-                code, alert_id = supervision.FIXABLE_ALERTS.get(alert.get("type")), alert.get("id")
-        elif kind == "connection":
-            if (
-                msg.get("candidate_id") == self.candidate_id
-                and msg.get("view") == "second"
-                and not msg.get("connected")
-            ):
-                code = "phone_lost"
+        """A fixable alert of this candidate becomes its hint (camera_blocked: by its cause).
+        A lost view's connection alone is no hint (a new connection may already have
+        replaced it): its ``*_view_lost`` alert, raised after the grace, is; and no
+        reconnect hint goes out while the view is streaming."""
+        if msg.get("type") != "alert":
+            return
+        alert = msg.get("alert") or {}
+        if alert.get("candidate_id") != self.candidate_id or alert.get("status") != "open":
+            return
+        code = supervision.hint_code(alert.get("type"), alert.get("cause"))
         if code is None:
+            return
+        view = supervision.RECONNECT_HINTS.get(code)
+        if view is not None and self.rt.view_streaming(self.candidate_id, view):
             return
         async with self.rt.db.session() as db:
             cand = await get_candidate(db, self.candidate_id)
             await supervision.auto_hint(
-                db, self.rt.bus, candidate=cand, code=code, alert_id=alert_id
+                db, self.rt.bus, candidate=cand, code=code, alert_id=alert.get("id")
             )
 
     async def on_out(self, msg: Message) -> None:

@@ -6,7 +6,7 @@ invigilator's rooms). Parse, authorise, call proctor.exam, answer."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -32,6 +32,7 @@ from proctor.exam.policy import rules_of
 from proctor.exam.room_record import flow_body, flow_facts
 from proctor.exam.rooms import Scope
 from proctor.exam.service import ExamService
+from proctor.media import turn
 from proctor.runtime import Runtime
 from proctor.store.tables import Attempt, Candidate, TimeExtension
 
@@ -354,7 +355,9 @@ async def phone_pair(
             "width": s.capture_width,
             "height": s.capture_height,
             "fps": s.phone_capture_fps,
-            "ice_servers": [u.strip() for u in s.ice_servers.split(",") if u.strip()],
+            "ice_servers": turn.ice_servers(
+                s, f"phone-{cand.id}", at, at + timedelta(hours=auth.PHONE_SESSION_HOURS)
+            ),
         },
     }
 

@@ -14,6 +14,10 @@ def iso(value: datetime | None) -> str | None:
 
 
 def alert_body(alert: Alert, candidate: Candidate) -> dict[str, Any]:
+    """An alert is an episode: ``ongoing`` while its condition lasts (``last_seen_at``
+    moves), then ``ended_at``; ``duration_seconds`` from ``started_at`` to the end or the
+    last sighting. Alerts from before episodes have neither (``ongoing`` false)."""
+    end = alert.ended_at or alert.last_seen_at
     return {
         "id": alert.id,
         "candidate_id": alert.candidate_id,
@@ -27,6 +31,18 @@ def alert_body(alert: Alert, candidate: Candidate) -> dict[str, Any]:
         "started_at": iso(alert.started_at),
         "raised_at": iso(alert.raised_at),
         "evidence_url": f"/api/evidence/{alert.evidence_id}" if alert.evidence_id else None,
+        "last_seen_at": iso(alert.last_seen_at),
+        "ended_at": iso(alert.ended_at),
+        "ongoing": alert.last_seen_at is not None and alert.ended_at is None,
+        "duration_seconds": (
+            round((end - alert.started_at).total_seconds(), 1) if end is not None else None
+        ),
+        "peak_score": alert.peak_score,
+        "peak_at": iso(alert.peak_at),
+        "peak_evidence_url": (
+            f"/api/evidence/{alert.peak_evidence_id}" if alert.peak_evidence_id else None
+        ),
+        "cause": alert.cause,
     }
 
 

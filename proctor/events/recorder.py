@@ -17,11 +17,13 @@ from proctor.events.bus import Bus, sitting_channel
 from proctor.events.messages import alert_body, connection_message, evidence_body
 from proctor.evidence import chain
 from proctor.evidence.clips import ClipFrame, encode_webm
-from proctor.evidence.screenshot import annotate, encode_jpeg
+from proctor.evidence.screenshot import annotate, encode_jpeg, zone
 from proctor.evidence.storage import EvidenceStorage
-from proctor.rules import AlertDraft
+from proctor.rules import AlertDraft, EpisodeChange
+from proctor.rules.episodes import worse
 from proctor.store.db import Database
 from proctor.store.tables import Alert, Candidate, CandidateEvent, Evidence, utcnow
+from proctor.vision.types import Observation
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,8 @@ ALERT_TITLES = {
     "identity_mismatch": "Someone else / 替考",
     "speech": "Speech / 说话",
     "second_view_lost": "Second view lost / 鹰眼断开",
+    "first_view_lost": "First view lost / 第一视角断开",
+    "screen_left": "Left the exam screen / 切屏",
 }
 
 
@@ -47,12 +51,27 @@ class Recorder:
     it never delays analysis."""
 
     def __init__(
-        self, db: Database, storage: EvidenceStorage, bus: Bus, executor: Executor
+        self,
+        db: Database,
+        storage: EvidenceStorage,
+        bus: Bus,
+        executor: Executor,
+        default_time_zone: str = "UTC",
     ) -> None:
         self.db = db
         self.storage = storage
         self.bus = bus
         self.executor = executor
+        self.default_zone = zone(default_time_zone)
+
+    def _caption(
+        self, ref: CandidateRef, draft_type: str, observation: Observation, frame: np.ndarray
+    ) -> bytes:
+        """The evidence screenshot: the alert's title (English / Chinese) and the
+        candidate's name, the time in the sitting's time zone."""
+        title = f"{ALERT_TITLES.get(draft_type, draft_type)} - {ref.name}"
+        tz = zone(ref.rules.time_zone) if ref.rules.time_zone else self.default_zone
+        return encode_jpeg(annotate(frame, observation, title, tz))
 
     async def _store(
         self,
@@ -91,8 +110,7 @@ class Recorder:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def record_alert(self, ref: CandidateRef, draft: AlertDraft, frame: np.ndarray) -> int:
-        title = f"{ALERT_TITLES.get(draft.type, draft.type)} - {ref.name}"
-        jpeg = await self._cpu(lambda: encode_jpeg(annotate(frame, draft.observation, title)))
+        jpeg = await self._cpu(self._caption, ref, draft.type, draft.observation, frame)
         evidence = await self._store(
             ref,
             kind="alert_screenshot",
@@ -115,6 +133,10 @@ class Recorder:
                 started_at=_utc(draft.started_at),
                 raised_at=utcnow(),
                 evidence_id=evidence.id,
+                last_seen_at=_utc(draft.ts),
+                peak_score=draft.score,
+                peak_at=_utc(draft.ts),
+                cause=draft.cause or None,
             )
             db.add(alert)
             await db.flush()
@@ -133,6 +155,64 @@ class Recorder:
         )
         await self.bus.publish(sitting_channel(ref.sitting_id), {"type": "alert", "alert": body})
         return alert.id
+
+    async def record_episode(
+        self,
+        ref: CandidateRef,
+        alert_id: int,
+        change: EpisodeChange,
+        peak: tuple[EpisodeChange, np.ndarray] | None = None,
+    ) -> None:
+        """The alert's episode goes on (``last_seen_at``, a worse severity) or closes
+        (``ended_at``); ``peak`` is a worse moment than any recorded (the change that saw it
+        and its frame): its screenshot becomes the alert's peak evidence. What the audit
+        record covers (end, severity, peak) gets an ``alert.updated`` / ``alert.closed``
+        entry; the moving ``last_seen_at`` alone does not."""
+        evidence = None
+        if peak is not None and peak[0].peak_observation is not None:
+            seen, frame = peak
+            observation = seen.peak_observation
+            assert observation is not None
+            jpeg = await self._cpu(self._caption, ref, change.type, observation, frame)
+            evidence = await self._store(
+                ref,
+                kind="alert_peak",
+                view=observation.view,
+                data=jpeg,
+                ext="jpg",
+                mime="image/jpeg",
+                captured_at=_utc(seen.peak_ts),
+                alert_id=alert_id,
+            )
+        async with self.db.transaction() as db:
+            alert = await db.get(Alert, alert_id)
+            if alert is None:
+                return
+            before = chain.alert_record(alert)
+            alert.last_seen_at = _utc(change.last_seen)
+            alert.severity = worse(change.severity, alert.severity)
+            if evidence is not None and peak is not None:
+                db.add(evidence)
+                await db.flush()
+                await chain.append_record(db, "evidence.stored", evidence, actor=chain.SYSTEM)
+                alert.peak_evidence_id = evidence.id
+                alert.peak_score = peak[0].peak_score
+                alert.peak_at = _utc(peak[0].peak_ts)
+            if change.kind == "close" and change.ended_at is not None:
+                alert.ended_at = _utc(change.ended_at)
+            if chain.alert_record(alert) != before:
+                kind = "alert.closed" if change.kind == "close" else "alert.updated"
+                await chain.append_record(db, kind, alert, actor=chain.SYSTEM)
+            candidate = await db.get(Candidate, ref.candidate_id)
+            body = alert_body(alert, candidate)
+        await self.bus.publish(
+            sitting_channel(ref.sitting_id), {"type": "alert_update", "alert": body}
+        )
+        if evidence is not None:
+            await self.bus.publish(
+                sitting_channel(ref.sitting_id),
+                {"type": "evidence", "evidence": evidence_body(evidence)},
+            )
 
     async def record_clip(
         self, ref: CandidateRef, alert_id: int, view: str, frames: list[ClipFrame]

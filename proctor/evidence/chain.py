@@ -208,6 +208,14 @@ def alert_record(row: Alert) -> dict[str, Any]:
         "started_at": iso(row.started_at),
         "raised_at": iso(row.raised_at),
         "evidence_id": row.evidence_id,
+        # episodes (issue 18): absent from older records, which read as None; the moving
+        # last_seen_at is not recorded, the end and the worst moment are (alert.updated,
+        # alert.closed entries)
+        "ended_at": iso(row.ended_at),
+        "peak_evidence_id": row.peak_evidence_id,
+        "peak_score": row.peak_score,
+        "peak_at": iso(row.peak_at),
+        "cause": row.cause,
     }
 
 

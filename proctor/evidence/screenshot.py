@@ -1,16 +1,20 @@
 """Annotated screenshots: the frame an alert fired on, with what the detectors saw.
 
 Drawing only; detection lives in ``proctor.vision``. OpenCV 5's text renderer draws any
-Unicode title (names in any script); OpenCV 4 would draw "?" for non-ASCII characters.
+Unicode title (names in any script) with a CJK font registered as its fallback
+(:mod:`proctor.evidence.fonts`); without one, Chinese characters come out as "?".
+Times are written in the sitting's time zone, with its UTC offset.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import cv2
 import numpy as np
 
+from proctor.evidence import fonts
 from proctor.vision.types import Observation
 
 _COLOURS: dict[str, tuple[int, int, int]] = {  # BGR
@@ -27,15 +31,38 @@ _OTHER = (40, 120, 255)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def annotate(frame_bgr: np.ndarray, observation: Observation, title: str) -> np.ndarray:
+def zone(name: str | None) -> tzinfo:
+    """The time zone called ``name`` (IANA, e.g. "Asia/Shanghai"); UTC for "" or None."""
+    if not name:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+def caption_time(ts: float, tz: tzinfo = UTC) -> str:
+    """ "2026-12-06 17:20:03 UTC+08:00" (the offset of ``tz`` at that moment)."""
+    local = datetime.fromtimestamp(ts, tz)
+    offset = local.strftime("%z")
+    if offset in ("+0000", ""):
+        return local.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return local.strftime("%Y-%m-%d %H:%M:%S") + f" UTC{offset[:3]}:{offset[3:]}"
+
+
+def annotate(
+    frame_bgr: np.ndarray, observation: Observation, title: str, tz: tzinfo = UTC
+) -> np.ndarray:
     """A copy of ``frame_bgr`` with each detection's box, label and score, each head pose
-    (yaw and pitch under its face), and a title bar across the top holding ``title``, the
-    observation's time in UTC and what is wrong with the picture (dark, blocked, ...).
+    (yaw and pitch under its face), and a title bar across the top holding ``title`` (any
+    script), the observation's time in ``tz`` and what is wrong with the picture (dark,
+    blocked, ...).
 
     Boxes are in the pixels of the frame the detectors saw (``observation.width`` x
     ``observation.height``) and are rescaled if ``frame_bgr`` has another size. A grey
     frame comes back as BGR.
     """
+    fonts.ensure()
     out = _as_bgr(frame_bgr).copy()
     height, width = out.shape[:2]
     sx = width / observation.width if observation.width > 0 else 1.0
@@ -60,8 +87,7 @@ def annotate(frame_bgr: np.ndarray, observation: Observation, title: str) -> np.
         text = f"yaw {pose.yaw:+.0f} pitch {pose.pitch:+.0f}"
         _label(out, text, corner, _COLOURS["face"], font_scale, thickness, below=True)
 
-    when = datetime.fromtimestamp(observation.ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    text = f"{title}  |  {when}"
+    text = f"{title}  |  {caption_time(observation.ts, tz)}"
     if observation.quality is not None and observation.quality.problems:
         text += "  |  picture " + ", ".join(sorted(observation.quality.problems))
     (_, text_h), baseline = cv2.getTextSize(text, _FONT, font_scale, thickness)

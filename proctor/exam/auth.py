@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -50,6 +50,8 @@ class Principal:
     kind: str  # candidate | phone | staff
     subject_id: int  # the candidate's id for candidate and phone sessions
     role: str  # candidate | phone | invigilator | chief | reviewer | admin
+    # when the session ends (TURN credentials never outlive it; issue 20)
+    expires_at: datetime | None = field(default=None, compare=False)
 
 
 async def new_session(
@@ -170,10 +172,10 @@ async def resolve_token(
         user = await db.get(StaffUser, row.subject_id)
         if user is None:
             raise NotAuthenticated("not_authenticated", "Please log in.")
-        return Principal("staff", user.id, user.role)
+        return Principal("staff", user.id, user.role, row.expires_at)
     if row.kind == "phone":
-        return Principal("phone", row.subject_id, "phone")
-    return Principal("candidate", row.subject_id, "candidate")
+        return Principal("phone", row.subject_id, "phone", row.expires_at)
+    return Principal("candidate", row.subject_id, "candidate", row.expires_at)
 
 
 async def revoke_token(db: AsyncSession, token: str, now: datetime | None = None) -> None:

@@ -23,6 +23,7 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,15 @@ def _rules(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _rule_help() -> str:
+    from proctor.exam.policy import FlowRules
+
+    names = ", ".join(f.name for f in fields(FlowRules))
+    return f"a flow rule NAME=VALUE, repeatable; NAME is one of: {names}"
+
+
 def add_parsers(sub: Any) -> None:
+    rule_help = _rule_help()
     sitting = sub.add_parser("sitting", help="create, list and change sittings")
     ssub = sitting.add_subparsers(dest="action", required=True)
     create = ssub.add_parser("create", help="create a sitting")
@@ -66,9 +75,9 @@ def add_parsers(sub: Any) -> None:
     create.add_argument("--password", required=True, help="the sitting's password (口令)")
     create.add_argument("--starts", required=True, type=_when, help="ISO time with zone")
     create.add_argument("--ends", required=True, type=_when, help="ISO time with zone")
-    create.add_argument("--exam", default="")
-    create.add_argument("--subject", default="")
-    create.add_argument("--rule", action="append", help="a flow rule NAME=VALUE (repeat)")
+    create.add_argument("--exam", default="", help="the exam's name (e.g. 职业技能等级认定)")
+    create.add_argument("--subject", default="", help="the subject or occupation")
+    create.add_argument("--rule", action="append", help=rule_help)
     ssub.add_parser("list", help="list the sittings with their rules")
     change = ssub.add_parser("set", help="change a sitting")
     change.add_argument("sitting_id", type=int)
@@ -76,7 +85,7 @@ def add_parsers(sub: Any) -> None:
     change.add_argument("--password")
     change.add_argument("--starts", type=_when)
     change.add_argument("--ends", type=_when)
-    change.add_argument("--rule", action="append", help="a flow rule NAME=VALUE (repeat)")
+    change.add_argument("--rule", action="append", help=rule_help)
 
     imp = sub.add_parser("import", help="import a roster or a question bank")
     isub = imp.add_subparsers(dest="what", required=True)
@@ -91,7 +100,7 @@ def add_parsers(sub: Any) -> None:
 
     paper = sub.add_parser("paper", help="assemble a sitting's paper from a blueprint")
     psub = paper.add_subparsers(dest="action", required=True)
-    assemble = psub.add_parser("assemble")
+    assemble = psub.add_parser("assemble", help="draw the paper by a blueprint (JSON)")
     assemble.add_argument("--sitting", type=int, required=True)
     assemble.add_argument("blueprint", type=Path)
 
@@ -102,7 +111,7 @@ def add_parsers(sub: Any) -> None:
 
     staff = sub.add_parser("staff", help="staff accounts")
     stsub = staff.add_subparsers(dest="action", required=True)
-    screate = stsub.add_parser("create")
+    screate = stsub.add_parser("create", help="create a staff account")
     screate.add_argument("--username", required=True)
     screate.add_argument(
         "--role", required=True, choices=["invigilator", "chief", "reviewer", "admin"]

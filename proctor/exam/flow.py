@@ -26,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound
 from proctor.events.bus import Bus, candidate_channel, sitting_channel
-from proctor.exam import auth, ratelimit, timing, violations
+from proctor.exam import auth, ratelimit, screen, supervision, timing, violations
 from proctor.exam.policy import FlowRules, rules_of
+from proctor.rules import RuleSettings
 from proctor.store.tables import (
     Answer,
     Attempt,
@@ -487,6 +488,7 @@ async def state_body(db: AsyncSession, ctx: Ctx, now: datetime) -> dict[str, Any
     """Everything the candidate's page needs to show the current step, including the
     server's time for a synced countdown."""
     a, s, c, rules = ctx.attempt, ctx.sitting, ctx.candidate, ctx.rules
+    watch = RuleSettings.from_dict(s.rules)
     ext = await extension_seconds(db, s.id, c.id)
     paused = paused_seconds(a, now)
     end = timing.candidate_end(s.ends_at, ext, paused)
@@ -567,6 +569,11 @@ async def state_body(db: AsyncSession, ctx: Ctx, now: datetime) -> dict[str, Any
         "termination": termination_body(a),
         "result": result_body(ctx),
         "rules": {k: v for k, v in rules.as_dict().items() if k != "pledge_text"},
+        # what the page watches of itself (issue 18): leaving it is counted and reported
+        "page_watch": {
+            "fullscreen_required": watch.fullscreen_required,
+            "screen_left_alert_count": watch.screen_left_alert_count,
+        },
     }
 
 
@@ -651,6 +658,12 @@ async def record_page_events(
             step=ctx.attempt.step,
         )
     await db.commit()
+    # leaving the page (切屏): counted, warned, then reported (proctor.exam.screen)
+    outcome = await screen.after_page_events(
+        db, bus, ctx.candidate, RuleSettings.from_dict(ctx.sitting.rules), now
+    )
+    if outcome.warn is not None:
+        await supervision.auto_hint(db, bus, candidate=ctx.candidate, code="screen_left")
     for event in clean:
         await bus.publish(
             sitting_channel(ctx.sitting.id),
@@ -661,6 +674,7 @@ async def record_page_events(
                 "detail": event["detail"],
                 "step": ctx.attempt.step,
                 "at": now.isoformat(),
+                "screen_left": outcome.summary,
             },
         )
     return len(clean)

@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict
 from proctor.events.recorder import ALERT_TITLES
-from proctor.exam import flow, violations
+from proctor.exam import flow, screen, violations
 from proctor.exam.rooms import room_staff_names, seats_of
 from proctor.exam.supervision import INCIDENT_CATEGORIES, staff_names
+from proctor.rules import RuleSettings
 from proctor.store.tables import (
     Alert,
     Answer,
@@ -59,6 +60,8 @@ ACTION_NAMES = {
     "exam_resumed": "恢复考试 Exam resumed",
     "discipline_warning": "警告 Warning",
     "exam_terminated": "终止考试 Exam ended",
+    "alerts_snoozed": "告警静音 Alerts snoozed",
+    "snooze_ended": "结束静音 Snooze ended",
 }
 #: console actions that handle a violation (考生违规违纪处理): listed with the violations
 DISCIPLINE_ACTIONS = ("discipline_warning", "exam_terminated")
@@ -314,9 +317,12 @@ async def room_record(
     for a in actions:
         if a.kind == "violation" and a.candidate_id is not None:
             violations_of[a.candidate_id] += 1
+    watch = RuleSettings.from_dict(sitting.rules)
+    left = await screen.candidate_leaves(db, [c.id for c in cands], watch.fullscreen_required)
     for c in cands:
         f = facts.get(c.id)
         conn = connected.get(c.id, {})
+        page = screen.summary(left.get(c.id, []), now)
         came = arrival(f, conn)
         late_by = (came - sitting.starts_at).total_seconds() if came else None
         attendance.append(
@@ -334,6 +340,9 @@ async def room_record(
                 "terminated": (f.terminated or {}).get("category") if f else None,
                 "alerts": alerts_of.get(c.id, 0),
                 "violations": violations_of.get(c.id, 0),
+                # leaving the exam page (切屏): how often, how long in all
+                "screen_left_count": page["count"],
+                "screen_left_seconds": page["seconds"],
             }
         )
 
@@ -574,6 +583,10 @@ def to_csv(record: dict[str, Any]) -> str:
         state = "present 出席" if a["present"] else "absent 缺考"
         if a["late"]:
             state += f" · late 迟到 {a['late_seconds'] // 60} min"
+        if a["screen_left_count"]:
+            state += (
+                f" · left the page 切屏 {a['screen_left_count']}× {a['screen_left_seconds']:.0f} s"
+            )
         row("attendance", a["arrived_at"], a, state, f"step {a['step'] or '-'}")
     for v in record["violations"]:
         row(
@@ -623,6 +636,7 @@ def to_html(record: dict[str, Any]) -> str:
             e(a["step"] or ""),
             str(a["alerts"]),
             str(a["violations"]),
+            f"{a['screen_left_count']} / {a['screen_left_seconds']:.0f} s",
         ]
         for a in record["attendance"]
     ]
@@ -725,6 +739,7 @@ ATTENDANCE_HEAD = [
     "步骤 Step",
     "告警 Alerts",
     "违纪记录 Records",
+    "切屏 Left the page (times / s)",
 ]
 VIOLATION_HEAD = [
     "时间 Time",

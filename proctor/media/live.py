@@ -10,13 +10,13 @@ import logging
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
-    RTCIceServer,
     RTCPeerConnection,
     RTCSessionDescription,
 )
 
 from proctor.errors import Conflict, Invalid
 from proctor.media.peers import VIEWS, PeerManager
+from proctor.media.turn import IceSource, ice_source
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,9 @@ class LiveViews:
     """At most one live connection per (viewer, view): opening another candidate on the
     same view replaces the previous one."""
 
-    def __init__(self, peers: PeerManager, ice_servers: list[str] | None = None) -> None:
+    def __init__(self, peers: PeerManager, ice_servers: IceSource = None) -> None:
         self.peers = peers
-        self.ice_servers = [RTCIceServer(urls=u) for u in (ice_servers or [])]
+        self.ice_servers = ice_source(ice_servers)
         self._live: dict[tuple[str, str], _Live] = {}
 
     def count(self) -> int:
@@ -49,7 +49,7 @@ class LiveViews:
             raise Conflict("not_streaming", "This view of the candidate is not streaming now.")
         key = (viewer, view)
         await self.close(key)
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers))
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers()))
         tracks = [t for t in (video, audio) if t is not None]
         live = self._live[key] = _Live(pc, tracks)
 

@@ -25,7 +25,7 @@ from proctor.domain import CandidateRef
 from proctor.evidence.clips import ClipFrame, FrameRing
 from proctor.media.sampler import FrameSampler, Sample
 from proctor.media.thumbnails import Thumbnail, ThumbnailCache
-from proctor.rules import AlertDraft, IdentityCheck, RuleEngine
+from proctor.rules import AlertDraft, EpisodeChange, IdentityCheck, RuleEngine
 from proctor.vision.gate import ObjectGate
 from proctor.vision.types import Observation
 
@@ -59,6 +59,16 @@ class EvidenceSink(Protocol):
         """Persist and publish the alert with its screenshot; returns the alert's id."""
         ...
 
+    async def record_episode(
+        self,
+        ref: CandidateRef,
+        alert_id: int,
+        change: EpisodeChange,
+        peak: tuple[EpisodeChange, np.ndarray] | None = None,
+    ) -> None:
+        """The alert's episode goes on or closes; ``peak``: a worse moment and its frame."""
+        ...
+
     async def record_clip(
         self, ref: CandidateRef, alert_id: int, view: str, frames: list[ClipFrame]
     ) -> None: ...
@@ -90,6 +100,19 @@ class _ViewState:
     last_thumb_at: float = 0.0
     frames_analysed: int = 0
     due: float = 0.0  # loop time from which the view's next frame may be analysed
+
+
+@dataclass
+class _EpisodeState:
+    """An open episode's alert as the monitor persists it: updates are written at most
+    every ``update_seconds`` (a worse severity and the close at once), the worst moment's
+    screenshot at most every ``peak_seconds`` (and at the close)."""
+
+    alert_id: asyncio.Future[int]
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    written_at: float = 0.0
+    peak_written_at: float = 0.0
+    peak: tuple[EpisodeChange, np.ndarray] | None = None  # a worst moment not yet written
 
 
 @dataclass
@@ -128,8 +151,13 @@ class CandidateMonitor:
         enabled: bool = True,
         vad: SileroVad | None = None,
         identity: IdentitySource | None = None,
+        update_seconds: float = 5.0,
+        peak_seconds: float = 30.0,
     ) -> None:
         self.ref = ref
+        self.update_seconds = update_seconds
+        self.peak_seconds = peak_seconds
+        self._episodes: dict[int, _EpisodeState] = {}
         self.analyzer = analyzer
         self.executor = executor
         self.sink = sink
@@ -192,6 +220,7 @@ class CandidateMonitor:
         self.thumbnails.drop(self.ref.candidate_id, view)
         if not self.views:
             await self._stop_loop()
+            self._handle_changes(self.rules.close_all())
 
     @property
     def running(self) -> bool:
@@ -209,6 +238,7 @@ class CandidateMonitor:
         for view in list(self.views):
             await self.detach(view)
         await self._stop_loop()
+        self._handle_changes(self.rules.close_all())
         await self._tasks.drain()
 
     # -- the loop --------------------------------------------------------------------
@@ -252,8 +282,8 @@ class CandidateMonitor:
                     log.exception("analysis failed", extra={"candidate_id": self.ref.candidate_id})
             self._maybe_snapshot()
             for draft in self.rules.tick(time.time()):  # e.g. the second view gone quiet
-                metrics.ALERTS.labels(draft.type).inc()
-                self._tasks.spawn(self._alert(draft, None))
+                self._raise(draft, None)
+            self._handle_changes(self.rules.changes())
             next_tick += period
             delay = next_tick - loop.time()
             if delay < 0:  # fell behind: skip ticks rather than build a backlog
@@ -290,8 +320,8 @@ class CandidateMonitor:
             state.last_thumb_at = sample.received_at
             self.thumbnails.put(self.ref.candidate_id, view, Thumbnail(thumb, sample.received_at))
         for draft in self.rules.feed(obs):
-            metrics.ALERTS.labels(draft.type).inc()
-            self._tasks.spawn(self._alert(draft, bgr))
+            self._raise(draft, bgr)
+        self._handle_changes(self.rules.changes(), obs, bgr)
         if view == "first" and self.identity is not None:
             self._maybe_check_identity(obs, ring_jpeg)
 
@@ -326,8 +356,8 @@ class CandidateMonitor:
             threshold = min(threshold, stricter)
         check = IdentityCheck(obs.ts, distance, threshold, "first", obs)
         for draft in self.rules.feed_identity(check):
-            metrics.ALERTS.labels(draft.type).inc()
-            await self._alert(draft, _decode(jpeg))
+            self._raise(draft, _decode(jpeg))
+        self._handle_changes(self.rules.changes())
 
     # -- voice activity --------------------------------------------------------------
     async def _audio_loop(self, view: str, track: MediaStreamTrack) -> None:
@@ -351,8 +381,8 @@ class CandidateMonitor:
 
                 for audio_obs in await loop.run_in_executor(self.executor, run):
                     for draft in self.rules.feed_audio(audio_obs):
-                        metrics.ALERTS.labels(draft.type).inc()
-                        self._tasks.spawn(self._alert(draft, None))
+                        self._raise(draft, None)
+                    self._handle_changes(self.rules.changes())
 
     def _latest_frame(self, view: str) -> np.ndarray:
         """The newest analysed picture of ``view`` (else of any view), for alerts that do
@@ -364,10 +394,87 @@ class CandidateMonitor:
                 return _decode(newest.jpeg)
         return np.zeros((480, 640, 3), np.uint8)
 
-    async def _alert(self, draft: AlertDraft, frame: np.ndarray | None) -> None:
+    # -- episodes --------------------------------------------------------------------
+    def _raise(self, draft: AlertDraft, frame: np.ndarray | None) -> None:
+        """A new episode: its alert is recorded (in the background); its later changes
+        wait for the alert's id."""
+        metrics.ALERTS.labels(draft.type).inc()
+        state = _EpisodeState(asyncio.get_running_loop().create_future())
+        state.written_at = state.peak_written_at = time.monotonic()
+        self._episodes[draft.episode] = state
+        self._tasks.spawn(self._alert(draft, frame, state.alert_id))
+
+    def _frame_at(self, obs: Observation) -> np.ndarray | None:
+        state = self.views.get(obs.view)
+        if state is None:
+            return None
+        frames = state.ring.between(obs.ts - 1e-3, obs.ts + 1e-3)
+        return _decode(frames[0].jpeg) if frames else None
+
+    def _handle_changes(
+        self,
+        changes: list[EpisodeChange],
+        obs: Observation | None = None,
+        frame: np.ndarray | None = None,
+    ) -> None:
+        now = time.monotonic()
+        for change in changes:
+            state = self._episodes.get(change.episode)
+            if state is None:
+                continue
+            if change.peak_observation is not None:
+                peak_frame = frame if change.peak_observation is obs else None
+                if peak_frame is None:
+                    peak_frame = self._frame_at(change.peak_observation)
+                if peak_frame is not None:
+                    state.peak = (change, peak_frame)
+            closing = change.kind == "close"
+            peak = None
+            if state.peak is not None and (
+                closing or now - state.peak_written_at >= self.peak_seconds
+            ):
+                peak, state.peak, state.peak_written_at = state.peak, None, now
+            if (
+                closing
+                or change.severity_changed
+                or peak
+                or now - state.written_at >= self.update_seconds
+            ):
+                state.written_at = now
+                self._tasks.spawn(self._write_episode(state, change, peak))
+            if closing:
+                del self._episodes[change.episode]
+
+    async def _write_episode(
+        self,
+        state: _EpisodeState,
+        change: EpisodeChange,
+        peak: tuple[EpisodeChange, np.ndarray] | None,
+    ) -> None:
+        try:
+            alert_id = await state.alert_id
+        except (asyncio.CancelledError, Exception):
+            return  # the alert itself could not be recorded (logged there)
+        async with state.lock:
+            await self.sink.record_episode(self.ref, alert_id, change, peak)
+
+    async def _alert(
+        self,
+        draft: AlertDraft,
+        frame: np.ndarray | None,
+        alert_id_out: asyncio.Future[int] | None = None,
+    ) -> None:
         if frame is None:
             frame = self._latest_frame(draft.view)
-        alert_id = await self.sink.record_alert(self.ref, draft, frame)
+        try:
+            alert_id = await self.sink.record_alert(self.ref, draft, frame)
+        except BaseException as exc:
+            if alert_id_out is not None and not alert_id_out.done():
+                alert_id_out.set_exception(exc)
+                alert_id_out.exception()  # retrieved: no "never retrieved" warning
+            raise
+        if alert_id_out is not None and not alert_id_out.done():
+            alert_id_out.set_result(alert_id)
         ev = self.ref.evidence
         if ev.clip_before_seconds + ev.clip_after_seconds <= 0:
             return

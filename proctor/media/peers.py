@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
-    RTCIceServer,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -24,6 +23,7 @@ from proctor.errors import Invalid
 from proctor.media.bounded import bound
 from proctor.media.monitor import CandidateMonitor
 from proctor.media.sampler import FrameSampler
+from proctor.media.turn import IceSource, ice_source
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,11 @@ class PeerManager:
         self,
         monitor_factory: MonitorFactory,
         on_connection: ConnectionSink,
-        ice_servers: list[str] | None = None,
+        ice_servers: IceSource = None,
     ) -> None:
         self.monitor_factory = monitor_factory
         self.on_connection = on_connection
-        self.ice_servers = [RTCIceServer(urls=u) for u in (ice_servers or [])]
+        self.ice_servers = ice_source(ice_servers)
         self.monitors: dict[int, CandidateMonitor] = {}
         self._peers: dict[tuple[int, str], _Peer] = {}
         # (connected, since) per view: when it connected, or when it was lost
@@ -103,7 +103,7 @@ class PeerManager:
             raise Invalid("invalid_sdp", "The offer has no video: the camera must be shared.")
         key = (ref.candidate_id, view)
         await self._close(key, notify=False)  # a new offer replaces the old connection
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers))
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers()))
         peer = _Peer(pc)
         self._peers[key] = peer
         monitor = self.monitor(ref)

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
-    RTCIceServer,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -31,6 +30,7 @@ from proctor.errors import Conflict, Invalid, NotFound
 from proctor.media.bounded import bound
 from proctor.media.peers import PeerManager
 from proctor.media.sampler import AudioDrain
+from proctor.media.turn import IceSource, ice_source
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,14 @@ EndCallback = Callable[[VoiceCall, str], Awaitable[None]]
 class VoiceCalls:
     """At most one call per candidate and per invigilator."""
 
-    def __init__(self, peers: PeerManager, ice_servers: list[str] | None = None) -> None:
+    def __init__(self, peers: PeerManager, ice_servers: IceSource = None) -> None:
         self.peers = peers
-        self.ice_servers = [RTCIceServer(urls=u) for u in (ice_servers or [])]
+        self.ice_servers = ice_source(ice_servers)
         self._calls: dict[int, VoiceCall] = {}  # by candidate
         self._on_end: dict[str, EndCallback] = {}
 
     def _pc(self) -> RTCPeerConnection:
-        return RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers))
+        return RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers()))
 
     def of_candidate(self, candidate_id: int) -> VoiceCall | None:
         return self._calls.get(candidate_id)

@@ -241,7 +241,15 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
             "kind": "alert",
             "id": a.id,
             "at": iso(a.started_at),
-            "end": iso(a.raised_at),
+            # an episode spans from its start to its end (ongoing: its last sighting);
+            # alerts from before episodes end when they were raised
+            "end": iso(a.ended_at or a.last_seen_at or a.raised_at),
+            "ongoing": a.last_seen_at is not None and a.ended_at is None,
+            "last_seen_at": iso(a.last_seen_at),
+            "ended_at": iso(a.ended_at),
+            "peak_score": a.peak_score,
+            "peak_at": iso(a.peak_at),
+            "cause": a.cause,
             "type": a.type,
             "severity": a.severity,
             "view": a.view,

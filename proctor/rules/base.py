@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from proctor.audio.types import AudioObservation
 from proctor.vision.types import Observation
@@ -28,9 +29,16 @@ class RuleSettings:
     multiple_persons_k: int = 5
     cooldown_seconds: float = 30.0  # least time between two alerts of one type on one view
     person_min_score: float = 0.5  # a YOLOX person counts from this score
-    # device: a class seen on M of the last K samples of a view; one alert per class per
-    # sighting (and cooldown) whichever view saw it
-    device_labels: tuple[str, ...] = ("cell phone", "laptop", "tv", "book", "remote", "keyboard")
+    # ... on the second view, which sees a second person's arm or legs more than a whole
+    # person (a card terminal held in from the side scores 0.44-0.55 on media_dev)
+    person_min_score_second: float = 0.4
+    # device: the same object of a class (in the same place: IoU >= device_same_iou with
+    # where it was) on M of the last K samples of a view; one alert per class per sighting
+    # (and cooldown) whichever view saw it
+    device_labels: tuple[str, ...] = ("cell phone", "book", "laptop", "tv", "keyboard")
+    # on the first view (the webcam: the candidate and the room behind) only these of
+    # device_labels count (a screen on the wall behind the candidate is not in reach)
+    device_labels_first: tuple[str, ...] = ("cell phone", "book", "laptop")
     # on the second view (the side camera) the candidate's own computer is expected: one of
     # each of these classes is allowed there, a second one counts
     device_expected_second: tuple[str, ...] = ("laptop", "keyboard", "tv")
@@ -42,6 +50,10 @@ class RuleSettings:
     device_m: int = 2
     device_k: int = 6
     device_gone_seconds: float = 3.0  # out of sight this long: a later sighting alerts again
+    device_same_iou: float = 0.2  # a box overlapping an object's last box this much: the same
+    # the room: static objects (not phones) seen during a view's first device_room_seconds
+    # (photo step, waiting room) are part of it and never count later (0: no room learning)
+    device_room_seconds: float = 20.0
     # looking_away: the candidate's head turned beyond these angles (degrees) for this long
     looking_away_yaw: float = 30.0
     looking_away_pitch: float = 25.0
@@ -76,9 +88,41 @@ class RuleSettings:
     second_view_fps: float = 1.0
     # second_view_lost: no frame from the second view for this long (once it was seen)
     second_view_lost_seconds: float = 10.0
+    # first_view_lost: no frame from the first view (webcam) for this long, once it was seen
+    first_view_lost_seconds: float = 10.0
+    # a lost view's alert turns critical once the view has been gone this long
+    view_lost_critical_seconds: float = 60.0
+    # episodes: a condition that lasts is one alert; it is closed once the condition has
+    # not been seen for episode_clear_seconds, and only a new episode after that raises
+    episode_clear_seconds: float = 15.0
+    # leaving the exam page (切屏: hidden, unfocused, out of full screen when required):
+    # the leaves before this count are warned on the candidate's page, from this one on
+    # each is a screen_left alert (critical from twice the count); 0: never an alert
+    screen_left_alert_count: int = 3
+    # the candidate page asks for full screen while answering, and leaving it counts as
+    # leaving the page
+    fullscreen_required: bool = False
+    # the sitting's time zone (IANA name, e.g. "Asia/Shanghai") for the times written on
+    # its evidence; "": the server's PROCTOR_TIME_ZONE
+    time_zone: str = ""
+
+    @classmethod
+    def from_dict(cls, raw: dict | None) -> RuleSettings:
+        """From a sitting's stored rules; unknown keys (older or newer fields) are ignored."""
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in (raw or {}).items() if k in known})
 
     def __post_init__(self) -> None:
-        for name in ("device_labels", "device_expected_second"):
+        if not isinstance(self.fullscreen_required, bool):
+            raise ValueError("fullscreen_required must be true or false")
+        if not isinstance(self.time_zone, str):
+            raise ValueError("time_zone must be a time zone name such as Asia/Shanghai")
+        if self.time_zone:
+            try:
+                ZoneInfo(self.time_zone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {self.time_zone!r}") from exc
+        for name in ("device_labels", "device_labels_first", "device_expected_second"):
             value = getattr(self, name)
             if isinstance(value, str) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"{name} must be a list of class names")
@@ -105,6 +149,8 @@ class RuleSettings:
             "device_min_score",
             "phone_min_score",
             "face_presence_min",
+            "device_same_iou",
+            "person_min_score_second",
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be within 0..1")
@@ -124,6 +170,31 @@ class AlertDraft:
     # alerts not raised by a frame (speech, identity, second view lost) the latest one of
     # ``view`` (an empty one, width 0, when that view never delivered a frame)
     observation: Observation
+    # what the episode is about within its type: the view, or for a device the class
+    key: str = ""
+    # how bad the moment is, comparable within a type (people counted, detection score,
+    # seconds lost, ...): an episode keeps its peak and the evidence of that moment
+    score: float = 1.0
+    # the kind of the condition within its type (camera_blocked: "blocked", "dark",
+    # "blurred" or "frozen"), for the candidate's hint; "" when the type says it all
+    cause: str = ""
+    # the engine's number of the episode this draft opened (RuleEngine fills it in)
+    episode: int = 0
+
+    @property
+    def episode_key(self) -> str:
+        return self.key or self.view
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """A rule's word that its condition still held at ``ts`` (``Rule.ongoing``): what
+    keeps an open episode going. ``severity`` None keeps the episode's severity."""
+
+    ts: float
+    score: float = 1.0
+    observation: Observation | None = None
+    severity: str | None = None
 
 
 class Rule(Protocol):
@@ -132,6 +203,15 @@ class Rule(Protocol):
     type: str
 
     def feed(self, obs: Observation) -> AlertDraft | None: ...
+
+
+class OngoingRule(Rule, Protocol):
+    """A rule that can say which of its conditions still hold (by episode key), so that
+    the engine keeps their episodes open while they last and closes them once they have
+    been clear for ``episode_clear_seconds``. A rule without it keeps an episode open only
+    as long as it raises again within that time."""
+
+    def ongoing(self, now: float) -> dict[str, Sighting]: ...
 
 
 class AudioRule(Rule, Protocol):

@@ -17,7 +17,11 @@ What the monitor feeds, per candidate:
   (:class:`proctor.audio.vad.SpeechDetector`);
 - ``feed_identity(check)`` for every identity re-check of the live face;
 - ``tick(now)`` on every analysis tick, whether or not a view had a new frame (so that a
-  second view that went quiet raises ``second_view_lost``).
+  view that went quiet raises ``first_view_lost`` / ``second_view_lost``).
+
+Each of them returns the drafts that open a new episode (:mod:`proctor.rules.episodes`):
+a condition that lasts is raised once; ``changes()`` then says how its episode goes on
+(last seen, peak, severity) and when it closes.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from proctor.rules.base import (
     RuleSettings,
     TickRule,
 )
+from proctor.rules.episodes import EpisodeBook, EpisodeChange
 from proctor.rules.frames import (
     AbsentRule,
     CameraBlockedRule,
@@ -45,6 +50,7 @@ from proctor.rules.frames import (
     MultiplePersonsRule,
 )
 from proctor.rules.streams import (
+    FirstViewLostRule,
     IdentityCheck,
     IdentityMismatchRule,
     SecondViewLostRule,
@@ -62,7 +68,9 @@ __all__ = [
     "Cooldown",
     "DeviceRule",
     "Episode",
+    "EpisodeChange",
     "FaceCoveredRule",
+    "FirstViewLostRule",
     "IdentityCheck",
     "IdentityMismatchRule",
     "LookingAwayRule",
@@ -86,6 +94,7 @@ ALERT_TYPES = (
     "speech",
     "identity_mismatch",
     "second_view_lost",
+    "first_view_lost",
 )
 
 
@@ -101,35 +110,52 @@ def default_rules(settings: RuleSettings) -> list[Rule]:
         SpeechRule(settings),
         IdentityMismatchRule(settings),
         SecondViewLostRule(settings),
+        FirstViewLostRule(settings),
     ]
 
 
 class RuleEngine:
-    """Feeds each input to every rule that takes it and collects what they raise."""
+    """Feeds each input to every rule that takes it, and keeps what they raise as episodes:
+    each method returns the drafts that open a new episode (the alerts to raise)."""
 
     def __init__(
         self, settings: RuleSettings | None = None, rules: Iterable[Rule] | None = None
     ) -> None:
         self.settings = settings if settings is not None else RuleSettings()
+        self._default = rules is None
         self.rules: list[Rule] = list(rules) if rules is not None else default_rules(self.settings)
+        self.episodes = EpisodeBook(self.settings.episode_clear_seconds)
 
     def feed(self, obs: Observation) -> list[AlertDraft]:
         drafts = (rule.feed(obs) for rule in self.rules)
-        return [d for d in drafts if d is not None]
+        return self.episodes.step(obs.ts, [d for d in drafts if d is not None], self.rules)
 
     def feed_audio(self, audio: AudioObservation) -> list[AlertDraft]:
-        return self._each("feed_audio", audio)
+        return self._each("feed_audio", audio, audio.ts + audio.duration)
 
     def feed_identity(self, check: IdentityCheck) -> list[AlertDraft]:
-        return self._each("feed_identity", check)
+        return self._each("feed_identity", check, check.ts)
 
     def tick(self, now: float) -> list[AlertDraft]:
-        return self._each("tick", now)
+        return self._each("tick", now, now)
 
-    def _each(self, method: str, arg: object) -> list[AlertDraft]:
+    def changes(self) -> list[EpisodeChange]:
+        """How the open episodes went on (updates) and which closed, since the last call."""
+        return self.episodes.changes()
+
+    def close_all(self) -> list[EpisodeChange]:
+        """Close every open episode (the candidate is gone) and return all changes. The
+        default rules start afresh: a condition still there when the candidate comes back
+        is a new episode."""
+        self.episodes.close_all()
+        if self._default:
+            self.rules = default_rules(self.settings)
+        return self.episodes.changes()
+
+    def _each(self, method: str, arg: object, now: float) -> list[AlertDraft]:
         drafts = []
         for rule in self.rules:
             handler = getattr(rule, method, None)
             if handler is not None and (draft := handler(arg)) is not None:
                 drafts.append(draft)
-        return drafts
+        return self.episodes.step(now, drafts, self.rules)

@@ -7,7 +7,9 @@ was too poor to say that something is not there) never counts towards an alert.
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from dataclasses import dataclass, field
 
 from proctor.rules.base import (
     FIRST_VIEW,
@@ -16,12 +18,18 @@ from proctor.rules.base import (
     Cooldown,
     Episode,
     RuleSettings,
+    Sighting,
 )
 from proctor.vision.quality import fingerprint_change
-from proctor.vision.types import HeadPose, Observation
+from proctor.vision.types import Detection, HeadPose, Observation
 
 
 def persons(obs: Observation, settings: RuleSettings) -> int | None:
+    """Persons scored at least ``person_min_score`` (on the second view
+    ``person_min_score_second``: the side camera sees a second person's arm or legs, not
+    a whole person)."""
+    if obs.view == SECOND_VIEW:
+        return obs.count("person", settings.person_min_score_second)
     return obs.count("person", settings.person_min_score)
 
 
@@ -40,9 +48,22 @@ class _DurationRule:
         self.views = views
         self._cooldown = Cooldown(cooldown)
         self._episodes: dict[str, Episode] = {}
+        self._holding: dict[str, Observation] = {}  # per view: the latest sample it held on
 
     def holds(self, obs: Observation) -> bool | None:
         raise NotImplementedError
+
+    def score(self, obs: Observation) -> float:
+        """How bad the moment is (the episode keeps the worst); 1 when all are alike."""
+        return 1.0
+
+    def ongoing(self, now: float) -> dict[str, Sighting]:
+        out = {}
+        for view, episode in self._episodes.items():
+            obs = self._holding.get(view)
+            if episode.last is not None and obs is not None:
+                out[view] = Sighting(episode.last, self.score(obs), obs)
+        return out
 
     def message(self, obs: Observation, lasted: float) -> str:
         raise NotImplementedError
@@ -51,7 +72,10 @@ class _DurationRule:
         if self.views is not None and obs.view not in self.views:
             return None
         episode = self._episodes.setdefault(obs.view, Episode(self.tolerance))
-        lasted = episode.update(obs.ts, self.holds(obs))
+        holds = self.holds(obs)
+        lasted = episode.update(obs.ts, holds)
+        if holds:
+            self._holding[obs.view] = obs
         if (
             lasted is None
             or episode.raised
@@ -70,6 +94,7 @@ class _DurationRule:
             started_at=episode.since,
             message=self.message(obs, lasted),
             observation=obs,
+            score=self.score(obs),
         )
 
 
@@ -117,6 +142,12 @@ class MultiplePersonsRule:
         self._cooldown = Cooldown(settings.cooldown_seconds)
         # per view: (ts, how many seen or None, of what) of the last K samples
         self._windows: dict[str, deque[tuple[float, int | None, str]]] = {}
+        self._latest_hit: dict[str, tuple[int, Observation]] = {}  # per view: 2+ seen
+
+    def ongoing(self, now: float) -> dict[str, Sighting]:
+        return {
+            view: Sighting(obs.ts, float(n), obs) for view, (n, obs) in self._latest_hit.items()
+        }
 
     def _count(self, obs: Observation) -> tuple[int | None, str]:
         best: tuple[int | None, str] = (None, "faces")
@@ -131,7 +162,10 @@ class MultiplePersonsRule:
 
     def feed(self, obs: Observation) -> AlertDraft | None:
         window = self._windows.setdefault(obs.view, deque(maxlen=self.k))
-        window.append((obs.ts, *self._count(obs)))
+        count = self._count(obs)
+        window.append((obs.ts, *count))
+        if count[0] is not None and count[0] >= 2:
+            self._latest_hit[obs.view] = (count[0], obs)
         hits = [(ts, n, what) for ts, n, what in window if n is not None and n >= 2]
         if len(hits) < self.m or not self._cooldown.ready(self.type, obs.view, obs.ts):
             return None
@@ -148,21 +182,43 @@ class MultiplePersonsRule:
                 f"in {len(hits)} of the last {len(window)} samples"
             ),
             observation=obs,
+            score=float(most or 0),
         )
 
 
+@dataclass
+class _Track:
+    """One object of one class on one view, followed across samples by where it is."""
+
+    box: tuple[float, float, float, float]
+    hits: list[float] = field(default_factory=list)  # ts of the samples that saw it
+
+
 class DeviceRule:
-    """A device class (``device_labels``, score >= ``device_min_score``) on at least M of
-    the last K samples of a view. Fused across views: one alert per class whichever view
-    saw it (a phone seen on both views is one alert), raised once while the class stays in
-    sight, again only after no view has seen it for ``device_gone_seconds`` and the
-    cooldown has passed (a television on the wall is one alert, not one per cooldown). On
-    the second view one of each ``device_expected_second`` class (the candidate's own
-    computer) is allowed. A sample where objects could not be judged counts as "not seen".
+    """A device on a view: the *same object* (a box of a class overlapping its previous
+    box by IoU >= ``device_same_iou``) seen on at least M of the last K samples of that
+    view. What counts, per view: on the first view (the webcam, facing the candidate and
+    the room behind) the classes of both ``device_labels`` and ``device_labels_first`` (a
+    phone, a book, a laptop; a screen on the wall behind is not a violation); on the second
+    view (the side camera on the desk) ``device_labels``, less one of each
+    ``device_expected_second`` class (the candidate's own computer: the largest box).
+
+    The room: during the first ``device_room_seconds`` of each view (the photo step and
+    the waiting room, before the exam) static objects of every class but "cell phone"
+    seen in the same place on M samples become part of the room, and a later box of that
+    class in that place (IoU >= ``device_same_iou``) does not count. A phone is never part
+    of the room: it counts wherever it lies. Objects of the room's classes are not raised
+    while the room is being learnt.
+
+    Fused across views: one alert per class whichever view saw it (a phone seen on both
+    views is one alert), raised once while the class stays in sight, again only after no
+    view has seen it for ``device_gone_seconds`` and the cooldown has passed. A sample
+    where objects could not be judged counts as "not seen".
     """
 
     type = "device"
     severity = "warning"
+    NEVER_ROOM = frozenset({"cell phone"})
 
     def __init__(self, settings: RuleSettings) -> None:
         self.settings = settings
@@ -170,10 +226,24 @@ class DeviceRule:
         self.m = settings.device_m
         self.k = settings.device_k
         self._cooldown = Cooldown(settings.cooldown_seconds)
-        # per view: (ts, the classes seen beyond what is allowed) of the last K samples
-        self._windows: dict[str, deque[tuple[float, frozenset[str]]]] = {}
+        self._samples: dict[str, deque[float]] = {}  # per view: ts of the last K samples
+        self._tracks: dict[tuple[str, str], list[_Track]] = {}  # (view, class) -> objects
+        self._first_ts: dict[str, float] = {}  # per view: its first sample
+        self._room: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
         self._raised: set[str] = set()  # classes alerted and still in sight
         self._last_seen: dict[str, float] = {}  # class -> ts of the latest sample seeing it
+        self._last_obs: dict[str, Observation] = {}  # class -> that sample
+
+    def _score(self, label: str, obs: Observation) -> float:
+        return max((d.score for d in obs.of(label, self.min_score(label))), default=0.0)
+
+    def ongoing(self, now: float) -> dict[str, Sighting]:
+        """Episodes are per class, whichever view sees it."""
+        return {
+            label: Sighting(ts, self._score(label, self._last_obs[label]), self._last_obs[label])
+            for label, ts in self._last_seen.items()
+            if label in self._last_obs
+        }
 
     def min_score(self, label: str) -> float:
         if label == "cell phone":
@@ -183,42 +253,107 @@ class DeviceRule:
     def allowed(self, view: str, label: str) -> int:
         return 1 if view == SECOND_VIEW and label in self.settings.device_expected_second else 0
 
+    def labels_of(self, view: str) -> tuple[str, ...]:
+        if view == SECOND_VIEW:
+            return self.labels
+        return tuple(x for x in self.labels if x in self.settings.device_labels_first)
+
+    def room(self, view: str, label: str) -> list[tuple[float, float, float, float]]:
+        """The boxes of ``label`` learnt as part of the room on ``view``."""
+        return list(self._room.get((view, label), ()))
+
+    def _boxes(self, obs: Observation, label: str) -> list[tuple[float, float, float, float]]:
+        """The boxes of ``label`` that count on this sample (None: cannot tell)."""
+        found = sorted(
+            (d.box for d in obs.of(label, self.min_score(label))),
+            key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]),
+        )[self.allowed(obs.view, label) :]
+        room = self._room.get((obs.view, label), ())
+        same = self.settings.device_same_iou
+        return [b for b in found if not any(box_iou(b, r) >= same for r in room)]
+
+    def _follow(self, view: str, label: str, boxes: list, ts: float) -> list[_Track]:
+        """Matches ``boxes`` to the view's objects of ``label`` (best overlap first), starts
+        new ones, drops those not seen within the last K samples; returns the objects."""
+        tracks = self._tracks.setdefault((view, label), [])
+        window = self._samples[view]
+        oldest = window[0]
+        tracks[:] = [t for t in tracks if t.hits and t.hits[-1] >= oldest]
+        free = list(tracks)
+        for box in boxes:
+            best = max(free, key=lambda t: box_iou(box, t.box), default=None)
+            if best is None or box_iou(box, best.box) < self.settings.device_same_iou:
+                best = _Track(box)
+                tracks.append(best)
+            else:
+                free.remove(best)
+            best.box = box
+            best.hits.append(ts)
+        for t in tracks:
+            t.hits = [h for h in t.hits if h >= oldest]
+        return tracks
+
     def feed(self, obs: Observation) -> AlertDraft | None:
-        seen = set()
-        for label in self.labels:
-            n = obs.count(label, self.min_score(label))
-            if n is not None and n > self.allowed(obs.view, label):
-                seen.add(label)
-        window = self._windows.setdefault(obs.view, deque(maxlen=self.k))
-        window.append((obs.ts, frozenset(seen)))
+        view = obs.view
+        window = self._samples.setdefault(view, deque(maxlen=self.k))
+        window.append(obs.ts)
+        first = self._first_ts.setdefault(view, obs.ts)
+        learning = obs.ts - first < self.settings.device_room_seconds
         # a class out of sight of every view for device_gone_seconds may alert again
         gone = self.settings.device_gone_seconds
         self._raised = {label for label in self._raised if obs.ts - self._last_seen[label] < gone}
-        for label in seen:
-            self._last_seen[label] = max(obs.ts, self._last_seen.get(label, obs.ts))
+        seen: dict[str, list[_Track]] = {}
+        for label in self.labels_of(view):
+            if obs.count(label) is None:
+                boxes: list = []
+            else:
+                boxes = self._boxes(obs, label)
+            tracks = self._follow(view, label, boxes, obs.ts)
+            if learning and label not in self.NEVER_ROOM:
+                room = self._room.setdefault((view, label), [])
+                for t in tracks:
+                    if len(t.hits) >= self.m and t.box not in room:
+                        room.append(t.box)
+                continue
+            steady = [t for t in tracks if len(t.hits) >= self.m]
+            if boxes:
+                self._last_seen[label] = max(obs.ts, self._last_seen.get(label, obs.ts))
+                self._last_obs[label] = obs
+            if steady:
+                seen[label] = steady
         for label in self.labels:  # in the order of the setting: the first one wins a tie
-            hits = [ts for ts, labels in window if label in labels]
             if (
-                len(hits) < self.m
+                label not in seen
                 or label in self._raised
                 or not self._cooldown.ready(self.type, label, obs.ts)
             ):
                 continue
+            track = max(seen[label], key=lambda t: len(t.hits))
             self._raised.add(label)
             self._cooldown.mark(self.type, label, obs.ts)
             return AlertDraft(
                 type=self.type,
                 severity=self.severity,
-                view=obs.view,
+                view=view,
                 ts=obs.ts,
-                started_at=hits[0],
+                started_at=track.hits[0],
                 message=(
-                    f"{label} on the {obs.view} view "
-                    f"in {len(hits)} of the last {len(window)} samples"
+                    f"{label} on the {view} view "
+                    f"in {len(track.hits)} of the last {len(window)} samples"
                 ),
                 observation=obs,
+                key=label,
+                score=self._score(label, obs),
             )
         return None
+
+
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def main_pose(obs: Observation, settings: RuleSettings) -> HeadPose | None:
@@ -254,6 +389,15 @@ class LookingAwayRule(_DurationRule):
             or abs(pose.pitch) > self.settings.looking_away_pitch
         )
 
+    def score(self, obs: Observation) -> float:
+        """How far the head turned, in units of the threshold (the larger of yaw, pitch)."""
+        pose = main_pose(obs, self.settings)
+        if pose is None:
+            return 0.0
+        yaw = abs(pose.yaw) / max(self.settings.looking_away_yaw, 1e-6)
+        pitch = abs(pose.pitch) / max(self.settings.looking_away_pitch, 1e-6)
+        return round(max(yaw, pitch), 2)
+
     def message(self, obs: Observation, lasted: float) -> str:
         pose = main_pose(obs, self.settings)
         where = ""
@@ -266,11 +410,38 @@ class LookingAwayRule(_DurationRule):
         return f"Looking away{where} for {lasted:.1f} s"
 
 
+def keypoint_yaw(face: Detection) -> float | None:
+    """A coarse yaw (degrees, sign as :class:`HeadPose`) from the face detector's keypoints:
+    where the nose tip lies between the two ear tragions (asin of its offset from their
+    midpoint over half their distance). It holds when the face mesh does not (a face in
+    profile: the mesh's presence collapses); it reads about twice the mesh's yaw on the
+    development clips, so it is used only to tell "turned" from "facing"."""
+    if len(face.keypoints) < 6:
+        return None
+    (nose_x, _), (right_x, _), (left_x, _) = face.keypoints[2], face.keypoints[4], face.keypoints[5]
+    half = abs(left_x - right_x) / 2
+    if half < 1.0:
+        return None
+    offset = (nose_x - (left_x + right_x) / 2) / half
+    return math.degrees(math.asin(max(-1.0, min(1.0, offset))))
+
+
+def largest_face(obs: Observation) -> Detection | None:
+    faces = obs.of("face")
+    return max(faces, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]), default=None)
+
+
 class FaceCoveredRule(_DurationRule):
     """Someone on the first view without a usable face for ``face_covered_seconds``: a
     person seen (score >= ``person_min_score``) but no face, or the largest face's mesh
     presence below ``face_presence_min`` (a face-mesh confidence collapse) while a person
-    is seen or persons cannot be counted. Nobody at all is :class:`AbsentRule`'s case."""
+    is seen or persons cannot be counted. Nobody at all is :class:`AbsentRule`'s case.
+
+    A head turned away is not a covered face (the mesh's presence collapses on a face in
+    profile too, and the back of a head shows no face at all): a face whose yaw (the
+    mesh's, or the face detector's keypoints', :func:`keypoint_yaw`) is beyond
+    ``looking_away_yaw`` does not count, and neither do the samples without a face that
+    follow one (until a face is seen facing again)."""
 
     type = "face_covered"
     severity = "warning"
@@ -280,6 +451,16 @@ class FaceCoveredRule(_DurationRule):
             settings.face_covered_seconds, settings.cooldown_seconds, frozenset({view})
         )
         self.settings = settings
+        self._turned = False  # the last face seen was turned away
+
+    def _turned_now(self, obs: Observation) -> bool:
+        limit = self.settings.looking_away_yaw
+        pose = main_pose(obs, self.settings)
+        if pose is not None and abs(pose.yaw) > limit:
+            return True
+        face = largest_face(obs)
+        yaw = keypoint_yaw(face) if face is not None else None
+        return yaw is not None and abs(yaw) > limit
 
     def holds(self, obs: Observation) -> bool | None:
         faces = obs.count("face")
@@ -287,7 +468,12 @@ class FaceCoveredRule(_DurationRule):
         if faces is None:
             return None
         if faces == 0:
+            if self._turned:
+                return False
             return None if people is None else people > 0
+        self._turned = self._turned_now(obs)
+        if self._turned:
+            return False
         if obs.poses and obs.poses[0].presence < self.settings.face_presence_min:
             return people != 0
         return False
@@ -314,6 +500,24 @@ class CameraBlockedRule:
         self._poor: dict[str, Episode] = {}
         self._frozen: dict[str, Episode] = {}
         self._previous: dict[str, tuple[float, bytes]] = {}
+        self._holding: dict[str, Observation] = {}
+
+    def ongoing(self, now: float) -> dict[str, Sighting]:
+        out = {}
+        for view, obs in self._holding.items():
+            lasts = [e.last for e in (self._poor.get(view), self._frozen.get(view)) if e]
+            last = max((t for t in lasts if t is not None), default=None)
+            if last is not None:
+                out[view] = Sighting(last, 1.0, obs)
+        return out
+
+    @staticmethod
+    def cause(problems: frozenset[str]) -> str:
+        """The one problem the candidate is told about: covered before dark before blurred."""
+        for problem in ("blocked", "dark", "blurred"):
+            if problem in problems:
+                return problem
+        return next(iter(sorted(problems)), "")
 
     def _frozen_now(self, obs: Observation) -> bool | None:
         quality = obs.quality
@@ -340,13 +544,16 @@ class CameraBlockedRule:
             frozen.update(previous_ts, True)  # the picture has not changed since then
         frozen_for = frozen.update(obs.ts, is_frozen)
         poor_for = poor.update(obs.ts, not obs.quality.usable)
+        if is_frozen or not obs.quality.usable:
+            self._holding[obs.view] = obs
         candidates = []
         if poor_for is not None and poor_for >= self.settings.camera_blocked_seconds:
             what = " / ".join(sorted(obs.quality.problems))
-            candidates.append((poor, f"Picture {what} for {poor_for:.1f} s"))
+            cause = self.cause(obs.quality.problems)
+            candidates.append((poor, f"Picture {what} for {poor_for:.1f} s", cause))
         if frozen_for is not None and frozen_for >= self.settings.frozen_seconds:
-            candidates.append((frozen, f"Picture frozen for {frozen_for:.1f} s"))
-        for episode, message in candidates:
+            candidates.append((frozen, f"Picture frozen for {frozen_for:.1f} s", "frozen"))
+        for episode, message, cause in candidates:
             if episode.raised or not self._cooldown.ready(self.type, obs.view, obs.ts):
                 continue
             assert episode.since is not None
@@ -360,5 +567,6 @@ class CameraBlockedRule:
                 started_at=episode.since,
                 message=message,
                 observation=obs,
+                cause=cause,
             )
         return None

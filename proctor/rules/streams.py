@@ -1,5 +1,5 @@
 """Rules fed by something other than a frame's detections: speech on the microphone,
-identity re-checks, and the second view going quiet."""
+identity re-checks, and a view going quiet."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from proctor.rules.base import (
     AlertDraft,
     Cooldown,
     RuleSettings,
+    Sighting,
     placeholder,
 )
 from proctor.vision.types import Observation
@@ -68,12 +69,17 @@ class SpeechRule(_LatestFrame):
         self.window = settings.speech_window_seconds
         self._cooldown = Cooldown(settings.cooldown_seconds)
         self._speech: dict[str, deque[AudioObservation]] = {}
+        self._last_speech: dict[str, float] = {}  # per view: end of the latest speech window
+
+    def ongoing(self, now: float) -> dict[str, Sighting]:
+        return {view: Sighting(end) for view, end in self._last_speech.items()}
 
     def feed_audio(self, audio: AudioObservation) -> AlertDraft | None:
         speech = self._speech.setdefault(audio.view, deque())
+        end = audio.ts + audio.duration
         if audio.speech:
             speech.append(audio)
-        end = audio.ts + audio.duration
+            self._last_speech[audio.view] = end
         while speech and speech[0].ts < end - self.window:
             speech.popleft()
         total = sum(a.duration for a in speech)
@@ -108,6 +114,14 @@ class IdentityMismatchRule(_LatestFrame):
         self._streaks: dict[str, list[IdentityCheck]] = {}
         self._raised: dict[str, bool] = {}
 
+    def ongoing(self, now: float) -> dict[str, Sighting]:
+        """A streak of "someone else" goes on until a check matches."""
+        return {
+            view: Sighting(streak[-1].ts, streak[-1].distance or 0.0)
+            for view, streak in self._streaks.items()
+            if streak
+        }
+
     def feed_identity(self, check: IdentityCheck) -> AlertDraft | None:
         mismatch = check.mismatch
         if mismatch is None:
@@ -138,25 +152,32 @@ class IdentityMismatchRule(_LatestFrame):
                 f"(distance {distances}; same person below {check.threshold:.2f})"
             ),
             observation=check.observation or self.latest(check.view, check.ts),
+            score=check.distance or 0.0,
         )
 
 
-class SecondViewLostRule(_LatestFrame):
-    """No frame from the second view for ``second_view_lost_seconds``, once it has
-    delivered one: the monitor calls :meth:`proctor.rules.RuleEngine.tick` regularly (every
-    analysis tick) so that the silence itself is noticed. Raised once per loss (a new frame
-    ends it) and not within the cooldown. The draft's observation is the last frame seen."""
+class ViewLostRule(_LatestFrame):
+    """No frame from ``view`` for ``seconds``, once it has delivered one: the monitor calls
+    :meth:`proctor.rules.RuleEngine.tick` regularly (every analysis tick) so that the
+    silence itself is noticed. Raised once per loss (a new frame ends it) and not within
+    the cooldown; the episode stays open while the view stays silent, its severity turning
+    critical once it has lasted ``view_lost_critical_seconds``. The draft's observation is
+    the last frame seen."""
 
-    type = "second_view_lost"
+    type = ""
     severity = "warning"
 
-    def __init__(self, settings: RuleSettings, view: str = SECOND_VIEW) -> None:
+    def __init__(self, settings: RuleSettings, view: str, seconds: float) -> None:
         super().__init__()
-        self.seconds = settings.second_view_lost_seconds
+        self.seconds = seconds
+        self.critical_after = settings.view_lost_critical_seconds
         self.view = view
         self._cooldown = Cooldown(settings.cooldown_seconds)
         self._last_seen: float | None = None
         self._raised = False
+
+    def severity_after(self, silent: float) -> str:
+        return "critical" if silent >= self.critical_after else self.severity
 
     def feed(self, obs: Observation) -> AlertDraft | None:
         super().feed(obs)
@@ -164,6 +185,12 @@ class SecondViewLostRule(_LatestFrame):
             self._last_seen = obs.ts if self._last_seen is None else max(self._last_seen, obs.ts)
             self._raised = False
         return None
+
+    def ongoing(self, now: float) -> dict[str, Sighting]:
+        if not self._raised or self._last_seen is None:
+            return {}
+        silent = now - self._last_seen
+        return {self.view: Sighting(now, silent, None, self.severity_after(silent))}
 
     def tick(self, now: float) -> AlertDraft | None:
         if self._last_seen is None or self._raised:
@@ -175,10 +202,31 @@ class SecondViewLostRule(_LatestFrame):
         self._cooldown.mark(self.type, self.view, now)
         return AlertDraft(
             type=self.type,
-            severity=self.severity,
+            severity=self.severity_after(silent),
             view=self.view,
             ts=now,
             started_at=self._last_seen,
             message=f"No picture from the {self.view} view for {silent:.1f} s",
             observation=self.latest(self.view, now),
+            score=silent,
         )
+
+
+class SecondViewLostRule(ViewLostRule):
+    """The second view (the phone) silent for ``second_view_lost_seconds``."""
+
+    type = "second_view_lost"
+
+    def __init__(self, settings: RuleSettings, view: str = SECOND_VIEW) -> None:
+        super().__init__(settings, view, settings.second_view_lost_seconds)
+
+
+class FirstViewLostRule(ViewLostRule):
+    """The first view (the webcam) silent for ``first_view_lost_seconds``: the camera or
+    the computer's connection is gone while the phone still streams (with both views gone
+    the monitor stops: the connections' loss is recorded as such)."""
+
+    type = "first_view_lost"
+
+    def __init__(self, settings: RuleSettings, view: str = FIRST_VIEW) -> None:
+        super().__init__(settings, view, settings.first_view_lost_seconds)

@@ -288,6 +288,16 @@ async def test_device_check_sitting(flow_server, cameras, chromium_path, tmp_pat
                     "data-ok", "true"
                 )
             await expect(results.locator('li[data-check="upload"]')).to_contain_text("MB/s")
+            # the network check (issue 20): no relay configured here; the round trip and the
+            # upload over the exam's own path (a data channel to the server), with advice
+            for check in ("network-relay", "network-rtt", "network-upload"):
+                await expect(results.locator(f'li[data-check="{check}"]')).to_have_attribute(
+                    "data-ok", "true"
+                )
+            await expect(results.locator('li[data-check="network-rtt"]')).to_contain_text("ms")
+            await expect(results.locator('li[data-check="network-advice"]')).to_have_attribute(
+                "data-code", "ok"
+            )
             await page.screenshot(path=str(tmp_path / "device.png"))
         finally:
             await browser.close()
@@ -306,3 +316,5 @@ async def test_device_check_sitting(flow_server, cameras, chromium_path, tmp_pat
     assert report["camera_ok"] and report["microphone_ok"] and report["phone_ok"]
     assert report["upload_bytes_per_s"] > 0
     assert report["details"]["microphone"]["level"] > 0.01
+    client = report["details"]["client"]
+    assert client["network_advice"] == "ok" and client["relay_upload_bytes_per_s"] > 0

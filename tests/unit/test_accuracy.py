@@ -170,6 +170,62 @@ def subset(media_dir: Path, target: Path, files: list[str]) -> Path:
     return target
 
 
+# --- issue 18: the development clips (real footage, ../shared/media_dev) ---------------------
+
+#: events of media_dev not raised within their rule's threshold + 1 s today, and why (see
+#: the issue 18 note): a miss removed from here is a test that must then hold
+KNOWN_LATE = {
+    # the second woman is only a sleeve and hands at the left edge until 39.5 s: persons
+    # scored 0.4-0.65 on a few samples; raised at 21 s
+    ("dev_pexels_filmed_with_phone.mp4", "multiple_persons"),
+    # head bowed and turned at ~2 m: the face mesh reads yaw 9-24 deg, pitch -3 to -17 deg
+    # (under 30 / 25), then the back of a head (no face) and profile faces: never 5 s
+    ("dev_pexels_filmed_with_phone.mp4", "looking_away"),
+    # the right man's face is turned up and away and the two men are one person box for
+    # the first second: raised at 2.5 s (due 2.0 s)
+    ("dev_pexels_two_men_phone.mp4", "multiple_persons"),
+}
+
+
+@pytest.fixture(scope="module")
+def dev_report(shared_dir: Path, models_dir: Path) -> dict[str, Any]:
+    media = shared_dir / "media_dev"
+    if not (media / "labels.json").is_file():
+        pytest.skip(f"no development clips at {media}")
+    report = accuracy.run(media, models_dir, fps=2.0)
+    print(accuracy.format_report(report))
+    return report
+
+
+def test_no_false_alert_on_the_normal_dev_clips(dev_report: dict[str, Any]) -> None:
+    """A hoop earring, a white pen, a hand over the mouth, faces pulled: nothing raised."""
+    normal = [c for c in dev_report["clips"]["clips"] if c["events"] == 0]
+    assert len(normal) == 9
+    for clip in normal:
+        assert clip["alerts"] == [], clip
+        assert clip["samples"] >= 2 * clip["seconds"] - 1
+
+
+def test_every_dev_event_raised_within_its_threshold(dev_report: dict[str, Any]) -> None:
+    late = set()
+    events = 0
+    for clip in dev_report["clips"]["clips"]:
+        name = clip["file"].rsplit("/", 1)[-1]
+        for event in clip["scored_events"]:
+            events += 1
+            if not event["in_time"]:
+                late.add((name, event["type"]))
+    assert events == 12
+    assert late <= KNOWN_LATE, late - KNOWN_LATE
+
+
+def test_no_false_alert_on_the_dev_event_clips(dev_report: dict[str, Any]) -> None:
+    """A parked van on a side view is not a phone; faces in profile behind another
+    person are not covered faces."""
+    for clip in dev_report["clips"]["clips"]:
+        assert clip["false_alerts"] == 0, clip
+
+
 def test_pair_scores_count_pairs_and_resample_people() -> None:
     """Four images of two people (a, a, b, b) and one of c: distances chosen so that one
     of the two same-person pairs and one of the eight different-people pairs is accepted."""

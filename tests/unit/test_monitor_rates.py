@@ -35,6 +35,9 @@ class CountingAnalyzer:
 
 
 class NoEvidence:
+    async def record_episode(self, ref, alert_id, change, peak=None) -> None:
+        pass
+
     async def record_alert(self, ref, draft, frame) -> int:
         raise AssertionError(f"no alert expected, got {draft.type}")
 

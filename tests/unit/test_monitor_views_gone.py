@@ -38,11 +38,18 @@ class AlertLog:
     def __init__(self) -> None:
         self.alerts: list[tuple[str, str]] = []
         self.raised = asyncio.Event()
+        self.changes: list[tuple[int, str, str]] = []  # (alert id, type, kind)
+        self.closed = asyncio.Event()
 
     async def record_alert(self, ref, draft, frame) -> int:
         self.alerts.append((draft.type, draft.view))
         self.raised.set()
         return len(self.alerts)
+
+    async def record_episode(self, ref, alert_id, change, peak=None) -> None:
+        self.changes.append((alert_id, change.type, change.kind))
+        if change.kind == "close":
+            self.closed.set()
 
     async def record_clip(self, ref, alert_id, view, frames) -> None:
         pass
@@ -56,7 +63,11 @@ async def watched_then_detached(views_gone: tuple[str, ...]) -> tuple[AlertLog, 
     returns the alerts raised within twice ``second_view_lost_seconds`` afterwards, and
     whether the monitor's loop still ran at the end."""
     analyzer, alerts = FaceEverywhere(), AlertLog()
-    rules = RuleSettings(second_view_lost_seconds=LOST_SECONDS, second_view_fps=0)
+    rules = RuleSettings(
+        second_view_lost_seconds=LOST_SECONDS,
+        first_view_lost_seconds=LOST_SECONDS,
+        second_view_fps=0,
+    )
     ref = CandidateRef(1, 1, "A", 4.0, rules)
     with ThreadPoolExecutor(2) as pool:
         monitor = CandidateMonitor(ref, analyzer, pool, alerts, ThumbnailCache())
@@ -83,6 +94,15 @@ async def test_a_phone_that_goes_quiet_is_reported() -> None:
     alerts, running = await watched_then_detached(("second",))
     assert alerts.alerts == [("second_view_lost", "second")]
     assert running
+
+
+async def test_a_webcam_that_goes_quiet_is_reported_and_its_episode_closes() -> None:
+    # the first view's connection is lost while the phone still streams (issue 18)
+    alerts, running = await watched_then_detached(("first",))
+    assert alerts.alerts == [("first_view_lost", "first")]
+    assert running
+    # the monitor stopped (the candidate gone): the open episode was closed
+    assert (1, "first_view_lost", "close") in alerts.changes
 
 
 async def test_no_alert_once_the_candidate_is_gone() -> None:

@@ -11,6 +11,7 @@ from proctor.rules import (
     CameraBlockedRule,
     DeviceRule,
     FaceCoveredRule,
+    FirstViewLostRule,
     IdentityMismatchRule,
     LookingAwayRule,
     MultiplePersonsRule,
@@ -75,24 +76,32 @@ def test_absent_is_raised_once_per_episode() -> None:
     engine = RuleEngine(RuleSettings(absent_seconds=5.0, cooldown_seconds=0.0))
 
     first = run(engine, [obs(t, 0) for t in every(0, 60)])
-    engine.feed(obs(60.5, 1))  # the face comes back: episode over
-    second = run(engine, [obs(t, 0) for t in every(61, 70)])
+    engine.feed(obs(60.5, 1))  # the face is back for a moment only: the same episode
+    again = run(engine, [obs(t, 0) for t in every(61, 70)])
+    back = run(engine, [obs(t, 1) for t in every(70.5, 90)])  # clear for 15 s: closed
+    closed = [c for c in engine.changes() if c.kind == "close"]
+    second = run(engine, [obs(t, 0) for t in every(90.5, 100)])
 
     assert [a.ts for a in first] == [5.0]
-    assert [(a.started_at, a.ts) for a in second] == [(60.75, 66.0)]
+    assert again == [] and back == []
+    assert [(c.type, c.started_at, c.ended_at) for c in closed] == [("absent", 0.0, 70.0)]
+    assert [(a.started_at, a.ts) for a in second] == [(90.25, 95.5)]
+    assert second[0].episode == first[0].episode + 1
 
 
 def test_new_absence_waits_for_the_cooldown() -> None:
-    engine = RuleEngine(RuleSettings(absent_seconds=5.0, cooldown_seconds=30.0))
+    engine = RuleEngine(
+        RuleSettings(absent_seconds=5.0, cooldown_seconds=30.0, episode_clear_seconds=15.0)
+    )
     alerts = run(engine, [obs(t, 0) for t in every(0, 6)])  # fires at 5.0
-    engine.feed(obs(6.5, 1))
+    run(engine, [obs(t, 1) for t in every(6.5, 24.5)])  # the episode closes at 21.0
 
-    # a new episode from 7.0 reaches 5 s at 12.0, inside the cooldown: held back until
+    # a new episode from 25.0 reaches 5 s at 30.0, inside the cooldown: held back until
     # 35.0, when the cooldown since 5.0 is over and the candidate is still away
-    alerts += run(engine, [obs(t, 0) for t in every(7, 40)])
+    alerts += run(engine, [obs(t, 0) for t in every(25, 40)])
 
-    assert [(a.started_at, a.ts) for a in alerts] == [(0.0, 5.0), (6.75, 35.0)]
-    assert alerts[1].message == "No face in view for 28.2 s"
+    assert [(a.started_at, a.ts) for a in alerts] == [(0.0, 5.0), (24.75, 35.0)]
+    assert alerts[1].message == "No face in view for 10.2 s"
 
 
 def test_absent_is_not_a_period_late_when_samples_jitter() -> None:
@@ -169,14 +178,15 @@ def test_multiple_persons_fires_on_m_consecutive_samples() -> None:
     assert [(a.started_at, a.ts) for a in alerts] == [(0.0, 2.0)]
 
 
-def test_multiple_persons_cooldown_per_view() -> None:
+def test_multiple_persons_one_episode_per_view() -> None:
     engine = RuleEngine(settings_3_of_5(cooldown=30.0))
     samples = [obs(float(t), 2) for t in range(0, 40)]
     samples += [obs(float(t), 0, "second", persons=2) for t in range(10, 13)]
 
     alerts = run(engine, sorted(samples, key=lambda o: o.ts))
 
-    assert [(a.view, a.ts) for a in alerts] == [("first", 2.0), ("second", 12.0), ("first", 32.0)]
+    # the first view's 40 s are one episode (no repeat when the cooldown ends)
+    assert [(a.view, a.ts) for a in alerts] == [("first", 2.0), ("second", 12.0)]
 
 
 def test_unknown_samples_do_not_count_as_two_faces() -> None:
@@ -200,6 +210,7 @@ def test_engine_runs_the_default_rules_and_extra_ones() -> None:
         SpeechRule,
         IdentityMismatchRule,
         SecondViewLostRule,
+        FirstViewLostRule,
     ]
     assert [r.type for r in RuleEngine(settings).rules] == list(ALERT_TYPES)
 

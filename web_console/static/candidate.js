@@ -10,6 +10,7 @@ import { ApiError, apiFetch } from "./api.js";
 import {
   actionLabel,
   alertTypeLabel,
+  episodeText,
   DANMAKU_STATES,
   eventLabel,
   flowStepLabel,
@@ -247,6 +248,7 @@ export class CandidatePanel {
     if (id === null) return;
     switch (msg.type) {
       case "alert":
+      case "alert_update": // the alert's episode goes on or closed: the same item, refreshed
         if (String(msg.alert?.candidate_id) === String(id)) {
           this.addTimeline({ at: msg.alert.raised_at, kind: "alert", alert: msg.alert });
         }
@@ -337,6 +339,13 @@ export class CandidatePanel {
         text("strong", "", alertTypeLabel(a.type)),
         text("span", "muted", ` · ${viewLabel(a.view)} · ${a.status}`),
       );
+      const episode = episodeText(a);
+      if (episode) {
+        const span = text("div", "timeline-episode", episode);
+        span.dataset.episodeOngoing = String(Boolean(a.ongoing));
+        span.dataset.startedAt = a.started_at;
+        body.append(span);
+      }
       if (a.handling) {
         body.append(
           text("div", "timeline-note", `${a.handling.action === "dismiss" ? "Dismissed 排除" : "Acknowledged 确认"} · ${a.handling.by_name || ""} — ${a.handling.reason}`),
@@ -359,6 +368,14 @@ export class CandidatePanel {
       if (a.kind === "incident" && a.data?.category) body.append(text("span", "muted", ` · ${a.data.category}`));
       if (["discipline_warning", "exam_terminated"].includes(a.kind) && a.data?.category) {
         body.append(text("span", "muted", ` · ${violationCategoryLabel(a.data.category)}`));
+      }
+      if (a.kind === "alerts_snoozed" && a.data?.type) {
+        body.append(
+          text("span", "muted", ` · ${alertTypeLabel(a.data.type)} · ${a.data.minutes} min 分钟`),
+        );
+      }
+      if (a.kind === "snooze_ended" && a.data?.type) {
+        body.append(text("span", "muted", ` · ${alertTypeLabel(a.data.type)}`));
       }
       if (a.kind === "voice_ended" && a.data?.seconds !== undefined) {
         body.append(text("span", "muted", ` · ${formatDuration(a.data.seconds)}`));

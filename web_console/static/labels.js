@@ -11,6 +11,7 @@ export const ALERT_TYPES = {
   identity_mismatch: "Identity mismatch 身份不符",
   speech: "Speech detected 检测到说话",
   second_view_lost: "Second view lost 第二视角断开",
+  first_view_lost: "First view lost 第一视角断开",
   screen_left: "Left the exam screen 离开考试界面",
 };
 
@@ -140,6 +141,33 @@ const shortDateTimeFormat = new Intl.DateTimeFormat(undefined, {
   minute: "2-digit",
   hour12: false,
 });
+
+/**
+ * How an alert's episode stands (issue 18): "ongoing since 10:02:03 · 3:05" while
+ * its condition lasts (counted to ``now``), "lasted 3:05 (10:02:03–10:05:08)" once
+ * closed; "" for alerts from before episodes.
+ */
+export function episodeText(alert, now = Date.now()) {
+  const started = parseTime(alert?.started_at);
+  if (!started || !alert.last_seen_at) return "";
+  if (alert.ongoing) {
+    return `ongoing since 持续自 ${formatClock(started)} · ${formatDuration((now - started.getTime()) / 1000)}`;
+  }
+  const ended = parseTime(alert.ended_at) || parseTime(alert.last_seen_at);
+  const seconds = (ended.getTime() - started.getTime()) / 1000;
+  return `lasted 持续 ${formatDuration(seconds)} (${formatClock(started)}–${formatClock(ended)})`;
+}
+
+/** Keep every ``[data-episode-ongoing]`` element's running duration up to date. */
+export function tickEpisodes(root = document) {
+  for (const el of root.querySelectorAll("[data-episode-ongoing='true']")) {
+    el.textContent = episodeText({
+      started_at: el.dataset.startedAt,
+      last_seen_at: el.dataset.startedAt,
+      ongoing: true,
+    });
+  }
+}
 
 export function formatClock(date) {
   return date ? timeFormat.format(date) : "--:--:--";
@@ -304,6 +332,8 @@ export const ACTIONS = {
   exam_resumed: "Exam resumed 恢复考试",
   discipline_warning: "Warning 警告",
   exam_terminated: "Exam ended 终止考试",
+  alerts_snoozed: "Alerts snoozed 告警静音",
+  snooze_ended: "Snooze ended 结束静音",
 };
 
 export const EVENTS = {
@@ -340,6 +370,13 @@ export const HANDLING_REASONS = {
     "Technical problem, not the candidate 技术原因",
   ],
 };
+
+// Ready-made reasons for snoozing a candidate's alerts of one type.
+export const SNOOZE_REASONS = [
+  "Known and checked, not a violation 已核实，非违规",
+  "Allowed object in the room 经允许的物品",
+  "Candidate being helped by the invigilator 监考正在处理",
+];
 
 export function flowStepLabel(step) {
   return FLOW_STEPS[step] || (step ? humanise(step) : "");

@@ -5,6 +5,15 @@
 
 import { ApiError, apiFetch } from "./api.js";
 
+/** Fresh ICE servers (TURN credentials for this console session; issue 20). */
+async function iceServers() {
+  try {
+    return (await apiFetch("/api/ice-servers", { timeoutMs: 5000 })).ice_servers || [];
+  } catch {
+    return [];
+  }
+}
+
 const GATHER_TIMEOUT_MS = 5000;
 const STATS_MS = 1000;
 
@@ -63,7 +72,9 @@ export class LiveView {
     window.clearTimeout(this.retryTimer);
     this.closePc();
     this.setState("connecting", "connecting… 连接中");
-    const pc = (this.pc = new RTCPeerConnection());
+    const servers = await iceServers();
+    if (this.stopped) return; // stopped while asking for the ICE servers
+    const pc = (this.pc = new RTCPeerConnection({ iceServers: servers }));
     pc.addTransceiver("video", { direction: "recvonly" });
     if (this.view === "first") pc.addTransceiver("audio", { direction: "recvonly" });
     const stream = new MediaStream();
@@ -156,7 +167,7 @@ export class VoiceCall extends EventTarget {
       this.setState("failed", `Microphone not available 麦克风不可用: ${err.message || err.name}`);
       return;
     }
-    const pc = (this.pc = new RTCPeerConnection());
+    const pc = (this.pc = new RTCPeerConnection({ iceServers: await iceServers() }));
     for (const track of this.mic.getAudioTracks()) pc.addTrack(track, this.mic);
     pc.addEventListener("track", (event) => {
       this.audioEl.srcObject = event.streams[0] || new MediaStream([event.track]);

@@ -4,7 +4,14 @@
 // Server: /api/review/* (docs/api.md, "Review"). Reviewers, chief examiners, admins only.
 
 import { ApiError, apiFetch, clearSession, getUser, onUnauthorized, saveSession } from "./api.js";
-import { alertTypeLabel, formatDateTime, parseTime, severityLabel, viewLabel } from "./labels.js";
+import {
+  alertTypeLabel,
+  episodeText,
+  formatDateTime,
+  parseTime,
+  severityLabel,
+  viewLabel,
+} from "./labels.js";
 
 const $ = (id) => document.getElementById(id);
 const SITTING_KEY = "proctor.review.sitting";
@@ -382,7 +389,11 @@ function renderCandidate(tl) {
 }
 
 function itemLabel(item) {
-  if (item.kind === "alert") return `${alertTypeLabel(item.type)} · ${severityLabel(item.severity)}`;
+  if (item.kind === "alert") {
+    // an episode is drawn as a span on the axis; the label says how long it lasted
+    const episode = episodeText({ ...item, started_at: item.at });
+    return `${alertTypeLabel(item.type)} · ${severityLabel(item.severity)}${episode ? ` · ${episode}` : ""}`;
+  }
   if (item.kind === "evidence") return EVIDENCE_LABELS[item.type] || item.type;
   if (item.kind === "connection_loss") {
     return `Connection lost 断线 (${viewLabel(item.view)}) ${item.seconds} s` +

@@ -10,6 +10,7 @@
 
 import { ApiError } from "./api.js";
 import {
+  alertTypeLabel,
   DANMAKU_STATES,
   flowStepLabel,
   violationCategoryLabel,
@@ -192,8 +193,10 @@ export class TileGrid {
       progress: el.querySelector(".progress-chip"),
       time: el.querySelector(".time-chip"),
       phone: el.querySelector(".phone-chip"),
+      screen: el.querySelector(".screen-chip"),
       voice: el.querySelector(".voice-chip"),
       ladder: el.querySelector(".ladder-chip"),
+      snooze: el.querySelector(".snooze-chip"),
       open: el.querySelector(".open-button"),
       form: el.querySelector(".danmaku-form"),
       label: el.querySelector(".danmaku-label"),
@@ -354,6 +357,15 @@ export class TileGrid {
     }
     tile.el.dataset.phone = phoneState || "ok";
     setChip(refs.phone, phone, phoneState);
+    // leaving the exam page (切屏, issue 18): how often, how long in all, away now
+    const left = data.screen_left;
+    tile.el.dataset.screenLeft = String(left?.count || 0);
+    setChip(
+      refs.screen,
+      left?.count ? `Left page 切屏 ${left.count}× · ${formatDuration(left.seconds)}` : "",
+      left?.away_since ? "away" : left?.count ? "left" : null,
+      left?.away_since ? `Away since 离开自 ${formatDateTime(parseTime(left.away_since))}` : "",
+    );
     setChip(refs.voice, data.voice ? "In a call 通话中" : "", data.voice ? "on" : null);
     const next = data.ladder?.next;
     setChip(
@@ -454,6 +466,28 @@ export class TileGrid {
   }
 
   // ---- alerts ----------------------------------------------------------------------------
+
+  /** The running snoozes (静音) of the candidates: a chip naming the snoozed types. */
+  setSnoozes(snoozes) {
+    const byCandidate = new Map();
+    for (const s of snoozes || []) {
+      const key = String(s.candidate_id);
+      if (!byCandidate.has(key)) byCandidate.set(key, []);
+      byCandidate.get(key).push(s);
+    }
+    for (const [key, tile] of this.tiles) {
+      const mine = byCandidate.get(key) || [];
+      const chip = tile.refs.snooze;
+      if (!chip) continue;
+      tile.el.dataset.snoozed = mine.map((s) => s.type).join(" ");
+      setChip(
+        chip,
+        mine.length ? `Snoozed 静音: ${mine.map((s) => alertTypeLabel(s.type)).join(", ")}` : "",
+        mine.length ? "on" : null,
+        mine.map((s) => `${alertTypeLabel(s.type)} — ${s.staff_name || ""}: ${s.reason}`).join("\n"),
+      );
+    }
+  }
 
   /** A new alert arrived for this candidate: one more open alert, and flash the tile. */
   alertRaised(candidateId, severity = "warning") {
