@@ -359,7 +359,13 @@ class Runtime:
             sitting_id=sitting.id,
             name=candidate.name,
             analysis_fps=sitting.analysis_fps,
-            rules=rule_settings(sitting.rules),
+            # the flow rule identity_max_distance applies to the re-checks too
+            rules=rule_settings(
+                {
+                    **(sitting.rules or {}),
+                    "identity_max_distance": (sitting.flow or {}).get("identity_max_distance"),
+                }
+            ),
             evidence=EvidenceSettings.from_json(sitting.evidence),
             photo_relpath=candidate.photo_relpath,
         )

@@ -24,7 +24,6 @@ from proctor.config import Settings
 from proctor.exam import bank, papers
 from proctor.exam.clock import ManualClock
 from proctor.exam.sittings import add_candidate, create_sitting, create_staff
-from proctor.rules import RuleSettings
 from proctor.store.tables import CandidateEvent
 
 #: a fixed, ordinary moment for the manual clock
@@ -262,7 +261,6 @@ class FlowApp:
         candidates: int = 1,
         photos: list[Path | None] | None = None,
         paper: str | None = "objective",
-        rules: RuleSettings | None = None,
     ) -> SittingInfo:
         """A sitting starting ``starts_in`` from the clock's now, with candidates and (for
         exams) a paper: "objective", "with_short" or None; ``rules``: its RuleSettings."""
@@ -279,7 +277,6 @@ class FlowApp:
                 starts_at=now + starts_in,
                 ends_at=now + starts_in + duration,
                 flow=flow,
-                rules=rules,
             )
             info = SittingInfo(sitting.id, password, kind, sitting.starts_at, sitting.ends_at)
             for i in range(candidates):

@@ -45,7 +45,7 @@ from proctor.exam.rooms import Scope
 from proctor.exam.service import ExamService
 from proctor.media import turn
 from proctor.review.access import log_access
-from proctor.runtime import Runtime, rule_settings
+from proctor.runtime import Runtime
 from proctor.store.tables import Attempt, Candidate, TimeExtension
 
 router = APIRouter()
@@ -153,7 +153,7 @@ async def identity_check(
     ctx = await flow.load(db, who.subject_id)
     before = identity.before_check(ctx, rt.storage, image)
     # the sitting may ask for a stricter same-person limit than the model's
-    max_distance = rule_settings(ctx.sitting.rules).identity_max_distance
+    max_distance = ctx.rules.identity_max_distance
     await db.rollback()  # no transaction is held while the face model runs
     if before.registered is None:
         outcome: dict[str, Any] = {"passed": False, "reason": "no_registered_photo"}

@@ -48,6 +48,10 @@ class FlowRules:
     min_upload_bytes_per_s: float = 2_000_000.0
     #: the pledge (承诺书) the candidate signs; empty: the standard text
     pledge_text: str = ""
+    #: the sitting's own same-person limit (face distance) for the photo check and the
+    #: re-checks during the exam; None: the identity model's shipped threshold (ArcFace
+    #: 0.69). Only a stricter (smaller) value than the model's takes effect
+    identity_max_distance: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,7 +88,7 @@ def defaults_for(kind: str) -> FlowRules:
 
 def _check(name: str, value: Any) -> Any:
     default = getattr(FlowRules(), name)
-    if name == "entry_closes_minutes_after" and value is None:
+    if name in ("entry_closes_minutes_after", "identity_max_distance") and value is None:
         return None
     if isinstance(default, bool):
         if not isinstance(value, bool):
@@ -102,6 +106,12 @@ def _check(name: str, value: Any) -> Any:
         if int(value) != value or not 1 <= value <= 20:
             raise Invalid("bad_flow_rule", "Rule identity_max_failures must be 1 to 20.")
         return int(value)
+    if name == "identity_max_distance" and not 0 < value < 2:
+        raise Invalid(
+            "bad_flow_rule",
+            "规则 identity_max_distance 须在 0 与 2 之间。 Rule identity_max_distance must be "
+            "between 0 and 2 (a face distance; the model's threshold is the loosest).",
+        )
     if name == "pass_score" and not 0 <= value <= 100:
         raise Invalid("bad_flow_rule", "Rule pass_score must be between 0 and 100.")
     return float(value)

@@ -79,9 +79,9 @@ class RuleSettings:
     # identity_mismatch: K consecutive identity checks say "someone else"
     identity_mismatch_k: int = 2
     identity_check_seconds: float = 30.0  # how often the monitor re-checks the face
-    # the sitting's own same-person limit for the photo check and the re-checks (a face
-    # distance below it); None: the model's shipped threshold. Only a stricter (smaller)
-    # value than the model's takes effect
+    # the sitting's own same-person limit for the re-checks (a face distance below it),
+    # copied from its flow rule of that name (proctor.exam.policy); None: the model's
+    # shipped threshold. Only a stricter (smaller) value than the model's takes effect
     identity_max_distance: float | None = None
     # analysis cost: the detectors' result (faces, head poses, persons, devices) is reused
     # for up to objects_interval_seconds while no 1/64 of the picture changed by

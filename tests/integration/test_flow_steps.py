@@ -11,7 +11,6 @@ from datetime import timedelta
 import pytest
 import pytest_asyncio
 
-from proctor.rules import RuleSettings
 from proctor.vision.identity import model_threshold
 from tests.flowkit import FlowApp, code
 
@@ -268,14 +267,14 @@ async def test_a_sitting_may_choose_a_stricter_identity_threshold(fa: FlowApp, m
     (0.96) and even the model's limit still apply."""
     photo = media_dir / "images" / "obama.jpg"
     obama2 = (media_dir / "images" / "obama2.jpg").read_bytes()
-    strict = await fa.sitting(photos=[photo], rules=RuleSettings(identity_max_distance=0.25))
+    strict = await fa.sitting(photos=[photo], flow={"identity_max_distance": 0.25})
     cand = await fa.login(strict.password, strict.candidates[0].id_number)
     await fa.walk(cand, "identity")
     check = await cand.ok("post", "/api/flow/identity", content=obama2)
     assert check["passed"] is False and check["reason"] == "mismatch"
     assert 0.25 < check["distance"] < model_threshold()
 
-    loose = await fa.sitting(photos=[photo], rules=RuleSettings(identity_max_distance=0.99))
+    loose = await fa.sitting(photos=[photo], flow={"identity_max_distance": 0.99})
     cand = await fa.login(loose.password, loose.candidates[0].id_number)
     await fa.walk(cand, "identity")
     biden = (media_dir / "images" / "biden2.jpg").read_bytes()

@@ -129,9 +129,15 @@ def test_rules_validation() -> None:
         {"identity_max_failures": 0},
         {"require_phone": "yes"},
         {"earliest_submit_minutes": float("nan")},
+        {"identity_max_distance": 0},
+        {"identity_max_distance": 2.5},
+        {"identity_max_distance": "strict"},
     ):
         with pytest.raises(Invalid):
             make_rules("formal", bad)
+    assert make_rules("formal", {}).identity_max_distance is None  # the model's threshold
+    assert make_rules("formal", {"identity_max_distance": 0.5}).identity_max_distance == 0.5
+    assert make_rules("formal", {"identity_max_distance": None}).identity_max_distance is None
     with pytest.raises(Invalid) as exc:
         make_rules("exam", {})
     assert exc.value.code == "bad_sitting_kind"
