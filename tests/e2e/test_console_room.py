@@ -210,7 +210,8 @@ async def test_console_room_view_actions_and_voice(room_server, media, chromium_
             await a_tile.locator(".open-button").click()
             panel = con.locator("#candidate-panel")
             await expect(panel).to_be_visible()
-            await expect(panel.locator("#panel-title")).to_have_text(a_name)
+            # the candidate's detail (a busy machine may take a while)
+            await expect(panel.locator("#panel-title")).to_have_text(a_name, timeout=20_000)
             await expect(con.locator("#live-first")).to_have_attribute(
                 "data-state", "live", timeout=20_000
             )

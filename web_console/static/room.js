@@ -477,11 +477,13 @@ async function openPhraseDialog(candidateId) {
   els.phrasePicks.replaceChildren();
   els.phraseDialog.showModal();
   try {
-    phrases ??= await apiFetch("/api/console/phrases");
+    phrases = await apiFetch("/api/console/phrases"); // phrases saved since are included
   } catch (err) {
-    els.phraseError.textContent = err.message;
-    els.phraseError.hidden = false;
-    return;
+    if (!phrases) {
+      els.phraseError.textContent = err.message;
+      els.phraseError.hidden = false;
+      return;
+    }
   }
   els.phrasePicks.replaceChildren(
     ...phrases.slice(0, 9).map((p, i) => {
