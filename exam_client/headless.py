@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import random
@@ -148,6 +149,27 @@ def ice_servers_from(items: Iterable[Any] | None) -> list[RTCIceServer]:
                 )
             )
     return servers
+
+
+def _solve(challenge: str, bits: int) -> str:
+    """The login challenge: sha256(challenge + ":" + solution) starts with ``bits`` zero
+    bits (docs/api.md "Login rate limit")."""
+    i = 0
+    while True:
+        digest = hashlib.sha256(f"{challenge}:{i}".encode()).digest()
+        if int.from_bytes(digest, "big") >> (256 - bits) == 0:
+            return str(i)
+        i += 1
+
+
+def _challenge_of(response: httpx.Response) -> tuple[str, int] | None:
+    if response.status_code != 429:
+        return None
+    try:
+        err = response.json()["error"]
+        return str(err["challenge"]), int(err["bits"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str]:
@@ -406,11 +428,13 @@ class HeadlessCandidate:
 
     async def login(self) -> dict[str, Any]:
         """``POST /api/candidate/login``; keeps the token and returns the body."""
-        response = await self._request(
-            "POST",
-            "/api/candidate/login",
-            json={"sitting_password": self.password, "id_number": self.id_number},
-        )
+        payload = {"sitting_password": self.password, "id_number": self.id_number}
+        response = await self._request("POST", "/api/candidate/login", json=payload)
+        challenge = _challenge_of(response)
+        if challenge is not None:  # past the rate limit: prove some work, as the page does
+            solution = await asyncio.to_thread(_solve, *challenge)
+            payload |= {"challenge": challenge[0], "solution": solution}
+            response = await self._request("POST", "/api/candidate/login", json=payload)
         if response.status_code != 200:
             code, message = _error_of(response)
             raise LoginFailed(code, f"login refused: {message}")

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     login_max_failures_per_id: int = 5  # refused logins per ID number within the window
     login_max_failures_per_address: int = 30  # ... per client address (NAT shares one)
     login_failure_window_seconds: float = 300.0
+    # past a limit, the n-th further failure closes the key for base * 2**n s (at most the
+    # window); a solved challenge gets the login checked anyway
+    login_backoff_base_seconds: float = 10.0
     public_url: str = ""  # base URL phones reach (QR code); empty: the URL the page used
     identity_workers: int = 1  # processes running the face-identity model (dlib)
     auto_submit_sweep_seconds: float = 2.0  # how often ended papers are handed in; 0: never

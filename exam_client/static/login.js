@@ -15,19 +15,45 @@ function showError(message) {
   errorBox.hidden = !message;
 }
 
-async function login(sittingPassword, idNumber) {
+function leadingZeroBits(bytes) {
+  let n = 0;
+  for (const byte of bytes) {
+    if (byte === 0) { n += 8; continue; }
+    return n + Math.clz32(byte) - 24;
+  }
+  return n;
+}
+
+// After too many failed logins the server asks for a proof of work (docs/api.md "Login
+// rate limit"): find a solution whose sha256(challenge + ":" + solution) starts with
+// `bits` zero bits. About a second for the first one; it lets the right credentials in.
+async function solveChallenge(challenge, bits) {
+  const encoder = new TextEncoder();
+  for (let i = 0; ; i += 1) {
+    const digest = await crypto.subtle.digest('SHA-256', encoder.encode(`${challenge}:${i}`));
+    if (leadingZeroBits(new Uint8Array(digest)) >= bits) return String(i);
+  }
+}
+
+async function login(sittingPassword, idNumber, proof = null) {
   let response;
   try {
     response = await fetch('/api/candidate/login', {
       method: 'POST',
       credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: JSON.stringify({ sitting_password: sittingPassword, id_number: idNumber }),
+      body: JSON.stringify({ sitting_password: sittingPassword, id_number: idNumber, ...(proof || {}) }),
     });
   } catch {
     throw new Error('无法连接考试服务器，请检查网络后重试。 Cannot reach the exam server; check your network and try again.');
   }
   const body = await response.json().catch(() => null);
+  const challenge = body?.error?.challenge;
+  if (response.status === 429 && challenge && !proof && crypto?.subtle) {
+    showError('正在进行登录验证，请稍候… Checking the login, please wait…');
+    const solution = await solveChallenge(challenge, body.error.bits);
+    return login(sittingPassword, idNumber, { challenge, solution });
+  }
   if (!response.ok) {
     const message = body?.error?.message;
     throw new Error(message || `登录失败（HTTP ${response.status}）。 Login failed (HTTP ${response.status}).`);

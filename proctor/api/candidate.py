@@ -37,6 +37,9 @@ router = APIRouter()
 class LoginIn(BaseModel):
     sitting_password: str = Field(min_length=1, max_length=64)
     id_number: str = Field(min_length=1, max_length=32)
+    # a solved login challenge (after too_many_attempts; see docs/api.md)
+    challenge: str | None = Field(default=None, max_length=200)
+    solution: str | None = Field(default=None, max_length=32)
 
 
 class OfferIn(BaseModel):
@@ -85,6 +88,8 @@ async def login(
         client=request.client.host if request.client else "unknown",
         current_token=token_from(request),
         limits=exam.login_limits,
+        challenge=body.challenge,
+        solution=body.solution,
     )
     await db.commit()
     response.set_cookie(COOKIE, result.token, httponly=True, samesite="strict", max_age=12 * 3600)

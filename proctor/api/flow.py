@@ -471,6 +471,21 @@ async def release(
     return {"candidate_id": candidate_id, "sessions_ended": n}
 
 
+@router.post("/api/invigilate/candidates/{candidate_id}/clear-login-limit")
+async def clear_login_limit(
+    candidate_id: int,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    at: datetime = Depends(now),
+) -> dict:
+    """Forget the refused logins typed with the candidate's ID number (any address), so
+    that a candidate kept waiting by the rate limit may log in at once."""
+    await rooms.check_candidate(db, scope, candidate_id)
+    n = await flow.clear_login_limit(db, candidate_id, at, by=scope.staff_id)
+    await db.commit()
+    return {"candidate_id": candidate_id, "failures_cleared": n}
+
+
 class ExtensionIn(BaseModel):
     sitting_id: int = Field(ge=1)
     candidate_ids: list[int] | None = Field(default=None, max_length=1000)

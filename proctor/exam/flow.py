@@ -243,11 +243,7 @@ async def publish_step(bus: Bus, ctx: Ctx, now: datetime, **extra: Any) -> None:
 # ------------------------------------------------------------------------- step 1: login
 
 
-@dataclass(frozen=True)
-class LoginLimits:
-    max_failures_per_id: int = 5
-    max_failures_per_address: int = 30
-    window_seconds: float = 300.0
+LoginLimits = ratelimit.LoginLimits
 
 
 INVALID_CREDENTIALS = NotAuthenticated(
@@ -277,6 +273,8 @@ async def login(
     client: str,
     current_token: str | None,
     limits: LoginLimits,
+    challenge: str | None = None,
+    solution: str | None = None,
 ) -> LoginResult:
     """Step 1. Refusals, each with its own code: ``too_many_attempts`` (429),
     ``invalid_credentials`` (401), ``wrong_sitting``, ``not_open_yet``, ``late``,
@@ -285,12 +283,16 @@ async def login(
     committed before the refusal is raised. A candidate who entered in time comes back
     where they left off (``resumed``), even after the entry cut-off."""
     idn = _clean_id(id_number)
-    keys = [(f"id:{idn[:64]}", limits.max_failures_per_id)]
-    keys.append((f"addr:{client[:64]}", limits.max_failures_per_address))
-    await ratelimit.check(db, keys, now, limits.window_seconds)
+    keys = [
+        ratelimit.candidate_key(idn, client, limits.max_failures_per_id),
+        ratelimit.address_key(client, limits.max_failures_per_address),
+    ]
+    await ratelimit.check(
+        db, keys, now, limits.backoff, limits.secret, challenge=challenge, solution=solution
+    )
 
     async def refuse(error: Exception) -> Exception:
-        await ratelimit.record(db, [k for k, _ in keys], now, limits.window_seconds)
+        await ratelimit.record(db, keys, now, limits.window_seconds)
         await db.commit()
         log.info("candidate login refused: %s", getattr(error, "code", error))
         return error
@@ -368,6 +370,16 @@ async def login(
     )
     await db.flush()
     return LoginResult(token, Ctx(candidate, sitting, attempt, rules), resumed)
+
+
+async def clear_login_limit(db: AsyncSession, candidate_id: int, now: datetime, by: int) -> int:
+    """The invigilator clears the rate limit of a candidate's ID number (recorded)."""
+    candidate = await db.get(Candidate, candidate_id)
+    if candidate is None:
+        raise NotFound("unknown_candidate", "No such candidate.")
+    n = await ratelimit.clear_candidate(db, candidate.id_number)
+    await record_event(db, candidate_id, "login_limit_cleared", now, by=by, failures=n)
+    return n
 
 
 # ------------------------------------------------------------------------- step 2: confirm

@@ -92,6 +92,12 @@ async function errorFromResponse(response) {
     if (body && typeof body === "object" && body.error && typeof body.error === "object") {
       if (body.error.code) code = String(body.error.code);
       if (body.error.message) message = String(body.error.message);
+      if (body.error.challenge) {
+        const error = new ApiError(response.status, code, message);
+        error.challenge = String(body.error.challenge);
+        error.bits = Number(body.error.bits);
+        return error;
+      }
     } else if (body && typeof body.detail === "string") {
       message = body.detail; // plain FastAPI HTTPException shape
     }
@@ -154,5 +160,39 @@ export async function apiFetch(path, options = {}) {
     return JSON.parse(text);
   } catch {
     throw new ApiError(response.status, "bad_response", "The server sent an unreadable answer.");
+  }
+}
+
+function leadingZeroBits(bytes) {
+  let n = 0;
+  for (const byte of bytes) {
+    if (byte === 0) { n += 8; continue; }
+    return n + Math.clz32(byte) - 24;
+  }
+  return n;
+}
+
+async function solveChallenge(challenge, bits) {
+  const encoder = new TextEncoder();
+  for (let i = 0; ; i += 1) {
+    const digest = await crypto.subtle.digest("SHA-256", encoder.encode(`${challenge}:${i}`));
+    if (leadingZeroBits(new Uint8Array(digest)) >= bits) return String(i);
+  }
+}
+
+/**
+ * POST /api/staff/login. Past the rate limit the server asks for a proof of work
+ * (docs/api.md "Login rate limit"): solve it (about a second) and send the login again.
+ */
+export async function staffLogin(username, password) {
+  try {
+    return await apiFetch("/api/staff/login", { method: "POST", body: { username, password } });
+  } catch (error) {
+    if (!(error instanceof ApiError) || !error.challenge || !(crypto && crypto.subtle)) throw error;
+    const solution = await solveChallenge(error.challenge, error.bits);
+    return apiFetch("/api/staff/login", {
+      method: "POST",
+      body: { username, password, challenge: error.challenge, solution },
+    });
   }
 }
