@@ -456,6 +456,23 @@ async def identity_retry(
     return {"candidate_id": candidate_id, "failures": ctx.attempt.identity_failures}
 
 
+@router.post("/api/invigilate/candidates/{candidate_id}/reopen-pledge")
+async def reopen_pledge(
+    candidate_id: int,
+    body: ReasonIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+    at: datetime = Depends(now),
+) -> dict:
+    """Undo a refused pledge: the candidate signs it on their next login."""
+    ctx = await _staff_ctx(db, scope, candidate_id)
+    await flow.undo_pledge_refusal(db, ctx.attempt, at, by=scope.staff_id, reason=body.reason)
+    await db.commit()
+    await flow.publish_step(rt.bus, ctx, at, reopened_by=scope.staff_id)
+    return {"candidate_id": candidate_id, "step": ctx.attempt.step}
+
+
 @router.post("/api/invigilate/candidates/{candidate_id}/release")
 async def release(
     candidate_id: int,

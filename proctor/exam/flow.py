@@ -332,7 +332,13 @@ async def login(
     if attempt is None:
         timing.check_first_login(now, rules, sitting.starts_at, sitting.ends_at)
     else:
-        if attempt.step == "refused":
+        if attempt.step == "refused" and not identity_settled(attempt):
+            # refused before anyone proved to be the candidate: maybe an impostor with the
+            # shared password and the ID number; nothing irreversible happened, the
+            # candidate may sign now (recorded)
+            reopen_pledge(attempt, now)
+            await record_event(db, candidate.id, "pledge_reopened", now, by="login")
+        elif attempt.step == "refused":
             raise Forbidden(
                 "pledge_refused",
                 "你已拒绝签署承诺书，本场考试已结束；如有疑问请联系监考老师。 You refused the "
@@ -348,8 +354,15 @@ async def login(
         if attempt.step != "finished":  # a finished device check may be run again
             end = await end_of(db, sitting, candidate.id, attempt, now)
             timing.check_relogin(now, end, rules)
+    # a second login is refused only while the first session belongs to someone whose
+    # identity was checked: before that, the newest login wins (an impostor polling with
+    # the victim's ID number cannot keep the victim out; they cannot pass the photo check)
     token = await auth.open_candidate_session(
-        db, candidate.id, now, rules.session_takeover_seconds, current_token
+        db,
+        candidate.id,
+        now,
+        rules.session_takeover_seconds if identity_settled(attempt) else 0.0,
+        current_token,
     )
     if attempt is None:
         attempt = Attempt(
@@ -370,6 +383,35 @@ async def login(
     )
     await db.flush()
     return LoginResult(token, Ctx(candidate, sitting, attempt, rules), resumed)
+
+
+def identity_settled(attempt: Attempt | None) -> bool:
+    """Whether someone proved to be the candidate: the photo check passed, or an
+    invigilator admitted them. Until then nothing done in the candidate's name is final."""
+    return attempt is not None and attempt.identity_passed_at is not None
+
+
+def reopen_pledge(attempt: Attempt, now: datetime) -> None:
+    attempt.step = "pledge"
+    attempt.updated_at = now
+
+
+async def undo_pledge_refusal(
+    db: AsyncSession, attempt: Attempt, now: datetime, by: int, reason: str
+) -> None:
+    """The invigilator undoes a refused pledge: the candidate signs it on their next login."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise Invalid("reason_required", "请填写原因。 Give a reason.")
+    if attempt.step != "refused":
+        raise Conflict(
+            "pledge_not_refused",
+            "该考生没有拒绝承诺书。 This candidate has not refused the pledge.",
+        )
+    reopen_pledge(attempt, now)
+    await record_event(
+        db, attempt.candidate_id, "pledge_reopened", now, by=by, reason=reason[:2000]
+    )
 
 
 async def clear_login_limit(db: AsyncSession, candidate_id: int, now: datetime, by: int) -> int:

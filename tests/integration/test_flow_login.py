@@ -82,6 +82,7 @@ async def test_second_concurrent_login_is_refused(fa: FlowApp) -> None:
     s = await fa.sitting(kind="formal", starts_in=timedelta(minutes=5))
     idn = s.candidates[0].id_number
     first = await fa.login(s.password, idn)
+    await fa.walk(first, "phone")  # identity checked: from now on the session is theirs
     fa.clock.advance(seconds=20)
     await first.state()  # the first device is alive
     fa.clock.advance(seconds=30)
@@ -102,6 +103,7 @@ async def test_same_browser_logs_in_again_and_invigilator_releases(fa: FlowApp) 
     s = await fa.sitting(kind="formal", starts_in=timedelta(minutes=5))
     idn = s.candidates[0].id_number
     first = await fa.login(s.password, idn)
+    await fa.walk(first, "phone")
     # the same browser sends its own session cookie along: not a second device
     again = await first.post(
         "/api/candidate/login", json={"sitting_password": s.password, "id_number": idn}
@@ -115,6 +117,19 @@ async def test_same_browser_logs_in_again_and_invigilator_releases(fa: FlowApp) 
     released = await inv.ok("post", f"/api/invigilate/candidates/{s.candidates[0].id}/release")
     assert released["sessions_ended"] == 1
     assert (await _login(fa, s.password, idn)).status_code == 200
+
+
+async def test_an_impostor_polling_cannot_keep_the_victim_out(fa: FlowApp) -> None:
+    """Issue 21 item 2: before anyone passed the photo check, the newest login wins."""
+    s = await fa.sitting(kind="formal", starts_in=timedelta(minutes=5))
+    idn = s.candidates[0].id_number
+    impostor = await fa.login(s.password, idn)
+    await impostor.ok("post", "/api/flow/confirm")
+    fa.clock.advance(seconds=5)
+    await impostor.state()  # keeps polling
+    victim = await _login(fa, s.password, idn, addr="10.3.0.1")
+    assert victim.status_code == 200 and victim.json()["step"] == "pledge"
+    assert code(await impostor.get("/api/flow/state")) == "not_authenticated"
 
 
 async def test_logout_frees_the_login(fa: FlowApp) -> None:
