@@ -5,7 +5,6 @@ rule of the certification exams), short answers by a grader; pass at the sitting
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor import csvsafe
 from proctor.errors import Conflict, Invalid, NotFound
 from proctor.exam import violations
 from proctor.exam.papers import questions_of
@@ -236,7 +236,7 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     buf = io.StringIO()
     # BOM: Excel opens UTF-8 CSV with Chinese names correctly only with it
     buf.write("\ufeff")
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
+    writer = csvsafe.dict_writer(buf, columns, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
