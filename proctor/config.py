@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # WebRTC: STUN/TURN servers handed to browsers (comma separated); empty = host only
     ice_servers: str = ""
 
+    # request bounds (issue 21): a JSON body is read at most this far (413 beyond)
+    max_json_body_bytes: int = 1 << 20
+
     # exam flow (issue 3): login rate limit, phone pairing address, identity workers
     login_max_failures_per_id: int = 5  # refused logins per ID number within the window
     login_max_failures_per_address: int = 30  # ... per client address (NAT shares one)
