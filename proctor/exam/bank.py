@@ -31,6 +31,7 @@ different content it is updated, unless a paper already uses it.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -462,7 +463,7 @@ async def store(db: AsyncSession, bank: str, questions: list[QuestionIn]) -> Ban
 async def import_bank(
     db: AsyncSession, data: bytes, filename: str, bank: str | None = None
 ) -> BankImport:
-    named, questions = parse(data, filename)
+    named, questions = await asyncio.to_thread(parse, data, filename)  # CPU work: off the loop
     return await store(db, bank or named or "", questions)
 
 
