@@ -326,10 +326,12 @@ class Runtime:
             }
             for m in models_status(self.settings.models_dir)
         }
-        ok = database == "ok" and all(m["present"] for m in models.values())
+        bus = await self.bus.ping()
+        ok = database == "ok" and bus == "ok" and all(m["present"] for m in models.values())
         return {
             "status": "ok" if ok else "degraded",
             "database": database,
+            "bus": bus,
             "models": models,
             "detectors": detectors,
         }

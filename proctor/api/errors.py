@@ -12,6 +12,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 
 from proctor.errors import DomainError
+from proctor.events.bus import BusUnavailable
 from proctor.media.cluster import ClusterError
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,16 @@ def install(app: FastAPI) -> None:
             "worker_unavailable",
             "The server process handling this stream is not reachable; retry in a few "
             "seconds. 服务器繁忙，请稍后重试。",
+        )
+
+    @app.exception_handler(BusUnavailable)
+    async def _bus(request: Request, exc: BusUnavailable) -> JSONResponse:
+        log.error("bus unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(
+            503,
+            "bus_unavailable",
+            "消息服务暂时不可用，请稍后重试。 The message service is unavailable right now; "
+            "try again in a moment.",
         )
 
     @app.exception_handler(OverflowError)

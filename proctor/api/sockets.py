@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -16,6 +17,8 @@ from proctor.errors import DomainError
 from proctor.events.bus import Message, Subscription
 from proctor.exam.auth import Principal, resolve_token
 from proctor.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 PING_SECONDS = 20.0
 CLOSE_UNAUTHENTICATED = 4401
@@ -64,7 +67,13 @@ async def pump(
             await ws.send_json(msg)
             quiet_until = loop.time() + PING_SECONDS
             if on_out is not None:
-                await on_out(msg)
+                try:
+                    await on_out(msg)
+                except Exception:  # e.g. the bus or the database is down for a moment:
+                    # the message was sent; the socket must go on forwarding
+                    log.warning(
+                        "after sending %s: follow-up failed", msg.get("type"), exc_info=True
+                    )
 
     sender = asyncio.create_task(forward())
     try:
