@@ -37,7 +37,7 @@ async def bounded_ids(conn: HTTPConnection) -> None:
     for _, value in params:
         text = str(value).strip()
         digits = text.lstrip("+-")
-        if digits.isdigit() and (len(digits) > 10 or int(digits) > MAX_ID):
+        if digits.isascii() and digits.isdigit() and (len(digits) > 10 or int(digits) > MAX_ID):
             raise NotFound(
                 "not_found", "没有这一项。 There is no such item (the id is out of range)."
             )
