@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # WebRTC: STUN/TURN servers handed to browsers (comma separated); empty = host only
     ice_servers: str = ""
 
+    # a staff session that made no request this long has ended (0: never)
+    staff_idle_minutes: float = 30.0
+
     # request bounds (issue 21): a JSON body is read at most this far (413 beyond)
     max_json_body_bytes: int = 1 << 20
 

@@ -152,10 +152,11 @@ class SittingPatch(BaseModel):
 async def change_sitting(
     sitting_id: int,
     body: SittingPatch,
-    _: Principal = Depends(admin),
+    who: Principal = Depends(admin),
     db: AsyncSession = Depends(db_session),
+    at: datetime = Depends(now),
 ) -> dict:
-    s = await update_sitting(db, sitting_id, **body.model_dump())
+    s = await update_sitting(db, sitting_id, **body.model_dump(), by=who.subject_id, now=at)
     await db.commit()
     return await sitting_body(db, s)
 
@@ -385,8 +386,8 @@ class StaffIn(BaseModel):
 
 @router.post("/api/admin/staff")
 async def new_staff(
-    body: StaffIn, _: Principal = Depends(admin), db: AsyncSession = Depends(db_session)
+    body: StaffIn, who: Principal = Depends(admin), db: AsyncSession = Depends(db_session)
 ) -> dict:
-    user = await create_staff(db, **body.model_dump())
+    user = await create_staff(db, **body.model_dump(), by=(who.subject_id, who.role))
     await db.commit()
     return {"id": user.id, "username": user.username, "role": user.role}

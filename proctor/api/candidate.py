@@ -23,7 +23,7 @@ from proctor.api.sockets import CLOSE_FORBIDDEN, accept_principal, pump
 from proctor.errors import Forbidden
 from proctor.events.bus import candidate_channel
 from proctor.exam import flow
-from proctor.exam.auth import Principal, revoke_token
+from proctor.exam.auth import Principal, end_phone_sessions, revoke_token
 from proctor.exam.service import ExamService
 from proctor.exam.sittings import get_candidate
 from proctor.exam.supervision import mark_danmaku
@@ -112,7 +112,9 @@ async def logout(
     """End this session, so that the candidate can log in on another device at once."""
     token = token_from(request)
     if token:
-        await revoke_token(db, token, at)
+        ended = await revoke_token(db, token, at)
+        if ended is not None and ended.kind == "candidate":
+            await end_phone_sessions(db, ended.subject_id, at)
         await db.commit()
     response.delete_cookie(COOKIE)
     return {"ok": True}

@@ -26,7 +26,13 @@ from proctor.api.deps import (
     token_from,
 )
 from proctor.api.scope import check_console_candidate, console_scope
-from proctor.api.sockets import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, accept_principal, pump
+from proctor.api.sockets import (
+    CLOSE_FORBIDDEN,
+    CLOSE_NOT_FOUND,
+    accept_principal,
+    pump,
+    session_alive,
+)
 from proctor.errors import Conflict, DomainError, Forbidden, NotFound
 from proctor.events.bus import Message, sitting_channel
 from proctor.exam import rooms, supervision
@@ -561,7 +567,7 @@ async def console_socket(ws: WebSocket) -> None:
             await ws.close(code=CLOSE_FORBIDDEN, reason=exc.code)
             return
         await ws.send_json({"type": "health", **(await rt.health())})
-        await pump(ws, sub, select=watch.select)
+        await pump(ws, sub, select=watch.select, alive=session_alive(rt, ws))
 
 
 router.include_router(console_manage.router)

@@ -160,7 +160,9 @@ async def open_phone_session(db: AsyncSession, candidate_id: int, now: datetime)
 
 async def release_candidate(db: AsyncSession, candidate_id: int, now: datetime) -> int:
     """End every candidate session of a candidate (so they can log in on another device
-    at once); returns how many were ended."""
+    at once), and their paired phone's (it pairs again from the new login); returns how
+    many candidate sessions were ended."""
+    await end_phone_sessions(db, candidate_id, now)
     rows = list(
         await db.scalars(
             select(AuthSession).where(
@@ -173,6 +175,19 @@ async def release_candidate(db: AsyncSession, candidate_id: int, now: datetime) 
     for row in rows:
         row.revoked_at = now
     return len(rows)
+
+
+async def end_phone_sessions(db: AsyncSession, candidate_id: int, now: datetime) -> None:
+    """The paired phone's session ends with the candidate's (logout, release)."""
+    rows = await db.scalars(
+        select(AuthSession).where(
+            AuthSession.kind == "phone",
+            AuthSession.subject_id == candidate_id,
+            AuthSession.revoked_at.is_(None),
+        )
+    )
+    for row in rows:
+        row.revoked_at = now
 
 
 async def login_staff(
@@ -212,29 +227,51 @@ async def login_staff(
 
 
 async def resolve_token(
-    db: AsyncSession, token: str, now: datetime | None = None, touch: bool = False
+    db: AsyncSession,
+    token: str,
+    now: datetime | None = None,
+    touch: bool = False,
+    staff_idle_seconds: float = 0.0,
 ) -> Principal:
     """Who holds ``token``. With ``touch``, the session's last-seen time is brought up to
-    date (at most every ``TOUCH_SECONDS``; the caller commits)."""
+    date (at most every ``TOUCH_SECONDS``; the caller commits). A staff session that made
+    no request for ``staff_idle_seconds`` (0: no limit) has ended (``session_idle``)."""
     now = now or utcnow()
     row = await db.get(AuthSession, token_digest(token))
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         raise NotAuthenticated("not_authenticated", "Please log in (your session has ended).")
+    seen = row.last_seen_at or row.created_at
+    if row.kind == "staff" and staff_idle_seconds > 0 and seen is not None:
+        if (now - seen).total_seconds() > staff_idle_seconds:
+            raise NotAuthenticated(
+                "session_idle",
+                f"长时间未操作（{int(staff_idle_seconds // 60)}分钟），请重新登录。 Nothing was "
+                f"done for {int(staff_idle_seconds // 60)} minutes: please log in again.",
+            )
+    if row.kind == "staff":
+        # loaded before the touch below: a query after it would autoflush the change and
+        # leave the session no longer "dirty", so the caller would not commit it
+        user = await db.get(StaffUser, row.subject_id)
+        if user is None:
+            raise NotAuthenticated("not_authenticated", "Please log in.")
+        who = Principal("staff", user.id, user.role)
+    elif row.kind == "phone":
+        who = Principal("phone", row.subject_id, "phone")
+    else:
+        who = Principal("candidate", row.subject_id, "candidate")
     if touch and (
         row.last_seen_at is None or (now - row.last_seen_at).total_seconds() >= TOUCH_SECONDS
     ):
         row.last_seen_at = now
-    if row.kind == "staff":
-        user = await db.get(StaffUser, row.subject_id)
-        if user is None:
-            raise NotAuthenticated("not_authenticated", "Please log in.")
-        return Principal("staff", user.id, user.role)
-    if row.kind == "phone":
-        return Principal("phone", row.subject_id, "phone")
-    return Principal("candidate", row.subject_id, "candidate")
+    return who
 
 
-async def revoke_token(db: AsyncSession, token: str, now: datetime | None = None) -> None:
+async def revoke_token(
+    db: AsyncSession, token: str, now: datetime | None = None
+) -> AuthSession | None:
+    """End the session (if it was live); returns it."""
     row = await db.get(AuthSession, token_digest(token))
     if row is not None and row.revoked_at is None:
         row.revoked_at = now or utcnow()
+        return row
+    return None

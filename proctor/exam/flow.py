@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from proctor.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound
+from proctor.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound, TooMany
 from proctor.events.bus import Bus, candidate_channel, sitting_channel
 from proctor.exam import auth, ratelimit, timing, violations
 from proctor.exam.policy import FlowRules, rules_of
@@ -671,6 +671,9 @@ PAGE_EVENTS = frozenset(
     }
 )
 MAX_PAGE_EVENTS = 50
+#: page events one candidate may record per minute (a page reports a few: focus lost,
+#: full screen left, ...); more is refused, so a page cannot flood the record and consoles
+MAX_PAGE_EVENTS_PER_MINUTE = 60
 
 
 async def record_page_events(
@@ -693,6 +696,21 @@ async def record_page_events(
                 "client_at": str(event.get("at") or "")[:40] or None,
                 "detail": str(event.get("detail") or "")[:200] or None,
             }
+        )
+    recent = await db.scalar(
+        select(func.count())
+        .select_from(CandidateEvent)
+        .where(
+            CandidateEvent.candidate_id == ctx.candidate.id,
+            CandidateEvent.kind.like("page\\_%", escape="\\"),
+            CandidateEvent.at > now - timedelta(minutes=1),
+        )
+    )
+    if (recent or 0) + len(clean) > MAX_PAGE_EVENTS_PER_MINUTE:
+        raise TooMany(
+            "too_many_events",
+            f"页面事件过多（每分钟最多{MAX_PAGE_EVENTS_PER_MINUTE}条），请稍后再报告。 Too many "
+            f"page events (at most {MAX_PAGE_EVENTS_PER_MINUTE} a minute): report later.",
         )
     for event in clean:
         await record_event(
