@@ -363,10 +363,31 @@ def _file_sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-async def verify(db: AsyncSession, storage: EvidenceStorage) -> VerifyReport:
+def parse_anchor(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` as printed by ``proctor audit head`` (ValueError otherwise)."""
+    seq, _, digest = text.strip().partition(":")
+    if not seq.isdigit() or int(seq) < 1 or len(digest) != 64:
+        raise ValueError(f"not an anchor (SEQ:HASH as 'proctor audit head' prints): {text!r}")
+    int(digest, 16)
+    return int(seq), digest.lower()
+
+
+async def head(db: AsyncSession) -> tuple[int, str] | None:
+    """The chain's head (seq, hash): keep it outside the database (print it, mail it, put
+    it in the exam-room record) to verify later that the log was not rewritten."""
+    row = await db.get(AuditHead, HEAD_ID)
+    return (row.seq, row.hash) if row is not None else None
+
+
+async def verify(
+    db: AsyncSession, storage: EvidenceStorage, anchors: list[tuple[int, str]] | None = None
+) -> VerifyReport:
     """Check the whole chain, every recorded row against its entry, every evidence file and
-    registered photo against its sha256. Read-only."""
+    registered photo against its sha256. Read-only. ``anchors``: (seq, hash) pairs taken
+    outside the database earlier (``proctor audit head``): the entry at each seq must still
+    have that hash, or the log was rewritten (even when re-hashed into a consistent chain)."""
     report = VerifyReport()
+    anchored = dict(anchors or [])
     records: dict[str, dict[int, tuple[int, dict[str, Any], int | None]]] = {
         r.subject_type: {} for r in RECORDED
     }
@@ -408,6 +429,16 @@ async def verify(db: AsyncSession, storage: EvidenceStorage) -> VerifyReport:
                     entry.seq,
                 )
             )
+        want = anchored.pop(entry.seq, None)
+        if want is not None and want != entry.hash:
+            report.chain_problems.append(
+                Problem(
+                    here,
+                    f"entry {entry.seq} differs from the anchor taken outside the database: "
+                    "the log was rewritten (and re-hashed) since",
+                    entry.seq,
+                )
+            )
         prev = entry.hash
         expected_seq = entry.seq + 1
         try:
@@ -426,6 +457,15 @@ async def verify(db: AsyncSession, storage: EvidenceStorage) -> VerifyReport:
         if entry.subject_type in records and entry.subject_id is not None and rec is not None:
             records[entry.subject_type][entry.subject_id] = (entry.seq, rec, entry.sitting_id)
 
+    for seq in sorted(anchored):
+        report.chain_problems.append(
+            Problem(
+                f"entry {seq}",
+                f"entry {seq}, anchored outside the database, is no longer in the log: "
+                "entries were removed",
+                seq,
+            )
+        )
     head = await db.get(AuditHead, HEAD_ID)
     if head is None:
         report.chain_problems.append(Problem("head", "the audit head row is missing"))
