@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Invalid, NotFound
+from proctor.evidence import chain
 from proctor.exam import timing
 from proctor.exam.flow import (
     ENDED,
@@ -302,6 +303,17 @@ async def extend(
                 by=staff_id,
             )
     await db.flush()
+    for r in rows:
+        await chain.append(
+            db,
+            "time.extended",
+            actor=chain.staff_actor(staff_id),
+            payload={"extension_id": r.id, "seconds": seconds, "reason": reason},
+            sitting_id=sitting_id,
+            candidate_id=r.candidate_id,
+            subject_type="time_extension",
+            subject_id=r.id,
+        )
     return [
         {
             "id": r.id,

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import binascii
 import csv
+import hashlib
 import io
 import re
 import zipfile
@@ -31,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import NotFound
+from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
 from proctor.exam.identity import PHOTO_PROBLEMS, IdentityChecker
 from proctor.exam.importing import ImportFailed, LineError, decode_text
@@ -406,6 +408,7 @@ async def import_roster(
     photos: PhotoLookup | None = None,
     verify_photos: bool = True,
     now: datetime,
+    by: int | None = None,
 ) -> RosterImport:
     """Parse, check every row and photo, then store (flushed; the caller commits)."""
     if await db.get(Sitting, sitting_id) is None:
@@ -458,4 +461,21 @@ async def import_roster(
                 "has_photo": cand.photo_relpath is not None,
             }
         )
+    await chain.append(
+        db,
+        "roster.imported",
+        actor=chain.staff_actor(by) if by is not None else "operator",
+        payload={
+            "file_sha256": hashlib.sha256(data).hexdigest(),
+            "filename": filename[:200],
+            "added": result.added,
+            "updated": result.updated,
+            "photos": result.photos,
+            "candidates": [
+                {"id": c["id"], "id_number": c["id_number"], "name": c["name"]}
+                for c in result.candidates
+            ],
+        },
+        sitting_id=sitting_id,
+    )
     return result

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor import csvsafe
 from proctor.errors import Conflict, Invalid, NotFound
+from proctor.evidence import chain
 from proctor.exam import violations
 from proctor.exam.papers import questions_of
 from proctor.exam.policy import rules_of
@@ -143,6 +144,24 @@ async def grade(
     sitting = await db.get(Sitting, attempt.sitting_id)
     assert sitting is not None
     await score_attempt(db, attempt, rules_of(sitting.kind, sitting.flow).pass_score)
+    await chain.append(
+        db,
+        "answer.graded",
+        actor=chain.staff_actor(staff_id),
+        payload={
+            "answer_id": row.id,
+            "question_id": row.question_id,
+            "answer_sha256": chain.text_sha256(chain.canonical_json(row.value)),
+            "points": row.points,
+            "note_sha256": chain.text_sha256(row.grade_note),
+            "total_score": attempt.total_score,
+            "passed": attempt.passed,
+        },
+        sitting_id=attempt.sitting_id,
+        candidate_id=attempt.candidate_id,
+        subject_type="answer",
+        subject_id=row.id,
+    )
     return {
         "answer_id": row.id,
         "points": row.points,

@@ -4,15 +4,18 @@ staff creation and sitting changes are in the audit chain."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import timedelta
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
+from proctor.evidence import chain
 from proctor.exam.sittings import create_staff
 from proctor.store.tables import AuditEntry
-from tests.flowkit import ADMIN, FlowApp, code
+from tests.flowkit import ADMIN, REVIEWER, FlowApp, code, demo_questions
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -78,3 +81,53 @@ async def test_a_finished_sittings_times_are_frozen_and_changes_audited(fa: Flow
     assert "ends_at" in changes[0].payload and "password_sha256" in changes[0].payload
     assert "new-pw-1" not in changes[0].payload
     assert "renamed" in changes[1].payload
+
+
+async def test_grades_extensions_and_imports_are_chained(fa: FlowApp) -> None:
+    """Issue 21 item 5 (part): every grade, time extension and import is an audit-chain
+    entry, and the chain (with every recorded row and file) still verifies."""
+    s = await fa.sitting(kind="formal", paper="with_short", starts_in=timedelta(minutes=1))
+    cand = await fa.login(s.password, s.candidates[0].id_number)
+    await fa.walk(cand, "answering")
+    paper = await cand.ok("get", "/api/flow/paper")
+    short = next(q for q in paper["questions"] if q["type"] == "short")
+    await cand.ok("put", f"/api/flow/answers/{short['id']}", json={"value": "mine", "seq": 1})
+    inv = await fa.staff()
+    await inv.ok(
+        "post",
+        "/api/invigilate/extensions",
+        json={
+            "sitting_id": s.id,
+            "candidate_ids": [s.candidates[0].id],
+            "minutes": 5,
+            "reason": "network cut",
+        },
+    )
+    fa.clock.set(s.ends_at + timedelta(minutes=30))
+    await fa.exam.sweep()
+    reviewer = await fa.staff(REVIEWER)
+    queue = await reviewer.ok("get", f"/api/admin/sittings/{s.id}/grading")
+    answer_id = queue[0]["answer_id"]
+    await reviewer.ok("post", f"/api/admin/answers/{answer_id}/grade", json={"points": 4})
+    admin = await fa.staff(ADMIN)
+    other = await fa.sitting(candidates=0)
+    roster = "姓名,身份证号\n甲,110101199001019991\n"
+    await admin.ok(
+        "post",
+        f"/api/admin/sittings/{other.id}/roster",
+        files={"file": ("roster.csv", roster.encode(), "text/csv")},
+    )
+    bank = json.dumps({"bank": "chained", "questions": demo_questions("ch", 2, 0, 0, 0)})
+    await admin.ok("post", "/api/admin/banks/import", files={"file": ("bank.json", bank.encode())})
+    graded = [e for e in await _entries(fa, "answer.graded") if e.subject_id == answer_id]
+    assert len(graded) == 1 and '"points":4.0' in graded[0].payload.replace(" ", "")
+    extended = [e for e in await _entries(fa, "time.extended") if e.sitting_id == s.id]
+    assert len(extended) == 1 and "network cut" in extended[0].payload
+    rostered = [e for e in await _entries(fa, "roster.imported") if e.sitting_id == other.id]
+    assert len(rostered) == 1 and hashlib.sha256(roster.encode()).hexdigest() in (
+        rostered[0].payload
+    )
+    assert any('"chained"' in e.payload for e in await _entries(fa, "bank.imported"))
+    async with fa.rt.db.session() as db:
+        report = await chain.verify(db, fa.rt.storage)
+    assert report.ok, report.all_problems()[:5]
