@@ -2,6 +2,8 @@
 // The server sets the session cookie; the token is also kept in sessionStorage so that
 // the exam page can send it as a Bearer token / ?token= when a cookie is not available.
 
+import { solveChallenge } from './pow.js';
+
 const TOKEN_KEY = 'proctor.candidate.token'; // also read by exam.js
 
 const form = document.getElementById('login-form');
@@ -15,26 +17,8 @@ function showError(message) {
   errorBox.hidden = !message;
 }
 
-function leadingZeroBits(bytes) {
-  let n = 0;
-  for (const byte of bytes) {
-    if (byte === 0) { n += 8; continue; }
-    return n + Math.clz32(byte) - 24;
-  }
-  return n;
-}
-
-// After too many failed logins the server asks for a proof of work (docs/api.md "Login
-// rate limit"): find a solution whose sha256(challenge + ":" + solution) starts with
-// `bits` zero bits. About a second for the first one; it lets the right credentials in.
-async function solveChallenge(challenge, bits) {
-  const encoder = new TextEncoder();
-  for (let i = 0; ; i += 1) {
-    const digest = await crypto.subtle.digest('SHA-256', encoder.encode(`${challenge}:${i}`));
-    if (leadingZeroBits(new Uint8Array(digest)) >= bits) return String(i);
-  }
-}
-
+// After too many failed logins the server asks for a proof of work (pow.js): about a
+// second for the first one; it lets the right credentials in.
 async function login(sittingPassword, idNumber, proof = null) {
   let response;
   try {
@@ -49,7 +33,7 @@ async function login(sittingPassword, idNumber, proof = null) {
   }
   const body = await response.json().catch(() => null);
   const challenge = body?.error?.challenge;
-  if (response.status === 429 && challenge && !proof && crypto?.subtle) {
+  if (response.status === 429 && challenge && !proof) {
     showError('正在进行登录验证，请稍候… Checking the login, please wait…');
     const solution = await solveChallenge(challenge, body.error.bits);
     return login(sittingPassword, idNumber, { challenge, solution });

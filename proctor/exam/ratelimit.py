@@ -33,7 +33,7 @@ from proctor.store.tables import LoginFailure
 #: challenge difficulty: leading zero bits of sha256 (16: ~65k hashes, well under a second
 #: in a browser); each failure past a key's limit adds one bit, up to MAX_BITS
 BASE_BITS = 16
-MAX_BITS = 21
+MAX_BITS = 20
 #: how long an issued challenge may be answered
 CHALLENGE_SECONDS = 300
 

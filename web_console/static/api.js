@@ -2,6 +2,8 @@
 // ApiError carrying the server's machine code and human message (docs/api.md:
 // {"error": {"code", "message"}}), plus the staff session kept in sessionStorage.
 
+import { solveChallenge } from "./pow.js";
+
 const TOKEN_KEY = "proctor.staff.token";
 const USER_KEY = "proctor.staff.user";
 
@@ -163,23 +165,6 @@ export async function apiFetch(path, options = {}) {
   }
 }
 
-function leadingZeroBits(bytes) {
-  let n = 0;
-  for (const byte of bytes) {
-    if (byte === 0) { n += 8; continue; }
-    return n + Math.clz32(byte) - 24;
-  }
-  return n;
-}
-
-async function solveChallenge(challenge, bits) {
-  const encoder = new TextEncoder();
-  for (let i = 0; ; i += 1) {
-    const digest = await crypto.subtle.digest("SHA-256", encoder.encode(`${challenge}:${i}`));
-    if (leadingZeroBits(new Uint8Array(digest)) >= bits) return String(i);
-  }
-}
-
 /**
  * POST /api/staff/login. Past the rate limit the server asks for a proof of work
  * (docs/api.md "Login rate limit"): solve it (about a second) and send the login again.
@@ -188,7 +173,7 @@ export async function staffLogin(username, password) {
   try {
     return await apiFetch("/api/staff/login", { method: "POST", body: { username, password } });
   } catch (error) {
-    if (!(error instanceof ApiError) || !error.challenge || !(crypto && crypto.subtle)) throw error;
+    if (!(error instanceof ApiError) || !error.challenge) throw error;
     const solution = await solveChallenge(error.challenge, error.bits);
     return apiFetch("/api/staff/login", {
       method: "POST",
