@@ -38,6 +38,8 @@ from proctor.evidence.storage import EvidenceStorage
 from proctor.store.tables import (
     Alert,
     AlertVerdict,
+    Answer,
+    Attempt,
     AuditEntry,
     AuditHead,
     Base,
@@ -258,6 +260,31 @@ def candidate_verdict_record(row: CandidateVerdict) -> dict[str, Any]:
     }
 
 
+def paper_record(attempt: Attempt, answers: list[Answer]) -> dict[str, Any]:
+    """What the log keeps of a handed-in paper (at hand-in and after each grade): a sha256
+    per answer (question, value, points) and the scores, so that :func:`verify` notices an
+    answer or a score changed afterwards."""
+    return {
+        "answers": {
+            str(a.id): text_sha256(
+                canonical_json({"q": a.question_id, "v": a.value, "p": a.points})
+            )
+            for a in answers
+        },
+        "objective_score": attempt.objective_score,
+        "manual_score": attempt.manual_score,
+        "total_score": attempt.total_score,
+        "passed": attempt.passed,
+    }
+
+
+async def paper_record_of(db: AsyncSession, attempt: Attempt) -> dict[str, Any]:
+    answers = await db.scalars(
+        select(Answer).where(Answer.attempt_id == attempt.id).order_by(Answer.id)
+    )
+    return paper_record(attempt, list(answers))
+
+
 @dataclass(frozen=True)
 class Recorded:
     subject_type: str
@@ -392,6 +419,7 @@ async def verify(
         r.subject_type: {} for r in RECORDED
     }
     purged: dict[int, int] = {}  # sitting id -> seq of its purge entry
+    papers: dict[int, tuple[int, dict[str, Any], int | None]] = {}  # attempt id -> entry
     baseline: dict[str, int] = {}
     expected_seq = 1
     prev = GENESIS_HASH
@@ -454,6 +482,8 @@ async def verify(
         if entry.kind == PURGE_KIND and entry.sitting_id is not None:
             purged[entry.sitting_id] = entry.seq
         rec = payload.get("record") if isinstance(payload, dict) else None
+        if entry.subject_type == "paper" and entry.subject_id is not None and rec is not None:
+            papers[entry.subject_id] = (entry.seq, rec, entry.sitting_id)
         if entry.subject_type in records and entry.subject_id is not None and rec is not None:
             records[entry.subject_type][entry.subject_id] = (entry.seq, rec, entry.sitting_id)
 
@@ -481,6 +511,7 @@ async def verify(
 
     for spec in RECORDED:
         await _verify_rows(db, spec, records[spec.subject_type], baseline, purged, report)
+    await _verify_papers(db, papers, purged, report)
     await _verify_files(db, storage, report)
     return report
 
@@ -533,6 +564,47 @@ async def _verify_rows(
                 seq,
             )
         )
+
+
+async def _verify_papers(
+    db: AsyncSession,
+    papers: dict[int, tuple[int, dict[str, Any], int | None]],
+    purged: dict[int, int],
+    report: VerifyReport,
+) -> None:
+    """Each handed-in paper against the newest entry that recorded it."""
+    for attempt_id, (seq, rec, sitting_id) in sorted(papers.items()):
+        report.rows += 1
+        attempt = await db.get(Attempt, attempt_id)
+        if attempt is None:
+            purge_seq = purged.get(sitting_id) if sitting_id is not None else None
+            if purge_seq is None or purge_seq < seq:
+                report.problems.append(
+                    Problem(
+                        f"paper {attempt_id}",
+                        f"paper {attempt_id} (audit entry {seq}) was deleted outside the "
+                        "retention procedure",
+                        seq,
+                    )
+                )
+            continue
+        now = await paper_record_of(db, attempt)
+        changed = sorted(
+            k for k in set(now) | set(rec) if k != "answers" and now.get(k) != rec.get(k)
+        )
+        was, is_ = rec.get("answers") or {}, now["answers"]
+        answers = sorted(set(was) ^ set(is_) | {k for k in was if k in is_ and was[k] != is_[k]})
+        if answers:
+            changed.insert(0, f"answers {', '.join(answers[:5])}")
+        if changed:
+            report.problems.append(
+                Problem(
+                    f"paper {attempt_id}",
+                    f"paper {attempt_id} (candidate {attempt.candidate_id}) differs from what "
+                    f"audit entry {seq} recorded ({'; '.join(changed)})",
+                    seq,
+                )
+            )
 
 
 async def _verify_files(db: AsyncSession, storage: EvidenceStorage, report: VerifyReport) -> None:

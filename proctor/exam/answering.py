@@ -186,6 +186,17 @@ async def hand_in(db: AsyncSession, ctx: Ctx, now: datetime, kind: str) -> None:
     a.updated_at = now
     await score_attempt(db, a, ctx.rules.pass_score)
     await record_event(db, ctx.candidate.id, "submitted", now, submit_kind=kind)
+    await db.flush()
+    await chain.append(
+        db,
+        "paper.submitted",
+        actor=chain.candidate_actor(ctx.candidate.id) if kind == "candidate" else chain.SYSTEM,
+        payload={"record": await chain.paper_record_of(db, a), "submit_kind": kind},
+        sitting_id=ctx.sitting.id,
+        candidate_id=ctx.candidate.id,
+        subject_type="paper",
+        subject_id=a.id,
+    )
 
 
 async def submit(db: AsyncSession, ctx: Ctx, now: datetime) -> None:

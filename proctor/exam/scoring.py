@@ -156,11 +156,12 @@ async def grade(
             "note_sha256": chain.text_sha256(row.grade_note),
             "total_score": attempt.total_score,
             "passed": attempt.passed,
+            "record": await chain.paper_record_of(db, attempt),
         },
         sitting_id=attempt.sitting_id,
         candidate_id=attempt.candidate_id,
-        subject_type="answer",
-        subject_id=row.id,
+        subject_type="paper",
+        subject_id=attempt.id,
     )
     return {
         "answer_id": row.id,

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from proctor.evidence import chain
 from proctor.exam.sittings import create_staff
-from proctor.store.tables import AuditEntry
+from proctor.store.tables import Answer, Attempt, AuditEntry
 from tests.flowkit import ADMIN, REVIEWER, FlowApp, code, demo_questions
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -119,8 +119,15 @@ async def test_grades_extensions_and_imports_are_chained(fa: FlowApp) -> None:
     )
     bank = json.dumps({"bank": "chained", "questions": demo_questions("ch", 2, 0, 0, 0)})
     await admin.ok("post", "/api/admin/banks/import", files={"file": ("bank.json", bank.encode())})
-    graded = [e for e in await _entries(fa, "answer.graded") if e.subject_id == answer_id]
+    graded = [
+        e
+        for e in await _entries(fa, "answer.graded")
+        if f'"answer_id":{answer_id}' in e.payload.replace(" ", "")
+    ]
     assert len(graded) == 1 and '"points":4.0' in graded[0].payload.replace(" ", "")
+    assert [e.candidate_id for e in await _entries(fa, "paper.submitted")].count(
+        s.candidates[0].id
+    ) == 1
     extended = [e for e in await _entries(fa, "time.extended") if e.sitting_id == s.id]
     assert len(extended) == 1 and "network cut" in extended[0].payload
     rostered = [e for e in await _entries(fa, "roster.imported") if e.sitting_id == other.id]
@@ -131,3 +138,19 @@ async def test_grades_extensions_and_imports_are_chained(fa: FlowApp) -> None:
     async with fa.rt.db.session() as db:
         report = await chain.verify(db, fa.rt.storage)
     assert report.ok, report.all_problems()[:5]
+
+    # the record cannot be rewritten unnoticed: an answer, then a score
+    async with fa.rt.db.transaction() as db:
+        answer = await db.get(Answer, answer_id)
+        original = answer.value
+        answer.value = "a better answer"
+    async with fa.rt.db.session() as db:
+        report = await chain.verify(db, fa.rt.storage)
+    assert not report.ok and f"answers {answer_id}" in report.first_break.message
+    async with fa.rt.db.transaction() as db:
+        (await db.get(Answer, answer_id)).value = original
+        attempt = await db.scalar(select(Attempt).where(Attempt.candidate_id == s.candidates[0].id))
+        attempt.total_score = 100.0
+    async with fa.rt.db.session() as db:
+        report = await chain.verify(db, fa.rt.storage)
+    assert not report.ok and "total_score" in report.first_break.message
