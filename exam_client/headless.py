@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import random
@@ -199,12 +200,33 @@ def _retry_after(response: httpx.Response, delay: float) -> float | None:
     when it says when (``Retry-After`` in seconds)."""
     if response.status_code in _RETRY_STATUSES:
         return delay
-    if response.status_code == 429:
+    if response.status_code == 429 and _challenge_of(response) is None:
         try:
             return max(0.0, float(response.headers.get("retry-after", "")))
         except ValueError:
             return None
     return None
+
+
+def _solve(challenge: str, bits: int) -> str:
+    """The login challenge: sha256(challenge + ":" + solution) starts with ``bits`` zero
+    bits (docs/api.md "Login rate limit")."""
+    i = 0
+    while True:
+        digest = hashlib.sha256(f"{challenge}:{i}".encode()).digest()
+        if int.from_bytes(digest, "big") >> (256 - bits) == 0:
+            return str(i)
+        i += 1
+
+
+def _challenge_of(response: httpx.Response) -> tuple[str, int] | None:
+    if response.status_code != 429:
+        return None
+    try:
+        err = response.json()["error"]
+        return str(err["challenge"]), int(err["bits"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str]:
@@ -499,14 +521,17 @@ class HeadlessCandidate:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.retry_seconds
         lost = False  # a request of this login got no answer: it may have been taken
+        payload = {"sitting_password": self.password, "id_number": self.id_number}
         while True:
             self._retried = False
-            response = await self._request(
-                "POST",
-                "/api/candidate/login",
-                json={"sitting_password": self.password, "id_number": self.id_number},
-            )
+            response = await self._request("POST", "/api/candidate/login", json=payload)
             lost = lost or self._retried
+            challenge = _challenge_of(response)
+            if challenge is not None and "solution" not in payload:
+                # past the rate limit: prove some work, as the page does
+                solution = await asyncio.to_thread(_solve, *challenge)
+                payload = payload | {"challenge": challenge[0], "solution": solution}
+                continue
             if response.status_code == 200:
                 break
             code, message = _error_of(response)

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from proctor import logs, metrics
-from proctor.api import admin, candidate, console, errors, flow, health, network
+from proctor.api import admin, candidate, console, errors, flow, guards, health, network
 from proctor.api import review as review_api
 from proctor.api.scope import RecentGrants
 from proctor.api.security import SecurityHeaders
@@ -46,7 +46,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await app.state.runtime.stop()
             metrics.worker_exit()
 
-    app = FastAPI(title="proctor", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="proctor",
+        version="0.1.0",
+        lifespan=lifespan,
+        dependencies=[Depends(guards.bounded_ids)],
+    )
+    app.add_middleware(
+        guards.RequestGuard,
+        max_json_bytes=settings.max_json_body_bytes,
+        public_url=settings.public_url,
+    )
     app.state.settings = settings
     app.state.console_grants = RecentGrants()
     errors.install(app)

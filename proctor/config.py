@@ -94,10 +94,19 @@ class Settings(BaseSettings):
     # the URL the server's own peers allocate relays at (empty: the first turn: URL above)
     turn_server_url: str = ""
 
+    # a staff session that made no request this long has ended (0: never)
+    staff_idle_minutes: float = 30.0
+
+    # request bounds (issue 21): a JSON body is read at most this far (413 beyond)
+    max_json_body_bytes: int = 1 << 20
+
     # exam flow (issue 3): login rate limit, phone pairing address, identity workers
     login_max_failures_per_id: int = 5  # refused logins per ID number within the window
     login_max_failures_per_address: int = 30  # ... per client address (NAT shares one)
     login_failure_window_seconds: float = 300.0
+    # past a limit, the n-th further failure closes the key for base * 2**n s (at most the
+    # window); a solved challenge gets the login checked anyway
+    login_backoff_base_seconds: float = 10.0
     public_url: str = ""  # base URL phones reach (QR code); empty: the URL the page used
     identity_workers: int = 1  # processes running the face-identity model
     # the face embedder of the identity check (issue 24): "arcface_mbf" (InsightFace

@@ -13,6 +13,8 @@ class DomainError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+        #: more machine-readable fields of the error body (e.g. a login challenge)
+        self.details: dict[str, object] = {}
 
 
 class Invalid(DomainError):

@@ -410,9 +410,11 @@ class Runtime:
             for m in models_status(self.settings.models_dir)
         }
         redis = await self.redis_health()
+        bus = await self.bus.ping()
         ok = (
             database == "ok"
             and redis in ("ok", "not configured")
+            and bus == "ok"
             and all(m["present"] for m in models.values())
         )
         font = fonts.installed()
@@ -420,6 +422,7 @@ class Runtime:
             "status": "ok" if ok else "degraded",
             "database": database,
             "redis": redis,
+            "bus": bus,
             "models": models,
             "detectors": detectors,
             # the font evidence captions are drawn with (None: Chinese shows as "?")

@@ -191,8 +191,10 @@ class FlowApp:
                 data_dir=data_dir,
                 models_dir=models_dir,
                 database_url=database_url,
-                # the tests hand papers in by calling sweep() at the moment they choose
-                **{"auto_submit_sweep_seconds": 0, **settings},
+                # the tests hand papers in by calling sweep() at the moment they choose;
+                # the manual clock jumps hours, so staff sessions do not idle out unless a
+                # test asks for it
+                **{"auto_submit_sweep_seconds": 0, "staff_idle_minutes": 0, **settings},
             ),
             clock=clock,
         )

@@ -12,6 +12,8 @@ export PROCTOR_SHARED_DIR=$SHARED
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
+# the bus-restart test starts (and stops) a redis-server of its own on a free port
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # Chinese text in the console screenshots (docs/screenshots) must not render as boxes
 fc-list :lang=zh 2>/dev/null | grep -q . || need_apt+=(fonts-noto-cjk)
 # the namespace test (issue 20): NAT, the reverse proxy, the TURN relay, a browser trust

@@ -2,6 +2,8 @@
 // The server sets the session cookie; the token is also kept in sessionStorage so that
 // the exam page can send it as a Bearer token / ?token= when a cookie is not available.
 
+import { solveChallenge } from './pow.js';
+
 const TOKEN_KEY = 'proctor.candidate.token'; // also read by exam.js
 
 const form = document.getElementById('login-form');
@@ -15,19 +17,27 @@ function showError(message) {
   errorBox.hidden = !message;
 }
 
-async function login(sittingPassword, idNumber) {
+// After too many failed logins the server asks for a proof of work (pow.js): about a
+// second for the first one; it lets the right credentials in.
+async function login(sittingPassword, idNumber, proof = null) {
   let response;
   try {
     response = await fetch('/api/candidate/login', {
       method: 'POST',
       credentials: 'same-origin',
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: JSON.stringify({ sitting_password: sittingPassword, id_number: idNumber }),
+      body: JSON.stringify({ sitting_password: sittingPassword, id_number: idNumber, ...(proof || {}) }),
     });
   } catch {
     throw new Error('无法连接考试服务器，请检查网络后重试。 Cannot reach the exam server; check your network and try again.');
   }
   const body = await response.json().catch(() => null);
+  const challenge = body?.error?.challenge;
+  if (response.status === 429 && challenge && !proof) {
+    showError('正在进行登录验证，请稍候… Checking the login, please wait…');
+    const solution = await solveChallenge(challenge, body.error.bits);
+    return login(sittingPassword, idNumber, { challenge, solution });
+  }
   if (!response.ok) {
     const message = body?.error?.message;
     throw new Error(message || `登录失败（HTTP ${response.status}）。 Login failed (HTTP ${response.status}).`);

@@ -152,10 +152,11 @@ class SittingPatch(BaseModel):
 async def change_sitting(
     sitting_id: int,
     body: SittingPatch,
-    _: Principal = Depends(admin),
+    who: Principal = Depends(admin),
     db: AsyncSession = Depends(db_session),
+    at: datetime = Depends(now),
 ) -> dict:
-    s = await update_sitting(db, sitting_id, **body.model_dump())
+    s = await update_sitting(db, sitting_id, **body.model_dump(), by=who.subject_id, now=at)
     await db.commit()
     return await sitting_body(db, s)
 
@@ -169,7 +170,7 @@ async def import_roster(
     file: UploadFile = File(...),
     photos: UploadFile | None = File(None),
     check_photos: bool = Form(True),
-    _: Principal = Depends(admin),
+    who: Principal = Depends(admin),
     db: AsyncSession = Depends(db_session),
     rt: Runtime = Depends(runtime),
     exam: ExamService = Depends(exam_service),
@@ -192,6 +193,7 @@ async def import_roster(
         photos=lookup,
         verify_photos=check_photos,
         now=at,
+        by=who.subject_id,
     )
     await db.commit()
     return result.as_dict()
@@ -229,19 +231,21 @@ async def roster_list(
 async def import_bank(
     file: UploadFile = File(...),
     bank_name: str = Form("", alias="bank"),
-    _: Principal = Depends(admin),
+    who: Principal = Depends(admin),
     db: AsyncSession = Depends(db_session),
 ) -> dict:
     """Multipart: ``file`` (JSON or CSV), ``bank`` (the bank's name, unless the JSON file
     names it)."""
     data = await _read(file, MAX_IMPORT_BYTES, "file")
-    result = await bank.import_bank(db, data, file.filename or "", bank_name or None)
+    result = await bank.import_bank(
+        db, data, file.filename or "", bank_name or None, by=who.subject_id
+    )
     await db.commit()
     return result.as_dict()
 
 
 @router.get("/api/admin/banks")
-async def banks(_: Principal = Depends(admin), db: AsyncSession = Depends(db_session)) -> list:
+async def banks(who: Principal = Depends(admin), db: AsyncSession = Depends(db_session)) -> list:
     return await bank.bank_summary(db)
 
 
@@ -385,8 +389,8 @@ class StaffIn(BaseModel):
 
 @router.post("/api/admin/staff")
 async def new_staff(
-    body: StaffIn, _: Principal = Depends(admin), db: AsyncSession = Depends(db_session)
+    body: StaffIn, who: Principal = Depends(admin), db: AsyncSession = Depends(db_session)
 ) -> dict:
-    user = await create_staff(db, **body.model_dump())
+    user = await create_staff(db, **body.model_dump(), by=(who.subject_id, who.role))
     await db.commit()
     return {"id": user.id, "username": user.username, "role": user.role}

@@ -24,7 +24,7 @@ from proctor.api.sockets import CLOSE_FORBIDDEN, accept_principal, pump
 from proctor.errors import Forbidden
 from proctor.events.bus import candidate_channel
 from proctor.exam import flow
-from proctor.exam.auth import CANDIDATE_SESSION_HOURS, Principal, revoke_token
+from proctor.exam.auth import CANDIDATE_SESSION_HOURS, Principal, end_phone_sessions, revoke_token
 from proctor.exam.service import ExamService
 from proctor.exam.sittings import get_candidate
 from proctor.exam.supervision import mark_danmaku
@@ -39,6 +39,9 @@ router = APIRouter()
 class LoginIn(BaseModel):
     sitting_password: str = Field(min_length=1, max_length=64)
     id_number: str = Field(min_length=1, max_length=32)
+    # a solved login challenge (after too_many_attempts; see docs/api.md)
+    challenge: str | None = Field(default=None, max_length=200)
+    solution: str | None = Field(default=None, max_length=32)
 
 
 class OfferIn(BaseModel):
@@ -87,6 +90,8 @@ async def login(
         client=request.client.host if request.client else "unknown",
         current_token=token_from(request),
         limits=exam.login_limits,
+        challenge=body.challenge,
+        solution=body.solution,
     )
     await db.commit()
     set_session_cookie(response, request, result.token)
@@ -109,7 +114,9 @@ async def logout(
     """End this session, so that the candidate can log in on another device at once."""
     token = token_from(request)
     if token:
-        await revoke_token(db, token, at)
+        ended = await revoke_token(db, token, at)
+        if ended is not None and ended.kind == "candidate":
+            await end_phone_sessions(db, ended.subject_id, at)
         await db.commit()
     response.delete_cookie(COOKIE)
     return {"ok": True}

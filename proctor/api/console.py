@@ -15,16 +15,32 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.api import console_manage, console_voice
-from proctor.api.deps import COOKIE, STAFF_ROLES, db_session, runtime, staff, token_from
+from proctor.api.deps import (
+    COOKIE,
+    STAFF_ROLES,
+    db_session,
+    exam_service,
+    now,
+    runtime,
+    staff,
+    token_from,
+)
 from proctor.api.scope import check_console_candidate, console_scope
 from proctor.api.security import set_session_cookie
-from proctor.api.sockets import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, accept_principal, pump
+from proctor.api.sockets import (
+    CLOSE_FORBIDDEN,
+    CLOSE_NOT_FOUND,
+    accept_principal,
+    pump,
+    session_alive,
+)
 from proctor.errors import Conflict, DomainError, Forbidden, NotFound
 from proctor.events.bus import Message, sitting_channel
 from proctor.exam import rooms, screen, supervision
 from proctor.exam.auth import Principal, login_staff, revoke_token
 from proctor.exam.room_record import first_connections, flow_body, flow_facts
 from proctor.exam.rooms import Scope
+from proctor.exam.service import ExamService
 from proctor.exam.sittings import list_candidates, list_sittings
 from proctor.media.peers import VIEWS
 from proctor.review.access import log_access
@@ -38,6 +54,9 @@ router = APIRouter()
 class StaffLoginIn(BaseModel):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
+    # a solved login challenge (after too_many_attempts; see docs/api.md)
+    challenge: str | None = Field(default=None, max_length=200)
+    solution: str | None = Field(default=None, max_length=32)
 
 
 class DanmakuIn(BaseModel):
@@ -89,8 +108,20 @@ async def staff_login(
     request: Request,
     response: Response,
     db: AsyncSession = Depends(db_session),
+    exam: ExamService = Depends(exam_service),
+    at: datetime = Depends(now),
 ) -> dict:
-    token, user = await login_staff(db, body.username, body.password)
+    token, user = await login_staff(
+        db,
+        body.username,
+        body.password,
+        checker=exam.passwords,
+        limits=exam.login_limits,
+        client=request.client.host if request.client else "unknown",
+        now=at,
+        challenge=body.challenge,
+        solution=body.solution,
+    )
     await db.commit()
     set_session_cookie(response, request, token)
     return {"token": token, "user": user_body(user)}
@@ -637,7 +668,7 @@ async def console_socket(ws: WebSocket) -> None:
             await ws.close(code=CLOSE_FORBIDDEN, reason=exc.code)
             return
         await ws.send_json({"type": "health", **(await rt.health())})
-        await pump(ws, sub, select=watch.select)
+        await pump(ws, sub, select=watch.select, alive=session_alive(rt, ws))
 
 
 router.include_router(console_manage.router)

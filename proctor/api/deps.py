@@ -55,11 +55,15 @@ async def principal(
     request: Request,
     db: AsyncSession = Depends(db_session),
     at: datetime = Depends(now),
+    exam: ExamService = Depends(exam_service),
 ) -> Principal:
     token = token_from(request)
     if not token:
         raise NotAuthenticated("not_authenticated", "Please log in.")
-    who = await resolve_token(db, token, at, touch=True)
+    if not isinstance(exam, ExamService):  # called directly (proctor.api.scope)
+        exam = request.app.state.exam
+    idle = exam.settings.staff_idle_minutes * 60
+    who = await resolve_token(db, token, at, touch=True, staff_idle_seconds=idle)
     if db.dirty:  # the session's last-seen time moved: keep it (a second login checks it)
         await db.commit()
     return who

@@ -568,6 +568,23 @@ async def resolve_info_problem(
     )
 
 
+@router.post("/api/invigilate/candidates/{candidate_id}/reopen-pledge")
+async def reopen_pledge(
+    candidate_id: int,
+    body: ReasonIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+    at: datetime = Depends(now),
+) -> dict:
+    """Undo a refused pledge: the candidate signs it on their next login."""
+    ctx = await _staff_ctx(db, scope, candidate_id)
+    await flow.undo_pledge_refusal(db, ctx.attempt, at, by=scope.staff_id, reason=body.reason)
+    await db.commit()
+    await flow.publish_step(rt.bus, ctx, at, reopened_by=scope.staff_id)
+    return {"candidate_id": candidate_id, "step": ctx.attempt.step}
+
+
 @router.post("/api/invigilate/candidates/{candidate_id}/release")
 async def release(
     candidate_id: int,
@@ -581,6 +598,21 @@ async def release(
     await flow.record_event(db, candidate_id, "session_released", at, by=scope.staff_id)
     await db.commit()
     return {"candidate_id": candidate_id, "sessions_ended": n}
+
+
+@router.post("/api/invigilate/candidates/{candidate_id}/clear-login-limit")
+async def clear_login_limit(
+    candidate_id: int,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    at: datetime = Depends(now),
+) -> dict:
+    """Forget the refused logins typed with the candidate's ID number (any address), so
+    that a candidate kept waiting by the rate limit may log in at once."""
+    await rooms.check_candidate(db, scope, candidate_id)
+    n = await flow.clear_login_limit(db, candidate_id, at, by=scope.staff_id)
+    await db.commit()
+    return {"candidate_id": candidate_id, "failures_cleared": n}
 
 
 class ExtensionIn(BaseModel):

@@ -13,8 +13,13 @@ router = APIRouter()
 
 
 @router.get("/health")
-async def health(rt: Runtime = Depends(runtime)) -> dict:
-    return await rt.health()
+async def health(response: Response, rt: Runtime = Depends(runtime)) -> dict:
+    """200 while the server can serve (``degraded`` when a model is missing); 503 when the
+    database cannot be reached (a load balancer then sends no one here)."""
+    body = await rt.health()
+    if body["database"] != "ok":
+        response.status_code = 503
+    return body
 
 
 @router.get("/metrics")

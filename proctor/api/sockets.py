@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -17,10 +18,33 @@ from proctor.events.bus import Message, Subscription
 from proctor.exam.auth import Principal, resolve_token
 from proctor.runtime import Runtime
 
+log = logging.getLogger(__name__)
+
 PING_SECONDS = 20.0
+#: how often a socket asks whether its session still holds (logout, idle, release)
+SESSION_CHECK_SECONDS = 5.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+
+
+def session_alive(rt: Runtime, ws: WebSocket) -> Callable[[], Awaitable[bool]]:
+    """Whether the socket's session still holds (checked every SESSION_CHECK_SECONDS):
+    a console socket closes (4401) soon after its user logs out or idles out."""
+    token = token_from(ws) or ""
+
+    async def alive() -> bool:
+        try:
+            idle = rt.settings.staff_idle_minutes * 60
+            async with rt.db.session() as db:
+                await resolve_token(db, token, staff_idle_seconds=idle)
+            return True
+        except DomainError:
+            return False
+        except Exception:  # the database is down for a moment: keep the socket
+            return True
+
+    return alive
 
 
 async def accept_principal(ws: WebSocket, rt: Runtime) -> Principal | None:
@@ -40,6 +64,7 @@ async def pump(
     on_out: Callable[[Message], Awaitable[None]] | None = None,
     on_in: Callable[[dict], Awaitable[None]] | None = None,
     select: Callable[[Message], Awaitable[Message | None]] | None = None,
+    alive: Callable[[], Awaitable[bool]] | None = None,
 ) -> None:
     """Until the client goes: forward bus messages (each as ``select`` makes it, or not at
     all when it answers None; all of them unchanged without ``select``), calling ``on_out``
@@ -49,12 +74,20 @@ async def pump(
     async def forward() -> None:
         loop = asyncio.get_running_loop()
         quiet_until = loop.time() + PING_SECONDS  # a ping when nothing was sent this long
+        check_at = loop.time() + SESSION_CHECK_SECONDS
         while True:
+            wake = min(quiet_until, check_at) if alive is not None else quiet_until
             try:
-                msg = await asyncio.wait_for(sub.get(), max(0.0, quiet_until - loop.time()))
+                msg = await asyncio.wait_for(sub.get(), max(0.0, wake - loop.time()))
             except TimeoutError:
-                await ws.send_json({"type": "ping"})
-                quiet_until = loop.time() + PING_SECONDS
+                if alive is not None and loop.time() >= check_at:
+                    check_at = loop.time() + SESSION_CHECK_SECONDS
+                    if not await alive():  # logged out, released, expired or idle
+                        await ws.close(code=CLOSE_UNAUTHENTICATED, reason="session ended")
+                        return
+                if loop.time() >= quiet_until:
+                    await ws.send_json({"type": "ping"})
+                    quiet_until = loop.time() + PING_SECONDS
                 continue
             if select is not None:
                 picked = await select(msg)
@@ -64,7 +97,13 @@ async def pump(
             await ws.send_json(msg)
             quiet_until = loop.time() + PING_SECONDS
             if on_out is not None:
-                await on_out(msg)
+                try:
+                    await on_out(msg)
+                except Exception:  # e.g. the bus or the database is down for a moment:
+                    # the message was sent; the socket must go on forwarding
+                    log.warning(
+                        "after sending %s: follow-up failed", msg.get("type"), exc_info=True
+                    )
 
     sender = asyncio.create_task(forward())
     try:

@@ -37,6 +37,8 @@ class Bus(Protocol):
 
     async def close(self) -> None: ...
 
+    async def ping(self) -> str: ...
+
 
 class Subscription:
     """A bounded mailbox, registered as soon as the ``subscribe`` context is entered (so no
@@ -85,36 +87,108 @@ class InProcessBus:
     async def close(self) -> None:
         self._subs.clear()
 
+    async def ping(self) -> str:
+        return "ok"
+
+
+class BusUnavailable(Exception):
+    """The bus (Redis) could not take a message within the publish retry time."""
+
+
+#: how long a publish keeps retrying while Redis is unreachable before giving up
+PUBLISH_RETRY_SECONDS = 3.0
+#: a subscription's reconnection back-off: from this, doubling, up to the max
+RESUBSCRIBE_FIRST_SECONDS = 0.1
+RESUBSCRIBE_MAX_SECONDS = 5.0
+
 
 class RedisBus:
     """Redis pub/sub: every process publishes to Redis and each subscription listens there,
-    so a console connected to any process sees every message of its sittings."""
+    so a console connected to any process sees every message of its sittings.
+
+    Resilient to Redis restarting: a subscription that loses its connection reconnects
+    and subscribes again with exponential back-off (0.1 s doubling to 5 s), then hands its
+    reader one ``{"type": "overflow"}`` marker, since what was published meanwhile is
+    gone: consoles and pages reload their state from the database (what was committed is
+    all there). A publish retries for ``PUBLISH_RETRY_SECONDS`` and then raises
+    :class:`BusUnavailable` (the API answers 503)."""
 
     def __init__(self, url: str, namespace: str = "proctor") -> None:
         import redis.asyncio as aioredis
 
         self._redis = aioredis.from_url(url)
         self.ns = namespace
+        self.connected = True
 
     async def publish(self, channel: str, message: Message) -> None:
-        await self._redis.publish(f"{self.ns}:{channel}", json.dumps(message, default=str))
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        data = json.dumps(message, default=str)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PUBLISH_RETRY_SECONDS
+        delay = RESUBSCRIBE_FIRST_SECONDS
+        while True:
+            try:
+                await self._redis.publish(f"{self.ns}:{channel}", data)
+                self.connected = True
+                return
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self.connected = False
+                if loop.time() + delay > deadline:
+                    raise BusUnavailable(str(exc)) from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RESUBSCRIBE_MAX_SECONDS)
+
+    async def ping(self) -> str:
+        try:
+            await asyncio.wait_for(self._redis.ping(), 2.0)
+            self.connected = True
+            return "ok"
+        except Exception as exc:  # reported by /health, not raised
+            self.connected = False
+            return f"error: {exc.__class__.__name__}"
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
         sub = Subscription()
+        name = f"{self.ns}:{channel}"
         pubsub = self._redis.pubsub()
-        await pubsub.subscribe(f"{self.ns}:{channel}")
+        await pubsub.subscribe(name)
 
         async def pump() -> None:
-            async for raw in pubsub.listen():
-                if raw.get("type") != "message":
-                    continue
+            nonlocal pubsub
+            delay = RESUBSCRIBE_FIRST_SECONDS
+            lost = False
+            while True:
                 try:
-                    sub.put(json.loads(raw["data"]))
-                except ValueError:  # pragma: no cover - only our own messages are there
-                    log.warning("dropped a malformed bus message on %s", channel)
+                    if lost:  # a new connection: subscribe again, then say what was missed
+                        old, pubsub = pubsub, self._redis.pubsub()
+                        with contextlib.suppress(Exception):
+                            await old.aclose()
+                        await pubsub.subscribe(name)
+                        lost, delay = False, RESUBSCRIBE_FIRST_SECONDS
+                        log.info("bus subscription to %s restored", channel)
+                        sub.put({"type": "overflow", "reason": "bus_reconnected"})
+                    async for raw in pubsub.listen():
+                        if raw.get("type") != "message":
+                            continue
+                        try:
+                            sub.put(json.loads(raw["data"]))
+                        except ValueError:  # pragma: no cover - only our own messages
+                            log.warning("dropped a malformed bus message on %s", channel)
+                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                    if not lost:
+                        log.warning("bus subscription to %s lost (%s): reconnecting", channel, exc)
+                    lost = True
+                    self.connected = False
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RESUBSCRIBE_MAX_SECONDS)
 
-        task = asyncio.create_task(pump())
+        task = asyncio.create_task(pump(), name=f"bus-sub-{channel}")
         try:
             yield sub
         finally:

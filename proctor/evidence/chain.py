@@ -38,6 +38,8 @@ from proctor.evidence.storage import EvidenceStorage
 from proctor.store.tables import (
     Alert,
     AlertVerdict,
+    Answer,
+    Attempt,
     AuditEntry,
     AuditHead,
     Base,
@@ -266,6 +268,31 @@ def candidate_verdict_record(row: CandidateVerdict) -> dict[str, Any]:
     }
 
 
+def paper_record(attempt: Attempt, answers: list[Answer]) -> dict[str, Any]:
+    """What the log keeps of a handed-in paper (at hand-in and after each grade): a sha256
+    per answer (question, value, points) and the scores, so that :func:`verify` notices an
+    answer or a score changed afterwards."""
+    return {
+        "answers": {
+            str(a.id): text_sha256(
+                canonical_json({"q": a.question_id, "v": a.value, "p": a.points})
+            )
+            for a in answers
+        },
+        "objective_score": attempt.objective_score,
+        "manual_score": attempt.manual_score,
+        "total_score": attempt.total_score,
+        "passed": attempt.passed,
+    }
+
+
+async def paper_record_of(db: AsyncSession, attempt: Attempt) -> dict[str, Any]:
+    answers = await db.scalars(
+        select(Answer).where(Answer.attempt_id == attempt.id).order_by(Answer.id)
+    )
+    return paper_record(attempt, list(answers))
+
+
 @dataclass(frozen=True)
 class Recorded:
     subject_type: str
@@ -371,14 +398,36 @@ def _file_sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-async def verify(db: AsyncSession, storage: EvidenceStorage) -> VerifyReport:
+def parse_anchor(text: str) -> tuple[int, str]:
+    """``SEQ:HASH`` as printed by ``proctor audit head`` (ValueError otherwise)."""
+    seq, _, digest = text.strip().partition(":")
+    if not seq.isdigit() or int(seq) < 1 or len(digest) != 64:
+        raise ValueError(f"not an anchor (SEQ:HASH as 'proctor audit head' prints): {text!r}")
+    int(digest, 16)
+    return int(seq), digest.lower()
+
+
+async def head(db: AsyncSession) -> tuple[int, str] | None:
+    """The chain's head (seq, hash): keep it outside the database (print it, mail it, put
+    it in the exam-room record) to verify later that the log was not rewritten."""
+    row = await db.get(AuditHead, HEAD_ID)
+    return (row.seq, row.hash) if row is not None else None
+
+
+async def verify(
+    db: AsyncSession, storage: EvidenceStorage, anchors: list[tuple[int, str]] | None = None
+) -> VerifyReport:
     """Check the whole chain, every recorded row against its entry, every evidence file and
-    registered photo against its sha256. Read-only."""
+    registered photo against its sha256. Read-only. ``anchors``: (seq, hash) pairs taken
+    outside the database earlier (``proctor audit head``): the entry at each seq must still
+    have that hash, or the log was rewritten (even when re-hashed into a consistent chain)."""
     report = VerifyReport()
+    anchored = dict(anchors or [])
     records: dict[str, dict[int, tuple[int, dict[str, Any], int | None]]] = {
         r.subject_type: {} for r in RECORDED
     }
     purged: dict[int, int] = {}  # sitting id -> seq of its purge entry
+    papers: dict[int, tuple[int, dict[str, Any], int | None]] = {}  # attempt id -> entry
     baseline: dict[str, int] = {}
     expected_seq = 1
     prev = GENESIS_HASH
@@ -416,6 +465,16 @@ async def verify(db: AsyncSession, storage: EvidenceStorage) -> VerifyReport:
                     entry.seq,
                 )
             )
+        want = anchored.pop(entry.seq, None)
+        if want is not None and want != entry.hash:
+            report.chain_problems.append(
+                Problem(
+                    here,
+                    f"entry {entry.seq} differs from the anchor taken outside the database: "
+                    "the log was rewritten (and re-hashed) since",
+                    entry.seq,
+                )
+            )
         prev = entry.hash
         expected_seq = entry.seq + 1
         try:
@@ -431,9 +490,20 @@ async def verify(db: AsyncSession, storage: EvidenceStorage) -> VerifyReport:
         if entry.kind == PURGE_KIND and entry.sitting_id is not None:
             purged[entry.sitting_id] = entry.seq
         rec = payload.get("record") if isinstance(payload, dict) else None
+        if entry.subject_type == "paper" and entry.subject_id is not None and rec is not None:
+            papers[entry.subject_id] = (entry.seq, rec, entry.sitting_id)
         if entry.subject_type in records and entry.subject_id is not None and rec is not None:
             records[entry.subject_type][entry.subject_id] = (entry.seq, rec, entry.sitting_id)
 
+    for seq in sorted(anchored):
+        report.chain_problems.append(
+            Problem(
+                f"entry {seq}",
+                f"entry {seq}, anchored outside the database, is no longer in the log: "
+                "entries were removed",
+                seq,
+            )
+        )
     head = await db.get(AuditHead, HEAD_ID)
     if head is None:
         report.chain_problems.append(Problem("head", "the audit head row is missing"))
@@ -449,6 +519,7 @@ async def verify(db: AsyncSession, storage: EvidenceStorage) -> VerifyReport:
 
     for spec in RECORDED:
         await _verify_rows(db, spec, records[spec.subject_type], baseline, purged, report)
+    await _verify_papers(db, papers, purged, report)
     await _verify_files(db, storage, report)
     return report
 
@@ -501,6 +572,47 @@ async def _verify_rows(
                 seq,
             )
         )
+
+
+async def _verify_papers(
+    db: AsyncSession,
+    papers: dict[int, tuple[int, dict[str, Any], int | None]],
+    purged: dict[int, int],
+    report: VerifyReport,
+) -> None:
+    """Each handed-in paper against the newest entry that recorded it."""
+    for attempt_id, (seq, rec, sitting_id) in sorted(papers.items()):
+        report.rows += 1
+        attempt = await db.get(Attempt, attempt_id)
+        if attempt is None:
+            purge_seq = purged.get(sitting_id) if sitting_id is not None else None
+            if purge_seq is None or purge_seq < seq:
+                report.problems.append(
+                    Problem(
+                        f"paper {attempt_id}",
+                        f"paper {attempt_id} (audit entry {seq}) was deleted outside the "
+                        "retention procedure",
+                        seq,
+                    )
+                )
+            continue
+        now = await paper_record_of(db, attempt)
+        changed = sorted(
+            k for k in set(now) | set(rec) if k != "answers" and now.get(k) != rec.get(k)
+        )
+        was, is_ = rec.get("answers") or {}, now["answers"]
+        answers = sorted(set(was) ^ set(is_) | {k for k in was if k in is_ and was[k] != is_[k]})
+        if answers:
+            changed.insert(0, f"answers {', '.join(answers[:5])}")
+        if changed:
+            report.problems.append(
+                Problem(
+                    f"paper {attempt_id}",
+                    f"paper {attempt_id} (candidate {attempt.candidate_id}) differs from what "
+                    f"audit entry {seq} recorded ({'; '.join(changed)})",
+                    seq,
+                )
+            )
 
 
 async def _verify_files(db: AsyncSession, storage: EvidenceStorage, report: VerifyReport) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Invalid, NotFound
+from proctor.evidence import chain
 from proctor.exam import timing
 from proctor.exam.flow import (
     ENDED,
@@ -185,6 +186,17 @@ async def hand_in(db: AsyncSession, ctx: Ctx, now: datetime, kind: str) -> None:
     a.updated_at = now
     await score_attempt(db, a, ctx.rules.pass_score)
     await record_event(db, ctx.candidate.id, "submitted", now, submit_kind=kind)
+    await db.flush()
+    await chain.append(
+        db,
+        "paper.submitted",
+        actor=chain.candidate_actor(ctx.candidate.id) if kind == "candidate" else chain.SYSTEM,
+        payload={"record": await chain.paper_record_of(db, a), "submit_kind": kind},
+        sitting_id=ctx.sitting.id,
+        candidate_id=ctx.candidate.id,
+        subject_type="paper",
+        subject_id=a.id,
+    )
 
 
 async def submit(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
@@ -302,6 +314,17 @@ async def extend(
                 by=staff_id,
             )
     await db.flush()
+    for r in rows:
+        await chain.append(
+            db,
+            "time.extended",
+            actor=chain.staff_actor(staff_id),
+            payload={"extension_id": r.id, "seconds": seconds, "reason": reason},
+            sitting_id=sitting_id,
+            candidate_id=r.candidate_id,
+            subject_type="time_extension",
+            subject_id=r.id,
+        )
     return [
         {
             "id": r.id,

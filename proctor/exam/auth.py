@@ -3,9 +3,11 @@ the candidate's phone (a phone-scoped session from a one-time pairing token) and
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -13,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, NotAuthenticated
+from proctor.exam import ratelimit
 from proctor.store.tables import AuthSession, StaffUser, utcnow
 
 CANDIDATE_SESSION_HOURS = 12
@@ -37,6 +40,33 @@ def verify_password(password: str, stored: str) -> bool:
         return False
     digest = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt_hex), n=2**14, r=8, p=1)
     return hmac.compare_digest(digest.hex(), digest_hex)
+
+
+#: checked instead when the username is unknown, so that the answer takes as long as for a
+#: known one (the answer time must not tell which usernames exist)
+_DUMMY_HASH = (
+    "scrypt$9686621a30a087e4e1cd46fe7ed5aa1d$3d79ff15e271ef1649b65916ab452a1c87f6bd580899c89a"
+    "6b8304473e4171cf9e0532f5560493f9464c1786eaf9a5862871c0b53a872cc438d5f20eb56e0306"
+)
+
+
+class PasswordChecker:
+    """Runs scrypt (about 50 ms of CPU and 16 MB each) in a small thread pool, never on the
+    event loop; at most ``threads`` run at once, the rest wait their turn in the pool's
+    queue while the loop keeps serving everyone else. Owned by the app's lifespan."""
+
+    def __init__(self, threads: int = 2) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="scrypt")
+
+    async def verify(self, password: str, stored: str | None) -> bool:
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(
+            self._pool, verify_password, password, stored or _DUMMY_HASH
+        )
+        return ok and stored is not None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def token_digest(token: str) -> str:
@@ -132,7 +162,9 @@ async def open_phone_session(db: AsyncSession, candidate_id: int, now: datetime)
 
 async def release_candidate(db: AsyncSession, candidate_id: int, now: datetime) -> int:
     """End every candidate session of a candidate (so they can log in on another device
-    at once); returns how many were ended."""
+    at once), and their paired phone's (it pairs again from the new login); returns how
+    many candidate sessions were ended."""
+    await end_phone_sessions(db, candidate_id, now)
     rows = list(
         await db.scalars(
             select(AuthSession).where(
@@ -147,38 +179,101 @@ async def release_candidate(db: AsyncSession, candidate_id: int, now: datetime) 
     return len(rows)
 
 
-async def login_staff(db: AsyncSession, username: str, password: str) -> tuple[str, StaffUser]:
+async def end_phone_sessions(db: AsyncSession, candidate_id: int, now: datetime) -> None:
+    """The paired phone's session ends with the candidate's (logout, release)."""
+    rows = await db.scalars(
+        select(AuthSession).where(
+            AuthSession.kind == "phone",
+            AuthSession.subject_id == candidate_id,
+            AuthSession.revoked_at.is_(None),
+        )
+    )
+    for row in rows:
+        row.revoked_at = now
+
+
+async def login_staff(
+    db: AsyncSession,
+    username: str,
+    password: str,
+    *,
+    checker: PasswordChecker,
+    limits: ratelimit.LoginLimits,
+    client: str,
+    now: datetime,
+    challenge: str | None = None,
+    solution: str | None = None,
+) -> tuple[str, StaffUser]:
+    """Rate-limited like the candidates' login (per username *and* address, per address;
+    exponential back-off with a challenge): checked before any scrypt runs, so a flood of
+    wrong passwords costs a database query each, not 50 ms of CPU. Refused with
+    ``invalid_credentials`` whether the username exists or not, in the same time."""
+    keys = [
+        ratelimit.staff_key(username, client, limits.max_failures_per_id),
+        ratelimit.address_key(client, limits.max_failures_per_address),
+    ]
+    await ratelimit.check(
+        db, keys, now, limits.backoff, limits.secret, challenge=challenge, solution=solution
+    )
     user = await db.scalar(select(StaffUser).where(StaffUser.username == username.strip()))
-    if user is None or not verify_password(password, user.password_hash):
-        raise NotAuthenticated("invalid_credentials", "Wrong username or password.")
-    token = await new_session(db, "staff", user.id, STAFF_SESSION_HOURS)
+    if not await checker.verify(password, user.password_hash if user is not None else None):
+        await ratelimit.record(db, keys, now, limits.window_seconds)
+        await db.commit()
+        raise NotAuthenticated(
+            "invalid_credentials",
+            "用户名或密码不正确。 Wrong username or password.",
+        )
+    assert user is not None
+    token = await new_session(db, "staff", user.id, STAFF_SESSION_HOURS, now)
     return token, user
 
 
 async def resolve_token(
-    db: AsyncSession, token: str, now: datetime | None = None, touch: bool = False
+    db: AsyncSession,
+    token: str,
+    now: datetime | None = None,
+    touch: bool = False,
+    staff_idle_seconds: float = 0.0,
 ) -> Principal:
     """Who holds ``token``. With ``touch``, the session's last-seen time is brought up to
-    date (at most every ``TOUCH_SECONDS``; the caller commits)."""
+    date (at most every ``TOUCH_SECONDS``; the caller commits). A staff session that made
+    no request for ``staff_idle_seconds`` (0: no limit) has ended (``session_idle``)."""
     now = now or utcnow()
     row = await db.get(AuthSession, token_digest(token))
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         raise NotAuthenticated("not_authenticated", "Please log in (your session has ended).")
+    seen = row.last_seen_at or row.created_at
+    if row.kind == "staff" and staff_idle_seconds > 0 and seen is not None:
+        if (now - seen).total_seconds() > staff_idle_seconds:
+            raise NotAuthenticated(
+                "session_idle",
+                f"长时间未操作（{int(staff_idle_seconds // 60)}分钟），请重新登录。 Nothing was "
+                f"done for {int(staff_idle_seconds // 60)} minutes: please log in again.",
+            )
+    if row.kind == "staff":
+        # loaded before the touch below: a query after it would autoflush the change and
+        # leave the session no longer "dirty", so the caller would not commit it
+        user = await db.get(StaffUser, row.subject_id)
+        if user is None:
+            raise NotAuthenticated("not_authenticated", "Please log in.")
+        who = Principal("staff", user.id, user.role, row.expires_at)
+    elif row.kind == "phone":
+        who = Principal("phone", row.subject_id, "phone", row.expires_at)
+    else:
+        who = Principal("candidate", row.subject_id, "candidate", row.expires_at)
     if touch and (
         row.last_seen_at is None or (now - row.last_seen_at).total_seconds() >= TOUCH_SECONDS
     ):
         row.last_seen_at = now
-    if row.kind == "staff":
-        user = await db.get(StaffUser, row.subject_id)
-        if user is None:
-            raise NotAuthenticated("not_authenticated", "Please log in.")
-        return Principal("staff", user.id, user.role, row.expires_at)
-    if row.kind == "phone":
-        return Principal("phone", row.subject_id, "phone", row.expires_at)
-    return Principal("candidate", row.subject_id, "candidate", row.expires_at)
+    return who
 
 
-async def revoke_token(db: AsyncSession, token: str, now: datetime | None = None) -> None:
+async def revoke_token(
+    db: AsyncSession, token: str, now: datetime | None = None
+) -> AuthSession | None:
+    """End the session (if it was live); returns it."""
     row = await db.get(AuthSession, token_digest(token))
     if row is not None and row.revoked_at is None:
         row.revoked_at = now or utcnow()
+        return row
+    return None

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from proctor.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound
+from proctor.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound, TooMany
 from proctor.events.bus import VIEWS_CHANNEL, Bus, candidate_channel, sitting_channel
 from proctor.exam import auth, ratelimit, screen, supervision, timing, violations
 from proctor.exam.policy import FlowRules, rules_of
@@ -275,11 +275,7 @@ async def attempt_ended(db: AsyncSession, candidate_id: int) -> bool:
 # ------------------------------------------------------------------------- step 1: login
 
 
-@dataclass(frozen=True)
-class LoginLimits:
-    max_failures_per_id: int = 5
-    max_failures_per_address: int = 30
-    window_seconds: float = 300.0
+LoginLimits = ratelimit.LoginLimits
 
 
 INVALID_CREDENTIALS = NotAuthenticated(
@@ -309,6 +305,8 @@ async def login(
     client: str,
     current_token: str | None,
     limits: LoginLimits,
+    challenge: str | None = None,
+    solution: str | None = None,
 ) -> LoginResult:
     """Step 1. Refusals, each with its own code: ``too_many_attempts`` (429),
     ``invalid_credentials`` (401), ``wrong_sitting``, ``not_open_yet``, ``late``,
@@ -317,12 +315,16 @@ async def login(
     committed before the refusal is raised. A candidate who entered in time comes back
     where they left off (``resumed``), even after the entry cut-off."""
     idn = _clean_id(id_number)
-    keys = [(f"id:{idn[:64]}", limits.max_failures_per_id)]
-    keys.append((f"addr:{client[:64]}", limits.max_failures_per_address))
-    await ratelimit.check(db, keys, now, limits.window_seconds)
+    keys = [
+        ratelimit.candidate_key(idn, client, limits.max_failures_per_id),
+        ratelimit.address_key(client, limits.max_failures_per_address),
+    ]
+    await ratelimit.check(
+        db, keys, now, limits.backoff, limits.secret, challenge=challenge, solution=solution
+    )
 
     async def refuse(error: Exception) -> Exception:
-        await ratelimit.record(db, [k for k, _ in keys], now, limits.window_seconds)
+        await ratelimit.record(db, keys, now, limits.window_seconds)
         await db.commit()
         log.info("candidate login refused: %s", getattr(error, "code", error))
         return error
@@ -362,7 +364,13 @@ async def login(
     if attempt is None:
         timing.check_first_login(now, rules, sitting.starts_at, sitting.ends_at)
     else:
-        if attempt.step == "refused":
+        if attempt.step == "refused" and not identity_settled(attempt):
+            # refused before anyone proved to be the candidate: maybe an impostor with the
+            # shared password and the ID number; nothing irreversible happened, the
+            # candidate may sign now (recorded)
+            reopen_pledge(attempt, now)
+            await record_event(db, candidate.id, "pledge_reopened", now, by="login")
+        elif attempt.step == "refused":
             raise Forbidden(
                 "pledge_refused",
                 "你已拒绝签署承诺书，本场考试已结束；如有疑问请联系监考老师。 You refused the "
@@ -378,8 +386,15 @@ async def login(
         if attempt.step != "finished":  # a finished device check may be run again
             end = await end_of(db, sitting, candidate.id, attempt, now)
             timing.check_relogin(now, end, rules)
+    # a second login is refused only while the first session belongs to someone whose
+    # identity was checked: before that, the newest login wins (an impostor polling with
+    # the victim's ID number cannot keep the victim out; they cannot pass the photo check)
     token = await auth.open_candidate_session(
-        db, candidate.id, now, rules.session_takeover_seconds, current_token
+        db,
+        candidate.id,
+        now,
+        rules.session_takeover_seconds if identity_settled(attempt) else 0.0,
+        current_token,
     )
     if attempt is None:
         attempt = Attempt(
@@ -400,6 +415,45 @@ async def login(
     )
     await db.flush()
     return LoginResult(token, Ctx(candidate, sitting, attempt, rules), resumed)
+
+
+def identity_settled(attempt: Attempt | None) -> bool:
+    """Whether someone proved to be the candidate: the photo check passed, or an
+    invigilator admitted them. Until then nothing done in the candidate's name is final."""
+    return attempt is not None and attempt.identity_passed_at is not None
+
+
+def reopen_pledge(attempt: Attempt, now: datetime) -> None:
+    attempt.step = "pledge"
+    attempt.updated_at = now
+
+
+async def undo_pledge_refusal(
+    db: AsyncSession, attempt: Attempt, now: datetime, by: int, reason: str
+) -> None:
+    """The invigilator undoes a refused pledge: the candidate signs it on their next login."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise Invalid("reason_required", "请填写原因。 Give a reason.")
+    if attempt.step != "refused":
+        raise Conflict(
+            "pledge_not_refused",
+            "该考生没有拒绝承诺书。 This candidate has not refused the pledge.",
+        )
+    reopen_pledge(attempt, now)
+    await record_event(
+        db, attempt.candidate_id, "pledge_reopened", now, by=by, reason=reason[:2000]
+    )
+
+
+async def clear_login_limit(db: AsyncSession, candidate_id: int, now: datetime, by: int) -> int:
+    """The invigilator clears the rate limit of a candidate's ID number (recorded)."""
+    candidate = await db.get(Candidate, candidate_id)
+    if candidate is None:
+        raise NotFound("unknown_candidate", "No such candidate.")
+    n = await ratelimit.clear_candidate(db, candidate.id_number)
+    await record_event(db, candidate_id, "login_limit_cleared", now, by=by, failures=n)
+    return n
 
 
 # ------------------------------------------------------------------------- step 2: confirm
@@ -661,6 +715,9 @@ PAGE_EVENTS = frozenset(
     }
 )
 MAX_PAGE_EVENTS = 50
+#: page events one candidate may record per minute (a page reports a few: focus lost,
+#: full screen left, ...); more is refused, so a page cannot flood the record and consoles
+MAX_PAGE_EVENTS_PER_MINUTE = 60
 
 
 async def record_page_events(
@@ -683,6 +740,21 @@ async def record_page_events(
                 "client_at": str(event.get("at") or "")[:40] or None,
                 "detail": str(event.get("detail") or "")[:200] or None,
             }
+        )
+    recent = await db.scalar(
+        select(func.count())
+        .select_from(CandidateEvent)
+        .where(
+            CandidateEvent.candidate_id == ctx.candidate.id,
+            CandidateEvent.kind.like("page\\_%", escape="\\"),
+            CandidateEvent.at > now - timedelta(minutes=1),
+        )
+    )
+    if (recent or 0) + len(clean) > MAX_PAGE_EVENTS_PER_MINUTE:
+        raise TooMany(
+            "too_many_events",
+            f"页面事件过多（每分钟最多{MAX_PAGE_EVENTS_PER_MINUTE}条），请稍后再报告。 Too many "
+            f"page events (at most {MAX_PAGE_EVENTS_PER_MINUTE} a minute): report later.",
         )
     for event in clean:
         await record_event(

@@ -44,6 +44,7 @@ from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
 from proctor.exam.flow import Ctx, advance, record_event, require_step
 from proctor.store.tables import Evidence
+from proctor.vision import imagesize
 from proctor.vision.identity import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ def _decode(image: bytes) -> Any:
     import cv2
     import numpy as np
 
-    if not image:
+    if not image or imagesize.too_many_pixels(image):
         return None
     try:
         return cv2.imdecode(np.frombuffer(image, dtype=np.uint8), cv2.IMREAD_COLOR)
@@ -294,6 +295,12 @@ def before_check(ctx: Ctx, storage: EvidenceStorage, image: bytes) -> IdentityIn
         )
     if not image or len(image) > MAX_IMAGE_BYTES:
         raise Invalid("bad_image", "Send one JPEG or PNG picture of at most 10 MB.")
+    if imagesize.too_many_pixels(image):
+        raise Invalid(
+            "image_too_large",
+            f"照片像素过多（最多{imagesize.MAX_PIXELS // 1_000_000}百万像素）。 The picture has "
+            f"too many pixels (at most {imagesize.MAX_PIXELS // 1_000_000} megapixels).",
+        )
     registered = None
     if ctx.candidate.photo_relpath:
         try:

@@ -11,7 +11,6 @@ pause / terminate: proctor.exam.control).
 
 from __future__ import annotations
 
-import csv
 import html
 import io
 from collections import defaultdict
@@ -22,6 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor import csvsafe
 from proctor.errors import Conflict
 from proctor.events.recorder import ALERT_TITLES
 from proctor.exam import flow, screen, violations
@@ -547,7 +547,7 @@ def to_csv(record: dict[str, Any]) -> str:
     extension); UTF-8 with a BOM so that spreadsheet programs read the Chinese."""
     out = io.StringIO()
     out.write("\ufeff")
-    w = csv.writer(out)
+    w = csvsafe.writer(out)
     s = record["sitting"]
     w.writerow(
         ["考场记录 Exam-room record", s["name"], s["kind_title"], s["starts_at"], s["ends_at"]]

@@ -273,6 +273,16 @@ async def auto_rooms(
 ) -> list[Room]:
     """Seat every not yet seated candidate of the sitting (roster order) in new rooms of
     ``capacity``, named 第N考场, and hand out the invigilators ``per_room`` to a room."""
+    if not 1 <= capacity <= ROOM_CAPACITY:
+        raise Invalid(
+            "bad_capacity",
+            f"每个考场可安排1到{ROOM_CAPACITY}名考生。 "
+            f"A room seats 1 to {ROOM_CAPACITY} candidates.",
+        )
+    if not 1 <= per_room <= 10:
+        raise Invalid(
+            "bad_capacity", "每个考场需要1到10名监考老师。 A room needs 1 to 10 invigilators."
+        )
     await get_sitting(db, sitting_id)
     seated = select(RoomSeat.candidate_id)
     waiting = list(

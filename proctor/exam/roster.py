@@ -13,12 +13,15 @@ the sitting's roster (same ID number) is updated.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import csv
+import hashlib
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,13 +32,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import NotFound
+from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
 from proctor.exam.identity import PHOTO_PROBLEMS, IdentityChecker
 from proctor.exam.importing import ImportFailed, LineError, decode_text
 from proctor.store.tables import Candidate, Sitting
+from proctor.vision import imagesize
 
 MAX_ROWS = 10_000
 MAX_PHOTO_BYTES = 10 * 1024 * 1024
+#: all photos of one import, unpacked (each distinct file counted once)
+MAX_PHOTOS_UNPACKED = 1024 * 1024 * 1024
+#: an XLSX roster, unpacked (10,000 rows of text are a few MB)
+MAX_XLSX_UNPACKED = 64 * 1024 * 1024
 _ID = re.compile(r"^[0-9A-Z]{6,32}$")
 _DATA_URI = re.compile(r"^data:image/(jpeg|jpg|png);base64,(.*)$", re.S | re.I)
 
@@ -108,11 +117,30 @@ def photos_from_zip(data: bytes) -> PhotoLookup:
         if not info.is_dir():
             index.setdefault(PurePosixPath(info.filename).name.lower(), info)
 
+    cache: dict[str, bytes] = {}
+    unpacked = 0
+
     def lookup(name: str) -> bytes | None:
+        """Each entry is unpacked once (many rows may name one photo), at most
+        MAX_PHOTO_BYTES each and MAX_PHOTOS_UNPACKED in all; a damaged entry (bad CRC,
+        unknown compression, encrypted) raises ValueError."""
+        nonlocal unpacked
         info = index.get(PurePosixPath(name.replace("\\", "/")).name.lower())
         if info is None or info.file_size > MAX_PHOTO_BYTES:
             return None
-        return archive.read(info)
+        if info.filename in cache:
+            return cache[info.filename]
+        if unpacked + info.file_size > MAX_PHOTOS_UNPACKED:
+            raise ValueError(
+                f"the photos unpack to more than {MAX_PHOTOS_UNPACKED >> 20} MB in all"
+            )
+        try:
+            data = archive.read(info)
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError):
+            raise ValueError(f"photo {name!r} is damaged in the ZIP archive") from None
+        unpacked += len(data)
+        cache[info.filename] = data
+        return data
 
     return lookup
 
@@ -185,9 +213,32 @@ def _rows_csv(data: bytes) -> tuple[int, list[str | None], list[tuple[int, list[
     return header_line, header, rows
 
 
+def _check_unpacked_size(data: bytes) -> None:
+    """An XLSX is a ZIP: refuse one that unpacks beyond MAX_XLSX_UNPACKED (a 290 KB file
+    can hold a 300 MB cell) before openpyxl reads it. zipfile never unpacks more than an
+    entry declares, so the declared sizes bound the work."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, EOFError):
+        raise ImportFailed([LineError(0, "", "not a readable XLSX workbook (bad ZIP)")]) from None
+    if total > MAX_XLSX_UNPACKED:
+        raise ImportFailed(
+            [
+                LineError(
+                    0,
+                    "",
+                    f"the workbook unpacks to more than {MAX_XLSX_UNPACKED >> 20} MB: "
+                    "save it without the large content, or as CSV",
+                )
+            ]
+        )
+
+
 def _rows_xlsx(data: bytes) -> tuple[int, list[str | None], list[tuple[int, list[Any]]]]:
     from openpyxl import load_workbook
 
+    _check_unpacked_size(data)
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many kinds for a file that is not XLSX
@@ -223,6 +274,9 @@ def _photo(value: str, line: int, lookup: PhotoLookup | None, errors: list[LineE
         except (binascii.Error, ValueError):
             errors.append(LineError(line, "photo", "the photo's base64 data is broken"))
             return None, ""
+        if imagesize.too_many_pixels(data):
+            errors.append(LineError(line, "photo", "the photo has too many pixels"))
+            return None, ""
         return data, "png" if match.group(1).lower() == "png" else "jpg"
     ext = PurePosixPath(value.replace("\\", "/")).suffix.lower().lstrip(".")
     if ext not in ("jpg", "jpeg", "png"):
@@ -233,7 +287,21 @@ def _photo(value: str, line: int, lookup: PhotoLookup | None, errors: list[LineE
             LineError(line, "photo", f"photo {value!r}: no photos were given with the roster")
         )
         return None, ""
-    data = lookup(value)
+    try:
+        data = lookup(value)
+    except ValueError as exc:
+        errors.append(LineError(line, "photo", str(exc)))
+        return None, ""
+    if data is not None and imagesize.too_many_pixels(data):
+        errors.append(
+            LineError(
+                line,
+                "photo",
+                f"photo {value!r} has too many pixels "
+                f"(at most {imagesize.MAX_PIXELS // 1_000_000} megapixels)",
+            )
+        )
+        return None, ""
     if data is None:
         errors.append(
             LineError(line, "photo", f"photo {value!r} is not among the photos (or over 10 MB)")
@@ -340,11 +408,13 @@ async def import_roster(
     photos: PhotoLookup | None = None,
     verify_photos: bool = True,
     now: datetime,
+    by: int | None = None,
 ) -> RosterImport:
     """Parse, check every row and photo, then store (flushed; the caller commits)."""
     if await db.get(Sitting, sitting_id) is None:
         raise NotFound("unknown_sitting", f"No sitting {sitting_id}.")
-    rows = parse(data, filename, photos)
+    # parsing (CSV/XLSX, unpacking photos) is CPU work: off the event loop
+    rows = await asyncio.to_thread(parse, data, filename, photos)
     if verify_photos:
         await check_photos(rows, checker)
     existing = {
@@ -391,4 +461,21 @@ async def import_roster(
                 "has_photo": cand.photo_relpath is not None,
             }
         )
+    await chain.append(
+        db,
+        "roster.imported",
+        actor=chain.staff_actor(by) if by is not None else "operator",
+        payload={
+            "file_sha256": hashlib.sha256(data).hexdigest(),
+            "filename": filename[:200],
+            "added": result.added,
+            "updated": result.updated,
+            "photos": result.photos,
+            "candidates": [
+                {"id": c["id"], "id_number": c["id_number"], "name": c["name"]}
+                for c in result.candidates
+            ],
+        },
+        sitting_id=sitting_id,
+    )
     return result

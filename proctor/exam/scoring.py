@@ -5,7 +5,6 @@ rule of the certification exams), short answers by a grader; pass at the sitting
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime
 from typing import Any
@@ -13,7 +12,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor import csvsafe
 from proctor.errors import Conflict, Invalid, NotFound
+from proctor.evidence import chain
 from proctor.exam import violations
 from proctor.exam.papers import questions_of
 from proctor.exam.policy import rules_of
@@ -143,6 +144,25 @@ async def grade(
     sitting = await db.get(Sitting, attempt.sitting_id)
     assert sitting is not None
     await score_attempt(db, attempt, rules_of(sitting.kind, sitting.flow).pass_score)
+    await chain.append(
+        db,
+        "answer.graded",
+        actor=chain.staff_actor(staff_id),
+        payload={
+            "answer_id": row.id,
+            "question_id": row.question_id,
+            "answer_sha256": chain.text_sha256(chain.canonical_json(row.value)),
+            "points": row.points,
+            "note_sha256": chain.text_sha256(row.grade_note),
+            "total_score": attempt.total_score,
+            "passed": attempt.passed,
+            "record": await chain.paper_record_of(db, attempt),
+        },
+        sitting_id=attempt.sitting_id,
+        candidate_id=attempt.candidate_id,
+        subject_type="paper",
+        subject_id=attempt.id,
+    )
     return {
         "answer_id": row.id,
         "points": row.points,
@@ -236,7 +256,7 @@ def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     buf = io.StringIO()
     # BOM: Excel opens UTF-8 CSV with Chinese names correctly only with it
     buf.write("\ufeff")
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
+    writer = csvsafe.dict_writer(buf, columns, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})

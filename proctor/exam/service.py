@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from proctor.config import Settings
 from proctor.events.bus import Bus, candidate_channel, sitting_channel
 from proctor.evidence.storage import EvidenceStorage
 from proctor.exam.answering import auto_submit_due
+from proctor.exam.auth import PasswordChecker
 from proctor.exam.clock import Clock, SystemClock
 from proctor.exam.flow import LoginLimits, end_views
 from proctor.exam.identity import IdentityChecker
@@ -28,6 +30,7 @@ class ExamService:
     storage: EvidenceStorage
     clock: Clock = field(default_factory=SystemClock)
     identity: IdentityChecker | None = None
+    passwords: PasswordChecker = field(default_factory=PasswordChecker)
     _sweeper: asyncio.Task[None] | None = None
 
     @classmethod
@@ -51,7 +54,13 @@ class ExamService:
             s.login_max_failures_per_id,
             s.login_max_failures_per_address,
             s.login_failure_window_seconds,
+            s.login_backoff_base_seconds,
+            self._secret,
         )
+
+    @cached_property
+    def _secret(self) -> str:
+        return self.settings.resolved_secret_key()
 
     def start(self) -> None:
         if self.settings.auto_submit_sweep_seconds > 0:
@@ -76,6 +85,7 @@ class ExamService:
                 await self._sweeper
         if self.identity is not None:
             self.identity.close()
+        self.passwords.close()
 
     async def sweep(self) -> list[tuple[int, int]]:
         """Hand in every paper whose time is over; tell the candidates and consoles."""

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from proctor.errors import Conflict, Invalid, NotFound
+from proctor.errors import Conflict, Forbidden, Invalid, NotFound
+from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
 from proctor.exam.auth import hash_password
 from proctor.exam.policy import SITTING_KINDS, make_rules, rules_of
@@ -122,9 +123,29 @@ async def add_candidate(
     return candidate
 
 
+#: roles only a chief examiner (or the operator at the command line) may hand out: an
+#: administrator must not make themselves a second identity that records verdicts
+PRIVILEGED_ROLES = frozenset({"chief", "admin"})
+
+
 async def create_staff(
-    db: AsyncSession, *, username: str, password: str, display_name: str, role: str
+    db: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    display_name: str,
+    role: str,
+    by: tuple[int, str] | None = None,
 ) -> StaffUser:
+    """A staff account. ``by`` is (staff id, role) of the staff user creating it (None: the
+    operator at the command line). Only a chief examiner creates chiefs and administrators
+    (``chief_only``); every creation is in the audit chain."""
+    if by is not None and role in PRIVILEGED_ROLES and by[1] != "chief":
+        raise Forbidden(
+            "chief_only",
+            "只有主考可以创建主考或管理员账号。 Only a chief examiner may create chief examiner "
+            "or administrator accounts.",
+        )
     if role not in STAFF_ROLES:
         raise Invalid("bad_role", f"Role must be one of {', '.join(STAFF_ROLES)}.")
     if len(password) < 8:
@@ -139,6 +160,14 @@ async def create_staff(
     )
     db.add(user)
     await db.flush()
+    await chain.append(
+        db,
+        "staff_created",
+        actor=chain.staff_actor(by[0]) if by is not None else "operator",
+        payload={"username": username, "role": role, "display_name": display_name},
+        subject_type="staff",
+        subject_id=user.id,
+    )
     return user
 
 
@@ -176,11 +205,27 @@ async def update_sitting(
     exam: str | None = None,
     analysis_fps: float | None = None,
     flow: dict[str, Any] | None = None,
+    by: int | None = None,
+    now: datetime | None = None,
 ) -> Sitting:
-    """Change a sitting; ``flow`` overrides are merged into its current rules."""
+    """Change a sitting; ``flow`` overrides are merged into its current rules. A finished
+    sitting's times are frozen (``schedule_frozen``): moving them into the past would make
+    its evidence purgeable at once. Every change is in the audit chain (``by``: the staff
+    user; None: the operator)."""
     sitting = await db.get(Sitting, sitting_id)
     if sitting is None:
         raise NotFound("unknown_sitting", f"No sitting {sitting_id}.")
+    now = now or utcnow()
+    before = _sitting_facts(sitting)
+    if sitting.ends_at <= now and (
+        (starts_at is not None and starts_at.astimezone(UTC) != sitting.starts_at)
+        or (ends_at is not None and ends_at.astimezone(UTC) != sitting.ends_at)
+    ):
+        raise Conflict(
+            "schedule_frozen",
+            "该场次已结束，时间不能再修改。 This sitting is over: its times can no longer be "
+            "changed.",
+        )
     if name is not None:
         if not name.strip():
             raise Invalid("bad_name", "A sitting needs a name.")
@@ -210,4 +255,30 @@ async def update_sitting(
         merged = {**rules_of(sitting.kind, sitting.flow).as_dict(), **flow}
         sitting.flow = make_rules(sitting.kind, merged).as_dict()
     await db.flush()
+    after = _sitting_facts(sitting)
+    changed = {k: {"from": before[k], "to": after[k]} for k in after if after[k] != before[k]}
+    if changed:
+        await chain.append(
+            db,
+            "sitting_changed",
+            actor=chain.staff_actor(by) if by is not None else "operator",
+            payload={"changed": changed},
+            sitting_id=sitting.id,
+            subject_type="sitting",
+            subject_id=sitting.id,
+        )
     return sitting
+
+
+def _sitting_facts(s: Sitting) -> dict[str, Any]:
+    """What an audit entry says of a sitting (the password only as its sha256)."""
+    return {
+        "name": s.name,
+        "password_sha256": chain.text_sha256(s.password),
+        "starts_at": chain.iso(s.starts_at),
+        "ends_at": chain.iso(s.ends_at),
+        "subject": s.subject,
+        "exam": s.exam,
+        "analysis_fps": s.analysis_fps,
+        "flow": s.flow,
+    }

@@ -34,6 +34,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "verify", help="check the chain and re-hash every evidence file (exit 1 on a break)"
     )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.add_argument(
+        "--anchor",
+        action="append",
+        default=[],
+        metavar="SEQ:HASH",
+        help="a head printed earlier by 'proctor audit head' (kept outside the database): "
+        "the entry must still have that hash",
+    )
+    asub.add_parser(
+        "head",
+        help="print the chain's head as SEQ:HASH: keep it outside the database and give it "
+        "to 'audit verify --anchor' later",
+    )
 
     ret = sub.add_parser("retention", help="destroy records whose retention has expired")
     rsub = ret.add_subparsers(dest="action", required=True)
@@ -66,9 +79,17 @@ async def _with_db(
 
 
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    if args.action == "head":
+        return _print_head(settings)
+    try:
+        anchors = [chain.parse_anchor(a) for a in args.anchor]
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return 2
+
     async def work(database: Database, storage: EvidenceStorage) -> chain.VerifyReport:
         async with database.session() as db:
-            return await chain.verify(db, storage)
+            return await chain.verify(db, storage, anchors)
 
     try:
         report = asyncio.run(_with_db(settings, work, migrate_db=False))  # read-only
@@ -113,6 +134,24 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
         if len(problems) > MAX_LISTED:
             print(f"  ... and {len(problems) - MAX_LISTED} more (--json lists all)")
     return 0 if report.ok else 1
+
+
+def _print_head(settings: Settings) -> int:
+    async def work(database: Database, _: EvidenceStorage) -> tuple[int, str] | None:
+        async with database.session() as db:
+            return await chain.head(db)
+
+    try:
+        found = asyncio.run(_with_db(settings, work, migrate_db=False))
+    except SQLAlchemyError as exc:
+        print(f"error: cannot read the audit log ({exc.__class__.__name__})")
+        return 2
+    if found is None:
+        print("error: the audit log has no head row: run 'proctor db upgrade'")
+        return 2
+    seq, digest = found  # type: ignore[misc]
+    print(f"{seq}:{digest}")
+    return 0
 
 
 def _human_bytes(n: int) -> str:

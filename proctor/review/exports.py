@@ -8,7 +8,6 @@ recorded sha256 is packed anyway and flagged, never silently passed."""
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
 import html
 import io
@@ -21,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor import csvsafe
 from proctor.evidence.storage import EvidenceStorage
 from proctor.review import optional
 from proctor.review.timeline import get_candidate, iso, review_queue, timeline
@@ -53,7 +53,7 @@ async def verdicts_csv(db: AsyncSession, sitting_id: int) -> str:
     with_results = any(a.total_score is not None for a in attempts.values())
     out = io.StringIO()
     out.write("\ufeff")  # spreadsheet programs then read UTF-8 (Chinese names)
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csvsafe.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS + (RESULT_COLUMNS if with_results else []))
     sitting = queue["sitting"]
     for row in sorted(queue["candidates"], key=lambda r: r["candidate"]["id_number"]):

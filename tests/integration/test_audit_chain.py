@@ -407,3 +407,75 @@ def test_appends_from_several_processes_form_one_chain(seeded):
         f"test:{p}": per for p in range(processes)
     }
     assert_intact(seeded)
+
+
+# ------------------------------------------------------------------------------ anchor
+
+
+def _cli(s: Seeded, *argv: str) -> subprocess.CompletedProcess:
+    from proctor import cli
+
+    env = {"PROCTOR_DATABASE_URL": s.url, "PROCTOR_DATA_DIR": str(s.data_dir)}
+    saved = {k: os.environ.get(k) for k in env}
+    out = io.StringIO()
+    try:
+        os.environ.update(env)
+        with contextlib.redirect_stdout(out):
+            code = cli.main(list(argv))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), "")
+
+
+def test_a_rehashed_chain_is_caught_by_an_anchor_kept_outside(seeded):
+    """Issue 21 item 5: whoever can write the database can rewrite an entry and re-hash
+    everything after it into a consistent chain; the head printed earlier and kept outside
+    the database (``proctor audit head``) catches it."""
+    head = _cli(seeded, "audit", "head")
+    assert head.returncode == 0
+    anchor = head.stdout.strip()
+    seq_head, digest = anchor.split(":")
+    assert int(seq_head) > 1 and len(digest) == 64
+    assert _cli(seeded, "audit", "verify", "--anchor", anchor).returncode == 0
+    entry = entry_of(seeded, "alert.raised")
+    originals = []
+
+    async def rewrite(db):
+        rows = list(
+            await db.scalars(
+                select(AuditEntry).where(AuditEntry.seq >= entry.seq).order_by(AuditEntry.seq)
+            )
+        )
+        originals.extend((r.seq, r.actor, r.prev_hash, r.hash) for r in rows)
+        prev = rows[0].prev_hash
+        rows[0].actor = "staff:1"
+        for r in rows:
+            r.prev_hash = prev
+            r.hash = hash_of(r)
+            prev = r.hash
+        (await db.get(AuditHead, 1)).hash = prev
+
+    async def restore(db):
+        for seq, actor, prev_hash, digest_ in originals:
+            await db.execute(
+                update(AuditEntry)
+                .where(AuditEntry.seq == seq)
+                .values(actor=actor, prev_hash=prev_hash, hash=digest_)
+            )
+        (await db.get(AuditHead, 1)).hash = originals[-1][3]
+
+    try:
+        run_db(seeded.url, rewrite)
+        assert_intact(seeded)  # the rewrite is consistent: without the anchor it passes
+        caught = _cli(seeded, "audit", "verify", "--anchor", anchor)
+        assert caught.returncode == 1
+        assert f"entry {seq_head} differs from the anchor taken outside" in caught.stdout
+        bad = _cli(seeded, "audit", "verify", "--anchor", "12:nothex")
+        assert bad.returncode == 2 and "not an anchor" in bad.stdout
+    finally:
+        run_db(seeded.url, restore)
+    assert_intact(seeded)

@@ -10,7 +10,9 @@ from datetime import timedelta
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import select
 
+from proctor.store.tables import CandidateEvent
 from proctor.vision.identity import model_threshold
 from tests.flowkit import FlowApp, code
 
@@ -79,7 +81,10 @@ async def test_info_problem_is_reported_and_confirm_still_possible(fa: FlowApp) 
     assert (await cand.ok("post", "/api/flow/confirm"))["step"] == "pledge"
 
 
-async def test_refusing_the_pledge_ends_the_session(fa: FlowApp) -> None:
+async def test_refusing_the_pledge_ends_the_session_but_nothing_is_final(fa: FlowApp) -> None:
+    """Issue 21 item 2: refusing exits, but before the identity check anyone with the
+    shared password and an ID number could have refused: the candidate who logs in next
+    signs the pledge (both recorded)."""
     s = await fa.sitting(kind="formal")
     idn = s.candidates[0].id_number
     cand = await fa.login(s.password, idn)
@@ -90,7 +95,42 @@ async def test_refusing_the_pledge_ends_the_session(fa: FlowApp) -> None:
     again = await fa.client().post(
         "/api/candidate/login", json={"sitting_password": s.password, "id_number": idn}
     )
-    assert again.status_code == 403 and code(again) == "pledge_refused"
+    assert again.status_code == 200 and again.json()["step"] == "pledge"
+    assert again.json()["resumed"] is True
+    victim = fa.client(token=again.json()["token"])
+    assert (await victim.ok("post", "/api/flow/pledge", json={"accept": True}))["step"] == (
+        "identity"
+    )
+    async with fa.rt.db.session() as db:
+        kinds = list(
+            await db.scalars(
+                select(CandidateEvent.kind)
+                .where(CandidateEvent.candidate_id == s.candidates[0].id)
+                .order_by(CandidateEvent.id)
+            )
+        )
+    assert [k for k in kinds if k.startswith("pledge")] == [
+        "pledge_refused",
+        "pledge_reopened",
+        "pledge_signed",
+    ]
+
+
+async def test_the_invigilator_undoes_a_refused_pledge(fa: FlowApp) -> None:
+    s = await fa.sitting(kind="formal")
+    cid = s.candidates[0].id
+    cand = await fa.login(s.password, s.candidates[0].id_number)
+    await cand.ok("post", "/api/flow/confirm")
+    inv = await fa.staff()
+    early = await inv.post(f"/api/invigilate/candidates/{cid}/reopen-pledge", json={"reason": "x"})
+    assert early.status_code == 409 and code(early) == "pledge_not_refused"
+    await cand.ok("post", "/api/flow/pledge", json={"accept": False})
+    undone = await inv.ok(
+        "post", f"/api/invigilate/candidates/{cid}/reopen-pledge", json={"reason": "misclick"}
+    )
+    assert undone["step"] == "pledge"
+    again = await fa.login(s.password, s.candidates[0].id_number)
+    assert (await again.state())["step"] == "pledge"
 
 
 async def test_three_failed_photo_checks_go_to_the_invigilator(fa: FlowApp, media_dir) -> None:

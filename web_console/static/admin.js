@@ -7,7 +7,7 @@
 // #candidates tr[data-candidate-id][data-step], #grading tr[data-answer-id], #results tr,
 // #admin-message[data-kind].
 
-import { ApiError, apiFetch, clearSession, getToken, getUser, saveSession } from "./api.js";
+import { ApiError, apiFetch, clearSession, getToken, getUser, saveSession, staffLogin } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 let current = null; // the selected sitting
@@ -120,10 +120,7 @@ async function start() {
 $("admin-login-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   try {
-    const body = await apiFetch("/api/staff/login", {
-      method: "POST",
-      body: { username: $("admin-username").value.trim(), password: $("admin-password").value },
-    });
+    const body = await staffLogin($("admin-username").value.trim(), $("admin-password").value);
     saveSession(body.token, body.user);
     say("");
     await start();

@@ -2,6 +2,8 @@
 // ApiError carrying the server's machine code and human message (docs/api.md:
 // {"error": {"code", "message"}}), plus the staff session kept in sessionStorage.
 
+import { solveChallenge } from "./pow.js";
+
 const TOKEN_KEY = "proctor.staff.token";
 const USER_KEY = "proctor.staff.user";
 
@@ -92,6 +94,12 @@ async function errorFromResponse(response) {
     if (body && typeof body === "object" && body.error && typeof body.error === "object") {
       if (body.error.code) code = String(body.error.code);
       if (body.error.message) message = String(body.error.message);
+      if (body.error.challenge) {
+        const error = new ApiError(response.status, code, message);
+        error.challenge = String(body.error.challenge);
+        error.bits = Number(body.error.bits);
+        return error;
+      }
     } else if (body && typeof body.detail === "string") {
       message = body.detail; // plain FastAPI HTTPException shape
     }
@@ -154,5 +162,22 @@ export async function apiFetch(path, options = {}) {
     return JSON.parse(text);
   } catch {
     throw new ApiError(response.status, "bad_response", "The server sent an unreadable answer.");
+  }
+}
+
+/**
+ * POST /api/staff/login. Past the rate limit the server asks for a proof of work
+ * (docs/api.md "Login rate limit"): solve it (about a second) and send the login again.
+ */
+export async function staffLogin(username, password) {
+  try {
+    return await apiFetch("/api/staff/login", { method: "POST", body: { username, password } });
+  } catch (error) {
+    if (!(error instanceof ApiError) || !error.challenge) throw error;
+    const solution = await solveChallenge(error.challenge, error.bits);
+    return apiFetch("/api/staff/login", {
+      method: "POST",
+      body: { username, password, challenge: error.challenge, solution },
+    });
   }
 }

@@ -1,6 +1,6 @@
 // Staff login: POST /api/staff/login, keep the token and user for this tab, go to the room.
 
-import { apiFetch, saveSession } from "./api.js";
+import { saveSession, staffLogin } from "./api.js";
 
 const form = document.getElementById("login-form");
 const username = document.getElementById("username");
@@ -45,10 +45,7 @@ form.addEventListener("submit", async (event) => {
   submit.disabled = true;
   form.setAttribute("aria-busy", "true");
   try {
-    const body = await apiFetch("/api/staff/login", {
-      method: "POST",
-      body: { username: user, password: pass },
-    });
+    const body = await staffLogin(user, pass);
     saveSession(body && body.token, body && body.user);
     // reviewers work on the evidence timelines; everyone else starts in the room
     const role = body && body.user && body.user.role;

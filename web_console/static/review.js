@@ -3,7 +3,7 @@
 // alerts and on the candidate, dismissed rates, supervision summary, records, exports.
 // Server: /api/review/* (docs/api.md, "Review"). Reviewers, chief examiners, admins only.
 
-import { ApiError, apiFetch, clearSession, getUser, onUnauthorized, saveSession } from "./api.js";
+import { ApiError, apiFetch, clearSession, getUser, onUnauthorized, saveSession, staffLogin } from "./api.js";
 import {
   alertTypeLabel,
   episodeText,
@@ -172,10 +172,7 @@ $("review-login-form").addEventListener("submit", async (event) => {
     return;
   }
   try {
-    const body = await apiFetch("/api/staff/login", {
-      method: "POST",
-      body: { username, password },
-    });
+    const body = await staffLogin(username, password);
     saveSession(body.token, body.user);
     clearPageError();
     await start();
