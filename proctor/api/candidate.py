@@ -173,4 +173,6 @@ async def candidate_socket(ws: WebSocket) -> None:
 
     async with rt.bus.subscribe(candidate_channel(cid)) as sub:
         await ws.send_json({"type": "hello", "candidate_id": cid})
+        for message in rt.send_rate_messages(cid):  # issue 22: the rate to send at now
+            await ws.send_json(message)
         await pump(ws, sub, on_out, on_in)
