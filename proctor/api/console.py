@@ -18,7 +18,13 @@ from proctor.api import console_manage, console_voice
 from proctor.api.deps import COOKIE, STAFF_ROLES, db_session, runtime, staff, token_from
 from proctor.api.scope import check_console_candidate, console_scope
 from proctor.api.security import set_session_cookie
-from proctor.api.sockets import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, accept_principal, pump
+from proctor.api.sockets import (
+    CLOSE_FORBIDDEN,
+    CLOSE_NOT_FOUND,
+    Merged,
+    accept_principal,
+    pump,
+)
 from proctor.errors import Conflict, DomainError, Forbidden, NotFound
 from proctor.events.bus import Message, sitting_channel
 from proctor.exam import rooms, screen, supervision
@@ -543,7 +549,26 @@ async def console_socket(ws: WebSocket) -> None:
             await ws.close(code=CLOSE_FORBIDDEN, reason=exc.code)
             return
         await ws.send_json({"type": "health", **(await rt.health())})
-        await pump(ws, sub, select=watch.select)
+        # issue 22: which thumbnails changed, so that the console fetches only those
+        thumbs = rt.thumbnails.watch()
+        merged = Merged({"bus": sub, "thumbnails": thumbs})  # type: ignore[dict-item]
+
+        async def select(msg: Message) -> Message | None:
+            if msg.pop("_channel", None) == "thumbnails":
+                return thumbnail_notice(msg, watch.candidates)
+            return await watch.select(msg)
+
+        try:
+            await pump(ws, merged, select=select)  # type: ignore[arg-type]
+        finally:
+            merged.close()
+            thumbs.close()
+
+
+def thumbnail_notice(msg: Message, candidates: set[int]) -> Message | None:
+    """A ``thumbnails`` notice with only the caller's candidates (None: none of them)."""
+    mine = [t for t in msg["thumbnails"] if t["candidate_id"] in candidates]
+    return {"type": "thumbnails", "thumbnails": mine} if mine else None
 
 
 router.include_router(console_manage.router)
