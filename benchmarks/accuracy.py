@@ -1,7 +1,7 @@
 """Detection and alert accuracy on labelled real media (issue 4's figures).
 
     python -m benchmarks.accuracy --media DIR [--models DIR] [--fps F] [--yolo SPLIT]
-        [--json FILE]
+        [--identity-only] [--identity-model arcface_mbf|dlib] [--json FILE]
 
 Reads ``DIR/labels.json`` (format 1, see ``shared/media/README.md``) and runs exactly the
 server's code: :func:`proctor.vision.analyzer.build_analyzer` on the prepared models of
@@ -22,9 +22,14 @@ server's code: :func:`proctor.vision.analyzer.build_analyzer` on the prepared mo
   episode overlaps the event); per type: event recall and false alerts per hour of clip.
 - **audio**: each file through the voice-activity detector and the rules: a ``speech``
   alert on a file labelled ``speech: true`` is a hit, on one labelled false a false alert.
-- **identity**: with ``proctor/vision/identity.py`` (``build_embedder(models_dir)``), the
-  largest face of every image labelled with exactly one identity is embedded; every pair
-  of them is compared: TAR (same person accepted) and FAR (different people accepted).
+- **identity** (issue 24; ``--identity-only`` skips everything else): the identity
+  check's model (``build_embedder(models_dir, --identity-model)``, default the server's)
+  on the largest BlazeFace face of every image labelled with exactly one identity; every
+  pair is compared at the model's shipped threshold. Overall and within each ``group``
+  label (both images in it): TAR (same person accepted) and FAR (different people
+  accepted) with 95 % intervals from resampling people (pairs sharing a person are not
+  independent), TAR at the thresholds where FAR is 0.1 % and 0.01 %, and ms per embedding
+  (median, the process pinned to one core).
 
 - **yolo** (``--yolo SPLIT``, e.g. ``shared/datasets/phone-using/valid``): issue 8's measure
   through the server's analyser: every picture of a YOLO split (``images/``, ``labels/``)
@@ -41,9 +46,9 @@ what needs it.
 from __future__ import annotations
 
 import argparse
-import importlib
-import itertools
+import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -61,6 +66,7 @@ from proctor.audio.vad import SpeechDetector
 from proctor.config import Settings
 from proctor.rules import ALERT_TYPES, AlertDraft, RuleEngine, RuleSettings
 from proctor.vision.analyzer import FrameAnalyzer, build_analyzer
+from proctor.vision.identity import MODELS
 
 EVENT_SLACK = 2.0  # seconds after an event's end within which its alert still counts
 BASE_TS = 1_700_000_000.0  # wall-clock origin given to media time 0
@@ -381,81 +387,234 @@ def score_audio(
     return {"available": True, "files": files}
 
 
+IDENTITY_FARS = (1e-3, 1e-4)
+"""False-accept rates at which the identity part reports the true-accept rate."""
+
+BOOTSTRAP_ROUNDS = 300
+"""Resamplings of people behind each 95 % interval."""
+
+
 def score_identity(
-    media: Path, labels: dict[str, Any], analyzer: FrameAnalyzer, models_dir: Path
+    media: Path,
+    labels: dict[str, Any],
+    models_dir: Path,
+    model: str | None = None,
+    *,
+    rounds: int = BOOTSTRAP_ROUNDS,
+    seed: int = 24,
 ) -> dict[str, Any]:
-    try:
-        module = importlib.import_module("proctor.vision.identity")
-        build = module.build_embedder
-    except (ImportError, AttributeError):
-        return {"available": False, "reason": "embedder not available"}
-    embedder = build(models_dir)
-    if embedder is None:
-        return {"available": False, "reason": "embedder not available (models missing)"}
-    embedded: list[tuple[str, str, np.ndarray]] = []
-    for entry in labels.get("images", []):
-        names = entry.get("identity")
-        if not isinstance(names, list) or len(names) != 1:
-            continue
-        image = read_image(media / entry["file"])
-        faces = analyzer.analyse("first", image, BASE_TS).of("face")
-        if not faces:
-            continue
-        face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-        vector = embedder.embed(image, face)
-        if vector is not None:
-            embedded.append((entry["file"], names[0], vector))
-    same = [0, 0]  # accepted, pairs
-    diff = [0, 0]
-    worst_same, best_diff = 0.0, float("inf")
-    for (_, na, va), (_, nb, vb) in itertools.combinations(embedded, 2):
-        d = embedder.distance(va, vb)
-        accepted = d < embedder.threshold
-        if na == nb:
-            same[0] += accepted
-            same[1] += 1
-            worst_same = max(worst_same, d)
-        else:
-            diff[0] += accepted
-            diff[1] += 1
-            best_diff = min(best_diff, d)
+    """The identity check's model on every image labelled with exactly one identity.
+
+    Faces are found as the identity workers find them (:class:`BlazeFaceDetector`, the
+    largest face) and embedded with ``build_embedder(models_dir, model)`` (default: the
+    server's). Every pair of embedded images is a same-person or a different-people pair;
+    overall and within each ``group`` (both images in the group): TAR and FAR at the
+    model's threshold with 95 % intervals from resampling people (pairs sharing a person
+    are not independent), and TAR at the thresholds where FAR is 0.1 % and 0.01 %. The
+    embedding time is the median ms per ``embed`` call with the process on one core."""
+    from models.prepare import model_path
+    from proctor.vision.faces import BlazeFaceDetector
+    from proctor.vision.identity import DEFAULT_MODEL, build_embedder
+
+    model = model or DEFAULT_MODEL
+    embedder = build_embedder(models_dir, model)
+    short = model_path(models_dir, "blazeface_short")
+    full = model_path(models_dir, "blazeface_full")
+    if embedder is None or not (short or full):
+        return {"available": False, "reason": f"embedder {model} not available (models missing)"}
+    detector = BlazeFaceDetector(short, full)
+    vectors: list[np.ndarray] = []
+    people: list[str] = []
+    groups: list[str] = []
+    unusable: list[str] = []
+    times: list[float] = []
+    with one_core():
+        for entry in labels.get("images", []):
+            names = entry.get("identity")
+            if not isinstance(names, list) or len(names) != 1:
+                continue
+            image = read_image(media / entry["file"])
+            faces = detector.detect(image)
+            vector = None
+            if faces:
+                face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+                started = time.perf_counter()
+                vector = embedder.embed(image, face)
+                times.append(time.perf_counter() - started)
+            if vector is None:
+                unusable.append(entry["file"])
+                continue
+            vectors.append(np.asarray(vector, dtype=np.float64))
+            people.append(str(names[0]))
+            groups.append(str(entry.get("group") or "-"))
+    distances = pairwise_distances(embedder, vectors)
+    person_ids = {p: i for i, p in enumerate(sorted(set(people)))}
+    person_of = np.array([person_ids[p] for p in people], dtype=np.int64)
+    group_of = np.array(groups)
+    rng = np.random.default_rng(seed)
+    sets = {"all": np.ones(len(people), dtype=bool)}
+    for group in sorted(set(groups) - {"-"}):
+        sets[group] = group_of == group
     return {
         "available": True,
-        "images": len(embedded),
+        "model": model,
+        "images": len(vectors),
+        "people": len(person_ids),
+        "unusable": unusable,
         "threshold": embedder.threshold,
-        "same_pairs": same[1],
-        "tar": same[0] / same[1] if same[1] else None,
-        "different_pairs": diff[1],
-        "far": diff[0] / diff[1] if diff[1] else None,
-        "max_same_distance": worst_same if same[1] else None,
-        "min_different_distance": best_diff if diff[1] else None,
+        "ms_per_embedding": 1000 * float(np.median(times)) if times else None,
+        "groups": {
+            name: pair_scores(distances, person_of, mask, embedder.threshold, rng, rounds)
+            for name, mask in sets.items()
+        },
     }
+
+
+@contextlib.contextmanager
+def one_core() -> Iterator[None]:
+    """Runs the block with this process pinned to one CPU (where the OS allows it)."""
+    getter = getattr(os, "sched_getaffinity", None)
+    setter = getattr(os, "sched_setaffinity", None)
+    if getter is None or setter is None:
+        yield
+        return
+    before = getter(0)
+    setter(0, {min(before)})
+    try:
+        yield
+    finally:
+        setter(0, before)
+
+
+def pairwise_distances(embedder: Any, vectors: list[np.ndarray]) -> np.ndarray:
+    """The (N, N) matrix of ``embedder.distance`` between the embeddings, as one matrix
+    product (``embedder.metric``: "cosine" on unit vectors, or "euclidean")."""
+    if not vectors:
+        return np.zeros((0, 0))
+    matrix = np.stack(vectors)
+    if embedder.metric == "cosine":
+        return 1.0 - matrix @ matrix.T
+    squares = (matrix**2).sum(axis=1)
+    return np.sqrt(np.maximum(squares[:, None] + squares[None, :] - 2 * matrix @ matrix.T, 0.0))
+
+
+def pair_scores(
+    distances: np.ndarray,
+    person_of: np.ndarray,
+    mask: np.ndarray,
+    threshold: float,
+    rng: np.random.Generator,
+    rounds: int,
+) -> dict[str, Any]:
+    """TAR / FAR over every pair of the images in ``mask``, at ``threshold`` (accepted:
+    distance below it) with bootstrap intervals over people, and TAR at fixed FARs."""
+    index = np.flatnonzero(mask)
+    sub = distances[np.ix_(index, index)]
+    persons = person_of[index]
+    upper = np.triu_indices(len(index), 1)
+    pair_d = sub[upper]
+    same = persons[upper[0]] == persons[upper[1]]
+    genuine, impostor = pair_d[same], pair_d[~same]
+    result: dict[str, Any] = {
+        "images": len(index),
+        "people": len(set(persons.tolist())),
+        "same_pairs": int(same.sum()),
+        "different_pairs": int((~same).sum()),
+        "tar": float((genuine < threshold).mean()) if len(genuine) else None,
+        "far": float((impostor < threshold).mean()) if len(impostor) else None,
+        "far_accepted": int((impostor < threshold).sum()),
+        "tar_at_far": {},
+    }
+    ordered = np.sort(impostor)
+    for far in IDENTITY_FARS:
+        allowed = int(np.floor(far * len(ordered)))
+        if len(ordered) == 0 or len(genuine) == 0 or allowed == 0 and far * len(ordered) < 1:
+            result["tar_at_far"][str(far)] = None
+            continue
+        cut = float(ordered[allowed]) if allowed < len(ordered) else float("inf")
+        result["tar_at_far"][str(far)] = {
+            "threshold": cut,
+            "tar": float((genuine < cut).mean()),
+        }
+    result["tar_ci"], result["far_ci"] = bootstrap(sub, persons, threshold, rng, rounds)
+    return result
+
+
+def bootstrap(
+    distances: np.ndarray,
+    persons: np.ndarray,
+    threshold: float,
+    rng: np.random.Generator,
+    rounds: int,
+) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """95 % intervals of TAR and FAR at ``threshold`` from ``rounds`` resamplings of the
+    people (with replacement; a person drawn k times weighs k in its same-person pairs and
+    k*l in its pairs with a person drawn l times)."""
+    labels, inverse = np.unique(persons, return_inverse=True)
+    people = len(labels)
+    if people < 2 or rounds <= 0:
+        return None, None
+    onehot = np.zeros((len(persons), people))
+    onehot[np.arange(len(persons)), inverse] = 1.0
+    accepted = (distances < threshold).astype(np.float64)
+    np.fill_diagonal(accepted, 0.0)
+    total = np.ones_like(accepted)
+    np.fill_diagonal(total, 0.0)
+    acc_pp = onehot.T @ accepted @ onehot / 2  # accepted pairs between / within people
+    tot_pp = onehot.T @ total @ onehot / 2
+    same_acc, same_tot = np.diag(acc_pp).copy(), np.diag(tot_pp).copy()
+    np.fill_diagonal(acc_pp, 0.0)
+    np.fill_diagonal(tot_pp, 0.0)
+    tars, fars = [], []
+    for _ in range(rounds):
+        weight = np.bincount(rng.integers(0, people, people), minlength=people).astype(float)
+        genuine = weight @ same_tot
+        if genuine > 0:
+            tars.append(weight @ same_acc / genuine)
+        impostor = weight @ tot_pp @ weight
+        if impostor > 0:
+            fars.append(weight @ acc_pp @ weight / impostor)
+
+    def interval(values: list[float]) -> tuple[float, float] | None:
+        if not values:
+            return None
+        low, high = np.percentile(values, [2.5, 97.5])
+        return float(low), float(high)
+
+    return interval(tars), interval(fars)
 
 
 # --------------------------------------------------------------------------- report
 
 
-def run(media: Path, models_dir: Path, fps: float, yolo: Path | None = None) -> dict[str, Any]:
+def run(
+    media: Path,
+    models_dir: Path,
+    fps: float,
+    yolo: Path | None = None,
+    *,
+    identity_only: bool = False,
+    identity_model: str | None = None,
+) -> dict[str, Any]:
     labels = json.loads((media / "labels.json").read_text())
-    analyzer, models = load_analyzer(models_dir)
-    settings = RuleSettings()
     started = time.perf_counter()
-    report = {
-        "media": str(media),
-        "models_dir": str(models_dir),
-        "fps": fps,
-        "models": models,
-        "detectors": [
-            {"name": s.name, "enabled": s.enabled, "reason": s.reason} for s in analyzer.states
-        ],
-        "settings": asdict(settings),
-        "images": score_images(media, labels, analyzer, settings),
-        "clips": score_clips(media, labels, analyzer, settings, fps),
-        "audio": score_audio(media, labels, analyzer, settings),
-        "identity": score_identity(media, labels, analyzer, models_dir),
-    }
-    if yolo is not None:
-        report["yolo"] = score_yolo(yolo, analyzer, settings)
+    report: dict[str, Any] = {"media": str(media), "models_dir": str(models_dir), "fps": fps}
+    if not identity_only:
+        analyzer, models = load_analyzer(models_dir)
+        settings = RuleSettings()
+        report |= {
+            "models": models,
+            "detectors": [
+                {"name": s.name, "enabled": s.enabled, "reason": s.reason} for s in analyzer.states
+            ],
+            "settings": asdict(settings),
+            "images": score_images(media, labels, analyzer, settings),
+            "clips": score_clips(media, labels, analyzer, settings, fps),
+            "audio": score_audio(media, labels, analyzer, settings),
+        }
+        if yolo is not None:
+            report["yolo"] = score_yolo(yolo, analyzer, settings)
+    report["identity"] = score_identity(media, labels, models_dir, identity_model)
     report["seconds"] = time.perf_counter() - started
     return report
 
@@ -471,6 +630,10 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 
 def format_report(report: dict[str, Any]) -> str:
     lines = [f"media {report['media']}  models {report['models_dir']}  {report['fps']} fps"]
+    if "images" not in report:  # --identity-only
+        lines += ["", *format_identity(report["identity"])]
+        lines.append(f"\n({report['seconds']:.1f} s)")
+        return "\n".join(lines)
     missing = [m["name"] for m in report["models"] if not m["present"]]
     lines.append("models missing: " + (", ".join(missing) if missing else "none"))
     for d in report["detectors"]:
@@ -544,23 +707,60 @@ def format_report(report: dict[str, Any]) -> str:
                 )
             )
         lines += _table(rows)
-    identity = report["identity"]
-    lines.append("")
-    if not identity["available"]:
-        lines.append(f"identity: {identity['reason']}")
-    else:
-        lines.append(
-            f"identity ({identity['images']} single-person images, threshold "
-            f"{identity['threshold']}): TAR {_pct(identity['tar'])} over "
-            f"{identity['same_pairs']} same pairs (max distance "
-            f"{identity['max_same_distance'] or 0:.3f}), FAR {_pct(identity['far'])} over "
-            f"{identity['different_pairs']} different pairs (min distance "
-            f"{identity['min_different_distance'] or 0:.3f})"
-        )
+    lines += ["", *format_identity(report["identity"])]
     if "yolo" in report:
         lines += ["", *format_yolo(report["yolo"])]
     lines.append(f"\n({report['seconds']:.1f} s)")
     return "\n".join(lines)
+
+
+def _interval(ci: list[float] | tuple[float, float] | None, digits: int = 1) -> str:
+    if ci is None:
+        return "-"
+    return f"[{100 * ci[0]:.{digits}f}, {100 * ci[1]:.{digits}f}]"
+
+
+def format_identity(identity: dict[str, Any]) -> list[str]:
+    if not identity["available"]:
+        return [f"identity: {identity['reason']}"]
+    ms = identity["ms_per_embedding"]
+    lines = [
+        f"identity: model {identity['model']}, threshold {identity['threshold']} (distance "
+        f"below it = same person); {identity['images']} images of {identity['people']} "
+        f"people embedded, {len(identity['unusable'])} without a usable face; "
+        f"{'-' if ms is None else f'{ms:.1f}'} ms per embedding (median, one core)"
+    ]
+    rows = [
+        (
+            "pairs within",
+            "people",
+            "same",
+            "different",
+            "TAR",
+            "95 % CI",
+            "FAR",
+            "95 % CI",
+            "TAR@FAR 0.1 %",
+            "TAR@FAR 0.01 %",
+        )
+    ]
+    for name, g in identity["groups"].items():
+        at = [g["tar_at_far"].get(str(far)) for far in IDENTITY_FARS]
+        rows.append(
+            (
+                name,
+                str(g["people"]),
+                str(g["same_pairs"]),
+                str(g["different_pairs"]),
+                _pct(g["tar"]),
+                _interval(g["tar_ci"]),
+                "-" if g["far"] is None else f"{100 * g['far']:.3f} %",
+                _interval(g["far_ci"], 3),
+                "-" if at[0] is None else f"{_pct(at[0]['tar'])} (<{at[0]['threshold']:.3f})",
+                "-" if at[1] is None else f"{_pct(at[1]['tar'])} (<{at[1]['threshold']:.3f})",
+            )
+        )
+    return lines + _table(rows)
 
 
 def format_yolo(yolo: dict[str, Any]) -> list[str]:
@@ -583,6 +783,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--yolo", type=Path, help="also score phones on this YOLO split (images/, labels/)"
     )
+    parser.add_argument(
+        "--identity-only", action="store_true", help="score only the identity check's model"
+    )
+    parser.add_argument(
+        "--identity-model",
+        choices=MODELS,
+        help="the identity embedder to score (default: the server's, PROCTOR_IDENTITY_MODEL)",
+    )
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
     settings = Settings()
@@ -593,7 +801,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.yolo is not None and not (args.yolo / "images").is_dir():
         print(f"no images/ in {args.yolo}", file=sys.stderr)
         return 2
-    report = run(args.media, models_dir, args.fps or settings.analysis_fps, args.yolo)
+    report = run(
+        args.media,
+        models_dir,
+        args.fps or settings.analysis_fps,
+        args.yolo,
+        identity_only=args.identity_only,
+        identity_model=args.identity_model or settings.identity_model,
+    )
     print(format_report(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str))

@@ -109,6 +109,9 @@ class ModelSpec:
     sha256: str
     used_by: tuple[str, ...]  # detector names
     source: Source
+    #: the model's decision threshold where its user needs one (the face embedder's
+    #: largest same-person distance), chosen by measurement and shipped with the model
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,13 @@ def _spec_from_table(index: int, table: dict[str, Any]) -> ModelSpec:
         source = RepoSource(path=path)
     else:
         raise ValueError(f"{where}: source kind must be 'pypi', 'url' or 'repo', not {kind!r}")
+    threshold = table.get("threshold")
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, int | float)
+    ):
+        raise ValueError(f"{where}: 'threshold' must be a number")
     return ModelSpec(
+        threshold=None if threshold is None else float(threshold),
         name=text(table, "name"),
         version=text(table, "version"),
         licence=text(table, "licence"),
@@ -291,6 +300,14 @@ def model_path(models_dir: Path, name: str) -> Path | None:
     missing or corrupt. Raises ``ValueError`` for a name not in the manifest."""
     (spec,) = _select(load_manifest(), [name])
     return _check(spec, models_dir).path
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The manifest entry of model ``name``; ``ValueError`` for a name not in it."""
+    for spec in load_manifest():
+        if spec.name == name:
+            return spec
+    raise ValueError(f"unknown model: {name}")
 
 
 def format_status(statuses: Sequence[ModelStatus]) -> str:

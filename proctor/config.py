@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -107,7 +108,10 @@ class Settings(BaseSettings):
     login_max_failures_per_address: int = 30  # ... per client address (NAT shares one)
     login_failure_window_seconds: float = 300.0
     public_url: str = ""  # base URL phones reach (QR code); empty: the URL the page used
-    identity_workers: int = 1  # processes running the face-identity model (dlib)
+    identity_workers: int = 1  # processes running the face-identity model
+    # the face embedder of the identity check (issue 24): "arcface_mbf" (InsightFace
+    # weights, non-commercial research licence) or "dlib" (CC0, weaker on East Asian faces)
+    identity_model: Literal["arcface_mbf", "dlib"] = "arcface_mbf"
     auto_submit_sweep_seconds: float = 2.0  # how often ended papers are handed in; 0: never
 
     @cached_property

@@ -21,11 +21,12 @@ from models.prepare import status as models_status
 from proctor.config import Settings
 from proctor.domain import CandidateRef
 from proctor.errors import NotFound
-from proctor.events.bus import Bus, candidate_channel, make_bus
+from proctor.events.bus import VIEWS_CHANNEL, Bus, candidate_channel, make_bus
 from proctor.events.recorder import Recorder
 from proctor.evidence import fonts
 from proctor.evidence.policy import EvidenceSettings
 from proctor.evidence.storage import EvidenceStorage
+from proctor.exam.flow import attempt_ended
 from proctor.media import turn
 from proctor.media.cluster import LocalCluster, RedisCluster, make_cluster
 from proctor.media.live import LiveViews
@@ -40,7 +41,7 @@ from proctor.store import migrate
 from proctor.store.db import Database
 from proctor.store.tables import Candidate, Sitting
 from proctor.vision.analyzer import FrameAnalyzer, build_analyzer
-from proctor.vision.identity import DLIB_THRESHOLD
+from proctor.vision.identity import DEFAULT_MODEL, model_threshold
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,13 @@ def rule_settings(raw: dict[str, Any] | None) -> RuleSettings:
 
 class RegisteredPhotoIdentity:
     """The monitor's identity re-check: the live face against the registered photo, on
-    the exam's identity worker processes (which cache the photo's embedding)."""
-
-    threshold = DLIB_THRESHOLD
+    the exam's identity worker processes (which cache the photo's embedding), with the
+    same model and threshold as the photo check at entry."""
 
     def __init__(self, checker: Any, storage: EvidenceStorage) -> None:
         self.checker = checker
         self.storage = storage
+        self.threshold = model_threshold(getattr(checker, "model", DEFAULT_MODEL))
 
     async def distance(self, ref: CandidateRef, live_jpeg: bytes) -> float | None:
         if not ref.photo_relpath:
@@ -182,8 +183,17 @@ class Runtime:
             str(p["viewer"]), int(p["candidate_id"]), str(p["view"]), str(p["sdp"])
         )
 
-    async def _on_connection(self, ref: CandidateRef, view: str, connected: bool) -> None:
-        await self.recorder.record_connection(ref, view, connected)
+    async def _on_connection(
+        self, ref: CandidateRef, view: str, connected: bool, ended: bool = False
+    ) -> None:
+        if not connected and not ended:
+            # the candidate's page stops its camera when the exam ends, maybe before the
+            # end reaches this process: a view that goes after the end is not an outage
+            async with self.db.session() as db:
+                ended = await attempt_ended(db, ref.candidate_id)
+        if not connected:
+            self.peers.note_ended(ref.candidate_id, view, ended)
+        await self.recorder.record_connection(ref, view, connected, ended=ended)
         if self.cluster.distributed:
             connected_now, since = self.peers.view_state(ref.candidate_id, view)
             await self.bus.publish(
@@ -193,6 +203,7 @@ class Runtime:
                     "candidate_id": ref.candidate_id,
                     "view": view,
                     "connected": connected_now,
+                    "ended": ended and not connected_now,
                     "since": since.isoformat() if since else None,
                     "from": self.cluster.worker_id,
                 },
@@ -225,13 +236,32 @@ class Runtime:
                 elif m.get("kind") == "view" and m.get("since"):
                     key = (int(m["candidate_id"]), str(m["view"]))
                     self.peers.note_view_state(
-                        *key, bool(m["connected"]), datetime.fromisoformat(m["since"])
+                        *key,
+                        bool(m["connected"]),
+                        datetime.fromisoformat(m["since"]),
+                        ended=bool(m.get("ended")),
                     )
                     sender = m.get("from")
                     if m["connected"] and sender and sender != self.cluster.worker_id:
                         self._remote_views[key] = str(sender)
                     else:
                         self._remote_views.pop(key, None)
+
+    async def _end_views(self, ready: asyncio.Event) -> None:
+        """A candidate's exam ended (proctor.exam.flow.end_views): the process holding
+        their connections closes both views, recorded as ended, and stops the monitor."""
+        async with self.bus.subscribe(VIEWS_CHANNEL) as sub:
+            ready.set()
+            while True:
+                m = await sub.get()
+                if m.get("kind") != "end_views":
+                    continue
+                cid = int(m["candidate_id"])
+                if self.peers.has_peers(cid) or cid in self.peers.monitors:
+                    try:
+                        await self.peers.close_candidate(cid, ended=True)
+                    except Exception:  # one candidate's trouble must not stop the listener
+                        log.exception("ending the views of candidate %s failed", cid)
 
     async def _sweep_orphans(self) -> None:
         """A killed worker never reports that its views went away: every process would go
@@ -309,6 +339,9 @@ class Runtime:
             make_cluster(settings.redis_url, settings.redis_namespace),
         )
         await rt.cluster.start({"offer": rt._rpc_offer, "live_offer": rt._rpc_live_offer})
+        views_ready = asyncio.Event()
+        rt._tasks.append(asyncio.create_task(rt._end_views(views_ready), name="end views"))
+        await asyncio.wait_for(views_ready.wait(), 10)
         if rt.cluster.distributed:
             rt.thumbnails.on_put = rt._publish_thumbnail
             rt._tasks.append(asyncio.create_task(rt._mirror(), name="media mirror"))

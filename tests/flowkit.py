@@ -24,6 +24,7 @@ from proctor.config import Settings
 from proctor.exam import bank, papers
 from proctor.exam.clock import ManualClock
 from proctor.exam.sittings import add_candidate, create_sitting, create_staff
+from proctor.rules import RuleSettings
 from proctor.store.tables import CandidateEvent
 
 #: a fixed, ordinary moment for the manual clock
@@ -261,7 +262,7 @@ class FlowApp:
         candidates: int = 1,
         photos: list[Path | None] | None = None,
         paper: str | None = "objective",
-        rules: Any = None,
+        rules: RuleSettings | None = None,
     ) -> SittingInfo:
         """A sitting starting ``starts_in`` from the clock's now, with candidates and (for
         exams) a paper: "objective", "with_short" or None; ``rules``: its RuleSettings."""

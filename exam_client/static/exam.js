@@ -902,7 +902,15 @@ function renderFinished() {
     '设备调试已完成，结果已提交给考务人员。 The device check is done; the results went to the exam staff.';
 }
 
+// -- refused: the pledge refused, or not admitted after the invigilator's identity check
+function renderRefused(body) {
+  const byIdentity = body.identity?.method === 'refused';
+  $('refused-pledge').hidden = byIdentity;
+  $('refused-identity').hidden = !byIdentity;
+}
+
 const STEP_RENDER = {
+  refused: renderRefused,
   confirm: renderConfirm,
   pledge: renderPledge,
   identity: renderIdentity,

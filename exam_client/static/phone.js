@@ -3,8 +3,12 @@
 // a phone session (POST /api/phone/pair); the session may stream the second view only.
 // The phone session is kept in sessionStorage so that a reload does not need a new QR code.
 //
+// When the candidate's exam ends (handed in, device check done, ended by the invigilator)
+// the server says so over /ws/phone (and refuses a new offer with 409 exam_over): the page
+// stops its camera and says that it may be closed.
+//
 // Hooks for tests: #phone-stream-status[data-state] (pairing|requesting|connecting|
-// streaming|reconnecting|error), #phone-error.
+// streaming|reconnecting|error|finished), #phone-error, #phone-finished.
 
 import { ApiError, call, iceServersSource } from './api.js';
 import { startStream } from './rtc.js';
@@ -23,7 +27,10 @@ const TEXT = {
   streaming: ['第二视角已连接，请保持本页面打开', 'Second view connected: keep this page open'],
   reconnecting: ['连接中断，正在重新连接…', 'Connection lost — reconnecting…'],
   error: ['出现问题', 'Something went wrong'],
+  finished: ['考试已结束，手机摄像头已关闭，可以关闭本页面。',
+    'Finished: the camera is off, you may close this page.'],
 };
+const ENDED_STEPS = new Set(['submitted', 'finished', 'refused', 'terminated']);
 
 function setState(state, message = '') {
   statusEl.dataset.state = state;
@@ -68,21 +75,85 @@ async function session() {
       '请用手机扫描电脑上的二维码打开本页。 Open this page by scanning the QR code on the computer.');
   }
   const me = await call('/api/phone/me', { token });
-  return { token, candidate: me.candidate, media: null };
+  return { token, candidate: me.candidate, step: me.step, media: null };
 }
 
 let controller = null;
+let localStream = null;
+let finished = false;
+let socket = null;
+let socketDelay = 1000;
+
+/** The exam is over: stop the camera and the stream for good, say the page may close. */
+function finish() {
+  finished = true;
+  controller?.stop();
+  controller = null;
+  if (localStream) for (const track of localStream.getTracks()) track.stop();
+  localStream = null;
+  video.srcObject = null;
+  video.hidden = true;
+  document.body.dataset.finished = 'true';
+  $('phone-hints').hidden = true;
+  $('phone-finished').hidden = false;
+  setState('finished'); // the session stays: a reload asks the server and says the same
+  statusEl.hidden = true; // #phone-finished says it, larger
+  if (socket) {
+    const ws = socket;
+    socket = null;
+    ws.close();
+  }
+}
+
+/** Listen for the end of the exam (the server pushes the candidate's step changes). */
+function listen(token) {
+  if (finished) return;
+  const url = new URL('/ws/phone', location.href);
+  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  url.searchParams.set('token', token);
+  const ws = new WebSocket(url);
+  socket = ws;
+  ws.addEventListener('open', () => {
+    socketDelay = 1000;
+  });
+  ws.addEventListener('message', (event) => {
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (message?.ended || ENDED_STEPS.has(message?.step)) finish();
+  });
+  ws.addEventListener('close', (event) => {
+    if (socket !== ws || finished) return;
+    socket = null;
+    if (event.code === 4401 || event.code === 4403) return; // the session is gone
+    setTimeout(() => listen(token), socketDelay);
+    socketDelay = Math.min(socketDelay * 2, 15000);
+  });
+}
 
 async function run() {
+  if (finished) return;
   setState('pairing');
   let paired;
   try {
     paired = await session();
   } catch (error) {
+    if (error instanceof ApiError && error.code === 'exam_over') {
+      finish();
+      return;
+    }
     setState('error', error.message);
     return;
   }
   $('phone-who').textContent = `考生 Candidate: ${paired.candidate.name}`;
+  if (ENDED_STEPS.has(paired.step)) {
+    finish();
+    return;
+  }
+  if (!socket) listen(paired.token);
   const media = paired.media || { width: 640, height: 480, fps: 5, ice_servers: [] };
   setState('requesting');
   let stream;
@@ -102,6 +173,11 @@ async function run() {
       `Cannot open the camera (${error?.message || error}): allow this site to use it.`);
     return;
   }
+  if (finished) {
+    for (const track of stream.getTracks()) track.stop();
+    return;
+  }
+  localStream = stream;
   video.srcObject = stream;
   video.play().catch(() => {});
   controller = startStream({
@@ -112,7 +188,11 @@ async function run() {
     maxBitrate: 400_000,
     maxFramerate: media.fps,
     onState: (state, detail = {}) => {
-      if (state === 'idle') return;
+      if (state === 'idle' || finished) return;
+      if (state === 'error' && detail.code === 'exam_over') {
+        finish();
+        return;
+      }
       setState(state, state === 'error' ? detail.message || '' : '');
     },
   });
@@ -120,6 +200,8 @@ async function run() {
 
 retry.addEventListener('click', () => {
   controller?.stop();
+  if (localStream) for (const track of localStream.getTracks()) track.stop();
+  localStream = null;
   run();
 });
 

@@ -20,6 +20,11 @@ detector's score:
 - ``fused x p``, ``sqrt(fused x p)``: ``fused`` = the product's default (own score verified
   by the COCO model, :meth:`proctor.vision.phone.PhoneDetector.default`).
 
+``--hard CHECK`` also mines the whole product's false positives (the detector verified,
+flipped and checked by ``CHECK``, at ``--hard-floor``) on the train split and its
+phone-free bands as extra negatives, ``--hard-copies`` times (issue 18; measured in the
+README, not shipped).
+
 Training needs torch (CPU), like ``train.py``; nothing here runs in CI or in the product.
 Results are in ``models/phone/README.md``.
 """

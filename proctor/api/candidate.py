@@ -145,6 +145,7 @@ async def rtc_offer(
     if who.kind == "phone" and body.view != "second":
         raise Forbidden("phone_second_view_only", "A paired phone streams the second view only.")
     cand = await get_candidate(db, who.subject_id)
+    await flow.require_streaming(db, cand.id)  # 409 exam_over once the exam has ended
     return await rt.answer_offer(cand.id, body.view, body.sdp)
 
 
@@ -176,3 +177,30 @@ async def candidate_socket(ws: WebSocket) -> None:
         for message in rt.send_rate_messages(cid):  # issue 22: the rate to send at now
             await ws.send_json(message)
         await pump(ws, sub, on_out, on_in)
+
+
+@router.websocket("/ws/phone")
+async def phone_socket(ws: WebSocket) -> None:
+    """The phone page's socket: told when the candidate's exam ends, so that it stops its
+    camera and says so. Sends ``{"type": "hello", "step"}`` first, then each ``flow``
+    message of the candidate (``{"type": "flow", "step", ...}``) and nothing else."""
+    rt: Runtime = ws.app.state.runtime
+    who = await accept_principal(ws, rt)
+    if who is None:
+        return
+    if who.kind != "phone":
+        await ws.close(code=CLOSE_FORBIDDEN, reason="phones only")
+        return
+    cid = who.subject_id
+
+    async def only_flow(msg: dict) -> dict | None:
+        if msg.get("type") != "flow":
+            return None
+        return {"type": "flow", "candidate_id": cid, "step": msg.get("step"), "at": msg.get("at")}
+
+    async with rt.bus.subscribe(candidate_channel(cid)) as sub:
+        async with rt.db.session() as db:
+            ended = await flow.attempt_ended(db, cid)
+            step = await flow.current_step(db, cid)
+        await ws.send_json({"type": "hello", "candidate_id": cid, "step": step, "ended": ended})
+        await pump(ws, sub, select=only_flow)

@@ -53,6 +53,18 @@ class DanmakuIn(BaseModel):
 class HandleIn(BaseModel):
     action: Literal["acknowledge", "dismiss"]
     reason: str = Field(max_length=2000)
+    # acknowledge and keep the alert as a violation record (违纪记录)
+    record_violation: bool = False
+
+
+class SnoozeIn(BaseModel):
+    type: str = Field(min_length=1, max_length=32)
+    minutes: int  # the domain checks 1-120
+    reason: str = Field(max_length=2000)
+
+
+class SnoozeEndIn(BaseModel):
+    reason: str = Field(default="", max_length=2000)
 
 
 class ScreenshotIn(BaseModel):
@@ -150,6 +162,8 @@ def _views(rt: Runtime, candidate_id: int) -> dict[str, Any]:
         connected, since = rt.peers.view_state(candidate_id, view)
         out[view] = {
             "connected": connected,
+            # went because the candidate's exam ended: not a lost connection
+            "ended": not connected and rt.peers.view_ended(candidate_id, view),
             "since": since.isoformat() if since else None,
             "last_frame_at": (
                 datetime.fromtimestamp(thumb.captured_at, UTC).isoformat() if thumb else None
@@ -174,7 +188,11 @@ async def candidate_bodies(
     )
     alerts = await supervision.console_alerts(db, sitting_id, visible, limit=1000, status="open")
     by_severity: dict[int, dict[str, int]] = {}
+    snoozed: dict[int, int] = {}
     for alert in alerts:
+        if alert.get("snooze"):  # recorded while snoozed: not counted as open on the tile
+            snoozed[alert["candidate_id"]] = snoozed.get(alert["candidate_id"], 0) + 1
+            continue
         counts = by_severity.setdefault(alert["candidate_id"], {})
         counts[alert["severity"]] = counts.get(alert["severity"], 0) + 1
     ladders = await supervision.ladders(db, sitting_id, visible)
@@ -199,6 +217,7 @@ async def candidate_bodies(
                 "second_view_ever": "second" in ever.get(c.id, {}),
                 "open_alerts": sum(severities.values()),
                 "open_by_severity": severities,
+                "snoozed_alerts": snoozed.get(c.id, 0),
                 "ladder": ladders.get(c.id),
                 # leaving the exam page (切屏): count, total seconds, away since
                 "screen_left": screen.summary(left.get(c.id, []), now),
@@ -300,7 +319,13 @@ async def handle_alert(
     alert = await supervision.get_alert(db, alert_id)
     await rooms.check_candidate(db, scope, alert.candidate_id)
     (out,) = await supervision.handle_alerts(
-        db, rt.bus, staff_id=scope.staff_id, alerts=[alert], action=body.action, reason=body.reason
+        db,
+        rt.bus,
+        staff_id=scope.staff_id,
+        alerts=[alert],
+        action=body.action,
+        reason=body.reason,
+        record_violation=body.record_violation,
     )
     return out
 
@@ -322,6 +347,66 @@ async def handle_candidate_alerts(
         alerts=await supervision.open_alerts_of(db, candidate_id),
         action=body.action,
         reason=body.reason,
+        record_violation=body.record_violation,
+    )
+
+
+# ----------------------------------------------------------------------------- snoozes
+
+
+@router.get("/api/console/snoozes")
+async def snoozes(
+    sitting_id: int = Query(ge=1),
+    room_id: int | None = Query(None, ge=1),
+    include_ended: bool = False,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+) -> list[dict]:
+    """The running snoozes of the caller's candidates (with ``include_ended``: all)."""
+    await rooms.check_sitting(db, scope, sitting_id)
+    if room_id is not None:
+        await rooms.check_room(db, scope, room_id)
+    visible = (
+        None
+        if scope.everything and room_id is None
+        else await rooms.visible_candidates(db, scope, sitting_id, room_id)
+    )
+    return await supervision.list_snoozes(db, sitting_id, visible, active_only=not include_ended)
+
+
+@router.post("/api/console/candidates/{candidate_id}/snoozes")
+async def snooze(
+    candidate_id: int,
+    body: SnoozeIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    """Snooze one candidate's alerts of one type for N minutes, with a reason."""
+    cand = await rooms.check_candidate(db, scope, candidate_id)
+    return await supervision.snooze_alerts(
+        db,
+        rt.bus,
+        staff_id=scope.staff_id,
+        candidate=cand,
+        alert_type=body.type,
+        minutes=body.minutes,
+        reason=body.reason,
+    )
+
+
+@router.post("/api/console/snoozes/{snooze_id}/end")
+async def end_snooze(
+    snooze_id: int,
+    body: SnoozeEndIn | None = None,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    row = await supervision.get_snooze(db, snooze_id)
+    await rooms.check_candidate(db, scope, row.candidate_id)
+    return await supervision.end_snooze(
+        db, rt.bus, staff_id=scope.staff_id, snooze=row, reason=body.reason if body else ""
     )
 
 
@@ -466,7 +551,7 @@ async def live_close(who: Principal = Depends(staff), rt: Runtime = Depends(runt
 
 def subject_of(msg: Message) -> tuple[int | None, int | None]:
     """(candidate id, room id) a sitting-channel message is about."""
-    for key in ("alert", "danmaku", "evidence", "action"):
+    for key in ("alert", "danmaku", "evidence", "action", "snooze"):
         inner = msg.get(key)
         if isinstance(inner, dict):
             return inner.get("candidate_id"), inner.get("room_id")
@@ -484,6 +569,7 @@ class SocketScope:
         self.room_id = room_id
         self.scope: Scope | None = None
         self.candidates: set[int] = set()
+        self.snoozes = supervision.SnoozeBook()
 
     async def load(self) -> None:
         async with self.rt.db.session() as db:
@@ -496,6 +582,7 @@ class SocketScope:
             self.candidates = await rooms.visible_candidates(
                 db, self.scope, self.sitting_id, self.room_id
             )
+            self.snoozes = await supervision.snooze_book(db, self.sitting_id)
 
     def sees(self, msg: Message) -> bool:
         if msg.get("type") == "extension":  # the flow's: several candidates, or everyone
@@ -517,6 +604,11 @@ class SocketScope:
                 await self.load()
             except DomainError:
                 self.candidates = set()  # no longer theirs: they see no candidate any more
+                return None
+        if msg.get("type") == "snooze" and isinstance(msg.get("snooze"), dict):
+            self.snoozes.update(msg["snooze"])
+        if msg.get("type") == "alert" and isinstance(msg.get("alert"), dict):
+            if self.snoozes.hides(msg["alert"]):  # recorded, not pushed as new
                 return None
         return msg if self.sees(msg) else None
 

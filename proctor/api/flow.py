@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +26,17 @@ from proctor.api.deps import (
 from proctor.api.scope import console_scope
 from proctor.errors import DomainError, NotFound
 from proctor.events.bus import candidate_channel, sitting_channel
-from proctor.exam import answering, auth, control, device, flow, identity, rooms, violations
+from proctor.exam import (
+    answering,
+    auth,
+    control,
+    device,
+    flow,
+    identity,
+    requests,
+    rooms,
+    violations,
+)
 from proctor.exam import phone as phone_pairing
 from proctor.exam.auth import Principal
 from proctor.exam.policy import rules_of
@@ -33,7 +44,8 @@ from proctor.exam.room_record import flow_body, flow_facts
 from proctor.exam.rooms import Scope
 from proctor.exam.service import ExamService
 from proctor.media import turn
-from proctor.runtime import Runtime
+from proctor.review.access import log_access
+from proctor.runtime import Runtime, rule_settings
 from proctor.store.tables import Attempt, Candidate, TimeExtension
 
 router = APIRouter()
@@ -140,13 +152,15 @@ async def identity_check(
     image = await read_body(request, identity.MAX_IMAGE_BYTES)
     ctx = await flow.load(db, who.subject_id)
     before = identity.before_check(ctx, rt.storage, image)
+    # the sitting may ask for a stricter same-person limit than the model's
+    max_distance = rule_settings(ctx.sitting.rules).identity_max_distance
     await db.rollback()  # no transaction is held while the face model runs
     if before.registered is None:
         outcome: dict[str, Any] = {"passed": False, "reason": "no_registered_photo"}
     elif exam.identity is None:
         outcome = {"passed": False, "reason": "unavailable"}
     else:
-        outcome = await exam.identity.check(before.registered, image)
+        outcome = await exam.identity.check(before.registered, image, max_distance)
     ctx = await flow.load(db, who.subject_id, lock=True)
     result = await identity.record_check(db, ctx, rt.storage, image, outcome, exam.clock.now())
     await db.commit()
@@ -426,7 +440,8 @@ async def flow_overview(
 
 
 class ReasonIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+    # checked by the domain (reason_required, in Chinese and English), not here
+    reason: str = Field(default="", max_length=2000)
 
 
 @router.post("/api/invigilate/candidates/{candidate_id}/admit")
@@ -457,6 +472,99 @@ async def identity_retry(
     await identity.allow_retry(db, ctx, staff_id=scope.staff_id, reason=body.reason, now=at)
     await db.commit()
     return {"candidate_id": candidate_id, "failures": ctx.attempt.identity_failures}
+
+
+@router.post("/api/invigilate/candidates/{candidate_id}/identity-refuse")
+async def identity_refuse(
+    candidate_id: int,
+    body: ReasonIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+    at: datetime = Depends(now),
+) -> dict:
+    """Not admitted after the manual check: the candidate's attempt ends (refused)."""
+    ctx = await _staff_ctx(db, scope, candidate_id)
+    await identity.refuse(db, ctx, staff_id=scope.staff_id, reason=body.reason, now=at)
+    await db.commit()
+    await flow.publish_step(rt.bus, ctx, at, refused_by=scope.staff_id)
+    return {"candidate_id": candidate_id, "step": ctx.attempt.step}
+
+
+@router.get("/api/invigilate/candidates/{candidate_id}/identity-photos")
+async def identity_photos(
+    candidate_id: int,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+) -> dict:
+    """The registered photo, the captured photos and the live face, to compare."""
+    cand = await rooms.check_candidate(db, scope, candidate_id)
+    return await requests.identity_photos(db, cand)
+
+
+@router.get("/api/invigilate/candidates/{candidate_id}/registered-photo")
+async def registered_photo(
+    candidate_id: int,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> FileResponse:
+    cand = await rooms.check_candidate(db, scope, candidate_id)
+    if not cand.photo_relpath:
+        raise NotFound("no_registered_photo", "This candidate has no registered photo.")
+    await log_access(
+        db,
+        scope.staff_id,
+        "registered_photo",
+        sitting_id=cand.sitting_id,
+        candidate_id=cand.id,
+        detail={"via": "console"},
+    )
+    await db.commit()
+    try:
+        path = rt.storage.open(cand.photo_relpath)
+    except (ValueError, FileNotFoundError) as exc:
+        raise NotFound("photo_missing", "The registered photo is missing from storage.") from exc
+    return FileResponse(path, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/invigilate/requests")
+async def open_requests(
+    sitting_id: int = Query(ge=1),
+    room_id: int | None = Query(None, ge=1),
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+) -> dict:
+    """What candidates of the caller's rooms wait for: reported problems with their
+    details (open) and manual identity checks."""
+    sitting = await rooms.check_sitting(db, scope, sitting_id)
+    visible = await rooms.visible_candidates(db, scope, sitting_id, room_id)
+    return {
+        "info_problems": await requests.info_problems(db, visible),
+        "identity_reviews": await requests.identity_reviews(db, sitting, visible),
+    }
+
+
+class NoteIn(BaseModel):
+    # checked by the domain (note_required, in Chinese and English), not here
+    note: str = Field(default="", max_length=2000)
+
+
+@router.post("/api/invigilate/info-problems/{problem_id}/resolve")
+async def resolve_info_problem(
+    problem_id: int,
+    body: NoteIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+    at: datetime = Depends(now),
+) -> dict:
+    """The invigilator has dealt with a candidate's "my details are wrong", with a note."""
+    event = await requests.get_info_problem(db, problem_id)
+    await rooms.check_candidate(db, scope, event.candidate_id)
+    return await requests.resolve_info_problem(
+        db, rt.bus, event, staff_id=scope.staff_id, note=body.note, now=at
+    )
 
 
 @router.post("/api/invigilate/candidates/{candidate_id}/release")

@@ -21,6 +21,11 @@ def sitting_channel(sitting_id: int) -> str:
     return f"sitting:{sitting_id}"
 
 
+#: "a candidate's exam ended: end both views" ({"kind": "end_views", "candidate_id"}); every
+#: server process listens, the one holding the candidate's connections closes them
+VIEWS_CHANNEL = "views"
+
+
 def candidate_channel(candidate_id: int) -> str:
     return f"candidate:{candidate_id}"
 

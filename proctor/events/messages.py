@@ -71,11 +71,15 @@ def danmaku_body(row: Danmaku) -> dict[str, Any]:
     }
 
 
-def connection_message(candidate_id: int, view: str, connected: bool, at: datetime) -> dict:
+def connection_message(
+    candidate_id: int, view: str, connected: bool, at: datetime, ended: bool = False
+) -> dict:
+    """``ended``: the view went because the candidate's exam ended (not an outage)."""
     return {
         "type": "connection",
         "candidate_id": candidate_id,
         "view": view,
         "connected": connected,
+        "ended": bool(ended and not connected),
         "at": iso(at),
     }

@@ -250,12 +250,20 @@ class Recorder:
             {"type": "evidence", "evidence": evidence_body(evidence)},
         )
 
-    async def record_connection(self, ref: CandidateRef, view: str, connected: bool) -> None:
+    async def record_connection(
+        self, ref: CandidateRef, view: str, connected: bool, ended: bool = False
+    ) -> None:
+        """``media_connected``, ``media_lost``, or ``media_ended`` when the view went
+        because the candidate's exam ended (not an outage)."""
         at = utcnow()
+        if connected:
+            kind = "media_connected"
+        else:
+            kind = "media_ended" if ended else "media_lost"
         async with self.db.transaction() as db:
             event = CandidateEvent(
                 candidate_id=ref.candidate_id,
-                kind="media_connected" if connected else "media_lost",
+                kind=kind,
                 data={"view": view},
                 at=at,
             )
@@ -273,5 +281,5 @@ class Recorder:
             )
         await self.bus.publish(
             sitting_channel(ref.sitting_id),
-            connection_message(ref.candidate_id, view, connected, at),
+            connection_message(ref.candidate_id, view, connected, at, ended=ended),
         )

@@ -220,7 +220,11 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 print(f"error: {args.photos} is neither a directory nor a file", file=sys.stderr)
                 return 1
-        checker = None if args.no_photo_check else IdentityChecker(settings.models_dir)
+        checker = (
+            None
+            if args.no_photo_check
+            else IdentityChecker(settings.models_dir, model=settings.identity_model)
+        )
         try:
             result = await roster.import_roster(
                 db,

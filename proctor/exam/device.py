@@ -31,7 +31,7 @@ async def first_view_connected(db: AsyncSession, candidate_id: int) -> bool:
         select(CandidateEvent)
         .where(
             CandidateEvent.candidate_id == candidate_id,
-            CandidateEvent.kind.in_(("media_connected", "media_lost")),
+            CandidateEvent.kind.in_(("media_connected", "media_lost", "media_ended")),
         )
         .order_by(CandidateEvent.at.desc(), CandidateEvent.id.desc())
         .limit(50)

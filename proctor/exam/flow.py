@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound
-from proctor.events.bus import Bus, candidate_channel, sitting_channel
+from proctor.events.bus import VIEWS_CHANNEL, Bus, candidate_channel, sitting_channel
 from proctor.exam import auth, ratelimit, screen, supervision, timing, violations
 from proctor.exam.policy import FlowRules, rules_of
 from proctor.rules import RuleSettings
@@ -239,6 +239,37 @@ async def publish_step(bus: Bus, ctx: Ctx, now: datetime, **extra: Any) -> None:
     }
     await bus.publish(sitting_channel(ctx.sitting.id), message)
     await bus.publish(candidate_channel(ctx.candidate.id), message)
+    if ctx.attempt.step in ENDED:
+        await end_views(bus, ctx.candidate.id)
+
+
+async def end_views(bus: Bus, candidate_id: int) -> None:
+    """The candidate's exam is over (handed in, device check finished, ended by the
+    invigilator): both views end. The process holding the connections closes them and
+    records them as ended, not lost (proctor.runtime); the phone page, told over its
+    socket, stops its camera."""
+    await bus.publish(VIEWS_CHANNEL, {"kind": "end_views", "candidate_id": candidate_id})
+
+
+EXAM_OVER_MESSAGE = (
+    "本场考试已结束，摄像头已关闭，可以关闭本页面。 Your exam is over: the camera is off and "
+    "you may close this page."
+)
+
+
+async def require_streaming(db: AsyncSession, candidate_id: int) -> None:
+    """A view may stream only until the candidate's exam ends (a phone page left open
+    would otherwise reconnect after the hand-in)."""
+    if await attempt_ended(db, candidate_id):
+        raise Conflict("exam_over", EXAM_OVER_MESSAGE)
+
+
+async def current_step(db: AsyncSession, candidate_id: int) -> str | None:
+    return await db.scalar(select(Attempt.step).where(Attempt.candidate_id == candidate_id))
+
+
+async def attempt_ended(db: AsyncSession, candidate_id: int) -> bool:
+    return await current_step(db, candidate_id) in ENDED
 
 
 # ------------------------------------------------------------------------- step 1: login
@@ -390,10 +421,16 @@ async def report_info_problem(
     text = " ".join(text.split())
     if not 1 <= len(text) <= 500:
         raise Invalid("bad_report", "请用1到500个字描述问题。 Describe the problem in 1-500 chars.")
-    await record_event(db, ctx.candidate.id, "info_problem", now, text=text)
+    event = CandidateEvent(
+        candidate_id=ctx.candidate.id, kind="info_problem", data={"text": text}, at=now
+    )
+    db.add(event)
+    await db.flush()
     await db.commit()
     body = {
         "type": "info_problem",
+        "id": event.id,  # resolved by the invigilator: POST /api/invigilate/info-problems/{id}
+        "sitting_id": ctx.sitting.id,
         "candidate_id": ctx.candidate.id,
         "candidate_name": ctx.candidate.name,
         "text": text,
@@ -432,7 +469,7 @@ async def second_view_connected(db: AsyncSession, candidate_id: int) -> bool:
         select(CandidateEvent)
         .where(
             CandidateEvent.candidate_id == candidate_id,
-            CandidateEvent.kind.in_(("media_connected", "media_lost")),
+            CandidateEvent.kind.in_(("media_connected", "media_lost", "media_ended")),
         )
         .order_by(CandidateEvent.at.desc(), CandidateEvent.id.desc())
         .limit(50)

@@ -1,13 +1,19 @@
 """Step 4, the photo identity check (拍照核验), and the registered-photo check of the roster
 import.
 
-The face work runs in worker processes (``IdentityChecker``): dlib's ResNet embedder takes
-about 110 ms per face and holds the GIL the whole time, which would stall the event loop
-(and every WebRTC connection on it) if run in a thread. Each worker loads BlazeFace and the
-embedder once and keeps the embeddings of recently used registered photos.
+The face work runs in worker processes (``IdentityChecker``): the embedder takes tens of
+milliseconds of CPU per face (ArcFace MobileFaceNet ~70 ms on one busy core; dlib's ResNet
+~110 ms and it holds the GIL the whole time), which would stall the event loop (and every
+WebRTC connection on it) if run in a thread. Each worker loads BlazeFace and the embedder
+(``Settings.identity_model``) once and keeps the embeddings of recently used registered
+photos; the monitor's re-checks during the exam run on the same workers, so they use the
+same model and threshold.
 
-A live capture passes when it shows exactly one face whose embedding is within the
-embedder's threshold (dlib: 0.6) of the registered photo's. Every failed check counts;
+A registered photo (roster import) must show exactly one face that is large, frontal and
+sharp enough (``proctor.vision.identity.photo_problem``). A live capture passes when it
+shows exactly one face whose embedding is within the model's threshold (the manifest's:
+ArcFace 0.69, dlib 0.6), or the sitting's stricter ``identity_max_distance``, of the
+registered photo's. Every failed check counts;
 after ``identity_max_failures`` (3) the case goes to the invigilator, who may admit the
 candidate by hand with a reason (recorded). A candidate without a usable registered photo
 goes to the invigilator at once.
@@ -38,6 +44,7 @@ from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
 from proctor.exam.flow import Ctx, advance, record_event, require_step
 from proctor.store.tables import Evidence
+from proctor.vision.identity import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +91,7 @@ def _die_with_parent() -> None:
         os._exit(0)
 
 
-def _worker_init(models_dir: str) -> None:
+def _worker_init(models_dir: str, model: str) -> None:
     import logging as _logging
 
     _die_with_parent()
@@ -98,7 +105,7 @@ def _worker_init(models_dir: str) -> None:
     short, full = model_path(path, "blazeface_short"), model_path(path, "blazeface_full")
     detector = BlazeFaceDetector(short, full) if (short or full) else None
     _worker["detector"] = detector if detector is not None and detector.available else None
-    _worker["embedder"] = build_embedder(path)
+    _worker["embedder"] = build_embedder(path, model)
     _worker["cache"] = OrderedDict()
 
 
@@ -114,8 +121,9 @@ def _decode(image: bytes) -> Any:
         return None
 
 
-def _embed_one(image: bytes) -> tuple[str, Any]:
-    """(problem or "", embedding or None) for an image that should show one face."""
+def _embed_one(image: bytes, registered: bool = False) -> tuple[str, Any]:
+    """(problem or "", embedding or None) for an image that should show one face; a
+    ``registered`` photo must also be large, frontal and sharp enough (``photo_problem``)."""
     detector, embedder = _worker.get("detector"), _worker.get("embedder")
     if detector is None or embedder is None:
         return "unavailable", None
@@ -127,6 +135,12 @@ def _embed_one(image: bytes) -> tuple[str, Any]:
         return "no_face", None
     if len(faces) > 1:
         return "several_faces", None
+    if registered:
+        from proctor.vision.identity import photo_problem
+
+        problem = photo_problem(frame, faces[0])
+        if problem is not None:
+            return problem, None
     embedding = embedder.embed(frame, faces[0])
     if embedding is None:
         return "face_too_small", None
@@ -138,7 +152,7 @@ def worker_ready() -> dict[str, Any]:
 
 
 def worker_photo(image: bytes) -> dict[str, Any]:
-    problem, embedding = _embed_one(image)
+    problem, embedding = _embed_one(image, registered=True)
     if embedding is not None:
         _remember(hashlib.sha256(image).hexdigest(), embedding)
     return {"usable": embedding is not None, "problem": problem or None}
@@ -152,7 +166,12 @@ def _remember(key: str, embedding: Any) -> None:
         cache.popitem(last=False)
 
 
-def worker_check(registered: bytes, live: bytes) -> dict[str, Any]:
+def worker_check(
+    registered: bytes, live: bytes, max_distance: float | None = None
+) -> dict[str, Any]:
+    """Compare the live capture with the registered photo; the same person when closer
+    than the model's threshold, or than ``max_distance`` if that is stricter (a sitting's
+    own choice; a looser one is ignored)."""
     embedder = _worker.get("embedder")
     if embedder is None or _worker.get("detector") is None:
         return {"passed": False, "reason": "unavailable", "distance": None}
@@ -167,11 +186,15 @@ def worker_check(registered: bytes, live: bytes) -> dict[str, Any]:
     if probe is None:
         return {"passed": False, "reason": problem, "distance": None}
     distance = embedder.distance(reference, probe)
-    same = distance < embedder.threshold
+    threshold = embedder.threshold
+    if max_distance is not None:
+        threshold = min(threshold, max_distance)
+    same = distance < threshold
     return {
         "passed": bool(same),
         "reason": "match" if same else "mismatch",
         "distance": round(float(distance), 4),
+        "threshold": threshold,
     }
 
 
@@ -182,9 +205,10 @@ class IdentityChecker:
     """Runs the face work in ``workers`` spawned processes (started on first use, or by
     ``warm_up``)."""
 
-    def __init__(self, models_dir: Path, workers: int = 1) -> None:
+    def __init__(self, models_dir: Path, workers: int = 1, model: str = DEFAULT_MODEL) -> None:
         self.models_dir = Path(models_dir)
         self.workers = max(1, workers)
+        self.model = model
         self._pool: ProcessPoolExecutor | None = None
 
     def _executor(self) -> ProcessPoolExecutor:
@@ -193,7 +217,7 @@ class IdentityChecker:
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_worker_init,
-                initargs=(str(self.models_dir),),
+                initargs=(str(self.models_dir), self.model),
             )
         return self._pool
 
@@ -216,8 +240,10 @@ class IdentityChecker:
         """Start the workers and load the models; whether the check can run."""
         return bool((await self._run(worker_ready)).get("ready"))
 
-    async def check(self, registered: bytes, live: bytes) -> dict[str, Any]:
-        return await self._run(worker_check, registered, live)
+    async def check(
+        self, registered: bytes, live: bytes, max_distance: float | None = None
+    ) -> dict[str, Any]:
+        return await self._run(worker_check, registered, live, max_distance)
 
     async def photo(self, image: bytes) -> dict[str, Any]:
         """Whether a registered photo shows exactly one usable face."""
@@ -230,11 +256,16 @@ class IdentityChecker:
 
 
 PHOTO_PROBLEMS = {
-    "bad_image": "the photo is not a readable JPEG/PNG image",
-    "no_face": "no face found in the photo",
-    "several_faces": "more than one face in the photo",
-    "face_too_small": "the face is too small (under 32 px)",
-    "unavailable": "the face models are not available to check the photo",
+    "bad_image": "照片无法读取，请使用 JPEG/PNG。 the photo is not a readable JPEG/PNG image",
+    "no_face": "照片中没有检测到人脸。 no face found in the photo",
+    "several_faces": "照片中有多张人脸。 more than one face in the photo",
+    "face_too_small": "照片中的人脸太小（不足 64 像素），请使用更大的证件照。 the face is too "
+    "small (under 64 px): use a larger ID photo",
+    "not_frontal": "照片中的人脸不是正面，请使用正面免冠照。 the face is not frontal: use a "
+    "photo facing the camera",
+    "blurred": "照片中的人脸模糊，请使用清晰的照片。 the face is blurred: use a sharp photo",
+    "unavailable": "无法检查照片：人脸模型不可用。 the face models are not available to check "
+    "the photo",
 }
 
 
@@ -347,6 +378,20 @@ async def record_check(
     }
 
 
+REASON_REQUIRED = (
+    "请填写原因（2至500字），例如“已核对考生出示的身份证”。 Give the reason (2-500 characters), "
+    "e.g. \u201cchecked the ID card held up to the camera\u201d."
+)
+
+
+def clean_reason(reason: str | None) -> str:
+    """The invigilator's reason for a manual identity decision: required, 2-500 chars."""
+    reason = " ".join((reason or "").split())
+    if not 2 <= len(reason) <= 500:
+        raise Invalid("reason_required", REASON_REQUIRED)
+    return reason
+
+
 async def admit(db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: datetime) -> None:
     """The invigilator admits a candidate whose photo check failed too often (or who has no
     usable registered photo), with a reason."""
@@ -357,9 +402,7 @@ async def admit(db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: 
             f"This candidate has not failed the photo check "
             f"{ctx.rules.identity_max_failures} times; they should retry it first.",
         )
-    reason = " ".join(reason.split())
-    if not 2 <= len(reason) <= 500:
-        raise Invalid("reason_required", "Give the reason (2-500 characters). 请填写原因。")
+    reason = clean_reason(reason)
     a = ctx.attempt
     a.identity_passed_at = now
     a.identity_method = "manual"
@@ -374,8 +417,23 @@ async def allow_retry(
 ) -> None:
     """The invigilator lets the candidate try the photo check again (failures reset)."""
     require_step(ctx, "identity")
+    reason = clean_reason(reason)
     ctx.attempt.identity_failures = 0
     ctx.attempt.updated_at = now
     await record_event(
-        db, ctx.candidate.id, "identity_retry_allowed", now, by=staff_id, reason=reason[:500]
+        db, ctx.candidate.id, "identity_retry_allowed", now, by=staff_id, reason=reason
     )
+
+
+async def refuse(db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: datetime) -> None:
+    """The invigilator does not admit the candidate (the face is not the registered
+    candidate's): the attempt ends (``refused``), recorded with the reason."""
+    require_step(ctx, "identity")
+    reason = clean_reason(reason)
+    a = ctx.attempt
+    a.step = "refused"
+    a.identity_method = "refused"
+    a.identity_admitted_by = staff_id
+    a.identity_admit_reason = reason
+    a.updated_at = now
+    await record_event(db, ctx.candidate.id, "identity_refused", now, by=staff_id, reason=reason)

@@ -60,6 +60,8 @@ ACTION_NAMES = {
     "exam_resumed": "恢复考试 Exam resumed",
     "discipline_warning": "警告 Warning",
     "exam_terminated": "终止考试 Exam ended",
+    "alerts_snoozed": "告警静音 Alerts snoozed",
+    "snooze_ended": "结束静音 Snooze ended",
 }
 #: console actions that handle a violation (考生违规违纪处理): listed with the violations
 DISCIPLINE_ACTIONS = ("discipline_warning", "exam_terminated")

@@ -13,7 +13,7 @@ from proctor.events.bus import Bus, candidate_channel, sitting_channel
 from proctor.evidence.storage import EvidenceStorage
 from proctor.exam.answering import auto_submit_due
 from proctor.exam.clock import Clock, SystemClock
-from proctor.exam.flow import LoginLimits
+from proctor.exam.flow import LoginLimits, end_views
 from proctor.exam.identity import IdentityChecker
 from proctor.store.db import Database
 
@@ -39,7 +39,9 @@ class ExamService:
         storage: EvidenceStorage,
         clock: Clock | None = None,
     ) -> ExamService:
-        identity = IdentityChecker(settings.models_dir, settings.identity_workers)
+        identity = IdentityChecker(
+            settings.models_dir, settings.identity_workers, settings.identity_model
+        )
         return cls(settings, db, bus, storage, clock or SystemClock(), identity)
 
     @property
@@ -89,6 +91,7 @@ class ExamService:
             }
             await self.bus.publish(sitting_channel(sitting_id), message)
             await self.bus.publish(candidate_channel(candidate_id), message)
+            await end_views(self.bus, candidate_id)
         return done
 
     async def _sweep_forever(self) -> None:

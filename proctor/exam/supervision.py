@@ -1,11 +1,13 @@
 """What an invigilator does to a candidate: on-screen text warnings (弹幕警告), alert
-handling, automatic hints and the escalation ladder, violation screenshots, voice-call and
-incident records, saved phrases, and the candidate's timeline."""
+handling, snoozing one candidate's alerts of one type (静音), automatic hints and the
+escalation ladder, violation screenshots, voice-call and incident records, saved phrases,
+and the candidate's timeline."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,8 +21,10 @@ from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
 from proctor.exam.rooms import room_of
 from proctor.exam.sittings import get_candidate
+from proctor.rules import ALERT_TYPES
 from proctor.store.tables import (
     Alert,
+    AlertSnooze,
     Candidate,
     CandidateEvent,
     ConsoleAction,
@@ -28,6 +32,7 @@ from proctor.store.tables import (
     DanmakuPhrase,
     Evidence,
     StaffUser,
+    TimeExtension,
     utcnow,
 )
 
@@ -383,7 +388,8 @@ async def console_alerts(
     rows = (await db.execute(query)).all()
     handlings = await _handlings(db, [a.id for a, _ in rows])
     names = await staff_names(db, (h.staff_id for h in handlings.values()))
-    return [console_alert_body(a, c, handlings.get(a.id), names) for a, c in rows]
+    bodies = [console_alert_body(a, c, handlings.get(a.id), names) for a, c in rows]
+    return await mark_snoozed(db, sitting_id, bodies)
 
 
 async def handle_alerts(
@@ -394,11 +400,21 @@ async def handle_alerts(
     alerts: list[Alert],
     action: str,
     reason: str,
+    record_violation: bool = False,
 ) -> list[dict[str, Any]]:
     """Acknowledge or dismiss open alerts, with a reason; every console of the sitting is
-    told (the alert again, with its new status, and the action)."""
+    told (the alert again, with its new status, and the action). Acknowledging with
+    ``record_violation`` also keeps each alert as a violation record (违纪记录: a
+    ``violation`` action with the alert's screenshot and the reason), as a violation
+    screenshot from the console is."""
     if action not in HANDLING:
         raise Invalid("bad_action", "action must be acknowledge or dismiss")
+    if record_violation and action != ACK:
+        raise Invalid(
+            "violation_needs_acknowledge",
+            "只有确认的告警才能记录为违纪。 Only an acknowledged alert can be recorded as a "
+            "violation.",
+        )
     reason = _text(reason, lo=2, hi=REASON_MAX, code="reason_required", what="The reason")
     status, kind = HANDLING[action]
     open_alerts = [a for a in alerts if a.status == "open"]
@@ -421,14 +437,31 @@ async def handle_alerts(
                 data={"type": alert.type},
             )
         )
+        if record_violation:
+            rows.append(
+                await record_action(
+                    db,
+                    sitting_id=alert.sitting_id,
+                    kind="violation",
+                    staff_id=staff_id,
+                    candidate_id=alert.candidate_id,
+                    alert_id=alert.id,
+                    evidence_id=alert.evidence_id,
+                    reason=reason,
+                    data={"from_alert": alert.id, "type": alert.type, "view": alert.view},
+                )
+            )
     await db.commit()
     names = await staff_names(db, [staff_id])
     bodies = []
-    for alert, row in zip(open_alerts, rows, strict=True):
+    handlings = [r for r in rows if r.kind == kind]
+    for alert, row in zip(open_alerts, handlings, strict=True):
         candidate = await db.get(Candidate, alert.candidate_id)
-        body = console_alert_body(alert, candidate, row, names)
-        bodies.append(body)
-        await bus.publish(sitting_channel(alert.sitting_id), {"type": "alert", "alert": body})
+        bodies.append(console_alert_body(alert, candidate, row, names))
+    if bodies:
+        await mark_snoozed(db, open_alerts[0].sitting_id, bodies)
+    for body in bodies:
+        await bus.publish(sitting_channel(body["sitting_id"]), {"type": "alert", "alert": body})
     await publish_actions(db, bus, rows)
     return bodies
 
@@ -439,6 +472,258 @@ async def open_alerts_of(db: AsyncSession, candidate_id: int) -> list[Alert]:
             select(Alert).where(Alert.candidate_id == candidate_id, Alert.status == "open")
         )
     )
+
+
+# ----------------------------------------------------------------------------- snoozes
+
+SNOOZE_MINUTES_MAX = 120
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def snooze_body(row: AlertSnooze, names: dict[int, str], now: datetime | None = None) -> dict:
+    now = now or utcnow()
+    ends = row.ended_at or row.until
+    return {
+        "id": row.id,
+        "sitting_id": row.sitting_id,
+        "candidate_id": row.candidate_id,
+        "type": row.type,
+        "minutes": row.minutes,
+        "reason": row.reason,
+        "staff_id": row.staff_id,
+        "staff_name": names.get(row.staff_id),
+        "created_at": _iso(row.created_at),
+        "until": _iso(row.until),
+        "ended_at": _iso(row.ended_at),
+        "ended_by": row.ended_by,
+        "ended_by_name": names.get(row.ended_by) if row.ended_by else None,
+        "active": row.ended_at is None and now < ends,
+    }
+
+
+@dataclass
+class SnoozeBook:
+    """The snoozes of one sitting, by (candidate, alert type): which alert a snooze covers.
+    An alert is covered when it was raised within a snooze of its candidate and type (from
+    its start to its end, early or at ``until``) and, for an alert that is updated while
+    its condition lasts (an episode with ``last_seen_at``), was not seen after that end:
+    such an episode comes back when the snooze is over."""
+
+    windows: dict[tuple[int, str], dict[int, dict]] = field(default_factory=dict)
+
+    def update(self, body: dict) -> None:
+        key = (int(body["candidate_id"]), str(body["type"]))
+        self.windows.setdefault(key, {})[int(body["id"])] = body
+
+    def covering(self, alert: dict) -> dict | None:
+        snoozes = self.windows.get((int(alert.get("candidate_id") or 0), alert.get("type")))
+        raised = _parse_time(alert.get("raised_at")) or _parse_time(alert.get("started_at"))
+        if not snoozes or raised is None:
+            return None
+        seen = _parse_time(alert.get("last_seen_at"))
+        for body in snoozes.values():
+            start = _parse_time(body["created_at"])
+            end = _parse_time(body["ended_at"]) or _parse_time(body["until"])
+            if start is None or end is None or not start <= raised < end:
+                continue
+            if seen is not None and seen > end:
+                continue
+            return body
+        return None
+
+    def hides(self, alert: dict) -> bool:
+        """Not pushed to a console as new: an open alert a snooze covers."""
+        return (alert.get("status") or "open") == "open" and self.covering(alert) is not None
+
+
+def _snooze_mark(body: dict) -> dict:
+    return {
+        "id": body["id"],
+        "until": body["until"],
+        "ended_at": body["ended_at"],
+        "by_name": body["staff_name"],
+        "reason": body["reason"],
+    }
+
+
+async def snooze_book(
+    db: AsyncSession, sitting_id: int, candidate_ids: Iterable[int] | None = None
+) -> SnoozeBook:
+    query = select(AlertSnooze).where(AlertSnooze.sitting_id == sitting_id)
+    if candidate_ids is not None:
+        query = query.where(AlertSnooze.candidate_id.in_(list(candidate_ids)))
+    rows = list(await db.scalars(query))
+    names = await staff_names(db, [r.staff_id for r in rows] + [r.ended_by for r in rows])
+    book = SnoozeBook()
+    now = utcnow()
+    for row in rows:
+        book.update(snooze_body(row, names, now))
+    return book
+
+
+async def mark_snoozed(db: AsyncSession, sitting_id: int, bodies: list[dict]) -> list[dict]:
+    """Set each console alert body's ``snooze`` (the snooze that covers it, or None)."""
+    book = (
+        await snooze_book(db, sitting_id, {b["candidate_id"] for b in bodies})
+        if bodies
+        else SnoozeBook()
+    )
+    for body in bodies:
+        covering = book.covering(body)
+        body["snooze"] = _snooze_mark(covering) if covering else None
+    return bodies
+
+
+async def list_snoozes(
+    db: AsyncSession,
+    sitting_id: int,
+    candidate_ids: set[int] | None,
+    *,
+    active_only: bool = True,
+) -> list[dict[str, Any]]:
+    """The sitting's snoozes (of these candidates), newest first; by default the running
+    ones only."""
+    now = utcnow()
+    query = (
+        select(AlertSnooze)
+        .where(AlertSnooze.sitting_id == sitting_id)
+        .order_by(AlertSnooze.created_at.desc(), AlertSnooze.id.desc())
+        .limit(500)
+    )
+    if candidate_ids is not None:
+        query = query.where(AlertSnooze.candidate_id.in_(candidate_ids))
+    if active_only:
+        query = query.where(AlertSnooze.ended_at.is_(None), AlertSnooze.until > now)
+    rows = list(await db.scalars(query))
+    names = await staff_names(db, [r.staff_id for r in rows] + [r.ended_by for r in rows])
+    return [snooze_body(r, names, now) for r in rows]
+
+
+async def _publish_snooze(db: AsyncSession, bus: Bus, row: AlertSnooze, action: ConsoleAction):
+    names = await staff_names(db, [row.staff_id, row.ended_by])
+    body = snooze_body(row, names)
+    await bus.publish(sitting_channel(row.sitting_id), {"type": "snooze", "snooze": body})
+    await publish_actions(db, bus, [action])
+    return body
+
+
+async def snooze_alerts(
+    db: AsyncSession,
+    bus: Bus,
+    *,
+    staff_id: int,
+    candidate: Candidate,
+    alert_type: str,
+    minutes: int,
+    reason: str,
+) -> dict[str, Any]:
+    """Snooze one candidate's alerts of one type for ``minutes``, with a reason: alerts
+    raised meanwhile are recorded as always (review, timeline, record) but not pushed to
+    the consoles as new. A console action (``alerts_snoozed``) in the supervision log and
+    the audit chain; every console of the sitting is told (``{"type": "snooze"}``)."""
+    if alert_type not in ALERT_TYPES:
+        raise Invalid(
+            "bad_alert_type",
+            f"Unknown alert type {alert_type!r}. 未知的告警类型。 Known: {', '.join(ALERT_TYPES)}.",
+        )
+    if (
+        isinstance(minutes, bool)
+        or not isinstance(minutes, int)
+        or not (1 <= minutes <= SNOOZE_MINUTES_MAX)
+    ):
+        raise Invalid(
+            "bad_snooze_minutes",
+            f"A snooze lasts 1 to {SNOOZE_MINUTES_MAX} minutes. "
+            f"静音时长须为 1 至 {SNOOZE_MINUTES_MAX} 分钟。",
+        )
+    reason = _text(reason, lo=2, hi=REASON_MAX, code="reason_required", what="The reason (理由)")
+    now = utcnow()
+    running = await db.scalar(
+        select(AlertSnooze).where(
+            AlertSnooze.candidate_id == candidate.id,
+            AlertSnooze.type == alert_type,
+            AlertSnooze.ended_at.is_(None),
+            AlertSnooze.until > now,
+        )
+    )
+    if running is not None:
+        raise Conflict(
+            "already_snoozed",
+            f"These alerts are already snoozed until {running.until.isoformat()}; end that "
+            "snooze first. 该考生此类告警已在静音中，请先结束静音。",
+        )
+    row = AlertSnooze(
+        sitting_id=candidate.sitting_id,
+        candidate_id=candidate.id,
+        type=alert_type,
+        staff_id=staff_id,
+        reason=reason,
+        minutes=minutes,
+        created_at=now,
+        until=now + timedelta(minutes=minutes),
+    )
+    db.add(row)
+    await db.flush()
+    action = await record_action(
+        db,
+        sitting_id=candidate.sitting_id,
+        kind="alerts_snoozed",
+        staff_id=staff_id,
+        candidate_id=candidate.id,
+        reason=reason,
+        data={
+            "snooze_id": row.id,
+            "type": alert_type,
+            "minutes": minutes,
+            "until": _iso(row.until),
+        },
+        at=now,
+        audit={"snooze_id": row.id, "type": alert_type, "until": chain.iso(row.until)},
+    )
+    await db.commit()
+    return await _publish_snooze(db, bus, row, action)
+
+
+async def get_snooze(db: AsyncSession, snooze_id: int) -> AlertSnooze:
+    row = await db.get(AlertSnooze, snooze_id)
+    if row is None:
+        raise NotFound("unknown_snooze", f"No snooze {snooze_id}. 没有该静音记录。")
+    return row
+
+
+async def end_snooze(
+    db: AsyncSession, bus: Bus, *, staff_id: int, snooze: AlertSnooze, reason: str = ""
+) -> dict[str, Any]:
+    """End a running snooze early: the candidate's alerts of that type are pushed again."""
+    now = utcnow()
+    if snooze.ended_at is not None or snooze.until <= now:
+        raise Conflict("snooze_over", "This snooze is already over. 该静音已结束。")
+    reason = " ".join((reason or "").split())[:REASON_MAX]
+    snooze.ended_at = now
+    snooze.ended_by = staff_id
+    action = await record_action(
+        db,
+        sitting_id=snooze.sitting_id,
+        kind="snooze_ended",
+        staff_id=staff_id,
+        candidate_id=snooze.candidate_id,
+        reason=reason,
+        data={"snooze_id": snooze.id, "type": snooze.type},
+        at=now,
+        audit={"snooze_id": snooze.id, "type": snooze.type},
+    )
+    await db.commit()
+    return await _publish_snooze(db, bus, snooze, action)
 
 
 # ----------------------------------------------------------------------------- hints
@@ -784,6 +1069,36 @@ async def timeline(db: AsyncSession, candidate_id: int, limit: int = 300) -> lis
     for ev in events:
         items.append(
             {"at": _iso(ev.at), "kind": "event", "event": {"kind": ev.kind, "data": ev.data or {}}}
+        )
+    # time given back (顺延) to the whole sitting (the candidate's own extensions are their
+    # ``time_extended`` events above)
+    extensions = list(
+        await db.scalars(
+            select(TimeExtension)
+            .where(
+                TimeExtension.sitting_id == candidate.sitting_id,
+                TimeExtension.candidate_id.is_(None),
+            )
+            .order_by(TimeExtension.granted_at.desc())
+            .limit(limit)
+        )
+    )
+    names.update(await staff_names(db, (e.granted_by for e in extensions)))
+    for e in extensions:
+        data = {
+            "id": e.id,
+            "seconds": e.seconds,
+            "reason": e.reason,
+            "by": e.granted_by,
+            "by_name": names.get(e.granted_by),
+            "whole_sitting": e.candidate_id is None,
+        }
+        items.append(
+            {
+                "at": _iso(e.granted_at),
+                "kind": "event",
+                "event": {"kind": "time_extended", "data": data},
+            }
         )
     items.sort(key=lambda i: i["at"] or "", reverse=True)
     return items[:limit]

@@ -43,7 +43,7 @@ class Analyzer(Protocol):
 
 class IdentitySource(Protocol):
     """Compares a live first-view frame with the candidate's registered photo (runs the
-    embedder out of process: dlib holds the GIL ~110 ms per face)."""
+    embedder out of process: tens of ms of CPU per face, dlib's holding the GIL)."""
 
     threshold: float
 
@@ -350,7 +350,11 @@ class CandidateMonitor:
             distance = await self.identity.distance(self.ref, jpeg)
         finally:
             self._identity_busy = False
-        check = IdentityCheck(obs.ts, distance, self.identity.threshold, "first", obs)
+        threshold = self.identity.threshold
+        stricter = self.ref.rules.identity_max_distance
+        if stricter is not None:
+            threshold = min(threshold, stricter)
+        check = IdentityCheck(obs.ts, distance, threshold, "first", obs)
         for draft in self.rules.feed_identity(check):
             self._raise(draft, _decode(jpeg))
         self._handle_changes(self.rules.changes())

@@ -28,7 +28,8 @@ from proctor.media.turn import IceSource, ice_source
 log = logging.getLogger(__name__)
 
 VIEWS = ("first", "second")
-ConnectionSink = Callable[[CandidateRef, str, bool], Awaitable[None]]
+#: (candidate, view, connected, ended): ``ended`` when a view went because the exam ended
+ConnectionSink = Callable[[CandidateRef, str, bool, bool], Awaitable[None]]
 MonitorFactory = Callable[[CandidateRef], CandidateMonitor]
 
 
@@ -59,6 +60,8 @@ class PeerManager:
         self._peers: dict[tuple[int, str], _Peer] = {}
         # (connected, since) per view: when it connected, or when it was lost
         self._state: dict[tuple[int, str], tuple[bool, datetime]] = {}
+        # views that went because the candidate's exam ended (not an outage)
+        self._ended: set[tuple[int, str]] = set()
 
     def monitor(self, ref: CandidateRef) -> CandidateMonitor:
         mon = self.monitors.get(ref.candidate_id)
@@ -71,10 +74,21 @@ class PeerManager:
         return bool(peer and peer.connected)
 
     def note_view_state(
-        self, candidate_id: int, view: str, connected: bool, since: datetime
+        self, candidate_id: int, view: str, connected: bool, since: datetime, ended: bool = False
     ) -> None:
         """A view state reported by the process that owns the candidate (cluster)."""
         self._state[(candidate_id, view)] = (connected, since)
+        self.note_ended(candidate_id, view, ended and not connected)
+
+    def note_ended(self, candidate_id: int, view: str, ended: bool) -> None:
+        if ended:
+            self._ended.add((candidate_id, view))
+        else:
+            self._ended.discard((candidate_id, view))
+
+    def view_ended(self, candidate_id: int, view: str) -> bool:
+        """Whether the view went because the candidate's exam ended."""
+        return (candidate_id, view) in self._ended
 
     def has_peers(self, candidate_id: int) -> bool:
         return any((candidate_id, v) in self._peers for v in VIEWS)
@@ -132,8 +146,9 @@ class PeerManager:
             if state == "connected" and not peer.connected:
                 peer.connected = True
                 self._state[key] = (True, datetime.now(UTC))
+                self._ended.discard(key)
                 metrics.STREAMS.labels(view).inc()
-                await self.on_connection(ref, view, True)
+                await self.on_connection(ref, view, True, False)
             elif state in ("failed", "closed"):
                 await self._close(key, notify=True)
 
@@ -145,7 +160,7 @@ class PeerManager:
             raise Invalid("invalid_sdp", f"The WebRTC offer could not be used: {exc}") from exc
         return pc.localDescription
 
-    async def _close(self, key: tuple[int, str], notify: bool) -> None:
+    async def _close(self, key: tuple[int, str], notify: bool, ended: bool = False) -> None:
         peer = self._peers.pop(key, None)
         if peer is None:
             return
@@ -160,11 +175,13 @@ class PeerManager:
         with contextlib.suppress(Exception):
             await peer.pc.close()
         if notify and was_connected and monitor is not None:
-            await self.on_connection(monitor.ref, view, False)
+            await self.on_connection(monitor.ref, view, False, ended)
 
-    async def close_candidate(self, candidate_id: int) -> None:
+    async def close_candidate(self, candidate_id: int, ended: bool = False) -> None:
+        """Close both views; ``ended``: because the candidate's exam ended (recorded as
+        such, not as lost connections)."""
         for view in VIEWS:
-            await self._close((candidate_id, view), notify=True)
+            await self._close((candidate_id, view), notify=True, ended=ended)
         monitor = self.monitors.pop(candidate_id, None)
         if monitor is not None:
             await monitor.stop()

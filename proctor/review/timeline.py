@@ -136,15 +136,37 @@ async def review_queue(db: AsyncSession, sitting_id: int) -> dict[str, Any]:
 
 
 def connection_losses(
-    events: list[CandidateEvent], until: datetime | None = None
+    events: list[CandidateEvent], until: datetime | None = None, ended_at: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Pair each ``media_lost`` with the next ``media_connected`` of the same view."""
+    """Pair each ``media_lost`` with the next ``media_connected`` of the same view. The end
+    of the candidate's exam (``ended_at``, or a ``media_ended`` of the view) ends a loss
+    still open; a view going after that is not a loss."""
     open_: dict[str, CandidateEvent] = {}
     out = []
+    if ended_at is not None:
+        until = min(until, ended_at) if until is not None else ended_at
+
+    def close(view: str, end: datetime) -> None:
+        lost = open_.pop(view)
+        out.append(
+            {
+                "view": view,
+                "at": lost.at,
+                "end": end,
+                "seconds": max(0.0, (end - lost.at).total_seconds()),
+                "restored": False,
+            }
+        )
+
     for ev in sorted(events, key=lambda e: (e.at, e.id)):
         view = (ev.data or {}).get("view", "first")
+        if ev.kind == "media_ended":
+            if view in open_:
+                close(view, ev.at)
+            continue
         if ev.kind == "media_lost":
-            open_.setdefault(view, ev)
+            if ended_at is None or ev.at < ended_at:
+                open_.setdefault(view, ev)
         elif ev.kind == "media_connected" and view in open_:
             lost = open_.pop(view)
             out.append(
@@ -346,7 +368,8 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
             }
         )
     end_of_exam = sitting.ends_at
-    for loss in connection_losses(events, until=end_of_exam):
+    ended_at = _exam_ended_at(attempt)
+    for loss in connection_losses(events, until=end_of_exam, ended_at=ended_at):
         items.append(
             {
                 "kind": "connection_loss",
@@ -377,6 +400,22 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
         "verdict_history": [candidate_verdict_body(v, names) for v in history],
         "attempt": _attempt_body(attempt),
     }
+
+
+def _as_utc(value: Any) -> datetime | None:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _exam_ended_at(a: dict[str, Any]) -> datetime | None:
+    """When the candidate's exam ended for them: handed in, ended by the invigilator, or
+    (device check) the check done; None while it runs."""
+    times = [_as_utc(a.get(k)) for k in ("submitted_at", "terminated_at", "device_checked_at")]
+    times = [t for t in times if t is not None]
+    return min(times) if times else None
 
 
 def _attempt_body(a: dict[str, Any]) -> dict[str, Any] | None:

@@ -32,9 +32,9 @@ class RuleSettings:
     # ... on the second view, which sees a second person's arm or legs more than a whole
     # person (a card terminal held in from the side scores 0.44-0.55 on media_dev)
     person_min_score_second: float = 0.4
-    # device: the same object of a class (in the same place: IoU >= device_same_iou with
-    # where it was) on M of the last K samples of a view; one alert per class per sighting
-    # (and cooldown) whichever view saw it
+    # device: the same object of a class (where it was, see device_same_distance) on M of
+    # the last K samples of a view; one alert per class per sighting (and cooldown)
+    # whichever view saw it
     device_labels: tuple[str, ...] = ("cell phone", "book", "laptop", "tv", "keyboard")
     # on the first view (the webcam: the candidate and the room behind) only these of
     # device_labels count (a screen on the wall behind the candidate is not in reach)
@@ -47,10 +47,17 @@ class RuleSettings:
     # score (its own, the COCO model's and its crop check's, proctor.vision.phone),
     # calibrated at 0.24 (its CHECKED_MIN_SCORE)
     phone_min_score: float = 0.24
-    device_m: int = 2
+    # a phone counts when its sightings (the same object's, within the last K samples)
+    # score this much on average: a white pen or an earring the detector takes now and
+    # then (0.25-0.5) is not a phone held or lying in view (0.55-0.95 on media_dev)
+    phone_mean_score: float = 0.45
+    device_m: int = 3
     device_k: int = 6
     device_gone_seconds: float = 3.0  # out of sight this long: a later sighting alerts again
-    device_same_iou: float = 0.2  # a box overlapping an object's last box this much: the same
+    # the same object: a box whose centre is within this many times the larger box's
+    # longer side of the object's last box (a phone moves in the hand between samples)
+    device_same_distance: float = 1.5
+    device_same_iou: float = 0.5  # a box overlapping a box of the room this much is the room's
     # the room: static objects (not phones) seen during a view's first device_room_seconds
     # (photo step, waiting room) are part of it and never count later (0: no room learning)
     device_room_seconds: float = 20.0
@@ -72,6 +79,10 @@ class RuleSettings:
     # identity_mismatch: K consecutive identity checks say "someone else"
     identity_mismatch_k: int = 2
     identity_check_seconds: float = 30.0  # how often the monitor re-checks the face
+    # the sitting's own same-person limit for the photo check and the re-checks (a face
+    # distance below it); None: the model's shipped threshold. Only a stricter (smaller)
+    # value than the model's takes effect
+    identity_max_distance: float | None = None
     # analysis cost: the detectors' result (faces, head poses, persons, devices) is reused
     # for up to objects_interval_seconds while no 1/64 of the picture changed by
     # objects_change grey levels (proctor.vision.gate); 0 runs them on every analysed frame
@@ -133,6 +144,9 @@ class RuleSettings:
             raise ValueError("need 1 <= device_m <= device_k")
         if self.identity_mismatch_k < 1:
             raise ValueError("identity_mismatch_k must be >= 1")
+        limit = self.identity_max_distance
+        if limit is not None and (isinstance(limit, bool) or not 0 < limit < 2):
+            raise ValueError("identity_max_distance must be empty or within 0..2 (exclusive)")
         if self.second_view_fps and not 0.2 <= self.second_view_fps <= 10:
             raise ValueError("second_view_fps must be 0 (the sitting's rate) or 0.2..10")
         if self.speech_seconds > self.speech_window_seconds:
@@ -141,6 +155,7 @@ class RuleSettings:
             "person_min_score",
             "device_min_score",
             "phone_min_score",
+            "phone_mean_score",
             "face_presence_min",
             "device_same_iou",
             "person_min_score_second",

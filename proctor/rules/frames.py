@@ -186,29 +186,40 @@ class MultiplePersonsRule:
         )
 
 
+MERGE_DISTANCE = 0.5  # boxes of a class on one sample this close (box_distance): one object
+
+
 @dataclass
 class _Track:
     """One object of one class on one view, followed across samples by where it is."""
 
     box: tuple[float, float, float, float]
     hits: list[float] = field(default_factory=list)  # ts of the samples that saw it
+    scores: list[float] = field(default_factory=list)  # its score on each of them
+
+    def mean_score(self) -> float:
+        return sum(self.scores) / len(self.scores) if self.scores else 0.0
 
 
 class DeviceRule:
-    """A device on a view: the *same object* (a box of a class overlapping its previous
-    box by IoU >= ``device_same_iou``) seen on at least M of the last K samples of that
-    view. What counts, per view: on the first view (the webcam, facing the candidate and
-    the room behind) the classes of both ``device_labels`` and ``device_labels_first`` (a
-    phone, a book, a laptop; a screen on the wall behind is not a violation); on the second
-    view (the side camera on the desk) ``device_labels``, less one of each
-    ``device_expected_second`` class (the candidate's own computer: the largest box).
+    """A device on a view: the *same object* (a box of a class whose centre lies within
+    ``device_same_distance`` times the larger box's longer side of the object's last box:
+    a phone moves in the hand, an earring or a pen comes and goes elsewhere) seen on at
+    least M of the last K samples of that view, with a mean score of at least
+    ``phone_mean_score`` for a phone. What counts, per view: on the first view (the
+    webcam, facing the candidate and the room behind) the classes of both
+    ``device_labels`` and ``device_labels_first`` (a phone, a book, a laptop; a screen
+    on the wall behind is not a violation); on the second view (the side camera on the
+    desk) ``device_labels``, less one of each ``device_expected_second`` class (the
+    candidate's own computer: the largest box). Boxes of a class around one place on one
+    sample are one object (:data:`MERGE_DISTANCE`).
 
     The room: during the first ``device_room_seconds`` of each view (the photo step and
     the waiting room, before the exam) static objects of every class but "cell phone"
     seen in the same place on M samples become part of the room, and a later box of that
-    class in that place (IoU >= ``device_same_iou``) does not count. A phone is never part
-    of the room: it counts wherever it lies. Objects of the room's classes are not raised
-    while the room is being learnt.
+    class in that place (IoU >= ``device_same_iou`` with the room's box) does not count.
+    A phone is never part of the room: it counts wherever it lies. Objects of the room's
+    classes are not raised while the room is being learnt.
 
     Fused across views: one alert per class whichever view saw it (a phone seen on both
     views is one alert), raised once while the class stays in sight, again only after no
@@ -262,35 +273,50 @@ class DeviceRule:
         """The boxes of ``label`` learnt as part of the room on ``view``."""
         return list(self._room.get((view, label), ()))
 
-    def _boxes(self, obs: Observation, label: str) -> list[tuple[float, float, float, float]]:
-        """The boxes of ``label`` that count on this sample (None: cannot tell)."""
+    def _boxes(self, obs: Observation, label: str) -> list[Detection]:
+        """The detections of ``label`` that count on this sample."""
         found = sorted(
-            (d.box for d in obs.of(label, self.min_score(label))),
-            key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]),
+            obs.of(label, self.min_score(label)),
+            key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]),
         )[self.allowed(obs.view, label) :]
         room = self._room.get((obs.view, label), ())
         same = self.settings.device_same_iou
-        return [b for b in found if not any(box_iou(b, r) >= same for r in room)]
+        found = [d for d in found if not any(box_iou(d.box, r) >= same for r in room)]
+        # boxes of one class around one place (centres within half a side) are one object
+        # seen several times: its best box
+        merged: list[Detection] = []
+        for d in sorted(found, key=lambda d: -d.score):
+            if all(box_distance(d.box, m.box) > MERGE_DISTANCE for m in merged):
+                merged.append(d)
+        return merged
 
-    def _follow(self, view: str, label: str, boxes: list, ts: float) -> list[_Track]:
-        """Matches ``boxes`` to the view's objects of ``label`` (best overlap first), starts
+    def mean_min(self, label: str) -> float:
+        """The least mean score of an object's sightings for it to count."""
+        return self.settings.phone_mean_score if label == "cell phone" else 0.0
+
+    def _follow(self, view: str, label: str, found: list[Detection], ts: float) -> list[_Track]:
+        """Matches ``found`` to the view's objects of ``label`` (best overlap first), starts
         new ones, drops those not seen within the last K samples; returns the objects."""
         tracks = self._tracks.setdefault((view, label), [])
         window = self._samples[view]
         oldest = window[0]
         tracks[:] = [t for t in tracks if t.hits and t.hits[-1] >= oldest]
         free = list(tracks)
-        for box in boxes:
-            best = max(free, key=lambda t: box_iou(box, t.box), default=None)
-            if best is None or box_iou(box, best.box) < self.settings.device_same_iou:
-                best = _Track(box)
+        reach = self.settings.device_same_distance
+        for d in sorted(found, key=lambda d: -d.score):  # the surest sighting first
+            best = min(free, key=lambda t: box_distance(d.box, t.box), default=None)
+            if best is None or box_distance(d.box, best.box) > reach:
+                best = _Track(d.box)
                 tracks.append(best)
             else:
                 free.remove(best)
-            best.box = box
+            best.box = d.box
             best.hits.append(ts)
+            best.scores.append(d.score)
         for t in tracks:
-            t.hits = [h for h in t.hits if h >= oldest]
+            recent = [i for i, h in enumerate(t.hits) if h >= oldest]
+            t.hits = [t.hits[i] for i in recent]
+            t.scores = [t.scores[i] for i in recent]
         return tracks
 
     def feed(self, obs: Observation) -> AlertDraft | None:
@@ -305,7 +331,7 @@ class DeviceRule:
         seen: dict[str, list[_Track]] = {}
         for label in self.labels_of(view):
             if obs.count(label) is None:
-                boxes: list = []
+                boxes: list[Detection] = []
             else:
                 boxes = self._boxes(obs, label)
             tracks = self._follow(view, label, boxes, obs.ts)
@@ -315,7 +341,11 @@ class DeviceRule:
                     if len(t.hits) >= self.m and t.box not in room:
                         room.append(t.box)
                 continue
-            steady = [t for t in tracks if len(t.hits) >= self.m]
+            steady = [
+                t
+                for t in tracks
+                if len(t.hits) >= self.m and t.mean_score() >= self.mean_min(label)
+            ]
             if boxes:
                 self._last_seen[label] = max(obs.ts, self._last_seen.get(label, obs.ts))
                 self._last_obs[label] = obs
@@ -346,6 +376,15 @@ class DeviceRule:
                 score=self._score(label, obs),
             )
         return None
+
+
+def box_distance(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """The distance between the centres of two boxes in the longer side of the larger one
+    (0: the same place; a phone moved in the hand by its own size between two samples: 1)."""
+    dx = (a[0] + a[2] - b[0] - b[2]) / 2
+    dy = (a[1] + a[3] - b[1] - b[3]) / 2
+    side = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1], 1.0)
+    return math.hypot(dx, dy) / side
 
 
 def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

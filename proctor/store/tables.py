@@ -590,3 +590,26 @@ class DanmakuPhrase(Base):
     )
     text: Mapped[str] = mapped_column(String(400))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AlertSnooze(Base):
+    """An invigilator silences one candidate's alerts of one type for a while (静音), with
+    a reason. Alerts raised meanwhile are still recorded (for review) but not pushed to the
+    consoles as new. ``ended_at``: ended early by ``ended_by``; else it runs to ``until``."""
+
+    __tablename__ = "alert_snoozes"
+    __table_args__ = (Index("ix_alert_snoozes_sitting_until", "sitting_id", "until"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sitting_id: Mapped[int] = mapped_column(ForeignKey("sittings.id", ondelete="CASCADE"))
+    candidate_id: Mapped[int] = mapped_column(
+        ForeignKey("candidates.id", ondelete="CASCADE"), index=True
+    )
+    type: Mapped[str] = mapped_column(String(32))
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    reason: Mapped[str] = mapped_column(Text)
+    minutes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), nullable=True)

@@ -141,6 +141,15 @@ class YoloDetector:
         self.class_listener: (
             tuple[int, float, Callable[[np.ndarray, tuple[np.ndarray, np.ndarray]], None]] | None
         ) = None
+        #: the same for a set of classes (COCO class ids): per candidate its best score
+        #: among them (proctor.vision.phone's veto: a box this model sees as a cup or a
+        #: truck is not a phone)
+        self.classes_listener: (
+            tuple[
+                tuple[int, ...], float, Callable[[np.ndarray, tuple[np.ndarray, np.ndarray]], None]
+            ]
+            | None
+        ) = None
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         """Objects in a BGR frame (grey and BGRA accepted), best score first, in its pixels."""
@@ -153,6 +162,9 @@ class YoloDetector:
         if self.class_listener is not None:
             class_id, floor, listener = self.class_listener
             listener(frame_bgr, self._class_candidates(raw, lb, class_id, floor, width, height))
+        if self.classes_listener is not None:
+            ids, floor, listener = self.classes_listener
+            listener(frame_bgr, self._class_candidates(raw, lb, ids, floor, width, height))
         boxes, scores, classes = self._decode(raw, lb)
         keep = scores >= self.min_score
         boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
@@ -210,17 +222,24 @@ class YoloDetector:
         return boxes, scores, self._class_ids[best]
 
     def _class_candidates(
-        self, raw: np.ndarray, lb: _Letterbox, class_id: int, floor: float, width: int, height: int
+        self,
+        raw: np.ndarray,
+        lb: _Letterbox,
+        class_id: int | tuple[int, ...],
+        floor: float,
+        width: int,
+        height: int,
     ) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.atleast_1d(np.asarray(class_id, dtype=np.int64))
         if self.format == "yolox":
             rows = raw[0]
-            scores = rows[:, 4] * rows[:, 5 + class_id]
+            scores = rows[:, 4] * rows[:, 5 + ids].max(axis=1)
             keep = np.flatnonzero(scores >= floor)
             cells, strides = yolox.grid(lb.height, lb.width)
             boxes = yolox.boxes(rows[keep], cells[keep], strides[keep]).reshape(-1, 4)
         else:
             rows = raw[0].T
-            scores = rows[:, 4 + class_id]
+            scores = rows[:, 4 + ids].max(axis=1)
             keep = np.flatnonzero(scores >= floor)
             rows = rows[keep]
             xy, wh = rows[:, :2], rows[:, 2:4]

@@ -182,10 +182,10 @@ async def test_console_room_view_actions_and_voice(room_server, media, chromium_
             b_tile = con.locator(f'.tile[data-candidate-id="{b_id}"]')
             await expect(b_tile.locator("img.thumb-first")).to_be_visible(timeout=30_000)
 
-            # -- A leaves: the alert shows, grouped under A, with its screenshot; the
-            #    candidate's page shows the automatic hint (rung 1 of the ladder) ------------
-            group = con.locator(f'#alert-feed .alert-group[data-candidate-id="{a_id}"]')
-            alert = group.locator('li.alert[data-type="absent"]').first
+            # -- A leaves: the alert shows in the feed with its screenshot; the candidate's
+            #    page shows the automatic hint (rung 1 of the ladder) -------------------------
+            a_alerts = con.locator(f'#alert-feed li.alert[data-candidate-id="{a_id}"]')
+            alert = a_alerts.and_(con.locator('[data-type="absent"]')).first
             await expect(alert).to_be_visible(timeout=60_000)
             await expect(alert.locator("img.alert-evidence-img")).to_be_visible()
             await expect(cand.locator("#console-hint")).to_be_visible(timeout=10_000)
@@ -276,17 +276,29 @@ async def test_console_room_view_actions_and_voice(room_server, media, chromium_
             await expect(
                 panel.locator('#timeline li[data-action-kind="voice_ended"]')
             ).to_have_count(1, timeout=10_000)
+            # ended by the invigilator, not "connection lost" (issue 23, item 10)
+            await expect(
+                panel.locator('#timeline li[data-action-kind="voice_ended"] .timeline-note')
+            ).to_have_text("ended by the invigilator")
 
             # -- close the panel; acknowledge A's alerts with a reason ---------------------
             await panel.locator("#panel-close").click()
             await expect(panel).to_be_hidden()
-            await group.locator(".group-acknowledge").click()
+            ack_all = a_alerts.first.locator(".alert-ack-all")  # shown from 2 open alerts
+            if await ack_all.is_visible():
+                await ack_all.click()
+            else:
+                await a_alerts.first.locator(".alert-ack").click()
             dialog = con.locator("#handle-dialog")
             await expect(dialog).to_be_visible()
-            await dialog.locator(".reason-pick").first.click()
+            # "recorded as a violation" records one (issue 23, item 10)
+            await dialog.locator(".reason-pick", has_text="Recorded as a violation").click()
+            await expect(dialog.locator("#handle-record-violation")).to_be_checked()
             await dialog.locator("#handle-submit").click()
             await expect(dialog).to_be_hidden()
-            await expect(group).to_be_hidden()  # handled alerts leave the open feed
+            await expect(  # handled alerts leave the open feed
+                con.locator(f'#alert-feed li.alert[data-candidate-id="{a_id}"]:visible')
+            ).to_have_count(0)
             await expect(a_tile).to_have_attribute("data-open-alerts", "0")
 
             # -- the exam-room record, live: an incident recorded from it ------------------
@@ -324,6 +336,14 @@ async def test_console_room_view_actions_and_voice(room_server, media, chromium_
                 ).json()
             notes = [v["note"] for v in rec["violations"] if v["source"] == "invigilator"]
             assert note in notes
+            from_alerts = [
+                v
+                for v in rec["violations"]
+                if v["source"] == "invigilator"
+                and v["note"].startswith("Recorded as a violation")
+                and v["evidence_url"]
+            ]
+            assert from_alerts, rec["violations"]
             kinds = [i["kind"] for i in rec["log"]]
             assert {"hint", "danmaku", "voice_started", "voice_ended", "alert_acknowledged"} <= set(
                 kinds

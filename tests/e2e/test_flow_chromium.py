@@ -299,6 +299,11 @@ async def test_device_check_sitting(flow_server, cameras, chromium_path, tmp_pat
                 "data-code", "ok"
             )
             await page.screenshot(path=str(tmp_path / "device.png"))
+            # the check is done: the phone is told, stops its camera and may be closed
+            await expect(phone.locator("#phone-stream-status")).to_have_attribute(
+                "data-state", "finished", timeout=30_000
+            )
+            await expect(phone.locator("#phone-finished")).to_be_visible()
         finally:
             await browser.close()
     async with httpx.AsyncClient(base_url=flow_server.url, timeout=20) as http:

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from benchmarks import accuracy
@@ -38,8 +39,11 @@ def test_identity_pairs(report: dict[str, Any]) -> None:
     identity = report["identity"]
     if not identity["available"]:
         pytest.skip(identity["reason"])
-    assert identity["same_pairs"] > 0 and identity["different_pairs"] > 0
-    assert identity["tar"] == 1.0 and identity["far"] == 0.0
+    assert identity["model"] == "arcface_mbf" and identity["threshold"] == 0.69
+    every = identity["groups"]["all"]
+    assert every["same_pairs"] > 0 and every["different_pairs"] > 0
+    assert every["tar"] == 1.0 and every["far"] == 0.0
+    assert identity["ms_per_embedding"] > 0
 
 
 def test_speech_only_where_someone_speaks(report: dict[str, Any]) -> None:
@@ -72,7 +76,7 @@ def test_missing_models_are_reported_not_crashed_on(media_dir: Path, tmp_path: P
     assert result["images"]["faces"]["exact"] == 0.0
     assert "cannot tell" in result["images"]["faces"]["misses"][0]
     assert "voice-activity model not available" in text
-    assert "identity: embedder not available" in text
+    assert "identity: embedder arcface_mbf not available" in text
 
 
 def test_unknown_label_fields_are_ignored(
@@ -220,3 +224,27 @@ def test_no_false_alert_on_the_dev_event_clips(dev_report: dict[str, Any]) -> No
     person are not covered faces."""
     for clip in dev_report["clips"]["clips"]:
         assert clip["false_alerts"] == 0, clip
+
+
+def test_pair_scores_count_pairs_and_resample_people() -> None:
+    """Four images of two people (a, a, b, b) and one of c: distances chosen so that one
+    of the two same-person pairs and one of the eight different-people pairs is accepted."""
+    people = np.array([0, 0, 1, 1, 2])
+    d = np.full((5, 5), 0.9)
+    np.fill_diagonal(d, 0.0)
+    d[0, 1] = d[1, 0] = 0.2  # a-a accepted
+    d[2, 3] = d[3, 2] = 0.8  # b-b rejected
+    d[0, 4] = d[4, 0] = 0.5  # a-c accepted: a false accept
+    rng = np.random.default_rng(0)
+    scores = accuracy.pair_scores(d, people, np.ones(5, dtype=bool), 0.6, rng, 200)
+    assert (scores["same_pairs"], scores["different_pairs"]) == (2, 8)
+    assert scores["tar"] == 0.5 and scores["far"] == 1 / 8 and scores["far_accepted"] == 1
+    low, high = scores["far_ci"]
+    assert 0.0 <= low <= 1 / 8 <= high <= 1.0
+    low, high = scores["tar_ci"]
+    assert low == 0.0 and high == 1.0  # a person drawn or not decides it
+    # too few different pairs for a rate of 0.1 %: no figure rather than a made-up one
+    assert scores["tar_at_far"]["0.001"] is None
+    only_b = accuracy.pair_scores(d, people, people == 1, 0.6, rng, 0)
+    assert (only_b["same_pairs"], only_b["different_pairs"], only_b["tar"]) == (1, 0, 0.0)
+    assert only_b["far"] is None and only_b["tar_ci"] is None

@@ -10,13 +10,14 @@ import io
 import zipfile
 from pathlib import Path
 
+import cv2
 import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
 from proctor.evidence.storage import EvidenceStorage
 from proctor.exam import roster
-from proctor.exam.identity import IdentityChecker
+from proctor.exam.identity import PHOTO_PROBLEMS, IdentityChecker
 from proctor.exam.importing import ImportFailed
 from proctor.exam.sittings import create_sitting
 from proctor.store.tables import Candidate
@@ -177,10 +178,11 @@ async def test_every_bad_row_has_its_line_and_nothing_is_imported(
             )
     problems = {e.line: e.message for e in exc.value.errors}
     assert problems == {
-        3: "more than one face in the photo",
-        4: "no face found in the photo",
-        5: "the photo is not a readable JPEG/PNG image",
+        3: PHOTO_PROBLEMS["several_faces"],
+        4: PHOTO_PROBLEMS["no_face"],
+        5: PHOTO_PROBLEMS["bad_image"],
     }
+    assert "more than one face in the photo" in problems[3] and "多张人脸" in problems[3]
     async with sqlite_db.session() as s:
         assert list(await s.scalars(select(Candidate))) == []  # nothing half-imported
 
@@ -289,3 +291,51 @@ async def test_xlsx_numbers_and_broken_files(sqlite_db, tmp_path, checker) -> No
     with pytest.raises(ImportFailed) as exc:
         roster.photos_from_zip(b"not a zip")
     assert exc.value.errors[0].field == "photos"
+
+
+async def test_small_blurred_or_turned_registered_photos_are_refused(
+    sqlite_db, tmp_path, media_dir, shared_dir, checker
+) -> None:
+    """Real photos: obama2.jpg shrunk to a 50 px face, blurred (sigma 5 % of the face),
+    and a turned head from identity_dev; each line says why, in Chinese and English."""
+    sid = await _sitting(sqlite_db)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    frame = cv2.imread(str(media_dir / "images" / "obama2.jpg"))
+    side = 321  # obama2.jpg's face box (BlazeFace), measured
+    small = cv2.resize(frame, None, fx=50 / side, fy=50 / side, interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(photos / "small.jpg"), small)
+    cv2.imwrite(str(photos / "blurred.jpg"), cv2.GaussianBlur(frame, (0, 0), 0.05 * side))
+    turned = shared_dir / "identity_dev" / "images" / "Madonna" / "lfw_Madonna_0002.jpg"
+    (photos / "turned.jpg").write_bytes(turned.read_bytes())
+    (photos / "good.jpg").write_bytes((media_dir / "images" / "obama.jpg").read_bytes())
+    text = (
+        "name,id_number,photo\n"
+        "Good,110101196108041234,good.jpg\n"
+        "Small,110101196108041236,small.jpg\n"
+        "Blurred,110101196108041237,blurred.jpg\n"
+        "Turned,110101196108041239,turned.jpg\n"
+    )
+    with pytest.raises(ImportFailed) as exc:
+        async with sqlite_db.transaction() as s:
+            await roster.import_roster(
+                s,
+                EvidenceStorage(tmp_path / "evidence"),
+                checker,
+                sitting_id=sid,
+                data=text.encode(),
+                filename="roster.csv",
+                photos=roster.photos_from_dir(photos),
+                now=T0,
+            )
+    problems = {e.line: e.message for e in exc.value.errors}
+    assert problems == {
+        3: PHOTO_PROBLEMS["face_too_small"],
+        4: PHOTO_PROBLEMS["blurred"],
+        5: PHOTO_PROBLEMS["not_frontal"],
+    }
+    assert "too small" in problems[3] and "太小" in problems[3]
+    assert "blurred" in problems[4] and "模糊" in problems[4]
+    assert "not frontal" in problems[5] and "正面" in problems[5]
+    async with sqlite_db.session() as s:
+        assert list(await s.scalars(select(Candidate))) == []

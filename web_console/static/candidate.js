@@ -12,6 +12,7 @@ import {
   alertTypeLabel,
   episodeText,
   DANMAKU_STATES,
+  eventDetail,
   eventLabel,
   flowStepLabel,
   formatClock,
@@ -270,12 +271,29 @@ export class CandidatePanel {
           this.addTimeline({ at: msg.danmaku.sent_at, kind: "danmaku", danmaku: msg.danmaku });
         }
         return;
+      case "extension":
+        // time given back (顺延) to this candidate or to the whole sitting
+        for (const row of msg.extensions || []) {
+          if (row.candidate_id !== null && String(row.candidate_id) !== String(id)) continue;
+          this.addTimeline({
+            at: row.granted_at,
+            kind: "event",
+            event: {
+              kind: "time_extended",
+              data: { ...row, whole_sitting: row.candidate_id === null },
+            },
+          });
+        }
+        return;
       case "connection":
         if (String(msg.candidate_id) !== String(id)) return;
         this.addTimeline({
           at: msg.at,
           kind: "event",
-          event: { kind: msg.connected ? "media_connected" : "media_lost", data: { view: msg.view } },
+          event: {
+            kind: msg.connected ? "media_connected" : msg.ended ? "media_ended" : "media_lost",
+            data: { view: msg.view },
+          },
         });
         if (msg.connected) {
           const view = this.live.find((v) => v.view === msg.view);
@@ -369,6 +387,14 @@ export class CandidatePanel {
       if (["discipline_warning", "exam_terminated"].includes(a.kind) && a.data?.category) {
         body.append(text("span", "muted", ` · ${violationCategoryLabel(a.data.category)}`));
       }
+      if (a.kind === "alerts_snoozed" && a.data?.type) {
+        body.append(
+          text("span", "muted", ` · ${alertTypeLabel(a.data.type)} · ${a.data.minutes} min 分钟`),
+        );
+      }
+      if (a.kind === "snooze_ended" && a.data?.type) {
+        body.append(text("span", "muted", ` · ${alertTypeLabel(a.data.type)}`));
+      }
       if (a.kind === "voice_ended" && a.data?.seconds !== undefined) {
         body.append(text("span", "muted", ` · ${formatDuration(a.data.seconds)}`));
       }
@@ -393,6 +419,8 @@ export class CandidatePanel {
         text("strong", "", eventLabel(e.kind)),
         text("span", "muted", e.data?.view ? ` · ${viewLabel(e.data.view)}` : ""),
       );
+      const detail = eventDetail(e.kind, e.data);
+      if (detail) body.append(text("div", "timeline-note", detail));
     }
     return li;
   }

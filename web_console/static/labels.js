@@ -332,11 +332,20 @@ export const ACTIONS = {
   exam_resumed: "Exam resumed 恢复考试",
   discipline_warning: "Warning 警告",
   exam_terminated: "Exam ended 终止考试",
+  alerts_snoozed: "Alerts snoozed 告警静音",
+  snooze_ended: "Snooze ended 结束静音",
 };
 
 export const EVENTS = {
   media_connected: "Connected 已连接",
   media_lost: "Connection lost 断开",
+  media_ended: "View ended with the exam 考试结束，画面结束",
+  info_problem: "Details reported wrong 考生报告信息有误",
+  info_problem_resolved: "Details problem resolved 信息问题已处理",
+  identity_check: "Photo check 拍照核验",
+  identity_admitted: "Admitted after a manual check 人工核验通过",
+  identity_retry_allowed: "Photo check opened again 允许重新拍照",
+  identity_refused: "Not admitted after a manual check 人工核验不予通过",
   login: "Logged in 登录",
   submitted: "Handed in 交卷",
   time_extended: "Time extended 延时",
@@ -369,6 +378,13 @@ export const HANDLING_REASONS = {
   ],
 };
 
+// Ready-made reasons for snoozing a candidate's alerts of one type.
+export const SNOOZE_REASONS = [
+  "Known and checked, not a violation 已核实，非违规",
+  "Allowed object in the room 经允许的物品",
+  "Candidate being helped by the invigilator 监考正在处理",
+];
+
 export function flowStepLabel(step) {
   return FLOW_STEPS[step] || (step ? humanise(step) : "");
 }
@@ -383,6 +399,30 @@ export function actionLabel(kind) {
 
 export function eventLabel(kind) {
   return EVENTS[kind] || (kind ? humanise(kind) : "");
+}
+
+/** What an event says beyond its name (the text a candidate typed, a staff note), or "". */
+export function eventDetail(kind, data) {
+  const d = data || {};
+  switch (kind) {
+    case "info_problem":
+      return `“${d.text || ""}”${d.resolved_at ? ` — resolved 已处理: ${d.note || ""}` : " — open 待处理"}`;
+    case "info_problem_resolved":
+      return `“${d.text || ""}” — ${d.by_name || ""}: ${d.note || ""}`;
+    case "identity_admitted":
+    case "identity_retry_allowed":
+    case "identity_refused":
+      return d.reason || "";
+    case "identity_check":
+      return d.passed ? "passed 通过" : `failed 未通过 (${d.reason || ""})`;
+    case "time_extended": {
+      const who = [d.by_name, d.reason].filter(Boolean).join(": ");
+      const all = d.whole_sitting ? " (whole sitting 全场)" : "";
+      return `+${formatDuration(d.seconds || 0)}${all}${who ? ` — ${who}` : ""}`;
+    }
+    default:
+      return "";
+  }
 }
 
 /** 75 → "1:15", 3725 → "1:02:05" */

@@ -226,15 +226,20 @@ export class VoiceCall extends EventTarget {
     this.audioEl.srcObject = null;
   }
 
-  /** End the call (the server records it and tells the candidate's page). */
+  /** End the call (the server records it and tells the candidate's page). The server is
+   * told first: closing the connection first made it record "invigilator connection
+   * lost" before the request arrived. */
   async end() {
-    this.hangUp();
+    const pc = this.pc;
+    this.pc = null; // its closing is ours, not a lost connection
     try {
       await apiFetch(`/api/console/candidates/${encodeURIComponent(this.candidateId)}/voice`, {
         method: "DELETE",
         timeoutMs: 5000,
       });
     } finally {
+      this.pc = pc;
+      this.hangUp();
       this.setState("ended");
     }
   }

@@ -7,6 +7,8 @@ import { ApiError, apiFetch, clearSession, getUser, onUnauthorized, saveSession 
 import {
   alertTypeLabel,
   episodeText,
+  eventDetail,
+  eventLabel,
   formatDateTime,
   parseTime,
   severityLabel,
@@ -407,6 +409,11 @@ function itemLabel(item) {
   }
   if (item.kind === "staff_action") {
     return `${item.type} by ${item.by || "—"}${item.reason ? `: ${item.reason}` : ""}`;
+  }
+  if (item.kind === "event") {
+    const detail = eventDetail(item.type, item.data);
+    const view = item.data?.view ? ` (${viewLabel(item.data.view)})` : "";
+    return `${eventLabel(item.type)}${view}${detail ? ` — ${detail}` : ""}`;
   }
   return item.type;
 }

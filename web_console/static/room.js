@@ -2,19 +2,25 @@
 // and the console WebSocket that keeps all of them live.
 
 import { ApiError, apiFetch, clearSession, getToken, getUser, onUnauthorized } from "./api.js";
-import { AlertFeed } from "./alerts.js";
+import { AlertFeed, isOpen } from "./alerts.js";
 import { CandidatePanel } from "./candidate.js";
 import {
+  ALERT_TYPES,
   alertTypeLabel,
+  formatClock,
   formatDateTime,
+  formatDuration,
   formatShortDateTime,
   HANDLING_REASONS,
   healthProblems,
   parseTime,
+  SNOOZE_REASONS,
   sittingKindLabel,
   tickEpisodes,
 } from "./labels.js";
+import { CriticalNotifier } from "./notify.js";
 import { ReconnectingSocket, socketUrl } from "./socket.js";
+import { RequestsPanel } from "./requests.js";
 import { FILTERS, TileGrid } from "./tiles.js";
 
 const $ = (id) => document.getElementById(id);
@@ -57,11 +63,37 @@ const els = {
   dialogCaption: $("evidence-caption"),
   dialogLink: $("evidence-link"),
   dialogClose: $("evidence-close"),
+  typeFilters: $("alert-type-filters"),
+  snoozesBox: $("snoozes-box"),
+  snoozeList: $("snooze-list"),
+  snoozeCount: $("snooze-count"),
+  showSnoozed: $("show-snoozed"),
+  snoozedAlertCount: $("snoozed-alert-count"),
+  snoozeDialog: $("snooze-dialog"),
+  snoozeForm: $("snooze-form"),
+  snoozeWhat: $("snooze-what"),
+  snoozeMinutes: $("snooze-minutes"),
+  snoozeReasons: $("snooze-reasons"),
+  snoozeReason: $("snooze-reason"),
+  snoozeError: $("snooze-error"),
+  snoozeCancel: $("snooze-cancel"),
+  snoozeSubmit: $("snooze-submit"),
+  phraseDialog: $("phrase-dialog"),
+  phraseWhat: $("phrase-what"),
+  phrasePicks: $("phrase-picks"),
+  phraseError: $("phrase-error"),
+  phraseCancel: $("phrase-cancel"),
+  shortcutHelp: $("shortcut-help"),
+  shortcutClose: $("shortcut-close"),
+  shortcutsButton: $("shortcuts-button"),
+  criticalToggle: $("critical-toggle"),
+  criticalStatus: $("critical-status"),
 };
 
 const SITTING_KEY = "proctor.console.sitting";
 const ROOM_KEY = "proctor.console.room";
 const FILTER_KEY = "proctor.console.filter";
+const TYPE_FILTER_KEY = "proctor.console.alertTypes";
 const ROLE_WORDS = {
   invigilator: "Invigilator 监考老师",
   chief: "Chief examiner 主考",
@@ -80,6 +112,7 @@ const state = {
   rooms: /** @type {any[]} */ ([]),
   generation: 0, // bumps on every sitting switch; stale answers are dropped
   rosterLoaded: false, // candidates of the current sitting arrived at least once
+  changes: 0, // alerts and snoozes applied; a list fetched meanwhile may be older
   leaving: false,
 };
 
@@ -197,27 +230,387 @@ const feed = new AlertFeed(els.alertFeed, {
   onCandidate: (candidateId) => tiles.focusTile(candidateId),
   onOpenEvidence: openEvidence,
   onHandle: openHandleDialog,
+  onSnooze: openSnoozeDialog,
+  onChange: () => renderFeedTools(),
 });
 
 els.showHandled.addEventListener("change", () => feed.setShowHandled(els.showHandled.checked));
+els.showSnoozed.addEventListener("change", () => feed.setShowSnoozed(els.showSnoozed.checked));
+
+const notifier = new CriticalNotifier({
+  toggle: els.criticalToggle,
+  status: els.criticalStatus,
+  onActivate: (alert) => feed.select(alert.id),
+});
+
+const requests = new RequestsPanel({
+  list: $("request-list"),
+  empty: $("requests-empty"),
+  count: $("request-count"),
+  dialog: $("identity-dialog"),
+  announce,
+  onCandidate: (candidateId) => tiles.focusTile(candidateId),
+});
 
 const panel = new CandidatePanel({
   onEvidence: (alert, opener) => openEvidence(alert, opener),
   onClose: () => tiles.setPaused(false),
 });
 
-/** An alert arrived (new, or its status changed): feed, tile counters, announcement. */
-function applyAlert(alert, { markNew }) {
-  const { isNew, was } = feed.add(alert, { markNew });
-  const open = !alert.status || alert.status === "open";
-  const wasOpen = was ? !was.status || was.status === "open" : false;
+/** An alert arrived (new, or its status changed): feed, tile counters, announcement;
+ *  a critical one (new, or become critical) chimes and notifies when switched on.
+ *  An alert raised while its candidate's type is snoozed counts nowhere. */
+function applyAlert(incoming, { markNew }) {
+  state.changes += 1;
+  const { isNew, was } = feed.add(incoming, { markNew });
+  const alert = feed.get(incoming.id) || incoming; // a late, older copy changes nothing
+  const open = isOpen(alert) && !feed.isSnoozed(alert);
+  const wasOpen = was ? isOpen(was) && !feed.isSnoozed(was) : false;
+  if (open && markNew && alert.severity === "critical" && (isNew || was?.severity !== "critical")) {
+    notifier.critical(alert, alert.candidate_name || tiles.candidateName(alert.candidate_id));
+  }
   if (isNew && open) {
     tiles.alertRaised(alert.candidate_id, alert.severity);
     return true;
   }
-  if (wasOpen && !open) tiles.alertClosed(alert.candidate_id, alert.severity);
+  if (wasOpen && !open) tiles.alertClosed(alert.candidate_id, was.severity);
   return false;
 }
+
+// ---- alert types, snoozes ------------------------------------------------------------------
+
+const typeButtons = new Map();
+
+function rememberTypes() {
+  try {
+    window.sessionStorage.setItem(TYPE_FILTER_KEY, JSON.stringify([...feed.types]));
+  } catch {
+    /* ignore */
+  }
+}
+
+function typeButton(type, words) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "filter type-filter";
+  button.dataset.type = type;
+  const label = document.createElement("span");
+  label.textContent = words;
+  const count = document.createElement("span");
+  count.className = "filter-count";
+  button.append(label, " ", count);
+  button.addEventListener("click", () => {
+    if (type === "") feed.setTypes([]);
+    else {
+      const types = new Set(feed.types);
+      if (types.has(type)) types.delete(type);
+      else types.add(type);
+      feed.setTypes([...types]);
+    }
+    rememberTypes();
+  });
+  typeButtons.set(type, button);
+  return button;
+}
+
+/** Type filter chips (the types present in the feed, and any chosen), the snoozes box. */
+function renderFeedTools() {
+  const counts = feed.typeCounts();
+  const known = Object.keys(ALERT_TYPES);
+  const present = [...new Set([...known, ...Object.keys(counts)])].filter(
+    (t) => counts[t] || feed.types.has(t),
+  );
+  const wanted = ["", ...present];
+  const current = [...typeButtons.keys()];
+  if (wanted.join("|") !== current.join("|")) {
+    typeButtons.clear();
+    els.typeFilters.replaceChildren(
+      ...wanted.map((t) => typeButton(t, t === "" ? "All types 全部类型" : alertTypeLabel(t))),
+    );
+  }
+  let total = 0;
+  for (const [type, button] of typeButtons) {
+    const open = type === "" ? null : counts[type]?.open ?? 0;
+    if (open !== null) total += open;
+    button.setAttribute("aria-pressed", String(type === "" ? feed.types.size === 0 : feed.types.has(type)));
+    button.querySelector(".filter-count").textContent = String(open ?? 0);
+  }
+  typeButtons.get("")?.querySelector(".filter-count").replaceChildren(String(total));
+  els.typeFilters.hidden = present.length === 0;
+  renderSnoozes();
+}
+
+function renderSnoozes() {
+  const active = feed.activeSnoozes();
+  tiles.setSnoozes(active);
+  const snoozedAlerts = feed.snoozedCount();
+  els.snoozesBox.hidden = active.length === 0 && snoozedAlerts === 0;
+  els.snoozeCount.textContent = String(active.length);
+  els.snoozedAlertCount.textContent = String(snoozedAlerts);
+  const key = active.map((s) => s.id).join(",");
+  if (els.snoozeList.dataset.key !== key) {
+    els.snoozeList.dataset.key = key;
+    els.snoozeList.replaceChildren(
+      ...active.map((s) => {
+        const li = document.createElement("li");
+        li.className = "snooze-item";
+        li.dataset.snoozeId = String(s.id);
+        li.dataset.candidateId = String(s.candidate_id);
+        li.dataset.type = s.type;
+        const who = document.createElement("strong");
+        who.textContent = tiles.candidateName(s.candidate_id) || `#${s.candidate_id}`;
+        const what = document.createElement("span");
+        what.textContent = alertTypeLabel(s.type);
+        const left = document.createElement("span");
+        left.className = "snooze-left";
+        const by = document.createElement("span");
+        by.className = "muted";
+        by.textContent = `${s.staff_name || ""} · until 至 ${formatClock(parseTime(s.until))}`;
+        const end = document.createElement("button");
+        end.type = "button";
+        end.className = "button small snooze-end";
+        end.textContent = "End 结束静音";
+        end.addEventListener("click", () => endSnooze(s, end));
+        const reason = document.createElement("span");
+        reason.className = "snooze-reason";
+        reason.textContent = s.reason;
+        li.append(who, what, left, by, end, reason);
+        return li;
+      }),
+    );
+  }
+  tickSnoozes();
+}
+
+function tickSnoozes() {
+  const now = Date.now();
+  let expired = false;
+  for (const li of els.snoozeList.children) {
+    const s = feed.snoozes.get(li.dataset.snoozeId);
+    const until = parseTime(s?.until)?.getTime() ?? 0;
+    if (until <= now) expired = true;
+    li.querySelector(".snooze-left").textContent = formatDuration((until - now) / 1000);
+  }
+  if (expired) renderSnoozes();
+}
+window.setInterval(() => {
+  tickSnoozes();
+  feed.tick();
+}, 1000);
+
+async function endSnooze(snooze, button) {
+  button.disabled = true;
+  try {
+    const body = await apiFetch(`/api/console/snoozes/${encodeURIComponent(snooze.id)}/end`, {
+      method: "POST",
+      body: { reason: "" },
+    });
+    state.changes += 1;
+    feed.upsertSnooze(body);
+    announce("Snooze ended 已结束静音");
+  } catch (err) {
+    announce(err.message);
+    button.disabled = false;
+  }
+}
+
+let snoozeTarget = null;
+let snoozeOpener = null;
+
+function openSnoozeDialog(alert, opener) {
+  snoozeTarget = alert;
+  snoozeOpener = opener;
+  const name = alert.candidate_name || tiles.candidateName(alert.candidate_id) || "";
+  els.snoozeWhat.textContent = `${alertTypeLabel(alert.type)} — ${name}`;
+  const running = feed.activeSnooze(alert.candidate_id, alert.type);
+  els.snoozeError.textContent = running
+    ? `Already snoozed until ${formatClock(parseTime(running.until))} 已在静音中`
+    : "";
+  els.snoozeError.hidden = !running;
+  els.snoozeReason.value = "";
+  els.snoozeReasons.replaceChildren(
+    ...SNOOZE_REASONS.map((reason) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "reason-pick";
+      b.textContent = reason;
+      b.addEventListener("click", () => {
+        els.snoozeReason.value = reason;
+        els.snoozeReason.focus();
+      });
+      return b;
+    }),
+  );
+  els.snoozeDialog.showModal();
+  els.snoozeReason.focus();
+}
+
+els.snoozeCancel.addEventListener("click", () => els.snoozeDialog.close());
+els.snoozeDialog.addEventListener("close", () => {
+  if (snoozeOpener && snoozeOpener.isConnected) snoozeOpener.focus();
+  snoozeOpener = null;
+});
+submitOnEnter(els.snoozeReason, els.snoozeForm);
+els.snoozeForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const reason = els.snoozeReason.value.trim();
+  if (reason.length < 2) {
+    els.snoozeError.textContent = "Give a reason. 请填写理由。";
+    els.snoozeError.hidden = false;
+    els.snoozeReason.focus();
+    return;
+  }
+  const alert = snoozeTarget;
+  els.snoozeSubmit.disabled = true;
+  try {
+    const snooze = await apiFetch(
+      `/api/console/candidates/${encodeURIComponent(alert.candidate_id)}/snoozes`,
+      { method: "POST", body: { type: alert.type, minutes: Number(els.snoozeMinutes.value), reason } },
+    );
+    state.changes += 1;
+    feed.upsertSnooze(snooze);
+    els.snoozeDialog.close();
+    announce(`Snoozed 已静音: ${alertTypeLabel(alert.type)}`);
+  } catch (err) {
+    els.snoozeError.textContent = err.message;
+    els.snoozeError.hidden = false;
+  } finally {
+    els.snoozeSubmit.disabled = false;
+  }
+});
+
+/** Enter saves a one-line reason (Shift+Enter: a new line). */
+function submitOnEnter(textarea, form) {
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+}
+
+// ---- saved phrases (keyboard: p, then 1-9) -------------------------------------------------
+
+let phrases = null;
+let phraseCandidate = null;
+
+async function openPhraseDialog(candidateId) {
+  phraseCandidate = candidateId;
+  els.phraseWhat.textContent = `To 发送给: ${tiles.candidateName(candidateId) || `#${candidateId}`}`;
+  els.phraseError.hidden = true;
+  els.phrasePicks.replaceChildren();
+  els.phraseDialog.showModal();
+  try {
+    phrases ??= await apiFetch("/api/console/phrases");
+  } catch (err) {
+    els.phraseError.textContent = err.message;
+    els.phraseError.hidden = false;
+    return;
+  }
+  els.phrasePicks.replaceChildren(
+    ...phrases.slice(0, 9).map((p, i) => {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "reason-pick phrase-pick";
+      b.dataset.index = String(i + 1);
+      const key = document.createElement("kbd");
+      key.textContent = String(i + 1);
+      b.append(key, " ", p.text);
+      b.addEventListener("click", () => sendPhrase(i));
+      li.append(b);
+      return li;
+    }),
+  );
+  els.phrasePicks.querySelector("button")?.focus();
+}
+
+async function sendPhrase(index) {
+  const phrase = phrases?.[index];
+  if (!phrase || phraseCandidate === null) return;
+  try {
+    await apiFetch(`/api/console/candidates/${encodeURIComponent(phraseCandidate)}/danmaku`, {
+      method: "POST",
+      body: { text: phrase.text },
+    });
+    els.phraseDialog.close();
+    announce(`Sent 已发送: ${phrase.text}`);
+  } catch (err) {
+    els.phraseError.textContent = err.message;
+    els.phraseError.hidden = false;
+  }
+}
+
+els.phraseCancel.addEventListener("click", () => els.phraseDialog.close());
+els.phraseDialog.addEventListener("keydown", (event) => {
+  if (/^[1-9]$/.test(event.key)) {
+    event.preventDefault();
+    sendPhrase(Number(event.key) - 1);
+  }
+});
+
+// ---- keyboard triage -------------------------------------------------------------------------
+
+els.shortcutsButton.addEventListener("click", () => els.shortcutHelp.showModal());
+els.shortcutClose.addEventListener("click", () => els.shortcutHelp.close());
+
+function typing(target) {
+  return (
+    target instanceof HTMLElement &&
+    (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName))
+  );
+}
+
+function selectedOrFirst() {
+  return feed.selected() || feed.step(1);
+}
+
+function onShortcut(event) {
+  if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (typing(event.target)) return;
+  if (document.querySelector("dialog[open]")) return; // a dialog has the keyboard
+  const key = event.key;
+  const act = (fn) => {
+    event.preventDefault();
+    fn();
+  };
+  switch (key) {
+    case "?":
+      return act(() => els.shortcutHelp.showModal());
+    case "j":
+    case "ArrowDown":
+      if (key === "ArrowDown" && !els.alertFeed.contains(event.target)) return;
+      return act(() => feed.step(1));
+    case "k":
+    case "ArrowUp":
+      if (key === "ArrowUp" && !els.alertFeed.contains(event.target)) return;
+      return act(() => feed.step(-1));
+    case "Escape":
+      return act(() => feed.select(null));
+    default:
+      break;
+  }
+  if (!["a", "d", "s", "o", "Enter", "p", "e"].includes(key)) return;
+  // Enter opens only from an alert itself (on a button, Enter presses the button)
+  if (key === "Enter" && !event.target.matches?.("#alert-feed li.alert")) return;
+  const alert = selectedOrFirst();
+  if (!alert) return;
+  const item = els.alertFeed.querySelector(`li.alert[data-alert-id="${CSS.escape(String(alert.id))}"]`);
+  act(() => {
+    if ((key === "a" || key === "d") && isOpen(alert)) {
+      openHandleDialog({ alert }, key === "a" ? "acknowledge" : "dismiss", item, {
+        prefill: true,
+      });
+    } else if (key === "s" && isOpen(alert)) openSnoozeDialog(alert, item);
+    else if (key === "o" || key === "Enter") {
+      tiles.setPaused(true);
+      panel.open(alert.candidate_id, item);
+    } else if (key === "p") openPhraseDialog(alert.candidate_id);
+    else if (key === "e" && alert.evidence_url) openEvidence(alert, item);
+  });
+}
+
+document.addEventListener("keydown", onShortcut);
 
 // ---- filters -----------------------------------------------------------------------------
 
@@ -257,10 +650,12 @@ function renderFilterCounts(counts) {
 
 // ---- acknowledge / dismiss with a reason -------------------------------------------------
 
+/** The ready-made reason that also records the alert as a violation. */
+const VIOLATION_REASON = HANDLING_REASONS.acknowledge.find((r) => r.startsWith("Recorded as a violation"));
 let handleTarget = null;
 let handleOpener = null;
 
-function openHandleDialog(target, action, opener) {
+function openHandleDialog(target, action, opener, { prefill = false } = {}) {
   handleTarget = { ...target, action };
   handleOpener = opener;
   const acknowledge = action === "acknowledge";
@@ -272,6 +667,10 @@ function openHandleDialog(target, action, opener) {
     : `All open alerts of 全部未处理告警: ${tiles.candidateName(target.candidateId) || ""}`;
   els.handleReason.value = "";
   els.handleError.hidden = true;
+  // acknowledging may also keep the alert as a violation record (违纪记录)
+  const violation = $("handle-record-violation");
+  violation.checked = false;
+  $("handle-violation").hidden = !acknowledge;
   els.handleReasons.replaceChildren(
     ...HANDLING_REASONS[action].map((reason) => {
       const b = document.createElement("button");
@@ -280,16 +679,23 @@ function openHandleDialog(target, action, opener) {
       b.textContent = reason;
       b.addEventListener("click", () => {
         els.handleReason.value = reason;
+        if (reason === VIOLATION_REASON) $("handle-record-violation").checked = true;
         els.handleReason.focus();
       });
       return b;
     }),
   );
   els.handleDialog.showModal();
+  if (prefill) {
+    // from the keyboard: the first usual reason, selected (type over it, or Enter saves)
+    els.handleReason.value = HANDLING_REASONS[action][0];
+    els.handleReason.select();
+  }
   els.handleReason.focus();
 }
 
 els.handleCancel.addEventListener("click", () => els.handleDialog.close());
+submitOnEnter(els.handleReason, els.handleForm);
 els.handleDialog.addEventListener("close", () => {
   if (handleOpener && handleOpener.isConnected) handleOpener.focus();
   handleOpener = null;
@@ -309,9 +715,11 @@ els.handleForm.addEventListener("submit", async (event) => {
     : `/api/console/candidates/${encodeURIComponent(target.candidateId)}/alerts/handle`;
   els.handleSubmit.disabled = true;
   try {
+    const recordViolation =
+      target.action === "acknowledge" && $("handle-record-violation").checked;
     const result = await apiFetch(path, {
       method: "POST",
-      body: { action: target.action, reason },
+      body: { action: target.action, reason, record_violation: recordViolation },
     });
     for (const alert of Array.isArray(result) ? result : [result]) {
       applyAlert(alert, { markNew: false });
@@ -495,6 +903,7 @@ function selectSitting(sittingId, roomId = null) {
   tiles.clear();
   feed.clear();
   renderRooms();
+  requests.setPlace(state.sittingId, state.roomId);
   if (sittingId) {
     loadRooms();
     loadSittingData();
@@ -585,23 +994,33 @@ async function loadSittingData({ afterReconnect = false } = {}) {
   const sittingId = state.sittingId;
   if (!sittingId) return;
   const generation = state.generation;
+  const changes = state.changes;
   const query = placeQuery();
   try {
-    const [candidates, alerts] = await Promise.all([
+    const [candidates, alerts, snoozes] = await Promise.all([
       apiFetch(`/api/console/candidates?${query}`),
       apiFetch(`/api/console/alerts?${query}&limit=300`),
+      apiFetch(`/api/console/snoozes?${query}`),
     ]);
     if (generation !== state.generation) return; // the invigilator switched sittings
     state.rosterLoaded = true;
     tiles.setCandidates(Array.isArray(candidates) ? candidates : []);
+    feed.setSnoozes(Array.isArray(snoozes) ? snoozes : []);
+    // an alert handled (or a snooze set) while these lists were on their way: the tiles'
+    // counts may be older than the feed; fetch again
+    if (state.changes !== changes) scheduleRosterReload(300);
     const opened = panel.candidateId;
     if (opened !== null) {
       const fresh = (candidates || []).find((c) => String(c.id) === String(opened));
       if (fresh) panel.update(fresh);
     }
     // After a reconnect, alerts we had not seen were raised while we were away: show them.
-    const added = feed.merge(Array.isArray(alerts) ? alerts : [], { markNew: afterReconnect });
+    const added = feed
+      .merge(Array.isArray(alerts) ? alerts : [], { markNew: afterReconnect })
+      .filter((a) => !feed.isSnoozed(a));
     if (afterReconnect && added.length) {
+      const critical = added.find((a) => isOpen(a) && a.severity === "critical");
+      if (critical) notifier.critical(critical, tiles.candidateName(critical.candidate_id));
       for (const alert of added) tiles.flash(alert.candidate_id);
       announce(`${added.length} alert(s) received after reconnecting 重连后收到告警`);
     }
@@ -664,6 +1083,7 @@ socket.addEventListener("state", (event) => {
 socket.addEventListener("open", (event) => {
   // Every (re)connection: fetch what may have happened while we were not listening.
   loadSittingData({ afterReconnect: event.detail.reconnect });
+  requests.scheduleReload(0);
 });
 
 let lastSessionCheck = 0;
@@ -694,6 +1114,7 @@ function belongsToSitting(item) {
 socket.addEventListener("message", (event) => {
   const msg = event.detail;
   if (panel.candidateId !== null) panel.onMessage(msg);
+  requests.onMessage(msg);
   switch (msg.type) {
     case "alert": {
       const alert = msg.alert;
@@ -715,10 +1136,16 @@ socket.addEventListener("message", (event) => {
       applyAlert(known ? { ...known, ...alert, handling: known.handling } : alert, { markNew: false });
       return;
     }
+    case "snooze":
+      if (msg.snooze && belongsToSitting(msg.snooze)) {
+        state.changes += 1;
+        feed.upsertSnooze(msg.snooze);
+      }
+      return;
     case "connection":
       // The socket carries this sitting's events only, so an unknown id is a new candidate.
       if (tiles.has(msg.candidate_id)) {
-        tiles.setConnection(msg.candidate_id, msg.view, msg.connected, msg.at);
+        tiles.setConnection(msg.candidate_id, msg.view, msg.connected, msg.at, msg.ended);
         const c = tiles.candidate(msg.candidate_id);
         if (c && String(panel.candidateId) === String(msg.candidate_id)) panel.update(c);
       } else {
@@ -798,6 +1225,12 @@ renderFilters();
 try {
   const remembered = window.sessionStorage.getItem(FILTER_KEY);
   if (remembered && FILTERS[remembered]) filterButtons.get(remembered).click();
+} catch {
+  /* ignore */
+}
+try {
+  const types = JSON.parse(window.sessionStorage.getItem(TYPE_FILTER_KEY) || "[]");
+  if (Array.isArray(types) && types.length) feed.setTypes(types);
 } catch {
   /* ignore */
 }

@@ -11,6 +11,7 @@
 
 import { ApiError } from "./api.js";
 import {
+  alertTypeLabel,
   DANMAKU_STATES,
   flowStepLabel,
   violationCategoryLabel,
@@ -38,15 +39,24 @@ export const FILTERS = {
   all: ["All 全部", () => true],
   alerts: ["Open alerts 有告警", (t) => t.openAlerts > 0],
   lost: ["Connection lost 断线", (t) => VIEW_NAMES.some((v) => isLost(t, v))],
-  phone: ["No second view 第二视角未连接", (t) => !t.refs.views.second.connected],
+  phone: [
+    "No second view 第二视角未连接",
+    (t) => !t.refs.views.second.connected && !t.refs.views.second.ended && !isOver(t),
+  ],
   absent: ["Not arrived 未到", (t) => !hasArrived(t)],
   answering: ["Answering 作答中", (t) => t.data.flow?.step === "answering"],
   submitted: ["Handed in 已交卷", (t) => Boolean(t.data.flow?.ended)],
 };
 
+/** The candidate's exam is over (handed in, ended): their views ended, nothing is lost. */
+function isOver(tile) {
+  return Boolean(tile.data.flow?.ended);
+}
+
 function isLost(tile, view) {
   const state = tile.refs.views[view];
-  return !state.connected && Boolean(state.since); // it had connected, then went away
+  // it had connected, then went away (not because the exam ended)
+  return !state.connected && Boolean(state.since) && !state.ended && !isOver(tile);
 }
 
 function hasArrived(tile) {
@@ -194,6 +204,7 @@ export class TileGrid {
       screen: el.querySelector(".screen-chip"),
       voice: el.querySelector(".voice-chip"),
       ladder: el.querySelector(".ladder-chip"),
+      snooze: el.querySelector(".snooze-chip"),
       open: el.querySelector(".open-button"),
       form: el.querySelector(".danmaku-form"),
       label: el.querySelector(".danmaku-label"),
@@ -311,7 +322,9 @@ export class TileGrid {
         `/api/console/candidates/${encodeURIComponent(candidate.id)}/thumbnail/${view}.jpg`;
       state.img.alt = `${name} — ${VIEWS[view]}`;
       this.setStamp(tile, view, info.last_frame_at ?? null);
-      this.applyConnection(tile, view, Boolean(info.connected), info.since ?? null);
+      this.applyConnection(
+        tile, view, Boolean(info.connected), info.since ?? null, Boolean(info.ended),
+      );
     }
     tile.severities = { ...(candidate.open_by_severity || {}) };
     this.applyAlertCount(tile, Number(candidate.open_alerts) || 0);
@@ -344,7 +357,7 @@ export class TileGrid {
     const second = refs.views.second;
     let phone = "";
     let phoneState = null;
-    if (!second.connected) {
+    if (!second.connected && !second.ended && !isOver(tile)) {
       if (second.since) {
         phone = "Phone lost 手机断开";
         phoneState = "lost";
@@ -408,12 +421,17 @@ export class TileGrid {
 
   // ---- connection state ------------------------------------------------------------------
 
-  setConnection(candidateId, view, connected, at) {
+  setConnection(candidateId, view, connected, at, ended = false) {
     const tile = this.tiles.get(String(candidateId));
     if (!tile || !VIEW_NAMES.includes(view)) return;
-    this.applyConnection(tile, view, Boolean(connected), at ?? null);
+    this.applyConnection(tile, view, Boolean(connected), at ?? null, Boolean(ended));
     const views = (tile.data.views = tile.data.views || {});
-    views[view] = { ...(views[view] || {}), connected: Boolean(connected), since: at ?? null };
+    views[view] = {
+      ...(views[view] || {}),
+      connected: Boolean(connected),
+      ended: Boolean(ended) && !connected,
+      since: at ?? null,
+    };
     if (view === "second" && connected) tile.data.second_view_ever = true;
     this.applyStatus(tile);
     this.queueSort();
@@ -421,14 +439,16 @@ export class TileGrid {
     this.changed();
   }
 
-  applyConnection(tile, view, connected, since) {
+  applyConnection(tile, view, connected, since, ended = false) {
     const state = tile.refs.views[view];
     const changed = state.connected !== connected;
     state.connected = connected;
     state.since = since;
+    state.ended = ended && !connected; // went because the exam ended: not lost
     state.conn.dataset.connected = String(connected);
     state.figure.dataset.connected = String(connected);
-    state.conn.dataset.lost = String(!connected && Boolean(since));
+    state.conn.dataset.ended = String(state.ended || (!connected && isOver(tile)));
+    state.conn.dataset.lost = String(isLost(tile, view));
     this.renderConnection(tile, view);
     const allConnected = VIEW_NAMES.every((v) => tile.refs.views[v].connected);
     tile.el.dataset.connected = String(allConnected);
@@ -441,6 +461,7 @@ export class TileGrid {
     const when = parseTime(state.since);
     let word;
     if (state.connected) word = `connected 已连接${when ? ` · ${formatClock(when)}` : ""}`;
+    else if (state.ended || (when && isOver(tile))) word = "ended 已结束";
     else if (when) word = `lost 断开 ${formatDuration((Date.now() - when.getTime()) / 1000)}`;
     else word = "not connected 未连接";
     const viewEl = document.createElement("span");
@@ -460,13 +481,35 @@ export class TileGrid {
       if (!tile.visible) continue;
       for (const view of VIEW_NAMES) {
         const state = tile.refs.views[view];
-        if (!state.connected && state.since) this.renderConnection(tile, view);
+        if (isLost(tile, view)) this.renderConnection(tile, view);
       }
       this.applyTime(tile);
     }
   }
 
   // ---- alerts ----------------------------------------------------------------------------
+
+  /** The running snoozes (静音) of the candidates: a chip naming the snoozed types. */
+  setSnoozes(snoozes) {
+    const byCandidate = new Map();
+    for (const s of snoozes || []) {
+      const key = String(s.candidate_id);
+      if (!byCandidate.has(key)) byCandidate.set(key, []);
+      byCandidate.get(key).push(s);
+    }
+    for (const [key, tile] of this.tiles) {
+      const mine = byCandidate.get(key) || [];
+      const chip = tile.refs.snooze;
+      if (!chip) continue;
+      tile.el.dataset.snoozed = mine.map((s) => s.type).join(" ");
+      setChip(
+        chip,
+        mine.length ? `Snoozed 静音: ${mine.map((s) => alertTypeLabel(s.type)).join(", ")}` : "",
+        mine.length ? "on" : null,
+        mine.map((s) => `${alertTypeLabel(s.type)} — ${s.staff_name || ""}: ${s.reason}`).join("\n"),
+      );
+    }
+  }
 
   /** A new alert arrived for this candidate: one more open alert, and flash the tile. */
   alertRaised(candidateId, severity = "warning") {
@@ -547,7 +590,7 @@ export class TileGrid {
     }
     if (tile.openAlerts > 0) return [3, 0];
     if (!hasArrived(tile)) return [5, 0];
-    if (!tile.refs.views.second.connected) return [4, 0];
+    if (!tile.refs.views.second.connected && !isOver(tile)) return [4, 0];
     return [6, 0];
   }
 

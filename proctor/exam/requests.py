@@ -1,0 +1,212 @@
+"""What candidates need from the invigilator, as items the console lists until someone acts
+(issue 23): a candidate saying "my details are wrong" (step 2, ``info_problem``), and a
+candidate waiting for a manual identity check after failed photo checks (step 4).
+
+An info problem is the candidate's ``info_problem`` event; resolving it records an
+``info_problem_resolved`` event (who, the note) and marks the problem resolved, so both
+show in the candidate's timeline and in the review. The identity cases are read from the
+attempts (step ``identity`` with the failures at the sitting's limit); the invigilator acts
+on them through proctor.exam.identity (admit, retry, refuse).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from proctor.errors import Conflict, Invalid, NotFound
+from proctor.events.bus import Bus, sitting_channel
+from proctor.exam.flow import record_event
+from proctor.exam.policy import rules_of
+from proctor.store.tables import (
+    Attempt,
+    Candidate,
+    CandidateEvent,
+    Evidence,
+    Sitting,
+    StaffUser,
+)
+
+NOTE_REQUIRED = Invalid(
+    "note_required",
+    "请填写处理说明（2至500字）。 Say how it was resolved (2-500 characters).",
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def info_problem_body(event: CandidateEvent, candidate: Candidate) -> dict[str, Any]:
+    data = event.data or {}
+    return {
+        "id": event.id,
+        "kind": "info_problem",
+        "candidate_id": candidate.id,
+        "candidate_name": candidate.name,
+        "sitting_id": candidate.sitting_id,
+        "text": data.get("text", ""),
+        "at": _iso(event.at),
+        "status": "resolved" if data.get("resolved_at") else "open",
+        "resolved_at": data.get("resolved_at"),
+        "resolved_by": data.get("resolved_by_name"),
+        "note": data.get("note"),
+    }
+
+
+async def info_problems(
+    db: AsyncSession, candidate_ids: set[int], *, include_resolved: bool = False
+) -> list[dict[str, Any]]:
+    """The info problems of these candidates, oldest first (open ones only by default)."""
+    if not candidate_ids:
+        return []
+    rows = await db.execute(
+        select(CandidateEvent, Candidate)
+        .join(Candidate, Candidate.id == CandidateEvent.candidate_id)
+        .where(
+            CandidateEvent.candidate_id.in_(candidate_ids),
+            CandidateEvent.kind == "info_problem",
+        )
+        .order_by(CandidateEvent.at, CandidateEvent.id)
+    )
+    out = [info_problem_body(ev, cand) for ev, cand in rows.all()]
+    return out if include_resolved else [p for p in out if p["status"] == "open"]
+
+
+async def get_info_problem(db: AsyncSession, problem_id: int) -> CandidateEvent:
+    event = await db.get(CandidateEvent, problem_id, with_for_update=True)
+    if event is None or event.kind != "info_problem":
+        raise NotFound("unknown_info_problem", f"No reported problem {problem_id}.")
+    return event
+
+
+async def resolve_info_problem(
+    db: AsyncSession,
+    bus: Bus,
+    event: CandidateEvent,
+    *,
+    staff_id: int,
+    note: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Mark the problem resolved with the invigilator's note (recorded as an event of the
+    candidate), commit, and tell the sitting's consoles."""
+    note = " ".join((note or "").split())
+    if not 2 <= len(note) <= 500:
+        raise NOTE_REQUIRED
+    data = dict(event.data or {})
+    if data.get("resolved_at"):
+        raise Conflict(
+            "already_resolved",
+            "这个问题已经处理过了。 This problem has been resolved already.",
+        )
+    staff = await db.get(StaffUser, staff_id)
+    name = staff.display_name if staff is not None else f"#{staff_id}"
+    data.update(resolved_at=now.isoformat(), resolved_by=staff_id, resolved_by_name=name, note=note)
+    event.data = data  # a new dict: the JSON column sees the change
+    await record_event(
+        db,
+        event.candidate_id,
+        "info_problem_resolved",
+        now,
+        problem_id=event.id,
+        text=data.get("text", ""),
+        note=note,
+        by=staff_id,
+        by_name=name,
+    )
+    candidate = await db.get(Candidate, event.candidate_id)
+    body = info_problem_body(event, candidate)
+    await db.commit()
+    await bus.publish(
+        sitting_channel(candidate.sitting_id), {"type": "info_problem_resolved", "problem": body}
+    )
+    return body
+
+
+# ------------------------------------------------------------------------- identity
+
+
+async def identity_reviews(
+    db: AsyncSession, sitting: Sitting, candidate_ids: set[int]
+) -> list[dict[str, Any]]:
+    """Candidates of the sitting waiting for a manual identity check: at the photo check,
+    with as many failed checks as the sitting allows (or no usable registered photo)."""
+    if not candidate_ids:
+        return []
+    limit = rules_of(sitting.kind, sitting.flow).identity_max_failures
+    rows = await db.execute(
+        select(Attempt, Candidate)
+        .join(Candidate, Candidate.id == Attempt.candidate_id)
+        .where(
+            Attempt.candidate_id.in_(candidate_ids),
+            Attempt.step == "identity",
+            Attempt.identity_passed_at.is_(None),
+            Attempt.identity_failures >= limit,
+        )
+        .order_by(Attempt.updated_at, Attempt.id)
+    )
+    return [
+        {
+            "kind": "identity_review",
+            "candidate_id": cand.id,
+            "candidate_name": cand.name,
+            "sitting_id": cand.sitting_id,
+            "failures": attempt.identity_failures,
+            "max_failures": limit,
+            "has_photo": cand.photo_relpath is not None,
+            "at": _iso(attempt.updated_at),
+        }
+        for attempt, cand in rows.all()
+    ]
+
+
+async def identity_photos(db: AsyncSession, candidate: Candidate) -> dict[str, Any]:
+    """What the invigilator compares: the registered photo, the captured photos of the
+    candidate's photo checks (newest first, with each check's outcome) and the live face
+    (the console's first-view thumbnail)."""
+    captures = list(
+        await db.scalars(
+            select(Evidence)
+            .where(Evidence.candidate_id == candidate.id, Evidence.kind == "identity_capture")
+            .order_by(Evidence.captured_at.desc(), Evidence.id.desc())
+        )
+    )
+    checks = list(
+        await db.scalars(
+            select(CandidateEvent)
+            .where(
+                CandidateEvent.candidate_id == candidate.id,
+                CandidateEvent.kind == "identity_check",
+            )
+            .order_by(CandidateEvent.at.desc(), CandidateEvent.id.desc())
+        )
+    )
+    by_time = {ev.at: ev.data or {} for ev in checks}
+    attempt = await db.scalar(select(Attempt).where(Attempt.candidate_id == candidate.id))
+    return {
+        "candidate_id": candidate.id,
+        "candidate_name": candidate.name,
+        "id_number": candidate.id_number,
+        "step": attempt.step if attempt else None,
+        "failures": attempt.identity_failures if attempt else 0,
+        "registered_url": (
+            f"/api/invigilate/candidates/{candidate.id}/registered-photo"
+            if candidate.photo_relpath
+            else None
+        ),
+        "captures": [
+            {
+                "id": ev.id,
+                "url": f"/api/evidence/{ev.id}",
+                "captured_at": _iso(ev.captured_at),
+                "reason": by_time.get(ev.captured_at, {}).get("reason"),
+                "distance": by_time.get(ev.captured_at, {}).get("distance"),
+            }
+            for ev in captures
+        ],
+        "live_url": f"/api/console/candidates/{candidate.id}/thumbnail/first.jpg",
+    }
