@@ -52,7 +52,7 @@ SEND_STATS = """async () => {
   (await pc.getStats()).forEach((s) => {
     if (s.type === 'outbound-rtp') {
       out[s.kind] = { fps: s.framesPerSecond ?? null, frames: s.framesSent ?? 0,
-                      packets: s.packetsSent ?? 0 };
+                      packets: s.packetsSent ?? 0, at: s.timestamp };
     }
   });
   return out;
@@ -151,14 +151,23 @@ async def console_login(page: Page, seeded) -> None:
 
 
 async def video_fps(page: Page, wanted, what: str, timeout: float = 90.0) -> float:
-    """Await the page's outbound video framesPerSecond satisfying ``wanted``."""
+    """Await the page's outbound video framesPerSecond satisfying ``wanted`` (at a rate
+    too low for Chromium to report it, the frames sent over the last 2 s or more)."""
+    window: list[tuple[float, float]] = []  # (stats timestamp ms, framesSent)
 
     async def probe() -> float | None:
         stats = await page.evaluate(SEND_STATS)
         video = (stats or {}).get("video") or {}
-        fps = video.get("fps")
-        if fps is None or video.get("frames", 0) < 10:
+        if video.get("frames", 0) < 10:
             return None
+        fps = video.get("fps")
+        window.append((float(video["at"]), float(video["frames"])))
+        if fps is None:
+            while len(window) > 1 and window[-1][0] - window[1][0] >= 2000:
+                window.pop(0)
+            if window[-1][0] - window[0][0] < 2000:
+                return None
+            fps = 1000 * (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
         return float(fps) if wanted(float(fps)) else None
 
     return await eventually(probe, timeout, what)
