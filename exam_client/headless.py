@@ -328,6 +328,11 @@ class _SourceTrack(MediaStreamTrack):
         #: wall-clock time (time.time()) the first frame left this track, for latency
         #: measurements; None until then
         self.first_sent_at: float | None = None
+        #: at most this many video frames a second (the server's send_fps / send_rate,
+        #: issue 22): the others are skipped; None: every frame. Decoded files only (a
+        #: passed-through VP8 stream cannot lose frames)
+        self.max_fps: float | None = None
+        self._kept_at: float | None = None  # media time of the last frame kept
 
     async def recv(self) -> Frame:
         while True:
@@ -345,14 +350,26 @@ class _SourceTrack(MediaStreamTrack):
                 self._inner = self._source._inner(self.kind, self._pass)
                 self._offset, self._last = self._end, 0.0
                 continue
+            frame = self._shift(frame)
+            if self._skip():
+                continue
             if self.first_sent_at is None:
                 self.first_sent_at = time.time()
-            frame = self._shift(frame)
             if self._pass:  # keep later passes on the first pass's clock
                 ahead = self.first_sent_at + self._offset + self._last - time.time()
                 if ahead > 0:
                     await asyncio.sleep(ahead)
             return frame
+
+    def _skip(self) -> bool:
+        """Whether this video frame is dropped to keep to ``max_fps``."""
+        if self.kind != "video" or not self.max_fps or not self._source.decode:
+            return False
+        at = self._offset + self._last
+        if self._kept_at is not None and 0 <= at - self._kept_at < 0.95 / self.max_fps:
+            return True
+        self._kept_at = at
+        return False
 
     def _shift(self, frame: Frame) -> Frame:
         time_base = frame.time_base or Fraction(1, 90000)
@@ -444,6 +461,9 @@ class HeadlessCandidate:
         self._closed = False
         #: the device check's ``{"report", "state"}`` once a walk has run it
         self.device_report: dict[str, Any] | None = None
+        #: the frame rate the server asked each view to be sent at (issue 22: the analysis
+        #: rate while nobody watches live); honoured by views that decode their file
+        self.send_fps: dict[str, float] = {}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -956,6 +976,7 @@ class HeadlessCandidate:
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise OfferRejected("bad_answer", "the server's answer has no SDP") from exc
             await pc.setRemoteDescription(description)
+            self._set_rate(view.name, answer.get("send_fps"))
             if view.sink is not None:
                 await view.sink.start()
         except BaseException:
@@ -963,6 +984,15 @@ class HeadlessCandidate:
             raise
         async with view.changed:
             view.changed.notify_all()
+
+    def _set_rate(self, view_name: str, fps: Any) -> None:
+        """Send ``view_name`` at ``fps`` from now on (like a page's setParameters)."""
+        if not isinstance(fps, int | float) or fps <= 0:
+            return
+        self.send_fps[view_name] = float(fps)
+        view = self._views.get(view_name)
+        if view is not None and view.source is not None and view.source.video is not None:
+            view.source.video.max_fps = float(fps)
 
     async def _teardown(self, view: _View) -> None:
         pc, view.pc = view.pc, None
@@ -1119,6 +1149,8 @@ class HeadlessCandidate:
         kind = message.get("type")
         if kind == "hello":
             self.candidate_id = message.get("candidate_id", self.candidate_id)
+        elif kind == "send_rate":
+            self._set_rate(str(message.get("view")), message.get("fps"))
         elif kind == "danmaku":
             try:
                 item = Danmaku(

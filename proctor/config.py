@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     analysis_enabled: bool = True  # false: receive and decode only (capacity baseline)
     thumbnail_fps: float = 1.0
     thumbnail_width: int = 320
+    # issue 22: while no invigilator watches a candidate live, their pages send video at
+    # the analysis rate (the sitting's, per view) times send_rate_headroom, and at the full
+    # capture rate only while a live view is open; false: always the full rate. The
+    # headroom keeps a fresh frame at every analysis tick (sender and sampler clocks are
+    # not in phase: at exactly the analysis rate some ticks find no new frame)
+    send_analysis_rate: bool = True
+    send_rate_headroom: float = 1.5
+    # Opus DTX (issue 22): silence is sent as a few packets a second, speech as usual
+    audio_dtx: bool = True
 
     # rules defaults (per sitting, copied when a sitting is created)
     absent_seconds: float = 5.0

@@ -21,7 +21,7 @@ from models.prepare import status as models_status
 from proctor.config import Settings
 from proctor.domain import CandidateRef
 from proctor.errors import NotFound
-from proctor.events.bus import VIEWS_CHANNEL, Bus, make_bus
+from proctor.events.bus import VIEWS_CHANNEL, Bus, candidate_channel, make_bus
 from proctor.events.recorder import Recorder
 from proctor.evidence import fonts
 from proctor.evidence.policy import EvidenceSettings
@@ -33,6 +33,7 @@ from proctor.media.live import LiveViews
 from proctor.media.monitor import CandidateMonitor
 from proctor.media.peers import PeerManager
 from proctor.media.probe import NetworkProbes
+from proctor.media.rates import SendRates, with_opus_dtx
 from proctor.media.thumbnails import Thumbnail, ThumbnailCache
 from proctor.media.voice import VoiceCalls
 from proctor.rules import RuleSettings
@@ -91,6 +92,7 @@ class Runtime:
     live: LiveViews = field(init=False)
     voice: VoiceCalls = field(init=False)  # console voice calls (issue 5)
     probes: NetworkProbes = field(init=False)  # the device check's network probe (issue 20)
+    send_rates: SendRates = field(init=False)  # what the pages send (issue 22)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     # identity re-checks during the exam; set once the exam service's workers exist
     identity: RegisteredPhotoIdentity | None = None
@@ -107,6 +109,13 @@ class Runtime:
 
         self.peers = PeerManager(self._new_monitor, self._on_connection, ice)
         self.live = LiveViews(self.peers, ice)
+        self.live.on_watch = self._on_watch
+        self.send_rates = SendRates(
+            settings.capture_fps,
+            settings.phone_capture_fps,
+            settings.send_analysis_rate,
+            settings.send_rate_headroom,
+        )
         self.probes = NetworkProbes(ice)  # the device check's network probe (issue 20)
         self.voice = VoiceCalls(self.peers, ice)
 
@@ -125,8 +134,35 @@ class Runtime:
         if owner != self.cluster.worker_id:
             payload = {"candidate_id": candidate_id, "view": view, "sdp": sdp}
             return await self.cluster.call(owner, "offer", payload)
-        answer = await self.peers.answer(await self.load_ref(candidate_id), view, sdp)
-        return {"sdp": answer.sdp, "type": answer.type}
+        ref = await self.load_ref(candidate_id)
+        answer = await self.peers.answer(ref, view, sdp)
+        # issue 22: Opus DTX asked of the page; the video rate it starts at
+        return {
+            "sdp": with_opus_dtx(answer.sdp) if self.settings.audio_dtx else answer.sdp,
+            "type": answer.type,
+            "send_fps": self.send_rates.fps(ref, view, self.live.watching(candidate_id, view)),
+        }
+
+    async def _on_watch(self, candidate_id: int, view: str, watched: bool) -> None:
+        """A live view of the candidate opened (first viewer) or closed (last one): tell
+        the pages (candidate socket, phone) the rate to send that view at."""
+        monitor = self.peers.monitors.get(candidate_id)
+        ref = monitor.ref if monitor is not None else await self.load_ref(candidate_id)
+        await self.bus.publish(
+            candidate_channel(candidate_id), self.send_rates.message(ref, view, watched)
+        )
+
+    def send_rate_messages(self, candidate_id: int) -> list[dict[str, Any]]:
+        """The rates of the candidate's views streaming to this process (for a page whose
+        socket just connected and may have missed a change)."""
+        monitor = self.peers.monitors.get(candidate_id)
+        if monitor is None:
+            return []
+        return [
+            self.send_rates.message(monitor.ref, v, self.live.watching(candidate_id, v))
+            for v in ("first", "second")
+            if self.peers.is_connected(candidate_id, v)
+        ]
 
     async def answer_live(
         self, viewer: str, candidate_id: int, view: str, sdp: str

@@ -233,6 +233,7 @@ async function startMedia() {
     iceServers: iceServersSource(token, media.ice_servers || []),
     maxBitrate: VIDEO_MAX_BITRATE,
     maxFramerate: media.fps,
+    followServerRate: true, // the analysis rate until an invigilator watches (issue 22)
     onState: onStreamState,
   });
 }
@@ -381,6 +382,10 @@ function openSocket() {
     }
     if (message?.type === 'danmaku') showDanmaku(message);
     else if (message?.type === 'flow' || message?.type === 'time') refresh();
+    else if (message?.type === 'send_rate' && message.view === 'first') {
+      // an invigilator opened (or closed) the live view: full rate, or the analysis rate
+      controller?.setMaxFramerate(message.fps);
+    }
   });
 
   ws.addEventListener('close', async (event) => {

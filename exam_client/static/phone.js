@@ -7,6 +7,9 @@
 // the server says so over /ws/phone (and refuses a new offer with 409 exam_over): the page
 // stops its camera and says that it may be closed.
 //
+// The same socket carries send_rate (issue 22): the side view is sent at the analysis rate
+// while nobody watches it live, at the full rate while an invigilator does.
+//
 // Hooks for tests: #phone-stream-status[data-state] (pairing|requesting|connecting|
 // streaming|reconnecting|error|finished), #phone-error, #phone-finished.
 
@@ -123,6 +126,11 @@ function listen(token) {
     } catch {
       return;
     }
+    if (message?.type === 'send_rate' && message.view === 'second') {
+      // an invigilator opened (or closed) the live view: full rate, or the analysis rate
+      controller?.setMaxFramerate(message.fps);
+      return;
+    }
     if (message?.ended || ENDED_STEPS.has(message?.step)) finish();
   });
   ws.addEventListener('close', (event) => {
@@ -187,6 +195,7 @@ async function run() {
     iceServers: iceServersSource(paired.token, media.ice_servers || []),
     maxBitrate: 400_000,
     maxFramerate: media.fps,
+    followServerRate: true, // the analysis rate until an invigilator watches (issue 22)
     onState: (state, detail = {}) => {
       if (state === 'idle' || finished) return;
       if (state === 'error' && detail.code === 'exam_over') {

@@ -102,7 +102,10 @@ async function postOffer(url, token, body) {
  *        a function asked before each connection (fresh TURN credentials)
  * @param {string} [options.token]       Bearer token; without it the session cookie is used
  * @param {number} [options.maxBitrate]  bits per second for the video sender
- * @param {number} [options.maxFramerate]
+ * @param {number} [options.maxFramerate]  the full rate
+ * @param {boolean} [options.followServerRate]  start at the rate the server's answer names
+ *        (send_fps: the analysis rate while nobody watches live, issue 22); the caller
+ *        passes later changes (send_rate messages on its socket) to setMaxFramerate
  */
 export function startStream({
   view,
@@ -112,6 +115,7 @@ export function startStream({
   token = null,
   maxBitrate = 600_000,
   maxFramerate = null,
+  followServerRate = false,
   offerUrl = DEFAULT_OFFER_URL,
   gatherTimeoutMs = 8000,
   minDelayMs = 1000,
@@ -122,6 +126,7 @@ export function startStream({
   let stopped = false;
   let failures = 0;
   let timer = null;
+  let rate = maxFramerate; // the frame rate the video is sent at now
 
   const emit = (next, detail = {}) => {
     state = next;
@@ -209,7 +214,8 @@ export function startStream({
       });
       if (mine !== pc || stopped) return;
       await mine.setRemoteDescription({ type: answer.type || 'answer', sdp: answer.sdp });
-      await limitVideo(mine, { maxBitrate, maxFramerate });
+      if (followServerRate && answer.send_fps > 0) rate = answer.send_fps;
+      await limitVideo(mine, { maxBitrate, maxFramerate: rate });
     } catch (error) {
       if (mine !== pc || stopped) return;
       if (error instanceof OfferError && !error.retry) {
@@ -256,6 +262,16 @@ export function startStream({
         listening = true;
       }
       connect();
+    },
+    /** The frame rate the video is sent at now (null: the browser's). */
+    get maxFramerate() {
+      return rate;
+    },
+    /** Send the video at this frame rate from now on (setParameters: no new offer). */
+    async setMaxFramerate(fps) {
+      if (!(fps > 0)) return;
+      rate = fps;
+      if (pc) await limitVideo(pc, { maxBitrate, maxFramerate: rate });
     },
     /** Close the connection; the stream's tracks are left to the caller. */
     stop() {

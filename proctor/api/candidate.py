@@ -174,6 +174,8 @@ async def candidate_socket(ws: WebSocket) -> None:
 
     async with rt.bus.subscribe(candidate_channel(cid)) as sub:
         await ws.send_json({"type": "hello", "candidate_id": cid})
+        for message in rt.send_rate_messages(cid):  # issue 22: the rate to send at now
+            await ws.send_json(message)
         await pump(ws, sub, on_out, on_in)
 
 
@@ -181,7 +183,8 @@ async def candidate_socket(ws: WebSocket) -> None:
 async def phone_socket(ws: WebSocket) -> None:
     """The phone page's socket: told when the candidate's exam ends, so that it stops its
     camera and says so. Sends ``{"type": "hello", "step"}`` first, then each ``flow``
-    message of the candidate (``{"type": "flow", "step", ...}``) and nothing else."""
+    message of the candidate (``{"type": "flow", "step", ...}``) and the second view's
+    ``send_rate`` (issue 22: the rate to send at), and nothing else."""
     rt: Runtime = ws.app.state.runtime
     who = await accept_principal(ws, rt)
     if who is None:
@@ -192,6 +195,8 @@ async def phone_socket(ws: WebSocket) -> None:
     cid = who.subject_id
 
     async def only_flow(msg: dict) -> dict | None:
+        if msg.get("type") == "send_rate" and msg.get("view") == "second":
+            return msg
         if msg.get("type") != "flow":
             return None
         return {"type": "flow", "candidate_id": cid, "step": msg.get("step"), "at": msg.get("at")}
@@ -201,4 +206,7 @@ async def phone_socket(ws: WebSocket) -> None:
             ended = await flow.attempt_ended(db, cid)
             step = await flow.current_step(db, cid)
         await ws.send_json({"type": "hello", "candidate_id": cid, "step": step, "ended": ended})
+        for message in rt.send_rate_messages(cid):  # issue 22: the rate to send at now
+            if message["view"] == "second":
+                await ws.send_json(message)
         await pump(ws, sub, select=only_flow)

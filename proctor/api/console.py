@@ -30,6 +30,7 @@ from proctor.api.security import set_session_cookie
 from proctor.api.sockets import (
     CLOSE_FORBIDDEN,
     CLOSE_NOT_FOUND,
+    Merged,
     accept_principal,
     pump,
     session_alive,
@@ -668,7 +669,26 @@ async def console_socket(ws: WebSocket) -> None:
             await ws.close(code=CLOSE_FORBIDDEN, reason=exc.code)
             return
         await ws.send_json({"type": "health", **(await rt.health())})
-        await pump(ws, sub, select=watch.select, alive=session_alive(rt, ws))
+        # issue 22: which thumbnails changed, so that the console fetches only those
+        thumbs = rt.thumbnails.watch()
+        merged = Merged({"bus": sub, "thumbnails": thumbs})  # type: ignore[dict-item]
+
+        async def select(msg: Message) -> Message | None:
+            if msg.pop("_channel", None) == "thumbnails":
+                return thumbnail_notice(msg, watch.candidates)
+            return await watch.select(msg)
+
+        try:
+            await pump(ws, merged, select=select, alive=session_alive(rt, ws))  # type: ignore[arg-type]
+        finally:
+            merged.close()
+            thumbs.close()
+
+
+def thumbnail_notice(msg: Message, candidates: set[int]) -> Message | None:
+    """A ``thumbnails`` notice with only the caller's candidates (None: none of them)."""
+    mine = [t for t in msg["thumbnails"] if t["candidate_id"] in candidates]
+    return {"type": "thumbnails", "thumbnails": mine} if mine else None
 
 
 router.include_router(console_manage.router)

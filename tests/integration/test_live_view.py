@@ -13,6 +13,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from exam_client.headless import HeadlessCandidate
 from tests.mediatools import clip
+from tests.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +35,17 @@ async def test_live_video_reaches_the_console(server, person_webm):
         h = {"authorization": f"Bearer {token}"}
         async with HeadlessCandidate(server.url, seeded.password, id_number) as cand:
             await cand.login()
+            await cand.connect_ws()
             await cand.start_view("first", person_webm.path, loop=True)
             await cand.wait_for_state("first", "connected", timeout=20)
+            # issue 22: nobody watches: sent at the analysis rate (2 fps, 50 % headroom)
+            assert cand.send_fps["first"] == 3.0
+
+            def sent_at(fps: float):
+                async def probe() -> bool | None:
+                    return True if cand.send_fps.get("first") == fps else None
+
+                return probe
 
             # the second view is not streaming: a clear refusal
             pc2 = RTCPeerConnection()
@@ -79,8 +89,12 @@ async def test_live_video_reaches_the_console(server, person_webm):
 
                 received = await asyncio.wait_for(frames(10), 30)
                 assert all(f.width == 320 and f.height == 424 for f in received[-3:])
+                # watched: the candidate is told to send at the full rate
+                await eventually(sent_at(10.0), 15, "send_rate full while watched")
             finally:
                 with contextlib.suppress(MediaStreamError):
                     await pc.close()
             closed = await http.delete("/api/console/live", headers=h)
             assert closed.status_code == 200
+            # the last viewer went: back to the analysis rate
+            await eventually(sent_at(3.0), 15, "send_rate back to the analysis rate")

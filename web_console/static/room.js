@@ -103,6 +103,7 @@ const ROLE_WORDS = {
 const HEALTH_POLL_MS = 60000;
 const SITTINGS_RETRY_MS = 5000;
 let sittingsRetryTimer = null;
+let sittingRetryTimer = null;
 
 const state = {
   sittings: /** @type {any[]} */ ([]),
@@ -154,6 +155,29 @@ els.logout.addEventListener("click", async () => {
 function showLoadError(message) {
   els.loadError.textContent = message || "";
   els.loadError.hidden = !message;
+}
+
+// The alert list's empty line: "No open alerts" only once the alerts were loaded; before
+// that "Loading", and while they cannot be loaded it says so (issue 22: never a false
+// "No open alerts").
+const noAlertsLine = [...els.alertsEmpty.childNodes];
+const ALERTS_LINE = {
+  loading: ["Loading alerts… ", "正在加载告警…"],
+  error: ["Alerts could not be loaded — retrying. ", "无法加载告警，正在重试。"],
+};
+function setAlertsLine(what) {
+  if ((els.alertsEmpty.dataset.state || null) === what) return;
+  if (what) {
+    els.alertsEmpty.dataset.state = what;
+    const [en, zh] = ALERTS_LINE[what];
+    const zhEl = document.createElement("span");
+    zhEl.lang = "zh";
+    zhEl.textContent = zh;
+    els.alertsEmpty.replaceChildren(en, zhEl);
+  } else {
+    delete els.alertsEmpty.dataset.state;
+    els.alertsEmpty.replaceChildren(...noAlertsLine);
+  }
 }
 
 let announceTimer = null;
@@ -876,6 +900,7 @@ function selectSitting(sittingId, roomId = null) {
   }
   rememberPlace();
   state.rosterLoaded = false;
+  setAlertsLine(sittingId ? "loading" : null);
   panel.close();
   tiles.clear();
   feed.clear();
@@ -1002,6 +1027,7 @@ async function loadSittingData({ afterReconnect = false } = {}) {
       announce(`${added.length} alert(s) received after reconnecting 重连后收到告警`);
     }
     showLoadError(null);
+    setAlertsLine(null);
   } catch (err) {
     if (generation !== state.generation) return;
     if (err instanceof ApiError && err.status === 401) return; // redirecting
@@ -1009,7 +1035,14 @@ async function loadSittingData({ afterReconnect = false } = {}) {
       showLoadError(`${err.message}`);
       return;
     }
-    showLoadError(`Could not load this sitting 无法加载场次数据: ${err.message}`);
+    showLoadError(
+      `Could not load this sitting 无法加载场次数据: ${err.message} — retrying 正在重试…`,
+    );
+    setAlertsLine("error");
+    window.clearTimeout(sittingRetryTimer);
+    sittingRetryTimer = window.setTimeout(() => {
+      if (generation === state.generation) loadSittingData({ afterReconnect });
+    }, SITTINGS_RETRY_MS);
   }
 }
 
@@ -1120,6 +1153,9 @@ socket.addEventListener("message", (event) => {
       } else {
         scheduleRosterReload();
       }
+      return;
+    case "thumbnails":
+      tiles.thumbnailsChanged(msg.thumbnails); // fetched only when changed (issue 22)
       return;
     case "danmaku":
       if (msg.danmaku) tiles.upsertDanmaku(msg.danmaku);

@@ -1,4 +1,5 @@
-// The grid of candidate tiles: thumbnails of both views (refreshed about once a second),
+// The grid of candidate tiles: thumbnails of both views (fetched when the console socket
+// says a view has a new one — about once a second —, never for a view without video),
 // connection state per view (and for how long a view has been lost), second view paired
 // or not, the exam flow's step / progress / time left (when the flow provides them), open
 // alerts by severity, the next rung of the escalation ladder, a voice call under way, the
@@ -29,9 +30,7 @@ const DANMAKU_RANK = { sent: 0, delivered: 1, seen: 2 };
 const DANMAKU_KEEP = 3; // messages shown per tile
 const TICK_MS = 250;
 const CLOCK_MS = 1000; // "lost for" and "time left" counters
-const REFRESH_MS = { first: 1000, second: 2000 }; // second view is the small one
-const REFRESH_DISCONNECTED_MS = 5000; // view is down: look now and then for a last frame
-const REFRESH_NO_FRAME_MS = 3000; // 404 no_frame: the view has not sent anything yet
+const REFRESH_MS = { first: 1000, second: 2000 }; // at most; second view is the small one
 const LOAD_TIMEOUT_MS = 10000;
 const FLASH_MS = 4000;
 
@@ -249,6 +248,9 @@ export class TileGrid {
         pendingSince: 0,
         dueAt: 0,
         hasFrame: false,
+        stamp: null, // when the server's newest thumbnail was taken (null: it has none)
+        requested: null, // the stamp of the thumbnail being fetched
+        loaded: null, // ... of the thumbnail shown
       };
       img.addEventListener("load", () => this.onThumbLoad(tile, view));
       img.addEventListener("error", () => this.onThumbError(tile, view));
@@ -319,6 +321,7 @@ export class TileGrid {
         urls[view] ||
         `/api/console/candidates/${encodeURIComponent(candidate.id)}/thumbnail/${view}.jpg`;
       state.img.alt = `${name} — ${VIEWS[view]}`;
+      this.setStamp(tile, view, info.last_frame_at ?? null);
       this.applyConnection(
         tile, view, Boolean(info.connected), info.since ?? null, Boolean(info.ended),
       );
@@ -700,6 +703,20 @@ export class TileGrid {
     }
   }
 
+  /** The console socket's notice of new (or gone) thumbnails: [{candidate_id, view, at}]. */
+  thumbnailsChanged(items) {
+    for (const item of items || []) {
+      const tile = this.tiles.get(String(item.candidate_id));
+      if (tile && VIEW_NAMES.includes(item.view)) this.setStamp(tile, item.view, item.at ?? null);
+    }
+  }
+
+  setStamp(tile, view, stamp) {
+    const state = tile.refs.views[view];
+    state.stamp = stamp;
+    if (stamp === null && !state.pending) this.showNoVideo(state); // nothing to fetch
+  }
+
   tick() {
     if (document.visibilityState === "hidden" || this.paused) return;
     const now = Date.now();
@@ -711,8 +728,11 @@ export class TileGrid {
           if (now - state.pendingSince < LOAD_TIMEOUT_MS) continue;
           state.pending = false; // a request that never finished: try again
         }
+        // only a thumbnail newer than the one shown; none for a view without video
+        if (!state.stamp || state.stamp === state.loaded) continue;
         if (now < state.dueAt || !state.url) continue;
         state.pending = true;
+        state.requested = state.stamp;
         state.pendingSince = now;
         state.img.src = withCacheBuster(state.url);
       }
@@ -722,23 +742,29 @@ export class TileGrid {
   onThumbLoad(tile, view) {
     const state = tile.refs.views[view];
     state.pending = false;
+    state.loaded = state.requested;
     state.hasFrame = true;
     state.img.hidden = false;
     state.noVideo.hidden = true;
     state.figure.dataset.video = "true";
-    state.dueAt = Date.now() + (state.connected ? REFRESH_MS[view] : REFRESH_DISCONNECTED_MS);
+    state.dueAt = Date.now() + REFRESH_MS[view];
+    if (state.stamp === null) this.showNoVideo(state); // gone while it was fetched
   }
 
   onThumbError(tile, view) {
     const state = tile.refs.views[view];
     if (!state.img.getAttribute("src")) return; // src removed on purpose
     state.pending = false;
+    state.loaded = state.requested; // not again until the socket says there is a newer one
+    state.dueAt = Date.now() + REFRESH_MS[view];
+    this.showNoVideo(state);
+  }
+
+  showNoVideo(state) {
     state.hasFrame = false;
     state.img.hidden = true;
     state.noVideo.hidden = false;
     state.figure.dataset.video = "false";
-    state.dueAt =
-      Date.now() + (state.connected ? REFRESH_NO_FRAME_MS : REFRESH_DISCONNECTED_MS);
   }
 
   // ---- danmaku -----------------------------------------------------------------------
