@@ -1032,6 +1032,10 @@ class HeadlessCandidate:
                 delay = min(delay * 2, self.max_reconnect_delay)
                 continue
             except CandidateError as exc:
+                if exc.code == "exam_over":  # the server ended the views: the normal end
+                    log.info("%s view: the exam is over", view.name)
+                    view.ended.set()
+                    return
                 log.error("%s view: giving up: %s", view.name, exc.message)
                 return
             try:
