@@ -16,6 +16,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.serverproc import ServerProcess, free_port, seed
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.asyncio
 
@@ -53,17 +54,10 @@ class RedisServer:
 
 
 async def until(check, timeout: float, what: str):
-    async def loop():
-        while True:
-            value = await check()
-            if value:
-                return value
-            await asyncio.sleep(0.1)
+    async def probe():
+        return (await check()) or None
 
-    try:
-        return await asyncio.wait_for(loop(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
+    return await eventually(probe, timeout, what)
 
 
 async def next_message(ws, predicate, timeout: float) -> dict:

@@ -5,21 +5,41 @@ database server stops."""
 
 from __future__ import annotations
 
-import asyncio
+import os
 
 import pytest
 import pytest_asyncio
 
 from tests.flowkit import ADMIN, FlowApp, code
-from tests.serverproc import _pg_admin, postgres_admin_url
+from tests.serverproc import (
+    _pg_admin,
+    create_postgres_db,
+    drop_postgres_db,
+    postgres_admin_url,
+    postgres_available,
+)
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
+@pytest.fixture(scope="module")
+def database_url():
+    """PostgreSQL only (this module replaces the SQLite/PostgreSQL pair): the test stops
+    the database server's connections, which SQLite has none of."""
+    if not postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL on 127.0.0.1 is required in CI and was not reachable")
+        pytest.skip("PostgreSQL not reachable (PROCTOR_TEST_POSTGRES_URL); CI requires it")
+    url, name = create_postgres_db()
+    try:
+        yield url
+    finally:
+        drop_postgres_db(name)
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def fa(database_url, tmp_path_factory, models_dir):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("stopping the database is done on PostgreSQL")
     async with FlowApp.running(database_url, tmp_path_factory.mktemp("dbdown"), models_dir) as app:
         yield app
 
@@ -56,9 +76,8 @@ async def test_a_stopped_database_answers_a_json_503(fa: FlowApp, database_url: 
     finally:
         await _set_connections(name, True)
 
-    async def healthy() -> None:
-        while (await fa.client().get("/health")).status_code != 200:
-            await asyncio.sleep(0.2)
+    async def healthy() -> bool | None:
+        return True if (await fa.client().get("/health")).status_code == 200 else None
 
-    await asyncio.wait_for(healthy(), timeout=30)
+    await eventually(healthy, 30, "/health answering 200 again")
     assert (await admin.get("/api/console/sittings")).status_code == 200

@@ -91,11 +91,11 @@ def _wait_file(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 3
 def _wait_port(ns: str, host: str, port: int, proc: subprocess.Popen, log: Path) -> None:
     probe = (
         "import socket,sys,time\n"
-        "end=time.monotonic()+30\n"
+        "end=time.monotonic()+30; poll=0.1  # polled until the deadline\n"
         "while time.monotonic()<end:\n"
         "    try:\n"
         f"        socket.create_connection(({host!r},{port}),timeout=1).close(); sys.exit(0)\n"
-        "    except OSError: time.sleep(0.1)\n"
+        "    except OSError: time.sleep(poll)\n"
         "sys.exit(1)\n"
     )
     r = netkit.in_ns(ns, sys.executable, "-c", probe, check=False)
@@ -204,12 +204,12 @@ class Deployment:
         probe = (
             "import ssl,sys,time,urllib.request\n"
             f"ctx=ssl.create_default_context(cafile={str(self.ca)!r})\n"
-            "end=time.monotonic()+30\n"
+            "end=time.monotonic()+30; poll=0.2  # polled until the deadline\n"
             "while time.monotonic()<end:\n"
             "    try:\n"
             f"        urllib.request.urlopen({SITE + '/health'!r},context=ctx,timeout=2)\n"
             "        sys.exit(0)\n"
-            "    except Exception as e: err=e; time.sleep(0.2)\n"
+            "    except Exception as e: err=e; time.sleep(poll)\n"
             "print(err); sys.exit(1)\n"
         )
         r = netkit.in_ns(netkit.MOB, sys.executable, "-c", probe, check=False)
