@@ -128,7 +128,12 @@ async def _walk(candidate: HeadlessCandidate, args: argparse.Namespace) -> bool:
     )
     if "report" in result:
         report = result["report"]
-        out.warning("device check %s", "passed" if report.get("passed") else "NOT passed")
+        parts = ("camera", "microphone", "phone", "upload")
+        failed = [p for p in parts if not report.get(f"{p}_ok")]
+        out.warning(
+            "device check %s",
+            "passed" if report.get("passed") else f"NOT passed: {', '.join(failed) or '?'}",
+        )
         return False
     saved = await candidate.answer_paper(result, _answers(args.answers))
     out.info("answered %d questions", saved)
