@@ -263,6 +263,7 @@ class FlowApp:
         candidates: int = 1,
         photos: list[Path | None] | None = None,
         paper: str | None = "objective",
+        rules: Any = None,
     ) -> SittingInfo:
         """A sitting starting ``starts_in`` from the clock's now, with candidates and (for
         exams) a paper: "objective", "with_short" or None; ``rules``: its RuleSettings."""
@@ -279,6 +280,7 @@ class FlowApp:
                 starts_at=now + starts_in,
                 ends_at=now + starts_in + duration,
                 flow=flow,
+                rules=rules,
             )
             info = SittingInfo(sitting.id, password, kind, sitting.starts_at, sitting.ends_at)
             for i in range(candidates):
