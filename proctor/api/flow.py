@@ -249,6 +249,25 @@ async def save_answer(
     return saved
 
 
+class FlagIn(BaseModel):
+    flagged: bool
+
+
+@router.put("/api/flow/flags/{question_id}")
+async def flag_question(
+    question_id: int,
+    body: FlagIn,
+    who: Principal = Depends(candidate),
+    db: AsyncSession = Depends(db_session),
+    at: datetime = Depends(now),
+) -> dict:
+    """Flag a question for review (标记) or clear the flag; acknowledged after the commit."""
+    ctx = await flow.load(db, who.subject_id, lock=True)
+    saved = await answering.flag_question(db, ctx, question_id, body.flagged, at)
+    await db.commit()
+    return saved
+
+
 @router.post("/api/flow/submit")
 async def submit(
     who: Principal = Depends(candidate),
