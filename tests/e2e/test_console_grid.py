@@ -104,7 +104,8 @@ async def test_grid_for_30_pages_order_zoom_and_no_request_storm(
     shots.mkdir(parents=True, exist_ok=True)
     ids = [c[0] for c in s.candidates]
     a_id, b_id = ids[A_INDEX], ids[B_INDEX]
-    # B walks the flow headless up to the waiting room and streams both views; A streams a leaving camera
+    # B walks the flow headless up to the waiting room and streams both views; A streams
+    # a leaving camera
     b = HeadlessCandidate(base, s.password, s.candidates[B_INDEX][2])
     await b.login()
     # (this sitting has no paper: B stops in the waiting room, streaming both views)
