@@ -199,7 +199,7 @@ def cmd_sitting(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from proctor.exam import bank, roster
-    from proctor.exam.identity import IdentityChecker
+    from proctor.vision.identity_pool import IdentityChecker
 
     if not args.file.is_file():
         print(f"error: {args.file} is not a file", file=sys.stderr)

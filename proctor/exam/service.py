@@ -16,8 +16,8 @@ from proctor.exam.answering import auto_submit_due
 from proctor.exam.auth import PasswordChecker
 from proctor.exam.clock import Clock, SystemClock
 from proctor.exam.flow import LoginLimits, end_views
-from proctor.exam.identity import IdentityChecker
 from proctor.store.db import Database
+from proctor.vision.identity_pool import IdentityChecker
 
 log = logging.getLogger(__name__)
 

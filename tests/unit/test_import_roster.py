@@ -17,10 +17,10 @@ from sqlalchemy import select
 
 from proctor.evidence.storage import EvidenceStorage
 from proctor.exam import roster
-from proctor.exam.identity import PHOTO_PROBLEMS, IdentityChecker
 from proctor.exam.importing import ImportFailed
 from proctor.exam.sittings import create_sitting
 from proctor.store.tables import Candidate
+from proctor.vision.identity_pool import PHOTO_PROBLEMS, IdentityChecker
 from tests.flowkit import T0, migrated_sqlite
 
 
