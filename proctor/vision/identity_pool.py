@@ -1,5 +1,5 @@
 """The identity worker pool: face detection and embedding in worker processes, for step 4's
-photo check (proctor.exam.identity), the roster import's registered-photo check and the
+photo check (proctor.flow.identity), the roster import's registered-photo check and the
 monitor's re-checks during the exam.
 
 The embedder takes tens of milliseconds of CPU per face (ArcFace MobileFaceNet ~70 ms on

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor.errors import NotFound
 from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
-from proctor.exam.importing import ImportFailed, LineError, decode_text
+from proctor.sitting.importing import ImportFailed, LineError, decode_text
 from proctor.store.tables import Candidate, Sitting
 from proctor.vision import imagesize
 from proctor.vision.identity_pool import PHOTO_PROBLEMS, IdentityChecker

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor.errors import Conflict, Invalid
 from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
-from proctor.exam.flow import Ctx, advance, record_event, require_step
+from proctor.flow.steps import Ctx, advance, record_event, require_step
 from proctor.store.tables import Evidence
 from proctor.vision import imagesize
 
