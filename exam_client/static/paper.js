@@ -6,7 +6,8 @@
 //
 // Hooks for tests: #paper article.question[data-question-id][data-type][data-save]
 // (none|pending|saved|error), its inputs, #save-status[data-state] (saved|saving|offline),
-// #question-nav li[data-answered][data-flagged], article .flag-button[aria-pressed].
+// #question-nav li[data-answered][data-flagged][data-flag-save] (pending while a flag
+// change is on its way), article .flag-button[aria-pressed].
 //
 // A question can be flagged for review (标记, issue 23): shown in the navigator and counted
 // before the hand-in; kept on the server with the attempt (PUT /api/flow/flags/{id}), so a
@@ -63,6 +64,8 @@ export class PaperView {
     this.onStop = onStop;
     this.onFlags = onFlags || (() => {});
     this.flagged = new Set(); // question ids flagged for review
+    this.flagKey = `proctor.flags.${candidateId}`;
+    this.flagChain = Promise.resolve(); // flag changes go to the server one after another
     this.storageKey = `proctor.pending.${candidateId}`;
     this.questions = [];
     this.values = new Map(); // question id → value shown
@@ -79,6 +82,15 @@ export class PaperView {
     const body = await call('/api/flow/paper');
     this.questions = body.questions;
     this.flagged = new Set((body.flagged || []).map(Number));
+    // flag changes this page made that the server may not have had (a reload on the way)
+    const unsent = this.readFlags();
+    for (const [id, on] of Object.entries(unsent)) {
+      const qid = Number(id);
+      if (!this.questions.some((q) => q.id === qid)) continue;
+      if (on) this.flagged.add(qid);
+      else this.flagged.delete(qid);
+      this.sendFlag(qid, on);
+    }
     for (const [id, saved] of Object.entries(body.answers || {})) {
       this.values.set(Number(id), saved.value);
       this.seqs.set(Number(id), saved.seq);
@@ -156,28 +168,62 @@ export class PaperView {
     return button;
   }
 
-  async toggleFlag(q, show) {
+  readFlags() {
+    try {
+      return JSON.parse(localStorage.getItem(this.flagKey) || '{}') || {};
+    } catch {
+      return {};
+    }
+  }
+
+  storeFlag(qid, on) {
+    try {
+      const unsent = this.readFlags();
+      if (on === null) delete unsent[qid];
+      else unsent[qid] = on;
+      if (Object.keys(unsent).length) localStorage.setItem(this.flagKey, JSON.stringify(unsent));
+      else localStorage.removeItem(this.flagKey);
+    } catch {
+      // storage disabled: the change is still sent
+    }
+  }
+
+  /** Send one flag change (after those before it); kept in localStorage until the server
+   *  acknowledged it, so a reload on the way sends it again. */
+  sendFlag(qid, on) {
+    this.storeFlag(qid, on);
+    const item = () => this.nav.querySelector(`li[data-q="${qid}"]`);
+    if (item()) item().dataset.flagSave = 'pending';
+    this.flagChain = this.flagChain.then(async () => {
+      try {
+        await call(`/api/flow/flags/${qid}`, { method: 'PUT', json: { flagged: on } });
+        if (this.readFlags()[qid] === on) this.storeFlag(qid, null);
+      } catch (error) {
+        if (error instanceof ApiError && STOP_CODES.has(error.code)) {
+          this.storeFlag(qid, null);
+          this.lock();
+          this.onStop(error);
+        } else if (error instanceof ApiError && error.status >= 400 && error.status < 500) {
+          this.storeFlag(qid, null); // never taken (e.g. not on this paper)
+        }
+        // a network failure: kept in localStorage, sent again with the next load
+      } finally {
+        if (item() && !(qid in this.readFlags())) delete item().dataset.flagSave;
+      }
+    });
+    return this.flagChain;
+  }
+
+  toggleFlag(q, show) {
     if (this.locked) return;
     const on = !this.flagged.has(q.id);
-    const apply = (value) => {
-      if (value) this.flagged.add(q.id);
-      else this.flagged.delete(q.id);
-      show();
-      const item = this.nav.querySelector(`li[data-q="${q.id}"]`);
-      if (item) item.dataset.flagged = String(value);
-      this.onFlags(this.flagged.size);
-    };
-    apply(on);
-    try {
-      await call(`/api/flow/flags/${q.id}`, { method: 'PUT', json: { flagged: on } });
-    } catch (error) {
-      if (error instanceof ApiError && STOP_CODES.has(error.code)) {
-        this.lock();
-        this.onStop(error);
-        return;
-      }
-      apply(!on); // not kept: show what the server has
-    }
+    if (on) this.flagged.add(q.id);
+    else this.flagged.delete(q.id);
+    show();
+    const item = this.nav.querySelector(`li[data-q="${q.id}"]`);
+    if (item) item.dataset.flagged = String(on);
+    this.onFlags(this.flagged.size);
+    this.sendFlag(q.id, on);
   }
 
   renderQuestion(q) {

@@ -214,6 +214,9 @@ async def test_exam_page_in_view_flags_rules_and_wake_lock(
             await questions.nth(6).locator(".flag-button").click()
             await questions.nth(11).locator(".flag-button").click()
             await expect(nav_flags).to_have_count(2)
+            # acknowledged by the server (a change still on its way would be sent again
+            # from localStorage after the reload)
+            await expect(page.locator("#question-nav li[data-flag-save]")).to_have_count(0)
             await page.reload()
             await expect(flow).to_have_attribute("data-step", "answering")
             await expect(questions).to_have_count(25, timeout=10_000)
@@ -306,6 +309,11 @@ async def test_device_check_meter_units_and_passed(page_server, camera, chromium
             await expect(status).to_have_attribute("data-state", "checked")
             await expect(status).to_contain_text("设备检测已结束")
             assert "考试已结束" not in (await page.locator("body").inner_text())
+            # the still test camera may have brought the console's "frozen picture" hint up
+            hint = page.locator("#console-hint")
+            if await hint.is_visible():
+                await hint.locator("button").click()
+                await expect(hint).to_be_hidden()
             await page.screenshot(path=str(shots / "candidate-device-check.png"))
             # a reload says the same (the verdict comes from the server)
             await page.reload()
