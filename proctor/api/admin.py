@@ -112,7 +112,7 @@ class SittingIn(BaseModel):
 
 @router.post("/api/admin/sittings")
 async def new_sitting(
-    body: SittingIn, _: Principal = Depends(admin), db: AsyncSession = Depends(db_session)
+    body: SittingIn, who: Principal = Depends(admin), db: AsyncSession = Depends(db_session)
 ) -> dict:
     s = await create_sitting(
         db,
@@ -125,6 +125,7 @@ async def new_sitting(
         exam=body.exam,
         analysis_fps=body.analysis_fps,
         flow=body.flow,
+        by=who.subject_id,
     )
     await db.commit()
     return await sitting_body(db, s)

@@ -129,7 +129,7 @@ def _run(settings: Settings, work: Callable[[Any, Any], Awaitable[int]]) -> int:
 
     async def main() -> int:
         settings.ensure_dirs()
-        db = Database(settings.effective_database_url)
+        db = Database(settings.effective_database_url, audit_key=settings.load_audit_key())
         try:
             await migrate.upgrade(db.engine)
             async with db.transaction() as session:
