@@ -109,7 +109,8 @@ def prefill(kind: str, facts: SittingFacts, reviewer_names: dict[int, str]) -> d
             "reported": _actions(facts, "incident"),
             "outages": outages(facts),
             "incidents": incidents,
-            "time_lost_seconds": round(sum(i["seconds"] for i in incidents), 1),
+            # per candidate: each moment once, however many views or losses cover it
+            "time_lost_seconds": round(sum(facts.time_lost(c.id) for c in facts.candidates), 1),
             "extensions": _extensions(facts),
             "text": {k: "" for k in TEXT_FIELDS[kind]},
         }

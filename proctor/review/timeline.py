@@ -30,6 +30,7 @@ from proctor.store.tables import (
     Danmaku,
     Evidence,
     Sitting,
+    utcnow,
 )
 
 #: audit kinds shown from their own tables (or not actions on the candidate)
@@ -367,8 +368,9 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
                 "data": {"how": attempt.get("submit_kind")},
             }
         )
-    end_of_exam = sitting.ends_at
-    ended_at = _exam_ended_at(attempt)
+    # a loss still open is counted to now while the sitting runs (not to its end)
+    end_of_exam = min(sitting.ends_at, utcnow())
+    ended_at = exam_ended_at(attempt)
     for loss in connection_losses(events, until=end_of_exam, ended_at=ended_at):
         items.append(
             {
@@ -410,7 +412,7 @@ def _as_utc(value: Any) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _exam_ended_at(a: dict[str, Any]) -> datetime | None:
+def exam_ended_at(a: dict[str, Any]) -> datetime | None:
     """When the candidate's exam ended for them: handed in, ended by the invigilator, or
     (device check) the check done; None while it runs."""
     times = [_as_utc(a.get(k)) for k in ("submitted_at", "terminated_at", "device_checked_at")]
