@@ -4,7 +4,7 @@ environment variable ``PROCTOR_<NAME>``; the README's configuration table lists 
 from __future__ import annotations
 
 import os
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -200,3 +200,13 @@ def parse_audit_key(text: str, where: str) -> bytes:
             "('proctor audit init-key' makes one)"
         )
     return key
+
+
+def default_time_zone() -> str:
+    """The server's default time zone for sittings that name none (PROCTOR_TIME_ZONE)."""
+    return _default_time_zone()
+
+
+@lru_cache(maxsize=1)
+def _default_time_zone() -> str:
+    return Settings().time_zone

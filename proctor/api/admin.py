@@ -19,8 +19,10 @@ from proctor.exam import bank, device, papers, roster, scoring
 from proctor.exam.auth import Principal
 from proctor.exam.importing import ImportFailed
 from proctor.exam.policy import rules_of
+from proctor.exam.rooms import roster_order
 from proctor.exam.service import ExamService
 from proctor.exam.sittings import create_sitting, create_staff, update_sitting
+from proctor.review.zones import zone_body
 from proctor.runtime import Runtime
 from proctor.store.tables import Attempt, Candidate, Question, Sitting
 
@@ -73,6 +75,7 @@ async def sitting_body(db: AsyncSession, s: Sitting) -> dict[str, Any]:
         "password": s.password,
         "starts_at": s.starts_at.isoformat(),
         "ends_at": s.ends_at.isoformat(),
+        **zone_body(s, s.starts_at),  # the page shows times in the sitting's zone
         "analysis_fps": s.analysis_fps,
         "flow": rules_of(s.kind, s.flow).as_dict(),
         "registered": registered or 0,
@@ -209,8 +212,9 @@ async def roster_list(
         select(Candidate, Attempt)
         .outerjoin(Attempt, Attempt.candidate_id == Candidate.id)
         .where(Candidate.sitting_id == sitting_id)
-        .order_by(Candidate.id_number)
+        .order_by(Candidate.id)
     )
+    order = await roster_order(db, sitting_id)  # by seat, then import order (issue 23)
     return [
         {
             "id": c.id,
@@ -221,7 +225,7 @@ async def roster_list(
             "has_photo": c.photo_relpath is not None,
             "step": a.step if a else None,
         }
-        for c, a in rows.all()
+        for c, a in sorted(rows.all(), key=lambda r: order(r[0].id))
     ]
 
 

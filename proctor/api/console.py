@@ -45,6 +45,7 @@ from proctor.exam.service import ExamService
 from proctor.exam.sittings import list_candidates, list_sittings
 from proctor.media.peers import VIEWS
 from proctor.review.access import log_access
+from proctor.review.zones import zone_body
 from proctor.rules import RuleSettings
 from proctor.runtime import Runtime
 from proctor.store.tables import StaffUser, utcnow
@@ -162,6 +163,7 @@ async def sittings(
             "kind": s.kind,
             "starts_at": s.starts_at.isoformat(),
             "ends_at": s.ends_at.isoformat(),
+            **zone_body(s, s.starts_at),  # the pages' times in the sitting's zone
         }
         for s in await list_sittings(db)
         if visible is None or s.id in visible

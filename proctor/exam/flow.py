@@ -28,6 +28,7 @@ from proctor.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFo
 from proctor.events.bus import VIEWS_CHANNEL, Bus, candidate_channel, sitting_channel
 from proctor.exam import auth, ratelimit, screen, supervision, timing, violations
 from proctor.exam.policy import FlowRules, rules_of
+from proctor.review.zones import zone_body
 from proctor.rules import RuleSettings
 from proctor.store.tables import (
     Answer,
@@ -617,6 +618,7 @@ async def state_body(db: AsyncSession, ctx: Ctx, now: datetime) -> dict[str, Any
             "exam": s.exam,
             "starts_at": s.starts_at.isoformat(),
             "ends_at": s.ends_at.isoformat(),
+            **zone_body(s, s.starts_at),  # the page's times in the sitting's zone
         },
         "timing": {
             "starts_at": s.starts_at.isoformat(),

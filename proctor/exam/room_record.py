@@ -27,6 +27,7 @@ from proctor.events.recorder import ALERT_TITLES
 from proctor.exam import flow, screen, violations
 from proctor.exam.rooms import room_staff_names, seats_of
 from proctor.exam.supervision import INCIDENT_CATEGORIES, staff_names
+from proctor.review.zones import localize, zone_body, zone_of
 from proctor.rules import RuleSettings
 from proctor.store.tables import (
     Alert,
@@ -482,7 +483,8 @@ async def room_record(
         for e in extensions
     ]
     present = sum(1 for a in attendance if a["present"])
-    return {
+    zone = zone_of(sitting)
+    record = {
         "sitting": {
             "id": sitting.id,
             "name": sitting.name,
@@ -493,6 +495,7 @@ async def room_record(
             "ends_at": _iso(sitting.ends_at),
             "last_end": _iso(ends),
             "over": now >= ends,
+            **zone_body(sitting, now),
         },
         "rooms": room_list,
         "generated_at": _iso(now),
@@ -515,6 +518,8 @@ async def room_record(
         "incidents": incidents,
         "extensions": ext_rows,
     }
+    # every time in the sitting's time zone with its offset (issue 23), not UTC
+    return localize(record, zone)
 
 
 def check_exportable(record: dict[str, Any], draft: bool) -> None:
@@ -557,6 +562,8 @@ def to_csv(record: dict[str, Any]) -> str:
         ["invigilators", "; ".join(sorted({n for r in record["rooms"] for n in r["invigilators"]}))]
     )
     w.writerow(["generated_at", record["generated_at"], "over" if s["over"] else "DRAFT 草稿"])
+    if s.get("time_zone"):
+        w.writerow(["time_zone 时区", s["time_zone"], s.get("utc_offset", "")])
     w.writerow([])
     w.writerow(
         ["section", "time", "room", "seat", "candidate", "id_number", "item", "detail", "by"]
@@ -682,7 +689,12 @@ def to_html(record: dict[str, Any]) -> str:
         ("场次 Sitting", f"{e(s['name'])} · {e(s['kind_title'])} {e(s['subject'] or '')}"),
         (
             "时间 Time",
-            f"{t(s['starts_at'])} – {t(s['ends_at'])} (最后结束 last end {t(s['last_end'])})",
+            f"{t(s['starts_at'])} – {t(s['ends_at'])} (最后结束 last end {t(s['last_end'])})"
+            + (
+                f" · 时区 time zone {e(s['time_zone'])} ({e(s.get('utc_offset', ''))})"
+                if s.get("time_zone")
+                else ""
+            ),
         ),
         ("考场 Rooms", rooms or "—"),
         ("监考 Invigilators", staff or "—"),

@@ -8,7 +8,7 @@ and every console route and socket asks it before answering.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -367,6 +367,20 @@ async def seats_of(db: AsyncSession, sitting_id: int) -> dict[int, tuple[int, st
         .where(Room.sitting_id == sitting_id)
     )
     return {cid: (rid, name, seat) for cid, rid, name, seat in rows.all()}
+
+
+async def roster_order(db: AsyncSession, sitting_id: int) -> Callable[[int], tuple[int, ...]]:
+    """A sort key for the sitting's candidates (issue 23): seated ones by room and seat,
+    then the rest in import order (their ids are given in the roster's order)."""
+    seats = await seats_of(db, sitting_id)
+
+    def key(candidate_id: int) -> tuple[int, ...]:
+        found = seats.get(candidate_id)
+        if found is None:
+            return (1, 0, 0, candidate_id)
+        return (0, found[0], found[2], candidate_id)
+
+    return key
 
 
 async def room_staff_names(db: AsyncSession, room_ids: Iterable[int]) -> list[str]:

@@ -195,10 +195,14 @@ async def list_sittings(db: AsyncSession) -> list[Sitting]:
 
 
 async def list_candidates(db: AsyncSession, sitting_id: int) -> list[Candidate]:
+    """The sitting's roster by seat, then in import order (issue 23)."""
+    from proctor.exam.rooms import roster_order
+
     rows = await db.scalars(
-        select(Candidate).where(Candidate.sitting_id == sitting_id).order_by(Candidate.name)
+        select(Candidate).where(Candidate.sitting_id == sitting_id).order_by(Candidate.id)
     )
-    return list(rows)
+    order = await roster_order(db, sitting_id)
+    return sorted(rows, key=lambda c: order(c.id))
 
 
 def photo_ext_of(path: Path) -> str:

@@ -22,6 +22,7 @@ from proctor.evidence import chain
 from proctor.review.summary import SittingFacts, load_facts, outages
 from proctor.review.timeline import candidate_body, get_sitting, iso, sitting_body
 from proctor.review.verdicts import CATEGORIES, staff_names
+from proctor.review.zones import localize, zone_of
 from proctor.store.tables import SittingRecord, utcnow
 
 RECORD_KINDS = {
@@ -165,7 +166,8 @@ def prefill(kind: str, facts: SittingFacts, reviewer_names: dict[int, str]) -> d
 async def _engine_content(db: AsyncSession, sitting_id: int, kind: str) -> dict[str, Any]:
     facts = await load_facts(db, sitting_id)
     names = await staff_names(db, [v.reviewer_id for v in facts.verdicts.values()])
-    return prefill(kind, facts, names)
+    # times in the sitting's time zone with the offset (issue 23)
+    return localize(prefill(kind, facts, names), zone_of(facts.sitting))
 
 
 def _kind(kind: str) -> str:

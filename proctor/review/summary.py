@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor.exam.rooms import roster_order
 from proctor.review import optional
 from proctor.review.timeline import connection_losses, exam_ended_at, get_sitting, iso
 from proctor.review.verdicts import latest_alert_verdicts, latest_candidate_verdicts, staff_names
@@ -133,10 +134,12 @@ def union_seconds(intervals: Any) -> float:
 
 async def load_facts(db: AsyncSession, sitting_id: int) -> SittingFacts:
     sitting = await get_sitting(db, sitting_id)
-    candidates = list(
+    order = await roster_order(db, sitting_id)  # by seat, then import order (issue 23)
+    candidates = sorted(
         await db.scalars(
-            select(Candidate).where(Candidate.sitting_id == sitting_id).order_by(Candidate.name)
-        )
+            select(Candidate).where(Candidate.sitting_id == sitting_id).order_by(Candidate.id)
+        ),
+        key=lambda c: order(c.id),
     )
     ids = [c.id for c in candidates] or [-1]
     attempts = {a.candidate_id: a for a in await optional.attempts(db, sitting_id=sitting_id)}

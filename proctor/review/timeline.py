@@ -22,6 +22,7 @@ from proctor.review.verdicts import (
     latest_candidate_verdicts,
     staff_names,
 )
+from proctor.review.zones import zone_body
 from proctor.store.tables import (
     Alert,
     AuditEntry,
@@ -54,6 +55,8 @@ def sitting_body(s: Sitting) -> dict[str, Any]:
         "subject": s.subject,
         "starts_at": iso(s.starts_at),
         "ends_at": iso(s.ends_at),
+        # the pages show times in the sitting's zone (issue 23)
+        **zone_body(s, s.starts_at),
     }
 
 

@@ -37,8 +37,23 @@ function cell(row, text) {
   return td;
 }
 
-function when(iso) {
-  return iso ? new Date(iso).toLocaleString() : "—";
+/** A time in the sitting's time zone (issue 23: not the browser's), with its offset. */
+function when(iso, zone) {
+  if (!iso) return "—";
+  const options = {
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    hour12: false,
+    timeZoneName: "shortOffset",
+  };
+  try {
+    return new Date(iso).toLocaleString("zh-CN", zone ? { ...options, timeZone: zone } : options);
+  } catch {
+    return new Date(iso).toLocaleString("zh-CN", options);
+  }
 }
 
 /** datetime-local value (local time) → ISO with the browser's offset */
@@ -156,8 +171,8 @@ async function loadSittings() {
     cell(tr, s.name);
     cell(tr, s.kind);
     cell(tr, s.password ?? "");
-    cell(tr, when(s.starts_at));
-    cell(tr, when(s.ends_at));
+    cell(tr, when(s.starts_at, s.time_zone));
+    cell(tr, when(s.ends_at, s.time_zone));
     cell(tr, s.registered ?? "");
     cell(tr, s.paper ? `${s.paper.questions} q` : s.kind === "device_check" ? "n/a" : "none");
     const td = document.createElement("td");
@@ -245,8 +260,8 @@ function renderFacts(s) {
   const facts = [
     ["Password 口令", s.password],
     ["Exam 考试", s.exam],
-    ["Starts 开始", when(s.starts_at)],
-    ["Ends 结束", when(s.ends_at)],
+    ["Starts 开始", when(s.starts_at, s.time_zone)],
+    ["Ends 结束", when(s.ends_at, s.time_zone)],
     ["Registered 报名", s.registered],
     ["Steps 进度", s.steps ? JSON.stringify(s.steps) : ""],
     ["Paper 试卷", s.paper ? `${s.paper.questions} questions from ${s.paper.blueprint.bank}` : "none"],

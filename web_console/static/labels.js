@@ -117,30 +117,61 @@ export function parseTime(iso) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
-const timeFormat = new Intl.DateTimeFormat(undefined, {
-  hour: "2-digit",
-  minute: "2-digit",
-  second: "2-digit",
-  hour12: false,
-});
+// Times are shown in the sitting's time zone (issue 23: not the browser's), set by the
+// page once it knows the sitting (``setTimeZone(sitting.time_zone)``); date-and-time
+// strings carry the offset ("GMT+8").
+let timeFormat;
+let dateTimeFormat;
+let shortDateTimeFormat;
+let currentZone;
 
-const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
-  year: "numeric",
-  month: "2-digit",
-  day: "2-digit",
-  hour: "2-digit",
-  minute: "2-digit",
-  second: "2-digit",
-  hour12: false,
-});
+function makeFormats(zone) {
+  const tz = zone ? { timeZone: zone } : {};
+  timeFormat = new Intl.DateTimeFormat("zh-CN", {
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hour12: false,
+    ...tz,
+  });
+  dateTimeFormat = new Intl.DateTimeFormat("zh-CN", {
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hour12: false,
+    timeZoneName: "shortOffset",
+    ...tz,
+  });
+  shortDateTimeFormat = new Intl.DateTimeFormat("zh-CN", {
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    hour12: false,
+    ...tz,
+  });
+}
 
-const shortDateTimeFormat = new Intl.DateTimeFormat(undefined, {
-  month: "2-digit",
-  day: "2-digit",
-  hour: "2-digit",
-  minute: "2-digit",
-  hour12: false,
-});
+/** Show every time in ``zone`` (an IANA name such as "Asia/Shanghai"); unknown names
+ * are ignored (the times stay in the previous zone). */
+export function setTimeZone(zone) {
+  if (!zone || zone === currentZone) return;
+  try {
+    makeFormats(zone);
+    currentZone = zone;
+  } catch (err) {
+    makeFormats(currentZone);
+  }
+}
+
+export function currentTimeZone() {
+  return currentZone || Intl.DateTimeFormat().resolvedOptions().timeZone;
+}
+
+makeFormats(undefined);
 
 /**
  * How an alert's episode stands (issue 18): "ongoing since 10:02:03 · 3:05" while

@@ -10,6 +10,7 @@ import {
   eventDetail,
   eventLabel,
   formatDateTime,
+  setTimeZone,
   parseTime,
   severityLabel,
   viewLabel,
@@ -238,6 +239,7 @@ async function loadSitting(sittingId) {
       apiFetch(`/api/review/sittings/${sittingId}/queue`),
       apiFetch(`/api/review/sittings/${sittingId}/supervision`),
     ]);
+    setTimeZone(queue.sitting?.time_zone); // the sitting's times, not the browser's
     renderQueue(queue);
     renderRates(queue.dismissed_rates);
     renderSupervision(supervision);
