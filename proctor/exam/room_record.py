@@ -336,6 +336,8 @@ async def room_record(
                 "first_view_at": _iso(conn.get("first")),
                 "second_view_at": _iso(conn.get("second")),
                 "step": f.step if f else None,
+                # the step in words (issue 23: no raw codes in the record)
+                "step_title": flow.STEP_TITLES.get(f.step, f.step) if f and f.step else None,
                 "submitted_at": _iso(f.submitted_at) if f else None,
                 "paused": bool(f and f.paused),
                 "terminated": (f.terminated or {}).get("category") if f else None,
@@ -594,7 +596,7 @@ def to_csv(record: dict[str, Any]) -> str:
             state += (
                 f" · left the page 切屏 {a['screen_left_count']}× {a['screen_left_seconds']:.0f} s"
             )
-        row("attendance", a["arrived_at"], a, state, f"step {a['step'] or '-'}")
+        row("attendance", a["arrived_at"], a, state, f"进度 step: {a.get('step_title') or '—'}")
     for v in record["violations"]:
         row(
             "violation",
@@ -640,7 +642,7 @@ def to_html(record: dict[str, Any]) -> str:
             "出席 present" if a["present"] else "<strong>缺考 absent</strong>",
             t(a["arrived_at"]),
             f"<strong>迟到 late {a['late_seconds'] // 60} min</strong>" if a["late"] else "",
-            e(a["step"] or ""),
+            e(a.get("step_title") or ""),
             str(a["alerts"]),
             str(a["violations"]),
             f"{a['screen_left_count']} / {a['screen_left_seconds']:.0f} s",

@@ -135,7 +135,7 @@ function render(rec) {
         a.present ? "present 出席" : "absent 缺考",
         when(a.arrived_at),
         a.late ? `${Math.round(a.late_seconds / 60)} min` : "",
-        a.step || "",
+        a.step_title || "",
         a.alerts,
         a.violations,
       ],
