@@ -99,6 +99,11 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
             return await chain.verify(db, storage, anchors)
 
     try:
+        settings.load_audit_key()
+    except ValueError as exc:  # a key given that is not a key
+        print(f"error: {exc}")
+        return 2
+    try:
         report = asyncio.run(_with_db(settings, work, migrate_db=False))  # read-only
     except SQLAlchemyError as exc:
         print(
