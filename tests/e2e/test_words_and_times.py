@@ -27,7 +27,7 @@ RAW = [
     (re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b"), "a snake_case code"),
     (
         re.compile(
-            r"(?<![A-Za-z])(formal|trial|submitted|answering|refused|terminated)(?![A-Za-z])"
+            r"(?<![A-Za-z])(formal|trial|submitted|refused|terminated)(?![A-Za-z])"
         ),
         "a step or kind code",
     ),

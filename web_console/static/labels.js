@@ -204,8 +204,18 @@ export function formatClock(date) {
   return date ? timeFormat.format(date) : "--:--:--";
 }
 
+/** "2026/12/07 09:02:46 GMT+8": the date and time, then the offset. */
 export function formatDateTime(date) {
-  return date ? dateTimeFormat.format(date) : "";
+  if (!date) return "";
+  const parts = dateTimeFormat.formatToParts(date);
+  const zone = parts.find((p) => p.type === "timeZoneName")?.value || "";
+  const rest = parts
+    .filter((p) => p.type !== "timeZoneName")
+    .map((p) => p.value)
+    .join("")
+    .replace(/\s+/g, " ")
+    .trim();
+  return zone ? `${rest} ${zone}` : rest;
 }
 
 export function formatShortDateTime(date) {
