@@ -22,11 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor import csvsafe
 from proctor.evidence.storage import EvidenceStorage
-from proctor.exam.rooms import roster_order
+from proctor.evidence.zones import local_iso, localize, zone_of
 from proctor.review import optional
 from proctor.review.timeline import get_candidate, get_sitting, iso, review_queue, timeline
 from proctor.review.verdicts import CATEGORIES, OUTCOMES
-from proctor.review.zones import local_iso, localize, zone_of
+from proctor.store.order import roster_order
 from proctor.store.tables import AuditEntry, Evidence, utcnow
 
 CSV_COLUMNS = [

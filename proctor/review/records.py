@@ -19,10 +19,10 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from proctor.errors import Conflict, Invalid, NotFound
 from proctor.evidence import chain
+from proctor.evidence.zones import localize, zone_of
 from proctor.review.summary import SittingFacts, load_facts, outages
 from proctor.review.timeline import candidate_body, get_sitting, iso, sitting_body
 from proctor.review.verdicts import CATEGORIES, staff_names
-from proctor.review.zones import localize, zone_of
 from proctor.store.tables import SittingRecord, utcnow
 
 RECORD_KINDS = {

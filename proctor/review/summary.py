@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from proctor.exam.rooms import roster_order
 from proctor.review import optional
 from proctor.review.timeline import connection_losses, exam_ended_at, get_sitting, iso
 from proctor.review.verdicts import latest_alert_verdicts, latest_candidate_verdicts, staff_names
+from proctor.store.order import roster_order
 from proctor.store.tables import (
     Alert,
     AlertVerdict,

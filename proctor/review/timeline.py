@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import NotFound
+from proctor.evidence.zones import zone_body
 from proctor.review import optional, risk
 from proctor.review.verdicts import (
     alert_verdict_body,
@@ -22,7 +23,6 @@ from proctor.review.verdicts import (
     latest_candidate_verdicts,
     staff_names,
 )
-from proctor.review.zones import zone_body
 from proctor.store.tables import (
     Alert,
     AuditEntry,

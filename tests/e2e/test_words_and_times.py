@@ -26,9 +26,7 @@ pytestmark = pytest.mark.e2e
 RAW = [
     (re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b"), "a snake_case code"),
     (
-        re.compile(
-            r"(?<![A-Za-z])(formal|trial|submitted|refused|terminated)(?![A-Za-z])"
-        ),
+        re.compile(r"(?<![A-Za-z])(formal|trial|submitted|refused|terminated)(?![A-Za-z])"),
         "a step or kind code",
     ),
     (re.compile(r"Steps[^\n]*\{"), "raw steps"),

@@ -275,7 +275,7 @@ def test_staff_and_sitting_rows_edited_in_the_database_are_found(seeded):
 
     # a sitting changed through the service is chained, so it verifies
     async def through_service(db):
-        from proctor.exam.sittings import update_sitting
+        from proctor.sitting.sittings import update_sitting
 
         await update_sitting(db, seed.sitting_id, password="new-sitting-pass")
 
@@ -354,7 +354,7 @@ def _old_database(url: str) -> None:
             async with db.transaction() as s:
                 from datetime import UTC, datetime, timedelta
 
-                from proctor.exam.auth import hash_password
+                from proctor.auth.sessions import hash_password
 
                 now = datetime.now(UTC).replace(microsecond=0)
                 staff = StaffUser(

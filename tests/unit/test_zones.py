@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from proctor.review.zones import local_iso, localize, offset_text, zone_body, zone_of
+from proctor.evidence.zones import local_iso, localize, offset_text, zone_body, zone_of
 from proctor.store.tables import Sitting
 
 T = datetime(2026, 6, 1, 1, 30, 15, 123456, tzinfo=UTC)

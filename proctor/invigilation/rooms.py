@@ -8,15 +8,15 @@ and every console route and socket asks it before answering.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor.auth.sessions import Principal
 from proctor.errors import Conflict, Forbidden, Invalid, NotFound
-from proctor.exam.auth import Principal
 from proctor.store.tables import Candidate, Room, RoomSeat, RoomStaff, Sitting, StaffUser, utcnow
 
 ROOM_CAPACITY = 30  # the documents: 30 seats per room
@@ -367,20 +367,6 @@ async def seats_of(db: AsyncSession, sitting_id: int) -> dict[int, tuple[int, st
         .where(Room.sitting_id == sitting_id)
     )
     return {cid: (rid, name, seat) for cid, rid, name, seat in rows.all()}
-
-
-async def roster_order(db: AsyncSession, sitting_id: int) -> Callable[[int], tuple[int, ...]]:
-    """A sort key for the sitting's candidates (issue 23): seated ones by room and seat,
-    then the rest in import order (their ids are given in the roster's order)."""
-    seats = await seats_of(db, sitting_id)
-
-    def key(candidate_id: int) -> tuple[int, ...]:
-        found = seats.get(candidate_id)
-        if found is None:
-            return (1, 0, 0, candidate_id)
-        return (0, found[0], found[2], candidate_id)
-
-    return key
 
 
 async def room_staff_names(db: AsyncSession, room_ids: Iterable[int]) -> list[str]:

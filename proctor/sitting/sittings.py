@@ -12,12 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor.auth.sessions import hash_password
 from proctor.errors import Conflict, Forbidden, Invalid, NotFound
 from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
-from proctor.exam.auth import hash_password
-from proctor.exam.policy import SITTING_KINDS, make_rules, rules_of
 from proctor.rules import RuleSettings
+from proctor.sitting.policy import SITTING_KINDS, make_rules, rules_of
 from proctor.store.tables import Candidate, Sitting, StaffUser, utcnow
 
 STAFF_ROLES = ("invigilator", "chief", "reviewer", "admin")
@@ -47,7 +47,7 @@ async def create_sitting(
     by: int | None = None,
 ) -> Sitting:
     """A new sitting; ``flow`` overrides the kind's default exam-flow rules
-    (proctor.exam.policy), which are stored in full with the sitting. Chained
+    (proctor.sitting.policy), which are stored in full with the sitting. Chained
     (``sitting_created``, ``by``: the staff user; None: the operator), so that ``proctor
     audit verify`` notices its times or password changed in the database."""
     if kind not in SITTING_KINDS:
@@ -196,7 +196,7 @@ async def list_sittings(db: AsyncSession) -> list[Sitting]:
 
 async def list_candidates(db: AsyncSession, sitting_id: int) -> list[Candidate]:
     """The sitting's roster by seat, then in import order (issue 23)."""
-    from proctor.exam.rooms import roster_order
+    from proctor.store.order import roster_order
 
     rows = await db.scalars(
         select(Candidate).where(Candidate.sitting_id == sitting_id).order_by(Candidate.id)
