@@ -62,9 +62,20 @@ ACTION_NAMES = {
     "exam_terminated": "终止考试 Exam ended",
     "alerts_snoozed": "告警静音 Alerts snoozed",
     "snooze_ended": "结束静音 Snooze ended",
+    "note": "监考备注 Invigilator's note",
+    "handover_note": "交接说明 Handover note",
+    "help_request": "考生求助 Raised hand",
 }
 #: console actions that handle a violation (考生违规违纪处理): listed with the violations
 DISCIPLINE_ACTIONS = ("discipline_warning", "exam_terminated")
+
+
+def _hand_text(data: dict[str, Any]) -> str:
+    """A raised hand in the record: the message and how it was resolved (or "open")."""
+    text = f"“{data.get('text') or ''}”"
+    if not data.get("resolved_at"):
+        return f"{text} — 待处理 open"
+    return f"{text} — 已处理 resolved {data['resolved_at']}: {data.get('note') or ''}"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -276,6 +287,13 @@ async def room_record(
             select(Danmaku).where(Danmaku.candidate_id.in_(ids)).order_by(Danmaku.sent_at)
         )
     )
+    hands = list(  # raised hands (求助), with how they were resolved
+        await db.scalars(
+            select(CandidateEvent)
+            .where(CandidateEvent.candidate_id.in_(ids), CandidateEvent.kind == "help_request")
+            .order_by(CandidateEvent.at, CandidateEvent.id)
+        )
+    )
     extensions = list(
         await db.scalars(
             select(TimeExtension)
@@ -451,9 +469,28 @@ async def room_record(
             "candidate": who(d.candidate_id),
             "by": names.get(d.sender_id),
             "reason": d.text,
-            "data": {"delivered_at": _iso(d.delivered_at), "seen_at": _iso(d.seen_at)},
+            "data": {
+                "delivered_at": _iso(d.delivered_at),
+                "seen_at": _iso(d.seen_at),
+                "acknowledged_at": _iso(d.acknowledged_at),
+            },
         }
         for d in danmaku
+    ] + [
+        {
+            "at": _iso(h.at),
+            "kind": "help_request",
+            "what": ACTION_NAMES["help_request"],
+            "candidate": who(h.candidate_id),
+            "by": (h.data or {}).get("resolved_by_name"),
+            "reason": _hand_text(h.data or {}),
+            "data": {
+                "resolved_at": (h.data or {}).get("resolved_at"),
+                "note": (h.data or {}).get("note"),
+                "replied": bool((h.data or {}).get("replied")),
+            },
+        }
+        for h in hands
     ]
     log.sort(key=lambda i: i["at"] or "")
 
@@ -508,6 +545,7 @@ async def room_record(
             "terminated": sum(1 for a in actions if a.kind == "exam_terminated"),
             "incidents": len(incidents),
             "extensions": len(ext_rows),
+            "help_requests": len(hands),
         },
         "attendance": attendance,
         "violations": listed,

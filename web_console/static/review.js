@@ -5,6 +5,7 @@
 
 import { ApiError, apiFetch, clearSession, getUser, onUnauthorized, saveSession, staffLogin } from "./api.js";
 import {
+  actionLabel,
   alertTypeLabel,
   episodeText,
   eventDetail,
@@ -399,13 +400,16 @@ function itemLabel(item) {
       (item.restored ? "" : " — not restored 未恢复");
   }
   if (item.kind === "staff_action" && item.type === "danmaku") {
-    return `Danmaku 弹幕警告 by ${item.by}: “${item.text}”` + (item.seen_at ? " — seen 已读" : "");
+    const state = item.acknowledged_at
+      ? ` — acknowledged 已知晓 ${when(item.acknowledged_at)}`
+      : item.seen_at ? " — seen, not acknowledged 已显示，未确认" : "";
+    return `Danmaku 弹幕警告 by ${item.by}: “${item.text}”${state}`;
   }
   if (item.kind === "staff_action" && item.type === "time_extension") {
     return `Time given back 顺延 ${item.seconds} s by ${item.by}: ${item.reason || ""}`;
   }
   if (item.kind === "staff_action") {
-    return `${item.type} by ${item.by || "—"}${item.reason ? `: ${item.reason}` : ""}`;
+    return `${actionLabel(item.type)} by ${item.by || "—"}${item.reason ? `: ${item.reason}` : ""}`;
   }
   if (item.kind === "event") {
     const detail = eventDetail(item.type, item.data);
