@@ -551,13 +551,14 @@ export class CandidatePanel {
     const button = $("note-add");
     error.hidden = true;
     button.disabled = true;
+    const value = input.value;
     try {
       const row = await apiFetch(
         `/api/console/candidates/${encodeURIComponent(this.candidate.id)}/notes`,
-        { method: "POST", body: { text: input.value } },
+        { method: "POST", body: { text: value } },
       );
       this.showNote(row);
-      input.value = "";
+      if (input.value === value) input.value = ""; // not what was typed meanwhile
     } catch (err) {
       error.textContent = err instanceof ApiError ? err.message : "Could not save 保存失败";
       error.hidden = false;

@@ -87,13 +87,14 @@ export class HandoverPanel {
     if (!this.roomId) return;
     this.button.disabled = true;
     this.error.hidden = true;
+    const value = this.input.value;
     try {
       const row = await apiFetch(`/api/console/rooms/${encodeURIComponent(this.roomId)}/handover`, {
         method: "POST",
-        body: { text: this.input.value },
+        body: { text: value },
       });
       this.show(row);
-      this.input.value = "";
+      if (this.input.value === value) this.input.value = ""; // not what was typed meanwhile
     } catch (err) {
       this.error.textContent = err instanceof ApiError ? err.message : "Could not save 保存失败";
       this.error.hidden = false;
