@@ -299,7 +299,7 @@ async def test_notes_on_a_candidate_and_the_rooms_handover(fa: FlowApp) -> None:
         assert resp.status_code == 403 and code(resp) == "not_your_room"
     assert await other.ok("get", f"/api/console/rooms/{room2}/handover") == []
     unknown = await inv.get("/api/console/rooms/987654/handover")
-    assert unknown.status_code == 404
+    assert unknown.status_code == 404 and code(unknown) == "unknown_room"
     record = await second.ok("get", f"/api/console/sittings/{s.id}/record")
     assert [i["reason"] for i in record["log"] if i["kind"] == "handover_note"] == [note]
     async with fa.rt.db.session() as db:
