@@ -16,9 +16,9 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from proctor.exam import requests
-from proctor.exam.rooms import assign_staff, create_room, seat_candidates
-from proctor.exam.sittings import create_staff
+from proctor.invigilation import requests
+from proctor.invigilation.rooms import assign_staff, create_room, seat_candidates
+from proctor.sitting.sittings import create_staff
 from proctor.store.tables import AuditEntry, Room, StaffUser
 from tests.flowkit import INVIGILATOR, REVIEWER, FlowApp, SittingInfo, code
 
