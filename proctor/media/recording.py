@@ -22,11 +22,11 @@ that goes on alone is not recorded); the recording waits for the next keyframe (
 by PLI) and starts a new segment then. The time between is a gap (no file covers it),
 never a crash. (After a drop whose packets the sender cannot resend, aiortc's video
 jitter buffer holds everything newer until 512 packets have come, so the video, for the
-analysis as for the recording, comes back up to tens of seconds after the network.) A reconnection is a new
-peer connection and a new recording. The muxing runs on one thread for all views; when it
-falls behind (``MAX_PENDING`` frames of a view waiting) the segment is ended there too.
-A segment that cannot be written (disk full) is dropped, counted and logged; the next
-segment tries again.
+analysis as for the recording, comes back up to tens of seconds after the network.)
+A reconnection is a new peer connection and a new recording. The muxing runs on one
+thread for all views; when it falls behind (``MAX_PENDING`` frames of a view waiting)
+the segment is ended there too. A segment that cannot be written (disk full) is dropped,
+counted and logged; the next segment tries again.
 """
 
 from __future__ import annotations
