@@ -162,6 +162,7 @@ async def test_both_views_recorded_in_chained_segments(server, clips) -> None:
         await cand.wait_for_state("first", "connected", timeout=20)
         await cand.wait_for_state("second", "connected", timeout=20)
         await asyncio.wait_for(cand.media_ended(), CLIP_SECONDS + 30)
+        candidate_token = cand.token
     # the views closed: each one's last segment is stored up to its last frame
 
     # a view's loss is recorded once its recording is stored to its end
@@ -201,6 +202,26 @@ async def test_both_views_recorded_in_chained_segments(server, clips) -> None:
         assert abs(total - span) <= 1.5, (view, total, span)
         for a, b in zip(segs, segs[1:], strict=False):
             assert abs((b.captured_at - a.ended_at).total_seconds()) <= 1.0
+    # served like other evidence: to reviewers (whole file or a range, for seeking), not
+    # to the candidate
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        user, password = server.seeded.staff
+        resp = await http.post("/api/staff/login", json={"username": user, "password": password})
+        staff = {"authorization": f"Bearer {resp.json()['token']}"}
+        mine = {"authorization": f"Bearer {candidate_token}"}
+        url = f"/api/review/evidence/{rows[0].id}"
+        assert (await http.get(url, headers=mine)).status_code in (401, 403)
+        assert (await http.get(f"/api/evidence/{rows[0].id}", headers=mine)).status_code in (
+            401,
+            403,
+        )
+        whole = await http.get(f"/api/evidence/{rows[0].id}", headers=staff)
+        assert whole.status_code == 200 and whole.headers["content-type"] == "video/webm"
+        assert whole.content == (root / rows[0].relpath).read_bytes()
+        part = await http.get(
+            f"/api/evidence/{rows[0].id}", headers={**staff, "range": "bytes=100-199"}
+        )
+        assert part.status_code == 206 and part.content == whole.content[100:200]
     # the segments are evidence in the audit chain; one changed byte is found
     done = await asyncio.to_thread(verify, server)
     assert done.returncode == 0, done.stdout + done.stderr
