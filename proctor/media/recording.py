@@ -24,9 +24,10 @@ never a crash. (After a drop whose packets the sender cannot resend, aiortc's vi
 jitter buffer holds everything newer until 512 packets have come, so the video, for the
 analysis as for the recording, comes back up to tens of seconds after the network.)
 A reconnection is a new peer connection and a new recording. The muxing runs on one
-thread for all views; when it falls behind (``MAX_PENDING`` frames of a view waiting)
-the segment is ended there too. A segment that cannot be written (disk full) is dropped,
-counted and logged; the next segment tries again.
+thread for all views; when it falls behind (``MAX_PENDING`` batches of a view waiting)
+the segment is ended there too. Packets go to that thread in batches of at most half a
+second (one hand-over per packet cost more than the muxing). A segment that cannot be
+written (disk full) is dropped, counted and logged; the next segment tries again.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ OPUS_FRAME = 960  # 20 ms, WebRTC's Opus packet
 OPUS_HEAD = b"OpusHead" + struct.pack("<BBHIhB", 1, 2, 312, AUDIO_CLOCK, 0, 0)
 GAP_SECONDS = 3.0  # no video this long: the segment ends (a gap)
 PLI_EVERY = 1.0  # while waiting for a keyframe, ask again this often
-MAX_PENDING = 600  # frames of one view waiting to be muxed; beyond: the segment ends
+MAX_PENDING = 60  # batches of one view waiting to be muxed (~30 s); beyond: the segment ends
+BATCH_PACKETS, BATCH_SECONDS = 64, 0.5  # packets go to the muxing thread in batches
 MIN_SEGMENT_SECONDS, MAX_SEGMENT_SECONDS = 5.0, 600.0
 KIND = "recording"
 MIME = "video/webm"
@@ -179,6 +181,10 @@ class _Writer:
         except Exception as exc:
             self._fail(exc)
 
+    def packets(self, batch: list[tuple[str, bytes, int, bool]]) -> None:
+        for item in batch:
+            self.packet(*item)
+
     def finish(
         self, storage: EvidenceStorage, kind: str, started_at: datetime
     ) -> StoredFile | None:
@@ -233,6 +239,8 @@ class ViewRecorder:
         self._submitted = 0
         self._done = 0  # written by the recording thread only
         self._closing: set[asyncio.Future[None]] = set()
+        self._batch: list[tuple[str, bytes, int, bool]] = []
+        self._flushed_at = 0.0
         self.closed = False
         self.segments = 0  # finished segments handed to the sink
         self.skipped = 0  # frames not recorded while waiting for a keyframe
@@ -286,7 +294,7 @@ class ViewRecorder:
         if pts <= self._last_v:
             return  # a repeated or late frame: WebM wants increasing times
         self._last_v = pts
-        self._submit(self._writer.packet, "video", data, pts, size is not None)  # type: ignore[union-attr]
+        self._queue(("video", data, pts, size is not None), now)
 
     def on_audio(self, data: bytes, ts: int) -> None:
         if self.closed or self._writer is None:
@@ -305,7 +313,18 @@ class ViewRecorder:
         if pts - self._last_a > AUDIO_CLOCK * 3600:
             return  # a wild timestamp
         self._last_a = pts
-        self._submit(self._writer.packet, "audio", data, pts, True)
+        self._queue(("audio", data, pts, True), time.monotonic())
+
+    def _queue(self, item: tuple[str, bytes, int, bool], now: float) -> None:
+        self._batch.append(item)
+        if len(self._batch) >= BATCH_PACKETS or now - self._flushed_at >= BATCH_SECONDS:
+            self._flush(now)
+
+    def _flush(self, now: float) -> None:
+        self._flushed_at = now
+        if self._batch and self._writer is not None:
+            batch, self._batch = self._batch, []
+            self._submit(self._writer.packets, batch)
 
     def _start_segment(self, size: tuple[int, int], ts: int, now: float) -> None:
         self._size = size
@@ -318,6 +337,7 @@ class ViewRecorder:
         self._submit(self._writer.open)
 
     def _end_segment(self) -> None:
+        self._flush(time.monotonic())
         writer, self._writer = self._writer, None
         if writer is None:
             return

@@ -129,6 +129,7 @@ async def evidence_pack(
                     "alert_id": e.alert_id,
                     "mime": e.mime,
                     "captured_at": iso(e.captured_at),
+                    "ended_at": iso(e.ended_at),  # a recorded segment's end (else None)
                 },
             )
         )
