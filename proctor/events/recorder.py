@@ -18,11 +18,11 @@ from proctor.events.bus import Bus, sitting_channel
 from proctor.events.messages import alert_body, connection_message, evidence_body
 from proctor.evidence import chain
 from proctor.evidence.clips import ClipFrame, encode_webm
+from proctor.evidence.recordings import KIND as RECORDING_KIND
+from proctor.evidence.recordings import MIME as RECORDING_MIME
+from proctor.evidence.recordings import Segment
 from proctor.evidence.screenshot import annotate, encode_jpeg, zone
 from proctor.evidence.storage import EvidenceStorage
-from proctor.media.recording import KIND as RECORDING_KIND
-from proctor.media.recording import MIME as RECORDING_MIME
-from proctor.media.recording import Segment
 from proctor.rules import AlertDraft, EpisodeChange
 from proctor.rules.episodes import worse
 from proctor.store.db import Database

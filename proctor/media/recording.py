@@ -48,7 +48,10 @@ from typing import Any
 import av
 
 from proctor import metrics
+from proctor.evidence.recordings import KIND, MIME, Segment
 from proctor.evidence.storage import EvidenceStorage, StoredFile
+
+__all__ = ["KIND", "MIME", "RecordingSetup", "Segment", "ViewRecorder", "tee_encoded"]
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +68,6 @@ PLI_EVERY = 1.0  # while waiting for a keyframe, ask again this often
 MAX_PENDING = 60  # batches of one view waiting to be muxed (~30 s); beyond: the segment ends
 BATCH_PACKETS, BATCH_SECONDS = 64, 0.5  # packets go to the muxing thread in batches
 MIN_SEGMENT_SECONDS, MAX_SEGMENT_SECONDS = 5.0, 600.0
-KIND = "recording"
-MIME = "video/webm"
 
 
 def vp8_keyframe(data: bytes) -> tuple[int, int] | None:
@@ -99,18 +100,6 @@ def tee_encoded(receiver: Any, on_frame: Callable[[bytes, int], None]) -> bool:
 
     queue.put = tee_put
     return True
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A stored segment of one view."""
-
-    view: str
-    stored: StoredFile
-    started_at: datetime
-    ended_at: datetime
-    video_frames: int
-    audio_packets: int
 
 
 SegmentSink = Callable[[Segment], Awaitable[None]]

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import NotFound
-from proctor.media.recording import KIND as RECORDING_KIND
+from proctor.evidence.recordings import KIND as RECORDING_KIND
 from proctor.review import optional, risk
 from proctor.review.verdicts import (
     alert_verdict_body,
