@@ -326,6 +326,7 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
                 "by": names.get(d.sender_id, str(d.sender_id)),
                 "delivered_at": iso(d.delivered_at),
                 "seen_at": iso(d.seen_at),
+                "acknowledged_at": iso(d.acknowledged_at),
             }
         )
     for x in extensions:

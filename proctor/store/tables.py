@@ -179,6 +179,9 @@ class Danmaku(Base):
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: the candidate pressed "我已知晓 I understand" (issue 23): until then the warning
+    #: stays on the candidate's screen
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class CandidateEvent(Base):

@@ -403,7 +403,10 @@ function itemLabel(item) {
       (item.restored ? "" : " — not restored 未恢复");
   }
   if (item.kind === "staff_action" && item.type === "danmaku") {
-    return `Danmaku 弹幕警告 · by 发送人 ${item.by}: “${item.text}”` + (item.seen_at ? " — seen 已读" : "");
+    const state = item.acknowledged_at
+      ? ` — acknowledged 已知晓 ${when(item.acknowledged_at)}`
+      : item.seen_at ? " — seen, not acknowledged 已显示，未确认" : "";
+    return `Danmaku 弹幕警告 · by 发送人 ${item.by}: “${item.text}”${state}`;
   }
   if (item.kind === "staff_action" && item.type === "time_extension") {
     return `Time given back 顺延 ${item.seconds} s · by 操作人 ${item.by}: ${item.reason || ""}`;
