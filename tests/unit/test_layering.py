@@ -24,7 +24,7 @@ LAYERS: dict[str, set[str]] = {
     "runtime": {"flow", "media"},
     "doctor": {"media"},
     "invigilation": {"flow"},
-    "review": {"events"},
+    "review": {"auth"},  # the roles table
     "flow": {"sitting"},
     "sitting": {"auth"},
     "auth": {"events"},
