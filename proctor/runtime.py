@@ -248,7 +248,7 @@ class Runtime:
                         self._remote_views.pop(key, None)
 
     async def _end_views(self, ready: asyncio.Event) -> None:
-        """A candidate's exam ended (proctor.flow.steps.end_views): the process holding
+        """A candidate's exam ended (proctor.flow.machine.end_views): the process holding
         their connections closes both views, recorded as ended, and stops the monitor."""
         async with self.bus.subscribe(VIEWS_CHANNEL) as sub:
             ready.set()

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Invalid, NotFound
 from proctor.events.bus import Bus, sitting_channel
+from proctor.flow.machine import allowed
 from proctor.flow.steps import record_event
 from proctor.sitting.policy import rules_of
 from proctor.store.tables import (
@@ -143,7 +144,7 @@ async def identity_reviews(
         .join(Candidate, Candidate.id == Attempt.candidate_id)
         .where(
             Attempt.candidate_id.in_(candidate_ids),
-            Attempt.step == "identity",
+            Attempt.step.in_(allowed("admit")),
             Attempt.identity_passed_at.is_(None),
             Attempt.identity_failures >= limit,
         )

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor import csvsafe
 from proctor.errors import Conflict
 from proctor.events.recorder import ALERT_TITLES
-from proctor.flow import screen
+from proctor.flow import machine, screen
 from proctor.flow import steps as flow
 from proctor.invigilation.rooms import room_staff_names, seats_of
 from proctor.invigilation.supervision import INCIDENT_CATEGORIES, staff_names
@@ -162,8 +162,8 @@ def flow_body(facts: FlowFacts | None) -> dict[str, Any] | None:
         return None
     return {
         "step": facts.step,
-        "step_title": flow.STEP_TITLES.get(facts.step or "", facts.step),
-        "ended": facts.step in flow.ENDED,
+        "step_title": machine.STEP_TITLES.get(facts.step or "", facts.step),
+        "ended": facts.step in machine.ENDED,
         "logged_in_at": _iso(facts.logged_in_at),
         "phone_paired": facts.phone_paired_at is not None,
         "progress": (

@@ -42,11 +42,7 @@ LAYERS: dict[str, set[str]] = {
 BASE_MODULES = {"config", "errors", "csvsafe", "logs", "metrics", "onnx"}
 
 #: imports that break the order today, each with why it is still there (importer, imported)
-KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
-    # leaving the page: the flow sends the "do not leave the page" hint, which is the
-    # invigilation's first rung (supervision.auto_hint, logged as a console action)
-    ("proctor.flow.steps", "proctor.invigilation"),
-}
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def part_of(module: str) -> str:
