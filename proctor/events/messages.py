@@ -7,10 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from proctor.store.tables import Alert, Candidate, Danmaku, Evidence
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+from proctor.times import iso
 
 
 def alert_body(alert: Alert, candidate: Candidate) -> dict[str, Any]:

@@ -30,15 +30,12 @@ from proctor.store.tables import (
     Sitting,
     StaffUser,
 )
+from proctor.times import iso as _iso
 
 NOTE_REQUIRED = Invalid(
     "note_required",
     "请填写处理说明（2至500字）。 Say how it was resolved (2-500 characters).",
 )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def info_problem_body(event: CandidateEvent, candidate: Candidate) -> dict[str, Any]:

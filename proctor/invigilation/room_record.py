@@ -43,6 +43,7 @@ from proctor.store.tables import (
     TimeExtension,
     utcnow,
 )
+from proctor.times import iso as _iso
 
 KIND_NAMES = {
     "device_check": "设备调试 Device check",
@@ -67,10 +68,6 @@ ACTION_NAMES = {
 }
 #: console actions that handle a violation (考生违规违纪处理): listed with the violations
 DISCIPLINE_ACTIONS = ("discipline_warning", "exam_terminated")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 # ----------------------------------------------------------------------------- flow fields

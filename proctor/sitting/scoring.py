@@ -19,6 +19,7 @@ from proctor.sitting import violations
 from proctor.sitting.papers import questions_of
 from proctor.sitting.policy import rules_of
 from proctor.store.tables import Answer, Attempt, Candidate, Question, Sitting, StaffUser
+from proctor.times import iso as _iso
 
 
 def item_points(question: Question, value: Any, points: float) -> float | None:
@@ -225,10 +226,6 @@ async def results(db: AsyncSession, sitting_id: int) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 RESULT_COLUMNS = [
