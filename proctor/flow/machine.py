@@ -310,4 +310,4 @@ async def end_views(bus: Bus, candidate_id: int) -> None:
     invigilator): both views end. The process holding the connections closes them and
     records them as ended, not lost (proctor.runtime); the phone page, told over its
     socket, stops its camera."""
-    await bus.publish(VIEWS_CHANNEL, {"kind": "end_views", "candidate_id": candidate_id})
+    await bus.publish(VIEWS_CHANNEL, {"type": "end_views", "candidate_id": candidate_id})
