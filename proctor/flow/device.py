@@ -18,29 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict
 from proctor.flow.machine import Ctx, check, load, move
-from proctor.flow.steps import record_event, second_view_connected
-from proctor.store.tables import Candidate, CandidateEvent, DeviceReport
+from proctor.flow.steps import record_event, second_view_connected, view_connected
+from proctor.store.tables import Candidate, DeviceReport
 
 #: RMS level (0-1) of the microphone the page must hear at least once while it listens
 MIC_MIN_LEVEL = 0.01
 #: the smallest upload sample the server measures (a smaller one says little)
 MIN_UPLOAD_SAMPLE = 256 * 1024
-
-
-async def first_view_connected(db: AsyncSession, candidate_id: int) -> bool:
-    rows = await db.scalars(
-        select(CandidateEvent)
-        .where(
-            CandidateEvent.candidate_id == candidate_id,
-            CandidateEvent.kind.in_(("media_connected", "media_lost", "media_ended")),
-        )
-        .order_by(CandidateEvent.at.desc(), CandidateEvent.id.desc())
-        .limit(50)
-    )
-    for row in rows:
-        if (row.data or {}).get("view") == "first":
-            return row.kind == "media_connected"
-    return False
 
 
 async def before_upload(db: AsyncSession, candidate_id: int) -> None:
@@ -88,7 +72,7 @@ async def report(
         raise Conflict(
             "upload_not_measured", "Run the upload measurement first. 请先进行上传测速。"
         )
-    camera_seen = await first_view_connected(db, ctx.candidate.id)
+    camera_seen = await view_connected(db, ctx.candidate.id, "first")
     phone_seen = await second_view_connected(db, ctx.candidate.id)
     mic_level = float(microphone.get("level") or 0.0)
     camera_ok = bool(camera.get("ok")) and camera_seen

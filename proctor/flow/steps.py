@@ -379,9 +379,10 @@ async def answer_pledge(db: AsyncSession, ctx: Ctx, accept: bool, now: datetime)
 # ------------------------------------------------------------------------- step 5: phone
 
 
-async def second_view_connected(db: AsyncSession, candidate_id: int) -> bool:
-    """Whether the newest connection event of the second view says connected (the media
-    layer records them, whichever server process holds the connection)."""
+async def view_connected(db: AsyncSession, candidate_id: int, view: str) -> bool:
+    """Whether the newest connection event of ``view`` (first: the camera, second: the
+    phone) says connected (the media layer records them, whichever server process holds
+    the connection)."""
     rows = await db.scalars(
         select(CandidateEvent)
         .where(
@@ -392,9 +393,13 @@ async def second_view_connected(db: AsyncSession, candidate_id: int) -> bool:
         .limit(50)
     )
     for row in rows:
-        if (row.data or {}).get("view") == "second":
+        if (row.data or {}).get("view") == view:
             return row.kind == "media_connected"
     return False
+
+
+async def second_view_connected(db: AsyncSession, candidate_id: int) -> bool:
+    return await view_connected(db, candidate_id, "second")
 
 
 async def phone_done(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
