@@ -22,6 +22,8 @@ MESSAGE_TYPES: dict[str, str] = {
     "end_views": "views (server processes): a candidate's exam ended, close both views",
     "info_problem": "sitting: a candidate says their details are wrong",
     "info_problem_resolved": "sitting: an invigilator dealt with it",
+    "help_request": "sitting: a candidate raised a hand (求助) with a message",
+    "help_resolved": "candidate: an invigilator dealt with the raised hand",
     "page_event": "sitting: the candidate's page left / came back / lost focus ...",
     "extension": "sitting: time was given back",
     "time": "candidate: their time was extended",
@@ -102,6 +104,7 @@ def danmaku_body(row: Danmaku) -> dict[str, Any]:
         "sent_at": iso(row.sent_at),
         "delivered_at": iso(row.delivered_at),
         "seen_at": iso(row.seen_at),
+        "acknowledged_at": iso(row.acknowledged_at),
     }
 
 
