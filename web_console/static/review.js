@@ -5,6 +5,7 @@
 
 import { ApiError, apiFetch, clearSession, getUser, onUnauthorized, saveSession, staffLogin } from "./api.js";
 import {
+  actionLabel,
   alertTypeLabel,
   episodeText,
   eventDetail,
@@ -391,7 +392,9 @@ function itemLabel(item) {
   if (item.kind === "alert") {
     // an episode is drawn as a span on the axis; the label says how long it lasted
     const episode = episodeText({ ...item, started_at: item.at });
-    return `${alertTypeLabel(item.type)} · ${severityLabel(item.severity)}${episode ? ` · ${episode}` : ""}`;
+    // raised while the console had this type snoozed for the candidate: never pushed
+    const snoozed = item.snoozed ? " · raised while snoozed 静音期间" : "";
+    return `${alertTypeLabel(item.type)} · ${severityLabel(item.severity)}${episode ? ` · ${episode}` : ""}${snoozed}`;
   }
   if (item.kind === "evidence") return EVIDENCE_LABELS[item.type] || item.type;
   if (item.kind === "connection_loss") {
@@ -403,6 +406,13 @@ function itemLabel(item) {
   }
   if (item.kind === "staff_action" && item.type === "time_extension") {
     return `Time given back 顺延 ${item.seconds} s by ${item.by}: ${item.reason || ""}`;
+  }
+  if (["alerts_snoozed", "snooze_ended"].includes(item.type) && item.data?.type) {
+    // which alert type the console snoozed (and for how long), or whose snooze ended
+    const minutes = item.type === "alerts_snoozed" && item.data.minutes
+      ? ` ${item.data.minutes} min 分钟` : "";
+    return `${actionLabel(item.type)}: ${alertTypeLabel(item.data.type)}${minutes}` +
+      ` by ${item.by || "—"}${item.reason ? `: ${item.reason}` : ""}`;
   }
   if (item.kind === "staff_action") {
     return `${item.type} by ${item.by || "—"}${item.reason ? `: ${item.reason}` : ""}`;
@@ -469,6 +479,7 @@ function renderList(tl) {
           "data-index": index,
           "data-kind": item.kind,
           "data-type": item.type || "",
+          "data-snoozed": item.kind === "alert" ? String(Boolean(item.snoozed)) : null,
         },
         el("time", { dateTime: item.at }, when(item.at)),
         el("span", { class: "tl-kind" }, KIND_LABELS[item.kind] || item.kind),
