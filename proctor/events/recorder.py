@@ -44,7 +44,7 @@ ALERT_TITLES = {
 }
 
 
-#: episodes a page's own events open and close (``proctor.exam.screen``), not a monitor
+#: episodes a page's own events open and close (``proctor.flow.screen``), not a monitor
 PAGE_EPISODE_TYPES = ("screen_left",)
 
 
