@@ -80,13 +80,28 @@ def _watch_write_lock(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "rollback", _ended)
 
 
-class Database:
-    """Owns the engine and hands out sessions; one per app (created in the lifespan)."""
+#: the session ``info`` key under which the audit chain finds its key (proctor.evidence.chain)
+AUDIT_KEY = "audit_key"
+_FROM_SETTINGS: object = object()
 
-    def __init__(self, url: str) -> None:
+
+class Database:
+    """Owns the engine and hands out sessions; one per app (created in the lifespan).
+    ``audit_key``: the audit chain's key, handed to every session (``session.info``); by
+    default the one the settings name (PROCTOR_AUDIT_KEY or the key file), None if absent
+    (then appending to the chain fails)."""
+
+    def __init__(self, url: str, audit_key: bytes | None | object = _FROM_SETTINGS) -> None:
+        if audit_key is _FROM_SETTINGS:
+            from proctor.config import Settings
+
+            audit_key = Settings().load_audit_key()
         self.url = url
+        self.audit_key: bytes | None = audit_key  # type: ignore[assignment]
         self.engine = make_engine(url)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, info={AUDIT_KEY: audit_key}
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
