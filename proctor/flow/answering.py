@@ -336,28 +336,11 @@ async def extend(
     ]
 
 
-async def grant_extension(
-    db: AsyncSession,
-    bus: Bus,
-    *,
-    sitting_id: int,
-    candidate_ids: list[int] | None,
-    minutes: float,
-    reason: str,
-    staff_id: int,
-    now: datetime,
-) -> list[dict[str, Any]]:
-    """``extend``, committed, then told to the sitting's consoles and to each candidate's
-    page (``time``)."""
-    rows = await extend(
-        db,
-        sitting_id=sitting_id,
-        candidate_ids=candidate_ids,
-        minutes=minutes,
-        reason=reason,
-        staff_id=staff_id,
-        now=now,
-    )
+async def grant_extension(db: AsyncSession, bus: Bus, **how: Any) -> list[dict[str, Any]]:
+    """``extend(db, **how)``, committed, then told to the sitting's consoles and to each
+    candidate's page (``time``)."""
+    rows = await extend(db, **how)
+    sitting_id = how["sitting_id"]
     await db.commit()
     message = {"type": "extension", "sitting_id": sitting_id, "extensions": rows}
     await bus.publish(sitting_channel(sitting_id), message)
