@@ -292,12 +292,18 @@ async def flag_question(
     body: FlagIn,
     who: Principal = Depends(candidate),
     db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
     """Flag a question for review (标记) or clear the flag; acknowledged after the commit."""
-    ctx = await flow.load(db, who.subject_id, lock=True)
-    saved = await answering.flag_question(db, ctx, question_id, body.flagged, at)
-    await db.commit()
+    _, saved = await machine.act(
+        db,
+        rt.bus,
+        who.subject_id,
+        lambda ctx: answering.flag_question(db, ctx, question_id, body.flagged, at),
+        now=at,
+        publish=False,
+    )
     return saved
 
 

@@ -89,8 +89,7 @@ async def flag_question(
     """Flag a question of the paper for review (标记), or clear the flag; kept with the
     attempt so that a reload (or another computer) shows it. Bounded by the paper: only its
     questions, each at most once. Taken while answering, as answers are."""
-    require_step(ctx, "answering")
-    require_running(ctx)
+    check(ctx, "answer")  # taken when an answer would be: answering, not paused or ended
     await _time_check(db, ctx, now)
     order = [int(e["q"]) for e in ctx.attempt.question_order or []]
     if question_id not in order:
