@@ -69,8 +69,17 @@ function item(list, check, ok, zh, en, detail = '') {
   list.append(li);
 }
 
+/** A microphone's RMS level (0-1) on the meter's 0-100 scale: a speaking voice (about
+ *  0.02-0.2 RMS) shows mid-bar. */
+export function micScale(rms) {
+  return Math.min(100, Math.round(Math.sqrt(Math.max(0, rms)) * 160));
+}
+
+/** Bytes per second in both units people meet: MB/s (megabytes, what the exam requires)
+ *  and Mbit/s (megabits, what internet plans quote): 2 MB/s = 16 Mbit/s. */
 export function formatRate(bytesPerS) {
-  return `${(bytesPerS / 1_000_000).toFixed(2)} MB/s`;
+  const mbits = (bytesPerS * 8) / 1_000_000;
+  return `${(bytesPerS / 1_000_000).toFixed(2)} MB/s (${mbits.toFixed(mbits < 10 ? 1 : 0)} Mbit/s)`;
 }
 
 export function showReport(list, report) {
@@ -79,7 +88,7 @@ export function showReport(list, report) {
   item(list, 'camera', report.camera_ok, '摄像头', 'Camera',
     d.camera?.server_receives_first_view ? '服务器已收到画面 picture received' : '服务器未收到画面 no picture at the server');
   item(list, 'microphone', report.microphone_ok, '麦克风', 'Microphone',
-    `level ${d.microphone?.level ?? 0}`);
+    `音量 level ${micScale(d.microphone?.level ?? 0)} / 100`);
   item(list, 'phone', report.phone_ok, '手机（第二视角）', 'Phone (second view)');
   item(list, 'upload', report.upload_ok, '上传带宽', 'Upload',
     `${formatRate(report.upload_bytes_per_s)} (≥ ${formatRate(d.upload?.required_bytes_per_s ?? 0)})`);

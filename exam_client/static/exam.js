@@ -12,7 +12,7 @@
 // #time-left, #submit-hint, #device-results (device.js).
 
 import { ApiError, call, iceServersSource } from './api.js';
-import { runDeviceCheck, formatRate, showReport } from './device.js';
+import { runDeviceCheck, formatRate, micScale, showReport } from './device.js';
 import { PaperView } from './paper.js';
 import { startStream } from './rtc.js';
 import './console_link.js'; // the invigilator console's hints and voice calls (issue 5)
@@ -64,6 +64,8 @@ const STATUS_TEXT = {
   denied: ['摄像头或麦克风未被允许', 'Camera or microphone blocked'],
   error: ['出现问题', 'Something went wrong'],
   ended: ['考试已结束，摄像头已关闭', 'The exam is over: camera and microphone are off'],
+  // a device check is not an exam: it ends as a check (issue 23)
+  checked: ['设备检测已结束，摄像头已关闭', 'Device check over: camera and microphone are off'],
 };
 
 const DENIED_HELP =
@@ -559,10 +561,14 @@ function render(body) {
     startMedia();
   }
   talk.setStep(body.step, ENDED_STEPS.has(body.step));
-  if (ENDED_STEPS.has(body.step) && statusEl.dataset.state !== 'ended') {
+  const endedAs = body.step === 'finished' ? 'checked' : 'ended';
+  if (ENDED_STEPS.has(body.step) && statusEl.dataset.state !== endedAs) {
     stopMedia();
-    setStatus('ended');
+    setStatus(endedAs);
   }
+  $('face-guide').hidden = body.step !== 'identity';
+  if (body.step === 'device_check') micMeter.start();
+  else micMeter.stop();
   showPaused(body);
   const entered = shownStep !== body.step;
   shownStep = body.step;
@@ -717,7 +723,54 @@ function renderPhone(body, entered) {
 }
 $('phone-new-qr').addEventListener('click', newPairing);
 
-// -- 6. waiting: counts down on the server's clock, starts by itself
+// -- 6. waiting: counts down on the server's clock, starts by itself; the exam rules
+// (考生须知) from the sitting's rules and the documents' requirements (DOMAIN.md)
+function examRules(body) {
+  const r = body.rules || {};
+  const items = [
+    ['考试期间须独处于安静、明亮、封闭的房间，不得在公共场所参加考试，其他人不得进入。',
+      'Sit alone in a quiet, bright, private room (no public places); nobody else may come in.'],
+    ['摄像头和麦克风全程开启且不得遮挡；笔记本电脑接通电源；关闭其他程序（弹窗可能被判为作弊）。',
+      'Camera and microphone stay on and uncovered throughout; laptop on mains power; close other apps (pop-ups may be judged as cheating).'],
+  ];
+  if (r.require_phone) {
+    items.push(['手机（第二视角）放在身体侧后方约1米处，全程保持拍摄你、电脑屏幕和桌面，屏幕常亮并接通电源。',
+      'The phone (second view) stays about 1 m to your side and behind you, showing you, the screen and the desk, screen on and charging.']);
+  }
+  items.push(['不得携带或使用与考试无关的资料和电子设备，不得交头接耳、左顾右盼、离开座位。',
+    'No material or electronic device unrelated to the exam; no whispering, looking around or leaving the seat.']);
+  const fullscreen = Boolean(body.page_watch?.fullscreen_required);
+  items.push([`作答时不得离开考试页面${fullscreen ? '或退出全屏' : ''}（切屏），离开会被记录并报告监考老师。`,
+    `While answering, do not leave the exam page${fullscreen ? ' or full screen' : ''}: leaving is recorded and reported to the invigilator.`]);
+  if (r.earliest_submit_minutes > 0) {
+    items.push([`开始作答 ${r.earliest_submit_minutes} 分钟后方可交卷；考试结束时未交卷的试卷将自动提交。`,
+      `You may hand in after ${r.earliest_submit_minutes} minutes of answering; at the end an open paper is handed in automatically.`]);
+  } else {
+    items.push(['考试结束时未交卷的试卷将自动提交。', 'At the end an open paper is handed in automatically.']);
+  }
+  if (r.entry_closes_minutes_after) {
+    items.push([`开考 ${r.entry_closes_minutes_after} 分钟后不得再进入考试（迟到）。`,
+      `Entry closes ${r.entry_closes_minutes_after} minutes after the start (late).`]);
+  }
+  items.push(['监考老师的弹幕警告和语音提醒请立即遵守；遇到断网、断电等问题请保持在座位上，重新登录后继续作答。',
+    "Follow the invigilator's on-screen warnings and voice at once; after a network or power failure stay in your seat and log in again to go on."]);
+  return items;
+}
+
+function renderWaiting(body, entered) {
+  if (!entered) return;
+  $('exam-rules-list').replaceChildren(
+    ...examRules(body).map(([zh, en]) => {
+      const li = document.createElement('li');
+      const enEl = document.createElement('span');
+      enEl.className = 'en';
+      enEl.textContent = en;
+      li.append(zh, ' ', enEl);
+      return li;
+    }),
+  );
+}
+
 async function startExam() {
   if (starting) return;
   starting = true;
@@ -738,6 +791,7 @@ async function renderAnswering(body, entered) {
       progress: $('progress'),
       candidateId: body.candidate.id,
       onStop: () => refresh(),
+      onFlags: (count) => showFlagCount(count),
     });
     try {
       await paperView.load();
@@ -762,6 +816,13 @@ $('fullscreen-return').addEventListener('click', () => {
   document.documentElement.requestFullscreen?.().catch(() => {});
 });
 
+function showFlagCount(count) {
+  const el = $('flag-count');
+  el.dataset.count = String(count);
+  el.hidden = count === 0;
+  el.textContent = `已标记 ${count} 题 · ${count} flagged`;
+}
+
 function submitHint() {
   if (!state?.timing?.earliest_submit_at) return '';
   const left = (Date.parse(state.timing.earliest_submit_at) - serverNow()) / 1000;
@@ -776,9 +837,22 @@ $('submit-button').addEventListener('click', () => {
   const unanswered = paperView ? paperView.questions.length - paperView.questions.filter(
     (q) => { const v = paperView.values.get(q.id); return !(v === null || v === undefined || v === '' || (Array.isArray(v) && !v.length)); },
   ).length : 0;
-  $('submit-confirm-text').textContent = unanswered
-    ? `还有 ${unanswered} 题未作答。交卷后不能再修改，确定交卷吗？ ${unanswered} question(s) unanswered. You cannot change anything after handing in. Hand in now?`
-    : '交卷后不能再修改，确定交卷吗？ You cannot change anything after handing in. Hand in now?';
+  const flagged = paperView ? paperView.flagged.size : 0;
+  const zh = [];
+  const en = [];
+  if (unanswered) {
+    zh.push(`还有 ${unanswered} 题未作答`);
+    en.push(`${unanswered} question(s) unanswered`);
+  }
+  if (flagged) {
+    zh.push(`${flagged} 题已标记待检查`);
+    en.push(`${flagged} flagged for review`);
+  }
+  $('submit-confirm-text').textContent =
+    `${zh.length ? `${zh.join('，')}。` : ''}交卷后不能再修改，确定交卷吗？ ` +
+    `${en.length ? `${en.join('; ')}. ` : ''}You cannot change anything after handing in. Hand in now?`;
+  $('submit-confirm-text').dataset.flagged = String(flagged);
+  $('submit-confirm-text').dataset.unanswered = String(unanswered);
   $('submit-confirm').hidden = false;
 });
 $('submit-no').addEventListener('click', () => {
@@ -904,17 +978,92 @@ $('device-run').addEventListener('click', async () => {
       results: $('device-results'),
     });
     showReport($('finished-results'), result.report);
-    render(result.state);
+    render({ ...result.state, device_check: result.state.device_check ?? {
+      passed: result.report.passed,
+      failed: ['camera', 'microphone', 'phone', 'upload'].filter((p) => !result.report[`${p}_ok`]),
+    } });
   } catch (error) {
     showFlowError(error.message);
   } finally {
     button.disabled = false;
   }
 });
-function renderFinished() {
-  $('finished-message').textContent =
-    '设备调试已完成，结果已提交给考务人员。 The device check is done; the results went to the exam staff.';
+const PART_NAMES = {
+  camera: ['摄像头', 'camera'],
+  microphone: ['麦克风', 'microphone'],
+  phone: ['手机（第二视角）', 'phone (second view)'],
+  upload: ['上传带宽', 'upload'],
+};
+function renderFinished(body) {
+  const verdict = body.device_check;
+  const title = $('finished-title');
+  const passed = verdict ? verdict.passed : null;
+  title.dataset.passed = passed === null ? '' : String(passed);
+  const [zh, en] = passed === null
+    ? ['设备检测完成', 'Device check done']
+    : passed
+      ? ['设备检测通过', 'Device check passed']
+      : ['设备检测未通过', 'Device check not passed'];
+  const enEl = document.createElement('span');
+  enEl.className = 'en';
+  enEl.textContent = en;
+  title.replaceChildren(`${zh} `, enEl);
+  const failed = (verdict?.failed || []).map((p) => PART_NAMES[p] || [p, p]);
+  $('finished-message').textContent = passed === false
+    ? `未通过：${failed.map(([z]) => z).join('、')}。请按提示调整后重新登录再检测一次；结果已提交给考务人员。 ` +
+      `Not passed: ${failed.map(([, e]) => e).join(', ')}. Fix it, then log in again to check once more; the results went to the exam staff.`
+    : '你的设备可以参加考试，结果已提交给考务人员。正式考试请使用同一台电脑和手机。 ' +
+      'Your devices are ready for the exam; the results went to the exam staff. Use the same computer and phone for the exam.';
 }
+
+// a live microphone level while the device check is open (issue 23): the candidate sees
+// the bar move when they speak, before and during the check
+const micMeter = {
+  context: null,
+  listening: false,
+  analyser: null,
+  stream: null,
+  timer: null,
+  buffer: null,
+  start() {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.sample(), 100);
+    if (this.listening) return;
+    this.listening = true;
+    // a browser that starts audio only after a gesture: any click or key resumes it
+    document.addEventListener('pointerdown', () => this.context?.resume().catch(() => {}));
+    document.addEventListener('keydown', () => this.context?.resume().catch(() => {}));
+  },
+  stop() {
+    clearInterval(this.timer);
+    this.timer = null;
+    this.context?.close().catch(() => {});
+    this.context = this.analyser = this.stream = null;
+  },
+  sample() {
+    const track = localStream?.getAudioTracks()[0];
+    if (!track || track.readyState !== 'live') return;
+    if (this.stream !== localStream) {
+      this.context?.close().catch(() => {});
+      const Context = window.AudioContext || window.webkitAudioContext;
+      this.context = new Context();
+      this.context.resume().catch(() => {});
+      this.analyser = this.context.createAnalyser();
+      this.analyser.fftSize = 1024;
+      this.context.createMediaStreamSource(new MediaStream([track])).connect(this.analyser);
+      this.buffer = new Float32Array(this.analyser.fftSize);
+      this.stream = localStream;
+    }
+    this.analyser.getFloatTimeDomainData(this.buffer);
+    let sum = 0;
+    for (const v of this.buffer) sum += v * v;
+    const level = micScale(Math.sqrt(sum / this.buffer.length));
+    const meter = $('mic-meter');
+    meter.value = level;
+    meter.dataset.level = String(level);
+    meter.dataset.peak = String(Math.max(Number(meter.dataset.peak || 0), level));
+  },
+};
 
 // -- refused: the pledge refused, or not admitted after the invigilator's identity check
 function renderRefused(body) {
@@ -934,6 +1083,7 @@ const STEP_RENDER = {
   terminated: renderTerminated,
   device_check: renderDevice,
   finished: renderFinished,
+  waiting: renderWaiting,
 };
 
 // the countdowns, once a second on the server's clock
@@ -979,6 +1129,27 @@ function forgetSession() {
     // ignore
   }
 }
+
+// ------------------------------------------------------------------ layout
+// the top bar (timer, status) and the answer head (save state, hand-in, navigator) stay in
+// view while the paper scrolls (exam.css): their heights, for what sticks below them and
+// for a question scrolled to from the navigator
+function watchHeights() {
+  const root = document.documentElement;
+  const topbar = document.querySelector('.topbar');
+  const head = $('answer-head');
+  const apply = () => {
+    root.style.setProperty('--topbar-h', `${topbar.offsetHeight}px`);
+    root.style.setProperty('--answer-head-h', `${head.offsetHeight}px`);
+  };
+  apply();
+  if ('ResizeObserver' in window) {
+    const observer = new ResizeObserver(apply);
+    observer.observe(topbar);
+    observer.observe(head);
+  }
+}
+watchHeights();
 
 // ------------------------------------------------------------------ start
 

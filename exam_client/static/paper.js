@@ -6,7 +6,12 @@
 //
 // Hooks for tests: #paper article.question[data-question-id][data-type][data-save]
 // (none|pending|saved|error), its inputs, #save-status[data-state] (saved|saving|offline),
-// #question-nav li[data-answered].
+// #question-nav li[data-answered][data-flagged][data-flag-save] (pending while a flag
+// change is on its way), article .flag-button[aria-pressed].
+//
+// A question can be flagged for review (标记, issue 23): shown in the navigator and counted
+// before the hand-in; kept on the server with the attempt (PUT /api/flow/flags/{id}), so a
+// reload or another computer shows the same flags.
 
 import { ApiError, call } from './api.js';
 
@@ -49,13 +54,18 @@ export class PaperView {
    * @param {HTMLElement} o.progress    #progress
    * @param {number} o.candidateId
    * @param {(error: ApiError) => void} o.onStop  the server refuses answers (time over...)
+   * @param {(count: number) => void} [o.onFlags]  the number of flagged questions changed
    */
-  constructor({ container, nav, status, progress, candidateId, onStop }) {
+  constructor({ container, nav, status, progress, candidateId, onStop, onFlags }) {
     this.container = container;
     this.nav = nav;
     this.status = status;
     this.progress = progress;
     this.onStop = onStop;
+    this.onFlags = onFlags || (() => {});
+    this.flagged = new Set(); // question ids flagged for review
+    this.flagKey = `proctor.flags.${candidateId}`;
+    this.flagChain = Promise.resolve(); // flag changes go to the server one after another
     this.storageKey = `proctor.pending.${candidateId}`;
     this.questions = [];
     this.values = new Map(); // question id → value shown
@@ -71,6 +81,16 @@ export class PaperView {
   async load() {
     const body = await call('/api/flow/paper');
     this.questions = body.questions;
+    this.flagged = new Set((body.flagged || []).map(Number));
+    // flag changes this page made that the server may not have had (a reload on the way)
+    const unsent = this.readFlags();
+    for (const [id, on] of Object.entries(unsent)) {
+      const qid = Number(id);
+      if (!this.questions.some((q) => q.id === qid)) continue;
+      if (on) this.flagged.add(qid);
+      else this.flagged.delete(qid);
+      this.sendFlag(qid, on);
+    }
     for (const [id, saved] of Object.entries(body.answers || {})) {
       this.values.set(Number(id), saved.value);
       this.seqs.set(Number(id), saved.seq);
@@ -119,13 +139,91 @@ export class PaperView {
       this.container.append(this.renderQuestion(q));
       const item = el(
         'li',
-        { dataset: { q: String(q.id), answered: String(answered(this.values.get(q.id))) } },
+        {
+          dataset: {
+            q: String(q.id),
+            answered: String(answered(this.values.get(q.id))),
+            flagged: String(this.flagged.has(q.id)),
+          },
+        },
         el('a', { href: `#q-${q.id}`, textContent: String(q.number) }),
       );
       this.nav.append(item);
     }
     this.updateProgress();
     this.updateStatus();
+    this.onFlags(this.flagged.size);
+  }
+
+  flagButton(q) {
+    const button = el('button', { type: 'button', className: 'flag-button secondary' });
+    const show = () => {
+      const on = this.flagged.has(q.id);
+      button.setAttribute('aria-pressed', String(on));
+      button.textContent = on ? '已标记 ⚑ Flagged' : '标记 ⚐ Flag for review';
+      button.title = on ? '取消标记 Remove the flag' : '标记此题，交卷前再检查 Flag to check it before handing in';
+    };
+    show();
+    button.addEventListener('click', () => this.toggleFlag(q, show));
+    return button;
+  }
+
+  readFlags() {
+    try {
+      return JSON.parse(localStorage.getItem(this.flagKey) || '{}') || {};
+    } catch {
+      return {};
+    }
+  }
+
+  storeFlag(qid, on) {
+    try {
+      const unsent = this.readFlags();
+      if (on === null) delete unsent[qid];
+      else unsent[qid] = on;
+      if (Object.keys(unsent).length) localStorage.setItem(this.flagKey, JSON.stringify(unsent));
+      else localStorage.removeItem(this.flagKey);
+    } catch {
+      // storage disabled: the change is still sent
+    }
+  }
+
+  /** Send one flag change (after those before it); kept in localStorage until the server
+   *  acknowledged it, so a reload on the way sends it again. */
+  sendFlag(qid, on) {
+    this.storeFlag(qid, on);
+    const item = () => this.nav.querySelector(`li[data-q="${qid}"]`);
+    if (item()) item().dataset.flagSave = 'pending';
+    this.flagChain = this.flagChain.then(async () => {
+      try {
+        await call(`/api/flow/flags/${qid}`, { method: 'PUT', json: { flagged: on } });
+        if (this.readFlags()[qid] === on) this.storeFlag(qid, null);
+      } catch (error) {
+        if (error instanceof ApiError && STOP_CODES.has(error.code)) {
+          this.storeFlag(qid, null);
+          this.lock();
+          this.onStop(error);
+        } else if (error instanceof ApiError && error.status >= 400 && error.status < 500) {
+          this.storeFlag(qid, null); // never taken (e.g. not on this paper)
+        }
+        // a network failure: kept in localStorage, sent again with the next load
+      } finally {
+        if (item() && !(qid in this.readFlags())) delete item().dataset.flagSave;
+      }
+    });
+    return this.flagChain;
+  }
+
+  toggleFlag(q, show) {
+    if (this.locked) return;
+    const on = !this.flagged.has(q.id);
+    if (on) this.flagged.add(q.id);
+    else this.flagged.delete(q.id);
+    show();
+    const item = this.nav.querySelector(`li[data-q="${q.id}"]`);
+    if (item) item.dataset.flagged = String(on);
+    this.onFlags(this.flagged.size);
+    this.sendFlag(q.id, on);
   }
 
   renderQuestion(q) {
@@ -143,6 +241,7 @@ export class PaperView {
         el('span', { className: 'qtype', textContent: `[${zh} · ${en}]` }),
         el('span', { className: 'stem', textContent: q.stem }),
         el('span', { className: 'points', textContent: `（${q.points}分 · ${q.points} pts）` }),
+        this.flagButton(q),
       ),
     );
     const value = this.values.get(q.id);
@@ -306,14 +405,18 @@ export class PaperView {
 
   lock() {
     this.locked = true;
-    for (const input of this.container.querySelectorAll('input, textarea')) input.disabled = true;
+    for (const input of this.container.querySelectorAll('input, textarea, .flag-button')) {
+      input.disabled = true;
+    }
   }
 
   /** Answers are taken again (the invigilator resumed the exam): send what waited. */
   unlock() {
     if (!this.locked) return;
     this.locked = false;
-    for (const input of this.container.querySelectorAll('input, textarea')) input.disabled = false;
+    for (const input of this.container.querySelectorAll('input, textarea, .flag-button')) {
+      input.disabled = false;
+    }
     this.flush();
   }
 }

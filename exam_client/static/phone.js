@@ -11,7 +11,10 @@
 // while nobody watches it live, at the full rate while an invigilator does.
 //
 // Hooks for tests: #phone-stream-status[data-state] (pairing|requesting|connecting|
-// streaming|reconnecting|error|finished), #phone-error, #phone-finished.
+// streaming|reconnecting|error|finished), #phone-error, #phone-finished,
+// #phone-wake[data-state] (idle|on|released|unsupported|failed)[data-acquired] (issue 23:
+// the screen is kept on with the Screen Wake Lock while the phone streams, taken again
+// when the page comes back into view; where the browser cannot, the page says what to do).
 
 import { ApiError, call, iceServersSource } from './api.js';
 import { startStream } from './rtc.js';
@@ -87,9 +90,75 @@ let finished = false;
 let socket = null;
 let socketDelay = 1000;
 
+// ---- Screen Wake Lock: a phone that goes to sleep stops its camera
+const wakeEl = $('phone-wake');
+let wakeLock = null;
+let wakeWanted = false;
+const WAKE_TEXT = {
+  on: ['屏幕常亮已开启，请保持本页面在前台。', 'The screen stays on: keep this page in front.'],
+  released: ['屏幕常亮已暂停，回到本页面后自动恢复。', 'Screen-on paused: it resumes when this page is back in front.'],
+  unsupported: ['本浏览器无法自动保持屏幕常亮：请在手机设置中把“自动锁屏”设为“永不”，并保持本页面在前台。',
+    'This browser cannot keep the screen on: set auto-lock to Never in the phone\'s settings and keep this page in front.'],
+  failed: ['无法保持屏幕常亮：请在手机设置中把“自动锁屏”设为“永不”，并保持本页面在前台。',
+    'The screen could not be kept on: set auto-lock to Never in the phone\'s settings and keep this page in front.'],
+};
+
+function showWake(state, detail = '') {
+  wakeEl.dataset.state = state;
+  wakeEl.hidden = state === 'idle';
+  const [zh, en] = WAKE_TEXT[state] || ['', ''];
+  const enEl = document.createElement('span');
+  enEl.className = 'en';
+  enEl.textContent = en;
+  wakeEl.replaceChildren(zh, ' ', enEl);
+  wakeEl.title = detail;
+}
+
+async function keepScreenOn() {
+  wakeWanted = true;
+  if (finished || wakeLock || document.visibilityState !== 'visible') return;
+  if (!navigator.wakeLock?.request) {
+    showWake('unsupported');
+    return;
+  }
+  try {
+    const lock = await navigator.wakeLock.request('screen');
+    if (finished) {
+      lock.release().catch(() => {});
+      return;
+    }
+    wakeLock = lock;
+    wakeEl.dataset.acquired = String(Number(wakeEl.dataset.acquired || 0) + 1);
+    showWake('on');
+    lock.addEventListener('release', () => {
+      if (wakeLock === lock) wakeLock = null;
+      if (!finished) showWake('released');
+    });
+  } catch (error) {
+    showWake('failed', `${error?.name || ''} ${error?.message || ''}`.trim());
+  }
+}
+
+// a browser without it: say so at once, before the phone is set up
+if (!navigator.wakeLock?.request) showWake('unsupported');
+
+// the browser lets the lock go when the page is hidden: take it again on return
+document.addEventListener('visibilitychange', () => {
+  if (wakeWanted && document.visibilityState === 'visible') keepScreenOn();
+});
+
+function releaseScreen() {
+  wakeWanted = false;
+  const lock = wakeLock;
+  wakeLock = null;
+  lock?.release().catch(() => {});
+  showWake('idle');
+}
+
 /** The exam is over: stop the camera and the stream for good, say the page may close. */
 function finish() {
   finished = true;
+  releaseScreen();
   controller?.stop();
   controller = null;
   if (localStream) for (const track of localStream.getTracks()) track.stop();
@@ -188,6 +257,7 @@ async function run() {
   localStream = stream;
   video.srcObject = stream;
   video.play().catch(() => {});
+  keepScreenOn();
   controller = startStream({
     view: 'second',
     stream,

@@ -282,6 +282,31 @@ async def save_answer(
     return saved
 
 
+class FlagIn(BaseModel):
+    flagged: bool
+
+
+@router.put("/api/flow/flags/{question_id}")
+async def flag_question(
+    question_id: int,
+    body: FlagIn,
+    who: Principal = Depends(candidate),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+    at: datetime = Depends(now),
+) -> dict:
+    """Flag a question for review (标记) or clear the flag; acknowledged after the commit."""
+    _, saved = await machine.act(
+        db,
+        rt.bus,
+        who.subject_id,
+        lambda ctx: answering.flag_question(db, ctx, question_id, body.flagged, at),
+        now=at,
+        publish=False,
+    )
+    return saved
+
+
 @router.post("/api/flow/submit")
 async def submit(
     who: Principal = Depends(candidate),

@@ -79,7 +79,29 @@ async def paper_body(db: AsyncSession, ctx: Ctx) -> dict[str, Any]:
             str(a.question_id): {"value": a.value, "seq": a.seq, "saved_at": a.saved_at.isoformat()}
             for a in answers
         },
+        "flagged": list(ctx.attempt.flagged or []),
     }
+
+
+async def flag_question(
+    db: AsyncSession, ctx: Ctx, question_id: int, flagged: bool, now: datetime
+) -> dict[str, Any]:
+    """Flag a question of the paper for review (标记), or clear the flag; kept with the
+    attempt so that a reload (or another computer) shows it. Bounded by the paper: only its
+    questions, each at most once. Taken while answering, as answers are."""
+    check(ctx, "answer")  # taken when an answer would be: answering, not paused or ended
+    await _time_check(db, ctx, now)
+    order = [int(e["q"]) for e in ctx.attempt.question_order or []]
+    if question_id not in order:
+        raise NotFound("unknown_question", f"Question {question_id} is not on your paper.")
+    current = {int(q) for q in ctx.attempt.flagged or []}
+    if flagged:
+        current.add(question_id)
+    else:
+        current.discard(question_id)
+    ctx.attempt.flagged = [q for q in order if q in current]  # a new list: JSON change seen
+    ctx.attempt.updated_at = now
+    return {"question_id": question_id, "flagged": flagged, "all": ctx.attempt.flagged}
 
 
 def clean_value(question: Question, value: Any) -> Any:

@@ -46,6 +46,7 @@ from proctor.store.tables import (
     Attempt,
     Candidate,
     CandidateEvent,
+    DeviceReport,
     Paper,
     Sitting,
     TimeExtension,
@@ -516,6 +517,8 @@ async def state_body(db: AsyncSession, ctx: Ctx, now: datetime) -> dict[str, Any
             "connected": await second_view_connected(db, c.id),
         },
         "paper_ready": await has_paper(db, s.id) if s.kind != "device_check" else None,
+        # the newest device check's verdict (the page says "check passed", issue 23)
+        "device_check": await _device_verdict(db, c.id) if s.kind == "device_check" else None,
         "progress": {"answered": answered, "total": total},
         "submitted_at": a.submitted_at.isoformat() if a.submitted_at else None,
         "submit_kind": a.submit_kind,
@@ -536,6 +539,28 @@ async def state_body(db: AsyncSession, ctx: Ctx, now: datetime) -> dict[str, Any
             "screen_left_alert_count": watch.screen_left_alert_count,
         },
     }
+
+
+async def _device_verdict(db: AsyncSession, candidate_id: int) -> dict[str, Any] | None:
+    row = await db.scalar(
+        select(DeviceReport)
+        .where(DeviceReport.candidate_id == candidate_id)
+        .order_by(DeviceReport.created_at.desc(), DeviceReport.id.desc())
+        .limit(1)
+    )
+    if row is None:
+        return None
+    failed = [
+        part
+        for part, ok in (
+            ("camera", row.camera_ok),
+            ("microphone", row.microphone_ok),
+            ("phone", row.phone_ok),
+            ("upload", row.upload_ok),
+        )
+        if not ok
+    ]
+    return {"passed": bool(row.passed), "failed": failed, "at": row.created_at.isoformat()}
 
 
 def termination_body(a: Attempt) -> dict[str, Any] | None:

@@ -251,6 +251,8 @@ class Attempt(Base):
     terminated_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), nullable=True)
     termination_category: Mapped[str | None] = mapped_column(String(24), nullable=True)
     termination_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # questions the candidate flagged for review (标记), ids in paper order; at most the paper
+    flagged: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -17,6 +17,7 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from tests.e2e.conftest import chromium_args
+from tests.e2e.test_console_room import screenshots_dir
 from tests.flowkit import ADMIN, demo_questions, seed_exam
 from tests.serverproc import ServerProcess
 
@@ -175,7 +176,9 @@ async def test_admin_page_sets_up_a_sitting(admin_server, media_dir, chromium_pa
             await extend.locator("button[type=submit]").click()
             await expect(page.locator("#admin-message")).to_contain_text("Time extended")
             await expect(page.locator("#results tbody tr")).to_have_count(2)
-            await page.screenshot(path=str(tmp_path / "admin.png"), full_page=True)
+            shots = screenshots_dir(tmp_path)  # PROCTOR_SCREENSHOTS_DIR=docs/screenshots
+            shots.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(shots / "admin.png"), full_page=True)
         finally:
             await browser.close()
     async with httpx.AsyncClient(base_url=admin_server.url, timeout=10) as http:

@@ -279,7 +279,7 @@ async def test_device_check_sitting(flow_server, cameras, chromium_path, tmp_pat
             # the state refresh that came while the QR code was being made did not make a
             # second one (which would have voided the first as the phone scanned it)
             assert pairings == ["POST"]
-            await expect(page.locator("#min-upload")).to_have_text("2.00 MB/s")
+            await expect(page.locator("#min-upload")).to_have_text("2.00 MB/s (16 Mbit/s)")
             await page.click("#device-run")
             await expect(flow).to_have_attribute("data-step", "finished", timeout=60_000)
             results = page.locator("#finished-results")

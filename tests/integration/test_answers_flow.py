@@ -103,6 +103,25 @@ async def test_answers_are_saved_and_resume_on_another_device(fa: FlowApp) -> No
     assert (await other.state())["progress"]["answered"] == 2
 
 
+async def test_flags_for_review_are_kept_with_the_attempt(fa: FlowApp) -> None:
+    """Flagged questions (标记, issue 23 item 8): kept in paper order, each once, only the
+    paper's questions, given back with the paper (a reload keeps them)."""
+    s, cand, paper = await _answering(fa)
+    ids = [q["id"] for q in paper["questions"]]
+    assert paper["flagged"] == []
+    for qid in (ids[4], ids[1], ids[4]):
+        await cand.ok("put", f"/api/flow/flags/{qid}", json={"flagged": True})
+    done = await cand.ok("put", f"/api/flow/flags/{ids[7]}", json={"flagged": True})
+    assert done["all"] == [ids[1], ids[4], ids[7]]
+    await cand.ok("put", f"/api/flow/flags/{ids[4]}", json={"flagged": False})
+    unknown = await cand.put("/api/flow/flags/999999", json={"flagged": True})
+    assert unknown.status_code == 404 and code(unknown) == "unknown_question"
+    bad = await cand.put(f"/api/flow/flags/{ids[0]}", json={"flagged": "maybe"})
+    assert bad.status_code == 422
+    # the page reloaded: the paper comes with its flags
+    assert (await cand.ok("get", "/api/flow/paper"))["flagged"] == [ids[1], ids[7]]
+
+
 async def test_each_candidate_has_an_order_of_their_own(fa: FlowApp) -> None:
     s = await fa.sitting(candidates=2)
     orders = []

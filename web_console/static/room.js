@@ -23,7 +23,8 @@ import { CriticalNotifier } from "./notify.js";
 import { ReconnectingSocket, socketUrl } from "./socket.js";
 import { HandoverPanel } from "./handover.js";
 import { RequestsPanel } from "./requests.js";
-import { FILTERS, TileGrid } from "./tiles.js";
+import { FILTERS, ORDERS, PAGE_SIZES, TileGrid } from "./tiles.js";
+import { LiveView } from "./live.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -213,7 +214,9 @@ const tiles = new TileGrid(els.grid, els.tileTemplate, {
     tiles.setPaused(true); // the grid is behind the opened candidate
     panel.open(candidateId, opener);
   },
+  zoomCandidate: (candidateId, opener) => zoom.open(candidateId, opener),
   onChange: (summary) => {
+    renderPager(summary);
     els.candidatesEmpty.hidden = summary.total > 0 || !state.rosterLoaded;
     els.filterEmpty.hidden = summary.total === 0 || summary.shown > 0;
     els.candidateSummary.textContent = summary.total
@@ -960,6 +963,8 @@ function renderRooms() {
   }
   select.disabled = rooms.length === 0;
   select.value = state.roomId || "";
+  // several rooms on one screen: each tile names its room
+  els.grid.dataset.multiRoom = String(!state.roomId && rooms.length > 1);
   const shown = state.roomId ? rooms.filter((r) => String(r.id) === state.roomId) : rooms;
   const staff = [...new Set(shown.flatMap((r) => r.invigilators.map((i) => i.display_name)))];
   const short = shown.filter((r) => r.understaffed);
@@ -1227,6 +1232,119 @@ tileSize.addEventListener("change", () => {
   } catch {
     /* ignore */
   }
+});
+
+// ---- order, pages, zoom (issue 23: a grid for 30) --------------------------------------------
+
+const ORDER_KEY = "proctor.console.order";
+const PAGE_SIZE_KEY = "proctor.console.perPage";
+const tileOrder = $("tile-order");
+const pageSize = $("tile-page-size");
+const pager = $("tile-pager");
+const pageInfo = $("page-info");
+const pagePrev = $("page-prev");
+const pageNext = $("page-next");
+
+function remembered(key, fallback) {
+  try {
+    return window.localStorage.getItem(key) ?? fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+function remember(key, value) {
+  try {
+    window.localStorage.setItem(key, value);
+  } catch {
+    /* ignore */
+  }
+}
+
+function renderPager(summary) {
+  const { page, pages, perPage, shown } = summary;
+  pager.hidden = !perPage || pages <= 1;
+  pager.dataset.page = String(page + 1);
+  pager.dataset.pages = String(pages);
+  const from = perPage ? page * perPage + 1 : 1;
+  const to = perPage ? Math.min(shown, (page + 1) * perPage) : shown;
+  pageInfo.textContent = `Page 第 ${page + 1} / ${pages} 页 · ${from}–${to} of ${shown}`;
+  pagePrev.disabled = page <= 0;
+  pageNext.disabled = page >= pages - 1;
+}
+
+tileOrder.value = ORDERS.includes(remembered(ORDER_KEY, "")) ? remembered(ORDER_KEY, "") : "urgency";
+tiles.setOrder(tileOrder.value);
+tileOrder.addEventListener("change", () => {
+  tiles.setOrder(tileOrder.value);
+  remember(ORDER_KEY, tileOrder.value);
+});
+{
+  const size = Number(remembered(PAGE_SIZE_KEY, "0"));
+  pageSize.value = String(PAGE_SIZES.includes(size) ? size : 0);
+}
+tiles.setPageSize(pageSize.value);
+pageSize.addEventListener("change", () => {
+  tiles.setPageSize(pageSize.value);
+  remember(PAGE_SIZE_KEY, pageSize.value);
+});
+pagePrev.addEventListener("click", () => tiles.setPage(tiles.page - 1));
+pageNext.addEventListener("click", () => tiles.setPage(tiles.page + 1));
+
+/** One tile zoomed over the grid: both views large, side by side, live (WebRTC). */
+const zoom = {
+  dialog: $("tile-zoom"),
+  views: [],
+  candidateId: null,
+  opener: null,
+  open(candidateId, opener) {
+    const c = tiles.candidate(candidateId);
+    if (!c) return;
+    this.stopViews();
+    this.candidateId = candidateId;
+    this.opener = opener;
+    $("zoom-seat").textContent = c.room ? String(c.room.seat).padStart(2, "0") : "";
+    $("zoom-seat").hidden = !c.room;
+    $("zoom-name").textContent = c.name || `#${c.id}`;
+    $("zoom-room").textContent = c.room ? c.room.name : "";
+    const alerts = $("zoom-alerts");
+    const open = tiles.tiles.get(String(candidateId))?.openAlerts ?? (Number(c.open_alerts) || 0);
+    alerts.dataset.count = String(open);
+    alerts.textContent = `${open} ${open === 1 ? "alert" : "alerts"} 告警`;
+    this.dialog.dataset.candidateId = String(candidateId);
+    tiles.setPaused(true); // the grid is behind the zoomed tile
+    if (!this.dialog.open) this.dialog.showModal();
+    this.views = [
+      new LiveView(candidateId, "first", $("zoom-first")),
+      new LiveView(candidateId, "second", $("zoom-second")),
+    ];
+    for (const view of this.views) view.start();
+  },
+  stopViews() {
+    for (const view of this.views) view.stop();
+    this.views = [];
+  },
+  close() {
+    this.stopViews();
+    if (this.dialog.open) this.dialog.close();
+  },
+};
+zoom.dialog.addEventListener("close", () => {
+  zoom.stopViews();
+  if (!$("candidate-panel").open) tiles.setPaused(false);
+  if (zoom.opener?.isConnected) zoom.opener.focus({ preventScroll: true });
+});
+$("zoom-close").addEventListener("click", () => zoom.close());
+$("zoom-open").addEventListener("click", () => {
+  const id = zoom.candidateId;
+  const opener = zoom.opener;
+  zoom.close();
+  tiles.setPaused(true);
+  panel.open(id, opener);
+});
+// a click on the backdrop (outside the box) closes it too
+zoom.dialog.addEventListener("click", (event) => {
+  if (event.target === zoom.dialog) zoom.close();
 });
 
 // ---- start ---------------------------------------------------------------------------------

@@ -6,8 +6,11 @@
 // danmaku form and its delivery state.
 //
 // Tiles are sorted by urgency (critical alerts, warnings, a view lost — longest first —,
-// other alerts, phone missing, never connected, the rest; each group in seat order) and
-// can be filtered by state. Moving tiles keeps keyboard focus where it was.
+// other alerts, phone missing, never connected, the rest; each group in seat order), or
+// kept in seat order (room, then seat: tiles never move), as the invigilator chooses; they
+// can be filtered by state and shown a page at a time (9, 16 or 30 tiles; hidden tiles
+// fetch nothing). A click on a tile's pictures zooms it (both views large, live). Moving
+// tiles keeps keyboard focus where it was.
 
 import { ApiError } from "./api.js";
 import {
@@ -33,6 +36,8 @@ const CLOCK_MS = 1000; // "lost for" and "time left" counters
 const REFRESH_MS = { first: 1000, second: 2000 }; // at most; second view is the small one
 const LOAD_TIMEOUT_MS = 10000;
 const FLASH_MS = 4000;
+export const ORDERS = ["urgency", "seat"];
+export const PAGE_SIZES = [9, 16, 30, 0]; // 0: every tile on one page
 
 /** Filters of the room view: name → [words, predicate on a tile]. */
 export const FILTERS = {
@@ -126,6 +131,11 @@ export class TileGrid {
     /** @type {Map<string, any>} */
     this.tiles = new Map();
     this.filter = "all";
+    this.order = "urgency";
+    this.perPage = 0;
+    this.page = 0;
+    this.pages = 1;
+    this.ordered = []; // tiles in display order
     this.paused = false;
     this.sortQueued = false;
     this.timer = null;
@@ -157,6 +167,7 @@ export class TileGrid {
   clear() {
     for (const tile of this.tiles.values()) this.removeTile(tile);
     this.tiles.clear();
+    this.ordered = [];
     this.changed();
   }
 
@@ -194,6 +205,8 @@ export class TileGrid {
     const refs = {
       name: el.querySelector(".tile-name"),
       seat: el.querySelector(".tile-seat"),
+      room: el.querySelector(".tile-room"),
+      views_box: el.querySelector(".tile-views"),
       nameText: el.querySelector(".tile-name-text"),
       idNumber: el.querySelector(".tile-id"),
       badge: el.querySelector(".alert-badge"),
@@ -254,9 +267,15 @@ export class TileGrid {
       };
       img.addEventListener("load", () => this.onThumbLoad(tile, view));
       img.addEventListener("error", () => this.onThumbError(tile, view));
-      figure.querySelector(".thumb-box").addEventListener("dblclick", () => this.open(tile));
       refs.views[view] = state;
     }
+    // a click on the pictures (or Enter on them) zooms the tile: both views large, live
+    refs.views_box.addEventListener("click", () => this.zoom(tile));
+    refs.views_box.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter" && event.key !== " ") return;
+      event.preventDefault();
+      this.zoom(tile);
+    });
 
     refs.open.addEventListener("click", () => this.open(tile));
     refs.form.addEventListener("submit", (event) => {
@@ -276,6 +295,10 @@ export class TileGrid {
     if (this.hooks.openCandidate) this.hooks.openCandidate(tile.data.id, tile.refs.open);
   }
 
+  zoom(tile) {
+    if (this.hooks.zoomCandidate) this.hooks.zoomCandidate(tile.data.id, tile.refs.views_box);
+  }
+
   removeTile(tile) {
     if (this.observer) this.observer.unobserve(tile.el);
     window.clearTimeout(tile.flashTimer);
@@ -293,6 +316,8 @@ export class TileGrid {
       : name;
     refs.seat.textContent = candidate.room ? String(candidate.room.seat).padStart(2, "0") : "";
     refs.seat.hidden = !candidate.room;
+    if (refs.room) refs.room.textContent = candidate.room ? candidate.room.name : "";
+    refs.views_box.setAttribute("aria-label", `Zoom ${name} 放大考生画面`);
     // "ID ****…1234": the mask may be cut short in a narrow tile, the last four never are
     const masked = maskIdNumber(candidate.id_number);
     const four = lastFour(candidate.id_number);
@@ -569,7 +594,8 @@ export class TileGrid {
   focusTile(candidateId) {
     const tile = this.tiles.get(String(candidateId));
     if (!tile) return false;
-    if (tile.el.hidden) this.setFilter("all");
+    if (!FILTERS[this.filter][1](tile)) this.setFilter("all");
+    this.showPageOf(tile);
     tile.el.scrollIntoView({ block: "nearest", behavior: "smooth" });
     tile.el.focus({ preventScroll: true });
     this.flash(candidateId);
@@ -603,14 +629,59 @@ export class TileGrid {
     });
   }
 
+  /** Seat order: room (by name), then seat number, then the roster's order. */
+  static bySeat(a, b) {
+    const ra = a.data.room;
+    const rb = b.data.room;
+    const room = (ra?.name || "").localeCompare(rb?.name || "", "zh-CN", { numeric: true });
+    const seat = (Number(ra?.seat) || 1e9) - (Number(rb?.seat) || 1e9);
+    return room || seat || a.index - b.index;
+  }
+
+  /** "urgency" (the most urgent first; tiles move) or "seat" (fixed seat order). */
+  setOrder(order) {
+    this.order = ORDERS.includes(order) ? order : "urgency";
+    this.grid.dataset.order = this.order;
+    this.sortNow();
+    this.changed();
+  }
+
+  /** Tiles per page (9, 16, 30; 0: all on one page). */
+  setPageSize(size) {
+    this.perPage = PAGE_SIZES.includes(Number(size)) ? Number(size) : 0;
+    this.grid.dataset.perPage = String(this.perPage || "all");
+    this.page = 0;
+    this.applyFilter();
+    this.changed();
+  }
+
+  setPage(page) {
+    this.page = Math.max(0, Math.min(Number(page) || 0, this.pages - 1));
+    this.applyFilter();
+    this.changed();
+  }
+
+  showPageOf(tile) {
+    if (!this.perPage) return;
+    const shown = this.ordered.filter((t) => FILTERS[this.filter][1](t));
+    const at = shown.indexOf(tile);
+    if (at >= 0 && Math.floor(at / this.perPage) !== this.page) {
+      this.setPage(Math.floor(at / this.perPage));
+    }
+  }
+
   sortNow() {
     const keyed = [...this.tiles.values()].map((tile) => [tile, this.urgency(tile)]);
-    keyed.sort(([a, ua], [b, ub]) => ua[0] - ub[0] || ua[1] - ub[1] || a.index - b.index);
+    if (this.order === "seat") keyed.sort(([a], [b]) => TileGrid.bySeat(a, b));
+    else keyed.sort(([a, ua], [b, ub]) => ua[0] - ub[0] || ua[1] - ub[1] || a.index - b.index);
     const desired = keyed.map(([tile]) => tile);
     desired.forEach((tile, i) => {
       tile.el.dataset.rank = String(i);
       tile.el.dataset.urgency = String(this.urgency(tile)[0]);
     });
+    const orderChanged = desired.some((tile, i) => this.ordered[i] !== tile);
+    this.ordered = desired;
+    if (orderChanged && this.perPage) this.applyFilter(); // pages follow the new order
     const current = [...this.grid.children];
     if (desired.every((tile, i) => current[i] === tile.el)) return;
 
@@ -637,13 +708,29 @@ export class TileGrid {
 
   setFilter(name) {
     this.filter = FILTERS[name] ? name : "all";
+    this.page = 0;
     this.applyFilter();
     this.changed();
   }
 
+  /** The filter, then the page: a tile is shown when it passes the filter and falls on
+   *  the current page of those that pass (in display order). */
   applyFilter() {
     const [, keep] = FILTERS[this.filter];
-    for (const tile of this.tiles.values()) tile.el.hidden = !keep(tile);
+    const ordered = this.ordered.length === this.tiles.size ? this.ordered : [...this.tiles.values()];
+    let n = 0;
+    for (const tile of ordered) {
+      const passes = keep(tile);
+      const index = passes ? n++ : -1;
+      tile.filtered = passes;
+      const onPage = !this.perPage || Math.floor(index / this.perPage) === this.page;
+      tile.el.hidden = !passes || !onPage;
+    }
+    this.pages = this.perPage ? Math.max(1, Math.ceil(n / this.perPage)) : 1;
+    if (this.page >= this.pages) {
+      this.page = this.pages - 1;
+      this.applyFilter();
+    }
   }
 
   // ---- summary -------------------------------------------------------------------------
@@ -658,10 +745,20 @@ export class TileGrid {
       if (VIEW_NAMES.every((v) => tile.refs.views[v].connected)) connected += 1;
       if (tile.openAlerts > 0) withAlerts += 1;
       openAlerts += tile.openAlerts;
-      if (!tile.el.hidden) shown += 1;
+      if (FILTERS[this.filter][1](tile)) shown += 1; // on any page
       for (const [name, [, keep]] of Object.entries(FILTERS)) if (keep(tile)) counts[name] += 1;
     }
-    return { total: this.tiles.size, connected, withAlerts, openAlerts, shown, counts };
+    return {
+      total: this.tiles.size,
+      connected,
+      withAlerts,
+      openAlerts,
+      shown,
+      counts,
+      page: this.page,
+      pages: this.pages,
+      perPage: this.perPage,
+    };
   }
 
   changed() {
