@@ -15,11 +15,13 @@ import httpx
 from tests.waiting import eventually
 
 
-def drop_outgoing(pc: Any) -> Callable[[], None]:
+def drop_outgoing(pc: Any) -> Callable[..., None]:
     """Drop every packet ``pc`` (an aiortc peer connection) sends, media and RTCP, until
     the returned function is called: the candidate's uplink goes dead, the connection
-    itself is not closed (ICE consent goes on), and nothing lost is resent later beyond
-    what the sender still holds when asked (aiortc keeps the last 128 packets)."""
+    itself is not closed (ICE consent goes on). After it, the sender resends what it
+    still holds when asked (aiortc keeps its last 128 packets), unless ``restore`` is
+    called with ``forget=True``: then nothing lost is ever resent, as from a sender whose
+    history is shorter than the drop (a browser's is about a second)."""
     transports = {id(s.transport): s.transport for s in pc.getSenders() if s.transport}
     saved = {}
     for key, transport in transports.items():
@@ -30,7 +32,12 @@ def drop_outgoing(pc: Any) -> Callable[[], None]:
 
         transport._send_rtp = dead
 
-    def restore() -> None:
+    def restore(forget: bool = False) -> None:
+        if forget:
+            for sender in pc.getSenders():
+                history = getattr(sender, "_RTCRtpSender__rtp_history", None)
+                assert isinstance(history, dict), "aiortc's RTCRtpSender changed"
+                history.clear()
         for key, transport in transports.items():
             transport._send_rtp = saved[key]
 
@@ -54,17 +61,23 @@ async def frames_received(http: httpx.AsyncClient, view: str) -> float:
 
 
 async def drop_and_recover(
-    http: httpx.AsyncClient, pc: Any, view: str, drop_seconds: float, timeout: float
+    http: httpx.AsyncClient,
+    pc: Any,
+    view: str,
+    drop_seconds: float,
+    timeout: float,
+    resendable: bool = False,
 ) -> tuple[float, datetime]:
     """Drop ``pc``'s uplink for ``drop_seconds``, restore it, and await the first frame
-    the server decodes after that. Returns (seconds from the network's return to that
-    frame, the network's return in UTC); fails after ``timeout`` s."""
+    the server decodes after that. Unless ``resendable``, nothing sent meanwhile is ever
+    resent. Returns (seconds from the network's return to that frame, the network's
+    return in UTC); fails after ``timeout`` s."""
     restore = drop_outgoing(pc)
     try:
         await asyncio.sleep(drop_seconds)  # the outage itself: a span of time, not an event
         before = await frames_received(http, view)  # nothing can arrive meanwhile
     finally:
-        restore()
+        restore(forget=not resendable)
     back, back_at = time.monotonic(), datetime.now(UTC)
 
     async def came() -> float | None:

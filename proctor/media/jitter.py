@@ -9,8 +9,11 @@ tens of seconds with no analysis, no thumbnail and no recording for the candidat
 blind spot anyone could make by pulling the cable.
 
 :class:`ResyncingJitterBuffer` is aiortc's buffer with one addition: when a hole has held
-frames back for ``stall_seconds`` of wall time, or the newest packet is more than
-``stall_seconds`` of media time past the last frame let out, it gives up on the hole. It
+frames back for ``stall_seconds`` (wall time, or media time: the newest packet's
+timestamp past that of the packet that first found the hole held), it gives up on the
+hole. Until then a retransmission (our NACKs) may still fill it: after a short drop the
+sender may still hold what was lost, and then the drop's frames are analysed and
+recorded too. It
 resumes at the newest keyframe already in the buffer, or else empties the buffer, asks
 for a keyframe at once (the PLI flag its ``add`` returns, which the receiver sends) and
 lets nothing out until a keyframe starts, so the decoder never sees a frame whose
@@ -96,8 +99,8 @@ class ResyncingJitterBuffer(JitterBuffer):
         self._clock = clock
         self._on_resync = on_resync  # called with True when the buffer had no keyframe
         self._newest: RtpPacket | None = None  # highest sequence number in the buffer
-        self._out_ts: int | None = None  # RTP timestamp of the last frame let out
         self._held_since: float | None = None  # when a hole began holding frames back
+        self._held_ts = 0  # the RTP timestamp of the packet that found it so
         self._awaiting_key = False
         self._last_pli = float("-inf")
         self._stale_floor: int | None = None  # packets before this one: given up on
@@ -118,16 +121,15 @@ class ResyncingJitterBuffer(JitterBuffer):
         if self._newest is None or uint16_gt(packet.sequence_number, self._newest.sequence_number):
             self._newest = packet
         if frame is not None:
-            self._out_ts = frame.timestamp
             self._held_since = None
             return self._rate_limited(pli, now), frame
         if not self._hole():
             self._held_since = None
             return self._rate_limited(pli, now), None
         if self._held_since is None:
-            self._held_since = now
-        behind = 0 if self._out_ts is None else _ts_ahead(packet.timestamp, self._out_ts)
-        if now - self._held_since < self._stall_seconds and behind <= self._stall_ticks:
+            self._held_since, self._held_ts = now, packet.timestamp
+        behind = _ts_ahead(packet.timestamp, self._held_ts)
+        if now - self._held_since < self._stall_seconds and behind < self._stall_ticks:
             return self._rate_limited(pli, now), None
         return self._resync(packet, now)
 
@@ -197,10 +199,7 @@ class ResyncingJitterBuffer(JitterBuffer):
             self._stale_floor, self._stale_until = self._origin, now + STALE_SECONDS
             if self._on_resync is not None:
                 self._on_resync(False)
-            frame = self._remove_frame(packet.sequence_number)
-            if frame is not None:
-                self._out_ts = frame.timestamp
-            return False, frame
+            return False, self._remove_frame(packet.sequence_number)
         self.remove(self._capacity)
         self._origin = None
         self._stale_floor = uint16_add(self._newest.sequence_number, 1)

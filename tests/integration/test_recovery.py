@@ -1,11 +1,11 @@
 """Video comes back at once after a network drop (``proctor.media.jitter``): a headless
 candidate streams over real WebRTC at the analysis send rate (nobody watches live); its
-uplink goes dead for a few seconds on the live connection, so the packets sent meanwhile
-are lost for good (its sender keeps only the last 128, and nothing asks for them while
-the link is dead). Within RECOVERY_BOUND seconds of the network's return the server
+uplink goes dead for a few seconds on the live connection, and the packets sent meanwhile
+are lost for good (the sender cannot resend them: as a browser, whose history is about a
+second). Within RECOVERY_BOUND seconds of the network's return the server
 decodes frames again (what analysis, thumbnails and live views take), and the recording
 starts a new segment: no blind spot. aiortc's own jitter buffer held the video back until
-512 newer packets had come (about 19 s at 3 fps; ``benchmarks/recovery.py`` prints both).
+512 newer packets had come (about 18 s at 3 fps; ``benchmarks/recovery.py`` prints both).
 Real server process, SQLite and PostgreSQL."""
 
 from __future__ import annotations

@@ -121,14 +121,14 @@ def test_a_drop_resumes_at_a_keyframe_asked_for_at_once(sender_frames) -> None:
                 want_key = len(plis) > 1  # the first PLI is lost on the way
             resumed += [frame] if frame else []
         clock.now += 1 / FPS
-    # asked for a keyframe on the first packet after the drop, again 1 s later (the first
-    # was lost), then not again
-    assert plis == pytest.approx([0.0, 1.0])
+    # nothing was resent within 1 s: given up on, a keyframe asked for; again 1 s later
+    # (the first PLI was lost), then not again
+    assert plis == pytest.approx([1.0, 2.0])
     assert buf.resyncs == 1
-    # the video resumed at the keyframe that answered the second PLI (1 s + one frame after
+    # the video resumed at the keyframe that answered the second PLI (2 s + one frame after
     # the network came back), and every frame after it came out, in order, and decodes
     assert is_keyframe(resumed[0])
-    assert len(resumed) == 40 - (FPS + 1) - 1  # but the newest: it waits for the next one
+    assert len(resumed) == 40 - (2 * FPS + 1) - 1  # but the newest: it waits for the next
     stamps = [f.timestamp for f in resumed]
     steps = {(b - a) % (1 << 32) for a, b in zip(stamps, stamps[1:], strict=False)}
     assert steps == {90_000 // FPS}
@@ -162,17 +162,52 @@ def test_a_keyframe_already_received_is_resumed_at_without_asking(sender_frames)
     decodes(out[12:])
 
 
-def test_late_retransmissions_of_given_up_packets_are_dropped(sender_frames) -> None:
+def test_packets_resent_in_time_are_waited_for(sender_frames) -> None:
+    """A short drop whose packets the sender still holds: our NACKs bring them back within
+    a round trip, and every frame of the drop comes out (analysed and recorded)."""
     clock = Clock()
     buf = ResyncingJitterBuffer(clock=clock)
     sender = sender_frames(40)
+    sent_ts: list[int] = []
+    out: list[JitterFrame] = []
+
+    def give(packets: list[RtpPacket]) -> None:
+        for p in packets:
+            pli, frame = buf.add(p)
+            assert not pli
+            out.extend([frame] if frame else [])
+
+    lost: list[RtpPacket] = []
+    for n in range(40):
+        packets = sender.frame()
+        sent_ts.append(packets[0].timestamp)
+        if 10 <= n < 10 + 2 * FPS:  # a 2 s drop
+            lost += packets
+        else:
+            give(packets)
+        if n == 10 + 2 * FPS + 2:  # 0.25 s after the network's return: resent
+            give(lost)
+        clock.now += 1 / FPS
+    assert buf.resyncs == 0
+    assert [f.timestamp for f in out] == sent_ts[:-1]
+    decodes(out)
+
+
+def test_late_retransmissions_of_given_up_packets_are_dropped(sender_frames) -> None:
+    clock = Clock()
+    buf = ResyncingJitterBuffer(clock=clock)
+    sender = sender_frames(60)
     for _ in range(5):
         for p in sender.frame():
             buf.add(p)
         clock.now += 1 / FPS
     lost = [p for _ in range(25) for p in sender.frame()]  # 2.5 s of packets, never came
     clock.now += 2.5
-    assert any(buf.add(p)[0] for p in sender.frame())  # given up on: PLI
+    plis = []
+    for _ in range(FPS + 1):  # 1 s with nothing resent: given up on, a keyframe asked for
+        plis += [pli for p in sender.frame() if (pli := buf.add(p)[0])]
+        clock.now += 1 / FPS
+    assert len(plis) == 1
     out = [f for p in sender.frame(key=True) + sender.frame() if (f := buf.add(p)[1])]
     assert len(out) == 1 and is_keyframe(out[0])
     clock.now += 0.2
