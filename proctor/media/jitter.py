@@ -8,12 +8,13 @@ only then flushes and asks for a keyframe (RTCP PLI). At the analysis send rate 
 tens of seconds with no analysis, no thumbnail and no recording for the candidate: a
 blind spot anyone could make by pulling the cable.
 
-:class:`ResyncingJitterBuffer` is aiortc's buffer with one addition: when a hole has held
-frames back for ``stall_seconds`` (wall time, or media time: the newest packet's
-timestamp past that of the packet that first found the hole held), it gives up on the
-hole. Until then a retransmission (our NACKs) may still fill it: after a short drop the
-sender may still hold what was lost, and then the drop's frames are analysed and
-recorded too. It
+:class:`ResyncingJitterBuffer` is aiortc's buffer with one addition: it gives up on a hole at once
+when the hole spans more than ``stall_seconds`` of media time (the first packet after it
+is that far past the last one before it: a drop that long, whose start a browser no
+longer holds to resend: its history is about a second), and otherwise once the hole has
+held frames back for ``stall_seconds`` (wall time, or media time since it was found).
+Until then a retransmission (our NACKs) may still fill it, and a short drop's frames are
+analysed and recorded too. It
 resumes at the newest keyframe already in the buffer, or else empties the buffer, asks
 for a keyframe at once (the PLI flag its ``add`` returns, which the receiver sends) and
 lets nothing out until a keyframe starts, so the decoder never sees a frame whose
@@ -115,6 +116,12 @@ class ResyncingJitterBuffer(JitterBuffer):
             if not self._keyframe_start(packet):
                 return self._pli(now), None
             self._awaiting_key = False  # the buffer is empty: it starts at this packet
+        newest = self._newest
+        gap = (
+            newest is not None
+            and uint16_gt(packet.sequence_number, uint16_add(newest.sequence_number, 1))
+            and _ts_ahead(packet.timestamp, newest.timestamp) > self._stall_ticks
+        )  # packets are missing just before this one, and they span a long time
         pli, frame = super().add(packet)
         if pli:
             self._newest = None  # aiortc restarted or flushed the buffer
@@ -129,7 +136,7 @@ class ResyncingJitterBuffer(JitterBuffer):
         if self._held_since is None:
             self._held_since, self._held_ts = now, packet.timestamp
         behind = _ts_ahead(packet.timestamp, self._held_ts)
-        if now - self._held_since < self._stall_seconds and behind < self._stall_ticks:
+        if not gap and now - self._held_since < self._stall_seconds and behind < self._stall_ticks:
             return self._rate_limited(pli, now), None
         return self._resync(packet, now)
 
