@@ -44,7 +44,7 @@ async def measure(
     runs: int,
     analysis_fps: float,
     resendable: bool,
-) -> tuple[float, list[float | None]]:
+) -> tuple[float, list[float | None], int]:
     with tempfile.TemporaryDirectory(prefix="bench-recovery-") as tmp:
         data = Path(tmp)
         url = f"sqlite+aiosqlite:///{data / 'proctor.db'}"
@@ -52,6 +52,7 @@ async def measure(
         env = {"PROCTOR_ANALYSIS_ENABLED": "false", "PROCTOR_VIDEO_RESYNC_SECONDS": str(resync)}
         server = await asyncio.to_thread(ServerProcess(url, data, models, env_extra=env).start)
         took: list[float | None] = []
+        reconnects = 0
         try:
             async with (
                 httpx.AsyncClient(base_url=server.url, timeout=10) as http,
@@ -77,9 +78,10 @@ async def measure(
                     except AssertionError:
                         seconds = None
                     took.append(seconds)
+                reconnects = cand.reconnects("first")
         finally:
             server.stop()
-        return fps, took
+        return fps, took, reconnects
 
 
 async def main() -> None:
@@ -108,7 +110,7 @@ async def main() -> None:
         ).path
         rows = []
         for resync in (1.0, 0.0):
-            fps, took = await measure(
+            fps, took, reconnects = await measure(
                 resync,
                 face,
                 Path(args.models),
@@ -117,18 +119,21 @@ async def main() -> None:
                 args.analysis_fps,
                 args.resendable,
             )
-            rows.append((resync, fps, took))
+            rows.append((resync, fps, took, reconnects))
     print(f"load average {load:.1f} before, {os.getloadavg()[0]:.1f} after; {os.cpu_count()} cores")
     resent = "resendable" if args.resendable else "never resent"
     print(f"analysis_fps {args.analysis_fps:g}; packets lost in a drop: {resent}")
-    print("\n| video_resync_seconds | sent fps | drop s | recovery s (each run) | median s |")
-    print("|---|---|---|---|---|")
-    for resync, fps, took in rows:
+    print(
+        "\n| video_resync_seconds | sent fps | drop s | recovery s (each run) | median s "
+        "| reconnects |"
+    )
+    print("|---|---|---|---|---|---|")
+    for resync, fps, took, reconnects in rows:
         each = ", ".join(f"{t:.2f}" if t is not None else f">{TIMEOUT:.0f}" for t in took)
         done = [t for t in took if t is not None]
         median = f"{statistics.median(done):.2f}" if done else "-"
         name = f"{resync:g}" + (" (aiortc's own)" if resync == 0 else "")
-        print(f"| {name} | {fps:g} | {args.drop:g} | {each} | {median} |")
+        print(f"| {name} | {fps:g} | {args.drop:g} | {each} | {median} | {reconnects} |")
 
 
 if __name__ == "__main__":
