@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     # not in phase: at exactly the analysis rate some ticks find no new frame)
     send_analysis_rate: bool = True
     send_rate_headroom: float = 1.5
+    # received video held back behind lost packets (a network drop) resumes at a keyframe
+    # asked for at once: at once when they span more than this (media time), else once
+    # they have held it back this long (retransmissions may come meanwhile).
+    # 0: aiortc's own behaviour (held until 512 newer packets came: tens of seconds)
+    video_resync_seconds: float = 1.0
     # Opus DTX (issue 22): silence is sent as a few packets a second, speech as usual
     audio_dtx: bool = True
     # whole-session recording (issue 22): both views' received VP8 and Opus, remuxed (not

@@ -39,6 +39,12 @@ STREAMS = Gauge(
 FRAMES_RECEIVED = Counter(
     "proctor_frames_received_total", "Video frames received and decoded", ["view"]
 )
+VIDEO_RESYNCS = Counter(
+    "proctor_video_resyncs_total",
+    "Received video resumed past packets lost for good (a drop): at a keyframe already "
+    "received (waited=false) or after asking for one (waited=true)",
+    ["view", "waited"],
+)
 FRAMES_DROPPED = Counter(
     "proctor_frames_dropped_total",
     "Decoded frames dropped because the server fell behind (bounded queues)",

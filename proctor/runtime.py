@@ -126,7 +126,13 @@ class Runtime:
                 settings.recording_segment_seconds,
                 self.recorder.record_segment,
             )
-        self.peers = PeerManager(self._new_monitor, self._on_connection, ice, recording)
+        self.peers = PeerManager(
+            self._new_monitor,
+            self._on_connection,
+            ice,
+            recording,
+            video_resync_seconds=settings.video_resync_seconds,
+        )
         self.live = LiveViews(self.peers, ice)
         self.live.on_watch = self._on_watch
         self.send_rates = SendRates(

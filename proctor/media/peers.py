@@ -20,6 +20,7 @@ from aiortc.contrib.media import MediaRelay
 from proctor import metrics
 from proctor.domain import CandidateRef
 from proctor.errors import Invalid
+from proctor.media import jitter
 from proctor.media.bounded import bound
 from proctor.media.monitor import CandidateMonitor
 from proctor.media.recording import RecordingSetup, ViewRecorder, start_view_recording
@@ -55,8 +56,11 @@ class PeerManager:
         on_connection: ConnectionSink,
         ice_servers: IceSource = None,
         recording: RecordingSetup | None = None,
+        video_resync_seconds: float = 1.0,
     ) -> None:
         self.monitor_factory = monitor_factory
+        # video held back behind lost packets this long resumes at a keyframe (0: never)
+        self.video_resync_seconds = video_resync_seconds
         self.recording = recording  # None: nothing recorded
         self.on_connection = on_connection
         self.ice_servers = ice_source(ice_servers)
@@ -162,9 +166,21 @@ class PeerManager:
         except Exception as exc:
             await self._close(key, notify=False)
             raise Invalid("invalid_sdp", f"The WebRTC offer could not be used: {exc}") from exc
+        self._resync_video(pc, view)
         if self.recording is not None:
             peer.recording = start_view_recording(self.recording, ref, view, pc)
         return pc.localDescription
+
+    def _resync_video(self, pc: RTCPeerConnection, view: str) -> None:
+        """After a network drop, the view's video comes back at the next keyframe instead
+        of once aiortc's jitter buffer has overflowed (``proctor.media.jitter``)."""
+
+        def counted(waited: bool) -> None:
+            metrics.VIDEO_RESYNCS.labels(view, "true" if waited else "false").inc()
+
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "video" and transceiver.receiver is not None:
+                jitter.install(transceiver.receiver, self.video_resync_seconds, counted)
 
     async def _close(self, key: tuple[int, str], notify: bool, ended: bool = False) -> None:
         peer = self._peers.pop(key, None)
