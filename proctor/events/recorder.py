@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.domain import CandidateRef
 from proctor.events.bus import Bus, sitting_channel
@@ -121,7 +122,8 @@ class Recorder:
             mime="image/jpeg",
             captured_at=_utc(draft.observation.ts),
         )
-        async with self.db.transaction() as db:
+
+        async def write(db: AsyncSession) -> tuple[int, dict[str, Any]]:
             db.add(evidence)
             await db.flush()
             alert = Alert(
@@ -146,7 +148,9 @@ class Recorder:
             await chain.append_record(db, "evidence.stored", evidence, actor=chain.SYSTEM)
             await chain.append_record(db, "alert.raised", alert, actor=chain.SYSTEM)
             candidate = await db.get(Candidate, ref.candidate_id)
-            body = alert_body(alert, candidate)
+            return alert.id, alert_body(alert, candidate)
+
+        alert_id, body = await self.db.write(write)
         log.info(
             "alert %s for candidate %s: %s",
             draft.type,
@@ -155,7 +159,7 @@ class Recorder:
             extra={"candidate_id": ref.candidate_id, "sitting_id": ref.sitting_id},
         )
         await self.bus.publish(sitting_channel(ref.sitting_id), {"type": "alert", "alert": body})
-        return alert.id
+        return alert_id
 
     async def record_episode(
         self,
@@ -185,10 +189,11 @@ class Recorder:
                 captured_at=_utc(seen.peak_ts),
                 alert_id=alert_id,
             )
-        async with self.db.transaction() as db:
+
+        async def write(db: AsyncSession) -> dict[str, Any] | None:
             alert = await db.get(Alert, alert_id)
             if alert is None:
-                return
+                return None
             before = chain.alert_record(alert)
             alert.last_seen_at = _utc(change.last_seen)
             alert.severity = worse(change.severity, alert.severity)
@@ -205,7 +210,11 @@ class Recorder:
                 kind = "alert.closed" if change.kind == "close" else "alert.updated"
                 await chain.append_record(db, kind, alert, actor=chain.SYSTEM)
             candidate = await db.get(Candidate, ref.candidate_id)
-            body = alert_body(alert, candidate)
+            return alert_body(alert, candidate)
+
+        body = await self.db.write(write)
+        if body is None:
+            return
         await self.bus.publish(
             sitting_channel(ref.sitting_id), {"type": "alert_update", "alert": body}
         )
@@ -221,7 +230,8 @@ class Recorder:
         ``older_than`` seconds end at it. A live monitor moves ``last_seen_at`` every
         ``alert_update_seconds`` while its condition lasts. Returns how many closed."""
         cutoff = utcnow() - timedelta(seconds=older_than)
-        async with self.db.transaction() as db:
+
+        async def write(db: AsyncSession) -> list[Alert]:
             stale = list(
                 await db.scalars(
                     select(Alert)
@@ -236,6 +246,9 @@ class Recorder:
             for alert in stale:
                 alert.ended_at = alert.last_seen_at
                 await chain.append_record(db, "alert.closed", alert, actor=chain.SYSTEM)
+            return stale
+
+        stale = await self.db.write(write)
         if stale:
             log.info("closed %d episodes left open by a server that stopped", len(stale))
         return len(stale)
@@ -268,9 +281,12 @@ class Recorder:
 
     async def _save_and_publish(self, ref: CandidateRef, **fields: Any) -> None:
         evidence = await self._store(ref, **fields)
-        async with self.db.transaction() as db:
+
+        async def write(db: AsyncSession) -> None:
             db.add(evidence)
             await chain.append_record(db, "evidence.stored", evidence, actor=chain.SYSTEM)
+
+        await self.db.write(write)
         await self.bus.publish(
             sitting_channel(ref.sitting_id),
             {"type": "evidence", "evidence": evidence_body(evidence)},
@@ -286,7 +302,8 @@ class Recorder:
             kind = "media_connected"
         else:
             kind = "media_ended" if ended else "media_lost"
-        async with self.db.transaction() as db:
+
+        async def write(db: AsyncSession) -> None:
             event = CandidateEvent(
                 candidate_id=ref.candidate_id,
                 kind=kind,
@@ -305,6 +322,8 @@ class Recorder:
                 subject_type="candidate_event",
                 subject_id=event.id,
             )
+
+        await self.db.write(write)
         await self.bus.publish(
             sitting_channel(ref.sitting_id),
             connection_message(ref.candidate_id, view, connected, at, ended=ended),
