@@ -2,7 +2,7 @@
 
     python -m benchmarks.capacity --candidates N [--duration S] [--json FILE]
         [--bare] [--find-max] [--workers W] [--analysis-fps F] [--url URL] [--shared DIR]
-        [--models DIR] [--first-fps 10] [--second-fps 5]
+        [--models DIR] [--first-fps 10] [--second-fps 5] [--ratio]
 
 Starts the server (SQLite; with ``--workers`` > 1, PostgreSQL and Redis on 127.0.0.1), or
 targets ``--url`` (then give ``--password`` and the staff login of a prepared sitting),
@@ -27,6 +27,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -187,6 +188,10 @@ class Run:
     raised_delays: list[float] = field(default_factory=list)
     expected_alerts: int = 0
     missed: int = 0
+    # from the server's log over the whole step (logins included): HTTP 5xx answers,
+    # "database is locked", connection pool exhausted, slow write transactions
+    log_counts: dict[str, int] = field(default_factory=dict)
+    load_avg: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the machine's, at the end
 
     @property
     def per_candidate_cpu(self) -> float:
@@ -215,7 +220,21 @@ class Run:
             and self.p95 <= 1.0
             and self.missed == 0
             and self.memory_flat
+            and not self.log_counts.get("http_5xx")
         )
+
+
+LOG_PATTERNS = {
+    "http_5xx": re.compile(r'uvicorn\.access: .*" 5\d\d\b'),
+    "db_locked": re.compile(r"database is locked"),
+    "pool_exhausted": re.compile(r"QueuePool limit of size"),
+    "slow_write_lock": re.compile(r"held the SQLite write lock"),
+    "tracebacks": re.compile(r"^Traceback", re.M),
+}
+
+
+def count_log(text: str) -> dict[str, int]:
+    return {name: len(pattern.findall(text)) for name, pattern in LOG_PATTERNS.items()}
 
 
 class Load:
@@ -350,7 +369,7 @@ def print_runs(runs: list[Run]) -> None:
     head = (
         f"{'N':>4} {'mode':>5} {'srv CPU':>8} {'/cand':>6} {'gen CPU':>8} {'RSS MB':>13} "
         f"{'rx fps 1/2':>11} {'an fps 1/2':>11} {'lag s':>6} {'p50 s':>6} {'p95 s':>6} "
-        f"{'alerts':>7} {'missed':>6} {'target':>6}"
+        f"{'alerts':>7} {'missed':>6} {'5xx':>4} {'locked':>6} {'target':>6} {'load':>15}"
     )
     print(head)
     for r in runs:
@@ -361,8 +380,12 @@ def print_runs(runs: list[Run]) -> None:
             f"{r.received_fps.get('first', 0):>5.1f}/{r.received_fps.get('second', 0):<5.1f} "
             f"{r.analysed_fps.get('first', 0):>5.2f}/{r.analysed_fps.get('second', 0):<5.2f} "
             f"{r.analysis_lag_s:>6.2f} {r.p50:>6.2f} {r.p95:>6.2f} "
-            f"{r.expected_alerts:>7} {r.missed:>6} {'yes' if r.meets_target() else 'no':>6}"
+            f"{r.expected_alerts:>7} {r.missed:>6} {r.log_counts.get('http_5xx', '-'):>4} "
+            f"{r.log_counts.get('db_locked', '-'):>6} {'yes' if r.meets_target() else 'no':>6} "
+            f"{' '.join(f'{x:.2f}' for x in r.load_avg):>15}"
         )
+        if r.log_counts:
+            print("      server log: " + ", ".join(f"{k} {v}" for k, v in r.log_counts.items()))
     full = [r for r in runs if not r.bare]
     if full:
         r = full[-1]
@@ -407,7 +430,6 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
                 args.password,
                 (args.staff_user, args.staff_password),
                 args.sitting,
-                args.workers,
             )
             ids = args.id_numbers.split(",")
             pids: list[int] = []
@@ -444,6 +466,9 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
             # logged in for the session lock's grace period (a second login is refused)
             first = (step % 2) * max(counts) if len(ids) >= 2 * max(counts) else 0
             run = await load.run(ids[first : first + n], media, args.duration, args.bare, pids)
+            run.load_avg = os.getloadavg()
+            if server is not None:
+                run.log_counts = count_log(server.log())
             runs.append(run)
             print_runs([run])
             if args.find_max and not run.meets_target():
@@ -495,9 +520,31 @@ def main() -> int:
     )
     p.add_argument("--media-cache", default=str(Path(tempfile.gettempdir()) / "proctor-capacity"))
     p.add_argument("--json")
+    p.add_argument(
+        "--ratio",
+        action="store_true",
+        help="first a bare run at 10/5 fps with audio, then the full run as asked; prints "
+        "(full CPU per candidate) / (bare CPU per candidate)",
+    )
     args = p.parse_args()
     Path(args.media_cache).mkdir(parents=True, exist_ok=True)
-    runs = asyncio.run(main_async(args))
+    if args.ratio:
+        bare_args = argparse.Namespace(**{**vars(args), "bare": True, "find_max": False})
+        bare_args.first_fps, bare_args.second_fps = FIRST_FPS, SECOND_FPS
+        bare = asyncio.run(main_async(bare_args))
+        runs = bare + asyncio.run(main_async(args))
+        print("\n== both")
+        print_runs(runs)
+        full = [r for r in runs if not r.bare]
+        if full and bare[0].per_candidate_cpu:
+            print(
+                f"\nratio full ({args.first_fps}/{args.second_fps} fps, analysis on) / bare "
+                f"({FIRST_FPS}/{SECOND_FPS} fps with audio): "
+                f"{full[-1].per_candidate_cpu:.3f} / {bare[0].per_candidate_cpu:.3f} = "
+                f"{full[-1].per_candidate_cpu / bare[0].per_candidate_cpu:.2f}"
+            )
+    else:
+        runs = asyncio.run(main_async(args))
     if args.json:
         rows = []
         for r in runs:
