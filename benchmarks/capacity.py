@@ -280,6 +280,8 @@ class Load:
                         await c.wait_for_state("first", "connected", timeout=60)
                         await c.wait_for_state("second", "connected", timeout=60)
                     await asyncio.sleep(5)  # jitter buffers and first keyframes settle
+                    # the server's processes now: its workers' analysis processes too
+                    server_pids = sorted({q for p in server_pids for q in tree_pids(p)})
                     m0 = await server_metrics(self.url)
                     s0 = sum(proc_cpu(p) for p in server_pids)
                     g0 = sum(os.times()[:2])
