@@ -25,7 +25,14 @@ def make_engine(url: str, *, immediate: bool = False, pool_size: int = 10) -> As
     takes the write lock before its first statement (waiting up to the busy timeout for it)
     instead of failing with "database is locked" when it turns from reading to writing."""
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # readers do not block each other in WAL mode: as many connections as PostgreSQL
+        # gets (SQLAlchemy's default of 5 + 10 ran out with 30 candidates and a console)
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": 30},
+            pool_size=pool_size,
+            max_overflow=2 * pool_size,
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - trivial
