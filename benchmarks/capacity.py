@@ -2,7 +2,7 @@
 
     python -m benchmarks.capacity --candidates N [--duration S] [--json FILE]
         [--bare] [--find-max] [--workers W] [--analysis-fps F] [--url URL] [--shared DIR]
-        [--models DIR] [--first-fps 10] [--second-fps 5] [--ratio]
+        [--models DIR] [--first-fps 10] [--second-fps 5] [--ratio] [--py-spy PATH]
 
 Starts the server (SQLite; with ``--workers`` > 1, PostgreSQL and Redis on 127.0.0.1), or
 targets ``--url`` (then give ``--password`` and the staff login of a prepared sitting),
@@ -191,6 +191,8 @@ class Run:
     # from the server's log over the whole step (logins included): HTTP 5xx answers,
     # "database is locked", connection pool exhausted, slow write transactions
     log_counts: dict[str, int] = field(default_factory=dict)
+    # --py-spy: share of the server's busy samples per stage (proctor's and aiortc's code)
+    profile: dict[str, float] = field(default_factory=dict)
     load_avg: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the machine's, at the end
 
     @property
@@ -225,7 +227,7 @@ class Run:
 
 
 LOG_PATTERNS = {
-    "http_5xx": re.compile(r'uvicorn\.access: .*" 5\d\d\b'),
+    "http_5xx": re.compile(r'HTTP/[\d.]+" 5\d\d\b'),
     "db_locked": re.compile(r"database is locked"),
     "pool_exhausted": re.compile(r"QueuePool limit of size"),
     "slow_write_lock": re.compile(r"held the SQLite write lock"),
@@ -237,9 +239,82 @@ def count_log(text: str) -> dict[str, int]:
     return {name: len(pattern.findall(text)) for name, pattern in LOG_PATTERNS.items()}
 
 
+# where the server's CPU goes, from py-spy's samples of every server process and thread
+# (its analysis workers included): the first matching stage of a sample's stack, most
+# specific first; samples of threads waiting (a decoder thread's queue) are idle, not work
+PROFILE_STAGES = [
+    ("analysis: phone", ("vision/phone.py",)),
+    ("analysis: faces", ("vision/faces.py",)),
+    ("analysis: head pose", ("vision/headpose.py",)),
+    ("analysis: objects", ("vision/objects.py", "vision/yolox.py")),
+    ("analysis: quality/gate", ("vision/quality.py", "vision/gate.py", "vision/analyzer.py")),
+    ("voice activity", ("audio/vad.py",)),
+    ("rules", ("proctor/rules/",)),
+    ("evidence", ("proctor/evidence/", "events/recorder.py")),
+    ("analysis: JPEG/convert", ("jpeg (proctor/vision/pool.py", "to_ndarray")),
+    ("analysis: IPC", ("concurrent/futures/process.py", "multiprocessing/")),
+    ("monitor", ("media/monitor.py",)),
+    ("decode: video", ("codecs/vpx.py",)),
+    ("decode: audio", ("codecs/opus.py",)),
+    (
+        "receive: RTP/SRTP/ICE",
+        ("aiortc/", "aioice/", "pylibsrtp", "proctor/media/"),
+    ),
+    ("database", ("sqlalchemy/", "aiosqlite/", "asyncpg/", "proctor/store/")),
+    ("bus/JSON/WebSocket", ("events/bus.py", "json/", "websockets/", "redis/")),
+    (
+        "HTTP and sockets",
+        ("uvicorn/", "starlette/", "fastapi/", "h11/", "httptools", "proctor/api/"),
+    ),
+    ("event loop", ("asyncio/",)),
+]
+IDLE_LEAVES = ("Condition.wait", "_wait_for_tstate_lock", "select (", "poll (", "Event.wait")
+
+
+def start_profile(py_spy: str | None, pids: list[int], duration: float) -> list:
+    if not py_spy:
+        return []
+    import subprocess
+
+    spies = []
+    for pid in pids:
+        out = Path(tempfile.mkstemp(prefix=f"spy-{pid}-", suffix=".txt")[1])
+        cmd = [py_spy, "record", "--pid", str(pid), "--duration", str(int(duration))]
+        cmd += ["--rate", "25", "--nonblocking", "--format", "raw", "-o", str(out)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spies.append((proc, out))
+    return spies
+
+
+async def finish_profile(spies: list) -> dict[str, float]:
+    counts: dict[str, int] = {}
+    for proc, out in spies:
+        await asyncio.to_thread(proc.wait, 60)
+        for line in out.read_text().splitlines() if out.exists() else []:
+            stack, _, n = line.rpartition(" ")
+            if not n.isdigit() or any(k in stack.rsplit(";", 1)[-1] for k in IDLE_LEAVES):
+                continue
+            stage = next(
+                (name for name, keys in PROFILE_STAGES if any(k in stack for k in keys)),
+                "other",
+            )
+            counts[stage] = counts.get(stage, 0) + int(n)
+        out.unlink(missing_ok=True)
+    total = sum(counts.values()) or 1
+    return {k: v / total for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
+
+
 class Load:
-    def __init__(self, url: str, password: str, staff: tuple[str, str], sitting_id: int):
+    def __init__(
+        self,
+        url: str,
+        password: str,
+        staff: tuple[str, str],
+        sitting_id: int,
+        py_spy: str | None = None,
+    ):
         self.url, self.password, self.staff, self.sitting_id = url, password, staff, sitting_id
+        self.py_spy = py_spy
 
     async def run(
         self,
@@ -287,8 +362,10 @@ class Load:
                     g0 = sum(os.times()[:2])
                     t0 = time.time()
                     run.rss_start_mb = sum(proc_rss_mb(p) for p in server_pids)
+                    spies = start_profile(self.py_spy, server_pids, duration)
                     await asyncio.sleep(duration)
                     t1 = time.time()
+                    run.profile = await finish_profile(spies)
                     run.rss_end_mb = sum(proc_rss_mb(p) for p in server_pids)
                     s1 = sum(proc_cpu(p) for p in server_pids)
                     g1 = sum(os.times()[:2])
@@ -405,6 +482,11 @@ def print_runs(runs: list[Run]) -> None:
                 f"analysis per frame at N={r.candidates}: {cpu:.1f} ms CPU "
                 f"(convert, detect, encode), {r.analysis_wall_ms:.1f} ms wall"
             )
+        if r.profile:
+            split = ", ".join(
+                f"{k} {v * total:.2f} ({v:.0%})" for k, v in r.profile.items() if v >= 0.005
+            )
+            print(f"CPU by stage at N={r.candidates} (py-spy samples x server cores): {split}")
         if r.alerts_by_type:
             raised = ", ".join(f"{k} {v}" for k, v in sorted(r.alerts_by_type.items()))
             print(f"alerts raised at N={r.candidates} in {r.duration:.0f} s: {raised}")
@@ -460,7 +542,7 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
                     url, work / "data", Path(args.models).expanduser(), env_extra=env
                 ).start
             )
-            load = Load(server.url, seeded.password, seeded.staff, seeded.sitting_id)
+            load = Load(server.url, seeded.password, seeded.staff, seeded.sitting_id, args.py_spy)
             ids = [c[2] for c in seeded.candidates]
             pids = tree_pids(server.proc.pid)
         for step, n in enumerate(counts):
@@ -522,6 +604,11 @@ def main() -> int:
     )
     p.add_argument("--media-cache", default=str(Path(tempfile.gettempdir()) / "proctor-capacity"))
     p.add_argument("--json")
+    p.add_argument(
+        "--py-spy",
+        help="path of a py-spy binary: sample the server's processes during the window and "
+        "print the CPU split by stage (pip install py-spy)",
+    )
     p.add_argument(
         "--ratio",
         action="store_true",
