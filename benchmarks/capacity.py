@@ -188,6 +188,7 @@ class Run:
     raised_delays: list[float] = field(default_factory=list)
     expected_alerts: int = 0
     missed: int = 0
+    failed_starts: int = 0  # candidates that could not log in or connect a view
     # from the server's log over the whole step (logins included): HTTP 5xx answers,
     # "database is locked", connection pool exhausted, slow write transactions
     log_counts: dict[str, int] = field(default_factory=dict)
@@ -223,6 +224,7 @@ class Run:
             and self.missed == 0
             and self.memory_flat
             and not self.log_counts.get("http_5xx")
+            and not self.failed_starts
         )
 
 
@@ -348,12 +350,20 @@ class Load:
                 cands = [HeadlessCandidate(self.url, self.password, i) for i in id_numbers]
                 try:
                     for c in cands:
-                        await c.login()
-                        await c.start_view("first", media[0], loop=True, encoded=True)
-                        await c.start_view("second", media[1], loop=True, encoded=True)
+                        try:
+                            await c.login()
+                            await c.start_view("first", media[0], loop=True, encoded=True)
+                            await c.start_view("second", media[1], loop=True, encoded=True)
+                        except Exception as exc:  # noqa: BLE001 - counted, the run goes on
+                            print(f"candidate {c.id_number} did not start: {exc}")
+                            run.failed_starts += 1
                     for c in cands:
-                        await c.wait_for_state("first", "connected", timeout=60)
-                        await c.wait_for_state("second", "connected", timeout=60)
+                        try:
+                            await c.wait_for_state("first", "connected", timeout=60)
+                            await c.wait_for_state("second", "connected", timeout=60)
+                        except TimeoutError:
+                            print(f"candidate {c.id_number}: a view did not connect in 60 s")
+                            run.failed_starts += 1
                     await asyncio.sleep(5)  # jitter buffers and first keyframes settle
                     # the server's processes now: its workers' analysis processes too
                     server_pids = sorted({q for p in server_pids for q in tree_pids(p)})
@@ -463,8 +473,9 @@ def print_runs(runs: list[Run]) -> None:
             f"{r.log_counts.get('db_locked', '-'):>6} {'yes' if r.meets_target() else 'no':>6} "
             f"{' '.join(f'{x:.2f}' for x in r.load_avg):>15}"
         )
-        if r.log_counts:
-            print("      server log: " + ", ".join(f"{k} {v}" for k, v in r.log_counts.items()))
+        if r.log_counts or r.failed_starts:
+            counts = {**r.log_counts, "candidates that did not start": r.failed_starts}
+            print("      server log: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     full = [r for r in runs if not r.bare]
     if full:
         r = full[-1]
