@@ -3,7 +3,7 @@
     python -m benchmarks.photo_check --photos DIR [--models DIR] [--candidates 30]
         [--workers 1] [--model arcface_mbf|dlib]
 
-Runs the server's :class:`proctor.exam.identity.IdentityChecker` (worker processes, the
+Runs the server's :class:`proctor.vision.identity_pool.IdentityChecker` (worker processes, the
 configured model) exactly as step 4 does: each of ``--candidates`` candidates has one
 registered photo (the ``*.jpg`` / ``*.png`` of ``DIR`` in turn) and sends one live capture
 (another photo of the same directory) at the same moment. Each registered photo is first
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from proctor.config import Settings
-from proctor.exam.identity import IdentityChecker
 from proctor.vision.identity import MODELS
+from proctor.vision.identity_pool import IdentityChecker
 
 
 async def measure(

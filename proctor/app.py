@@ -17,8 +17,8 @@ from proctor.api import review as review_api
 from proctor.api.scope import RecentGrants
 from proctor.api.security import SecurityHeaders
 from proctor.config import Settings
-from proctor.exam.clock import Clock
-from proctor.exam.service import ExamService
+from proctor.flow.clock import Clock
+from proctor.flow.service import ExamService
 from proctor.runtime import RegisteredPhotoIdentity, Runtime
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """The ``proctor`` command: serve, demo, models, db; exam administration (sitting, import,
-paper, results, staff: proctor.exam.commands)."""
+paper, results, staff: proctor.sitting.commands)."""
 
 from __future__ import annotations
 
@@ -131,11 +131,11 @@ async def _seed_demo(settings: Settings, photos: list[Path]) -> dict:
     from sqlalchemy import delete, select
 
     from proctor.evidence.storage import EvidenceStorage
-    from proctor.exam import demo
-    from proctor.exam.bank import import_bank
-    from proctor.exam.papers import assemble
-    from proctor.exam.rooms import auto_rooms
-    from proctor.exam.sittings import add_candidate, create_sitting, create_staff, photo_ext_of
+    from proctor.invigilation.rooms import auto_rooms
+    from proctor.sitting import demo
+    from proctor.sitting.bank import import_bank
+    from proctor.sitting.papers import assemble
+    from proctor.sitting.sittings import add_candidate, create_sitting, create_staff, photo_ext_of
     from proctor.store import migrate
     from proctor.store.db import Database
     from proctor.store.tables import Attempt, AuthSession, Candidate, Sitting, StaffUser, utcnow
@@ -407,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     from proctor.review import commands as review_commands  # audit verify, retention purge
 
     review_commands.add_parsers(sub)
-    from proctor.exam import commands as exam_commands  # sittings, imports, papers, results
+    from proctor.sitting import commands as exam_commands  # sittings, imports, papers, results
 
     exam_commands.add_parsers(sub)
     return parser
@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     from proctor.review.commands import HANDLERS as review_handlers
 
     handlers.update(review_handlers)
-    from proctor.exam.commands import HANDLERS as exam_handlers
+    from proctor.sitting.commands import HANDLERS as exam_handlers
 
     handlers.update(exam_handlers)
     return handlers[args.command](settings, args)

@@ -26,7 +26,7 @@ from proctor.events.recorder import Recorder
 from proctor.evidence import fonts
 from proctor.evidence.policy import EvidenceSettings
 from proctor.evidence.storage import EvidenceStorage
-from proctor.exam.flow import attempt_ended
+from proctor.flow.steps import attempt_ended
 from proctor.media import turn
 from proctor.media.cluster import LocalCluster, RedisCluster, make_cluster
 from proctor.media.live import LiveViews
@@ -249,7 +249,7 @@ class Runtime:
                         self._remote_views.pop(key, None)
 
     async def _end_views(self, ready: asyncio.Event) -> None:
-        """A candidate's exam ended (proctor.exam.flow.end_views): the process holding
+        """A candidate's exam ended (proctor.flow.steps.end_views): the process holding
         their connections closes both views, recorded as ended, and stops the monitor."""
         async with self.bus.subscribe(VIEWS_CHANNEL) as sub:
             ready.set()

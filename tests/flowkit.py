@@ -21,9 +21,9 @@ import httpx
 from fastapi import FastAPI
 
 from proctor.config import Settings
-from proctor.exam import bank, papers
-from proctor.exam.clock import ManualClock
-from proctor.exam.sittings import add_candidate, create_sitting, create_staff
+from proctor.flow.clock import ManualClock
+from proctor.sitting import bank, papers
+from proctor.sitting.sittings import add_candidate, create_sitting, create_staff
 from proctor.store.tables import CandidateEvent
 
 #: a fixed, ordinary moment for the manual clock
@@ -366,7 +366,7 @@ async def seat_with_invigilator(s: Any, sitting_id: int) -> None:
     does before a sitting: invigilators act only on their own rooms)."""
     from sqlalchemy import select
 
-    from proctor.exam.rooms import auto_rooms
+    from proctor.invigilation.rooms import auto_rooms
     from proctor.store.tables import StaffUser
 
     invigilator = await s.scalar(select(StaffUser.id).where(StaffUser.username == INVIGILATOR[0]))

@@ -46,7 +46,7 @@ class ReviewSeed:
 async def ensure_staff(db, names: dict[str, tuple[str, str]] | None = None) -> dict[str, int]:
     from sqlalchemy import select
 
-    from proctor.exam.sittings import create_staff
+    from proctor.sitting.sittings import create_staff
     from proctor.store.tables import StaffUser
 
     ids = {}
@@ -88,9 +88,9 @@ async def seed_review(
     from proctor.evidence.clips import ClipFrame
     from proctor.evidence.screenshot import encode_jpeg
     from proctor.evidence.storage import EvidenceStorage
-    from proctor.exam.sittings import add_candidate, create_sitting
-    from proctor.exam.supervision import send_danmaku
+    from proctor.invigilation.supervision import send_danmaku
     from proctor.rules import RuleEngine, RuleSettings
+    from proctor.sitting.sittings import add_candidate, create_sitting
     from proctor.store import migrate
     from proctor.store.db import Database
     from proctor.store.tables import utcnow

@@ -112,9 +112,9 @@ async def seed(
     watch_all_rooms: bool = False,
 ) -> Seeded:
     from proctor.evidence.storage import EvidenceStorage
-    from proctor.exam.rooms import assign_staff, auto_rooms
-    from proctor.exam.sittings import add_candidate, create_sitting, create_staff
+    from proctor.invigilation.rooms import assign_staff, auto_rooms
     from proctor.rules import RuleSettings
+    from proctor.sitting.sittings import add_candidate, create_sitting, create_staff
     from proctor.store import migrate
     from proctor.store.db import Database
     from proctor.store.tables import utcnow

@@ -1,6 +1,6 @@
 """Administration routes (docs/api.md "Administration"): sittings, rosters, question banks,
-papers, results, grading and device-check reports. Parse, authorise, call proctor.exam,
-answer."""
+papers, results, grading and device-check reports. Parse, authorise, call the domain
+(proctor.sitting, proctor.flow), answer."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.api.deps import admin, db_session, exam_service, grader, now, runtime
+from proctor.auth.sessions import Principal
 from proctor.errors import Invalid, NotFound
-from proctor.exam import bank, device, papers, roster, scoring
-from proctor.exam.auth import Principal
-from proctor.exam.importing import ImportFailed
-from proctor.exam.policy import rules_of
-from proctor.exam.service import ExamService
-from proctor.exam.sittings import create_sitting, create_staff, update_sitting
+from proctor.flow import device
+from proctor.flow.service import ExamService
 from proctor.runtime import Runtime
+from proctor.sitting import bank, papers, roster, scoring
+from proctor.sitting.importing import ImportFailed
+from proctor.sitting.policy import rules_of
+from proctor.sitting.sittings import create_sitting, create_staff, update_sitting
 from proctor.store.tables import Attempt, Candidate, Question, Sitting
 
 router = APIRouter()
@@ -256,7 +257,7 @@ async def assemble_paper(
     who: Principal = Depends(admin),
     db: AsyncSession = Depends(db_session),
 ) -> dict:
-    """Body: the blueprint (proctor.exam.papers)."""
+    """Body: the blueprint (proctor.sitting.papers)."""
     try:
         blueprint = await request.json()
     except ValueError:

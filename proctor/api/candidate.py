@@ -21,15 +21,20 @@ from proctor.api.deps import (
 )
 from proctor.api.security import set_session_cookie
 from proctor.api.sockets import CLOSE_FORBIDDEN, accept_principal, pump
+from proctor.auth.sessions import (
+    CANDIDATE_SESSION_HOURS,
+    Principal,
+    end_phone_sessions,
+    revoke_token,
+)
 from proctor.errors import Forbidden
 from proctor.events.bus import candidate_channel
-from proctor.exam import flow
-from proctor.exam.auth import CANDIDATE_SESSION_HOURS, Principal, end_phone_sessions, revoke_token
-from proctor.exam.service import ExamService
-from proctor.exam.sittings import get_candidate
-from proctor.exam.supervision import mark_danmaku
+from proctor.flow import steps as flow
+from proctor.flow.service import ExamService
+from proctor.invigilation.supervision import mark_danmaku
 from proctor.media import turn
 from proctor.runtime import Runtime
+from proctor.sitting.sittings import get_candidate
 from proctor.store.tables import Candidate, Sitting
 
 log = logging.getLogger(__name__)
@@ -81,7 +86,7 @@ async def login(
     exam: ExamService = Depends(exam_service),
     at: datetime = Depends(now),
 ) -> dict:
-    """Step 1 of the flow (proctor.exam.flow.login): every refusal has its own code."""
+    """Step 1 of the flow (proctor.flow.steps.login): every refusal has its own code."""
     result = await flow.login(
         db,
         password=body.sitting_password,

@@ -2,7 +2,7 @@
 the invigilator's rooms (thumbnails, connection, flow, alerts, escalation ladder), alert
 handling, evidence, danmaku and saved phrases, violation screenshots, live view, and the
 console's WebSocket. Every route and the socket ask the caller's room scope
-(proctor.exam.rooms) first: an invigilator sees and acts on their own rooms only."""
+(proctor.invigilation.rooms) first: an invigilator sees and acts on their own rooms only."""
 
 from __future__ import annotations
 
@@ -35,18 +35,19 @@ from proctor.api.sockets import (
     pump,
     session_alive,
 )
+from proctor.auth.sessions import Principal, login_staff, revoke_token
 from proctor.errors import Conflict, DomainError, Forbidden, NotFound
 from proctor.events.bus import Message, sitting_channel
-from proctor.exam import rooms, screen, supervision
-from proctor.exam.auth import Principal, login_staff, revoke_token
-from proctor.exam.room_record import first_connections, flow_body, flow_facts
-from proctor.exam.rooms import Scope
-from proctor.exam.service import ExamService
-from proctor.exam.sittings import list_candidates, list_sittings
+from proctor.flow import screen
+from proctor.flow.service import ExamService
+from proctor.invigilation import rooms, supervision
+from proctor.invigilation.room_record import first_connections, flow_body, flow_facts
+from proctor.invigilation.rooms import Scope
 from proctor.media.peers import VIEWS
 from proctor.review.access import log_access
 from proctor.rules import RuleSettings
 from proctor.runtime import Runtime
+from proctor.sitting.sittings import list_candidates, list_sittings
 from proctor.store.tables import StaffUser, utcnow
 
 router = APIRouter()

@@ -12,8 +12,8 @@ from proctor.api.deps import db_session, runtime
 from proctor.api.scope import console_scope
 from proctor.errors import NotFound
 from proctor.events.bus import sitting_channel
-from proctor.exam import room_record, rooms, supervision
-from proctor.exam.rooms import Scope
+from proctor.invigilation import room_record, rooms, supervision
+from proctor.invigilation.rooms import Scope
 from proctor.runtime import Runtime
 
 router = APIRouter()

@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor.api.deps import candidate, db_session, runtime
 from proctor.api.scope import console_scope
 from proctor.api.sockets import CLOSE_FORBIDDEN, Merged, accept_principal, pump
+from proctor.auth.sessions import Principal
 from proctor.events.bus import Message, candidate_channel, sitting_channel
-from proctor.exam import rooms, supervision
-from proctor.exam.auth import Principal
-from proctor.exam.rooms import Scope
-from proctor.exam.sittings import get_candidate
+from proctor.invigilation import rooms, supervision
+from proctor.invigilation.rooms import Scope
 from proctor.media.voice import VoiceCall
 from proctor.runtime import Runtime
+from proctor.sitting.sittings import get_candidate
 from proctor.store.tables import StaffUser
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,9 @@ from fastapi import Depends, Request, WebSocket
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor.auth.sessions import Principal, resolve_token
 from proctor.errors import Forbidden, NotAuthenticated
-from proctor.exam.auth import Principal, resolve_token
-from proctor.exam.service import ExamService
+from proctor.flow.service import ExamService
 from proctor.runtime import Runtime
 from proctor.store.tables import AuthSession
 

@@ -1,7 +1,7 @@
 """The candidate's steps after login (docs/api.md "Exam flow"), the phone's pairing, and
 the invigilator's actions on the flow (admit after failed photo checks, extend time,
 release a session; pause, resume and terminate one candidate's exam, within the
-invigilator's rooms). Parse, authorise, call proctor.exam, answer."""
+invigilator's rooms). Parse, authorise, call proctor.flow, answer."""
 
 from __future__ import annotations
 
@@ -24,28 +24,22 @@ from proctor.api.deps import (
     runtime,
 )
 from proctor.api.scope import console_scope
+from proctor.auth import sessions as auth
+from proctor.auth.sessions import Principal
 from proctor.errors import DomainError, NotFound
 from proctor.events.bus import candidate_channel, sitting_channel
-from proctor.exam import (
-    answering,
-    auth,
-    control,
-    device,
-    flow,
-    identity,
-    requests,
-    rooms,
-    violations,
-)
-from proctor.exam import phone as phone_pairing
-from proctor.exam.auth import Principal
-from proctor.exam.policy import rules_of
-from proctor.exam.room_record import flow_body, flow_facts
-from proctor.exam.rooms import Scope
-from proctor.exam.service import ExamService
+from proctor.flow import answering, device, identity
+from proctor.flow import phone as phone_pairing
+from proctor.flow import steps as flow
+from proctor.flow.service import ExamService
+from proctor.invigilation import control, requests, rooms
+from proctor.invigilation.room_record import flow_body, flow_facts
+from proctor.invigilation.rooms import Scope
 from proctor.media import turn
 from proctor.review.access import log_access
 from proctor.runtime import Runtime
+from proctor.sitting import violations
+from proctor.sitting.policy import rules_of
 from proctor.store.tables import Attempt, Candidate, TimeExtension
 
 router = APIRouter()

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, WebSocket
 from pydantic import BaseModel, Field
 
 from proctor.api.deps import candidate_or_phone, principal, runtime
-from proctor.exam.auth import Principal
+from proctor.auth.sessions import Principal
 from proctor.media import turn
 from proctor.runtime import Runtime
 

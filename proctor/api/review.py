@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
 from proctor.api.deps import db_session, principal, runtime
+from proctor.auth.sessions import Principal
 from proctor.errors import Forbidden, NotFound
 from proctor.evidence import retention
-from proctor.exam.auth import Principal
 from proctor.review import exports, records, summary, timeline, verdicts
 from proctor.review.access import (
     DECIDE_ROLES,

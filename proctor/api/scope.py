@@ -1,4 +1,4 @@
-"""The console's room scope as a route dependency (proctor.exam.rooms.Scope)."""
+"""The console's room scope as a route dependency (proctor.invigilation.rooms.Scope)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.api.deps import db_session, principal, staff, token_from
-from proctor.exam import rooms
-from proctor.exam.auth import Principal
-from proctor.exam.rooms import Scope
+from proctor.auth.sessions import Principal
+from proctor.invigilation import rooms
+from proctor.invigilation.rooms import Scope
 
 
 async def console_scope(

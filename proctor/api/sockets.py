@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable
 from fastapi import WebSocket, WebSocketDisconnect
 
 from proctor.api.deps import token_from
+from proctor.auth.sessions import Principal, resolve_token
 from proctor.errors import DomainError
 from proctor.events.bus import Message, Subscription
-from proctor.exam.auth import Principal, resolve_token
 from proctor.runtime import Runtime
 
 log = logging.getLogger(__name__)

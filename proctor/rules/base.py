@@ -80,7 +80,7 @@ class RuleSettings:
     identity_mismatch_k: int = 2
     identity_check_seconds: float = 30.0  # how often the monitor re-checks the face
     # the sitting's own same-person limit for the re-checks (a face distance below it),
-    # copied from its flow rule of that name (proctor.exam.policy); None: the model's
+    # copied from its flow rule of that name (proctor.sitting.policy); None: the model's
     # shipped threshold. Only a stricter (smaller) value than the model's takes effect
     identity_max_distance: float | None = None
     # analysis cost: the detectors' result (faces, head poses, persons, devices) is reused

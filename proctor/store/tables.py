@@ -77,7 +77,7 @@ class Sitting(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # the exam this sitting belongs to (groups a device check, a trial and a formal sitting)
     exam: Mapped[str] = mapped_column(String(200), default="", server_default="")
-    # the exam-flow rules (proctor.exam.policy.FlowRules fields), resolved at creation
+    # the exam-flow rules (proctor.sitting.policy.FlowRules fields), resolved at creation
     flow: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=dict)
 
 
@@ -197,7 +197,7 @@ class CandidateEvent(Base):
 
 class Attempt(Base):
     """One candidate's way through the sitting: the server-side state machine of the eight
-    steps (proctor.exam.flow), with when each step was done and by whom."""
+    steps (proctor.flow.steps), with when each step was done and by whom."""
 
     __tablename__ = "attempts"
     __table_args__ = (Index("ix_attempts_sitting_step", "sitting_id", "step"),)
@@ -234,8 +234,8 @@ class Attempt(Base):
     passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     device_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     upload_bytes_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)  # measured
-    # paused by an invigilator (proctor.exam.control): the clock stops while ``paused_at`` is
-    # set; the finished pauses add ``paused_seconds`` to the candidate's end
+    # paused by an invigilator (proctor.invigilation.control): the clock stops while
+    # ``paused_at`` is set; the finished pauses add ``paused_seconds`` to the candidate's end
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     paused_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), nullable=True)
     pause_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -65,8 +65,8 @@ def with_tone(video: Path, out: Path, seconds: float) -> Path:
 
 
 async def _second_room(url: str, room2: int) -> None:
-    from proctor.exam.rooms import assign_staff, get_room
-    from proctor.exam.sittings import create_staff
+    from proctor.invigilation.rooms import assign_staff, get_room
+    from proctor.sitting.sittings import create_staff
     from proctor.store.db import Database
 
     db = Database(url)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 async def _paper_and_rules(url: str, sitting_id: int) -> None:
     """A paper for the seeded sitting, and no second-view phone required."""
-    from proctor.exam import bank, papers
+    from proctor.sitting import bank, papers
     from proctor.store.db import Database
     from proctor.store.tables import Sitting
     from tests.flowkit import OBJECTIVE_SECTIONS, demo_questions

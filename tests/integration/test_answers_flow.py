@@ -324,7 +324,7 @@ async def test_invigilators_act_only_on_their_own_rooms(fa: FlowApp) -> None:
     another room; an invigilator's "everyone" extension covers their rooms only."""
     import uuid
 
-    from proctor.exam.sittings import create_staff
+    from proctor.sitting.sittings import create_staff
 
     s = await fa.sitting(candidates=2, duration=timedelta(minutes=60))
     cid = s.candidates[0].id

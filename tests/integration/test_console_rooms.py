@@ -32,8 +32,8 @@ PASSWORDS = {
 
 async def _more_staff(url: str, room2: int) -> None:
     """A chief examiner, a reviewer, and a second invigilator assigned to room 2."""
-    from proctor.exam.rooms import assign_staff, get_room
-    from proctor.exam.sittings import create_staff
+    from proctor.invigilation.rooms import assign_staff, get_room
+    from proctor.sitting.sittings import create_staff
     from proctor.store.db import Database
 
     db = Database(url)

@@ -13,7 +13,7 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from proctor.evidence import chain
-from proctor.exam.sittings import create_staff
+from proctor.sitting.sittings import create_staff
 from proctor.store.tables import Answer, Attempt, AuditEntry
 from tests.flowkit import ADMIN, REVIEWER, FlowApp, code, demo_questions
 

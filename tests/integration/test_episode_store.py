@@ -20,9 +20,9 @@ from proctor.events.messages import alert_body
 from proctor.events.recorder import Recorder
 from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
-from proctor.exam.sittings import add_candidate, create_sitting
-from proctor.exam.supervision import handle_alerts
+from proctor.invigilation.supervision import handle_alerts
 from proctor.rules import RuleEngine, RuleSettings
+from proctor.sitting.sittings import add_candidate, create_sitting
 from proctor.store import migrate
 from proctor.store.db import Database
 from proctor.store.tables import Alert, AuditEntry, Evidence, utcnow

@@ -18,8 +18,8 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from proctor.events.bus import candidate_channel, sitting_channel
-from proctor.exam.rooms import assign_staff, create_room, seat_candidates
-from proctor.exam.sittings import create_staff
+from proctor.invigilation.rooms import assign_staff, create_room, seat_candidates
+from proctor.sitting.sittings import create_staff
 from proctor.store.tables import AuditEntry, StaffUser
 from tests.flowkit import ADMIN, INVIGILATOR, REVIEWER, FlowApp, SittingInfo, code
 

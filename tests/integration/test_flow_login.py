@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from proctor.exam import ratelimit
+from proctor.auth import ratelimit
 from proctor.store.tables import CandidateEvent
 from tests.flowkit import FlowApp, code, id_number
 

@@ -26,7 +26,7 @@ CHIEF = ("fuzz-chief", "fuzz-chief-pass-1")
 
 
 async def _chief(database_url: str) -> None:
-    from proctor.exam.sittings import create_staff
+    from proctor.sitting.sittings import create_staff
     from proctor.store.db import Database
 
     db = Database(database_url)

@@ -1,6 +1,6 @@
 """The identity check's worker processes die with the server process that started them,
 even when it is killed (SIGKILL): a killed worker must not leave ~170 MB processes behind
-(proctor.exam.identity._die_with_parent)."""
+(proctor.vision.identity_pool._die_with_parent)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.waiting import eventually
 SCRIPT = """
 import asyncio, multiprocessing, sys
 from pathlib import Path
-from proctor.exam.identity import IdentityChecker
+from proctor.vision.identity_pool import IdentityChecker
 
 async def main():
     checker = IdentityChecker(Path(sys.argv[1]))

@@ -13,7 +13,7 @@ import pytest_asyncio
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from proctor.exam.flow import MAX_PAGE_EVENTS_PER_MINUTE
+from proctor.flow.steps import MAX_PAGE_EVENTS_PER_MINUTE
 from tests.flowkit import INVIGILATOR, FlowApp, code
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -9,7 +9,8 @@ import threading
 import pytest
 import pytest_asyncio
 
-from proctor.exam import auth, ratelimit
+from proctor.auth import ratelimit
+from proctor.auth import sessions as auth
 from tests.flowkit import INVIGILATOR, FlowApp, code
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

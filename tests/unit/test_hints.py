@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from proctor.api.console_voice import Link
-from proctor.exam.supervision import HINT_TEXTS, hint_code
+from proctor.invigilation.supervision import HINT_TEXTS, hint_code
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import json
 import pytest
 import pytest_asyncio
 
-from proctor.exam import bank
-from proctor.exam.importing import ImportFailed
+from proctor.sitting import bank
+from proctor.sitting.importing import ImportFailed
 from tests.flowkit import migrated_sqlite
 
 
@@ -121,8 +121,8 @@ def test_broken_files(data: bytes, name: str, line: int) -> None:
 
 
 async def test_store_is_idempotent_and_used_questions_do_not_change(sqlite_db) -> None:
-    from proctor.exam.papers import assemble
-    from proctor.exam.sittings import create_sitting
+    from proctor.sitting.papers import assemble
+    from proctor.sitting.sittings import create_sitting
     from tests.flowkit import T0, demo_questions
 
     qs = demo_questions("x", singles=4, multiples=0, tfs=0, shorts=0)

@@ -16,11 +16,11 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from proctor.evidence.storage import EvidenceStorage
-from proctor.exam import roster
-from proctor.exam.identity import PHOTO_PROBLEMS, IdentityChecker
-from proctor.exam.importing import ImportFailed
-from proctor.exam.sittings import create_sitting
+from proctor.sitting import roster
+from proctor.sitting.importing import ImportFailed
+from proctor.sitting.sittings import create_sitting
 from proctor.store.tables import Candidate
+from proctor.vision.identity_pool import PHOTO_PROBLEMS, IdentityChecker
 from tests.flowkit import T0, migrated_sqlite
 
 

@@ -13,16 +13,16 @@ import pytest_asyncio
 
 from proctor.errors import Conflict, Invalid
 from proctor.evidence.storage import EvidenceStorage
-from proctor.exam import bank
-from proctor.exam.papers import (
+from proctor.sitting import bank
+from proctor.sitting.papers import (
     assemble,
     candidate_order,
     present,
     questions_of,
     validate_blueprint,
 )
-from proctor.exam.policy import defaults_for, make_rules
-from proctor.exam.sittings import add_candidate, create_sitting
+from proctor.sitting.policy import defaults_for, make_rules
+from proctor.sitting.sittings import add_candidate, create_sitting
 from proctor.store.tables import Attempt
 from tests.flowkit import BLUEPRINT_SECTIONS, T0, demo_questions, migrated_sqlite
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from proctor.exam.scoring import item_points
+from proctor.sitting.scoring import item_points
 from proctor.store.tables import Question
 
 

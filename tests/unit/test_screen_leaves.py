@@ -1,10 +1,10 @@
-"""proctor.exam.screen.leaves: page events in, leaves (切屏) out."""
+"""proctor.flow.screen.leaves: page events in, leaves (切屏) out."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from proctor.exam.screen import Leave, leaves, summary
+from proctor.flow.screen import Leave, leaves, summary
 
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
 

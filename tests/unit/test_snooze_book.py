@@ -1,11 +1,11 @@
-"""Which alerts a snooze covers (proctor.exam.supervision.SnoozeBook): raised within the
+"""Which alerts a snooze covers (proctor.invigilation.supervision.SnoozeBook): raised within the
 snooze of their candidate and type; an episode seen after the snooze's end comes back."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from proctor.exam.supervision import SnoozeBook
+from proctor.invigilation.supervision import SnoozeBook
 
 T0 = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from proctor.errors import Conflict, Forbidden, Invalid
-from proctor.exam import timing
-from proctor.exam.clock import ManualClock
-from proctor.exam.policy import FlowRules, defaults_for, make_rules, rules_of
+from proctor.flow import timing
+from proctor.flow.clock import ManualClock
+from proctor.sitting.policy import FlowRules, defaults_for, make_rules, rules_of
 
 START = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)
 END = START + timedelta(hours=2)

@@ -284,7 +284,7 @@ export function healthProblems(health) {
 
 // ---- console (issue 5): flow steps, the escalation ladder, actions, incidents ----------
 
-// The exam flow's steps (proctor/exam/flow.py STEP_TITLES), short for a tile.
+// The exam flow's steps (proctor/flow/steps.py STEP_TITLES), short for a tile.
 export const FLOW_STEPS = {
   login: "Logged in 已登录",
   confirm: "Confirming 信息确认",
@@ -301,7 +301,7 @@ export const FLOW_STEPS = {
   paused: "Paused 已暂停",
 };
 
-// How a violation is handled (proctor/exam/violations.py, 考生违规违纪处理).
+// How a violation is handled (proctor/sitting/violations.py, 考生违规违纪处理).
 export const VIOLATION_CATEGORIES = {
   warning: "警告 Warning",
   paper_voided: "试卷作废 Paper voided",

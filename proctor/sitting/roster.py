@@ -7,7 +7,7 @@ a ZIP archive or a directory) or the photo itself as a ``data:image/...;base64,`
 
 Every row is checked and every problem reported with its line (CSV: the line of the file;
 XLSX: the row number Excel shows); a registered photo must show exactly one usable face
-(proctor.exam.identity). If anything is wrong, nothing is imported. A candidate already on
+(proctor.vision.identity_pool). If anything is wrong, nothing is imported. A candidate already on
 the sitting's roster (same ID number) is updated.
 """
 
@@ -34,10 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor.errors import NotFound
 from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
-from proctor.exam.identity import PHOTO_PROBLEMS, IdentityChecker
-from proctor.exam.importing import ImportFailed, LineError, decode_text
+from proctor.sitting.importing import ImportFailed, LineError, decode_text
 from proctor.store.tables import Candidate, Sitting
 from proctor.vision import imagesize
+from proctor.vision.identity_pool import PHOTO_PROBLEMS, IdentityChecker
 
 MAX_ROWS = 10_000
 MAX_PHOTO_BYTES = 10 * 1024 * 1024

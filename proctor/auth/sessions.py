@@ -1,4 +1,4 @@
-"""Logins and sessions: candidates (sitting password + ID number, see proctor.exam.flow),
+"""Logins and sessions: candidates (sitting password + ID number, see proctor.flow.steps),
 the candidate's phone (a phone-scoped session from a one-time pairing token) and staff."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor.auth import ratelimit
 from proctor.errors import Conflict, NotAuthenticated
-from proctor.exam import ratelimit
 from proctor.store.tables import AuthSession, StaffUser, utcnow
 
 CANDIDATE_SESSION_HOURS = 12

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor.auth.sessions import Principal
 from proctor.errors import Conflict, Forbidden, Invalid, NotFound
-from proctor.exam.auth import Principal
 from proctor.store.tables import Candidate, Room, RoomSeat, RoomStaff, Sitting, StaffUser, utcnow
 
 ROOM_CAPACITY = 30  # the documents: 30 seats per room

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict
-from proctor.exam.flow import Ctx, advance, record_event, require_step, second_view_connected
+from proctor.flow.steps import Ctx, advance, record_event, require_step, second_view_connected
 from proctor.store.tables import Candidate, CandidateEvent, DeviceReport
 
 #: RMS level (0-1) of the microphone the page must hear at least once while it listens

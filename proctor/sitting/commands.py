@@ -30,7 +30,7 @@ from typing import Any
 
 from proctor.config import Settings
 from proctor.errors import DomainError
-from proctor.exam.importing import ImportFailed
+from proctor.sitting.importing import ImportFailed
 
 
 def _when(text: str) -> datetime:
@@ -59,7 +59,7 @@ def _rules(items: list[str] | None) -> dict[str, Any]:
 
 
 def _rule_help() -> str:
-    from proctor.exam.policy import FlowRules
+    from proctor.sitting.policy import FlowRules
 
     names = ", ".join(f.name for f in fields(FlowRules))
     return f"a flow rule NAME=VALUE, repeatable; NAME is one of: {names}"
@@ -152,8 +152,8 @@ def _run(settings: Settings, work: Callable[[Any, Any], Awaitable[int]]) -> int:
 def cmd_sitting(settings: Settings, args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from proctor.exam.policy import rules_of
-    from proctor.exam.sittings import create_sitting, update_sitting
+    from proctor.sitting.policy import rules_of
+    from proctor.sitting.sittings import create_sitting, update_sitting
     from proctor.store.tables import Sitting
 
     async def work(db: Any, _: Any) -> int:
@@ -198,8 +198,8 @@ def cmd_sitting(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
-    from proctor.exam import bank, roster
-    from proctor.exam.identity import IdentityChecker
+    from proctor.sitting import bank, roster
+    from proctor.vision.identity_pool import IdentityChecker
 
     if not args.file.is_file():
         print(f"error: {args.file} is not a file", file=sys.stderr)
@@ -250,7 +250,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_paper(settings: Settings, args: argparse.Namespace) -> int:
-    from proctor.exam.papers import assemble
+    from proctor.sitting.papers import assemble
 
     try:
         blueprint = json.loads(args.blueprint.read_text(encoding="utf-8"))
@@ -268,7 +268,7 @@ def cmd_paper(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_results(settings: Settings, args: argparse.Namespace) -> int:
-    from proctor.exam.scoring import answers_csv, results_csv
+    from proctor.sitting.scoring import answers_csv, results_csv
 
     async def work(db: Any, _: Any) -> int:
         text = await (answers_csv if args.answers else results_csv)(db, args.sitting)
@@ -283,7 +283,7 @@ def cmd_results(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_staff(settings: Settings, args: argparse.Namespace) -> int:
-    from proctor.exam.sittings import create_staff
+    from proctor.sitting.sittings import create_staff
 
     password = args.password or getpass.getpass(f"password for {args.username}: ")
 

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Invalid, NotFound
 from proctor.evidence import chain
-from proctor.exam import timing
-from proctor.exam.flow import (
+from proctor.flow import timing
+from proctor.flow.steps import (
     ENDED,
     Ctx,
     end_of,
@@ -30,9 +30,9 @@ from proctor.exam.flow import (
     require_running,
     require_step,
 )
-from proctor.exam.papers import candidate_order, get_paper, present, questions_of
-from proctor.exam.policy import rules_of
-from proctor.exam.scoring import score_attempt
+from proctor.sitting.papers import candidate_order, get_paper, present, questions_of
+from proctor.sitting.policy import rules_of
+from proctor.sitting.scoring import score_attempt
 from proctor.store.tables import Answer, Attempt, Candidate, Question, Sitting, TimeExtension
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor import csvsafe
 from proctor.errors import Conflict, Invalid, NotFound
 from proctor.evidence import chain
-from proctor.exam import violations
-from proctor.exam.papers import questions_of
-from proctor.exam.policy import rules_of
+from proctor.sitting import violations
+from proctor.sitting.papers import questions_of
+from proctor.sitting.policy import rules_of
 from proctor.store.tables import Answer, Attempt, Candidate, Question, Sitting, StaffUser
 
 

@@ -6,7 +6,7 @@ It is computed from what the engine records: candidates who connected (media) or
 in are present; a first arrival after the start is late; alerts, the console's supervision
 log (``ConsoleAction``), danmaku and voice calls are the violations and their handling;
 time extensions, the flow's step, pauses and terminations come from the exam flow (issue 3;
-pause / terminate: proctor.exam.control).
+pause / terminate: proctor.invigilation.control).
 """
 
 from __future__ import annotations
@@ -24,10 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor import csvsafe
 from proctor.errors import Conflict
 from proctor.events.recorder import ALERT_TITLES
-from proctor.exam import flow, screen, violations
-from proctor.exam.rooms import room_staff_names, seats_of
-from proctor.exam.supervision import INCIDENT_CATEGORIES, staff_names
+from proctor.flow import screen
+from proctor.flow import steps as flow
+from proctor.invigilation.rooms import room_staff_names, seats_of
+from proctor.invigilation.supervision import INCIDENT_CATEGORIES, staff_names
 from proctor.rules import RuleSettings
+from proctor.sitting import violations
 from proctor.store.tables import (
     Alert,
     Answer,

@@ -6,7 +6,7 @@ An info problem is the candidate's ``info_problem`` event; resolving it records 
 ``info_problem_resolved`` event (who, the note) and marks the problem resolved, so both
 show in the candidate's timeline and in the review. The identity cases are read from the
 attempts (step ``identity`` with the failures at the sitting's limit); the invigilator acts
-on them through proctor.exam.identity (admit, retry, refuse).
+on them through proctor.flow.identity (admit, retry, refuse).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Invalid, NotFound
 from proctor.events.bus import Bus, sitting_channel
-from proctor.exam.flow import record_event
-from proctor.exam.policy import rules_of
+from proctor.flow.steps import record_event
+from proctor.sitting.policy import rules_of
 from proctor.store.tables import (
     Attempt,
     Candidate,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from proctor.errors import Conflict, Forbidden
-from proctor.exam.policy import FlowRules
+from proctor.sitting.policy import FlowRules
 
 
 def _span(seconds: float) -> str:

@@ -1,5 +1,5 @@
 """What an invigilator does to one candidate's exam itself: pause and resume it, or handle a
-violation with a category of the documents (proctor.exam.violations) — a warning, recorded
+violation with a category of the documents (proctor.sitting.violations) — a warning, recorded
 only, or one that ends the exam at once (paper voided, score cancelled, disqualified).
 
 - Pause: the candidate's clock stops (the time left is frozen; the end moves with the clock
@@ -25,9 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Invalid
 from proctor.events.bus import Bus
-from proctor.exam import flow, supervision, violations
-from proctor.exam.flow import Ctx
-from proctor.exam.scoring import score_attempt
+from proctor.flow import steps as flow
+from proctor.flow.steps import Ctx
+from proctor.invigilation import supervision
+from proctor.sitting import violations
+from proctor.sitting.scoring import score_attempt
 from proctor.store.tables import ConsoleAction
 
 REASON_MIN = 2

@@ -19,9 +19,9 @@ from proctor.events.bus import Bus, candidate_channel, sitting_channel
 from proctor.events.messages import alert_body, danmaku_body, evidence_body
 from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
-from proctor.exam.rooms import room_of
-from proctor.exam.sittings import get_candidate
+from proctor.invigilation.rooms import room_of
 from proctor.rules import ALERT_TYPES
+from proctor.sitting.sittings import get_candidate
 from proctor.store.tables import (
     Alert,
     AlertSnooze,
@@ -186,7 +186,7 @@ def hint_code(alert_type: str | None, cause: str | None = None) -> str | None:
 
 HINT_REPEAT_SECONDS = 30.0  # the same hint (without an alert) is not repeated sooner
 #: the escalation ladder; a condition the candidate cannot fix starts at the danmaku.
-#: "terminate" is the console's pause / terminate (proctor.exam.control)
+#: "terminate" is the console's pause / terminate (proctor.invigilation.control)
 RUNGS = ("hint", "danmaku", "voice", "terminate")
 #: console actions → the rung they take
 LADDER_ACTIONS = {

@@ -30,8 +30,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Invalid, NotFound
-from proctor.exam.bank import TYPES
-from proctor.exam.policy import FlowRules
+from proctor.sitting.bank import TYPES
+from proctor.sitting.policy import FlowRules
 from proctor.store.tables import Attempt, Paper, Question, Sitting
 
 TOTAL_POINTS = 100.0

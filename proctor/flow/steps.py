@@ -10,7 +10,7 @@ that step's action (``wrong_step`` otherwise), so no step can be skipped; each t
 records when it happened (and who acted, for the invigilator's). Refusing the pledge ends
 the attempt in ``refused``. An invigilator may pause a candidate who is answering (the
 clock stops, answers are refused) and resume them, or end the exam with a category of the
-documents (``terminated``; proctor.exam.control). Every function takes ``now`` from the
+documents (``terminated``; proctor.invigilation.control). Every function takes ``now`` from the
 app's clock.
 """
 
@@ -25,11 +25,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor.auth import ratelimit
+from proctor.auth import sessions as auth
 from proctor.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound, TooMany
 from proctor.events.bus import VIEWS_CHANNEL, Bus, candidate_channel, sitting_channel
-from proctor.exam import auth, ratelimit, screen, supervision, timing, violations
-from proctor.exam.policy import FlowRules, rules_of
+from proctor.flow import screen, timing
+from proctor.invigilation import supervision
 from proctor.rules import RuleSettings
+from proctor.sitting import violations
+from proctor.sitting.policy import FlowRules, rules_of
 from proctor.store.tables import (
     Answer,
     Attempt,
@@ -781,7 +785,7 @@ async def record_page_events(
             step=ctx.attempt.step,
         )
     await db.commit()
-    # leaving the page (切屏): counted, warned, then reported (proctor.exam.screen)
+    # leaving the page (切屏): counted, warned, then reported (proctor.flow.screen)
     outcome = await screen.after_page_events(
         db, bus, ctx.candidate, RuleSettings.from_dict(ctx.sitting.rules), now
     )

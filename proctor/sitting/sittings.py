@@ -12,12 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor.auth.sessions import hash_password
 from proctor.errors import Conflict, Forbidden, Invalid, NotFound
 from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
-from proctor.exam.auth import hash_password
-from proctor.exam.policy import SITTING_KINDS, make_rules, rules_of
 from proctor.rules import RuleSettings
+from proctor.sitting.policy import SITTING_KINDS, make_rules, rules_of
 from proctor.store.tables import Candidate, Sitting, StaffUser, utcnow
 
 STAFF_ROLES = ("invigilator", "chief", "reviewer", "admin")
@@ -46,7 +46,7 @@ async def create_sitting(
     flow: dict[str, Any] | None = None,
 ) -> Sitting:
     """A new sitting; ``flow`` overrides the kind's default exam-flow rules
-    (proctor.exam.policy), which are stored in full with the sitting."""
+    (proctor.sitting.policy), which are stored in full with the sitting."""
     if kind not in SITTING_KINDS:
         raise Invalid(
             "bad_sitting_kind", f"Sitting kind must be one of {', '.join(SITTING_KINDS)}."

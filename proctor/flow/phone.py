@@ -19,9 +19,9 @@ import qrcode.image.svg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor.auth import sessions as auth
 from proctor.errors import Conflict, NotAuthenticated
-from proctor.exam import auth
-from proctor.exam.flow import Ctx, record_event, require_step
+from proctor.flow.steps import Ctx, record_event, require_step
 from proctor.store.tables import Attempt, Candidate, PairingToken
 
 PAIRING_MINUTES = 10

@@ -9,15 +9,15 @@ import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from proctor.auth.sessions import PasswordChecker
 from proctor.config import Settings
 from proctor.events.bus import Bus, candidate_channel, sitting_channel
 from proctor.evidence.storage import EvidenceStorage
-from proctor.exam.answering import auto_submit_due
-from proctor.exam.auth import PasswordChecker
-from proctor.exam.clock import Clock, SystemClock
-from proctor.exam.flow import LoginLimits, end_views
-from proctor.exam.identity import IdentityChecker
+from proctor.flow.answering import auto_submit_due
+from proctor.flow.clock import Clock, SystemClock
+from proctor.flow.steps import LoginLimits, end_views
 from proctor.store.db import Database
+from proctor.vision.identity_pool import IdentityChecker
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.evidence import chain
-from proctor.exam.importing import ImportFailed, LineError, decode_text
+from proctor.sitting.importing import ImportFailed, LineError, decode_text
 from proctor.store.tables import Paper, Question
 
 TYPES = ("single", "multiple", "true_false", "short")

@@ -1,0 +1,218 @@
+"""Step 4, the photo identity check (拍照核验).
+
+The face work runs in the identity worker pool (proctor.vision.identity_pool). Every failed
+check counts; after ``identity_max_failures`` (3) the case goes to the invigilator, who may
+admit the candidate by hand with a reason (recorded). A candidate without a usable
+registered photo goes to the invigilator at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from proctor.errors import Conflict, Invalid
+from proctor.evidence import chain
+from proctor.evidence.storage import EvidenceStorage
+from proctor.flow.steps import Ctx, advance, record_event, require_step
+from proctor.store.tables import Evidence
+from proctor.vision import imagesize
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+
+REASONS = {
+    "match": "身份核验通过。 Identity confirmed.",
+    "mismatch": "照片与报名照片不一致。 The face does not match your registered photo.",
+    "no_face": "没有检测到人脸：请正对摄像头，保持光线充足。 No face found: face the camera in "
+    "good light.",
+    "several_faces": "画面中有多张人脸：请确保只有你本人在画面中。 More than one face: make sure "
+    "only you are in the picture.",
+    "face_too_small": "人脸太小：请靠近摄像头。 Your face is too small: come closer to the camera.",
+    "no_registered_photo": "没有可用的报名照片，请等待监考老师人工核验。 There is no usable "
+    "registered photo: the invigilator will check you by hand.",
+    "unavailable": "自动核验暂不可用，请等待监考老师人工核验。 The automatic check is not "
+    "available: the invigilator will check you by hand.",
+}
+
+
+# ------------------------------------------------------------------------- the step
+
+
+@dataclass
+class IdentityInput:
+    """What the route read before the (slow) check, outside any transaction."""
+
+    registered: bytes | None
+
+
+def needs_invigilator(ctx: Ctx) -> bool:
+    a = ctx.attempt
+    return a.identity_passed_at is None and a.identity_failures >= ctx.rules.identity_max_failures
+
+
+def before_check(ctx: Ctx, storage: EvidenceStorage, image: bytes) -> IdentityInput:
+    require_step(ctx, "identity")
+    if needs_invigilator(ctx):
+        raise Conflict(
+            "identity_locked",
+            "自动核验未通过的次数已达上限，请等待监考老师人工核验。 The photo check failed too "
+            "often: wait for the invigilator to check you.",
+        )
+    if not image or len(image) > MAX_IMAGE_BYTES:
+        raise Invalid("bad_image", "Send one JPEG or PNG picture of at most 10 MB.")
+    if imagesize.too_many_pixels(image):
+        raise Invalid(
+            "image_too_large",
+            f"照片像素过多（最多{imagesize.MAX_PIXELS // 1_000_000}百万像素）。 The picture has "
+            f"too many pixels (at most {imagesize.MAX_PIXELS // 1_000_000} megapixels).",
+        )
+    registered = None
+    if ctx.candidate.photo_relpath:
+        try:
+            registered = storage.open(ctx.candidate.photo_relpath).read_bytes()
+        except (ValueError, FileNotFoundError):
+            log.error(
+                "registered photo missing from storage",
+                extra={"candidate_id": ctx.candidate.id},
+            )
+    return IdentityInput(registered)
+
+
+async def record_check(
+    db: AsyncSession,
+    ctx: Ctx,
+    storage: EvidenceStorage,
+    image: bytes,
+    outcome: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """Store the live capture as evidence and apply the outcome to the attempt (locked,
+    re-checked: the step may have moved while the check ran)."""
+    require_step(ctx, "identity")
+    reason = outcome.get("reason") or "unavailable"
+    if reason == "bad_image":
+        raise Invalid("bad_image", "The picture could not be read: send a JPEG or PNG.")
+    a = ctx.attempt
+    stored = await asyncio.to_thread(
+        storage.save,
+        (f"sitting-{ctx.sitting.id}", f"candidate-{ctx.candidate.id}"),
+        "identity-capture",
+        image,
+        "jpg",
+        now,
+    )
+    evidence = Evidence(
+        sitting_id=ctx.sitting.id,
+        candidate_id=ctx.candidate.id,
+        kind="identity_capture",
+        view="first",
+        relpath=stored.relpath,
+        sha256=stored.sha256,
+        size=stored.size,
+        mime="image/jpeg",
+        captured_at=now,
+    )
+    db.add(evidence)
+    # in the audit chain like every evidence file (proctor audit verify checks it)
+    await chain.append_record(
+        db, "evidence.stored", evidence, actor=chain.candidate_actor(ctx.candidate.id)
+    )
+    passed = bool(outcome.get("passed"))
+    if passed:
+        a.identity_passed_at = now
+        a.identity_method = "face"
+        a.identity_distance = outcome.get("distance")
+        advance(ctx, now)
+    elif reason in ("no_registered_photo", "unavailable"):
+        a.identity_failures = max(a.identity_failures, ctx.rules.identity_max_failures)
+    else:
+        a.identity_failures += 1
+    a.updated_at = now
+    await record_event(
+        db,
+        ctx.candidate.id,
+        "identity_check",
+        now,
+        passed=passed,
+        reason=reason,
+        distance=outcome.get("distance"),
+        failures=a.identity_failures,
+    )
+    return {
+        "passed": passed,
+        "reason": reason,
+        "message": REASONS.get(reason, reason),
+        "distance": outcome.get("distance"),
+        "failures": a.identity_failures,
+        "max_failures": ctx.rules.identity_max_failures,
+        "needs_invigilator": needs_invigilator(ctx),
+        "step": a.step,
+    }
+
+
+REASON_REQUIRED = (
+    "请填写原因（2至500字），例如“已核对考生出示的身份证”。 Give the reason (2-500 characters), "
+    "e.g. \u201cchecked the ID card held up to the camera\u201d."
+)
+
+
+def clean_reason(reason: str | None) -> str:
+    """The invigilator's reason for a manual identity decision: required, 2-500 chars."""
+    reason = " ".join((reason or "").split())
+    if not 2 <= len(reason) <= 500:
+        raise Invalid("reason_required", REASON_REQUIRED)
+    return reason
+
+
+async def admit(db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: datetime) -> None:
+    """The invigilator admits a candidate whose photo check failed too often (or who has no
+    usable registered photo), with a reason."""
+    require_step(ctx, "identity")
+    if not needs_invigilator(ctx):
+        raise Conflict(
+            "identity_not_escalated",
+            f"This candidate has not failed the photo check "
+            f"{ctx.rules.identity_max_failures} times; they should retry it first.",
+        )
+    reason = clean_reason(reason)
+    a = ctx.attempt
+    a.identity_passed_at = now
+    a.identity_method = "manual"
+    a.identity_admitted_by = staff_id
+    a.identity_admit_reason = reason
+    advance(ctx, now)
+    await record_event(db, ctx.candidate.id, "identity_admitted", now, by=staff_id, reason=reason)
+
+
+async def allow_retry(
+    db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: datetime
+) -> None:
+    """The invigilator lets the candidate try the photo check again (failures reset)."""
+    require_step(ctx, "identity")
+    reason = clean_reason(reason)
+    ctx.attempt.identity_failures = 0
+    ctx.attempt.updated_at = now
+    await record_event(
+        db, ctx.candidate.id, "identity_retry_allowed", now, by=staff_id, reason=reason
+    )
+
+
+async def refuse(db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: datetime) -> None:
+    """The invigilator does not admit the candidate (the face is not the registered
+    candidate's): the attempt ends (``refused``), recorded with the reason."""
+    require_step(ctx, "identity")
+    reason = clean_reason(reason)
+    a = ctx.attempt
+    a.step = "refused"
+    a.identity_method = "refused"
+    a.identity_admitted_by = staff_id
+    a.identity_admit_reason = reason
+    a.updated_at = now
+    await record_event(db, ctx.candidate.id, "identity_refused", now, by=staff_id, reason=reason)
