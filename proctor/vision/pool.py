@@ -14,7 +14,7 @@ hold no per-view state and any worker may take any frame; results are the very o
 in-process analyser gives.
 
 The workers are spawned processes that end with the server even when it is killed
-(``PR_SET_PDEATHSIG``, as the identity workers: proctor.exam.identity). A worker that died
+(``PR_SET_PDEATHSIG``, as the identity workers: proctor.vision.identity_pool). A worker that died
 is replaced, and the frame it had is analysed again in the new one.
 """
 

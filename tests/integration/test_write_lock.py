@@ -24,15 +24,15 @@ import cv2
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from proctor.auth.sessions import new_session, token_digest
 from proctor.domain import CandidateRef
 from proctor.events.bus import make_bus
 from proctor.events.recorder import Recorder
 from proctor.evidence import chain
 from proctor.evidence.clips import ClipFrame
 from proctor.evidence.storage import EvidenceStorage
-from proctor.exam.auth import new_session, token_digest
-from proctor.exam.sittings import add_candidate, create_sitting
 from proctor.rules import AlertDraft, RuleSettings
+from proctor.sitting.sittings import add_candidate, create_sitting
 from proctor.store import migrate
 from proctor.store.db import Database
 from proctor.store.tables import Alert, AuditEntry, AuthSession, Evidence, utcnow

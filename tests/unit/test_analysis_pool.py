@@ -55,9 +55,7 @@ def test_a_worker_sees_what_this_process_sees(pooled: PooledAnalyzer, media_dir:
         assert pool_gate.runs == len(IMAGES)  # every picture differed from the one before
 
 
-def test_the_gate_state_comes_back_from_the_worker(
-    pooled: PooledAnalyzer, media_dir: Path
-) -> None:
+def test_the_gate_state_comes_back_from_the_worker(pooled: PooledAnalyzer, media_dir: Path) -> None:
     gate = ObjectGate(interval=2.0)
     frame = _read(media_dir, "two_people.jpg")
     first = pooled.analyse_frame("second", frame, T0, gate, 75, None)
