@@ -31,12 +31,30 @@ DEMO_CANDIDATES = (
 )
 
 
+def audit_key_problem(settings: Settings) -> str | None:
+    """Why the server would refuse to start for want of the audit key (None: it is there)."""
+    try:
+        if settings.load_audit_key() is not None:
+            return None
+    except ValueError as exc:
+        return str(exc)
+    return (
+        f"the audit key file {settings.audit_key_path} is missing: the server does not start "
+        "without the audit chain's key. Create it with 'proctor audit init-key' (once; keep "
+        "a copy away from the database), or set PROCTOR_AUDIT_KEY / PROCTOR_AUDIT_KEY_FILE."
+    )
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     import uvicorn
 
     from proctor.app import create_app
 
+    problem = audit_key_problem(settings)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     workers = getattr(args, "workers", None) or settings.workers or default_workers(settings)
     common = {
         "host": settings.host,
@@ -130,6 +148,7 @@ async def _seed_demo(settings: Settings, photos: list[Path]) -> dict:
 
     from sqlalchemy import delete, select
 
+    from proctor.evidence import chain
     from proctor.evidence.storage import EvidenceStorage
     from proctor.invigilation.rooms import auto_rooms
     from proctor.sitting import demo
@@ -141,7 +160,7 @@ async def _seed_demo(settings: Settings, photos: list[Path]) -> dict:
     from proctor.store.tables import Attempt, AuthSession, Candidate, Sitting, StaffUser, utcnow
 
     settings.ensure_dirs()
-    db = Database(settings.effective_database_url)
+    db = Database(settings.effective_database_url, audit_key=settings.load_audit_key())
     plan = [
         # (password, name, kind, starts in, lasts, blueprint)
         (
@@ -196,8 +215,26 @@ async def _seed_demo(settings: Settings, photos: list[Path]) -> dict:
                         flow=demo.DEMO_FLOW[kind],
                     )
                 else:  # a new demo run: keep the data, move the schedule to now
+                    before = chain.sitting_record(sitting)
                     sitting.starts_at = now + starts_in
                     sitting.ends_at = now + starts_in + lasts
+                    after = chain.sitting_record(sitting)
+                    await chain.append(
+                        s,
+                        "sitting_changed",
+                        actor="operator",
+                        payload={
+                            "changed": {
+                                k: {"from": before[k], "to": after[k]}
+                                for k in after
+                                if after[k] != before[k]
+                            },
+                            "why": "demo restarted",
+                        },
+                        sitting_id=sitting.id,
+                        subject_type="sitting",
+                        subject_id=sitting.id,
+                    )
                 ids[kind] = sitting.id
                 for i, (cand_name, id_number) in enumerate(DEMO_CANDIDATES):
                     cand = await s.scalar(
@@ -282,6 +319,10 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
             photos.append(path)
         else:
             print(f"note: photo {path} not found; that candidate gets no registered photo")
+    if not settings.audit_key:  # the audit chain's key, kept outside the database
+        key_path, made = settings.init_audit_key()
+        if made:
+            print(f"audit key created: {key_path} (mode 0600; keep it outside the database)")
     asyncio.run(_seed_demo(settings, photos))
     scheme = "https" if settings.tls_cert else "http"
     base = f"{scheme}://{settings.host}:{settings.port}"
@@ -328,9 +369,14 @@ def cmd_db(settings: Settings, _: argparse.Namespace) -> int:
 
     async def run() -> None:
         settings.ensure_dirs()
-        db = Database(settings.effective_database_url)
+        db = Database(settings.effective_database_url, audit_key=settings.load_audit_key())
         try:
             await migrate.upgrade(db.engine)
+            if db.audit_key is not None:
+                from proctor.evidence import chain
+
+                async with db.transaction() as s:
+                    await chain.seal(s)
         finally:
             await db.dispose()
 

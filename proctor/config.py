@@ -4,7 +4,7 @@ environment variable ``PROCTOR_<NAME>``; the README's configuration table lists 
 from __future__ import annotations
 
 import os
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -108,6 +108,14 @@ class Settings(BaseSettings):
     # the URL the server's own peers allocate relays at (empty: the first turn: URL above)
     turn_server_url: str = ""
 
+    # the audit chain's key (issue 21): HMAC-SHA256 of every link, kept outside the
+    # database. audit_key: 64 hex digits given in the environment; else the file
+    # audit_key_file (empty: data_dir/audit.key; put it elsewhere than the database in
+    # production), made with mode 0600 by 'proctor audit init-key' or 'proctor demo'.
+    # Without a key the server refuses to start.
+    audit_key: str = ""
+    audit_key_file: str = ""
+
     # a staff session that made no request this long has ended (0: never)
     staff_idle_minutes: float = 30.0
 
@@ -161,3 +169,56 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_hex(32))
             path.chmod(0o600)
         return path.read_text().strip()
+
+    @property
+    def audit_key_path(self) -> Path:
+        return Path(self.audit_key_file) if self.audit_key_file else self.data_dir / "audit.key"
+
+    def load_audit_key(self) -> bytes | None:
+        """The audit chain's key: PROCTOR_AUDIT_KEY, else the key file; None when neither
+        exists. ValueError when the one given is not a key (at least 32 hex digits)."""
+        if self.audit_key:
+            return parse_audit_key(self.audit_key, "PROCTOR_AUDIT_KEY")
+        path = self.audit_key_path
+        if not path.exists():
+            return None
+        return parse_audit_key(path.read_text(), str(path))
+
+    def init_audit_key(self) -> tuple[Path, bool]:
+        """Make the key file (32 random bytes as hex, mode 0600) unless it exists; returns
+        (path, made). The file is created with its mode, never readable by others."""
+        path = self.audit_key_path
+        if path.exists():
+            parse_audit_key(path.read_text(), str(path))
+            return path, False
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+        return path, True
+
+
+def parse_audit_key(text: str, where: str) -> bytes:
+    value = text.strip()
+    try:
+        key = bytes.fromhex(value)
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        raise ValueError(
+            f"the audit key in {where} is not a key: it must be at least 32 hex digits "
+            "('proctor audit init-key' makes one)"
+        )
+    return key
+
+
+def default_time_zone() -> str:
+    """The server's default time zone for sittings that name none (PROCTOR_TIME_ZONE)."""
+    return _default_time_zone()
+
+
+@lru_cache(maxsize=1)
+def _default_time_zone() -> str:
+    return Settings().time_zone

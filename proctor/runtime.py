@@ -23,7 +23,7 @@ from proctor.domain import CandidateRef
 from proctor.errors import NotFound
 from proctor.events.bus import VIEWS_CHANNEL, Bus, candidate_channel, make_bus
 from proctor.events.recorder import Recorder
-from proctor.evidence import fonts
+from proctor.evidence import chain, fonts
 from proctor.evidence.policy import EvidenceSettings
 from proctor.evidence.storage import EvidenceStorage
 from proctor.flow.steps import attempt_ended
@@ -45,6 +45,12 @@ from proctor.vision.identity import DEFAULT_MODEL, model_threshold
 from proctor.vision.pool import PooledAnalyzer
 
 log = logging.getLogger(__name__)
+
+
+class AuditKeyProblem(RuntimeError):
+    """The audit key is missing, unreadable or not this database's: the server refuses to
+    start (the message says what to do)."""
+
 
 MEDIA_CHANNEL = "media"  # thumbnails and view states between processes
 
@@ -301,9 +307,28 @@ class Runtime:
     @classmethod
     async def start(cls, settings: Settings, migrate_db: bool = True) -> Runtime:
         settings.ensure_dirs()
-        db = Database(settings.effective_database_url)
+        # the audit chain's key (issue 21): no server runs without it, since nothing it
+        # records could be chained
+        try:
+            audit_key = settings.load_audit_key()
+        except ValueError as exc:
+            raise AuditKeyProblem(str(exc)) from None
+        if audit_key is None:
+            raise AuditKeyProblem(
+                f"the audit key file {settings.audit_key_path} is missing: the server does "
+                "not start without the audit chain's key. Create it with 'proctor audit "
+                "init-key' (once, then keep a copy outside the database's machine), or set "
+                "PROCTOR_AUDIT_KEY / PROCTOR_AUDIT_KEY_FILE"
+            )
+        db = Database(settings.effective_database_url, audit_key=audit_key)
         if migrate_db:
             await migrate.upgrade(db.engine)
+        try:
+            async with db.transaction() as session:
+                await chain.seal(session)
+        except chain.AuditKeyMismatch as exc:
+            await db.dispose()
+            raise AuditKeyProblem(str(exc)) from None
         statuses = models_status(settings.models_dir)
         for st in statuses:
             if not st.present:

@@ -18,6 +18,11 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: the audit chain's key for the test servers, seeds and commands (issue 21): given in the
+#: environment, as an operator's PROCTOR_AUDIT_KEY would be (tests/conftest.py sets it too)
+TEST_AUDIT_KEY = "5e" * 32
+os.environ.setdefault("PROCTOR_AUDIT_KEY", TEST_AUDIT_KEY)
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
 

@@ -470,8 +470,17 @@ function clock(seconds) {
   return h ? `${h}:${pad(m)}:${pad(s % 60)}` : `${pad(m)}:${pad(s % 60)}`;
 }
 
+// the sitting's time zone (issue 23): times are shown as the sitting reads them, with
+// the offset, not in the browser's zone
+let sittingZone;
+
 function localTime(iso) {
-  return new Date(iso).toLocaleString('zh-CN', { hour12: false });
+  const options = { hour12: false, timeZoneName: 'shortOffset' };
+  try {
+    return new Date(iso).toLocaleString('zh-CN', sittingZone ? { ...options, timeZone: sittingZone } : options);
+  } catch {
+    return new Date(iso).toLocaleString('zh-CN', options);
+  }
 }
 
 async function refresh() {
@@ -568,6 +577,7 @@ function renderConfirm(body, entered) {
   $('info-id-number').textContent = c.id_number;
   $('info-occupation').textContent = c.occupation || '—';
   $('info-level').textContent = c.level || '—';
+  sittingZone = body.sitting.time_zone || sittingZone;
   $('info-sitting').textContent = `${body.sitting.name}（${KIND_TEXT[body.sitting.kind] || ''}）`;
   $('info-time').textContent =
     `${localTime(body.sitting.starts_at)} – ${localTime(body.timing.ends_at)}`;

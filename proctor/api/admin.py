@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor.api.deps import admin, db_session, exam_service, grader, now, runtime
 from proctor.auth.sessions import Principal
 from proctor.errors import Invalid, NotFound
+from proctor.evidence.zones import zone_body
 from proctor.flow import device
 from proctor.flow.service import ExamService
 from proctor.runtime import Runtime
@@ -23,6 +24,7 @@ from proctor.sitting import bank, papers, roster, scoring
 from proctor.sitting.importing import ImportFailed
 from proctor.sitting.policy import rules_of
 from proctor.sitting.sittings import create_sitting, create_staff, update_sitting
+from proctor.store.order import roster_order
 from proctor.store.tables import Attempt, Candidate, Question, Sitting
 
 router = APIRouter()
@@ -74,6 +76,7 @@ async def sitting_body(db: AsyncSession, s: Sitting) -> dict[str, Any]:
         "password": s.password,
         "starts_at": s.starts_at.isoformat(),
         "ends_at": s.ends_at.isoformat(),
+        **zone_body(s, s.starts_at),  # the page shows times in the sitting's zone
         "analysis_fps": s.analysis_fps,
         "flow": rules_of(s.kind, s.flow).as_dict(),
         "registered": registered or 0,
@@ -113,7 +116,7 @@ class SittingIn(BaseModel):
 
 @router.post("/api/admin/sittings")
 async def new_sitting(
-    body: SittingIn, _: Principal = Depends(admin), db: AsyncSession = Depends(db_session)
+    body: SittingIn, who: Principal = Depends(admin), db: AsyncSession = Depends(db_session)
 ) -> dict:
     s = await create_sitting(
         db,
@@ -126,6 +129,7 @@ async def new_sitting(
         exam=body.exam,
         analysis_fps=body.analysis_fps,
         flow=body.flow,
+        by=who.subject_id,
     )
     await db.commit()
     return await sitting_body(db, s)
@@ -209,8 +213,9 @@ async def roster_list(
         select(Candidate, Attempt)
         .outerjoin(Attempt, Attempt.candidate_id == Candidate.id)
         .where(Candidate.sitting_id == sitting_id)
-        .order_by(Candidate.id_number)
+        .order_by(Candidate.id)
     )
+    order = await roster_order(db, sitting_id)  # by seat, then import order (issue 23)
     return [
         {
             "id": c.id,
@@ -221,7 +226,7 @@ async def roster_list(
             "has_photo": c.photo_relpath is not None,
             "step": a.step if a else None,
         }
-        for c, a in rows.all()
+        for c, a in sorted(rows.all(), key=lambda r: order(r[0].id))
     ]
 
 

@@ -38,6 +38,7 @@ from proctor.api.sockets import (
 from proctor.auth.sessions import Principal, login_staff, revoke_token
 from proctor.errors import Conflict, DomainError, Forbidden, NotFound
 from proctor.events.bus import Message, sitting_channel
+from proctor.evidence.zones import zone_body
 from proctor.flow import screen
 from proctor.flow.service import ExamService
 from proctor.invigilation import rooms, supervision
@@ -163,6 +164,7 @@ async def sittings(
             "kind": s.kind,
             "starts_at": s.starts_at.isoformat(),
             "ends_at": s.ends_at.isoformat(),
+            **zone_body(s, s.starts_at),  # the pages' times in the sitting's zone
         }
         for s in await list_sittings(db)
         if visible is None or s.id in visible

@@ -110,11 +110,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for err in exc.errors()[:5]:
-            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-        return error_response(422, "validation_error", "; ".join(parts) or "Invalid request.")
+        fields = [readable_field_error(err) for err in exc.errors()[:5]]
+        message = " ".join(f["message"] for f in fields) or "请求无效。 Invalid request."
+        return error_response(422, "validation_error", message, {"fields": fields})
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
@@ -123,6 +121,93 @@ def install(app: FastAPI) -> None:
         if code == "invalid_body":
             detail = "The request body could not be read as JSON."
         return error_response(exc.status_code, code, detail)
+
+
+# ---------------------------------------------------------- readable validation errors
+# Pydantic's own messages ("Field required", "String should have at least 1 character")
+# are shown to people on the pages: each becomes the field's name and a sentence in
+# Chinese and English (issue 23), with the field and Pydantic's stable type kept for
+# programs ({"field": "reason", "code": "missing", "message": ...}).
+
+FIELD_NAMES = {
+    "reason": "原因 Reason",
+    "note": "备注 Note",
+    "text": "内容 Text",
+    "name": "名称 Name",
+    "display_name": "显示名 Display name",
+    "username": "用户名 Username",
+    "password": "密码 Password",
+    "role": "角色 Role",
+    "id_number": "证件号 ID number",
+    "minutes": "分钟数 Minutes",
+    "seconds": "秒数 Seconds",
+    "starts_at": "开始时间 Start",
+    "ends_at": "结束时间 End",
+    "kind": "类型 Kind",
+    "category": "类别 Category",
+    "outcome": "结论 Outcome",
+    "decision": "决定 Decision",
+    "capacity": "每考场人数 Capacity",
+    "description": "说明 Description",
+    "alert_ids": "告警 Alerts",
+    "candidate_id": "考生 Candidate",
+    "type": "类型 Type",
+    "value": "答案 Answer",
+    "version": "版本 Version",
+    "content": "内容 Content",
+    "subject": "科目 Subject",
+    "exam": "考试 Exam",
+    "analysis_fps": "分析帧率 Analysis rate",
+    "flow": "考试规则 Rules",
+    "blueprint": "组卷方案 Blueprint",
+    "until_minutes": "静音分钟 Snooze minutes",
+    "phrase": "短语 Phrase",
+}
+
+
+def _field_name(loc: tuple) -> tuple[str, str]:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    key = ".".join(parts)
+    last = next((p for p in reversed(parts) if not p.isdigit()), "")
+    return key, FIELD_NAMES.get(last, last.replace("_", " ") or "请求 Request")
+
+
+def readable_field_error(err: dict) -> dict:
+    key, label = _field_name(tuple(err.get("loc", ())))
+    kind = str(err.get("type", "value_error"))
+    ctx = err.get("ctx") or {}
+    if kind == "missing":
+        says = "必须填写。 is required."
+    elif kind == "string_too_short":
+        n = ctx.get("min_length", 1)
+        says = f"太短，至少 {n} 个字符。 is too short: at least {n} characters."
+    elif kind == "string_too_long":
+        n = ctx.get("max_length")
+        says = f"太长，最多 {n} 个字符。 is too long: at most {n} characters."
+    elif kind in ("too_short", "too_long"):
+        says = "项数不符合要求。 has the wrong number of items."
+    elif kind in ("greater_than_equal", "greater_than"):
+        n = ctx.get("ge", ctx.get("gt"))
+        says = f"不能小于 {n}。 must be at least {n}."
+    elif kind in ("less_than_equal", "less_than"):
+        n = ctx.get("le", ctx.get("lt"))
+        says = f"不能大于 {n}。 must be at most {n}."
+    elif kind in ("int_parsing", "int_type", "float_parsing", "float_type", "int_from_float"):
+        says = "必须是数字。 must be a number."
+    elif kind in ("bool_parsing", "bool_type"):
+        says = "必须是“是”或“否”。 must be yes or no."
+    elif kind.startswith("datetime") or kind in ("timezone_aware", "date_parsing"):
+        says = "必须是带时区的日期时间。 must be a date and time with its time zone."
+    elif kind in ("literal_error", "enum"):
+        choices = ctx.get("expected", "")
+        says = f"必须是以下之一：{choices}。 must be one of: {choices}."
+    elif kind in ("string_type", "dict_type", "list_type", "model_type", "model_attributes_type"):
+        says = "格式不对。 has the wrong form."
+    elif kind == "json_invalid":
+        says = "不是有效的 JSON。 is not valid JSON."
+    else:
+        says = f"无效。 is not valid ({err.get('msg', kind)})."
+    return {"field": key or None, "code": kind, "message": f"{label}: {says}"}
 
 
 def UNAVAILABLE() -> JSONResponse:  # noqa: N802 - reads as a constant

@@ -1,10 +1,17 @@
 """The hash-chained audit log: an append-only table in which every alert, evidence file,
 staff action and review access is an entry whose hash covers the previous entry's hash.
 
-An entry's hash is ``sha256(prev_hash + "\\n" + canonical JSON of (seq, at, actor, kind,
-sitting_id, candidate_id, subject_type, subject_id, payload))``. Changing, removing or
-inserting an entry breaks every later link; the head row (``audit_head``) names the newest
-entry, so entries cut from the end are noticed too.
+An entry's hash is ``HMAC-SHA256(key, prev_hash + "\\n" + canonical JSON of (seq, at, actor,
+kind, sitting_id, candidate_id, subject_type, subject_id, payload, key_id))`` under the audit
+key, which is kept outside the database (``PROCTOR_AUDIT_KEY`` or the key file, see
+proctor.config); ``key_id`` is the key's fingerprint. Entries made before the chain was keyed
+have no ``key_id`` and keep their plain ``sha256(prev_hash + "\\n" + JSON without key_id)``
+links; once one keyed entry exists no unkeyed one may follow, and the newest entry must be
+keyed (a server started with the key seals an unkeyed chain with an ``audit.keyed`` entry).
+Someone who can write the database but has not the key cannot re-hash the chain after
+editing it: every link they recompute fails, and one rewritten as unkeyed is refused.
+Changing, removing or inserting an entry breaks every later link; the head row
+(``audit_head``) names the newest entry, so entries cut from the end are noticed too.
 
 Appends are serialised: the first statement of :func:`append` is an ``UPDATE`` of the
 single head row, which takes that row's lock (PostgreSQL: a row lock held to the end of the
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +43,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.evidence.storage import EvidenceStorage
+from proctor.store.db import AUDIT_KEY
 from proctor.store.tables import (
     Alert,
     AlertVerdict,
@@ -47,6 +56,8 @@ from proctor.store.tables import (
     CandidateVerdict,
     Danmaku,
     Evidence,
+    Sitting,
+    StaffUser,
     utcnow,
 )
 
@@ -56,6 +67,8 @@ SYSTEM = "system"
 #: the first entry (written by migration 0004): ids of rows that existed before the log
 GENESIS_KIND = "log.started"
 PURGE_KIND = "retention.purged"
+#: the first entry made with the audit key after unkeyed ones (and the rows it vouches for)
+KEYED_KIND = "audit.keyed"
 
 
 def staff_actor(user_id: int) -> str:
@@ -85,9 +98,15 @@ def text_sha256(text: str | None) -> str | None:
     return None if text is None else hashlib.sha256(text.encode()).hexdigest()
 
 
+def key_id_of(key: bytes) -> str:
+    """The key's fingerprint kept with each entry (says which key, never reveals it)."""
+    return hashlib.sha256(b"proctor audit key id\n" + key).hexdigest()[:16]
+
+
 def entry_hash(
     prev_hash: str,
     *,
+    key: bytes | None = None,
     seq: int,
     at: datetime,
     actor: str,
@@ -98,25 +117,33 @@ def entry_hash(
     subject_id: int | None,
     payload: str,
 ) -> str:
-    envelope = canonical_json(
-        {
-            "seq": seq,
-            "at": iso(at),
-            "actor": actor,
-            "kind": kind,
-            "sitting_id": sitting_id,
-            "candidate_id": candidate_id,
-            "subject_type": subject_type,
-            "subject_id": subject_id,
-            "payload": payload,
-        }
-    )
-    return hashlib.sha256(f"{prev_hash}\n{envelope}".encode()).hexdigest()
+    """The entry's link: HMAC-SHA256 under ``key``; without a key the plain sha256 of the
+    entries made before the chain was keyed."""
+    fields: dict[str, Any] = {
+        "seq": seq,
+        "at": iso(at),
+        "actor": actor,
+        "kind": kind,
+        "sitting_id": sitting_id,
+        "candidate_id": candidate_id,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "payload": payload,
+    }
+    if key is None:
+        return hashlib.sha256(f"{prev_hash}\n{canonical_json(fields)}".encode()).hexdigest()
+    fields["key_id"] = key_id_of(key)
+    message = f"{prev_hash}\n{canonical_json(fields)}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def hash_of(entry: AuditEntry) -> str:
+def hash_of(entry: AuditEntry, key: bytes | None = None) -> str:
+    """The entry's link recomputed: keyed entries need the key (ValueError without)."""
+    if entry.key_id is not None and key is None:
+        raise ValueError(f"entry {entry.seq} is keyed: its link needs the audit key")
     return entry_hash(
         entry.prev_hash,
+        key=key if entry.key_id is not None else None,
         seq=entry.seq,
         at=entry.at,
         actor=entry.actor,
@@ -133,6 +160,24 @@ class AuditLogMissing(RuntimeError):
     """The database has no audit head row: migrations were not applied."""
 
 
+class AuditKeyMissing(RuntimeError):
+    """No audit key: nothing may be appended (the server refuses to start)."""
+
+
+class AuditKeyMismatch(RuntimeError):
+    """The chain was keyed with another key than the one given."""
+
+
+NO_KEY_MESSAGE = (
+    "no audit key: set PROCTOR_AUDIT_KEY or create the key file with 'proctor audit "
+    "init-key' (PROCTOR_AUDIT_KEY_FILE, default DATA_DIR/audit.key)"
+)
+
+
+def key_of(db: AsyncSession) -> bytes | None:
+    return db.info.get(AUDIT_KEY)
+
+
 async def append(
     db: AsyncSession,
     kind: str,
@@ -145,7 +190,11 @@ async def append(
     subject_id: int | None = None,
 ) -> AuditEntry:
     """Append one entry in the caller's transaction (which is left open: the caller
-    commits). Locks the chain head until that commit."""
+    commits). Locks the chain head until that commit. The link is keyed with the
+    session's audit key (AuditKeyMissing without one)."""
+    key = key_of(db)
+    if key is None:
+        raise AuditKeyMissing(NO_KEY_MESSAGE)
     row = (
         await db.execute(
             update(AuditHead)
@@ -162,6 +211,7 @@ async def append(
     text = canonical_json(payload or {})
     digest = entry_hash(
         prev,
+        key=key,
         seq=seq,
         at=at,
         actor=actor,
@@ -184,6 +234,7 @@ async def append(
         payload=text,
         prev_hash=prev,
         hash=digest,
+        key_id=key_id_of(key),
     )
     db.add(entry)
     await db.flush()
@@ -266,6 +317,76 @@ def candidate_verdict_record(row: CandidateVerdict) -> dict[str, Any]:
         "reviewer_id": row.reviewer_id,
         "decided_at": iso(row.decided_at),
     }
+
+
+def staff_record(row: StaffUser) -> dict[str, Any]:
+    """What the log keeps of a staff account (the password only as the sha256 of its
+    hash): :func:`verify` notices a role, name or password changed in the database."""
+    return {
+        "username": row.username,
+        "role": row.role,
+        "display_name": row.display_name,
+        "password_sha256": text_sha256(row.password_hash),
+    }
+
+
+def sitting_record(row: Sitting) -> dict[str, Any]:
+    """What the log keeps of a sitting (the password only as its sha256): :func:`verify`
+    notices times, password or rules changed in the database."""
+    return {
+        "name": row.name,
+        "kind": row.kind,
+        "password_sha256": text_sha256(row.password),
+        "starts_at": iso(row.starts_at),
+        "ends_at": iso(row.ends_at),
+        "subject": row.subject,
+        "exam": row.exam,
+        "analysis_fps": row.analysis_fps,
+        "flow": row.flow,
+    }
+
+
+async def seal(db: AsyncSession) -> AuditEntry | None:
+    """Key the chain: when its newest entry is unkeyed (a database from before the key,
+    or a new one), append an ``audit.keyed`` entry with the key, vouching for every staff
+    account and sitting as they are (rows made before they were chained). Called when a
+    server starts and by ``proctor audit init-key``; None when already keyed with this
+    key. AuditKeyMismatch when the chain was keyed with another key."""
+    key = key_of(db)
+    if key is None:
+        raise AuditKeyMissing(NO_KEY_MESSAGE)
+    top = await db.get(AuditHead, HEAD_ID)
+    if top is None:
+        raise AuditLogMissing("the audit log has no head row: run 'proctor db upgrade'")
+    last = (
+        await db.scalar(select(AuditEntry.key_id).where(AuditEntry.seq == top.seq))
+        if top.seq
+        else None
+    )
+    keyed = await db.scalar(
+        select(AuditEntry.key_id).where(AuditEntry.key_id.is_not(None)).limit(1)
+    )
+    if keyed is not None and keyed != key_id_of(key):
+        raise AuditKeyMismatch(
+            f"the audit log was keyed with key {keyed}, the key given is {key_id_of(key)}: "
+            "this is not the audit key of this database (PROCTOR_AUDIT_KEY / "
+            "PROCTOR_AUDIT_KEY_FILE)"
+        )
+    if last is not None:
+        return None
+    staff = await db.scalars(select(StaffUser).order_by(StaffUser.id))
+    sittings = await db.scalars(select(Sitting).order_by(Sitting.id))
+    return await append(
+        db,
+        KEYED_KIND,
+        actor=SYSTEM,
+        payload={
+            "key_id": key_id_of(key),
+            "unkeyed_until": top.seq,
+            "staff": {str(u.id): staff_record(u) for u in staff},
+            "sittings": {str(x.id): sitting_record(x) for x in sittings},
+        },
+    )
 
 
 def paper_record(attempt: Attempt, answers: list[Answer]) -> dict[str, Any]:
@@ -417,20 +538,30 @@ async def head(db: AsyncSession) -> tuple[int, str] | None:
 async def verify(
     db: AsyncSession, storage: EvidenceStorage, anchors: list[tuple[int, str]] | None = None
 ) -> VerifyReport:
-    """Check the whole chain, every recorded row against its entry, every evidence file and
-    registered photo against its sha256. Read-only. ``anchors``: (seq, hash) pairs taken
-    outside the database earlier (``proctor audit head``): the entry at each seq must still
-    have that hash, or the log was rewritten (even when re-hashed into a consistent chain)."""
+    """Check the whole chain, every recorded row against its entry, the staff accounts and
+    sittings against their newest chained state, every evidence file and registered photo
+    against its sha256. Read-only. Keyed links are checked with the session's audit key
+    (a problem without it). ``anchors``: (seq, hash) pairs taken outside the database
+    earlier (``proctor audit head``): the entry at each seq must still have that hash, or
+    the log was rewritten (even when re-hashed into a consistent chain)."""
     report = VerifyReport()
+    key = key_of(db)
+    kid = key_id_of(key) if key is not None else None
     anchored = dict(anchors or [])
     records: dict[str, dict[int, tuple[int, dict[str, Any], int | None]]] = {
         r.subject_type: {} for r in RECORDED
     }
     purged: dict[int, int] = {}  # sitting id -> seq of its purge entry
     papers: dict[int, tuple[int, dict[str, Any], int | None]] = {}  # attempt id -> entry
+    # staff accounts and sittings: id -> (seq, what the newest entries say of them)
+    staff: dict[int, tuple[int, dict[str, Any]]] = {}
+    sittings: dict[int, tuple[int, dict[str, Any]]] = {}
     baseline: dict[str, int] = {}
     expected_seq = 1
     prev = GENESIS_HASH
+    first_keyed: int | None = None
+    last_key_id: str | None = None
+    unchecked_keyed = 0
     result = await db.stream_scalars(
         select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=1000)
     )
@@ -456,15 +587,35 @@ async def verify(
                     entry.seq,
                 )
             )
-        if hash_of(entry) != entry.hash:
-            report.chain_problems.append(
-                Problem(
-                    here,
-                    f"entry {entry.seq} ({entry.kind}) was altered: its content no longer "
-                    "matches its hash",
-                    entry.seq,
+        last_key_id = entry.key_id
+        if entry.key_id is None:
+            if first_keyed is not None:
+                report.chain_problems.append(
+                    Problem(
+                        here,
+                        f"entry {entry.seq} is not keyed although entry {first_keyed} before "
+                        "it is: the log was rewritten by someone without the audit key",
+                        entry.seq,
+                    )
                 )
-            )
+            elif hash_of(entry) != entry.hash:
+                report.chain_problems.append(_altered(entry))
+        else:
+            first_keyed = first_keyed or entry.seq
+            if key is None:
+                unchecked_keyed += 1
+            elif entry.key_id != kid:
+                report.chain_problems.append(
+                    Problem(
+                        here,
+                        f"entry {entry.seq} was keyed with another key (id {entry.key_id}; "
+                        f"the key given has id {kid}): the wrong audit key, or the entry was "
+                        "forged",
+                        entry.seq,
+                    )
+                )
+            elif hash_of(entry, key) != entry.hash:
+                report.chain_problems.append(_altered(entry))
         want = anchored.pop(entry.seq, None)
         if want is not None and want != entry.hash:
             report.chain_problems.append(
@@ -481,6 +632,8 @@ async def verify(
             payload = json.loads(entry.payload)
         except ValueError:
             payload = {}
+        if not isinstance(payload, dict):
+            payload = {}
         if entry.seq == 1:
             if entry.kind != GENESIS_KIND:
                 report.chain_problems.append(
@@ -489,12 +642,31 @@ async def verify(
             baseline = {k: int(v) for k, v in (payload.get("baseline") or {}).items()}
         if entry.kind == PURGE_KIND and entry.sitting_id is not None:
             purged[entry.sitting_id] = entry.seq
-        rec = payload.get("record") if isinstance(payload, dict) else None
+        _follow_rows(entry, payload, staff, sittings)
+        rec = payload.get("record")
         if entry.subject_type == "paper" and entry.subject_id is not None and rec is not None:
             papers[entry.subject_id] = (entry.seq, rec, entry.sitting_id)
         if entry.subject_type in records and entry.subject_id is not None and rec is not None:
             records[entry.subject_type][entry.subject_id] = (entry.seq, rec, entry.sitting_id)
 
+    if unchecked_keyed:
+        report.chain_problems.append(
+            Problem(
+                "key",
+                f"{unchecked_keyed} keyed entries (from entry {first_keyed}) cannot be checked: "
+                + NO_KEY_MESSAGE,
+            )
+        )
+    if report.entries > 1 and last_key_id is None:
+        report.chain_problems.append(
+            Problem(
+                "key",
+                f"the newest entry ({expected_seq - 1}) is not keyed: the log was never sealed "
+                "with the audit key (a server started with the key, or 'proctor audit "
+                "init-key', seals it), or keyed entries were rewritten without the key",
+                expected_seq - 1,
+            )
+        )
     for seq in sorted(anchored):
         report.chain_problems.append(
             Problem(
@@ -520,8 +692,105 @@ async def verify(
     for spec in RECORDED:
         await _verify_rows(db, spec, records[spec.subject_type], baseline, purged, report)
     await _verify_papers(db, papers, purged, report)
+    await _verify_state(db, "staff", StaffUser, staff_record, staff, {}, report)
+    await _verify_state(db, "sitting", Sitting, sitting_record, sittings, purged, report)
     await _verify_files(db, storage, report)
     return report
+
+
+def _altered(entry: AuditEntry) -> Problem:
+    return Problem(
+        f"entry {entry.seq}",
+        f"entry {entry.seq} ({entry.kind}) was altered: its content no longer matches its hash",
+        entry.seq,
+    )
+
+
+def _follow_rows(
+    entry: AuditEntry,
+    payload: dict[str, Any],
+    staff: dict[int, tuple[int, dict[str, Any]]],
+    sittings: dict[int, tuple[int, dict[str, Any]]],
+) -> None:
+    """The newest chained state of staff accounts and sittings, entry by entry: created
+    (what was recorded then), changed (the new values), or vouched for by a seal."""
+    if entry.kind == KEYED_KIND:
+        for raw, facts in (payload.get("staff") or {}).items():
+            staff[int(raw)] = (entry.seq, dict(facts))
+        for raw, facts in (payload.get("sittings") or {}).items():
+            sittings[int(raw)] = (entry.seq, dict(facts))
+        return
+    if entry.subject_id is None:
+        return
+    if entry.kind == "staff_created" and entry.subject_type == "staff":
+        staff[entry.subject_id] = (
+            entry.seq,
+            {k: v for k, v in payload.items() if k in STAFF_FIELDS},
+        )
+    elif entry.kind == "sitting_created" and entry.subject_type == "sitting":
+        sittings[entry.subject_id] = (entry.seq, dict(payload.get("record") or {}))
+    elif entry.kind == "sitting_changed" and entry.subject_type == "sitting":
+        _, was = sittings.get(entry.subject_id, (0, {}))
+        now = {**was}
+        for k, change in (payload.get("changed") or {}).items():
+            if isinstance(change, dict) and "to" in change:
+                now[k] = change["to"]
+        sittings[entry.subject_id] = (entry.seq, now)
+
+
+STAFF_FIELDS = ("username", "role", "display_name", "password_sha256")
+
+
+async def _verify_state(
+    db: AsyncSession,
+    name: str,
+    table: Any,
+    fingerprint: Callable[[Any], dict[str, Any]],
+    chained: dict[int, tuple[int, dict[str, Any]]],
+    purged: dict[int, int],
+    report: VerifyReport,
+) -> None:
+    """Each row against the newest state the log holds of it (the fields it holds: older
+    entries recorded fewer); a row the log never saw, or one gone, is a problem."""
+    seen: set[int] = set()
+    for row in await db.scalars(select(table).order_by(table.id)):
+        report.rows += 1
+        seen.add(row.id)
+        found = chained.get(row.id)
+        if found is None:
+            report.problems.append(
+                Problem(
+                    f"{name} {row.id}",
+                    f"{name} {row.id} is not in the audit log: the row was added to the "
+                    "database directly",
+                )
+            )
+            continue
+        seq, was = found
+        now = fingerprint(row)
+        changed = sorted(k for k in was if k in now and now[k] != was[k])
+        if changed:
+            report.problems.append(
+                Problem(
+                    f"{name} {row.id}",
+                    f"{name} {row.id} differs from its state in the audit log (entry {seq}): "
+                    f"{', '.join(changed)} changed in the database",
+                    seq,
+                )
+            )
+    for row_id, (seq, _) in sorted(chained.items()):
+        if row_id in seen:
+            continue
+        purge_seq = purged.get(row_id)
+        if purge_seq is not None and purge_seq > seq:
+            continue
+        report.problems.append(
+            Problem(
+                f"{name} {row_id}",
+                f"{name} {row_id} (audit entry {seq}) was deleted from the database",
+                seq,
+            )
+        )
 
 
 async def _verify_rows(

@@ -29,6 +29,7 @@ from proctor.auth import ratelimit
 from proctor.auth import sessions as auth
 from proctor.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound, TooMany
 from proctor.events.bus import VIEWS_CHANNEL, Bus, candidate_channel, sitting_channel
+from proctor.evidence.zones import zone_body
 from proctor.flow import screen, timing
 from proctor.invigilation import supervision
 from proctor.rules import RuleSettings
@@ -635,6 +636,7 @@ async def state_body(db: AsyncSession, ctx: Ctx, now: datetime) -> dict[str, Any
             "exam": s.exam,
             "starts_at": s.starts_at.isoformat(),
             "ends_at": s.ends_at.isoformat(),
+            **zone_body(s, s.starts_at),  # the page's times in the sitting's zone
         },
         "timing": {
             "starts_at": s.starts_at.isoformat(),

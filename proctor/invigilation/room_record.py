@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor import csvsafe
 from proctor.errors import Conflict
 from proctor.events.recorder import ALERT_TITLES
+from proctor.evidence.zones import localize, zone_body, zone_of
 from proctor.flow import screen
 from proctor.flow import steps as flow
 from proctor.invigilation.rooms import room_staff_names, seats_of
@@ -337,6 +338,8 @@ async def room_record(
                 "first_view_at": _iso(conn.get("first")),
                 "second_view_at": _iso(conn.get("second")),
                 "step": f.step if f else None,
+                # the step in words (issue 23: no raw codes in the record)
+                "step_title": flow.STEP_TITLES.get(f.step, f.step) if f and f.step else None,
                 "submitted_at": _iso(f.submitted_at) if f else None,
                 "paused": bool(f and f.paused),
                 "terminated": (f.terminated or {}).get("category") if f else None,
@@ -484,7 +487,8 @@ async def room_record(
         for e in extensions
     ]
     present = sum(1 for a in attendance if a["present"])
-    return {
+    zone = zone_of(sitting)
+    record = {
         "sitting": {
             "id": sitting.id,
             "name": sitting.name,
@@ -495,6 +499,7 @@ async def room_record(
             "ends_at": _iso(sitting.ends_at),
             "last_end": _iso(ends),
             "over": now >= ends,
+            **zone_body(sitting, now),
         },
         "rooms": room_list,
         "generated_at": _iso(now),
@@ -517,6 +522,8 @@ async def room_record(
         "incidents": incidents,
         "extensions": ext_rows,
     }
+    # every time in the sitting's time zone with its offset (issue 23), not UTC
+    return localize(record, zone)
 
 
 def check_exportable(record: dict[str, Any], draft: bool) -> None:
@@ -559,6 +566,8 @@ def to_csv(record: dict[str, Any]) -> str:
         ["invigilators", "; ".join(sorted({n for r in record["rooms"] for n in r["invigilators"]}))]
     )
     w.writerow(["generated_at", record["generated_at"], "over" if s["over"] else "DRAFT 草稿"])
+    if s.get("time_zone"):
+        w.writerow(["time_zone 时区", s["time_zone"], s.get("utc_offset", "")])
     w.writerow([])
     w.writerow(
         ["section", "time", "room", "seat", "candidate", "id_number", "item", "detail", "by"]
@@ -589,7 +598,7 @@ def to_csv(record: dict[str, Any]) -> str:
             state += (
                 f" · left the page 切屏 {a['screen_left_count']}× {a['screen_left_seconds']:.0f} s"
             )
-        row("attendance", a["arrived_at"], a, state, f"step {a['step'] or '-'}")
+        row("attendance", a["arrived_at"], a, state, f"进度 step: {a.get('step_title') or '—'}")
     for v in record["violations"]:
         row(
             "violation",
@@ -635,7 +644,7 @@ def to_html(record: dict[str, Any]) -> str:
             "出席 present" if a["present"] else "<strong>缺考 absent</strong>",
             t(a["arrived_at"]),
             f"<strong>迟到 late {a['late_seconds'] // 60} min</strong>" if a["late"] else "",
-            e(a["step"] or ""),
+            e(a.get("step_title") or ""),
             str(a["alerts"]),
             str(a["violations"]),
             f"{a['screen_left_count']} / {a['screen_left_seconds']:.0f} s",
@@ -684,7 +693,12 @@ def to_html(record: dict[str, Any]) -> str:
         ("场次 Sitting", f"{e(s['name'])} · {e(s['kind_title'])} {e(s['subject'] or '')}"),
         (
             "时间 Time",
-            f"{t(s['starts_at'])} – {t(s['ends_at'])} (最后结束 last end {t(s['last_end'])})",
+            f"{t(s['starts_at'])} – {t(s['ends_at'])} (最后结束 last end {t(s['last_end'])})"
+            + (
+                f" · 时区 time zone {e(s['time_zone'])} ({e(s.get('utc_offset', ''))})"
+                if s.get("time_zone")
+                else ""
+            ),
         ),
         ("考场 Rooms", rooms or "—"),
         ("监考 Invigilators", staff or "—"),

@@ -43,6 +43,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "the entry must still have that hash",
     )
     asub.add_parser(
+        "init-key",
+        help="create the audit key file (PROCTOR_AUDIT_KEY_FILE, default DATA_DIR/audit.key; "
+        "mode 0600) unless it exists, and seal the log with it",
+    )
+    asub.add_parser(
         "head",
         help="print the chain's head as SEQ:HASH: keep it outside the database and give it "
         "to 'audit verify --anchor' later",
@@ -69,7 +74,7 @@ async def _with_db(
     migrate_db: bool = True,
 ) -> object:
     settings.ensure_dirs()
-    database = Database(settings.effective_database_url)
+    database = Database(settings.effective_database_url, audit_key=settings.load_audit_key())
     try:
         if migrate_db:
             await migrate.upgrade(database.engine)
@@ -81,6 +86,8 @@ async def _with_db(
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "head":
         return _print_head(settings)
+    if args.action == "init-key":
+        return _init_key(settings)
     try:
         anchors = [chain.parse_anchor(a) for a in args.anchor]
     except ValueError as exc:
@@ -91,6 +98,11 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
         async with database.session() as db:
             return await chain.verify(db, storage, anchors)
 
+    try:
+        settings.load_audit_key()
+    except ValueError as exc:  # a key given that is not a key
+        print(f"error: {exc}")
+        return 2
     try:
         report = asyncio.run(_with_db(settings, work, migrate_db=False))  # read-only
     except SQLAlchemyError as exc:
@@ -134,6 +146,36 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
         if len(problems) > MAX_LISTED:
             print(f"  ... and {len(problems) - MAX_LISTED} more (--json lists all)")
     return 0 if report.ok else 1
+
+
+def _init_key(settings: Settings) -> int:
+    """Make the key file if absent, then key the chain (an ``audit.keyed`` entry) when the
+    database is there and its newest entry is unkeyed."""
+    if settings.audit_key:
+        print("PROCTOR_AUDIT_KEY is set: that is the key (no file made)")
+    else:
+        try:
+            path, made = settings.init_audit_key()
+        except (ValueError, OSError) as exc:
+            print(f"error: {exc}")
+            return 2
+        print(
+            f"audit key {'created' if made else 'already there'}: {path} (mode "
+            f"{path.stat().st_mode & 0o777:04o}); keep a copy away from the database"
+        )
+
+    async def work(database: Database, _: EvidenceStorage) -> chain.AuditEntry | None:
+        async with database.transaction() as db:
+            return await chain.seal(db)
+
+    try:
+        entry = asyncio.run(_with_db(settings, work))
+    except (SQLAlchemyError, chain.AuditKeyMismatch) as exc:
+        print(f"error: the log could not be sealed: {exc}")
+        return 2
+    if entry is not None:
+        print(f"audit log sealed with the key at entry {entry.seq}")  # type: ignore[union-attr]
+    return 0
 
 
 def _print_head(settings: Settings) -> int:

@@ -22,9 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor import csvsafe
 from proctor.evidence.storage import EvidenceStorage
+from proctor.evidence.zones import local_iso, localize, zone_of
 from proctor.review import optional
-from proctor.review.timeline import get_candidate, iso, review_queue, timeline
+from proctor.review.timeline import get_candidate, get_sitting, iso, review_queue, timeline
 from proctor.review.verdicts import CATEGORIES, OUTCOMES
+from proctor.store.order import roster_order
 from proctor.store.tables import AuditEntry, Evidence, utcnow
 
 CSV_COLUMNS = [
@@ -56,7 +58,9 @@ async def verdicts_csv(db: AsyncSession, sitting_id: int) -> str:
     writer = csvsafe.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS + (RESULT_COLUMNS if with_results else []))
     sitting = queue["sitting"]
-    for row in sorted(queue["candidates"], key=lambda r: r["candidate"]["id_number"]):
+    zone = zone_of(await get_sitting(db, sitting_id))
+    order = await roster_order(db, sitting_id)  # by seat, then import order (issue 23)
+    for row in sorted(queue["candidates"], key=lambda r: order(r["candidate"]["id"])):
         c, v, a = row["candidate"], row["verdict"], row["alerts"]
         line = [
             sitting["id"],
@@ -73,14 +77,14 @@ async def verdicts_csv(db: AsyncSession, sitting_id: int) -> str:
             (v or {}).get("category") or "",
             (v or {}).get("note") or "",
             (v or {}).get("reviewer") or "",
-            (v or {}).get("decided_at") or "",
+            local_iso((v or {}).get("decided_at"), zone) or "",
         ]
         if with_results:
             att = attempts.get(c["id"])
             line += [
                 "" if att is None or att.total_score is None else att.total_score,
                 "" if att is None or att.passed is None else ("yes" if att.passed else "no"),
-                iso(att.submitted_at) if att and att.submitted_at else "",
+                local_iso(att.submitted_at, zone) if att and att.submitted_at else "",
             ]
         writer.writerow(line)
     return out.getvalue()
@@ -107,6 +111,7 @@ async def evidence_pack(
 ) -> dict[str, Any]:
     """Write the candidate's pack to ``dest`` (a zip); returns its manifest."""
     candidate = await get_candidate(db, candidate_id)
+    zone = zone_of(await get_sitting(db, candidate.sitting_id))
     tl = await timeline(db, candidate_id)
     files: list[PackFile] = []
     for e in await db.scalars(
@@ -128,7 +133,7 @@ async def evidence_pack(
                     "view": e.view,
                     "alert_id": e.alert_id,
                     "mime": e.mime,
-                    "captured_at": iso(e.captured_at),
+                    "captured_at": local_iso(e.captured_at, zone),
                 },
             )
         )
@@ -172,6 +177,11 @@ async def evidence_pack(
         "verdict": tl["verdict"],
         "risk_score": tl["risk"]["score"],
     }
+    # times in the sitting's time zone with the offset (issue 23), the audit entries' too
+    # (the chain hashes UTC: proctor audit verify reads them from the database)
+    meta = localize(meta, zone)
+    tl = localize(tl, zone)
+    audit = [{**a, "at": local_iso(a["at"], zone)} for a in audit]
     return await asyncio.to_thread(_write_pack, dest, meta, tl, files, audit)
 
 

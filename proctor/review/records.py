@@ -19,6 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from proctor.errors import Conflict, Invalid, NotFound
 from proctor.evidence import chain
+from proctor.evidence.zones import localize, zone_of
 from proctor.review.summary import SittingFacts, load_facts, outages
 from proctor.review.timeline import candidate_body, get_sitting, iso, sitting_body
 from proctor.review.verdicts import CATEGORIES, staff_names
@@ -109,7 +110,8 @@ def prefill(kind: str, facts: SittingFacts, reviewer_names: dict[int, str]) -> d
             "reported": _actions(facts, "incident"),
             "outages": outages(facts),
             "incidents": incidents,
-            "time_lost_seconds": round(sum(i["seconds"] for i in incidents), 1),
+            # per candidate: each moment once, however many views or losses cover it
+            "time_lost_seconds": round(sum(facts.time_lost(c.id) for c in facts.candidates), 1),
             "extensions": _extensions(facts),
             "text": {k: "" for k in TEXT_FIELDS[kind]},
         }
@@ -164,7 +166,8 @@ def prefill(kind: str, facts: SittingFacts, reviewer_names: dict[int, str]) -> d
 async def _engine_content(db: AsyncSession, sitting_id: int, kind: str) -> dict[str, Any]:
     facts = await load_facts(db, sitting_id)
     names = await staff_names(db, [v.reviewer_id for v in facts.verdicts.values()])
-    return prefill(kind, facts, names)
+    # times in the sitting's time zone with the offset (issue 23)
+    return localize(prefill(kind, facts, names), zone_of(facts.sitting))
 
 
 def _kind(kind: str) -> str:

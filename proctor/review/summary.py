@@ -17,8 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.review import optional
-from proctor.review.timeline import connection_losses, get_sitting, iso
+from proctor.review.timeline import connection_losses, exam_ended_at, get_sitting, iso
 from proctor.review.verdicts import latest_alert_verdicts, latest_candidate_verdicts, staff_names
+from proctor.store.order import roster_order
 from proctor.store.tables import (
     Alert,
     AlertVerdict,
@@ -27,6 +28,7 @@ from proctor.store.tables import (
     CandidateVerdict,
     Danmaku,
     Sitting,
+    utcnow,
 )
 
 #: an invigilator's action on a candidate this soon after an alert counts as handling it
@@ -56,6 +58,9 @@ class SittingFacts:
     extensions: list[optional.Row]
     actions: list[optional.Row] = field(default_factory=list)  # the console's log
     names: dict[int, str] = field(default_factory=dict)
+    # when the facts were read: a loss still open is counted to here, never to the
+    # sitting's (future) end (issue 23: 34,943 s reported 12 minutes into a sitting)
+    now: datetime = field(default_factory=utcnow)
 
     def present(self, candidate_id: int) -> bool:
         return candidate_id in self.attempts or any(
@@ -81,13 +86,15 @@ class SittingFacts:
         return (self.sitting.flow or {}).get(name, default)
 
     def losses(self, candidate_id: int) -> list[dict[str, Any]]:
-        """Connection losses during the candidate's exam (from the start to their end or
-        their submission), clipped to it."""
+        """Connection losses of each view during the candidate's exam (from the start to
+        their end, hand-in or termination, and never past now), clipped to it."""
         start = self.sitting.starts_at
-        end = self.candidate_end(candidate_id)
+        end = min(self.candidate_end(candidate_id), self.now)
         attempt = self.attempts.get(candidate_id)
-        if attempt is not None and attempt.submitted_at is not None:
-            end = min(end, attempt.submitted_at)
+        if attempt is not None:
+            ended = exam_ended_at(attempt)
+            if ended is not None:
+                end = min(end, ended)
         out = []
         for loss in connection_losses(self.events.get(candidate_id, []), until=end):
             lost_at = max(loss["at"], start)
@@ -100,13 +107,39 @@ class SittingFacts:
             )
         return out
 
+    def time_lost(self, candidate_id: int) -> float:
+        """The candidate's time actually lost: how long at least one view was lost, each
+        moment counted once however many views or overlapping losses cover it."""
+        return union_seconds((x["at"], x["end"]) for x in self.losses(candidate_id))
+
+
+def union_seconds(intervals: Any) -> float:
+    """The length of the union of (start, end) intervals, in seconds."""
+    total = 0.0
+    cur_start: datetime | None = None
+    cur_end: datetime | None = None
+    for start, end in sorted(intervals):
+        if end is None or end <= start:
+            continue
+        if cur_end is None or start > cur_end:
+            if cur_end is not None and cur_start is not None:
+                total += (cur_end - cur_start).total_seconds()
+            cur_start, cur_end = start, end
+        elif end > cur_end:
+            cur_end = end
+    if cur_end is not None and cur_start is not None:
+        total += (cur_end - cur_start).total_seconds()
+    return total
+
 
 async def load_facts(db: AsyncSession, sitting_id: int) -> SittingFacts:
     sitting = await get_sitting(db, sitting_id)
-    candidates = list(
+    order = await roster_order(db, sitting_id)  # by seat, then import order (issue 23)
+    candidates = sorted(
         await db.scalars(
-            select(Candidate).where(Candidate.sitting_id == sitting_id).order_by(Candidate.name)
-        )
+            select(Candidate).where(Candidate.sitting_id == sitting_id).order_by(Candidate.id)
+        ),
+        key=lambda c: order(c.id),
     )
     ids = [c.id for c in candidates] or [-1]
     attempts = {a.candidate_id: a for a in await optional.attempts(db, sitting_id=sitting_id)}
@@ -367,7 +400,8 @@ def supervision_summary(facts: SittingFacts) -> dict[str, Any]:
             "alerts": len(facts.alerts),
             "alerts_by_type": dict(by_type),
             "connection_losses": sum(len(v) for v in losses.values()),
-            "time_lost_seconds": round(sum(x["seconds"] for v in losses.values() for x in v), 1),
+            # each candidate's time lost counted once across views and overlapping losses
+            "time_lost_seconds": round(sum(facts.time_lost(cid) for cid in losses), 1),
             "outages": len(outages(facts)),
             "extensions": len(facts.extensions),
             "extension_seconds": sum(x.seconds for x in facts.extensions),

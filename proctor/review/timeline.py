@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import NotFound
+from proctor.evidence.zones import zone_body
 from proctor.review import optional, risk
 from proctor.review.verdicts import (
     alert_verdict_body,
@@ -30,6 +31,7 @@ from proctor.store.tables import (
     Danmaku,
     Evidence,
     Sitting,
+    utcnow,
 )
 
 #: audit kinds shown from their own tables (or not actions on the candidate)
@@ -53,6 +55,8 @@ def sitting_body(s: Sitting) -> dict[str, Any]:
         "subject": s.subject,
         "starts_at": iso(s.starts_at),
         "ends_at": iso(s.ends_at),
+        # the pages show times in the sitting's zone (issue 23)
+        **zone_body(s, s.starts_at),
     }
 
 
@@ -367,8 +371,9 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
                 "data": {"how": attempt.get("submit_kind")},
             }
         )
-    end_of_exam = sitting.ends_at
-    ended_at = _exam_ended_at(attempt)
+    # a loss still open is counted to now while the sitting runs (not to its end)
+    end_of_exam = min(sitting.ends_at, utcnow())
+    ended_at = exam_ended_at(attempt)
     for loss in connection_losses(events, until=end_of_exam, ended_at=ended_at):
         items.append(
             {
@@ -410,7 +415,7 @@ def _as_utc(value: Any) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _exam_ended_at(a: dict[str, Any]) -> datetime | None:
+def exam_ended_at(a: dict[str, Any]) -> datetime | None:
     """When the candidate's exam ended for them: handed in, ended by the invigilator, or
     (device check) the check done; None while it runs."""
     times = [_as_utc(a.get(k)) for k in ("submitted_at", "terminated_at", "device_checked_at")]

@@ -30,6 +30,7 @@ from typing import Any
 
 from proctor.config import Settings
 from proctor.errors import DomainError
+from proctor.evidence import chain
 from proctor.sitting.importing import ImportFailed
 
 
@@ -129,7 +130,7 @@ def _run(settings: Settings, work: Callable[[Any, Any], Awaitable[int]]) -> int:
 
     async def main() -> int:
         settings.ensure_dirs()
-        db = Database(settings.effective_database_url)
+        db = Database(settings.effective_database_url, audit_key=settings.load_audit_key())
         try:
             await migrate.upgrade(db.engine)
             async with db.transaction() as session:
@@ -147,6 +148,12 @@ def _run(settings: Settings, work: Callable[[Any, Any], Awaitable[int]]) -> int:
     except DomainError as exc:
         print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
         return 1
+    except (chain.AuditKeyMissing, chain.AuditKeyMismatch, ValueError) as exc:
+        # the audit key is missing or not this database's: nothing can be chained
+        if isinstance(exc, ValueError) and "audit key" not in str(exc):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_sitting(settings: Settings, args: argparse.Namespace) -> int:

@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor import csvsafe
 from proctor.errors import Conflict, Invalid, NotFound
 from proctor.evidence import chain
+from proctor.evidence.zones import local_iso, zone_of
 from proctor.sitting import violations
 from proctor.sitting.papers import questions_of
 from proctor.sitting.policy import rules_of
+from proctor.store.order import roster_order
 from proctor.store.tables import Answer, Attempt, Candidate, Question, Sitting, StaffUser
 
 
@@ -184,11 +186,13 @@ async def results(db: AsyncSession, sitting_id: int) -> list[dict[str, Any]]:
         select(Candidate, Attempt)
         .outerjoin(Attempt, Attempt.candidate_id == Candidate.id)
         .where(Candidate.sitting_id == sitting_id)
-        .order_by(Candidate.id_number)
+        .order_by(Candidate.id)
     )
     admitted_by = {u.id: u.username for u in await db.scalars(select(StaffUser))}
+    order = await roster_order(db, sitting_id)
+    zone = zone_of(sitting)
     out = []
-    for cand, att in rows.all():
+    for cand, att in sorted(rows.all(), key=lambda r: order(r[0].id)):
         out.append(
             {
                 "candidate_id": cand.id,
@@ -207,8 +211,8 @@ async def results(db: AsyncSession, sitting_id: int) -> list[dict[str, Any]]:
                         else "face"
                     )
                 ),
-                "answering_started_at": _iso(att.answering_started_at if att else None),
-                "submitted_at": _iso(att.submitted_at if att else None),
+                "answering_started_at": local_iso(att.answering_started_at if att else None, zone),
+                "submitted_at": local_iso(att.submitted_at if att else None, zone),
                 "submit_kind": att.submit_kind if att else None,
                 "objective_score": att.objective_score if att else None,
                 "manual_score": att.manual_score if att else None,
@@ -221,7 +225,7 @@ async def results(db: AsyncSession, sitting_id: int) -> list[dict[str, Any]]:
                 "termination_title": (
                     violations.title_of(att.termination_category) if att else None
                 ),
-                "terminated_at": _iso(att.terminated_at if att else None),
+                "terminated_at": local_iso(att.terminated_at if att else None, zone),
             }
         )
     return out
@@ -301,9 +305,11 @@ async def answers_csv(db: AsyncSession, sitting_id: int) -> str:
         select(Candidate, Attempt)
         .join(Attempt, Attempt.candidate_id == Candidate.id)
         .where(Candidate.sitting_id == sitting_id, Attempt.question_order.is_not(None))
-        .order_by(Candidate.id_number)
+        .order_by(Candidate.id)
     )
-    pairs = rows.all()
+    order = await roster_order(db, sitting_id)
+    pairs = sorted(rows.all(), key=lambda r: order(r[0].id))
+    zone = zone_of(await db.get(Sitting, sitting_id))
     qids = {int(e["q"]) for _, a in pairs for e in a.question_order or []}
     questions = await questions_of(db, sorted(qids))
     graders = {u.id: u.username for u in await db.scalars(select(StaffUser))}
@@ -329,7 +335,7 @@ async def answers_csv(db: AsyncSession, sitting_id: int) -> str:
                     "correct_answer": _fmt(q.answer),
                     "points": ans.points if ans and ans.points is not None else "",
                     "max_points": entry["p"],
-                    "saved_at": _iso(ans.saved_at) if ans else "",
+                    "saved_at": local_iso(ans.saved_at, zone) if ans else "",
                     "graded_by": graders.get(ans.graded_by, "") if ans and ans.graded_by else "",
                     "grade_note": ans.grade_note if ans else "",
                 }

@@ -27,7 +27,11 @@ _ID_NUMBER = re.compile(r"^[0-9A-Za-z]{6,32}$")
 def normalise_id_number(id_number: str) -> str:
     value = id_number.strip().upper()
     if not _ID_NUMBER.match(value):
-        raise Invalid("bad_id_number", f"ID number {id_number!r} is not 6-32 letters or digits.")
+        raise Invalid(
+            "bad_id_number",
+            f"证件号 {id_number!r} 须为6到32位字母或数字。 "
+            f"ID number {id_number!r} is not 6-32 letters or digits.",
+        )
     return value
 
 
@@ -44,27 +48,45 @@ async def create_sitting(
     rules: RuleSettings | None = None,
     exam: str = "",
     flow: dict[str, Any] | None = None,
+    by: int | None = None,
 ) -> Sitting:
     """A new sitting; ``flow`` overrides the kind's default exam-flow rules
-    (proctor.sitting.policy), which are stored in full with the sitting."""
+    (proctor.sitting.policy), which are stored in full with the sitting. Chained
+    (``sitting_created``, ``by``: the staff user; None: the operator), so that ``proctor
+    audit verify`` notices its times or password changed in the database."""
     if kind not in SITTING_KINDS:
         raise Invalid(
-            "bad_sitting_kind", f"Sitting kind must be one of {', '.join(SITTING_KINDS)}."
+            "bad_sitting_kind",
+            "场次类型须为设备调试、试考或正式考试。 "
+            "The sitting kind must be a device check, a trial or a formal exam.",
         )
     if starts_at.tzinfo is None or ends_at.tzinfo is None:
-        raise Invalid("bad_schedule", "Give the start and end with a time zone.")
+        raise Invalid(
+            "bad_schedule", "开始和结束时间须带时区。 Give the start and end with a time zone."
+        )
     starts_at, ends_at = starts_at.astimezone(UTC), ends_at.astimezone(UTC)
     if ends_at <= starts_at:
-        raise Invalid("bad_schedule", "A sitting must end after it starts.")
+        raise Invalid(
+            "bad_schedule", "结束时间须晚于开始时间。 A sitting must end after it starts."
+        )
     if not 0.2 <= analysis_fps <= 10:
-        raise Invalid("bad_analysis_fps", "Analysis rate must be between 0.2 and 10 frames/s.")
+        raise Invalid(
+            "bad_analysis_fps",
+            "分析帧率须在每秒0.2到10帧之间。 "
+            "The analysis rate must be between 0.2 and 10 frames/s.",
+        )
     flow_rules = make_rules(kind, flow)
     if not name.strip():
-        raise Invalid("bad_name", "A sitting needs a name.")
+        raise Invalid("bad_name", "请填写场次名称。 A sitting needs a name.")
     if len(password.strip()) < 4:
-        raise Invalid("bad_password", "A sitting password needs at least 4 characters.")
+        raise Invalid(
+            "bad_password", "场次口令至少4个字符。 A sitting password needs at least 4 characters."
+        )
     if await db.scalar(select(Sitting.id).where(Sitting.password == password.strip())):
-        raise Conflict("password_in_use", "Another sitting already uses that password.")
+        raise Conflict(
+            "password_in_use",
+            "该口令已被其他场次使用。 Another sitting already uses that password.",
+        )
     sitting = Sitting(
         name=name,
         kind=kind,
@@ -79,6 +101,15 @@ async def create_sitting(
     )
     db.add(sitting)
     await db.flush()
+    await chain.append(
+        db,
+        "sitting_created",
+        actor=chain.staff_actor(by) if by is not None else "operator",
+        payload={"record": chain.sitting_record(sitting)},
+        sitting_id=sitting.id,
+        subject_type="sitting",
+        subject_id=sitting.id,
+    )
     return sitting
 
 
@@ -95,7 +126,7 @@ async def add_candidate(
     level: str = "",
 ) -> Candidate:
     if await db.get(Sitting, sitting_id) is None:
-        raise NotFound("unknown_sitting", f"No sitting {sitting_id}.")
+        raise NotFound("unknown_sitting", f"没有场次 {sitting_id}。 No sitting {sitting_id}.")
     candidate = Candidate(
         sitting_id=sitting_id,
         name=name.strip(),
@@ -118,7 +149,9 @@ async def add_candidate(
         await db.flush()
     except IntegrityError as exc:
         raise Conflict(
-            "duplicate_candidate", f"ID number {candidate.id_number} is already in this sitting."
+            "duplicate_candidate",
+            f"证件号 {candidate.id_number} 已在本场次中。 "
+            f"ID number {candidate.id_number} is already in this sitting.",
         ) from exc
     return candidate
 
@@ -147,11 +180,20 @@ async def create_staff(
             "or administrator accounts.",
         )
     if role not in STAFF_ROLES:
-        raise Invalid("bad_role", f"Role must be one of {', '.join(STAFF_ROLES)}.")
+        raise Invalid(
+            "bad_role",
+            "角色须为监考、主考、复核或管理员。 "
+            "The role must be invigilator, chief examiner, reviewer or administrator.",
+        )
     if len(password) < 8:
-        raise Invalid("weak_password", "A staff password needs at least 8 characters.")
+        raise Invalid(
+            "weak_password",
+            "工作人员密码至少8个字符。 A staff password needs at least 8 characters.",
+        )
     if await db.scalar(select(StaffUser.id).where(StaffUser.username == username)):
-        raise Conflict("username_taken", f"User {username!r} exists already.")
+        raise Conflict(
+            "username_taken", f"用户名 {username!r} 已存在。 User {username!r} exists already."
+        )
     user = StaffUser(
         username=username,
         display_name=display_name,
@@ -164,7 +206,7 @@ async def create_staff(
         db,
         "staff_created",
         actor=chain.staff_actor(by[0]) if by is not None else "operator",
-        payload={"username": username, "role": role, "display_name": display_name},
+        payload=chain.staff_record(user),
         subject_type="staff",
         subject_id=user.id,
     )
@@ -174,7 +216,9 @@ async def create_staff(
 async def get_candidate(db: AsyncSession, candidate_id: int) -> Candidate:
     candidate = await db.get(Candidate, candidate_id)
     if candidate is None:
-        raise NotFound("unknown_candidate", f"No candidate {candidate_id}.")
+        raise NotFound(
+            "unknown_candidate", f"没有考生 {candidate_id}。 No candidate {candidate_id}."
+        )
     return candidate
 
 
@@ -183,10 +227,14 @@ async def list_sittings(db: AsyncSession) -> list[Sitting]:
 
 
 async def list_candidates(db: AsyncSession, sitting_id: int) -> list[Candidate]:
+    """The sitting's roster by seat, then in import order (issue 23)."""
+    from proctor.store.order import roster_order
+
     rows = await db.scalars(
-        select(Candidate).where(Candidate.sitting_id == sitting_id).order_by(Candidate.name)
+        select(Candidate).where(Candidate.sitting_id == sitting_id).order_by(Candidate.id)
     )
-    return list(rows)
+    order = await roster_order(db, sitting_id)
+    return sorted(rows, key=lambda c: order(c.id))
 
 
 def photo_ext_of(path: Path) -> str:
@@ -214,9 +262,9 @@ async def update_sitting(
     user; None: the operator)."""
     sitting = await db.get(Sitting, sitting_id)
     if sitting is None:
-        raise NotFound("unknown_sitting", f"No sitting {sitting_id}.")
+        raise NotFound("unknown_sitting", f"没有场次 {sitting_id}。 No sitting {sitting_id}.")
     now = now or utcnow()
-    before = _sitting_facts(sitting)
+    before = chain.sitting_record(sitting)
     if sitting.ends_at <= now and (
         (starts_at is not None and starts_at.astimezone(UTC) != sitting.starts_at)
         or (ends_at is not None and ends_at.astimezone(UTC) != sitting.ends_at)
@@ -228,20 +276,30 @@ async def update_sitting(
         )
     if name is not None:
         if not name.strip():
-            raise Invalid("bad_name", "A sitting needs a name.")
+            raise Invalid("bad_name", "请填写场次名称。 A sitting needs a name.")
         sitting.name = name.strip()
     if password is not None and password.strip() != sitting.password:
         if len(password.strip()) < 4:
-            raise Invalid("bad_password", "A sitting password needs at least 4 characters.")
+            raise Invalid(
+                "bad_password",
+                "场次口令至少4个字符。 A sitting password needs at least 4 characters.",
+            )
         if await db.scalar(select(Sitting.id).where(Sitting.password == password.strip())):
-            raise Conflict("password_in_use", "Another sitting already uses that password.")
+            raise Conflict(
+                "password_in_use",
+                "该口令已被其他场次使用。 Another sitting already uses that password.",
+            )
         sitting.password = password.strip()
     if (starts_at and starts_at.tzinfo is None) or (ends_at and ends_at.tzinfo is None):
-        raise Invalid("bad_schedule", "Give the start and end with a time zone.")
+        raise Invalid(
+            "bad_schedule", "开始和结束时间须带时区。 Give the start and end with a time zone."
+        )
     new_start = (starts_at or sitting.starts_at).astimezone(UTC)
     new_end = (ends_at or sitting.ends_at).astimezone(UTC)
     if new_end <= new_start:
-        raise Invalid("bad_schedule", "A sitting must end after it starts.")
+        raise Invalid(
+            "bad_schedule", "结束时间须晚于开始时间。 A sitting must end after it starts."
+        )
     sitting.starts_at, sitting.ends_at = new_start, new_end
     if subject is not None:
         sitting.subject = subject.strip()
@@ -249,13 +307,17 @@ async def update_sitting(
         sitting.exam = exam.strip()
     if analysis_fps is not None:
         if not 0.2 <= analysis_fps <= 10:
-            raise Invalid("bad_analysis_fps", "Analysis rate must be between 0.2 and 10 frames/s.")
+            raise Invalid(
+                "bad_analysis_fps",
+                "分析帧率须在每秒0.2到10帧之间。 "
+                "The analysis rate must be between 0.2 and 10 frames/s.",
+            )
         sitting.analysis_fps = analysis_fps
     if flow:
         merged = {**rules_of(sitting.kind, sitting.flow).as_dict(), **flow}
         sitting.flow = make_rules(sitting.kind, merged).as_dict()
     await db.flush()
-    after = _sitting_facts(sitting)
+    after = chain.sitting_record(sitting)
     changed = {k: {"from": before[k], "to": after[k]} for k in after if after[k] != before[k]}
     if changed:
         await chain.append(
@@ -268,17 +330,3 @@ async def update_sitting(
             subject_id=sitting.id,
         )
     return sitting
-
-
-def _sitting_facts(s: Sitting) -> dict[str, Any]:
-    """What an audit entry says of a sitting (the password only as its sha256)."""
-    return {
-        "name": s.name,
-        "password_sha256": chain.text_sha256(s.password),
-        "starts_at": chain.iso(s.starts_at),
-        "ends_at": chain.iso(s.ends_at),
-        "subject": s.subject,
-        "exam": s.exam,
-        "analysis_fps": s.analysis_fps,
-        "flow": s.flow,
-    }

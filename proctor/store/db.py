@@ -106,6 +106,11 @@ def _watch_write_lock(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "rollback", _ended)
 
 
+#: the session ``info`` key under which the audit chain finds its key (proctor.evidence.chain)
+AUDIT_KEY = "audit_key"
+_FROM_SETTINGS: object = object()
+
+
 class _Writer:
     """A thread with its own event loop and engine that runs short write transactions.
 
@@ -120,10 +125,12 @@ class _Writer:
 
     POSTGRES_WRITERS = 4
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, audit_key: bytes | None) -> None:
         self.sqlite = url.startswith("sqlite")
         self.engine = make_engine(url, immediate=True, pool_size=self.POSTGRES_WRITERS)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, info={AUDIT_KEY: audit_key}
+        )
         self.loop = asyncio.new_event_loop()
         self._turns: asyncio.Semaphore | None = None
         self.thread = threading.Thread(
@@ -153,12 +160,22 @@ class _Writer:
 
 
 class Database:
-    """Owns the engine and hands out sessions; one per app (created in the lifespan)."""
+    """Owns the engine and hands out sessions; one per app (created in the lifespan).
+    ``audit_key``: the audit chain's key, handed to every session (``session.info``); by
+    default the one the settings name (PROCTOR_AUDIT_KEY or the key file), None if absent
+    (then appending to the chain fails)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, audit_key: bytes | None | object = _FROM_SETTINGS) -> None:
+        if audit_key is _FROM_SETTINGS:
+            from proctor.config import Settings
+
+            audit_key = Settings().load_audit_key()
         self.url = url
+        self.audit_key: bytes | None = audit_key  # type: ignore[assignment]
         self.engine = make_engine(url)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, info={AUDIT_KEY: audit_key}
+        )
         self._writer: _Writer | None = None
         self._writer_lock = threading.Lock()
 
@@ -171,7 +188,7 @@ class Database:
         (loaded attributes stay readable)."""
         with self._writer_lock:
             if self._writer is None:
-                self._writer = _Writer(self.url)
+                self._writer = _Writer(self.url, self.audit_key)
             writer = self._writer
         return await writer.run(fn)
 

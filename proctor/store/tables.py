@@ -374,7 +374,8 @@ class DeviceReport(Base):
 class AuditEntry(Base):
     """One entry of the append-only, hash-chained audit log (proctor.evidence.chain): every
     alert, evidence file, staff action and review access. ``payload`` is canonical JSON;
-    ``hash`` = sha256 of the previous hash and this entry's fields. Never updated."""
+    ``hash`` = HMAC-SHA256 under the audit key (kept outside the database) of the previous
+    hash and this entry's fields (plain sha256 for entries made before). Never updated."""
 
     __tablename__ = "audit_log"
     __table_args__ = (
@@ -394,6 +395,9 @@ class AuditEntry(Base):
     payload: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # the key the link was made with (issue 21): HMAC-SHA256 under the audit key whose
+    # fingerprint this is; NULL: a plain sha256 link made before the chain was keyed
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class AuditHead(Base):

@@ -48,6 +48,10 @@ def test_candidate_login_wrong_password_and_id(client, server):
 def test_candidate_login_malformed(client, payload):
     resp = client.post("/api/candidate/login", json=payload)
     assert resp.status_code == 422 and _code(resp) == "validation_error"
+    # issue 23: a sentence in Chinese and English per field, not Pydantic's own words
+    error = resp.json()["error"]
+    assert "Field required" not in error["message"] and "should" not in error["message"]
+    assert error["fields"] and all(f["code"] and f["message"] for f in error["fields"])
 
 
 def test_not_json_body(client):

@@ -25,6 +25,7 @@ from proctor.store.tables import Alert, AuditEntry, AuditHead, Danmaku, Evidence
 from tests.review_seed import ReviewSeed, seed_review
 
 ROOT = Path(__file__).resolve().parents[2]
+KEY = bytes.fromhex(os.environ["PROCTOR_AUDIT_KEY"])  # tests/conftest.py
 
 
 @dataclass
@@ -226,7 +227,7 @@ def test_a_rewritten_entry_with_a_recomputed_hash_breaks_the_next_link(seeded):
     async def rewrite(db):
         row = await db.get(AuditEntry, entry.seq)
         row.actor = "staff:1"
-        row.hash = hash_of(row)
+        row.hash = hash_of(row, KEY)
 
     async def restore(db):
         await db.execute(
@@ -432,9 +433,10 @@ def _cli(s: Seeded, *argv: str) -> subprocess.CompletedProcess:
 
 
 def test_a_rehashed_chain_is_caught_by_an_anchor_kept_outside(seeded):
-    """Issue 21 item 5: whoever can write the database can rewrite an entry and re-hash
-    everything after it into a consistent chain; the head printed earlier and kept outside
-    the database (``proctor audit head``) catches it."""
+    """Issue 21 item 5: whoever has the audit key as well as the database can rewrite an
+    entry and re-hash everything after it into a consistent chain; the head printed earlier
+    and kept outside the database (``proctor audit head``) catches it. (Without the key
+    the re-hash itself fails: tests/integration/test_audit_key.py.)"""
     head = _cli(seeded, "audit", "head")
     assert head.returncode == 0
     anchor = head.stdout.strip()
@@ -455,7 +457,7 @@ def test_a_rehashed_chain_is_caught_by_an_anchor_kept_outside(seeded):
         rows[0].actor = "staff:1"
         for r in rows:
             r.prev_hash = prev
-            r.hash = hash_of(r)
+            r.hash = hash_of(r, KEY)
             prev = r.hash
         (await db.get(AuditHead, 1)).hash = prev
 

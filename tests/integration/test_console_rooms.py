@@ -610,6 +610,13 @@ async def test_incident_record_and_export(console_server):
         assert any("network down" in i["description"] for i in rec["incidents"])
         assert {a["present"] for a in rec["attendance"]} <= {True, False}
         assert rec["sitting"]["over"] is False
+        # issue 23: the sitting's time zone with the offset, attendance by seat
+        assert rec["sitting"]["time_zone"] == "Asia/Shanghai"
+        assert rec["sitting"]["utc_offset"] == "UTC+08:00"
+        assert rec["generated_at"].endswith("+08:00")
+        assert all(i["at"].endswith("+08:00") for i in rec["incidents"])
+        seats = [a["seat"] for a in rec["attendance"]]
+        assert seats == sorted(seats) and None not in seats
         base = f"/api/console/sittings/{s.sitting_id}/record"
         early = await http.get(f"{base}.csv", headers=inv1)
         assert early.status_code == 409 and code(early) == "sitting_in_progress"
@@ -617,6 +624,8 @@ async def test_incident_record_and_export(console_server):
         assert draft.status_code == 200 and draft.headers["content-type"].startswith("text/csv")
         assert draft.content.startswith("\ufeff".encode())
         assert "network down" in draft.text and "attendance" in draft.text
+        assert "Asia/Shanghai" in draft.text and "+00:00" not in draft.text
         page = await http.get(f"{base}.html?draft=1", headers=inv1)
         assert page.status_code == 200 and "考场记录" in page.text and "DRAFT" in page.text
+        assert "Asia/Shanghai (UTC+08:00)" in page.text
         assert "<script" not in page.text

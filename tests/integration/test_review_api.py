@@ -417,6 +417,9 @@ def test_incident_report_lists_connection_losses(http, seed, tokens):
     body = http.get(url, headers=as_(tokens, "chief")).json()
     content = body["content"]
     assert [i["candidate_id"] for i in content["incidents"]] == [seed.candidates["clean"]]
+    # issue 23: in the sitting's time zone with the offset (default Asia/Shanghai)
+    assert content["sitting"]["time_zone"] == "Asia/Shanghai"
+    assert content["incidents"][0]["from"].endswith("+08:00")
     assert set(content["text"]) == {"initial_report", "follow_up", "measures", "conclusion"}
     saved = http.put(
         url,
@@ -475,6 +478,9 @@ def test_csv_of_verdicts(http, seed, tokens):
     assert risky["verdict"] == "violation" and risky["category"] == "paper_voided"
     assert risky["alerts_confirmed"] == "1" and risky["reviewer"]
     assert by_id[seed.candidates["calm"]]["verdict"] == "not_reviewed"
+    # issue 23: roster order (seat, then import order), times in the sitting's zone
+    assert [int(r["candidate_id"]) for r in rows] == sorted(by_id)
+    assert risky["decided_at"].endswith("+08:00"), risky["decided_at"]
 
 
 def test_evidence_pack(http, seed, tokens):
@@ -499,6 +505,7 @@ def test_evidence_pack(http, seed, tokens):
             assert hashlib.sha256(z.read(name)).hexdigest() == digest
         page = z.read("index.html").decode()
         assert "Paper voided" in page and "<video" in page
+        assert "+08:00" in page and "+00:00" not in page  # the sitting's zone (issue 23)
         assert manifest["audit"] and all(len(a["hash"]) == 64 for a in manifest["audit"])
         seqs = [a["seq"] for a in manifest["audit"]]
         assert seqs == sorted(seqs)

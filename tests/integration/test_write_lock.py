@@ -34,7 +34,7 @@ from proctor.evidence.storage import EvidenceStorage
 from proctor.rules import AlertDraft, RuleSettings
 from proctor.sitting.sittings import add_candidate, create_sitting
 from proctor.store import migrate
-from proctor.store.db import Database
+from proctor.store.db import AUDIT_KEY, Database
 from proctor.store.tables import Alert, AuditEntry, AuthSession, Evidence, utcnow
 from proctor.vision.types import Detection, Observation
 
@@ -63,7 +63,9 @@ async def _saturating_task(stop: threading.Event) -> int:
     return turns
 
 
-def _other_process(url: str, stop: threading.Event, appended: list[int]) -> list[str]:
+def _other_process(
+    url: str, audit_key: bytes | None, stop: threading.Event, appended: list[int]
+) -> list[str]:
     """Append to the audit chain until ``stop``, waiting at most OTHER_WAIT_SECONDS for
     the lock; returns the errors."""
 
@@ -75,7 +77,7 @@ def _other_process(url: str, stop: threading.Event, appended: list[int]) -> list
             engine = create_async_engine(
                 url, connect_args={"server_settings": {"lock_timeout": ms}}
             )
-        maker = async_sessionmaker(engine, expire_on_commit=False)
+        maker = async_sessionmaker(engine, expire_on_commit=False, info={AUDIT_KEY: audit_key})
         errors: list[str] = []
         try:
             while not stop.is_set():
@@ -176,7 +178,7 @@ async def test_writers_on_a_saturated_loop_never_hold_the_lock_across_its_turns(
                     assert alert_id > 0
 
             other = asyncio.create_task(
-                asyncio.to_thread(_other_process, database_url, stop, appended)
+                asyncio.to_thread(_other_process, database_url, db.audit_key, stop, appended)
             )
             saturating = asyncio.create_task(_saturating_task(stop))
             try:

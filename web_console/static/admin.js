@@ -8,6 +8,7 @@
 // #admin-message[data-kind].
 
 import { ApiError, apiFetch, clearSession, getToken, getUser, saveSession, staffLogin } from "./api.js";
+import { flowStepLabel, sittingKindLabel } from "./labels.js";
 
 const $ = (id) => document.getElementById(id);
 let current = null; // the selected sitting
@@ -37,8 +38,23 @@ function cell(row, text) {
   return td;
 }
 
-function when(iso) {
-  return iso ? new Date(iso).toLocaleString() : "—";
+/** A time in the sitting's time zone (issue 23: not the browser's), with its offset. */
+function when(iso, zone) {
+  if (!iso) return "—";
+  const options = {
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    hour12: false,
+    timeZoneName: "shortOffset",
+  };
+  try {
+    return new Date(iso).toLocaleString("zh-CN", zone ? { ...options, timeZone: zone } : options);
+  } catch {
+    return new Date(iso).toLocaleString("zh-CN", options);
+  }
 }
 
 /** datetime-local value (local time) → ISO with the browser's offset */
@@ -154,12 +170,19 @@ async function loadSittings() {
     tr.dataset.selected = String(current?.id === s.id);
     cell(tr, s.id);
     cell(tr, s.name);
-    cell(tr, s.kind);
+    cell(tr, sittingKindLabel(s.kind));
     cell(tr, s.password ?? "");
-    cell(tr, when(s.starts_at));
-    cell(tr, when(s.ends_at));
+    cell(tr, when(s.starts_at, s.time_zone));
+    cell(tr, when(s.ends_at, s.time_zone));
     cell(tr, s.registered ?? "");
-    cell(tr, s.paper ? `${s.paper.questions} q` : s.kind === "device_check" ? "n/a" : "none");
+    cell(
+      tr,
+      s.paper
+        ? `${s.paper.questions} questions 题`
+        : s.kind === "device_check"
+          ? "not needed 无需试卷"
+          : "none yet 尚无",
+    );
     const td = document.createElement("td");
     const open = document.createElement("button");
     open.type = "button";
@@ -213,7 +236,7 @@ async function openSitting(s) {
     tr.dataset.selected = String(Number(tr.dataset.sittingId) === s.id);
   }
   $("sitting-panel").hidden = false;
-  $("sitting-title").textContent = `${s.name} (${s.kind}) #${s.id}`;
+  $("sitting-title").textContent = `${s.name} (${sittingKindLabel(s.kind)}) #${s.id}`;
   $("results-csv").href = `/api/admin/sittings/${s.id}/results.csv`;
   $("answers-csv").href = `/api/admin/sittings/${s.id}/answers.csv`;
   const blueprint = s.paper?.blueprint || EXAMPLE_BLUEPRINT;
@@ -239,17 +262,32 @@ async function refreshSitting() {
   refreshTimer = setTimeout(refreshSitting, 10000);
 }
 
+/** {"answering": 3, "waiting": 1} → "Answering 作答中 3 · Waiting 等待开考 1" (issue 23: no
+ * raw codes or "{}" on the page). */
+function stepsText(steps) {
+  const entries = Object.entries(steps || {}).filter(([, n]) => n);
+  if (!entries.length) return "nobody has started yet 尚无考生进入";
+  return entries.map(([step, n]) => `${flowStepLabel(step)} ${n}`).join(" · ");
+}
+
+const IDENTITY_METHODS = { face: "face 人脸比对", manual: "manual 人工核验" };
+
 function renderFacts(s) {
   const dl = $("sitting-info");
   dl.replaceChildren();
   const facts = [
     ["Password 口令", s.password],
     ["Exam 考试", s.exam],
-    ["Starts 开始", when(s.starts_at)],
-    ["Ends 结束", when(s.ends_at)],
+    ["Starts 开始", when(s.starts_at, s.time_zone)],
+    ["Ends 结束", when(s.ends_at, s.time_zone)],
     ["Registered 报名", s.registered],
-    ["Steps 进度", s.steps ? JSON.stringify(s.steps) : ""],
-    ["Paper 试卷", s.paper ? `${s.paper.questions} questions from ${s.paper.blueprint.bank}` : "none"],
+    ["Steps 进度", stepsText(s.steps)],
+    [
+      "Paper 试卷",
+      s.paper
+        ? `${s.paper.questions} questions 题 from 题库 ${s.paper.blueprint.bank}`
+        : "none 尚无",
+    ],
   ];
   for (const [k, v] of facts) {
     const dt = document.createElement("dt");
@@ -362,17 +400,26 @@ async function loadCandidates() {
     tr.dataset.step = c.step;
     cell(tr, c.name);
     cell(tr, c.id_number);
-    cell(tr, c.step_title || c.step);
+    cell(tr, c.step_title || flowStepLabel(c.step));
     const id = cell(
       tr,
       c.identity
         ? c.identity.passed
-          ? `passed (${c.identity.method})`
-          : `${c.identity.failures}/${c.identity.max_failures} failed`
+          ? `passed 已通过 (${IDENTITY_METHODS[c.identity.method] || "—"})`
+          : `${c.identity.failures}/${c.identity.max_failures} failed 未通过`
         : "",
     );
     id.dataset.needs = String(Boolean(c.identity?.needs_invigilator));
-    cell(tr, c.phone ? (c.phone.connected ? "streaming" : c.phone.paired ? "paired" : "no") : "");
+    cell(
+      tr,
+      c.phone
+        ? c.phone.connected
+          ? "streaming 传输中"
+          : c.phone.paired
+            ? "paired 已配对"
+            : "not paired 未配对"
+        : "",
+    );
     cell(tr, c.progress ? `${c.progress.answered}/${c.progress.total}` : "");
     cell(tr, c.timing && c.step === "answering" ? `${Math.round(c.timing.seconds_left / 60)} min` : "");
     const actions = document.createElement("td");
@@ -476,8 +523,8 @@ async function loadResults() {
     tr.dataset.candidateId = String(r.candidate_id);
     cell(tr, r.name);
     cell(tr, r.id_number);
-    cell(tr, r.step);
-    cell(tr, r.identity);
+    cell(tr, flowStepLabel(r.step));
+    cell(tr, IDENTITY_METHODS[r.identity] || r.identity);
     cell(tr, r.objective_score);
     cell(tr, r.grading_pending ? "pending 待评" : r.total_score);
     cell(tr, r.passed === null ? "—" : r.passed ? "yes 合格" : "no 不合格");

@@ -9,6 +9,7 @@
 import { ApiError, apiFetch } from "./api.js";
 import {
   actionLabel,
+  alertStatusLabel,
   alertTypeLabel,
   episodeText,
   DANMAKU_STATES,
@@ -355,7 +356,7 @@ export class CandidatePanel {
         text("span", "alert-severity", severityLabel(a.severity)),
         " ",
         text("strong", "", alertTypeLabel(a.type)),
-        text("span", "muted", ` · ${viewLabel(a.view)} · ${a.status}`),
+        text("span", "muted", ` · ${viewLabel(a.view)} · ${alertStatusLabel(a.status)}`),
       );
       const episode = episodeText(a);
       if (episode) {

@@ -117,30 +117,61 @@ export function parseTime(iso) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
-const timeFormat = new Intl.DateTimeFormat(undefined, {
-  hour: "2-digit",
-  minute: "2-digit",
-  second: "2-digit",
-  hour12: false,
-});
+// Times are shown in the sitting's time zone (issue 23: not the browser's), set by the
+// page once it knows the sitting (``setTimeZone(sitting.time_zone)``); date-and-time
+// strings carry the offset ("GMT+8").
+let timeFormat;
+let dateTimeFormat;
+let shortDateTimeFormat;
+let currentZone;
 
-const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
-  year: "numeric",
-  month: "2-digit",
-  day: "2-digit",
-  hour: "2-digit",
-  minute: "2-digit",
-  second: "2-digit",
-  hour12: false,
-});
+function makeFormats(zone) {
+  const tz = zone ? { timeZone: zone } : {};
+  timeFormat = new Intl.DateTimeFormat("zh-CN", {
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hour12: false,
+    ...tz,
+  });
+  dateTimeFormat = new Intl.DateTimeFormat("zh-CN", {
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hour12: false,
+    timeZoneName: "shortOffset",
+    ...tz,
+  });
+  shortDateTimeFormat = new Intl.DateTimeFormat("zh-CN", {
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    hour12: false,
+    ...tz,
+  });
+}
 
-const shortDateTimeFormat = new Intl.DateTimeFormat(undefined, {
-  month: "2-digit",
-  day: "2-digit",
-  hour: "2-digit",
-  minute: "2-digit",
-  hour12: false,
-});
+/** Show every time in ``zone`` (an IANA name such as "Asia/Shanghai"); unknown names
+ * are ignored (the times stay in the previous zone). */
+export function setTimeZone(zone) {
+  if (!zone || zone === currentZone) return;
+  try {
+    makeFormats(zone);
+    currentZone = zone;
+  } catch (err) {
+    makeFormats(currentZone);
+  }
+}
+
+export function currentTimeZone() {
+  return currentZone || Intl.DateTimeFormat().resolvedOptions().timeZone;
+}
+
+makeFormats(undefined);
 
 /**
  * How an alert's episode stands (issue 18): "ongoing since 10:02:03 · 3:05" while
@@ -173,8 +204,18 @@ export function formatClock(date) {
   return date ? timeFormat.format(date) : "--:--:--";
 }
 
+/** "2026/12/07 09:02:46 GMT+8": the date and time, then the offset. */
 export function formatDateTime(date) {
-  return date ? dateTimeFormat.format(date) : "";
+  if (!date) return "";
+  const parts = dateTimeFormat.formatToParts(date);
+  const zone = parts.find((p) => p.type === "timeZoneName")?.value || "";
+  const rest = parts
+    .filter((p) => p.type !== "timeZoneName")
+    .map((p) => p.value)
+    .join("")
+    .replace(/\s+/g, " ")
+    .trim();
+  return zone ? `${rest} ${zone}` : rest;
 }
 
 export function formatShortDateTime(date) {
@@ -299,6 +340,7 @@ export const FLOW_STEPS = {
   refused: "Ended 已退出",
   terminated: "Ended by invigilator 已终止",
   paused: "Paused 已暂停",
+  absent: "Absent 缺考",
 };
 
 // How a violation is handled (proctor/sitting/violations.py, 考生违规违纪处理).
@@ -353,6 +395,28 @@ export const EVENTS = {
   exam_resumed: "Resumed 恢复",
   exam_terminated: "Exam ended 终止考试",
   discipline_warning: "Warning 警告",
+  // every kind the server records (issue 23: none shown as a raw code)
+  info_confirmed: "Details confirmed 信息已确认",
+  pledge_signed: "Pledge signed 已签署承诺书",
+  pledge_refused: "Pledge refused 拒绝签署承诺书",
+  pledge_reopened: "Pledge opened again 承诺书已重新开放",
+  phone_paired: "Phone paired 手机已配对",
+  phone_done: "Phone set up 手机已就位",
+  answering_started: "Started answering 开始作答",
+  device_checked: "Device check done 设备调试完成",
+  session_released: "Session released 会话已释放",
+  login_limit_cleared: "Login limit cleared 登录限制已解除",
+  page_hidden: "Left the exam page 离开考试页面",
+  page_visible: "Back on the exam page 回到考试页面",
+  page_blur: "Window lost focus 窗口失去焦点",
+  page_focus: "Window focused again 窗口重新获得焦点",
+  page_fullscreen_exit: "Left full screen 退出全屏",
+  page_fullscreen_enter: "Full screen 进入全屏",
+  page_copy: "Copied 复制",
+  page_cut: "Cut 剪切",
+  page_paste: "Pasted 粘贴",
+  page_contextmenu: "Right-click menu 右键菜单",
+  page_print: "Print 打印",
 };
 
 export const INCIDENT_CATEGORIES = {
@@ -385,6 +449,18 @@ export const SNOOZE_REASONS = [
   "Candidate being helped by the invigilator 监考正在处理",
 ];
 
+// An alert's status (the console, timelines, review).
+export const ALERT_STATUSES = {
+  open: "Open 待处理",
+  acknowledged: "Acknowledged 已确认",
+  dismissed: "Dismissed 已排除",
+  confirmed: "Confirmed 已确认违规",
+};
+
+export function alertStatusLabel(status) {
+  return ALERT_STATUSES[status] || (status ? humanise(status) : "");
+}
+
 export function flowStepLabel(step) {
   return FLOW_STEPS[step] || (step ? humanise(step) : "");
 }
@@ -401,6 +477,23 @@ export function eventLabel(kind) {
   return EVENTS[kind] || (kind ? humanise(kind) : "");
 }
 
+// Why a photo check passed or failed (proctor/exam/identity.py).
+export const IDENTITY_REASONS = {
+  mismatch: "not the same face 不一致",
+  no_face: "no face 未检测到人脸",
+  several_faces: "several faces 多张人脸",
+  face_too_small: "face too small 人脸太小",
+  no_registered_photo: "no registered photo 无报名照片",
+  unavailable: "check unavailable 自动核验不可用",
+  match: "match 一致",
+  image_too_large: "picture too large 图片过大",
+  bad_image: "unreadable picture 图片无法读取",
+};
+
+export function identityReasonLabel(reason) {
+  return IDENTITY_REASONS[reason] || (reason ? humanise(reason) : "");
+}
+
 /** What an event says beyond its name (the text a candidate typed, a staff note), or "". */
 export function eventDetail(kind, data) {
   const d = data || {};
@@ -414,7 +507,7 @@ export function eventDetail(kind, data) {
     case "identity_refused":
       return d.reason || "";
     case "identity_check":
-      return d.passed ? "passed 通过" : `failed 未通过 (${d.reason || ""})`;
+      return d.passed ? "passed 通过" : `failed 未通过 (${identityReasonLabel(d.reason)})`;
     case "time_extended": {
       const who = [d.by_name, d.reason].filter(Boolean).join(": ");
       const all = d.whole_sitting ? " (whole sitting 全场)" : "";

@@ -10,6 +10,7 @@ import {
   formatDateTime,
   INCIDENT_CATEGORIES,
   parseTime,
+  setTimeZone,
   severityLabel,
 } from "./labels.js";
 import { ReconnectingSocket, socketUrl } from "./socket.js";
@@ -85,6 +86,7 @@ function evidence(url) {
 function render(rec) {
   const s = rec.sitting;
   const sm = rec.summary;
+  setTimeZone(s.time_zone); // the sitting's times with their offset, not the browser's
   document.title = `考场记录 ${s.name} · Proctor`;
   $("record-place").textContent =
     `${s.name} · ${s.kind_title} · ${rec.rooms.map((r) => r.name).join(", ") || "—"}`;
@@ -92,7 +94,11 @@ function render(rec) {
   const staff = [...new Set(rec.rooms.flatMap((r) => r.invigilators))];
   const facts = [
     ["Sitting 场次", `${s.name} · ${s.kind_title} ${s.subject || ""}`],
-    ["Time 时间", `${when(s.starts_at)} – ${when(s.ends_at)} (last end 最后结束 ${when(s.last_end)})`],
+    [
+      "Time 时间",
+      `${when(s.starts_at)} – ${when(s.ends_at)} (last end 最后结束 ${when(s.last_end)})` +
+        (s.time_zone ? ` · time zone 时区 ${s.time_zone} (${s.utc_offset || ""})` : ""),
+    ],
     ["Rooms 考场", rec.rooms.map((r) => r.name).join("; ") || "—"],
     ["Invigilators 监考", staff.join("; ") || "—"],
     [
@@ -129,7 +135,7 @@ function render(rec) {
         a.present ? "present 出席" : "absent 缺考",
         when(a.arrived_at),
         a.late ? `${Math.round(a.late_seconds / 60)} min` : "",
-        a.step || "",
+        a.step_title || "",
         a.alerts,
         a.violations,
       ],

@@ -5,11 +5,13 @@
 
 import { ApiError, apiFetch, clearSession, getUser, onUnauthorized, saveSession, staffLogin } from "./api.js";
 import {
+  actionLabel,
   alertTypeLabel,
   episodeText,
   eventDetail,
   eventLabel,
   formatDateTime,
+  setTimeZone,
   parseTime,
   severityLabel,
   viewLabel,
@@ -238,6 +240,7 @@ async function loadSitting(sittingId) {
       apiFetch(`/api/review/sittings/${sittingId}/queue`),
       apiFetch(`/api/review/sittings/${sittingId}/supervision`),
     ]);
+    setTimeZone(queue.sitting?.time_zone); // the sitting's times, not the browser's
     renderQueue(queue);
     renderRates(queue.dismissed_rates);
     renderSupervision(supervision);
@@ -393,19 +396,19 @@ function itemLabel(item) {
     const episode = episodeText({ ...item, started_at: item.at });
     return `${alertTypeLabel(item.type)} · ${severityLabel(item.severity)}${episode ? ` · ${episode}` : ""}`;
   }
-  if (item.kind === "evidence") return EVIDENCE_LABELS[item.type] || item.type;
+  if (item.kind === "evidence") return EVIDENCE_LABELS[item.type] || "Evidence 证据";
   if (item.kind === "connection_loss") {
     return `Connection lost 断线 (${viewLabel(item.view)}) ${item.seconds} s` +
       (item.restored ? "" : " — not restored 未恢复");
   }
   if (item.kind === "staff_action" && item.type === "danmaku") {
-    return `Danmaku 弹幕警告 by ${item.by}: “${item.text}”` + (item.seen_at ? " — seen 已读" : "");
+    return `Danmaku 弹幕警告 · by 发送人 ${item.by}: “${item.text}”` + (item.seen_at ? " — seen 已读" : "");
   }
   if (item.kind === "staff_action" && item.type === "time_extension") {
-    return `Time given back 顺延 ${item.seconds} s by ${item.by}: ${item.reason || ""}`;
+    return `Time given back 顺延 ${item.seconds} s · by 操作人 ${item.by}: ${item.reason || ""}`;
   }
   if (item.kind === "staff_action") {
-    return `${item.type} by ${item.by || "—"}${item.reason ? `: ${item.reason}` : ""}`;
+    return `${actionLabel(item.type)} · by 操作人 ${item.by || "—"}${item.reason ? `: ${item.reason}` : ""}`;
   }
   if (item.kind === "event") {
     const detail = eventDetail(item.type, item.data);

@@ -11,6 +11,7 @@ import {
   formatDateTime,
   formatDuration,
   formatShortDateTime,
+  setTimeZone,
   HANDLING_REASONS,
   healthProblems,
   parseTime,
@@ -889,6 +890,8 @@ async function loadSittings() {
 
 function selectSitting(sittingId, roomId = null) {
   state.sittingId = sittingId || null;
+  // the sitting's times, not the browser's (issue 23)
+  setTimeZone(state.sittings.find((s) => String(s.id) === String(sittingId))?.time_zone);
   state.roomId = roomId || null;
   state.rooms = [];
   state.generation += 1;
