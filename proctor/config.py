@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     send_rate_headroom: float = 1.5
     # Opus DTX (issue 22): silence is sent as a few packets a second, speech as usual
     audio_dtx: bool = True
+    # whole-session recording (issue 22): both views' received VP8 and Opus, remuxed (not
+    # decoded, not re-encoded) into WebM segments of about recording_segment_seconds, each
+    # a hash-chained evidence file under the sitting's retention; false: nothing recorded
+    recording_enabled: bool = True
+    recording_segment_seconds: float = 60.0
 
     # rules defaults (per sitting, copied when a sitting is created)
     absent_seconds: float = 5.0

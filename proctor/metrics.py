@@ -50,6 +50,18 @@ STAGE_CPU = Counter(
     ["stage"],
 )
 
+RECORDING_SEGMENTS = Counter(
+    "proctor_recording_segments_total",
+    "Recorded WebM segments stored (issue 22), and those lost (disk full, backlog)",
+    ["outcome"],
+)
+RECORDING_BYTES = Counter(
+    "proctor_recording_bytes_total", "Bytes of recorded segments stored", ["view"]
+)
+RECORDING_CPU = Counter(
+    "proctor_recording_cpu_seconds_total", "CPU time of the recording thread (muxing)"
+)
+
 
 def multiprocess_mode() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))

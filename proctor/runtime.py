@@ -34,6 +34,7 @@ from proctor.media.monitor import CandidateMonitor
 from proctor.media.peers import PeerManager
 from proctor.media.probe import NetworkProbes
 from proctor.media.rates import SendRates, with_opus_dtx
+from proctor.media.recording import RecordingSetup
 from proctor.media.thumbnails import Thumbnail, ThumbnailCache
 from proctor.media.voice import VoiceCalls
 from proctor.rules import RuleSettings
@@ -107,6 +108,7 @@ class Runtime:
     # views another process reported connected: (candidate, view) -> that worker's id
     _remote_views: dict[tuple[int, str], str] = field(default_factory=dict)
     orphan_sweep_seconds: float = 3.0
+    _recording_executor: ThreadPoolExecutor | None = None
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -114,7 +116,18 @@ class Runtime:
         def ice() -> list[RTCIceServer]:  # fresh TURN credentials for each peer connection
             return turn.server_ice_servers(settings, datetime.now(UTC))
 
-        self.peers = PeerManager(self._new_monitor, self._on_connection, ice)
+        recording = None
+        if settings.recording_enabled:  # issue 22: both views recorded, remuxed, not decoded
+            self._recording_executor = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="recording"
+            )
+            recording = RecordingSetup(
+                self.storage,
+                self._recording_executor,
+                settings.recording_segment_seconds,
+                self.recorder.record_segment,
+            )
+        self.peers = PeerManager(self._new_monitor, self._on_connection, ice, recording)
         self.live = LiveViews(self.peers, ice)
         self.live.on_watch = self._on_watch
         self.send_rates = SendRates(
@@ -401,6 +414,8 @@ class Runtime:
         if isinstance(self.analyzer, PooledAnalyzer):
             self.analyzer.close()
         self.recorder.executor.shutdown(wait=True, cancel_futures=True)
+        if self._recording_executor is not None:
+            self._recording_executor.shutdown(wait=True)
         await self.db.dispose()
 
     def _new_monitor(self, ref: CandidateRef) -> CandidateMonitor:

@@ -16,6 +16,7 @@ import { runDeviceCheck, formatRate, showReport } from './device.js';
 import { PaperView } from './paper.js';
 import { startStream } from './rtc.js';
 import './console_link.js'; // the invigilator console's hints and voice calls (issue 5)
+import * as talk from './talk.js'; // raise a hand; warnings kept until acknowledged (issue 23)
 
 const TOKEN_KEY = 'proctor.candidate.token'; // written by login.js
 const DEFAULT_MEDIA = { width: 640, height: 480, fps: 10, ice_servers: [] };
@@ -370,6 +371,7 @@ function openSocket() {
     opened = true;
     wsDelay = 500;
     setWsStatus('open');
+    talk.onSocketOpen();
     while (pendingSeen.length && ws.readyState === WebSocket.OPEN) ws.send(pendingSeen.shift());
   });
 
@@ -380,6 +382,7 @@ function openSocket() {
     } catch {
       return;
     }
+    talk.onSocketMessage(message);
     if (message?.type === 'danmaku') showDanmaku(message);
     else if (message?.type === 'flow' || message?.type === 'time') refresh();
     else if (message?.type === 'send_rate' && message.view === 'first') {
@@ -555,6 +558,7 @@ function render(body) {
   if (CAMERA_STEPS.has(body.step) && !localStream && !['requesting', 'denied'].includes(mediaState)) {
     startMedia();
   }
+  talk.setStep(body.step, ENDED_STEPS.has(body.step));
   if (ENDED_STEPS.has(body.step) && statusEl.dataset.state !== 'ended') {
     stopMedia();
     setStatus('ended');

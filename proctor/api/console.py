@@ -487,6 +487,66 @@ async def danmaku(
     )
 
 
+class FreeNoteIn(BaseModel):
+    # checked by the domain (bad_note with the bounds), here only bounded
+    text: str = Field(default="", max_length=4000)
+
+
+@router.get("/api/console/candidates/{candidate_id}/notes")
+async def notes(
+    candidate_id: int,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+) -> list[dict]:
+    """The invigilators' notes on one candidate (issue 23), oldest first."""
+    await rooms.check_candidate(db, scope, candidate_id)
+    return await supervision.list_notes(db, candidate_id=candidate_id)
+
+
+@router.post("/api/console/candidates/{candidate_id}/notes")
+async def add_note(
+    candidate_id: int,
+    body: FreeNoteIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    candidate = await rooms.check_candidate(db, scope, candidate_id)
+    return await supervision.add_note(
+        db, rt.bus, staff_id=scope.staff_id, candidate=candidate, text=body.text
+    )
+
+
+@router.get("/api/console/rooms/{room_id}/handover")
+async def handover_notes(
+    room_id: int,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+) -> list[dict]:
+    """The room's handover notes (交接说明), newest first."""
+    await rooms.check_room(db, scope, room_id)
+    return await supervision.list_handovers(db, room_id=room_id)
+
+
+@router.post("/api/console/rooms/{room_id}/handover")
+async def add_handover_note(
+    room_id: int,
+    body: FreeNoteIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+) -> dict:
+    room = await rooms.check_room(db, scope, room_id)
+    return await supervision.add_handover(
+        db,
+        rt.bus,
+        staff_id=scope.staff_id,
+        room_id=room.id,
+        sitting_id=room.sitting_id,
+        text=body.text,
+    )
+
+
 @router.get("/api/console/phrases")
 async def phrases(
     scope: Scope = Depends(console_scope), db: AsyncSession = Depends(db_session)
@@ -581,7 +641,7 @@ async def live_close(who: Principal = Depends(staff), rt: Runtime = Depends(runt
 
 def subject_of(msg: Message) -> tuple[int | None, int | None]:
     """(candidate id, room id) a sitting-channel message is about."""
-    for key in ("alert", "danmaku", "evidence", "action", "snooze"):
+    for key in ("alert", "danmaku", "evidence", "action", "snooze", "problem"):
         inner = msg.get(key)
         if isinstance(inner, dict):
             return inner.get("candidate_id"), inner.get("room_id")

@@ -32,7 +32,7 @@ from proctor.flow import answering, device, identity
 from proctor.flow import phone as phone_pairing
 from proctor.flow import steps as flow
 from proctor.flow.service import ExamService
-from proctor.invigilation import control, requests, rooms
+from proctor.invigilation import control, requests, rooms, supervision
 from proctor.invigilation.room_record import flow_body, flow_facts
 from proctor.invigilation.rooms import Scope
 from proctor.media import turn
@@ -110,6 +110,54 @@ async def report_problem(
     ctx = await flow.load(db, who.subject_id)
     await flow.report_info_problem(db, rt.bus, ctx, body.text, at)
     return {"reported": True}
+
+
+class HandIn(BaseModel):
+    # bounded by the domain (help_text_too_long); here only a hard cap
+    text: str = Field(default="", max_length=2000)
+
+
+@router.post("/api/flow/help")
+async def raise_hand(
+    body: HandIn,
+    who: Principal = Depends(candidate),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+    at: datetime = Depends(now),
+) -> dict:
+    """The candidate raises a hand (求助) with a short message for the invigilators of
+    their room."""
+    ctx = await flow.load(db, who.subject_id, lock=True)  # one at a time per candidate
+    return await requests.raise_hand(
+        db, rt.bus, candidate=ctx.candidate, step=ctx.attempt.step, text=body.text, now=at
+    )
+
+
+@router.get("/api/flow/help")
+async def my_help(who: Principal = Depends(candidate), db: AsyncSession = Depends(db_session)):
+    """The candidate's own raised hands, newest first (at most 20)."""
+    ctx = await flow.load(db, who.subject_id)
+    return await requests.my_help_requests(db, ctx.candidate)
+
+
+@router.get("/api/flow/warnings")
+async def warnings(who: Principal = Depends(candidate), db: AsyncSession = Depends(db_session)):
+    """The candidate's warnings (danmaku) not yet acknowledged, oldest first."""
+    return await supervision.pending_danmaku(db, who.subject_id)
+
+
+@router.post("/api/flow/warnings/{danmaku_id}/acknowledge")
+async def acknowledge_warning(
+    danmaku_id: int,
+    who: Principal = Depends(candidate),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+    at: datetime = Depends(now),
+) -> dict:
+    """The candidate says "我已知晓 I understand": acknowledges one of their warnings."""
+    return await supervision.acknowledge_danmaku(
+        db, rt.bus, candidate_id=who.subject_id, danmaku_id=danmaku_id, now=at
+    )
 
 
 class PledgeIn(BaseModel):
@@ -536,6 +584,7 @@ async def open_requests(
     visible = await rooms.visible_candidates(db, scope, sitting_id, room_id)
     return {
         "info_problems": await requests.info_problems(db, visible),
+        "help_requests": await requests.info_problems(db, visible, kind="help_request"),
         "identity_reviews": await requests.identity_reviews(db, sitting, visible),
     }
 
@@ -689,6 +738,34 @@ async def extensions(
 
 class PauseIn(BaseModel):
     reason: str = Field(default="", max_length=2000)  # the domain requires 2-500 chars
+
+
+class ResolveIn(NoteIn):
+    # send the note to the candidate as a danmaku reply as well
+    reply: bool = False
+
+
+@router.post("/api/invigilate/help-requests/{request_id}/resolve")
+async def resolve_help_request(
+    request_id: int,
+    body: ResolveIn,
+    scope: Scope = Depends(console_scope),
+    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
+    at: datetime = Depends(now),
+) -> dict:
+    """The invigilator has answered a raised hand (求助): with a note, sent to the candidate
+    as a danmaku reply when ``reply`` (a voice call is started from the candidate's panel)."""
+    event = await requests.get_info_problem(db, request_id, kind="help_request")
+    await rooms.check_candidate(db, scope, event.candidate_id)
+    out = await requests.resolve_info_problem(
+        db, rt.bus, event, staff_id=scope.staff_id, note=body.note, now=at, replied=body.reply
+    )
+    if body.reply:
+        out["danmaku"] = await supervision.send_danmaku(
+            db, rt.bus, sender_id=scope.staff_id, candidate_id=event.candidate_id, text=out["note"]
+        )
+    return out
 
 
 class ResumeIn(BaseModel):

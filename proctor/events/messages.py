@@ -68,6 +68,7 @@ def danmaku_body(row: Danmaku) -> dict[str, Any]:
         "sent_at": iso(row.sent_at),
         "delivered_at": iso(row.delivered_at),
         "seen_at": iso(row.seen_at),
+        "acknowledged_at": iso(row.acknowledged_at),
     }
 
 

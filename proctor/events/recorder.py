@@ -19,6 +19,9 @@ from proctor.events.bus import Bus, sitting_channel
 from proctor.events.messages import alert_body, connection_message, evidence_body
 from proctor.evidence import chain
 from proctor.evidence.clips import ClipFrame, encode_webm
+from proctor.evidence.recordings import KIND as RECORDING_KIND
+from proctor.evidence.recordings import MIME as RECORDING_MIME
+from proctor.evidence.recordings import Segment
 from proctor.evidence.screenshot import annotate, encode_jpeg, zone
 from proctor.evidence.storage import EvidenceStorage
 from proctor.rules import AlertDraft, EpisodeChange
@@ -278,6 +281,26 @@ class Recorder:
             mime="image/jpeg",
             captured_at=_utc(frame.ts),
         )
+
+    async def record_segment(self, ref: CandidateRef, segment: Segment) -> None:
+        """A recorded segment of a view (issue 22), already stored: its evidence row and
+        audit entry, in one short transaction. Not published: consoles do not show it."""
+        stored = segment.stored
+        evidence = Evidence(
+            sitting_id=ref.sitting_id,
+            candidate_id=ref.candidate_id,
+            kind=RECORDING_KIND,
+            view=segment.view,
+            relpath=stored.relpath,
+            sha256=stored.sha256,
+            size=stored.size,
+            mime=RECORDING_MIME,
+            captured_at=segment.started_at,
+            ended_at=segment.ended_at,
+        )
+        async with self.db.transaction() as db:
+            db.add(evidence)
+            await chain.append_record(db, "evidence.stored", evidence, actor=chain.SYSTEM)
 
     async def _save_and_publish(self, ref: CandidateRef, **fields: Any) -> None:
         evidence = await self._store(ref, **fields)

@@ -273,7 +273,7 @@ def alert_record(row: Alert) -> dict[str, Any]:
 
 
 def evidence_record(row: Evidence) -> dict[str, Any]:
-    return {
+    record = {
         "sitting_id": row.sitting_id,
         "candidate_id": row.candidate_id,
         "kind": row.kind,
@@ -285,6 +285,10 @@ def evidence_record(row: Evidence) -> dict[str, Any]:
         "mime": row.mime,
         "captured_at": iso(row.captured_at),
     }
+    # a recorded segment's end (issue 22); absent for a moment, as in older records
+    if row.ended_at is not None:
+        record["ended_at"] = iso(row.ended_at)
+    return record
 
 
 def danmaku_record(row: Danmaku) -> dict[str, Any]:

@@ -77,6 +77,51 @@ class EvidenceStorage:
         relpath = PurePosixPath(*parts, name).as_posix()
         return StoredFile(relpath=relpath, sha256=digest, size=len(data), captured_at=captured_at)
 
+    def temp_file(self, parts: tuple[str, ...]) -> Path:
+        """A new empty temporary file in ``root/parts...`` (``.tmp-*.part``, never an
+        evidence name) for content written piece by piece, then :meth:`adopt`-ed."""
+        for name in parts:
+            if not _SEGMENT.match(name):
+                raise ValueError(f"not a safe file name part: {name!r}")
+        directory = self.root.joinpath(*parts)
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
+        os.close(fd)
+        return Path(name)
+
+    def adopt(
+        self,
+        tmp: Path,
+        kind: str,
+        ext: str,
+        captured_at: datetime,
+    ) -> StoredFile:
+        """Store the finished temporary file ``tmp`` (from :meth:`temp_file`) under its
+        evidence name, as :meth:`save` names it; ``tmp`` is gone afterwards, also when this
+        fails (e.g. the disk is full)."""
+        try:
+            if not _SEGMENT.match(kind):
+                raise ValueError(f"not a safe file name part: {kind!r}")
+            if not _EXT.match(ext):
+                raise ValueError(f"not a safe file extension: {ext!r}")
+            if captured_at.tzinfo is None:
+                raise ValueError("captured_at must be timezone-aware")
+            captured_at = captured_at.astimezone(UTC)
+            directory = tmp.parent.resolve()
+            root = self.root.resolve()
+            if not directory.is_relative_to(root) or not tmp.name.startswith(".tmp-"):
+                raise ValueError(f"not a temporary evidence file: {tmp}")
+            with open(tmp, "rb+") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+                size = os.fstat(f.fileno()).st_size
+                os.fsync(f.fileno())
+            stem = f"{kind}-{captured_at:%Y%m%dT%H%M%S.%fZ}-{digest[:12]}"
+            name = _link_unique(tmp, directory, stem, ext)
+        finally:
+            tmp.unlink(missing_ok=True)
+        relpath = (directory / name).relative_to(root).as_posix()
+        return StoredFile(relpath=relpath, sha256=digest, size=size, captured_at=captured_at)
+
     def open(self, relpath: str) -> Path:
         """The absolute path of a stored file.
 

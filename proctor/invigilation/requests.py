@@ -1,6 +1,14 @@
 """What candidates need from the invigilator, as items the console lists until someone acts
-(issue 23): a candidate saying "my details are wrong" (step 2, ``info_problem``), and a
-candidate waiting for a manual identity check after failed photo checks (step 4).
+(issue 23): a candidate saying "my details are wrong" (step 2, ``info_problem``), a
+candidate raising a hand with a short message (求助, ``help_request``: any step until the
+exam ends), and a candidate waiting for a manual identity check after failed photo checks
+(step 4).
+
+A raised hand is bounded and rate-limited per candidate: one open at a time
+(``hand_already_raised``), at most ``HELP_PER_WINDOW`` in ``HELP_WINDOW_SECONDS``
+(``too_many_requests``, 429 with the seconds to wait), at most ``HELP_TEXT_MAX`` characters.
+Resolving one records ``help_request_resolved`` (who, the note, whether the note was sent to
+the candidate as a reply) and tells the candidate's page.
 
 An info problem is the candidate's ``info_problem`` event; resolving it records an
 ``info_problem_resolved`` event (who, the note) and marks the problem resolved, so both
@@ -17,9 +25,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from proctor.errors import Conflict, Invalid, NotFound
-from proctor.events.bus import Bus, sitting_channel
-from proctor.flow.steps import record_event
+from proctor.errors import Conflict, Invalid, NotFound, TooMany
+from proctor.events.bus import Bus, candidate_channel, sitting_channel
+from proctor.flow.steps import ENDED, record_event
 from proctor.sitting.policy import rules_of
 from proctor.store.tables import (
     Attempt,
@@ -40,11 +48,18 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+#: kinds of candidate events the console lists until resolved
+REQUEST_KINDS = ("info_problem", "help_request")
+HELP_TEXT_MAX = 200
+HELP_PER_WINDOW = 5
+HELP_WINDOW_SECONDS = 600
+
+
 def info_problem_body(event: CandidateEvent, candidate: Candidate) -> dict[str, Any]:
     data = event.data or {}
     return {
         "id": event.id,
-        "kind": "info_problem",
+        "kind": event.kind,
         "candidate_id": candidate.id,
         "candidate_name": candidate.name,
         "sitting_id": candidate.sitting_id,
@@ -54,13 +69,19 @@ def info_problem_body(event: CandidateEvent, candidate: Candidate) -> dict[str, 
         "resolved_at": data.get("resolved_at"),
         "resolved_by": data.get("resolved_by_name"),
         "note": data.get("note"),
+        "replied": bool(data.get("replied")),
     }
 
 
 async def info_problems(
-    db: AsyncSession, candidate_ids: set[int], *, include_resolved: bool = False
+    db: AsyncSession,
+    candidate_ids: set[int],
+    *,
+    include_resolved: bool = False,
+    kind: str = "info_problem",
 ) -> list[dict[str, Any]]:
-    """The info problems of these candidates, oldest first (open ones only by default)."""
+    """The info problems (or raised hands: ``kind="help_request"``) of these candidates,
+    oldest first (open ones only by default)."""
     if not candidate_ids:
         return []
     rows = await db.execute(
@@ -68,7 +89,7 @@ async def info_problems(
         .join(Candidate, Candidate.id == CandidateEvent.candidate_id)
         .where(
             CandidateEvent.candidate_id.in_(candidate_ids),
-            CandidateEvent.kind == "info_problem",
+            CandidateEvent.kind == kind,
         )
         .order_by(CandidateEvent.at, CandidateEvent.id)
     )
@@ -76,11 +97,107 @@ async def info_problems(
     return out if include_resolved else [p for p in out if p["status"] == "open"]
 
 
-async def get_info_problem(db: AsyncSession, problem_id: int) -> CandidateEvent:
+async def get_info_problem(
+    db: AsyncSession, problem_id: int, kind: str = "info_problem"
+) -> CandidateEvent:
     event = await db.get(CandidateEvent, problem_id, with_for_update=True)
-    if event is None or event.kind != "info_problem":
+    if event is None or event.kind != kind:
+        if kind == "help_request":
+            raise NotFound("unknown_help_request", f"No raised hand {problem_id}. 没有这条求助。")
         raise NotFound("unknown_info_problem", f"No reported problem {problem_id}.")
     return event
+
+
+# ------------------------------------------------------------------------- raised hands
+
+
+def _help_text(text: str | None) -> str:
+    text = " ".join((text or "").split())
+    if len(text) > HELP_TEXT_MAX:
+        raise Invalid(
+            "help_text_too_long",
+            f"求助留言最多{HELP_TEXT_MAX}个字。 A message has at most {HELP_TEXT_MAX} characters.",
+        )
+    return text
+
+
+async def raise_hand(
+    db: AsyncSession,
+    bus: Bus,
+    *,
+    candidate: Candidate,
+    step: str,
+    text: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The candidate raises a hand (求助) with an optional short message: recorded as a
+    ``help_request`` event, committed, then the sitting's consoles are told (those of the
+    candidate's room see it: the console socket filters by candidate)."""
+    text = _help_text(text)
+    if step in ENDED:
+        raise Conflict("exam_over", "考试已结束。 Your exam has ended.")
+    mine = list(
+        await db.scalars(
+            select(CandidateEvent)
+            .where(
+                CandidateEvent.candidate_id == candidate.id,
+                CandidateEvent.kind == "help_request",
+            )
+            .order_by(CandidateEvent.at.desc(), CandidateEvent.id.desc())
+            .limit(HELP_PER_WINDOW)
+        )
+    )
+    if any(not (ev.data or {}).get("resolved_at") for ev in mine):
+        raise Conflict(
+            "hand_already_raised",
+            "你已经举手求助，请等待监考老师处理。 Your hand is raised already: the invigilator "
+            "will answer.",
+        )
+    if len(mine) >= HELP_PER_WINDOW:
+        oldest = mine[-1].at
+        wait = HELP_WINDOW_SECONDS - (now - oldest).total_seconds()
+        if wait > 0:
+            error = TooMany(
+                "too_many_requests",
+                f"求助过于频繁，请{int(wait) + 1}秒后再试。 Too many requests: try again in "
+                f"{int(wait) + 1} s.",
+            )
+            error.details["retry_after"] = int(wait) + 1
+            raise error
+    event = CandidateEvent(
+        candidate_id=candidate.id, kind="help_request", data={"text": text, "step": step}, at=now
+    )
+    db.add(event)
+    await db.flush()
+    body = info_problem_body(event, candidate)
+    await db.commit()
+    await bus.publish(
+        sitting_channel(candidate.sitting_id),
+        {"type": "help_request", **body, "candidate_name": candidate.name},
+    )
+    return body
+
+
+async def my_help_requests(db: AsyncSession, candidate: Candidate, limit: int = 20) -> list[dict]:
+    """The candidate's own raised hands, newest first."""
+    rows = await db.scalars(
+        select(CandidateEvent)
+        .where(CandidateEvent.candidate_id == candidate.id, CandidateEvent.kind == "help_request")
+        .order_by(CandidateEvent.at.desc(), CandidateEvent.id.desc())
+        .limit(limit)
+    )
+    return [info_problem_body(ev, candidate) for ev in rows]
+
+
+async def count_open_help(db: AsyncSession, candidate_ids: set[int]) -> int:
+    if not candidate_ids:
+        return 0
+    rows = await db.scalars(
+        select(CandidateEvent.data).where(
+            CandidateEvent.candidate_id.in_(candidate_ids), CandidateEvent.kind == "help_request"
+        )
+    )
+    return sum(1 for data in rows if not (data or {}).get("resolved_at"))
 
 
 async def resolve_info_problem(
@@ -91,9 +208,12 @@ async def resolve_info_problem(
     staff_id: int,
     note: str,
     now: datetime,
+    replied: bool = False,
 ) -> dict[str, Any]:
-    """Mark the problem resolved with the invigilator's note (recorded as an event of the
-    candidate), commit, and tell the sitting's consoles."""
+    """Mark the problem (or raised hand) resolved with the invigilator's note (recorded as
+    an event of the candidate), commit, and tell the sitting's consoles (and, for a raised
+    hand, the candidate's page). ``replied``: the note was sent to the candidate as a
+    danmaku reply (the caller sends it)."""
     note = " ".join((note or "").split())
     if not 2 <= len(note) <= 500:
         raise NOTE_REQUIRED
@@ -105,25 +225,40 @@ async def resolve_info_problem(
         )
     staff = await db.get(StaffUser, staff_id)
     name = staff.display_name if staff is not None else f"#{staff_id}"
-    data.update(resolved_at=now.isoformat(), resolved_by=staff_id, resolved_by_name=name, note=note)
+    data.update(
+        resolved_at=now.isoformat(),
+        resolved_by=staff_id,
+        resolved_by_name=name,
+        note=note,
+        replied=replied,
+    )
     event.data = data  # a new dict: the JSON column sees the change
+    kind = event.kind
     await record_event(
         db,
         event.candidate_id,
-        "info_problem_resolved",
+        f"{kind}_resolved",
         now,
         problem_id=event.id,
         text=data.get("text", ""),
         note=note,
         by=staff_id,
         by_name=name,
+        raised_at=_iso(event.at),
+        replied=replied,
     )
     candidate = await db.get(Candidate, event.candidate_id)
     body = info_problem_body(event, candidate)
     await db.commit()
     await bus.publish(
-        sitting_channel(candidate.sitting_id), {"type": "info_problem_resolved", "problem": body}
+        sitting_channel(candidate.sitting_id),
+        {"type": f"{kind}_resolved", "candidate_id": candidate.id, "problem": body},
     )
+    if kind == "help_request":
+        await bus.publish(
+            candidate_channel(candidate.id),
+            {"type": "help_resolved", "id": event.id, "resolved_at": body["resolved_at"]},
+        )
     return body
 
 

@@ -65,9 +65,21 @@ ACTION_NAMES = {
     "exam_terminated": "终止考试 Exam ended",
     "alerts_snoozed": "告警静音 Alerts snoozed",
     "snooze_ended": "结束静音 Snooze ended",
+    "note": "监考备注 Invigilator's note",
+    "handover_note": "交接说明 Handover note",
+    "help_request": "考生求助 Raised hand",
 }
+VIOLATION_FROM_ALERT = "告警记为违纪 Alert recorded as a violation"
 #: console actions that handle a violation (考生违规违纪处理): listed with the violations
 DISCIPLINE_ACTIONS = ("discipline_warning", "exam_terminated")
+
+
+def _hand_text(data: dict[str, Any]) -> str:
+    """A raised hand in the record: the message and how it was resolved (or "open")."""
+    text = f"“{data.get('text') or ''}”"
+    if not data.get("resolved_at"):
+        return f"{text} — 待处理 open"
+    return f"{text} — 已处理 resolved {data['resolved_at']}: {data.get('note') or ''}"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -279,6 +291,13 @@ async def room_record(
             select(Danmaku).where(Danmaku.candidate_id.in_(ids)).order_by(Danmaku.sent_at)
         )
     )
+    hands = list(  # raised hands (求助), with how they were resolved
+        await db.scalars(
+            select(CandidateEvent)
+            .where(CandidateEvent.candidate_id.in_(ids), CandidateEvent.kind == "help_request")
+            .order_by(CandidateEvent.at, CandidateEvent.id)
+        )
+    )
     extensions = list(
         await db.scalars(
             select(TimeExtension)
@@ -410,13 +429,22 @@ async def room_record(
                 }
             )
         if a.kind == "violation":
+            from_alert = (a.data or {}).get("from_alert")
+            alert_type = ALERT_TITLES.get(str((a.data or {}).get("type")), "")
             listed.append(
                 {
                     "at": _iso(a.at),
                     "candidate": who(a.candidate_id),
                     "source": "invigilator",
                     "type": "violation_screenshot",
-                    "title": ACTION_NAMES["violation"],
+                    # kept from an alert ("recorded as a violation" when acknowledging) or
+                    # a screenshot the invigilator took
+                    "title": (
+                        f"{VIOLATION_FROM_ALERT} · {alert_type}"
+                        if from_alert
+                        else ACTION_NAMES["violation"]
+                    ),
+                    "alert_id": a.alert_id,
                     "severity": "warning",
                     "view": (a.data or {}).get("view"),
                     "status": "recorded",
@@ -436,30 +464,53 @@ async def room_record(
     listed.sort(key=lambda v: v["at"] or "")
 
     # -- the supervision log: everything done, by whom, in order
-    log = [
-        {
-            "at": _iso(a.at),
-            "kind": a.kind,
-            "what": ACTION_NAMES.get(a.kind, a.kind),
-            "candidate": who(a.candidate_id),
-            "by": names.get(a.staff_id) if a.staff_id else "系统 system",
-            "reason": a.reason,
-            "data": a.data or {},
-        }
-        for a in actions
-        if a.kind != "incident"
-    ] + [
-        {
-            "at": _iso(d.sent_at),
-            "kind": "danmaku",
-            "what": ACTION_NAMES["danmaku"],
-            "candidate": who(d.candidate_id),
-            "by": names.get(d.sender_id),
-            "reason": d.text,
-            "data": {"delivered_at": _iso(d.delivered_at), "seen_at": _iso(d.seen_at)},
-        }
-        for d in danmaku
-    ]
+    log = (
+        [
+            {
+                "at": _iso(a.at),
+                "kind": a.kind,
+                "what": ACTION_NAMES.get(a.kind, a.kind),
+                "candidate": who(a.candidate_id),
+                "by": names.get(a.staff_id) if a.staff_id else "系统 system",
+                "reason": a.reason,
+                "data": a.data or {},
+            }
+            for a in actions
+            if a.kind != "incident"
+        ]
+        + [
+            {
+                "at": _iso(d.sent_at),
+                "kind": "danmaku",
+                "what": ACTION_NAMES["danmaku"],
+                "candidate": who(d.candidate_id),
+                "by": names.get(d.sender_id),
+                "reason": d.text,
+                "data": {
+                    "delivered_at": _iso(d.delivered_at),
+                    "seen_at": _iso(d.seen_at),
+                    "acknowledged_at": _iso(d.acknowledged_at),
+                },
+            }
+            for d in danmaku
+        ]
+        + [
+            {
+                "at": _iso(h.at),
+                "kind": "help_request",
+                "what": ACTION_NAMES["help_request"],
+                "candidate": who(h.candidate_id),
+                "by": (h.data or {}).get("resolved_by_name"),
+                "reason": _hand_text(h.data or {}),
+                "data": {
+                    "resolved_at": (h.data or {}).get("resolved_at"),
+                    "note": (h.data or {}).get("note"),
+                    "replied": bool((h.data or {}).get("replied")),
+                },
+            }
+            for h in hands
+        ]
+    )
     log.sort(key=lambda i: i["at"] or "")
 
     incidents = [
@@ -515,6 +566,7 @@ async def room_record(
             "terminated": sum(1 for a in actions if a.kind == "exam_terminated"),
             "incidents": len(incidents),
             "extensions": len(ext_rows),
+            "help_requests": len(hands),
         },
         "attendance": attendance,
         "violations": listed,

@@ -95,6 +95,57 @@ async def mark_danmaku(
     return body
 
 
+async def acknowledge_danmaku(
+    db: AsyncSession, bus: Bus, *, candidate_id: int, danmaku_id: int, now: datetime
+) -> dict:
+    """The candidate pressed "我已知晓 I understand" on a warning (issue 23): recorded once
+    (in the audit chain), the consoles told; pressing again answers the same. A warning
+    that is not this candidate's is ``unknown_danmaku`` (404), as one that does not exist."""
+    row = await db.get(Danmaku, danmaku_id, with_for_update=True)
+    if row is None or row.candidate_id != candidate_id:
+        raise NotFound("unknown_danmaku", f"No warning {danmaku_id}. 没有这条警告。")
+    if row.acknowledged_at is not None:
+        return danmaku_body(row)
+    row.acknowledged_at = now
+    if row.delivered_at is None:
+        row.delivered_at = now
+    if row.seen_at is None:
+        row.seen_at = now
+    candidate = await db.get(Candidate, candidate_id)
+    await chain.append(
+        db,
+        "danmaku.acknowledged",
+        actor=chain.candidate_actor(candidate_id),
+        payload={"acknowledged_at": chain.iso(now)},
+        sitting_id=candidate.sitting_id,
+        candidate_id=candidate_id,
+        subject_type="danmaku",
+        subject_id=row.id,
+    )
+    await db.commit()
+    body = danmaku_body(row)
+    await bus.publish(sitting_channel(candidate.sitting_id), {"type": "danmaku", "danmaku": body})
+    return body
+
+
+#: at most this many unacknowledged warnings are shown again to a candidate (newest kept)
+PENDING_DANMAKU_MAX = 50
+
+
+async def pending_danmaku(db: AsyncSession, candidate_id: int) -> list[dict]:
+    """The candidate's warnings not yet acknowledged, oldest first: they stay on the
+    candidate's screen (after a reload too) until acknowledged."""
+    rows = list(
+        await db.scalars(
+            select(Danmaku)
+            .where(Danmaku.candidate_id == candidate_id, Danmaku.acknowledged_at.is_(None))
+            .order_by(Danmaku.sent_at.desc(), Danmaku.id.desc())
+            .limit(PENDING_DANMAKU_MAX)
+        )
+    )
+    return [danmaku_body(r) for r in reversed(rows)]
+
+
 async def list_alerts(db: AsyncSession, sitting_id: int, limit: int = 100) -> list[dict]:
     if not 1 <= limit <= 1000:
         raise Invalid("bad_limit", "limit must be between 1 and 1000")
@@ -1023,6 +1074,95 @@ async def delete_phrase(db: AsyncSession, *, staff_id: int, manager: bool, phras
         raise Forbidden("chief_only", "Only a chief examiner may delete a shared phrase.")
     await db.delete(row)
     await db.commit()
+
+
+# ----------------------------------------------------------------------------- notes
+
+#: an invigilator's note on a candidate or a room's handover note: at most this long
+FREE_NOTE_MAX = 1000
+#: at most this many notes per candidate (or handover notes per room)
+NOTES_PER_SUBJECT = 200
+NOTE_KIND = "note"
+HANDOVER_KIND = "handover_note"
+
+
+async def _count_actions(db: AsyncSession, kind: str, **where: int) -> int:
+    query = select(func.count()).select_from(ConsoleAction).where(ConsoleAction.kind == kind)
+    for column, value in where.items():
+        query = query.where(getattr(ConsoleAction, column) == value)
+    return int(await db.scalar(query) or 0)
+
+
+async def add_note(
+    db: AsyncSession, bus: Bus, *, staff_id: int, candidate: Candidate, text: str
+) -> dict[str, Any]:
+    """A free-text note of an invigilator on one candidate (several, timestamped, with
+    the author): a ``note`` console action, so it is in the candidate's timeline, the
+    review and the audit chain."""
+    text = _text(text, lo=1, hi=FREE_NOTE_MAX, code="bad_note", what="A note (备注)")
+    if await _count_actions(db, NOTE_KIND, candidate_id=candidate.id) >= NOTES_PER_SUBJECT:
+        raise Conflict(
+            "too_many_notes", f"At most {NOTES_PER_SUBJECT} notes per candidate. 备注已达上限。"
+        )
+    row = await record_action(
+        db,
+        sitting_id=candidate.sitting_id,
+        kind=NOTE_KIND,
+        staff_id=staff_id,
+        candidate_id=candidate.id,
+        reason=text,
+    )
+    await db.commit()
+    return (await publish_actions(db, bus, [row]))[0]
+
+
+async def list_notes(db: AsyncSession, *, candidate_id: int) -> list[dict[str, Any]]:
+    """The candidate's notes, oldest first."""
+    rows = list(
+        await db.scalars(
+            select(ConsoleAction)
+            .where(ConsoleAction.candidate_id == candidate_id, ConsoleAction.kind == NOTE_KIND)
+            .order_by(ConsoleAction.at, ConsoleAction.id)
+        )
+    )
+    names = await staff_names(db, (r.staff_id for r in rows))
+    return [action_body(r, names) for r in rows]
+
+
+async def add_handover(
+    db: AsyncSession, bus: Bus, *, staff_id: int, room_id: int, sitting_id: int, text: str
+) -> dict[str, Any]:
+    """A handover note for a room (交接说明), e.g. when a second invigilator takes over:
+    shown to every invigilator of the room when they open it."""
+    text = _text(text, lo=2, hi=FREE_NOTE_MAX, code="bad_note", what="A handover note (交接说明)")
+    if await _count_actions(db, HANDOVER_KIND, room_id=room_id) >= NOTES_PER_SUBJECT:
+        raise Conflict(
+            "too_many_notes", f"At most {NOTES_PER_SUBJECT} handover notes per room. 已达上限。"
+        )
+    row = await record_action(
+        db,
+        sitting_id=sitting_id,
+        kind=HANDOVER_KIND,
+        staff_id=staff_id,
+        room_id=room_id,
+        reason=text,
+    )
+    await db.commit()
+    return (await publish_actions(db, bus, [row]))[0]
+
+
+async def list_handovers(db: AsyncSession, *, room_id: int, limit: int = 20) -> list[dict]:
+    """The room's handover notes, newest first."""
+    rows = list(
+        await db.scalars(
+            select(ConsoleAction)
+            .where(ConsoleAction.room_id == room_id, ConsoleAction.kind == HANDOVER_KIND)
+            .order_by(ConsoleAction.at.desc(), ConsoleAction.id.desc())
+            .limit(limit)
+        )
+    )
+    names = await staff_names(db, (r.staff_id for r in rows))
+    return [action_body(r, names) for r in rows]
 
 
 # ----------------------------------------------------------------------------- timeline

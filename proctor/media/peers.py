@@ -22,6 +22,7 @@ from proctor.domain import CandidateRef
 from proctor.errors import Invalid
 from proctor.media.bounded import bound
 from proctor.media.monitor import CandidateMonitor
+from proctor.media.recording import RecordingSetup, ViewRecorder, start_view_recording
 from proctor.media.sampler import FrameSampler
 from proctor.media.turn import IceSource, ice_source
 
@@ -44,6 +45,7 @@ class _Peer:
         self.video: MediaStreamTrack | None = None  # the received source tracks
         self.audio_src: MediaStreamTrack | None = None
         self.connected = False
+        self.recording: ViewRecorder | None = None  # the whole-session recording (issue 22)
 
 
 class PeerManager:
@@ -52,8 +54,10 @@ class PeerManager:
         monitor_factory: MonitorFactory,
         on_connection: ConnectionSink,
         ice_servers: IceSource = None,
+        recording: RecordingSetup | None = None,
     ) -> None:
         self.monitor_factory = monitor_factory
+        self.recording = recording  # None: nothing recorded
         self.on_connection = on_connection
         self.ice_servers = ice_source(ice_servers)
         self.monitors: dict[int, CandidateMonitor] = {}
@@ -158,6 +162,8 @@ class PeerManager:
         except Exception as exc:
             await self._close(key, notify=False)
             raise Invalid("invalid_sdp", f"The WebRTC offer could not be used: {exc}") from exc
+        if self.recording is not None:
+            peer.recording = start_view_recording(self.recording, ref, view, pc)
         return pc.localDescription
 
     async def _close(self, key: tuple[int, str], notify: bool, ended: bool = False) -> None:
@@ -174,6 +180,8 @@ class PeerManager:
             self._state[key] = (False, datetime.now(UTC))
         with contextlib.suppress(Exception):
             await peer.pc.close()
+        if peer.recording is not None:  # the last segment, up to the last frame received
+            await peer.recording.close()
         if notify and was_connected and monitor is not None:
             await self.on_connection(monitor.ref, view, False, ended)
 

@@ -134,6 +134,8 @@ async def evidence_pack(
                     "alert_id": e.alert_id,
                     "mime": e.mime,
                     "captured_at": local_iso(e.captured_at, zone),
+                    # a recorded segment's end (else None)
+                    "ended_at": local_iso(e.ended_at, zone),
                 },
             )
         )

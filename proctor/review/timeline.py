@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import NotFound
+from proctor.evidence.recordings import KIND as RECORDING_KIND
 from proctor.evidence.zones import zone_body
 from proctor.review import optional, risk
 from proctor.review.verdicts import (
@@ -74,6 +75,20 @@ def evidence_body(e: Evidence) -> dict[str, Any]:
         "sha256": e.sha256,
         "size": e.size,
         "captured_at": iso(e.captured_at),
+        "url": evidence_url(e.id),
+    }
+
+
+def recording_body(e: Evidence) -> dict[str, Any]:
+    """A recorded segment of a view: from ``start`` to ``end``, played at ``url``."""
+    return {
+        "id": e.id,
+        "view": e.view,
+        "start": iso(e.captured_at),
+        "end": iso(e.ended_at or e.captured_at),
+        "size": e.size,
+        "sha256": e.sha256,
+        "mime": e.mime,
         "url": evidence_url(e.id),
     }
 
@@ -287,7 +302,11 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
         }
         items.append(body)
         alert_bodies.append(body)
+    # the whole-session recording (issue 22): played beside the timeline, not listed in it
+    recordings = [recording_body(e) for e in evidence if e.kind == RECORDING_KIND]
     for e in evidence:
+        if e.kind == RECORDING_KIND:
+            continue
         items.append(
             {
                 "kind": "evidence",
@@ -307,6 +326,7 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
                 "by": names.get(d.sender_id, str(d.sender_id)),
                 "delivered_at": iso(d.delivered_at),
                 "seen_at": iso(d.seen_at),
+                "acknowledged_at": iso(d.acknowledged_at),
             }
         )
     for x in extensions:
@@ -389,6 +409,7 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
     items.sort(key=lambda i: (i["at"] or "", i["kind"]))
 
     times = [i["at"] for i in items if i["at"]] + [i["end"] for i in items if i.get("end")]
+    times += [r["start"] for r in recordings] + [r["end"] for r in recordings]
     start = min([iso(sitting.starts_at), *times])
     end = max([iso(sitting.ends_at), *times])
     score = risk.score(
@@ -400,6 +421,7 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
         "axis": {"start": start, "end": end},
         "items": items,
         "alerts": alert_bodies,
+        "recordings": recordings,
         "risk": score.as_dict(),
         "verdict": candidate_verdict_body(history[-1], names) if history else None,
         "verdict_history": [candidate_verdict_body(v, names) for v in history],

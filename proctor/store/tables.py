@@ -121,7 +121,8 @@ class Evidence(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sitting_id: Mapped[int] = mapped_column(ForeignKey("sittings.id", ondelete="CASCADE"))
     candidate_id: Mapped[int] = mapped_column(ForeignKey("candidates.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(32))  # alert_screenshot | alert_clip | snapshot
+    # alert_screenshot | alert_clip | snapshot | alert_peak | recording
+    kind: Mapped[str] = mapped_column(String(32))
     # the alert this file documents (clips; the screenshot is Alert.evidence_id)
     alert_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     view: Mapped[str] = mapped_column(String(16))
@@ -130,6 +131,8 @@ class Evidence(Base):
     size: Mapped[int] = mapped_column(Integer)
     mime: Mapped[str] = mapped_column(String(64))
     captured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # a file that spans a time (a recorded segment, issue 22): its end; NULL for a moment
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -176,6 +179,9 @@ class Danmaku(Base):
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: the candidate pressed "我已知晓 I understand" (issue 23): until then the warning
+    #: stays on the candidate's screen
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class CandidateEvent(Base):

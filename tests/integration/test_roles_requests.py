@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import pytest_asyncio
 
-from tests.flowkit import ADMIN, FlowApp, code
+from tests.flowkit import ADMIN, REVIEWER, FlowApp, code
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -155,9 +155,19 @@ async def test_acknowledging_as_a_violation_records_one(fa: FlowApp) -> None:
     record = await inv.ok("get", f"/api/console/sittings/{s.id}/record")
     recorded = [v for v in record["violations"] if v["source"] == "invigilator"]
     assert [v["note"] for v in recorded] == ["已记录违纪 phone"]
+    assert recorded[0]["alert_id"] == ids[1]
+    assert recorded[0]["title"].startswith("告警记为违纪 Alert recorded as a violation")
     timeline = await inv.ok("get", f"/api/console/candidates/{cid}/timeline")
     kinds = [i["action"]["kind"] for i in timeline if i["kind"] == "action"]
     assert kinds.count("violation") == 1 and kinds.count("alert_acknowledged") == 2
+    # the review: in the candidate's timeline and in the exam-room record's draft
+    reviewer = await fa.staff(REVIEWER)
+    review = await reviewer.ok("get", f"/api/review/candidates/{cid}/timeline")
+    live = [i for i in review["items"] if i.get("type") == "violation"]
+    assert [(i["alert_id"], i["reason"]) for i in live] == [(ids[1], "已记录违纪 phone")]
+    draft = await reviewer.ok("get", f"/api/review/sittings/{s.id}/records/room_record")
+    kept = draft["content"]["violations_recorded_live"]
+    assert [(v["candidate_id"], v["alert_id"]) for v in kept] == [(cid, ids[1])]
 
 
 async def test_time_given_back_is_in_the_candidates_console_timeline(fa: FlowApp) -> None:

@@ -1,6 +1,7 @@
 // One candidate opened: live video of both views (and the microphone), the timeline of
 // alerts, actions, danmaku and connection events, and the actions: voice call, danmaku
-// with saved phrases (delivered / seen shown), a screenshot of either view kept as a
+// with saved phrases (delivered / shown / acknowledged by the candidate, with the time),
+// the invigilators' notes on the candidate (several, timestamped, author), a screenshot of either view kept as a
 // violation record with a note; time and status: extend the time, pause and resume the
 // exam (with a reason), and handle a violation with a category of the documents (a warning
 // is recorded; paper voided, score cancelled and disqualified end the exam at once, after a
@@ -29,9 +30,10 @@ import { LiveView, VoiceCall } from "./live.js";
 
 const $ = (id) => document.getElementById(id);
 const TIMELINE_KEEP = 300;
-const DANMAKU_RANK = { sent: 0, delivered: 1, seen: 2 };
+const DANMAKU_RANK = { sent: 0, delivered: 1, seen: 2, acknowledged: 3 };
 
 function danmakuState(d) {
+  if (d.acknowledged_at) return "acknowledged";
   if (d.seen_at) return "seen";
   if (d.delivered_at) return "delivered";
   return "sent";
@@ -92,6 +94,10 @@ export class CandidatePanel {
       this.sendDanmaku();
     });
     this.els.phraseSave.addEventListener("click", () => this.savePhrase());
+    $("note-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.addNote();
+    });
     this.els.shotForm.addEventListener("submit", (e) => {
       e.preventDefault();
       this.screenshot();
@@ -136,6 +142,9 @@ export class CandidatePanel {
     this.timelineKeys.clear();
     this.els.danmakuList.replaceChildren();
     this.danmaku.clear();
+    $("note-list").replaceChildren();
+    $("note-error").hidden = true;
+    $("note-input").value = "";
     this.els.shotResult.textContent = "";
     this.els.shotNote.value = "";
     $("extend-result").textContent = "";
@@ -161,6 +170,7 @@ export class CandidatePanel {
       for (const item of detail.timeline || []) {
         if (item.kind === "danmaku") this.upsertDanmaku(item.danmaku);
       }
+      this.loadNotes(generation);
     } catch (err) {
       if (generation !== this.generation) return;
       this.els.sub.textContent = `Could not load 无法加载: ${err.message}`;
@@ -259,6 +269,7 @@ export class CandidatePanel {
         const a = msg.action;
         if (String(a?.candidate_id) !== String(id)) return;
         this.addTimeline({ at: a.at, kind: "action", action: a });
+        if (a.kind === "note") this.showNote(a);
         if (a.kind === "voice_ended" && this.voice && a.data?.call_id === this.voice.callId) {
           this.voice.hangUp();
           this.showVoice("ended", a.reason);
@@ -509,6 +520,54 @@ export class CandidatePanel {
     }
   }
 
+  // ---- notes ---------------------------------------------------------------------------
+
+  async loadNotes(generation) {
+    try {
+      const rows = await apiFetch(`/api/console/candidates/${encodeURIComponent(this.candidate.id)}/notes`);
+      if (generation !== this.generation) return;
+      for (const row of rows) this.showNote(row);
+    } catch {
+      // the timeline still shows them
+    }
+  }
+
+  showNote(a) {
+    const list = $("note-list");
+    if (list.querySelector(`li[data-note-id="${CSS.escape(String(a.id))}"]`)) return;
+    const li = document.createElement("li");
+    li.className = "note-item";
+    li.dataset.noteId = String(a.id);
+    const when = parseTime(a.at);
+    const time = text("time", "note-time muted", formatClock(when));
+    if (a.at) time.dateTime = a.at;
+    time.title = formatDateTime(when);
+    li.append(time, " ", text("span", "note-author muted", a.staff_name || ""), text("div", "note-text", a.reason));
+    list.append(li); // oldest first
+  }
+
+  async addNote() {
+    const input = $("note-input");
+    const error = $("note-error");
+    const button = $("note-add");
+    error.hidden = true;
+    button.disabled = true;
+    const value = input.value;
+    try {
+      const row = await apiFetch(
+        `/api/console/candidates/${encodeURIComponent(this.candidate.id)}/notes`,
+        { method: "POST", body: { text: value } },
+      );
+      this.showNote(row);
+      if (input.value === value) input.value = ""; // not what was typed meanwhile
+    } catch (err) {
+      error.textContent = err instanceof ApiError ? err.message : "Could not save 保存失败";
+      error.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   upsertDanmaku(d) {
     if (!d || d.id === undefined) return;
     const key = String(d.id);
@@ -530,8 +589,11 @@ export class CandidatePanel {
       entry.li.dataset.state = state;
       entry.stateEl.dataset.state = state;
       entry.stateEl.textContent = DANMAKU_STATES[state];
-      const when = parseTime(d.seen_at || d.delivered_at || d.sent_at);
+      const when = parseTime(d.acknowledged_at || d.seen_at || d.delivered_at || d.sent_at);
       entry.stateEl.title = when ? formatDateTime(when) : "";
+      if (state === "acknowledged" && when) {
+        entry.stateEl.textContent = `${DANMAKU_STATES[state]} ${formatClock(when)}`;
+      }
     }
   }
 

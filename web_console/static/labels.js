@@ -29,7 +29,8 @@ export const VIEWS = {
 export const DANMAKU_STATES = {
   sent: "sent 已发送",
   delivered: "delivered 已送达",
-  seen: "seen 已读",
+  seen: "shown, not acknowledged 已显示，未确认",
+  acknowledged: "acknowledged 已知晓",
 };
 
 export const SITTING_KINDS = {
@@ -376,6 +377,8 @@ export const ACTIONS = {
   exam_terminated: "Exam ended 终止考试",
   alerts_snoozed: "Alerts snoozed 告警静音",
   snooze_ended: "Snooze ended 结束静音",
+  note: "Note 监考备注",
+  handover_note: "Handover note 交接说明",
 };
 
 export const EVENTS = {
@@ -384,6 +387,8 @@ export const EVENTS = {
   media_ended: "View ended with the exam 考试结束，画面结束",
   info_problem: "Details reported wrong 考生报告信息有误",
   info_problem_resolved: "Details problem resolved 信息问题已处理",
+  help_request: "Raised hand 考生求助",
+  help_request_resolved: "Raised hand answered 求助已处理",
   identity_check: "Photo check 拍照核验",
   identity_admitted: "Admitted after a manual check 人工核验通过",
   identity_retry_allowed: "Photo check opened again 允许重新拍照",
@@ -502,6 +507,13 @@ export function eventDetail(kind, data) {
       return `“${d.text || ""}”${d.resolved_at ? ` — resolved 已处理: ${d.note || ""}` : " — open 待处理"}`;
     case "info_problem_resolved":
       return `“${d.text || ""}” — ${d.by_name || ""}: ${d.note || ""}`;
+    case "help_request":
+      return `“${d.text || ""}”${d.resolved_at ? ` — answered 已处理 ${formatClock(parseTime(d.resolved_at))}: ${d.note || ""}` : " — open 待处理"}`;
+    case "help_request_resolved": {
+      const raised = parseTime(d.raised_at);
+      const how = d.replied ? " (replied by danmaku 弹幕回复)" : "";
+      return `“${d.text || ""}”${raised ? ` (raised 求助于 ${formatClock(raised)})` : ""} — ${d.by_name || ""}${how}: ${d.note || ""}`;
+    }
     case "identity_admitted":
     case "identity_retry_allowed":
     case "identity_refused":

@@ -2,14 +2,19 @@
 // alert feed:
 //   - "my details are wrong" (信息有误) with the text the candidate typed; resolved with a
 //     note (POST /api/invigilate/info-problems/{id}/resolve);
+//   - a raised hand (求助) with the candidate's short message; answered by a danmaku reply
+//     ("Reply 回复": the note is sent to the candidate) or otherwise (a voice call from the
+//     candidate's panel, in person) and marked handled with a note
+//     (POST /api/invigilate/help-requests/{id}/resolve);
 //   - a manual identity check (人工核验) after failed photo checks: the registered photo,
 //     the captured photos and the live face side by side, admit / retry / refuse with a
 //     reason (POST /api/invigilate/candidates/{id}/admit | identity-retry | identity-refuse).
 // The list is GET /api/invigilate/requests; the console socket's info_problem,
-// info_problem_resolved and flow messages refresh it.
+// info_problem_resolved, help_request, help_request_resolved and flow messages refresh it.
 //
 // Hooks for tests: #request-list li.request[data-kind][data-candidate-id], .request-text,
-// .request-note, .request-resolve-button, .request-compare; #identity-dialog with
+// .request-note, .request-resolve-button, .request-reply-button (raised hands),
+// .request-compare; #identity-dialog with
 // #identity-registered, #identity-captures img, #identity-live, #identity-reason,
 // button[data-decision], #identity-error.
 
@@ -119,7 +124,11 @@ export class RequestsPanel {
     try {
       const body = await apiFetch(`/api/invigilate/requests?${params}`);
       if (generation !== this.generation) return;
-      this.render([...(body.identity_reviews || []), ...(body.info_problems || [])]);
+      this.render([
+        ...(body.help_requests || []),
+        ...(body.identity_reviews || []),
+        ...(body.info_problems || []),
+      ]);
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) return; // the page redirects
       // keep what is shown; the next message or reconnect loads again
@@ -132,7 +141,11 @@ export class RequestsPanel {
     if (msg.type === "info_problem") {
       this.announce(`Details reported wrong 考生报告信息有误: ${msg.candidate_name || ""}`);
       this.scheduleReload(0);
-    } else if (msg.type === "info_problem_resolved") {
+    } else if (msg.type === "help_request") {
+      const words = msg.text ? `: ${msg.text}` : "";
+      this.announce(`Raised hand 考生求助 ${msg.candidate_name || ""}${words}`);
+      this.scheduleReload(0);
+    } else if (msg.type === "info_problem_resolved" || msg.type === "help_request_resolved") {
       this.scheduleReload(0);
     } else if (msg.type === "flow") {
       if (msg.identity?.needs_invigilator) {
@@ -177,10 +190,16 @@ export class RequestsPanel {
     const when = parseTime(item.at);
     const time = el("time", "request-time muted", when ? formatClock(when) : "");
     if (when) time.title = formatDateTime(when);
-    if (item.kind === "info_problem") {
+    if (item.kind === "info_problem" || item.kind === "help_request") {
+      const hand = item.kind === "help_request";
       li.dataset.id = String(item.id);
-      head.append(el("strong", "request-kind", "Details wrong 信息有误"), " ", who, " ", time);
+      const kindLabel = hand ? "Raised hand 求助" : "Details wrong 信息有误";
+      head.append(el("strong", "request-kind", kindLabel), " ", who, " ", time);
       const text = el("blockquote", "request-text", item.text);
+      if (hand && !item.text) {
+        text.textContent = "(no message 无留言)";
+        text.classList.add("muted");
+      }
       const form = el("form", "request-resolve");
       form.noValidate = true;
       const label = el("label", "visually-hidden", "How it was resolved 处理说明");
@@ -188,7 +207,7 @@ export class RequestsPanel {
       note.type = "text";
       note.maxLength = 500;
       note.autocomplete = "off";
-      note.placeholder = "How resolved 处理说明…";
+      note.placeholder = hand ? "Reply or note 回复或处理说明…" : "How resolved 处理说明…";
       note.id = `request-note-${item.id}`;
       note.dataset.problemId = String(item.id);
       note.dataset.focusKey = `note-${item.id}`;
@@ -200,15 +219,29 @@ export class RequestsPanel {
       const error = el("p", "request-error form-error");
       error.setAttribute("role", "alert");
       error.hidden = true;
-      form.append(label, note, button);
+      form.append(label, note, button); // the first: Enter marks handled
+      let reply = null;
+      if (hand) {
+        // send the text to the candidate as a danmaku and mark handled
+        reply = el("button", "button small primary request-reply-button", "Reply 回复");
+        reply.type = "submit";
+        reply.dataset.focusKey = `reply-${item.id}`;
+        reply.dataset.reply = "1";
+        form.append(reply);
+      }
+      const path = hand
+        ? `/api/invigilate/help-requests/${encodeURIComponent(item.id)}/resolve`
+        : `/api/invigilate/info-problems/${encodeURIComponent(item.id)}/resolve`;
       form.addEventListener("submit", async (event) => {
         event.preventDefault();
+        const replying = Boolean(event.submitter?.dataset.reply);
         button.disabled = true;
+        if (reply) reply.disabled = true;
         error.hidden = true;
         try {
-          await apiFetch(`/api/invigilate/info-problems/${encodeURIComponent(item.id)}/resolve`, {
+          await apiFetch(path, {
             method: "POST",
-            body: { note: note.value },
+            body: hand ? { note: note.value, reply: replying } : { note: note.value },
           });
           this.drafts.delete(String(item.id));
           li.remove();
@@ -220,6 +253,7 @@ export class RequestsPanel {
           note.focus();
         } finally {
           button.disabled = false;
+          if (reply) reply.disabled = false;
         }
       });
       li.append(head, text, form, error);

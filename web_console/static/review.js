@@ -385,6 +385,7 @@ function renderCandidate(tl) {
     ),
   );
   renderAxis(tl);
+  renderRecording(tl);
   renderList(tl);
   renderAlerts(tl);
   renderVerdictForm(tl);
@@ -402,7 +403,10 @@ function itemLabel(item) {
       (item.restored ? "" : " — not restored 未恢复");
   }
   if (item.kind === "staff_action" && item.type === "danmaku") {
-    return `Danmaku 弹幕警告 · by 发送人 ${item.by}: “${item.text}”` + (item.seen_at ? " — seen 已读" : "");
+    const state = item.acknowledged_at
+      ? ` — acknowledged 已知晓 ${when(item.acknowledged_at)}`
+      : item.seen_at ? " — seen, not acknowledged 已显示，未确认" : "";
+    return `Danmaku 弹幕警告 · by 发送人 ${item.by}: “${item.text}”${state}`;
   }
   if (item.kind === "staff_action" && item.type === "time_extension") {
     return `Time given back 顺延 ${item.seconds} s · by 操作人 ${item.by}: ${item.reason || ""}`;
@@ -440,6 +444,7 @@ function renderAxis(tl) {
       mark.style.left = `${left}%`;
       if (width) mark.style.width = `${width}%`;
       mark.addEventListener("click", () => {
+        if (item.kind === "alert") seekRecording(item.at);
         const target = document.querySelector(`#timeline-list li[data-index="${index}"]`);
         if (target) {
           target.scrollIntoView({ block: "center", behavior: "smooth" });
@@ -462,6 +467,143 @@ function renderAxis(tl) {
   );
 }
 
+// ---- the whole-session recording (issue 22) ------------------------------------------
+// Segments of each view (WebM, as the server received them) placed on the timeline's
+// time scale; one clock drives both views; a moment without a segment shows a gap.
+
+const REC_VIEWS = ["first", "second"];
+const rec = { start: 0, end: 0, segs: { first: [], second: [] }, t: 0, playing: false, timer: null, wall: 0 };
+
+function recVideo(view) {
+  return $(`rec-${view}`);
+}
+
+function segmentAt(view, t) {
+  return rec.segs[view].find((s) => s.start <= t && t < s.end) || null;
+}
+
+function recTimeText(t) {
+  return formatDateTime(new Date(t));
+}
+
+function renderRecording(tl) {
+  stopRecording();
+  const box = $("recording");
+  const segments = tl.recordings || [];
+  box.hidden = segments.length === 0;
+  box.dataset.candidateId = tl.candidate.id;
+  for (const view of REC_VIEWS) {
+    const video = recVideo(view);
+    video.removeAttribute("src");
+    delete video.dataset.evidenceId;
+    video.load();
+  }
+  if (!segments.length) return;
+  rec.start = parseTime(tl.axis.start).getTime();
+  rec.end = parseTime(tl.axis.end).getTime();
+  for (const view of REC_VIEWS) {
+    rec.segs[view] = segments
+      .filter((r) => r.view === view)
+      .map((r) => ({ ...r, start: parseTime(r.start).getTime(), end: parseTime(r.end).getTime() }))
+      .sort((a, b) => a.start - b.start);
+  }
+  const span = Math.max(1, rec.end - rec.start);
+  $("rec-covered").replaceChildren(
+    ...REC_VIEWS.flatMap((view) =>
+      rec.segs[view].map((seg) => {
+        const mark = el("span", { class: `rec-span view-${view}`, title: `${viewLabel(view)} ${when(new Date(seg.start).toISOString())}` });
+        mark.style.left = `${((seg.start - rec.start) / span) * 100}%`;
+        mark.style.width = `${Math.max(0.2, ((seg.end - seg.start) / span) * 100)}%`;
+        return mark;
+      }),
+    ),
+  );
+  const scrubber = $("rec-scrubber");
+  scrubber.max = String(span);
+  const first = Math.min(...REC_VIEWS.flatMap((v) => rec.segs[v].map((s) => s.start)));
+  showRecordingAt(first);
+}
+
+function placeView(view, t, play) {
+  const video = recVideo(view);
+  const seg = segmentAt(view, t);
+  const figure = video.closest(".recording-view");
+  figure.classList.toggle("no-recording", !seg);
+  figure.querySelector(".rec-gap").hidden = Boolean(seg);
+  if (!seg) {
+    if (!video.paused) video.pause();
+    return;
+  }
+  const offset = (t - seg.start) / 1000;
+  if (video.dataset.evidenceId !== String(seg.id)) {
+    video.dataset.evidenceId = String(seg.id);
+    video.src = seg.url;
+    video.addEventListener(
+      "loadedmetadata",
+      () => {
+        video.currentTime = Math.max(0, (rec.t - seg.start) / 1000);
+        if (rec.playing) video.play().catch(() => {});
+      },
+      { once: true },
+    );
+    return;
+  }
+  if (Math.abs(video.currentTime - offset) > 0.6) video.currentTime = Math.max(0, offset);
+  if (play && video.paused) video.play().catch(() => {});
+  if (!play && !video.paused) video.pause();
+}
+
+function showRecordingAt(t) {
+  rec.t = Math.min(Math.max(t, rec.start), rec.end);
+  $("rec-scrubber").value = String(rec.t - rec.start);
+  $("rec-time").textContent = recTimeText(rec.t);
+  $("recording").dataset.position = new Date(rec.t).toISOString();
+  for (const view of REC_VIEWS) placeView(view, rec.t, rec.playing);
+}
+
+function tickRecording() {
+  const now = performance.now();
+  showRecordingAt(rec.t + (now - rec.wall));
+  rec.wall = now;
+  if (rec.t >= rec.end) stopRecording();
+}
+
+function startRecording() {
+  rec.playing = true;
+  rec.wall = performance.now();
+  $("rec-play").textContent = "Pause 暂停";
+  showRecordingAt(rec.t);
+  rec.timer = window.setInterval(tickRecording, 250);
+}
+
+function stopRecording() {
+  rec.playing = false;
+  if (rec.timer) window.clearInterval(rec.timer);
+  rec.timer = null;
+  const button = $("rec-play");
+  if (button) button.textContent = "Play 播放";
+  for (const view of REC_VIEWS) {
+    const video = recVideo(view);
+    if (video && !video.paused) video.pause();
+  }
+}
+
+/** Show the recording at ``iso`` (an alert's start): both views, paused there. */
+function seekRecording(iso) {
+  const box = $("recording");
+  if (box.hidden) return;
+  const t = parseTime(iso).getTime();
+  showRecordingAt(t);
+  box.scrollIntoView({ block: "nearest", behavior: "smooth" });
+}
+
+function wireRecording() {
+  $("rec-play").addEventListener("click", () => (rec.playing ? stopRecording() : startRecording()));
+  $("rec-scrubber").addEventListener("input", (event) => {
+    showRecordingAt(rec.start + Number(event.target.value));
+  });
+}
+
 function renderList(tl) {
   $("timeline-list").replaceChildren(
     ...tl.items.map((item, index) =>
@@ -477,6 +619,12 @@ function renderList(tl) {
         el("span", { class: "tl-kind" }, KIND_LABELS[item.kind] || item.kind),
         el("span", { class: "tl-what" }, itemLabel(item)),
         item.kind === "evidence" ? mediaFor(item) : null,
+        item.kind === "alert" && tl.recordings && tl.recordings.length
+          ? Object.assign(
+              el("button", { type: "button", class: "button small rec-seek", "data-alert-id": item.id }, "▶ Recording 录像"),
+              { onclick: () => seekRecording(item.at) },
+            )
+          : null,
       ),
     ),
   );
@@ -728,4 +876,5 @@ $("record-close").addEventListener("click", () => {
 
 // ---- go --------------------------------------------------------------------------------
 
+wireRecording();
 start();

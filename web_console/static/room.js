@@ -21,6 +21,7 @@ import {
 } from "./labels.js";
 import { CriticalNotifier } from "./notify.js";
 import { ReconnectingSocket, socketUrl } from "./socket.js";
+import { HandoverPanel } from "./handover.js";
 import { RequestsPanel } from "./requests.js";
 import { FILTERS, TileGrid } from "./tiles.js";
 
@@ -252,6 +253,8 @@ const requests = new RequestsPanel({
   announce,
   onCandidate: (candidateId) => tiles.focusTile(candidateId),
 });
+
+const handover = new HandoverPanel();
 
 const panel = new CandidatePanel({
   onEvidence: (alert, opener) => openEvidence(alert, opener),
@@ -909,6 +912,7 @@ function selectSitting(sittingId, roomId = null) {
   feed.clear();
   renderRooms();
   requests.setPlace(state.sittingId, state.roomId);
+  handover.setRoom(state.roomId);
   if (sittingId) {
     loadRooms();
     loadSittingData();
@@ -979,6 +983,7 @@ async function loadRooms() {
     if (!state.roomId && state.rooms.length === 1) {
       state.roomId = String(state.rooms[0].id); // one room: name it
       rememberPlace();
+      handover.setRoom(state.roomId);
     }
     renderRooms();
   } catch (err) {
@@ -1120,6 +1125,7 @@ socket.addEventListener("message", (event) => {
   const msg = event.detail;
   if (panel.candidateId !== null) panel.onMessage(msg);
   requests.onMessage(msg);
+  handover.onMessage(msg);
   switch (msg.type) {
     case "alert": {
       const alert = msg.alert;
