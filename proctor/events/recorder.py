@@ -298,9 +298,12 @@ class Recorder:
             captured_at=segment.started_at,
             ended_at=segment.ended_at,
         )
-        async with self.db.transaction() as db:
+
+        async def write(db: AsyncSession) -> None:
             db.add(evidence)
             await chain.append_record(db, "evidence.stored", evidence, actor=chain.SYSTEM)
+
+        await self.db.write(write)  # the database writer thread (issue 22)
 
     async def _save_and_publish(self, ref: CandidateRef, **fields: Any) -> None:
         evidence = await self._store(ref, **fields)
