@@ -111,6 +111,9 @@ def _die_with_parent() -> None:
 
 def _worker_init(model_paths: dict[str, str | None]) -> None:
     _die_with_parent()
+    # Ctrl-C (SIGINT to the whole process group) stops the server, which then shuts the
+    # pool down: a worker killed by it first would be seen as died and started again
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING)
     from proctor.vision.analyzer import build_analyzer
 
