@@ -10,7 +10,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiortc import RTCIceServer
@@ -293,8 +293,33 @@ class Runtime:
             await asyncio.sleep(self.orphan_sweep_seconds)
             try:
                 await self.sweep_orphans_once()
+                await self.close_orphaned_episodes_once()
             except Exception:  # Redis or database hiccup: try again at the next sweep
                 log.exception("orphaned view sweep failed")
+
+    async def close_orphaned_episodes_once(self) -> int:
+        """Close the open episodes no live monitor keeps: the worker whose monitor kept
+        them was killed. An episode belongs to the worker holding its candidate's
+        ownership lease (``proctor.media.cluster``); when that lease has expired or its
+        holder is dead, or when this worker holds it but its monitor (if any) does not
+        keep the episode (the candidate came back here, to a new monitor), the episode
+        ends at its last sighting. Episodes seen in the last ``2 x alert_update_seconds``
+        (at least 10 s) are left alone (a monitor that has just recorded or is closing
+        them). Returns how many closed."""
+        grace = timedelta(seconds=max(10.0, 2 * self.settings.alert_update_seconds))
+        cutoff = datetime.now(UTC) - grace
+        orphaned: list[int] = []
+        for cid, alerts in (await self.recorder.open_episodes()).items():
+            holder = await self.cluster.holder(cid)
+            if holder == self.cluster.worker_id:
+                monitor = self.peers.monitors.get(cid)
+                kept = monitor.open_alert_ids() if monitor is not None else set()
+            elif holder is None or not await self.cluster.alive(holder):
+                kept = set()
+            else:
+                continue  # a live worker's: its monitor keeps them
+            orphaned += [a for a, seen in alerts if a not in kept and seen < cutoff]
+        return await self.recorder.close_episodes(orphaned, "their worker is gone")
 
     async def sweep_orphans_once(self) -> None:
         workers = set(self._remote_views.values())
@@ -374,8 +399,11 @@ class Runtime:
         recorder = Recorder(
             db, storage, bus, evidence_executor, default_time_zone=settings.time_zone
         )
-        # episodes a stopped server left open end at their last sighting
-        await recorder.close_stale_episodes(max(60.0, 10 * settings.alert_update_seconds))
+        # episodes a stopped server left open end at their last sighting: alone, every
+        # open one is; in a cluster, those of the workers that are gone (below)
+        cluster = make_cluster(settings.redis_url, settings.redis_namespace)
+        if not cluster.distributed:
+            await recorder.close_stale_episodes(0)
         rt = cls(
             settings,
             db,
@@ -386,9 +414,11 @@ class Runtime:
             analyzer,
             ThumbnailCache(),
             recorder,
-            make_cluster(settings.redis_url, settings.redis_namespace),
+            cluster,
         )
         await rt.cluster.start({"offer": rt._rpc_offer, "live_offer": rt._rpc_live_offer})
+        if rt.cluster.distributed:
+            await rt.close_orphaned_episodes_once()
         views_ready = asyncio.Event()
         rt._tasks.append(asyncio.create_task(rt._end_views(views_ready), name="end views"))
         await asyncio.wait_for(views_ready.wait(), 10)

@@ -88,12 +88,12 @@ async def seed_review(
     from proctor.evidence.clips import ClipFrame
     from proctor.evidence.screenshot import encode_jpeg
     from proctor.evidence.storage import EvidenceStorage
-    from proctor.invigilation.supervision import send_danmaku
+    from proctor.invigilation.supervision import send_danmaku, snooze_alerts
     from proctor.rules import RuleEngine, RuleSettings
     from proctor.sitting.sittings import add_candidate, create_sitting
     from proctor.store import migrate
     from proctor.store.db import Database
-    from proctor.store.tables import utcnow
+    from proctor.store.tables import Candidate, utcnow
     from proctor.vision.analyzer import build_analyzer
 
     db = Database(database_url)
@@ -161,6 +161,18 @@ async def seed_review(
                 t += 0.5
             seed.alerts[key] = found
 
+        # the invigilator snoozed the risky candidate's device alerts before the footage:
+        # the review shows the snooze with its type and marks the device alert
+        async with db.session() as s:
+            await snooze_alerts(
+                s,
+                bus,
+                staff_id=staff_ids["invigilator"],
+                candidate=await s.get(Candidate, cands["risky"]),
+                alert_type="device",
+                minutes=30,
+                reason="计算器 a calculator",
+            )
         await stream("risky", [("obama.jpg", "obama-480p.jpg")] * 6 + TWO_PEOPLE_AND_PHONE)
         await stream("calm", CALM + NOBODY)
         clean = CandidateRef(cands["clean"], sitting.id, "clean", 2.0, rules)

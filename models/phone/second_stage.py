@@ -23,7 +23,11 @@ detector's score:
 ``--hard CHECK`` also mines the whole product's false positives (the detector verified,
 flipped and checked by ``CHECK``, at ``--hard-floor``) on the train split and its
 phone-free bands as extra negatives, ``--hard-copies`` times (issue 18; measured in the
-README, not shipped).
+README, not shipped). ``--negatives DIR`` (repeatable) mines the product's boxes on a
+phone-free image set (e.g. ``../shared/identity_dev``, portraits) as extra negatives the
+same way, less the pictures named in ``--exclude FILE`` that do show a phone (issue 18,
+2026-12-07; measured in the README, not shipped); ``--mined FILE`` keeps the train split's
+crops between runs.
 
 Training needs torch (CPU), like ``train.py``; nothing here runs in CI or in the product.
 Results are in ``models/phone/README.md``.
@@ -120,6 +124,38 @@ def mine_hard(
             for b in detector.candidates(band, floor).boxes:
                 xs.append(square_crop(band, b, context, size))
     return np.stack(xs) if xs else np.zeros((0, size, size, 3), np.uint8)
+
+
+def mine_negatives(
+    detector: PhoneDetector,
+    floor: float,
+    media: Path,
+    context: float,
+    size: int,
+    exclude: set[str],
+) -> tuple[np.ndarray, list[tuple[str, float]]]:
+    """Crops of every box the whole product (``detector``: :meth:`PhoneDetector.default`)
+    scores at ``floor`` or more on the images of a phone-free set (``--negatives``: a
+    ``labels.json`` of format 1, e.g. ``../shared/identity_dev``, portraits of people
+    without phones: ears, glasses, ties, jackets, microphones, hands), less the images
+    named in ``exclude`` (pictures that do show a phone, found by looking at them); with
+    each crop its image and score."""
+    import json
+
+    labels = json.loads((media / "labels.json").read_text())
+    xs, found = [], []
+    for entry in labels.get("images", []):
+        if entry["file"] in exclude:
+            continue
+        image = cv2.imread(str(media / entry["file"]), cv2.IMREAD_COLOR)
+        if image is None:
+            continue
+        boxes = detector.candidates(image, floor)
+        for b, score in zip(boxes.boxes, boxes.scores, strict=True):
+            xs.append(square_crop(image, b, context, size))
+            found.append((entry["file"], float(score)))
+    crops = np.stack(xs) if xs else np.zeros((0, size, size, 3), np.uint8)
+    return crops, found
 
 
 def classifier() -> nn.Module:
@@ -385,6 +421,24 @@ def main(argv: list[str] | None = None) -> int:
         "(ONNX) at --hard-floor, repeated --hard-copies times",
     )
     parser.add_argument("--hard-floor", type=float, default=0.12)
+    parser.add_argument(
+        "--negatives",
+        type=Path,
+        action="append",
+        default=[],
+        help="a phone-free image set (labels.json, format 1): the product's boxes there "
+        "(checked by --hard, else the shipped check) at --hard-floor are extra negatives, "
+        "--hard-copies times; repeatable",
+    )
+    parser.add_argument(
+        "--exclude",
+        type=Path,
+        help="a file of image names (one a line, as in labels.json) of --negatives that "
+        "show a phone after all",
+    )
+    parser.add_argument(
+        "--mined", type=Path, help="the train split's mined crops (.npz): written, or reused"
+    )
     parser.add_argument("--hard-copies", type=int, default=3)
     parser.add_argument(
         "--no-eval", action="store_true", help="only train (evaluate with benchmarks.phone)"
@@ -418,7 +472,13 @@ def main(argv: list[str] | None = None) -> int:
         "own": [(own, MINE_FLOOR)],
         "both": [(own, MINE_FLOOR), (fused, FUSED_MINE_FLOOR)],
     }[args.mine]
-    xs, ys = mine(miners, args.dataset, args.media, args.context, args.size, args.seed)
+    if args.mined and args.mined.exists():
+        cached = np.load(args.mined)
+        xs, ys = cached["xs"], cached["ys"]
+    else:
+        xs, ys = mine(miners, args.dataset, args.media, args.context, args.size, args.seed)
+        if args.mined:
+            np.savez(args.mined, xs=xs, ys=ys)
     print(
         f"mined {len(xs)} crops: {int(ys.sum())} phones, {int((1 - ys).sum())} not "
         f"({time.time() - started:.0f} s)",
@@ -433,6 +493,22 @@ def main(argv: list[str] | None = None) -> int:
         if len(hard):
             xs = np.concatenate([xs, *[hard] * args.hard_copies])
             ys = np.concatenate([ys, np.zeros(len(hard) * args.hard_copies, np.float32)])
+    if args.negatives:
+        check = args.hard or Path(__file__).parent / "phone_crop_check.onnx"
+        product = PhoneDetector.default(args.model, args.verifier, check)
+        exclude = set(args.exclude.read_text().split()) if args.exclude else set()
+        for media in args.negatives:
+            crops, found = mine_negatives(
+                product, args.hard_floor, media, args.context, args.size, exclude
+            )
+            print(
+                f"mined {len(crops)} negatives on {media.name} from {len({f for f, _ in found})}"
+                f" images ({time.time() - started:.0f} s)",
+                flush=True,
+            )
+            if len(crops):
+                xs = np.concatenate([xs, *[crops] * args.hard_copies])
+                ys = np.concatenate([ys, np.zeros(len(crops) * args.hard_copies, np.float32)])
     if args.arch != "yolox":
         net = train_classifier(new_net(), xs, ys, args.epochs, args.seed, args.lr)
     else:

@@ -5,13 +5,14 @@ shows an alert or a file the database lacks."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.domain import CandidateRef
@@ -47,8 +48,17 @@ ALERT_TITLES = {
 }
 
 
+#: episodes a page's own events open and close (``proctor.flow.screen``), not a monitor
+PAGE_EPISODE_TYPES = ("screen_left",)
+
+
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
+
+
+def _as_utc(value: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite gives them back naive)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class Recorder:
@@ -227,34 +237,81 @@ class Recorder:
                 {"type": "evidence", "evidence": evidence_body(evidence)},
             )
 
-    async def close_stale_episodes(self, older_than: float) -> int:
-        """Close the episodes nobody keeps up to date any more (their monitor went with a
-        server that stopped or died): open alerts whose ``last_seen_at`` is older than
-        ``older_than`` seconds end at it. A live monitor moves ``last_seen_at`` every
-        ``alert_update_seconds`` while its condition lasts. Returns how many closed."""
-        cutoff = utcnow() - timedelta(seconds=older_than)
-
-        async def write(db: AsyncSession) -> list[Alert]:
-            stale = list(
-                await db.scalars(
-                    select(Alert)
+    async def open_episodes(self) -> dict[int, list[tuple[int, datetime]]]:
+        """The open episodes a media monitor keeps (not a page's ``screen_left``, which the
+        page's own events open and close), by candidate: (alert id, last seen)."""
+        async with self.db.session() as db:
+            rows = (
+                await db.execute(
+                    select(Alert.id, Alert.candidate_id, Alert.last_seen_at)
                     .where(
                         Alert.ended_at.is_(None),
                         Alert.last_seen_at.is_not(None),
-                        Alert.last_seen_at < cutoff,
+                        Alert.type.not_in(PAGE_EPISODE_TYPES),
                     )
                     .order_by(Alert.id)
                 )
-            )
-            for alert in stale:
-                alert.ended_at = alert.last_seen_at
-                await chain.append_record(db, "alert.closed", alert, actor=chain.SYSTEM)
-            return stale
+            ).all()
+        found: dict[int, list[tuple[int, datetime]]] = {}
+        for alert_id, candidate_id, seen in rows:
+            found.setdefault(candidate_id, []).append((alert_id, _as_utc(seen)))
+        return found
 
-        stale = await self.db.write(write)
-        if stale:
-            log.info("closed %d episodes left open by a server that stopped", len(stale))
-        return len(stale)
+    async def close_episodes(self, alert_ids: list[int], why: str) -> int:
+        """Close these open episodes at their last sighting (``ended_at = last_seen_at``):
+        their monitor is gone (``why``, logged). Each is closed once even when two
+        processes try at the same moment (a conditional update); the audit chain gets its
+        ``alert.closed`` entry and the consoles an ``alert_update``. Returns how many."""
+        closed: list[tuple[Alert, Candidate | None]] = []
+        for alert_id in alert_ids:
+
+            async def write(
+                db: AsyncSession, alert_id: int = alert_id
+            ) -> tuple[Alert, Candidate | None] | None:
+                done = await db.execute(
+                    update(Alert)
+                    .where(
+                        Alert.id == alert_id,
+                        Alert.ended_at.is_(None),
+                        Alert.last_seen_at.is_not(None),
+                    )
+                    .values(ended_at=Alert.last_seen_at)
+                    .execution_options(synchronize_session=False)
+                )
+                if done.rowcount != 1:
+                    return None  # closed meanwhile (its monitor, or another process)
+                alert = await db.get(Alert, alert_id, populate_existing=True)
+                assert alert is not None
+                await chain.append_record(db, "alert.closed", alert, actor=chain.SYSTEM)
+                return alert, await db.get(Candidate, alert.candidate_id)
+
+            row = await self.db.write(write)  # the database writer thread (issue 22)
+            if row is not None:
+                closed.append(row)
+        for alert, candidate in closed:
+            with contextlib.suppress(Exception):  # the bus is best effort; the row is kept
+                await self.bus.publish(
+                    sitting_channel(alert.sitting_id),
+                    {"type": "alert_update", "alert": alert_body(alert, candidate)},
+                )
+        if closed:
+            log.info("closed %d episodes whose monitor is gone (%s)", len(closed), why)
+        return len(closed)
+
+    async def close_stale_episodes(self, older_than: float) -> int:
+        """Close the episodes nobody keeps up to date any more (their monitor went with a
+        server that stopped or died): open alerts whose ``last_seen_at`` is older than
+        ``older_than`` seconds end at it (0: every open one). A live monitor moves
+        ``last_seen_at`` every ``alert_update_seconds`` while its condition lasts. Returns
+        how many closed."""
+        cutoff = utcnow() - timedelta(seconds=older_than)
+        stale = [
+            alert_id
+            for alerts in (await self.open_episodes()).values()
+            for alert_id, seen in alerts
+            if older_than <= 0 or seen < cutoff
+        ]
+        return await self.close_episodes(stale, "left open by a server that stopped")
 
     async def record_clip(
         self, ref: CandidateRef, alert_id: int, view: str, frames: list[ClipFrame]

@@ -69,6 +69,9 @@ class LocalCluster:
     async def release(self, candidate_id: int) -> None:
         return None
 
+    async def holder(self, candidate_id: int) -> str | None:
+        return self.worker_id
+
     async def alive(self, worker: str) -> bool:
         return worker == self.worker_id
 
@@ -212,6 +215,12 @@ class RedisCluster:
                     self.owned.add(candidate_id)
                 return chosen
         raise ClusterError(f"could not settle the owner of candidate {candidate_id}")
+
+    async def holder(self, candidate_id: int) -> str | None:
+        """Who holds the candidate's ownership lease now (None: nobody, or it expired),
+        without claiming it."""
+        current = await self._redis.get(f"{self.ns}:owner:{candidate_id}")
+        return current.decode() if current is not None else None
 
     async def release(self, candidate_id: int) -> None:
         self.owned.discard(candidate_id)

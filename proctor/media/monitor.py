@@ -392,6 +392,14 @@ class CandidateMonitor:
         return np.zeros((480, 640, 3), np.uint8)
 
     # -- episodes --------------------------------------------------------------------
+    def open_alert_ids(self) -> set[int]:
+        """The alerts of the episodes this monitor keeps open (recorded ones)."""
+        return {
+            f.result()
+            for f in (state.alert_id for state in self._episodes.values())
+            if f.done() and not f.cancelled() and f.exception() is None
+        }
+
     def _raise(self, draft: AlertDraft, frame: np.ndarray | None) -> None:
         """A new episode: its alert is recorded (in the background); its later changes
         wait for the alert's id."""

@@ -77,3 +77,10 @@ async def console_actions(
         return t.c.sitting_id == sitting_id
 
     return await _rows(db, "console_actions", where, order="at")
+
+
+async def snoozes(db: AsyncSession, *, candidate_id: int) -> list[Row]:
+    """The console's alert snoozes of one candidate (one alert type for some minutes)."""
+    return await _rows(
+        db, "alert_snoozes", lambda t: t.c.candidate_id == candidate_id, order="created_at"
+    )

@@ -154,6 +154,21 @@ async def review_queue(db: AsyncSession, sitting_id: int) -> dict[str, Any]:
     return {"sitting": sitting_body(sitting), "candidates": rows}
 
 
+def snooze_covering(alert: Alert, snoozes: list[Any]) -> dict[str, Any] | None:
+    """The snooze an alert was raised under (the console did not push it as new), as the
+    console decides it: raised within a snooze of its type (from its start to its early end
+    or ``until``) and, for an episode, not seen after that end (it came back then)."""
+    raised = _as_utc(alert.raised_at or alert.started_at)
+    seen = _as_utc(alert.last_seen_at)
+    for s in snoozes:
+        start, end = _as_utc(s.created_at), _as_utc(s.ended_at or s.until)
+        if s.type != alert.type or raised is None or start is None or end is None:
+            continue
+        if start <= raised < end and (seen is None or seen <= end):
+            return {"id": s.id, "minutes": s.minutes, "created_at": iso(start), "until": iso(end)}
+    return None
+
+
 def connection_losses(
     events: list[CandidateEvent], until: datetime | None = None, ended_at: datetime | None = None
 ) -> list[dict[str, Any]]:
@@ -242,6 +257,7 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
     found = await optional.attempts(db, candidate_id=candidate_id)
     attempt = found[0] if found else {}
     actions = await optional.console_actions(db, candidate_id=candidate_id)
+    snoozes = await optional.snoozes(db, candidate_id=candidate_id)
     staff_entries = [
         e
         for e in await db.scalars(
@@ -299,6 +315,7 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
             "raised_at": iso(a.raised_at),
             "evidence": by_alert.get(a.id, []),
             "verdict": alert_verdict_body(v, names) if v else None,
+            "snoozed": snooze_covering(a, snoozes),
         }
         items.append(body)
         alert_bodies.append(body)

@@ -32,6 +32,9 @@ class RuleSettings:
     # ... on the second view, which sees a second person's arm or legs more than a whole
     # person (a card terminal held in from the side scores 0.44-0.55 on media_dev)
     person_min_score_second: float = 0.4
+    # ... and for multiple_persons on the first view: a second person at the edge of the
+    # webcam's picture is a sleeve and hands (0.4-0.65 on media_dev's filmed_with_phone)
+    extra_person_min_score: float = 0.4
     # device: the same object of a class (where it was, see device_same_distance) on M of
     # the last K samples of a view; one alert per class per sighting (and cooldown)
     # whichever view saw it
@@ -159,6 +162,7 @@ class RuleSettings:
             "face_presence_min",
             "device_same_iou",
             "person_min_score_second",
+            "extra_person_min_score",
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be within 0..1")

@@ -124,9 +124,10 @@ class AbsentRule(_DurationRule):
 
 class MultiplePersonsRule:
     """Two or more people on at least M of the last K samples of a view; at most one alert
-    per view per cooldown. On the first view the count is the larger of faces and persons;
-    on the second view (which sees the candidate from the side) persons only. A sample
-    where nothing could be counted counts as "not two"."""
+    per view per cooldown. On the first view the count is the larger of faces and persons
+    (persons from ``extra_person_min_score``); on the second view (which sees the
+    candidate from the side) persons only. A sample where nothing could be counted counts
+    as "not two"."""
 
     type = "multiple_persons"
     severity = "critical"
@@ -152,7 +153,9 @@ class MultiplePersonsRule:
     def _count(self, obs: Observation) -> tuple[int | None, str]:
         best: tuple[int | None, str] = (None, "faces")
         for label in self.labels_by_view.get(obs.view, ("face", "person")):
-            if label == "person":
+            if label == "person" and obs.view == FIRST_VIEW:
+                n = obs.count("person", self.settings.extra_person_min_score)
+            elif label == "person":
                 n = persons(obs, self.settings)
             else:
                 n = obs.count(label)
@@ -405,9 +408,16 @@ def main_pose(obs: Observation, settings: RuleSettings) -> HeadPose | None:
 class LookingAwayRule(_DurationRule):
     """The candidate's head (the largest face on the first view) turned more than
     ``looking_away_yaw`` sideways or ``looking_away_pitch`` up or down for
-    ``looking_away_seconds``. A sample without a usable pose (no face, pose unavailable)
-    is "cannot tell"; an episode survives 1.5 s of those (a turned head is briefly lost
-    by the face detector)."""
+    ``looking_away_seconds``. A sample without a usable pose (pose unavailable) is
+    "cannot tell"; an episode survives 1.5 s of those (a turned head is briefly lost by
+    the face detector).
+
+    The back of a head shows no face at all: a sample with a person but no face, after a
+    face last seen turned (the mesh's yaw or pitch, or the face detector's keypoints'
+    :func:`keypoint_yaw`, beyond the limits), is looking away; the memory of that turn
+    ends with a face the mesh reads facing (a face the mesh cannot read leaves it as it
+    is). Those are the samples :class:`FaceCoveredRule` leaves alone (not a covered face):
+    a person without a face is one or the other, never both."""
 
     type = "looking_away"
     severity = "info"
@@ -418,15 +428,30 @@ class LookingAwayRule(_DurationRule):
             settings.looking_away_seconds, settings.cooldown_seconds, frozenset({view})
         )
         self.settings = settings
+        self._turned = False  # the last face seen was turned away
 
-    def holds(self, obs: Observation) -> bool | None:
-        pose = main_pose(obs, self.settings)
-        if pose is None:
-            return None
+    def _beyond(self, pose: HeadPose) -> bool:
         return (
             abs(pose.yaw) > self.settings.looking_away_yaw
             or abs(pose.pitch) > self.settings.looking_away_pitch
         )
+
+    def holds(self, obs: Observation) -> bool | None:
+        pose = main_pose(obs, self.settings)
+        face = largest_face(obs)
+        if face is not None:
+            yaw = keypoint_yaw(face)
+            if (pose is not None and self._beyond(pose)) or (
+                yaw is not None and abs(yaw) > self.settings.looking_away_yaw
+            ):
+                self._turned = True
+            elif pose is not None:
+                self._turned = False
+        if pose is not None:
+            return self._beyond(pose)
+        if obs.count("face") == 0 and self._turned and (persons(obs, self.settings) or 0) > 0:
+            return True  # the back of the head
+        return None
 
     def score(self, obs: Observation) -> float:
         """How far the head turned, in units of the threshold (the larger of yaw, pitch)."""

@@ -109,6 +109,19 @@ async def test_review_flow_in_chromium(review_server, chromium_path, tmp_path):
                     > 0
                 )
             assert await items.count() >= 9
+            # the snooze names the alert type; the device alert raised under it is marked
+            await expect(
+                page.locator('#timeline-list li[data-type="alerts_snoozed"] .tl-what')
+            ).to_contain_text("电子设备")
+            await expect(
+                page.locator('#timeline-list li[data-type="device"][data-snoozed="true"]').first
+            ).to_contain_text("静音期间")
+            assert (
+                await page.locator(
+                    '#timeline-list li[data-type="multiple_persons"][data-snoozed="true"]'
+                ).count()
+                == 0
+            )
             card = page.locator(f'.alert-card[data-alert-id="{two_people}"]')
             await expect(card.locator("img.evidence-img")).to_be_visible()
             clip = card.locator("video.evidence-video")

@@ -284,6 +284,18 @@ async def test_a_dead_workers_views_are_shown_lost_and_recorded_once(cluster, cl
             return first if first["connected"] else None
 
         await eventually(seen_on_b, 15, "worker B showing the stream to worker A")
+
+        async def alerts() -> dict[int, dict[str, Any]]:
+            resp = await console.get(f"/api/console/alerts?sitting_id={s.id}", headers=h)
+            assert resp.status_code == 200, resp.text
+            return {x["id"]: x for x in resp.json() if x["candidate_id"] == cid}
+
+        async def ongoing() -> dict[str, Any] | None:
+            # the still photo is a frozen picture: A's monitor keeps a camera_blocked
+            # episode open (its last sighting moving) while it streams
+            return next((x for x in (await alerts()).values() if x["ongoing"]), None)
+
+        episode = await eventually(ongoing, 40, "an episode kept open by worker A")
         ws_url = b.url.replace("http", "ws") + f"/ws/console?sitting_id={s.id}&token={staff}"
         async with connect(ws_url) as ws:
             await asyncio.wait_for(ws.recv(), 10)  # health
@@ -310,3 +322,14 @@ async def test_a_dead_workers_views_are_shown_lost_and_recorded_once(cluster, cl
         assert losses == [{"kind": "media_lost", "data": {"view": "first"}}]
         # B recorded the loss and let the candidate go: whoever it reaches next owns it
         assert _owner_pid(cluster.namespace, cid) is None
+
+        # the episode A's monitor kept open is closed by B, at its last sighting (before
+        # the kill), once A's lease is gone; no server had to start for it
+        async def closed() -> dict[str, Any] | None:
+            now = (await alerts())[episode["id"]]
+            return now if now["ended_at"] else None
+
+        ended = await eventually(closed, 30, "the dead worker's episode closed")
+        assert ended["ended_at"] == ended["last_seen_at"] and not ended["ongoing"]
+        assert datetime.fromisoformat(ended["ended_at"]) <= killed_at
+        assert all(not x["ongoing"] for x in (await alerts()).values())

@@ -161,6 +161,38 @@ async def test_an_episode_is_raised_updated_closed_and_audited(
                 assert closed is not None and closed.ended_at == closed.last_seen_at
                 assert (await chain.verify(s, storage)).ok
 
+            # a single server starting (close_stale_episodes(0)) closes even an episode
+            # seen a moment before it was killed; a page's screen_left leave is the page's
+            # to end (its return), never closed for a monitor that is gone
+            async with db.transaction() as s:
+                fresh, away = (
+                    Alert(
+                        sitting_id=sitting.id,
+                        candidate_id=cand.id,
+                        type=kind,
+                        severity="warning",
+                        view="first",
+                        message=kind,
+                        started_at=now - timedelta(seconds=20),
+                        raised_at=now - timedelta(seconds=20),
+                        last_seen_at=now - timedelta(seconds=2),
+                    )
+                    for kind in ("absent", "screen_left")
+                )
+                s.add_all([fresh, away])
+                await s.flush()
+                for row in (fresh, away):
+                    await chain.append_record(s, "alert.raised", row, actor=chain.SYSTEM)
+            assert await recorder.close_stale_episodes(60.0) == 0
+            assert await recorder.close_stale_episodes(0) == 1
+            assert await recorder.close_episodes([fresh.id], "twice") == 0
+            async with db.session() as s:
+                ended = await s.get(Alert, fresh.id)
+                assert ended is not None and ended.ended_at == ended.last_seen_at
+                kept = await s.get(Alert, away.id)
+                assert kept is not None and kept.ended_at is None
+                assert (await chain.verify(s, storage)).ok
+
             # an alert recorded before episodes (its audit record has none of their fields,
             # its row none of their values) still verifies
             async with db.transaction() as s:

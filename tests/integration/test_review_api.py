@@ -219,6 +219,13 @@ def test_timeline_has_every_kind_on_one_axis_and_playable_evidence(http, seed, t
     } <= kinds
     assert ("staff_action", "danmaku") in kinds
     assert ("event", "media_connected") in kinds
+    # the snooze says which alert type it covered; the alert raised under it is marked
+    snoozes = [i for i in tl["items"] if i.get("type") == "alerts_snoozed"]
+    assert len(snoozes) == 1 and snoozes[0]["kind"] == "staff_action"
+    assert snoozes[0]["data"]["type"] == "device" and snoozes[0]["data"]["minutes"] == 30
+    marks = {a["type"]: a["snoozed"] for a in tl["alerts"]}
+    assert marks["device"] is not None and marks["device"]["minutes"] == 30
+    assert marks["multiple_persons"] is None
     times = [i["at"] for i in tl["items"]]
     assert times == sorted(times)
     assert tl["axis"]["start"] <= times[0] and tl["axis"]["end"] >= times[-1]

@@ -225,6 +225,21 @@ def test_device_cannot_tell_is_not_seen() -> None:
     assert run(rule, samples) == []
 
 
+def test_multiple_persons_a_second_person_at_the_edge_counts_from_its_own_score() -> None:
+    """On the first view a second person (a sleeve and hands at the picture's edge) counts
+    from ``extra_person_min_score`` (0.4), lower than a person alone needs (0.5)."""
+    settings = RuleSettings()
+    edge = [frame(t, objects=(("person", 0.45),)) for t in every(0, 1.0)]
+    (alert,) = run(MultiplePersonsRule(settings), edge)
+    assert (alert.type, alert.ts) == ("multiple_persons", 1.0)
+    faint = [frame(t, objects=(("person", 0.35),)) for t in every(0, 3.0)]
+    assert run(MultiplePersonsRule(settings), faint) == []
+    stricter = RuleSettings(extra_person_min_score=0.5)
+    assert run(MultiplePersonsRule(stricter), edge) == []
+    with pytest.raises(ValueError, match="extra_person_min_score"):
+        RuleSettings(extra_person_min_score=1.5)
+
+
 # --- looking away -------------------------------------------------------------------------
 
 
@@ -272,10 +287,44 @@ def test_looking_away_survives_a_short_loss_of_the_face() -> None:
 def test_looking_away_a_long_loss_of_the_face_ends_the_episode() -> None:
     rule = LookingAwayRule(look_settings())
     samples = [frame(t, poses=(pose(45.0),)) for t in every(0, 2)]
-    samples += [frame(t, faces=0) for t in every(2.5, 4.0)]  # 2 s without a pose
+    samples += [frame(t, faces=0, persons=0) for t in every(2.5, 4.0)]  # 2 s with nobody
     samples += [frame(t, poses=(pose(45.0),)) for t in every(4.5, 9.0)]
     assert [(a.started_at, a.ts) for a in run(rule, samples)] == []
     assert [a.ts for a in run(rule, [frame(9.5, poses=(pose(45.0),))])] == [9.5]
+
+
+def test_looking_away_the_back_of_a_head_after_a_turn() -> None:
+    """A person without a face after a face turned away (the mesh's yaw, or only the face
+    detector's keypoints when the mesh cannot read it) is looking away; without the turn
+    it is not (face_covered's case), and a face read facing ends the memory."""
+    rule = LookingAwayRule(look_settings())
+    samples = [frame(0.0, poses=(pose(40.0),))]
+    samples += [frame(t, faces=0, persons=1) for t in every(0.5, 6.0)]
+    assert [(a.started_at, a.ts) for a in run(rule, samples)] == [(0.0, 5.0)]
+
+    def profile(ts: float) -> Observation:  # nose at an ear: keypoint yaw 90, no mesh
+        keypoints = (
+            (10.0, 10.0),
+            (20.0, 10.0),
+            (30.0, 20.0),
+            (15.0, 30.0),
+            (30.0, 15.0),
+            (0.0, 15.0),
+        )
+        face = Detection("face", 0.9, BOX, keypoints=keypoints)
+        person = Detection("person", 0.9, BOX)
+        return Observation("first", ts, 640, 480, detections=(face, person), poses=())
+
+    rule = LookingAwayRule(look_settings())
+    samples = [profile(0.0)] + [frame(t, faces=0, persons=1) for t in every(0.5, 6.0)]
+    assert [(a.started_at, a.ts) for a in run(rule, samples)] == [(0.5, 5.5)]
+
+    rule = LookingAwayRule(look_settings())
+    samples = [frame(0.0, poses=(pose(40.0),)), frame(0.5, poses=(pose(5.0),))]
+    samples += [frame(t, faces=0, persons=1) for t in every(1.0, 8.0)]
+    assert run(rule, samples) == []
+    rule = LookingAwayRule(look_settings())  # never turned: nothing
+    assert run(rule, [frame(t, faces=0, persons=1) for t in every(0, 8.0)]) == []
 
 
 def test_looking_away_ignores_a_pose_that_is_not_a_face() -> None:

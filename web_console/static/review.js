@@ -395,7 +395,9 @@ function itemLabel(item) {
   if (item.kind === "alert") {
     // an episode is drawn as a span on the axis; the label says how long it lasted
     const episode = episodeText({ ...item, started_at: item.at });
-    return `${alertTypeLabel(item.type)} · ${severityLabel(item.severity)}${episode ? ` · ${episode}` : ""}`;
+    // raised while the console had this type snoozed for the candidate: never pushed
+    const snoozed = item.snoozed ? " · raised while snoozed 静音期间" : "";
+    return `${alertTypeLabel(item.type)} · ${severityLabel(item.severity)}${episode ? ` · ${episode}` : ""}${snoozed}`;
   }
   if (item.kind === "evidence") return EVIDENCE_LABELS[item.type] || "Evidence 证据";
   if (item.kind === "connection_loss") {
@@ -410,6 +412,13 @@ function itemLabel(item) {
   }
   if (item.kind === "staff_action" && item.type === "time_extension") {
     return `Time given back 顺延 ${item.seconds} s · by 操作人 ${item.by}: ${item.reason || ""}`;
+  }
+  if (["alerts_snoozed", "snooze_ended"].includes(item.type) && item.data?.type) {
+    // which alert type the console snoozed (and for how long), or whose snooze ended
+    const minutes = item.type === "alerts_snoozed" && item.data.minutes
+      ? ` ${item.data.minutes} min 分钟` : "";
+    return `${actionLabel(item.type)}: ${alertTypeLabel(item.data.type)}${minutes}` +
+      ` by ${item.by || "—"}${item.reason ? `: ${item.reason}` : ""}`;
   }
   if (item.kind === "staff_action") {
     return `${actionLabel(item.type)} · by 操作人 ${item.by || "—"}${item.reason ? `: ${item.reason}` : ""}`;
@@ -614,6 +623,7 @@ function renderList(tl) {
           "data-index": index,
           "data-kind": item.kind,
           "data-type": item.type || "",
+          "data-snoozed": item.kind === "alert" ? String(Boolean(item.snoozed)) : null,
         },
         el("time", { dateTime: item.at }, when(item.at)),
         el("span", { class: "tl-kind" }, KIND_LABELS[item.kind] || item.kind),
