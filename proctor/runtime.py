@@ -219,7 +219,7 @@ class Runtime:
             await self.bus.publish(
                 MEDIA_CHANNEL,
                 {
-                    "kind": "view",
+                    "type": "view",
                     "candidate_id": ref.candidate_id,
                     "view": view,
                     "connected": connected_now,
@@ -233,7 +233,7 @@ class Runtime:
 
     def _publish_thumbnail(self, candidate_id: int, view: str, thumb: Thumbnail) -> None:
         message = {
-            "kind": "thumbnail",
+            "type": "thumbnail",
             "candidate_id": candidate_id,
             "view": view,
             "captured_at": thumb.captured_at,
@@ -250,10 +250,10 @@ class Runtime:
             self._mirror_ready.set()
             while True:
                 m = await sub.get()
-                if m.get("kind") == "thumbnail" and m.get("from") != self.cluster.worker_id:
+                if m.get("type") == "thumbnail" and m.get("from") != self.cluster.worker_id:
                     thumb = Thumbnail(base64.b64decode(m["jpeg"]), float(m["captured_at"]))
                     self.thumbnails.put_local(int(m["candidate_id"]), m["view"], thumb)
-                elif m.get("kind") == "view" and m.get("since"):
+                elif m.get("type") == "view" and m.get("since"):
                     key = (int(m["candidate_id"]), str(m["view"]))
                     self.peers.note_view_state(
                         *key,
@@ -268,13 +268,13 @@ class Runtime:
                         self._remote_views.pop(key, None)
 
     async def _end_views(self, ready: asyncio.Event) -> None:
-        """A candidate's exam ended (proctor.flow.steps.end_views): the process holding
+        """A candidate's exam ended (proctor.flow.machine.end_views): the process holding
         their connections closes both views, recorded as ended, and stops the monitor."""
         async with self.bus.subscribe(VIEWS_CHANNEL) as sub:
             ready.set()
             while True:
                 m = await sub.get()
-                if m.get("kind") != "end_views":
+                if m.get("type") != "end_views":
                     continue
                 cid = int(m["candidate_id"])
                 if self.peers.has_peers(cid) or cid in self.peers.monitors:

@@ -10,6 +10,7 @@ from fastapi import Depends, Request, WebSocket
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor.auth.roles import ROLES, roles_with
 from proctor.auth.sessions import Principal, resolve_token
 from proctor.errors import Forbidden, NotAuthenticated
 from proctor.flow.service import ExamService
@@ -17,13 +18,13 @@ from proctor.runtime import Runtime
 from proctor.store.tables import AuthSession
 
 COOKIE = "proctor_session"
-STAFF_ROLES = frozenset({"invigilator", "chief", "reviewer", "admin"})
+STAFF_ROLES = frozenset(ROLES)
 #: who may act on candidates during a sitting (admit, extend, release)
-INVIGILATING_ROLES = frozenset({"invigilator", "chief", "admin"})
+INVIGILATING_ROLES = roles_with("console")
 #: who may set sittings up (rosters, banks, papers) and export results
-ADMIN_ROLES = frozenset({"admin", "chief"})
+ADMIN_ROLES = roles_with("administer")
 #: who may grade short answers
-GRADING_ROLES = frozenset({"reviewer", "chief", "admin"})
+GRADING_ROLES = roles_with("grade")
 
 
 def runtime(request: Request) -> Runtime:

@@ -12,7 +12,6 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.api.deps import (
@@ -27,8 +26,7 @@ from proctor.api.scope import console_scope
 from proctor.auth import sessions as auth
 from proctor.auth.sessions import Principal
 from proctor.errors import DomainError, NotFound
-from proctor.events.bus import candidate_channel, sitting_channel
-from proctor.flow import answering, device, identity
+from proctor.flow import answering, device, identity, machine
 from proctor.flow import phone as phone_pairing
 from proctor.flow import steps as flow
 from proctor.flow.service import ExamService
@@ -39,8 +37,7 @@ from proctor.media import turn
 from proctor.review.access import log_access
 from proctor.runtime import Runtime
 from proctor.sitting import violations
-from proctor.sitting.policy import rules_of
-from proctor.store.tables import Attempt, Candidate, TimeExtension
+from proctor.store.tables import Candidate
 
 router = APIRouter()
 
@@ -66,7 +63,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 async def _state(db: AsyncSession, cid: int, at: datetime) -> dict[str, Any]:
-    return await flow.state_body(db, await flow.load(db, cid), at)
+    return await flow.state_body(db, await machine.load(db, cid), at)
 
 
 # ------------------------------------------------------------------------- candidate steps
@@ -88,10 +85,9 @@ async def confirm(
     rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
-    ctx = await flow.load(db, who.subject_id, lock=True)
-    await flow.confirm_info(db, ctx, at)
-    await db.commit()
-    await flow.publish_step(rt.bus, ctx, at)
+    await machine.act(
+        db, rt.bus, who.subject_id, lambda ctx: flow.confirm_info(db, ctx, at), now=at
+    )
     return await _state(db, who.subject_id, at)
 
 
@@ -107,7 +103,7 @@ async def report_problem(
     rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
-    ctx = await flow.load(db, who.subject_id)
+    ctx = await machine.load(db, who.subject_id)
     await flow.report_info_problem(db, rt.bus, ctx, body.text, at)
     return {"reported": True}
 
@@ -127,7 +123,7 @@ async def raise_hand(
 ) -> dict:
     """The candidate raises a hand (求助) with a short message for the invigilators of
     their room."""
-    ctx = await flow.load(db, who.subject_id, lock=True)  # one at a time per candidate
+    ctx = await machine.load(db, who.subject_id, lock=True)  # one at a time per candidate
     return await requests.raise_hand(
         db, rt.bus, candidate=ctx.candidate, step=ctx.attempt.step, text=body.text, now=at
     )
@@ -136,7 +132,7 @@ async def raise_hand(
 @router.get("/api/flow/help")
 async def my_help(who: Principal = Depends(candidate), db: AsyncSession = Depends(db_session)):
     """The candidate's own raised hands, newest first (at most 20)."""
-    ctx = await flow.load(db, who.subject_id)
+    ctx = await machine.load(db, who.subject_id)
     return await requests.my_help_requests(db, ctx.candidate)
 
 
@@ -172,12 +168,11 @@ async def pledge(
     rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
-    ctx = await flow.load(db, who.subject_id, lock=True)
-    await flow.answer_pledge(db, ctx, body.accept, at)
-    await db.commit()
-    await flow.publish_step(rt.bus, ctx, at)
+    await machine.act(
+        db, rt.bus, who.subject_id, lambda ctx: flow.answer_pledge(db, ctx, body.accept, at), now=at
+    )
     if not body.accept:
-        return {"step": "refused", "message": flow.STEP_TITLES["refused"]}
+        return {"step": "refused", "message": machine.STEP_TITLES["refused"]}
     return await _state(db, who.subject_id, at)
 
 
@@ -192,27 +187,16 @@ async def identity_check(
 ) -> dict:
     """Body: the live capture, one JPEG or PNG picture (any content type)."""
     image = await read_body(request, identity.MAX_IMAGE_BYTES)
-    ctx = await flow.load(db, who.subject_id)
-    before = identity.before_check(ctx, rt.storage, image)
-    # the sitting may ask for a stricter same-person limit than the model's
-    max_distance = ctx.rules.identity_max_distance
-    await db.rollback()  # no transaction is held while the face model runs
-    if before.registered is None:
-        outcome: dict[str, Any] = {"passed": False, "reason": "no_registered_photo"}
-    elif exam.identity is None:
-        outcome = {"passed": False, "reason": "unavailable"}
-    else:
-        outcome = await exam.identity.check(before.registered, image, max_distance)
-    ctx = await flow.load(db, who.subject_id, lock=True)
-    result = await identity.record_check(db, ctx, rt.storage, image, outcome, exam.clock.now())
-    await db.commit()
-    await flow.publish_step(
+    return await identity.photo_check(
+        db,
         rt.bus,
-        ctx,
-        at,
-        identity={k: result[k] for k in ("passed", "reason", "failures", "needs_invigilator")},
+        exam.identity,
+        rt.storage,
+        who.subject_id,
+        image,
+        now=at,
+        clock=exam.clock.now,
     )
-    return result
 
 
 @router.post("/api/flow/phone/pairing")
@@ -223,10 +207,15 @@ async def phone_pairing_token(
     rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
-    ctx = await flow.load(db, who.subject_id, lock=True)
     base = rt.settings.public_url or str(request.base_url)
-    pairing = await phone_pairing.create_pairing(db, ctx, base, at)
-    await db.commit()
+    _, pairing = await machine.act(
+        db,
+        rt.bus,
+        who.subject_id,
+        lambda ctx: phone_pairing.create_pairing(db, ctx, base, at),
+        now=at,
+        publish=False,
+    )
     return {
         "url": pairing.url,
         "token": pairing.token,
@@ -242,10 +231,7 @@ async def phone_done(
     rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
-    ctx = await flow.load(db, who.subject_id, lock=True)
-    await flow.phone_done(db, ctx, at)
-    await db.commit()
-    await flow.publish_step(rt.bus, ctx, at)
+    await machine.act(db, rt.bus, who.subject_id, lambda ctx: flow.phone_done(db, ctx, at), now=at)
     return await _state(db, who.subject_id, at)
 
 
@@ -256,10 +242,9 @@ async def start(
     rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
-    ctx = await flow.load(db, who.subject_id, lock=True)
-    await answering.start_answering(db, ctx, at)
-    await db.commit()
-    await flow.publish_step(rt.bus, ctx, at)
+    await machine.act(
+        db, rt.bus, who.subject_id, lambda ctx: answering.start_answering(db, ctx, at), now=at
+    )
     return await _state(db, who.subject_id, at)
 
 
@@ -268,7 +253,7 @@ async def paper(
     who: Principal = Depends(candidate),
     db: AsyncSession = Depends(db_session),
 ) -> dict:
-    return await answering.paper_body(db, await flow.load(db, who.subject_id))
+    return await answering.paper_body(db, await machine.load(db, who.subject_id))
 
 
 class AnswerIn(BaseModel):
@@ -282,12 +267,18 @@ async def save_answer(
     body: AnswerIn,
     who: Principal = Depends(candidate),
     db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
     """Acknowledged (200) only after the answer is committed."""
-    ctx = await flow.load(db, who.subject_id, lock=True)
-    saved = await answering.save_answer(db, ctx, question_id, body.value, body.seq, at)
-    await db.commit()
+    _, saved = await machine.act(
+        db,
+        rt.bus,
+        who.subject_id,
+        lambda ctx: answering.save_answer(db, ctx, question_id, body.value, body.seq, at),
+        now=at,
+        publish=False,
+    )
     return saved
 
 
@@ -298,10 +289,14 @@ async def submit(
     rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
-    ctx = await flow.load(db, who.subject_id, lock=True)
-    await answering.submit(db, ctx, at)
-    await db.commit()
-    await flow.publish_step(rt.bus, ctx, at, submit_kind="candidate")
+    await machine.act(
+        db,
+        rt.bus,
+        who.subject_id,
+        lambda ctx: answering.submit(db, ctx, at),
+        now=at,
+        publish=lambda _: {"submit_kind": "candidate"},
+    )
     return await _state(db, who.subject_id, at)
 
 
@@ -323,8 +318,13 @@ async def page_events(
     rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
-    ctx = await flow.load(db, who.subject_id)
-    n = await flow.record_page_events(db, rt.bus, ctx, [e.model_dump() for e in body.events], at)
+    ctx = await machine.load(db, who.subject_id)
+
+    async def hint(cand: Candidate, code: str) -> None:
+        await supervision.auto_hint(db, rt.bus, candidate=cand, code=code)
+
+    events = [e.model_dump() for e in body.events]
+    n = await flow.record_page_events(db, rt.bus, ctx, events, at, hint=hint)
     return {"recorded": n}
 
 
@@ -333,13 +333,12 @@ async def device_upload(
     request: Request,
     who: Principal = Depends(candidate),
     db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
     """The upload measurement: the server times the body from its first to its last
     chunk."""
-    ctx = await flow.load(db, who.subject_id)
-    flow.require_step(ctx, "device_check")
-    await db.rollback()
+    await device.before_upload(db, who.subject_id)
     size, first, last = 0, None, None
     async for chunk in request.stream():
         if not chunk:
@@ -353,9 +352,14 @@ async def device_upload(
             raise TooLarge("too_large", "Send at most 16 MB for the upload measurement.")
     # the first chunk's own bytes arrived before the clock started: time the rest
     seconds = (last - first) if first is not None and last is not None else 0.0
-    ctx = await flow.load(db, who.subject_id, lock=True)
-    result = await device.record_upload(db, ctx, size, seconds, at)
-    await db.commit()
+    _, result = await machine.act(
+        db,
+        rt.bus,
+        who.subject_id,
+        lambda ctx: device.record_upload(db, ctx, size, seconds, at),
+        now=at,
+        publish=False,
+    )
     return result
 
 
@@ -373,12 +377,16 @@ async def device_report(
     rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
-    ctx = await flow.load(db, who.subject_id, lock=True)
-    report = await device.report(
-        db, ctx, camera=body.camera, microphone=body.microphone, client=body.client, now=at
+    _, report = await machine.act(
+        db,
+        rt.bus,
+        who.subject_id,
+        lambda ctx: device.report(
+            db, ctx, camera=body.camera, microphone=body.microphone, client=body.client, now=at
+        ),
+        now=at,
+        publish=lambda r: {"device_passed": r["passed"]},
     )
-    await db.commit()
-    await flow.publish_step(rt.bus, ctx, at, device_passed=report["passed"])
     return {"report": report, "state": await _state(db, who.subject_id, at)}
 
 
@@ -400,7 +408,6 @@ async def phone_pair(
     token; no cookie, so a phone page in the candidate's own browser leaves the
     candidate's session alone)."""
     token, cand = await phone_pairing.pair(db, body.token, at)
-    await db.commit()
     s = rt.settings
     return {
         "token": token,
@@ -419,14 +426,7 @@ async def phone_pair(
 
 @router.get("/api/phone/me")
 async def phone_me(who: Principal = Depends(phone), db: AsyncSession = Depends(db_session)) -> dict:
-    cand = await db.get(Candidate, who.subject_id)
-    if cand is None:
-        raise NotFound("unknown_candidate", "This phone's candidate is gone.")
-    attempt = await db.scalar(select(Attempt).where(Attempt.candidate_id == cand.id))
-    return {
-        "candidate": {"id": cand.id, "name": cand.name},
-        "step": attempt.step if attempt else None,
-    }
+    return await phone_pairing.phone_me(db, who.subject_id)
 
 
 # ------------------------------------------------------------------------- invigilators
@@ -443,43 +443,7 @@ async def flow_overview(
     state, phone, progress and time left."""
     sitting = await rooms.check_sitting(db, scope, sitting_id)
     visible = await rooms.visible_candidates(db, scope, sitting_id)
-    rows = await db.execute(
-        select(Candidate, Attempt)
-        .outerjoin(Attempt, Attempt.candidate_id == Candidate.id)
-        .where(Candidate.sitting_id == sitting_id, Candidate.id.in_(visible))
-        .order_by(Candidate.name)
-    )
-    out = []
-    for cand, att in rows.all():
-        if att is None:
-            out.append(
-                {
-                    "candidate_id": cand.id,
-                    "name": cand.name,
-                    "id_number": cand.id_number,
-                    "step": "absent",
-                }
-            )
-            continue
-        body = await flow.state_body(
-            db, flow.Ctx(cand, sitting, att, rules_of(sitting.kind, sitting.flow)), at
-        )
-        out.append(
-            {
-                "candidate_id": cand.id,
-                "name": cand.name,
-                "id_number": cand.id_number,
-                "step": att.step,
-                "step_title": body["step_title"],
-                "identity": body["identity"],
-                "phone": body["phone"],
-                "progress": body["progress"],
-                "timing": body["timing"],
-                "submitted_at": body["submitted_at"],
-                "submit_kind": body["submit_kind"],
-            }
-        )
-    return out
+    return await flow.overview(db, sitting, visible, at)
 
 
 class ReasonIn(BaseModel):
@@ -496,10 +460,15 @@ async def admit(
     rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
-    ctx = await _staff_ctx(db, scope, candidate_id)
-    await identity.admit(db, ctx, staff_id=scope.staff_id, reason=body.reason, now=at)
-    await db.commit()
-    await flow.publish_step(rt.bus, ctx, at, admitted_by=scope.staff_id)
+    ctx, _ = await _staff_act(
+        db,
+        rt,
+        scope,
+        candidate_id,
+        lambda ctx: identity.admit(db, ctx, staff_id=scope.staff_id, reason=body.reason, now=at),
+        at,
+        publish=lambda _: {"admitted_by": scope.staff_id},
+    )
     return {"candidate_id": candidate_id, "step": ctx.attempt.step}
 
 
@@ -509,11 +478,20 @@ async def identity_retry(
     body: ReasonIn,
     scope: Scope = Depends(console_scope),
     db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
-    ctx = await _staff_ctx(db, scope, candidate_id)
-    await identity.allow_retry(db, ctx, staff_id=scope.staff_id, reason=body.reason, now=at)
-    await db.commit()
+    ctx, _ = await _staff_act(
+        db,
+        rt,
+        scope,
+        candidate_id,
+        lambda ctx: identity.allow_retry(
+            db, ctx, staff_id=scope.staff_id, reason=body.reason, now=at
+        ),
+        at,
+        publish=False,
+    )
     return {"candidate_id": candidate_id, "failures": ctx.attempt.identity_failures}
 
 
@@ -527,10 +505,15 @@ async def identity_refuse(
     at: datetime = Depends(now),
 ) -> dict:
     """Not admitted after the manual check: the candidate's attempt ends (refused)."""
-    ctx = await _staff_ctx(db, scope, candidate_id)
-    await identity.refuse(db, ctx, staff_id=scope.staff_id, reason=body.reason, now=at)
-    await db.commit()
-    await flow.publish_step(rt.bus, ctx, at, refused_by=scope.staff_id)
+    ctx, _ = await _staff_act(
+        db,
+        rt,
+        scope,
+        candidate_id,
+        lambda ctx: identity.refuse(db, ctx, staff_id=scope.staff_id, reason=body.reason, now=at),
+        at,
+        publish=lambda _: {"refused_by": scope.staff_id},
+    )
     return {"candidate_id": candidate_id, "step": ctx.attempt.step}
 
 
@@ -621,10 +604,15 @@ async def reopen_pledge(
     at: datetime = Depends(now),
 ) -> dict:
     """Undo a refused pledge: the candidate signs it on their next login."""
-    ctx = await _staff_ctx(db, scope, candidate_id)
-    await flow.undo_pledge_refusal(db, ctx.attempt, at, by=scope.staff_id, reason=body.reason)
-    await db.commit()
-    await flow.publish_step(rt.bus, ctx, at, reopened_by=scope.staff_id)
+    ctx, _ = await _staff_act(
+        db,
+        rt,
+        scope,
+        candidate_id,
+        lambda ctx: flow.undo_pledge_refusal(db, ctx, at, by=scope.staff_id, reason=body.reason),
+        at,
+        publish=lambda _: {"reopened_by": scope.staff_id},
+    )
     return {"candidate_id": candidate_id, "step": ctx.attempt.step}
 
 
@@ -637,9 +625,7 @@ async def release(
 ) -> dict:
     """End the candidate's sessions so they can log in again on another device now."""
     await rooms.check_candidate(db, scope, candidate_id)
-    n = await auth.release_candidate(db, candidate_id, at)
-    await flow.record_event(db, candidate_id, "session_released", at, by=scope.staff_id)
-    await db.commit()
+    n = await flow.release_sessions(db, candidate_id, at, by=scope.staff_id)
     return {"candidate_id": candidate_id, "sessions_ended": n}
 
 
@@ -654,7 +640,6 @@ async def clear_login_limit(
     that a candidate kept waiting by the rate limit may log in at once."""
     await rooms.check_candidate(db, scope, candidate_id)
     n = await flow.clear_login_limit(db, candidate_id, at, by=scope.staff_id)
-    await db.commit()
     return {"candidate_id": candidate_id, "failures_cleared": n}
 
 
@@ -683,8 +668,9 @@ async def extend(
     elif candidate_ids is not None:
         for candidate_id in candidate_ids:
             await rooms.check_candidate(db, scope, candidate_id)
-    rows = await answering.extend(
+    rows = await answering.grant_extension(
         db,
+        rt.bus,
         sitting_id=body.sitting_id,
         candidate_ids=candidate_ids,
         minutes=body.minutes,
@@ -692,14 +678,6 @@ async def extend(
         staff_id=scope.staff_id,
         now=at,
     )
-    await db.commit()
-    message = {"type": "extension", "sitting_id": body.sitting_id, "extensions": rows}
-    await rt.bus.publish(sitting_channel(body.sitting_id), message)
-    for row in rows:
-        if row["candidate_id"] is not None:
-            await rt.bus.publish(
-                candidate_channel(row["candidate_id"]), {**message, "type": "time"}
-            )
     return {"extensions": rows}
 
 
@@ -712,25 +690,7 @@ async def extensions(
     """Extensions of the sitting: the whole sitting's and those of the caller's rooms."""
     await rooms.check_sitting(db, scope, sitting_id)
     visible = await rooms.visible_candidates(db, scope, sitting_id)
-    rows = await db.scalars(
-        select(TimeExtension)
-        .where(
-            TimeExtension.sitting_id == sitting_id,
-            TimeExtension.candidate_id.is_(None) | TimeExtension.candidate_id.in_(visible),
-        )
-        .order_by(TimeExtension.granted_at)
-    )
-    return [
-        {
-            "id": r.id,
-            "candidate_id": r.candidate_id,
-            "seconds": r.seconds,
-            "reason": r.reason,
-            "granted_by": r.granted_by,
-            "granted_at": r.granted_at.isoformat(),
-        }
-        for r in rows
-    ]
+    return await answering.list_extensions(db, sitting_id, visible)
 
 
 # ------------------------------------------------------------------------- pause, terminate
@@ -777,14 +737,29 @@ class TerminateIn(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
-async def _staff_ctx(db: AsyncSession, scope: Scope, candidate_id: int) -> flow.Ctx:
+async def _staff_ctx(db: AsyncSession, scope: Scope, candidate_id: int) -> machine.Ctx:
     """The candidate's flow, locked, if the candidate is in one of the caller's rooms
     (``not_your_room`` 403 otherwise)."""
     await rooms.check_candidate(db, scope, candidate_id)
-    return await flow.get_ctx_for_staff(db, candidate_id, lock=True)
+    return await machine.load(db, candidate_id, lock=True, staff=True)
 
 
-async def _with_flow(db: AsyncSession, ctx: flow.Ctx, out: dict, at: datetime) -> dict:
+async def _staff_act(
+    db: AsyncSession,
+    rt: Runtime,
+    scope: Scope,
+    candidate_id: int,
+    action: Any,
+    at: datetime,
+    *,
+    publish: Any,
+) -> tuple[machine.Ctx, Any]:
+    """``machine.act`` for an invigilator, if the candidate is in one of their rooms."""
+    await rooms.check_candidate(db, scope, candidate_id)
+    return await machine.act(db, rt.bus, candidate_id, action, now=at, staff=True, publish=publish)
+
+
+async def _with_flow(db: AsyncSession, ctx: machine.Ctx, out: dict, at: datetime) -> dict:
     facts = await flow_facts(db, ctx.sitting, at)
     return {**out, "flow": flow_body(facts.get(ctx.candidate.id))}
 

@@ -21,7 +21,7 @@ def sitting_channel(sitting_id: int) -> str:
     return f"sitting:{sitting_id}"
 
 
-#: "a candidate's exam ended: end both views" ({"kind": "end_views", "candidate_id"}); every
+#: "a candidate's exam ended: end both views" ({"type": "end_views", "candidate_id"}); every
 #: server process listens, the one holding the candidate's connections closes them
 VIEWS_CHANNEL = "views"
 

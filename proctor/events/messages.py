@@ -1,5 +1,5 @@
 """The JSON shapes of bus / WebSocket messages and API bodies for alerts and danmaku
-(docs/api.md)."""
+(docs/api.md), and the catalogue of every message ``type`` (``MESSAGE_TYPES``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,46 @@ from datetime import datetime
 from typing import Any
 
 from proctor.store.tables import Alert, Candidate, Danmaku, Evidence
+from proctor.times import iso
 
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+#: every ``type`` of a message on the bus or a WebSocket: where it goes, what it says.
+#: The pages, the headless client and the benchmarks match on these names; a new message
+#: type is added here first (tests/unit/test_message_types.py finds those that are not).
+MESSAGE_TYPES: dict[str, str] = {
+    # every socket
+    "hello": "candidate / phone socket: first message (the candidate, the step)",
+    "ping": "every socket: keep-alive",
+    "overflow": "every subscription: messages were dropped (a slow reader, a bus reconnect)",
+    # the candidate's flow (proctor.flow)
+    "flow": "sitting + candidate: a candidate's step changed (with what changed it)",
+    "end_views": "views (server processes): a candidate's exam ended, close both views",
+    "info_problem": "sitting: a candidate says their details are wrong",
+    "info_problem_resolved": "sitting: an invigilator dealt with it",
+    "help_request": "sitting: a candidate raised a hand (求助) with a message",
+    "help_resolved": "candidate: an invigilator dealt with the raised hand",
+    "page_event": "sitting: the candidate's page left / came back / lost focus ...",
+    "extension": "sitting: time was given back",
+    "time": "candidate: their time was extended",
+    "send_rate": "candidate / phone socket: the frame rate to send a view at",
+    # the live path (proctor.events, proctor.media)
+    "alert": "sitting: an alert was raised or handled",
+    "alert_update": "sitting: an alert's episode moved on (last seen, ended, peak)",
+    "evidence": "sitting: a screenshot or clip was stored",
+    "connection": "sitting: a candidate's view connected, was lost or ended",
+    "thumbnails": "console socket: the small pictures of the watched candidates",
+    "thumbnail": "media (server processes): one view's small picture, for other processes",
+    "view": "media (server processes): a view's connection state, for other processes",
+    "health": "console socket: the server's health",
+    # invigilation (proctor.invigilation, the console's voice)
+    "danmaku": "candidate + sitting: an on-screen text warning, and its delivery",
+    "hint": "candidate: how to fix a condition (the ladder's first rung)",
+    "action": "sitting: an entry of the console's supervision log",
+    "snooze": "sitting: one candidate's alerts of one type were snoozed or woken",
+    "rooms": "sitting: rooms, seats or assignments changed",
+    "voice_call": "voice socket / candidate: an invigilator calls the candidate",
+    "voice_ended": "candidate: the voice call ended",
+    "link": "voice socket: the call's peer",
+}
 
 
 def alert_body(alert: Alert, candidate: Candidate) -> dict[str, Any]:

@@ -35,7 +35,7 @@ import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ from proctor.store.tables import (
     StaffUser,
     utcnow,
 )
+from proctor.times import iso_utc as iso  # the audit records' time format
 
 GENESIS_HASH = "0" * 64
 HEAD_ID = 1
@@ -84,14 +85,6 @@ def canonical_json(value: Any) -> str:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime in an audit record")
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def text_sha256(text: str | None) -> str | None:

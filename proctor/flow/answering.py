@@ -19,17 +19,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Invalid, NotFound
+from proctor.events.bus import Bus, candidate_channel, sitting_channel
 from proctor.evidence import chain
 from proctor.flow import timing
-from proctor.flow.steps import (
-    ENDED,
-    Ctx,
-    end_of,
-    paused_seconds,
-    record_event,
-    require_running,
-    require_step,
-)
+from proctor.flow.machine import ENDED, Ctx, allowed, check, move
+from proctor.flow.steps import end_of, paused_seconds, record_event
 from proctor.sitting.papers import candidate_order, get_paper, present, questions_of
 from proctor.sitting.policy import rules_of
 from proctor.sitting.scoring import score_attempt
@@ -52,7 +46,7 @@ TIME_OVER = Conflict(
 async def start_answering(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
     """From the waiting room to answering, once the exam has started; draws the
     candidate's order of questions and options."""
-    require_step(ctx, "waiting")
+    check(ctx, "start")
     timing.check_start(now, ctx.sitting.starts_at)
     end = await end_of(db, ctx.sitting, ctx.candidate.id)
     if now >= end:
@@ -67,8 +61,7 @@ async def start_answering(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
     a = ctx.attempt
     a.question_order = candidate_order(paper, questions, ctx.candidate.id, ctx.rules)
     a.answering_started_at = now
-    a.step = "answering"
-    a.updated_at = now
+    move(ctx, "start", now)
     await record_event(db, ctx.candidate.id, "answering_started", now)
 
 
@@ -76,7 +69,7 @@ async def start_answering(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
 
 
 async def paper_body(db: AsyncSession, ctx: Ctx) -> dict[str, Any]:
-    require_step(ctx, "answering", "submitted", "terminated")
+    check(ctx, "read_paper")
     order = ctx.attempt.question_order or []
     questions = await questions_of(db, [int(e["q"]) for e in order])
     answers = await db.scalars(select(Answer).where(Answer.attempt_id == ctx.attempt.id))
@@ -149,8 +142,7 @@ async def save_answer(
 ) -> dict[str, Any]:
     """Store one answer (not committed: the caller commits, then acknowledges); refused
     while the exam is paused (``exam_paused``) or after it was ended (``exam_terminated``)."""
-    require_step(ctx, "answering")
-    require_running(ctx)
+    check(ctx, "answer")
     await _time_check(db, ctx, now)
     entry = next((e for e in ctx.attempt.question_order or [] if int(e["q"]) == question_id), None)
     if entry is None:
@@ -180,7 +172,7 @@ async def save_answer(
 
 async def hand_in(db: AsyncSession, ctx: Ctx, now: datetime, kind: str) -> None:
     a = ctx.attempt
-    a.step = "submitted"
+    move(ctx, "submit" if kind == "candidate" else "auto_submit", now)
     a.submitted_at = now
     a.submit_kind = kind
     a.updated_at = now
@@ -202,8 +194,7 @@ async def hand_in(db: AsyncSession, ctx: Ctx, now: datetime, kind: str) -> None:
 async def submit(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
     """The candidate hands in: refused before the earliest-submit time (the message says
     how long is left; paused time does not count as answering)."""
-    require_step(ctx, "answering")
-    require_running(ctx)
+    check(ctx, "submit")
     await _time_check(db, ctx, now)
     assert ctx.attempt.answering_started_at is not None
     timing.check_submit(
@@ -220,7 +211,11 @@ async def auto_submit_due(db: AsyncSession, now: datetime) -> list[tuple[int, in
         select(Attempt, Candidate, Sitting)
         .join(Candidate, Candidate.id == Attempt.candidate_id)
         .join(Sitting, Sitting.id == Attempt.sitting_id)
-        .where(Attempt.step == "answering", Attempt.paused_at.is_(None), Sitting.ends_at < now)
+        .where(
+            Attempt.step.in_(allowed("auto_submit")),
+            Attempt.paused_at.is_(None),
+            Sitting.ends_at < now,
+        )
     )
     done = []
     for attempt, candidate, sitting in rows.all():
@@ -229,7 +224,11 @@ async def auto_submit_due(db: AsyncSession, now: datetime) -> list[tuple[int, in
         if timing.answers_open(now, end, rules):
             continue
         locked = await db.scalar(select(Attempt).where(Attempt.id == attempt.id).with_for_update())
-        if locked is None or locked.step != "answering" or locked.paused_at is not None:
+        if (
+            locked is None
+            or locked.step not in allowed("auto_submit")
+            or locked.paused_at is not None
+        ):
             continue
         await hand_in(db, Ctx(candidate, sitting, locked, rules), end, "auto")
         await db.commit()
@@ -332,6 +331,45 @@ async def extend(
             "seconds": r.seconds,
             "reason": r.reason,
             "granted_at": now.isoformat(),
+        }
+        for r in rows
+    ]
+
+
+async def grant_extension(db: AsyncSession, bus: Bus, **how: Any) -> list[dict[str, Any]]:
+    """``extend(db, **how)``, committed, then told to the sitting's consoles and to each
+    candidate's page (``time``)."""
+    rows = await extend(db, **how)
+    sitting_id = how["sitting_id"]
+    await db.commit()
+    message = {"type": "extension", "sitting_id": sitting_id, "extensions": rows}
+    await bus.publish(sitting_channel(sitting_id), message)
+    for row in rows:
+        if row["candidate_id"] is not None:
+            await bus.publish(candidate_channel(row["candidate_id"]), {**message, "type": "time"})
+    return rows
+
+
+async def list_extensions(
+    db: AsyncSession, sitting_id: int, candidate_ids: set[int] | list[int]
+) -> list[dict[str, Any]]:
+    """The sitting's extensions: the whole sitting's and those of the given candidates."""
+    rows = await db.scalars(
+        select(TimeExtension)
+        .where(
+            TimeExtension.sitting_id == sitting_id,
+            TimeExtension.candidate_id.is_(None) | TimeExtension.candidate_id.in_(candidate_ids),
+        )
+        .order_by(TimeExtension.granted_at)
+    )
+    return [
+        {
+            "id": r.id,
+            "candidate_id": r.candidate_id,
+            "seconds": r.seconds,
+            "reason": r.reason,
+            "granted_by": r.granted_by,
+            "granted_at": r.granted_at.isoformat(),
         }
         for r in rows
     ]

@@ -17,8 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict
-from proctor.flow.steps import Ctx, advance, record_event, require_step, second_view_connected
-from proctor.store.tables import Candidate, CandidateEvent, DeviceReport
+from proctor.flow.machine import Ctx, check, load, move
+from proctor.flow.steps import record_event, second_view_connected, view_connected
+from proctor.store.tables import Candidate, DeviceReport
 
 #: RMS level (0-1) of the microphone the page must hear at least once while it listens
 MIC_MIN_LEVEL = 0.01
@@ -26,26 +27,17 @@ MIC_MIN_LEVEL = 0.01
 MIN_UPLOAD_SAMPLE = 256 * 1024
 
 
-async def first_view_connected(db: AsyncSession, candidate_id: int) -> bool:
-    rows = await db.scalars(
-        select(CandidateEvent)
-        .where(
-            CandidateEvent.candidate_id == candidate_id,
-            CandidateEvent.kind.in_(("media_connected", "media_lost", "media_ended")),
-        )
-        .order_by(CandidateEvent.at.desc(), CandidateEvent.id.desc())
-        .limit(50)
-    )
-    for row in rows:
-        if (row.data or {}).get("view") == "first":
-            return row.kind == "media_connected"
-    return False
+async def before_upload(db: AsyncSession, candidate_id: int) -> None:
+    """Refuse the upload measurement outside the device check, before its body is read;
+    no transaction is held while it arrives."""
+    check(await load(db, candidate_id), "measure_upload")
+    await db.rollback()
 
 
 async def record_upload(
     db: AsyncSession, ctx: Ctx, nbytes: int, seconds: float, now: datetime
 ) -> dict[str, Any]:
-    require_step(ctx, "device_check")
+    check(ctx, "measure_upload")
     if nbytes < MIN_UPLOAD_SAMPLE:
         raise Conflict(
             "upload_sample_too_small",
@@ -74,13 +66,13 @@ async def report(
 ) -> dict[str, Any]:
     """The candidate's device report: the page's findings checked against what the server
     saw; ends the device check."""
-    require_step(ctx, "device_check")
+    check(ctx, "device_report")
     rate = ctx.attempt.upload_bytes_per_s
     if rate is None:
         raise Conflict(
             "upload_not_measured", "Run the upload measurement first. 请先进行上传测速。"
         )
-    camera_seen = await first_view_connected(db, ctx.candidate.id)
+    camera_seen = await view_connected(db, ctx.candidate.id, "first")
     phone_seen = await second_view_connected(db, ctx.candidate.id)
     mic_level = float(microphone.get("level") or 0.0)
     camera_ok = bool(camera.get("ok")) and camera_seen
@@ -111,7 +103,7 @@ async def report(
     )
     db.add(row)
     ctx.attempt.device_checked_at = now
-    advance(ctx, now)
+    move(ctx, "device_report", now)
     await record_event(db, ctx.candidate.id, "device_checked", now, passed=row.passed)
     await db.flush()
     return report_body(row, ctx.candidate)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,11 +18,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Invalid
+from proctor.events.bus import Bus
 from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
-from proctor.flow.steps import Ctx, advance, record_event, require_step
+from proctor.flow.machine import Ctx, act, check, load, move
+from proctor.flow.steps import record_event
 from proctor.store.tables import Evidence
 from proctor.vision import imagesize
+from proctor.vision.identity_pool import IdentityChecker
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ def needs_invigilator(ctx: Ctx) -> bool:
 
 
 def before_check(ctx: Ctx, storage: EvidenceStorage, image: bytes) -> IdentityInput:
-    require_step(ctx, "identity")
+    check(ctx, "identity_check")
     if needs_invigilator(ctx):
         raise Conflict(
             "identity_locked",
@@ -95,7 +99,7 @@ async def record_check(
 ) -> dict[str, Any]:
     """Store the live capture as evidence and apply the outcome to the attempt (locked,
     re-checked: the step may have moved while the check ran)."""
-    require_step(ctx, "identity")
+    check(ctx, "identity_check")
     reason = outcome.get("reason") or "unavailable"
     if reason == "bad_image":
         raise Invalid("bad_image", "The picture could not be read: send a JPEG or PNG.")
@@ -129,7 +133,7 @@ async def record_check(
         a.identity_passed_at = now
         a.identity_method = "face"
         a.identity_distance = outcome.get("distance")
-        advance(ctx, now)
+        move(ctx, "identity_passed", now)
     elif reason in ("no_registered_photo", "unavailable"):
         a.identity_failures = max(a.identity_failures, ctx.rules.identity_max_failures)
     else:
@@ -174,7 +178,7 @@ def clean_reason(reason: str | None) -> str:
 async def admit(db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: datetime) -> None:
     """The invigilator admits a candidate whose photo check failed too often (or who has no
     usable registered photo), with a reason."""
-    require_step(ctx, "identity")
+    check(ctx, "admit")
     if not needs_invigilator(ctx):
         raise Conflict(
             "identity_not_escalated",
@@ -187,7 +191,7 @@ async def admit(db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: 
     a.identity_method = "manual"
     a.identity_admitted_by = staff_id
     a.identity_admit_reason = reason
-    advance(ctx, now)
+    move(ctx, "admit", now)
     await record_event(db, ctx.candidate.id, "identity_admitted", now, by=staff_id, reason=reason)
 
 
@@ -195,7 +199,7 @@ async def allow_retry(
     db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: datetime
 ) -> None:
     """The invigilator lets the candidate try the photo check again (failures reset)."""
-    require_step(ctx, "identity")
+    check(ctx, "identity_retry")
     reason = clean_reason(reason)
     ctx.attempt.identity_failures = 0
     ctx.attempt.updated_at = now
@@ -207,12 +211,54 @@ async def allow_retry(
 async def refuse(db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: datetime) -> None:
     """The invigilator does not admit the candidate (the face is not the registered
     candidate's): the attempt ends (``refused``), recorded with the reason."""
-    require_step(ctx, "identity")
+    check(ctx, "identity_refuse")
     reason = clean_reason(reason)
     a = ctx.attempt
-    a.step = "refused"
+    move(ctx, "identity_refuse", now)
     a.identity_method = "refused"
     a.identity_admitted_by = staff_id
     a.identity_admit_reason = reason
     a.updated_at = now
     await record_event(db, ctx.candidate.id, "identity_refused", now, by=staff_id, reason=reason)
+
+
+async def photo_check(
+    db: AsyncSession,
+    bus: Bus,
+    checker: IdentityChecker | None,
+    storage: EvidenceStorage,
+    candidate_id: int,
+    image: bytes,
+    *,
+    now: datetime,
+    clock: Callable[[], datetime],
+) -> dict[str, Any]:
+    """Step 4 as one action: check the step and the picture, run the face check on the
+    identity workers with no transaction held, then record the outcome on the locked
+    attempt (re-checked: the step may have moved meanwhile), commit and publish."""
+    ctx = await load(db, candidate_id)
+    before = before_check(ctx, storage, image)
+    # the sitting may ask for a stricter same-person limit than the model's
+    max_distance = ctx.rules.identity_max_distance
+    await db.rollback()  # no transaction is held while the face model runs
+    if before.registered is None:
+        outcome: dict[str, Any] = {"passed": False, "reason": "no_registered_photo"}
+    elif checker is None:
+        outcome = {"passed": False, "reason": "unavailable"}
+    else:
+        outcome = await checker.check(before.registered, image, max_distance)
+
+    async def record(ctx: Ctx) -> dict[str, Any]:
+        return await record_check(db, ctx, storage, image, outcome, clock())
+
+    _, result = await act(
+        db,
+        bus,
+        candidate_id,
+        record,
+        now=now,
+        publish=lambda r: {
+            "identity": {k: r[k] for k in ("passed", "reason", "failures", "needs_invigilator")}
+        },
+    )
+    return result

@@ -20,8 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.auth import sessions as auth
-from proctor.errors import Conflict, NotAuthenticated
-from proctor.flow.steps import Ctx, record_event, require_step
+from proctor.errors import Conflict, NotAuthenticated, NotFound
+from proctor.flow.machine import Ctx, check
+from proctor.flow.steps import record_event
 from proctor.store.tables import Attempt, Candidate, PairingToken
 
 PAIRING_MINUTES = 10
@@ -51,7 +52,7 @@ def qr_svg(text: str) -> str:
 
 
 async def create_pairing(db: AsyncSession, ctx: Ctx, base_url: str, now: datetime) -> Pairing:
-    require_step(ctx, "phone")
+    check(ctx, "pair_phone")
     unused = await db.scalars(
         select(PairingToken).where(
             PairingToken.candidate_id == ctx.candidate.id, PairingToken.used_at.is_(None)
@@ -74,7 +75,7 @@ async def create_pairing(db: AsyncSession, ctx: Ctx, base_url: str, now: datetim
 
 
 async def pair(db: AsyncSession, token: str, now: datetime) -> tuple[str, Candidate]:
-    """Exchange a pairing token (once) for a phone session."""
+    """Exchange a pairing token (once) for a phone session (committed)."""
     row = await db.scalar(
         select(PairingToken)
         .where(PairingToken.token_sha256 == auth.token_digest(token.strip()))
@@ -108,4 +109,17 @@ async def pair(db: AsyncSession, token: str, now: datetime) -> tuple[str, Candid
         attempt.phone_paired_at = now
         attempt.updated_at = now
     await record_event(db, candidate.id, "phone_paired", now)
+    await db.commit()
     return session, candidate
+
+
+async def phone_me(db: AsyncSession, candidate_id: int) -> dict:
+    """What the phone page shows: whose phone it is and the candidate's step."""
+    cand = await db.get(Candidate, candidate_id)
+    if cand is None:
+        raise NotFound("unknown_candidate", "This phone's candidate is gone.")
+    attempt = await db.scalar(select(Attempt).where(Attempt.candidate_id == cand.id))
+    return {
+        "candidate": {"id": cand.id, "name": cand.name},
+        "step": attempt.step if attempt else None,
+    }

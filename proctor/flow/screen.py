@@ -21,10 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.events.bus import Bus, sitting_channel
-from proctor.events.messages import alert_body, iso
+from proctor.events.messages import alert_body
 from proctor.evidence import chain
 from proctor.rules import RuleSettings
 from proctor.store.tables import Alert, Candidate, CandidateEvent, utcnow
+from proctor.times import iso
 
 TYPE = "screen_left"
 #: a page event that takes the candidate away, and the one that brings them back

@@ -15,7 +15,8 @@ from proctor.events.bus import Bus, candidate_channel, sitting_channel
 from proctor.evidence.storage import EvidenceStorage
 from proctor.flow.answering import auto_submit_due
 from proctor.flow.clock import Clock, SystemClock
-from proctor.flow.steps import LoginLimits, end_views
+from proctor.flow.machine import end_views
+from proctor.flow.steps import LoginLimits
 from proctor.store.db import Database
 from proctor.vision.identity_pool import IdentityChecker
 

@@ -1,14 +1,11 @@
-"""The candidate's way through a sitting: a server-side state machine.
+"""The candidate's way through a sitting: logging in, confirming, the pledge, the phone
+step, the state the candidate's page shows, the page's own events.
 
-Exam sittings (trial and formal) have eight steps, device checks seven::
-
-    exam:         login → confirm → pledge → identity → phone → waiting → answering → submitted
-    device check: login → confirm → pledge → identity → phone → device_check → finished
-
-``Attempt.step`` is the step the candidate has to do next. Every action checks that it is
-that step's action (``wrong_step`` otherwise), so no step can be skipped; each transition
-records when it happened (and who acted, for the invigilator's). Refusing the pledge ends
-the attempt in ``refused``. An invigilator may pause a candidate who is answering (the
+Which action may happen in which step, and which step follows, is the state machine's
+table (proctor.flow.machine); every action here checks and changes the step through it
+(``wrong_step`` otherwise), so no step can be skipped; each transition records when it
+happened (and who acted, for the invigilator's). Refusing the pledge ends the attempt in
+``refused``. An invigilator may pause a candidate who is answering (the
 clock stops, answers are refused) and resume them, or end the exam with a category of the
 documents (``terminated``; proctor.invigilation.control). Every function takes ``now`` from the
 app's clock.
@@ -17,6 +14,7 @@ app's clock.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,13 +26,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor.auth import ratelimit
 from proctor.auth import sessions as auth
 from proctor.errors import Conflict, Forbidden, Invalid, NotAuthenticated, NotFound, TooMany
-from proctor.events.bus import VIEWS_CHANNEL, Bus, candidate_channel, sitting_channel
+from proctor.events.bus import Bus, sitting_channel
 from proctor.evidence.zones import zone_body
 from proctor.flow import screen, timing
-from proctor.invigilation import supervision
+from proctor.flow.machine import (
+    ENDED,
+    STEP_TITLES,
+    Ctx,
+    check,
+    move,
+    move_attempt,
+    steps_of,
+    terminated_error,
+)
 from proctor.rules import RuleSettings
 from proctor.sitting import violations
-from proctor.sitting.policy import FlowRules, rules_of
+from proctor.sitting.policy import rules_of
 from proctor.store.tables import (
     Answer,
     Attempt,
@@ -46,42 +53,6 @@ from proctor.store.tables import (
 )
 
 log = logging.getLogger(__name__)
-
-EXAM_STEPS = (
-    "login",
-    "confirm",
-    "pledge",
-    "identity",
-    "phone",
-    "waiting",
-    "answering",
-    "submitted",
-)
-DEVICE_CHECK_STEPS = (
-    "login",
-    "confirm",
-    "pledge",
-    "identity",
-    "phone",
-    "device_check",
-    "finished",
-)
-ENDED = frozenset({"submitted", "finished", "refused", "terminated"})
-
-STEP_TITLES = {
-    "login": "登录 Log in",
-    "confirm": "个人信息确认 Confirm your details",
-    "pledge": "签署承诺书 Sign the pledge",
-    "identity": "拍照核验 Photo identity check",
-    "phone": "登录鹰眼监控 Connect the phone (second view)",
-    "waiting": "等待考试开始 Wait for the start",
-    "answering": "开始作答 Answer",
-    "submitted": "交卷 Handed in",
-    "device_check": "设备调试 Device check",
-    "finished": "完成 Done",
-    "refused": "已退出 Ended",
-    "terminated": "考试已终止 Ended by the invigilator",
-}
 
 PLEDGE_TEXT = """考生诚信考试承诺书 · Candidate's pledge
 
@@ -101,25 +72,6 @@ I take this skill-certification exam myself and promise:
    do not record, photograph or pass on the questions;
 5. I follow the invigilator's instructions and accept the consequences of any breach of
    the exam rules."""
-
-
-def steps_of(kind: str) -> tuple[str, ...]:
-    return DEVICE_CHECK_STEPS if kind == "device_check" else EXAM_STEPS
-
-
-def next_step(kind: str, step: str) -> str:
-    steps = steps_of(kind)
-    return steps[steps.index(step) + 1]
-
-
-@dataclass
-class Ctx:
-    """One candidate's flow as loaded for a request."""
-
-    candidate: Candidate
-    sitting: Sitting
-    attempt: Attempt
-    rules: FlowRules
 
 
 # ------------------------------------------------------------------------- loading
@@ -158,103 +110,10 @@ async def end_of(
     )
 
 
-async def load(db: AsyncSession, candidate_id: int, lock: bool = False) -> Ctx:
-    """The candidate's flow; with ``lock`` the attempt row is locked until the transaction
-    ends (PostgreSQL ``FOR UPDATE``; SQLite serialises writers anyway), so that two
-    requests of one candidate cannot both make the same transition."""
-    candidate = await db.get(Candidate, candidate_id)
-    if candidate is None:
-        raise NotAuthenticated("not_authenticated", "Please log in.")
-    query = select(Attempt).where(Attempt.candidate_id == candidate_id)
-    if lock:
-        query = query.with_for_update()
-    attempt = await db.scalar(query)
-    if attempt is None:
-        raise NotAuthenticated("not_authenticated", "Please log in.")
-    sitting = await db.get(Sitting, candidate.sitting_id)
-    assert sitting is not None
-    return Ctx(candidate, sitting, attempt, rules_of(sitting.kind, sitting.flow))
-
-
-def terminated_error(attempt: Attempt) -> Conflict:
-    title = violations.title_of(attempt.termination_category) or ""
-    return Conflict(
-        "exam_terminated",
-        f"监考老师已终止你的考试（{title}），不能再作答或交卷。 The invigilator has ended your "
-        f"exam ({title}); answers and hand-in are no longer taken.",
-    )
-
-
-EXAM_PAUSED = Conflict(
-    "exam_paused",
-    "监考老师已暂停你的考试，暂停期间不能作答，计时已停止。 The invigilator has paused your exam: "
-    "answers are not taken and your time stands still until it resumes.",
-)
-
-
-def require_running(ctx: Ctx) -> None:
-    """Refuse answers and hand-in while an invigilator has paused the candidate."""
-    if ctx.attempt.paused_at is not None:
-        raise EXAM_PAUSED
-
-
-def require_step(ctx: Ctx, *expected: str) -> None:
-    step = ctx.attempt.step
-    if step in expected:
-        return
-    if step == "terminated":
-        raise terminated_error(ctx.attempt)
-    if step == "refused":
-        raise Forbidden(
-            "pledge_refused",
-            "你已拒绝签署承诺书，本场考试已结束。 You refused the pledge; this sitting has ended "
-            "for you.",
-        )
-    if step in ("submitted", "finished"):
-        raise Conflict(
-            "already_submitted", "你已交卷，本场考试已结束。 You have already handed in."
-        )
-    want = " / ".join(STEP_TITLES.get(e, e) for e in expected)
-    raise Conflict(
-        "wrong_step",
-        f"这一步现在不能进行：你当前的步骤是「{STEP_TITLES.get(step, step)}」。 This is not the "
-        f"current step ({want}); your current step is: {STEP_TITLES.get(step, step)}.",
-    )
-
-
 async def record_event(
     db: AsyncSession, candidate_id: int, kind: str, now: datetime, **data: Any
 ) -> None:
     db.add(CandidateEvent(candidate_id=candidate_id, kind=kind, data=data, at=now))
-
-
-def advance(ctx: Ctx, now: datetime) -> None:
-    ctx.attempt.step = next_step(ctx.sitting.kind, ctx.attempt.step)
-    ctx.attempt.updated_at = now
-
-
-async def publish_step(bus: Bus, ctx: Ctx, now: datetime, **extra: Any) -> None:
-    """Tell the sitting's consoles (and the candidate's own pages) where the candidate is
-    now."""
-    message = {
-        "type": "flow",
-        "candidate_id": ctx.candidate.id,
-        "step": ctx.attempt.step,
-        "at": now.isoformat(),
-        **extra,
-    }
-    await bus.publish(sitting_channel(ctx.sitting.id), message)
-    await bus.publish(candidate_channel(ctx.candidate.id), message)
-    if ctx.attempt.step in ENDED:
-        await end_views(bus, ctx.candidate.id)
-
-
-async def end_views(bus: Bus, candidate_id: int) -> None:
-    """The candidate's exam is over (handed in, device check finished, ended by the
-    invigilator): both views end. The process holding the connections closes them and
-    records them as ended, not lost (proctor.runtime); the phone page, told over its
-    socket, stops its camera."""
-    await bus.publish(VIEWS_CHANNEL, {"kind": "end_views", "candidate_id": candidate_id})
 
 
 EXAM_OVER_MESSAGE = (
@@ -387,7 +246,7 @@ async def _login(
             # refused before anyone proved to be the candidate: maybe an impostor with the
             # shared password and the ID number; nothing irreversible happened, the
             # candidate may sign now (recorded)
-            reopen_pledge(attempt, now)
+            move_attempt(attempt, sitting.kind, "reopen_pledge_at_login", now)
             await record_event(db, candidate.id, "pledge_reopened", now, by="login")
         elif attempt.step == "refused":
             raise Forbidden(
@@ -427,8 +286,7 @@ async def _login(
         )
         db.add(attempt)
     elif attempt.step == "finished":
-        attempt.step = "device_check"
-        attempt.updated_at = now
+        move_attempt(attempt, sitting.kind, "run_device_check_again", now)
     await record_event(
         db, candidate.id, "login", now, client=client[:64], resumed=resumed, step=attempt.step
     )
@@ -442,36 +300,40 @@ def identity_settled(attempt: Attempt | None) -> bool:
     return attempt is not None and attempt.identity_passed_at is not None
 
 
-def reopen_pledge(attempt: Attempt, now: datetime) -> None:
-    attempt.step = "pledge"
-    attempt.updated_at = now
-
-
 async def undo_pledge_refusal(
-    db: AsyncSession, attempt: Attempt, now: datetime, by: int, reason: str
+    db: AsyncSession, ctx: Ctx, now: datetime, by: int, reason: str
 ) -> None:
     """The invigilator undoes a refused pledge: the candidate signs it on their next login."""
     reason = " ".join(reason.split())
     if not reason:
         raise Invalid("reason_required", "请填写原因。 Give a reason.")
-    if attempt.step != "refused":
+    if ctx.attempt.step != "refused":
         raise Conflict(
             "pledge_not_refused",
             "该考生没有拒绝承诺书。 This candidate has not refused the pledge.",
         )
-    reopen_pledge(attempt, now)
-    await record_event(
-        db, attempt.candidate_id, "pledge_reopened", now, by=by, reason=reason[:2000]
-    )
+    move(ctx, "reopen_pledge", now)
+    await record_event(db, ctx.candidate.id, "pledge_reopened", now, by=by, reason=reason[:2000])
 
 
 async def clear_login_limit(db: AsyncSession, candidate_id: int, now: datetime, by: int) -> int:
-    """The invigilator clears the rate limit of a candidate's ID number (recorded)."""
+    """The invigilator clears the rate limit of a candidate's ID number (recorded,
+    committed)."""
     candidate = await db.get(Candidate, candidate_id)
     if candidate is None:
         raise NotFound("unknown_candidate", "No such candidate.")
     n = await ratelimit.clear_candidate(db, candidate.id_number)
     await record_event(db, candidate_id, "login_limit_cleared", now, by=by, failures=n)
+    await db.commit()
+    return n
+
+
+async def release_sessions(db: AsyncSession, candidate_id: int, now: datetime, by: int) -> int:
+    """The invigilator ends the candidate's sessions so they can log in again on another
+    device now (recorded, committed)."""
+    n = await auth.release_candidate(db, candidate_id, now)
+    await record_event(db, candidate_id, "session_released", now, by=by)
+    await db.commit()
     return n
 
 
@@ -479,9 +341,8 @@ async def clear_login_limit(db: AsyncSession, candidate_id: int, now: datetime, 
 
 
 async def confirm_info(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
-    require_step(ctx, "confirm")
+    move(ctx, "confirm", now)
     ctx.attempt.info_confirmed_at = now
-    advance(ctx, now)
     await record_event(db, ctx.candidate.id, "info_confirmed", now)
 
 
@@ -490,7 +351,7 @@ async def report_info_problem(
 ) -> dict[str, Any]:
     """The candidate says their details are wrong: recorded and shown to the invigilator;
     the candidate may still confirm and go on (a typo must not keep anyone out)."""
-    require_step(ctx, "confirm")
+    check(ctx, "report_info_problem")
     text = " ".join(text.split())
     if not 1 <= len(text) <= 500:
         raise Invalid("bad_report", "请用1到500个字描述问题。 Describe the problem in 1-500 chars.")
@@ -519,15 +380,13 @@ async def report_info_problem(
 async def answer_pledge(db: AsyncSession, ctx: Ctx, accept: bool, now: datetime) -> None:
     """Signing goes on to the identity check; refusing ends the attempt (recorded) and the
     candidate's sessions."""
-    require_step(ctx, "pledge")
     if accept:
+        move(ctx, "sign_pledge", now)
         ctx.attempt.pledge_signed_at = now
-        advance(ctx, now)
         await record_event(db, ctx.candidate.id, "pledge_signed", now)
         return
+    move(ctx, "refuse_pledge", now)
     ctx.attempt.pledge_refused_at = now
-    ctx.attempt.step = "refused"
-    ctx.attempt.updated_at = now
     await record_event(db, ctx.candidate.id, "pledge_refused", now)
     await auth.release_candidate(db, ctx.candidate.id, now)
 
@@ -535,9 +394,10 @@ async def answer_pledge(db: AsyncSession, ctx: Ctx, accept: bool, now: datetime)
 # ------------------------------------------------------------------------- step 5: phone
 
 
-async def second_view_connected(db: AsyncSession, candidate_id: int) -> bool:
-    """Whether the newest connection event of the second view says connected (the media
-    layer records them, whichever server process holds the connection)."""
+async def view_connected(db: AsyncSession, candidate_id: int, view: str) -> bool:
+    """Whether the newest connection event of ``view`` (first: the camera, second: the
+    phone) says connected (the media layer records them, whichever server process holds
+    the connection)."""
     rows = await db.scalars(
         select(CandidateEvent)
         .where(
@@ -548,15 +408,19 @@ async def second_view_connected(db: AsyncSession, candidate_id: int) -> bool:
         .limit(50)
     )
     for row in rows:
-        if (row.data or {}).get("view") == "second":
+        if (row.data or {}).get("view") == view:
             return row.kind == "media_connected"
     return False
+
+
+async def second_view_connected(db: AsyncSession, candidate_id: int) -> bool:
+    return await view_connected(db, candidate_id, "second")
 
 
 async def phone_done(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
     """Step 5 is done once a phone paired with this candidate streams the second view
     (or at once when the sitting does not require the phone)."""
-    require_step(ctx, "phone")
+    check(ctx, "phone_done")
     if ctx.rules.require_phone:
         if ctx.attempt.phone_paired_at is None:
             raise Conflict(
@@ -570,7 +434,7 @@ async def phone_done(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
                 "the phone yet: allow the camera on the phone and keep its page open.",
             )
     ctx.attempt.phone_done_at = now
-    advance(ctx, now)
+    move(ctx, "phone_done", now)
     await record_event(db, ctx.candidate.id, "phone_done", now)
 
 
@@ -701,19 +565,48 @@ def termination_body(a: Attempt) -> dict[str, Any] | None:
     }
 
 
-async def get_ctx_for_staff(db: AsyncSession, candidate_id: int, lock: bool = False) -> Ctx:
-    candidate = await db.get(Candidate, candidate_id)
-    if candidate is None:
-        raise NotFound("unknown_candidate", f"No candidate {candidate_id}.")
-    query = select(Attempt).where(Attempt.candidate_id == candidate_id)
-    if lock:
-        query = query.with_for_update()
-    attempt = await db.scalar(query)
-    if attempt is None:
-        raise Conflict("not_logged_in", "This candidate has not logged in yet. 该考生尚未登录。")
-    sitting = await db.get(Sitting, candidate.sitting_id)
-    assert sitting is not None
-    return Ctx(candidate, sitting, attempt, rules_of(sitting.kind, sitting.flow))
+async def overview(
+    db: AsyncSession, sitting: Sitting, candidate_ids: set[int] | list[int], now: datetime
+) -> list[dict[str, Any]]:
+    """Every given candidate of the sitting with their step, identity state, phone,
+    progress and time left (``absent``: not logged in yet)."""
+    rows = await db.execute(
+        select(Candidate, Attempt)
+        .outerjoin(Attempt, Attempt.candidate_id == Candidate.id)
+        .where(Candidate.sitting_id == sitting.id, Candidate.id.in_(candidate_ids))
+        .order_by(Candidate.name)
+    )
+    out = []
+    for cand, att in rows.all():
+        if att is None:
+            out.append(
+                {
+                    "candidate_id": cand.id,
+                    "name": cand.name,
+                    "id_number": cand.id_number,
+                    "step": "absent",
+                }
+            )
+            continue
+        body = await state_body(
+            db, Ctx(cand, sitting, att, rules_of(sitting.kind, sitting.flow)), now
+        )
+        out.append(
+            {
+                "candidate_id": cand.id,
+                "name": cand.name,
+                "id_number": cand.id_number,
+                "step": att.step,
+                "step_title": body["step_title"],
+                "identity": body["identity"],
+                "phone": body["phone"],
+                "progress": body["progress"],
+                "timing": body["timing"],
+                "submitted_at": body["submitted_at"],
+                "submit_kind": body["submit_kind"],
+            }
+        )
+    return out
 
 
 # ------------------------------------------------------------------------- page events
@@ -741,9 +634,16 @@ MAX_PAGE_EVENTS_PER_MINUTE = 60
 
 
 async def record_page_events(
-    db: AsyncSession, bus: Bus, ctx: Ctx, events: list[dict[str, Any]], now: datetime
+    db: AsyncSession,
+    bus: Bus,
+    ctx: Ctx,
+    events: list[dict[str, Any]],
+    now: datetime,
+    hint: Callable[[Candidate, str], Awaitable[Any]] | None = None,
 ) -> int:
-    """Store the page's events (each as ``page_<kind>``) and show them on the console."""
+    """Store the page's events (each as ``page_<kind>``) and show them on the console.
+    A leave to be warned about sends the candidate ``hint(candidate, "screen_left")``
+    (the invigilation's hints: proctor.invigilation.supervision.auto_hint)."""
     if len(events) > MAX_PAGE_EVENTS:
         raise Invalid("too_many_events", f"Send at most {MAX_PAGE_EVENTS} events at once.")
     clean = []
@@ -791,8 +691,8 @@ async def record_page_events(
     outcome = await screen.after_page_events(
         db, bus, ctx.candidate, RuleSettings.from_dict(ctx.sitting.rules), now
     )
-    if outcome.warn is not None:
-        await supervision.auto_hint(db, bus, candidate=ctx.candidate, code="screen_left")
+    if outcome.warn is not None and hint is not None:
+        await hint(ctx.candidate, "screen_left")
     for event in clean:
         await bus.publish(
             sitting_channel(ctx.sitting.id),

@@ -25,8 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Invalid
 from proctor.events.bus import Bus
+from proctor.flow import machine
 from proctor.flow import steps as flow
-from proctor.flow.steps import Ctx
+from proctor.flow.machine import Ctx
 from proctor.invigilation import supervision
 from proctor.sitting import violations
 from proctor.sitting.scoring import score_attempt
@@ -58,29 +59,10 @@ def check_category(category: str) -> violations.Category:
     return found
 
 
-def _not_answering(ctx: Ctx) -> Conflict:
-    step = ctx.attempt.step
-    if step == "terminated":
-        return Conflict(
-            "already_terminated",
-            "This candidate's exam has already been ended. 该考生的考试已终止。",
-        )
-    return Conflict(
-        "not_answering",
-        f"The candidate is not answering (step: {flow.STEP_TITLES.get(step, step)}). "
-        "该考生当前不在作答中。",
-    )
-
-
-def _require_answering(ctx: Ctx) -> None:
-    if ctx.attempt.step != "answering":
-        raise _not_answering(ctx)
-
-
 async def _publish(
     bus: Bus, db: AsyncSession, ctx: Ctx, now: datetime, row: ConsoleAction, **extra: Any
 ) -> dict[str, Any]:
-    await flow.publish_step(bus, ctx, now, **extra)
+    await machine.publish_step(bus, ctx, now, **extra)
     (action,) = await supervision.publish_actions(db, bus, [row])
     return action
 
@@ -93,7 +75,7 @@ async def pause(
 ) -> dict[str, Any]:
     """Stop the candidate's clock (committed, then published)."""
     reason = clean_reason(reason)
-    _require_answering(ctx)
+    machine.check(ctx, "pause")
     a = ctx.attempt
     if a.paused_at is not None:
         raise Conflict("already_paused", "This candidate's exam is already paused. 已暂停。")
@@ -133,7 +115,7 @@ async def resume(
 ) -> dict[str, Any]:
     """Restart the clock: the end moves by the paused duration."""
     reason = clean_reason(reason, required=False)
-    _require_answering(ctx)
+    machine.check(ctx, "resume")
     a = ctx.attempt
     if a.paused_at is None:
         raise Conflict("not_paused", "This candidate's exam is not paused. 该考生未被暂停。")
@@ -192,11 +174,8 @@ async def terminate(
     cat = check_category(category)
     reason = clean_reason(reason)
     a = ctx.attempt
-    if a.step == "terminated":
-        raise _not_answering(ctx)
     if not cat.ends_exam:
-        if a.step in flow.ENDED:
-            raise _not_answering(ctx)
+        machine.check(ctx, "warn")
         row = await supervision.record_action(
             db,
             sitting_id=ctx.sitting.id,
@@ -219,7 +198,7 @@ async def terminate(
             "action": action,
         }
 
-    _require_answering(ctx)
+    machine.check(ctx, "terminate")
     if a.paused_at is not None:  # the pause ends with the exam
         a.paused_seconds = float(a.paused_seconds or 0.0) + max(
             0.0, (now - a.paused_at).total_seconds()
@@ -227,7 +206,7 @@ async def terminate(
         a.paused_at = None
         a.paused_by = None
         a.pause_reason = None
-    a.step = "terminated"
+    machine.move(ctx, "terminate", now)
     a.terminated_at = now
     a.terminated_by = staff_id
     a.termination_category = cat.code

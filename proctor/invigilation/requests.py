@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Invalid, NotFound, TooMany
 from proctor.events.bus import Bus, candidate_channel, sitting_channel
-from proctor.flow.steps import ENDED, record_event
+from proctor.flow.machine import ENDED, allowed
+from proctor.flow.steps import record_event
 from proctor.sitting.policy import rules_of
 from proctor.store.tables import (
     Attempt,
@@ -37,15 +38,12 @@ from proctor.store.tables import (
     Sitting,
     StaffUser,
 )
+from proctor.times import iso as _iso
 
 NOTE_REQUIRED = Invalid(
     "note_required",
     "请填写处理说明（2至500字）。 Say how it was resolved (2-500 characters).",
 )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 #: kinds of candidate events the console lists until resolved
@@ -278,7 +276,7 @@ async def identity_reviews(
         .join(Candidate, Candidate.id == Attempt.candidate_id)
         .where(
             Attempt.candidate_id.in_(candidate_ids),
-            Attempt.step == "identity",
+            Attempt.step.in_(allowed("admit")),
             Attempt.identity_passed_at.is_(None),
             Attempt.identity_failures >= limit,
         )

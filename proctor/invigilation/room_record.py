@@ -25,7 +25,7 @@ from proctor import csvsafe
 from proctor.errors import Conflict
 from proctor.events.recorder import ALERT_TITLES
 from proctor.evidence.zones import localize, zone_body, zone_of
-from proctor.flow import screen
+from proctor.flow import machine, screen
 from proctor.flow import steps as flow
 from proctor.invigilation.rooms import room_staff_names, seats_of
 from proctor.invigilation.supervision import INCIDENT_CATEGORIES, staff_names
@@ -44,6 +44,7 @@ from proctor.store.tables import (
     TimeExtension,
     utcnow,
 )
+from proctor.times import iso as _iso
 
 KIND_NAMES = {
     "device_check": "设备调试 Device check",
@@ -80,10 +81,6 @@ def _hand_text(data: dict[str, Any]) -> str:
     if not data.get("resolved_at"):
         return f"{text} — 待处理 open"
     return f"{text} — 已处理 resolved {data['resolved_at']}: {data.get('note') or ''}"
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 # ----------------------------------------------------------------------------- flow fields
@@ -175,8 +172,8 @@ def flow_body(facts: FlowFacts | None) -> dict[str, Any] | None:
         return None
     return {
         "step": facts.step,
-        "step_title": flow.STEP_TITLES.get(facts.step or "", facts.step),
-        "ended": facts.step in flow.ENDED,
+        "step_title": machine.STEP_TITLES.get(facts.step or "", facts.step),
+        "ended": facts.step in machine.ENDED,
         "logged_in_at": _iso(facts.logged_in_at),
         "phone_paired": facts.phone_paired_at is not None,
         "progress": (
@@ -358,7 +355,7 @@ async def room_record(
                 "second_view_at": _iso(conn.get("second")),
                 "step": f.step if f else None,
                 # the step in words (issue 23: no raw codes in the record)
-                "step_title": flow.STEP_TITLES.get(f.step, f.step) if f and f.step else None,
+                "step_title": machine.STEP_TITLES.get(f.step, f.step) if f and f.step else None,
                 "submitted_at": _iso(f.submitted_at) if f else None,
                 "paused": bool(f and f.paused),
                 "terminated": (f.terminated or {}).get("category") if f else None,

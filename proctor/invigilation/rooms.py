@@ -15,15 +15,16 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor.auth.roles import roles_with
 from proctor.auth.sessions import Principal
 from proctor.errors import Conflict, Forbidden, Invalid, NotFound
 from proctor.store.tables import Candidate, Room, RoomSeat, RoomStaff, Sitting, StaffUser, utcnow
 
 ROOM_CAPACITY = 30  # the documents: 30 seats per room
 INVIGILATORS_PER_ROOM = 2  # the documents: 2 invigilators per 30-seat room
-CONSOLE_ROLES = frozenset({"invigilator", "chief", "admin"})
-ALL_ROOM_ROLES = frozenset({"chief", "admin"})  # see and act on every room
-MANAGER_ROLES = frozenset({"chief", "admin"})  # create rooms, seat, assign
+CONSOLE_ROLES = roles_with("console")
+ALL_ROOM_ROLES = roles_with("all_rooms")  # see and act on every room
+MANAGER_ROLES = roles_with("manage_rooms")  # create rooms, seat, assign
 
 
 @dataclass(frozen=True)

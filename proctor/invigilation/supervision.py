@@ -35,6 +35,7 @@ from proctor.store.tables import (
     TimeExtension,
     utcnow,
 )
+from proctor.times import iso as _iso
 
 DANMAKU_MAX = 200
 
@@ -273,10 +274,6 @@ def _text(value: str, *, lo: int, hi: int, code: str, what: str) -> str:
     if not lo <= len(value) <= hi:
         raise Invalid(code, f"{what} needs {lo} to {hi} characters.")
     return value
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 async def staff_names(db: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:

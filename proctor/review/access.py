@@ -11,12 +11,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor.auth.roles import roles_with
 from proctor.evidence import chain
 
-REVIEW_ROLES = frozenset({"reviewer", "chief", "admin"})
-DECIDE_ROLES = frozenset({"reviewer", "chief"})
-LOCK_ROLES = frozenset({"chief"})
-RETENTION_ROLES = frozenset({"chief", "admin"})
+REVIEW_ROLES = roles_with("review")
+DECIDE_ROLES = roles_with("decide")
+LOCK_ROLES = roles_with("lock")
+RETENTION_ROLES = roles_with("retention")
 
 
 async def log_access(

@@ -34,14 +34,10 @@ from proctor.store.tables import (
     Sitting,
     utcnow,
 )
+from proctor.times import iso_utc as iso
 
 #: audit kinds shown from their own tables (or not actions on the candidate)
 _COVERED_KINDS = ("danmaku.", "review.", "access.", "retention.", "console.")
-
-
-def iso(value: datetime | None) -> str | None:
-    """ISO 8601 in UTC with microseconds: strings that sort as the times do."""
-    return value.astimezone(UTC).isoformat(timespec="microseconds") if value else None
 
 
 def evidence_url(evidence_id: int) -> str:

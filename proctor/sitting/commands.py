@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from proctor.auth.roles import ROLES
 from proctor.config import Settings
 from proctor.errors import DomainError
 from proctor.evidence import chain
@@ -114,9 +115,7 @@ def add_parsers(sub: Any) -> None:
     stsub = staff.add_subparsers(dest="action", required=True)
     screate = stsub.add_parser("create", help="create a staff account")
     screate.add_argument("--username", required=True)
-    screate.add_argument(
-        "--role", required=True, choices=["invigilator", "chief", "reviewer", "admin"]
-    )
+    screate.add_argument("--role", required=True, choices=list(ROLES))
     screate.add_argument("--display-name")
     screate.add_argument("--password", help="default: asked for")
 

@@ -231,10 +231,6 @@ async def results(db: AsyncSession, sitting_id: int) -> list[dict[str, Any]]:
     return out
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 RESULT_COLUMNS = [
     "candidate_id",
     "name",

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor.auth.roles import ROLES, roles_with
 from proctor.auth.sessions import hash_password
 from proctor.errors import Conflict, Forbidden, Invalid, NotFound
 from proctor.evidence import chain
@@ -20,7 +21,7 @@ from proctor.rules import RuleSettings
 from proctor.sitting.policy import SITTING_KINDS, make_rules, rules_of
 from proctor.store.tables import Candidate, Sitting, StaffUser, utcnow
 
-STAFF_ROLES = ("invigilator", "chief", "reviewer", "admin")
+STAFF_ROLES = ROLES
 _ID_NUMBER = re.compile(r"^[0-9A-Za-z]{6,32}$")
 
 
@@ -158,7 +159,7 @@ async def add_candidate(
 
 #: roles only a chief examiner (or the operator at the command line) may hand out: an
 #: administrator must not make themselves a second identity that records verdicts
-PRIVILEGED_ROLES = frozenset({"chief", "admin"})
+PRIVILEGED_ROLES = roles_with("privileged")
 
 
 async def create_staff(

@@ -1,0 +1,271 @@
+"""The candidate's flow driven without HTTP (issue 19): the transition table, and the
+flow's and the invigilator's actions through ``machine.act`` against a real (SQLite)
+database, with a bus that checks every message is published after its commit."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import pytest_asyncio
+from sqlalchemy import select
+
+from proctor.auth.ratelimit import LoginLimits
+from proctor.errors import Conflict, DomainError, Forbidden
+from proctor.evidence.storage import EvidenceStorage
+from proctor.flow import answering, identity, machine, steps
+from proctor.invigilation import control
+from proctor.sitting import bank, papers
+from proctor.sitting.sittings import add_candidate, create_sitting, create_staff
+from proctor.store.tables import Attempt
+from tests.flowkit import OBJECTIVE_SECTIONS, T0, demo_questions, migrated_sqlite
+
+STEPS = set(machine.EXAM_STEPS + machine.DEVICE_CHECK_STEPS) | machine.ENDED
+
+
+# ------------------------------------------------------------------------- the table
+
+
+def test_every_transition_names_real_steps():
+    for action, rule in machine.TRANSITIONS.items():
+        assert rule.steps and set(rule.steps) <= STEPS, action
+        assert rule.to in (None, machine.NEXT) or rule.to in STEPS, action
+        assert rule.refusal in ("candidate", "staff"), action
+
+
+def test_every_step_of_an_exam_is_reached_by_some_action():
+    reached = {"confirm"}  # where the first login puts the candidate
+    for kind in ("formal", "device_check"):
+        for rule in machine.TRANSITIONS.values():
+            for step in rule.steps:
+                if rule.to == machine.NEXT and step in machine.steps_of(kind)[:-1]:
+                    reached.add(machine.next_step(kind, step))
+                elif rule.to not in (None, machine.NEXT):
+                    reached.add(rule.to)
+    assert set(machine.EXAM_STEPS[1:]) | set(machine.DEVICE_CHECK_STEPS[1:]) <= reached
+    assert {"refused", "terminated"} <= reached
+
+
+def test_nothing_leaves_an_ended_exam_but_the_undo_and_the_rerun():
+    leaving = {
+        action
+        for action, rule in machine.TRANSITIONS.items()
+        if rule.to is not None and set(rule.steps) & machine.ENDED
+    }
+    assert leaving == {"reopen_pledge", "reopen_pledge_at_login", "run_device_check_again"}
+
+
+# ------------------------------------------------------------------------- a real database
+
+
+class CommittedBus:
+    """An in-process bus that reads the candidate's step in a separate session at each
+    publish: a message about a step must find that step committed already."""
+
+    def __init__(self, database: Any) -> None:
+        self.database = database
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        if message.get("type") == "flow":
+            async with self.database.session() as s:
+                stored = await s.scalar(
+                    select(Attempt.step).where(Attempt.candidate_id == message["candidate_id"])
+                )
+            assert stored == message["step"], "published before the commit"
+        self.messages.append((channel, message))
+
+    def steps(self) -> list[str]:
+        return [m["step"] for c, m in self.messages if m.get("type") == "flow" and "sitting" in c]
+
+
+@pytest_asyncio.fixture
+async def world(tmp_path):
+    async with migrated_sqlite(tmp_path) as database:
+        storage = EvidenceStorage(tmp_path / "evidence")
+        async with database.transaction() as s:
+            await bank.import_bank(s, json.dumps(demo_questions("q")).encode(), "q.json", "b")
+            sitting = await create_sitting(
+                s,
+                name="unit",
+                kind="formal",
+                password="unit-pass-1",
+                starts_at=T0,
+                ends_at=T0 + timedelta(hours=2),
+                flow={"require_phone": False},
+            )
+            await papers.assemble(s, sitting.id, {"bank": "b", "sections": OBJECTIVE_SECTIONS})
+            cand = await add_candidate(
+                s, storage, sitting_id=sitting.id, name="考生 Unit", id_number="UNIT0001"
+            )
+            staff = await create_staff(
+                s, username="inv-unit", password="inv-pass-unit", display_name="I", role="chief"
+            )
+            ids = {"sitting": sitting.id, "candidate": cand.id, "staff": staff.id}
+        yield database, storage, CommittedBus(database), ids
+
+
+async def _login(s, at):
+    return await steps.login(
+        s,
+        password="unit-pass-1",
+        id_number="UNIT0001",
+        now=at,
+        client="unit",
+        current_token=None,
+        limits=LoginLimits(),
+    )
+
+
+def _png() -> bytes:
+    ok, buf = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))
+    assert ok
+    return buf.tobytes()
+
+
+async def test_the_exam_through_the_machine(world) -> None:
+    database, storage, bus, ids = world
+    cid, at = ids["candidate"], T0 - timedelta(minutes=5)
+    async with database.session() as s:
+        await _login(s, at)
+        await s.commit()
+        # a step out of order is refused with the candidate's codes, and nothing changes
+        with pytest.raises(Conflict) as exc:
+            await machine.act(s, bus, cid, lambda c: steps.phone_done(s, c, at), now=at)
+        assert exc.value.code == "wrong_step"
+        await s.rollback()
+        await machine.act(s, bus, cid, lambda c: steps.confirm_info(s, c, at), now=at)
+        await machine.act(s, bus, cid, lambda c: steps.answer_pledge(s, c, True, at), now=at)
+
+        # step 4 without a registered photo goes to the invigilator, who admits
+        result = await identity.photo_check(
+            s, bus, None, storage, cid, _png(), now=at, clock=lambda: at
+        )
+        assert result["needs_invigilator"] and not result["passed"]
+        with pytest.raises(Conflict) as exc:  # the candidate cannot go on by themselves
+            await identity.photo_check(s, bus, None, storage, cid, _png(), now=at, clock=lambda: at)
+        assert exc.value.code == "identity_locked"
+        await s.rollback()
+        staff = ids["staff"]
+        await machine.act(
+            s,
+            bus,
+            cid,
+            lambda c: identity.admit(s, c, staff_id=staff, reason="checked by hand", now=at),
+            now=at,
+            staff=True,
+        )
+        await machine.act(s, bus, cid, lambda c: steps.phone_done(s, c, at), now=at)
+        with pytest.raises(DomainError) as exc:  # before the start
+            await machine.act(s, bus, cid, lambda c: answering.start_answering(s, c, at), now=at)
+        await s.rollback()
+        at = T0 + timedelta(minutes=1)
+        await machine.act(s, bus, cid, lambda c: answering.start_answering(s, c, at), now=at)
+
+        # the invigilator pauses: answers and hand-in are refused, the step stays
+        ctx = await machine.load(s, cid, lock=True, staff=True)
+        await control.pause(s, bus, ctx, staff_id=staff, reason="a pause", now=at)
+        ctx = await machine.load(s, cid)
+        first = ctx.attempt.question_order[0]["q"]
+        for action in (
+            lambda c: answering.save_answer(s, c, int(first), "A", 1, at),
+            lambda c: answering.submit(s, c, at),
+        ):
+            with pytest.raises(Conflict) as exc:
+                await machine.act(s, bus, cid, action, now=at)
+            assert exc.value.code == "exam_paused"
+            await s.rollback()
+        ctx = await machine.load(s, cid, lock=True, staff=True)
+        await control.resume(s, bus, ctx, staff_id=staff, now=at)
+        _, saved = await machine.act(
+            s,
+            bus,
+            cid,
+            lambda c: answering.save_answer(s, c, int(first), "A", 1, at),
+            now=at,
+            publish=False,
+        )
+        assert saved["seq"] == 1 and not saved["stale"]
+
+        # ending the exam: the table's staff refusals afterwards
+        ctx = await machine.load(s, cid, lock=True, staff=True)
+        out = await control.terminate(
+            s, bus, ctx, staff_id=staff, category="paper_voided", reason="a phone", now=at
+        )
+        assert out["ended"] is True
+        ctx = await machine.load(s, cid, lock=True, staff=True)
+        with pytest.raises(Conflict) as exc:
+            await control.pause(s, bus, ctx, staff_id=staff, reason="again", now=at)
+        assert exc.value.code == "already_terminated"
+        await s.rollback()
+        with pytest.raises(Conflict) as exc:
+            await machine.act(s, bus, cid, lambda c: answering.submit(s, c, at), now=at)
+        assert exc.value.code == "exam_terminated"
+        await s.rollback()
+        # the paper may still be read after the end
+        body = await answering.paper_body(s, await machine.load(s, cid))
+        assert body
+
+    assert bus.steps() == [
+        "pledge",
+        "identity",
+        "identity",
+        "phone",
+        "waiting",
+        "answering",
+        "answering",  # paused
+        "answering",  # resumed
+        "terminated",
+    ]
+
+
+async def test_refusing_the_pledge_and_the_undo(world) -> None:
+    database, storage, bus, ids = world
+    cid, at = ids["candidate"], T0 - timedelta(minutes=5)
+    async with database.session() as s:
+        await _login(s, at)
+        await s.commit()
+        await machine.act(s, bus, cid, lambda c: steps.confirm_info(s, c, at), now=at)
+        await machine.act(s, bus, cid, lambda c: steps.answer_pledge(s, c, False, at), now=at)
+        with pytest.raises(Forbidden) as exc:
+            await machine.act(s, bus, cid, lambda c: steps.confirm_info(s, c, at), now=at)
+        assert exc.value.code == "pledge_refused"
+        await s.rollback()
+        # the invigilator's undo goes back to the pledge
+        await machine.act(
+            s,
+            bus,
+            cid,
+            lambda c: steps.undo_pledge_refusal(s, c, at, by=ids["staff"], reason="misclick"),
+            now=at,
+            staff=True,
+        )
+        with pytest.raises(Conflict) as exc:  # only a refused pledge can be undone
+            await machine.act(
+                s,
+                bus,
+                cid,
+                lambda c: steps.undo_pledge_refusal(s, c, at, by=ids["staff"], reason="again"),
+                now=at,
+                staff=True,
+            )
+        assert exc.value.code == "pledge_not_refused"
+    assert bus.steps() == ["pledge", "refused", "pledge"]
+
+
+async def test_staff_load_says_who_is_missing(world) -> None:
+    database, _, bus, ids = world
+    async with database.session() as s:
+        with pytest.raises(Conflict) as exc:
+            await machine.load(s, ids["candidate"], staff=True)
+        assert exc.value.code == "not_logged_in"
+        with pytest.raises(DomainError) as exc:
+            await machine.load(s, 10_000, staff=True)
+        assert exc.value.code == "unknown_candidate"
+        with pytest.raises(DomainError) as exc:
+            await machine.load(s, ids["candidate"])
+        assert exc.value.code == "not_authenticated"
