@@ -2,7 +2,7 @@
 
     python -m benchmarks.capacity --candidates N [--duration S] [--json FILE]
         [--bare] [--find-max] [--workers W] [--analysis-fps F] [--url URL] [--shared DIR]
-        [--models DIR] [--first-fps 10] [--second-fps 5]
+        [--models DIR] [--first-fps 10] [--second-fps 5] [--ratio] [--py-spy PATH]
 
 Starts the server (SQLite; with ``--workers`` > 1, PostgreSQL and Redis on 127.0.0.1), or
 targets ``--url`` (then give ``--password`` and the staff login of a prepared sitting),
@@ -27,6 +27,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -187,6 +188,13 @@ class Run:
     raised_delays: list[float] = field(default_factory=list)
     expected_alerts: int = 0
     missed: int = 0
+    failed_starts: int = 0  # candidates that could not log in or connect a view
+    # from the server's log over the whole step (logins included): HTTP 5xx answers,
+    # "database is locked", connection pool exhausted, slow write transactions
+    log_counts: dict[str, int] = field(default_factory=dict)
+    # --py-spy: share of the server's busy samples per stage (proctor's and aiortc's code)
+    profile: dict[str, float] = field(default_factory=dict)
+    load_avg: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the machine's, at the end
 
     @property
     def per_candidate_cpu(self) -> float:
@@ -215,12 +223,100 @@ class Run:
             and self.p95 <= 1.0
             and self.missed == 0
             and self.memory_flat
+            and not self.log_counts.get("http_5xx")
+            and not self.failed_starts
         )
 
 
+LOG_PATTERNS = {
+    "http_5xx": re.compile(r'HTTP/[\d.]+" 5\d\d\b'),
+    "db_locked": re.compile(r"database is locked"),
+    "pool_exhausted": re.compile(r"QueuePool limit of size"),
+    "slow_write_lock": re.compile(r"held the SQLite write lock"),
+    "tracebacks": re.compile(r"^Traceback", re.M),
+}
+
+
+def count_log(text: str) -> dict[str, int]:
+    return {name: len(pattern.findall(text)) for name, pattern in LOG_PATTERNS.items()}
+
+
+# where the server's CPU goes, from py-spy's samples of every server process and thread
+# (its analysis workers included): the first matching stage of a sample's stack, most
+# specific first; samples of threads waiting (a decoder thread's queue) are idle, not work
+PROFILE_STAGES = [
+    ("analysis: phone", ("vision/phone.py",)),
+    ("analysis: faces", ("vision/faces.py",)),
+    ("analysis: head pose", ("vision/headpose.py",)),
+    ("analysis: objects", ("vision/objects.py", "vision/yolox.py")),
+    ("analysis: quality/gate", ("vision/quality.py", "vision/gate.py", "vision/analyzer.py")),
+    ("voice activity", ("audio/vad.py",)),
+    ("rules", ("proctor/rules/",)),
+    ("evidence", ("proctor/evidence/", "events/recorder.py")),
+    ("analysis: JPEG/convert", ("jpeg (proctor/vision/pool.py", "to_ndarray")),
+    ("analysis: IPC", ("concurrent/futures/process.py", "multiprocessing/")),
+    ("monitor", ("media/monitor.py",)),
+    ("decode: video", ("codecs/vpx.py",)),
+    ("decode: audio", ("codecs/opus.py",)),
+    (
+        "receive: RTP/SRTP/ICE",
+        ("aiortc/", "aioice/", "pylibsrtp", "proctor/media/"),
+    ),
+    ("database", ("sqlalchemy/", "aiosqlite/", "asyncpg/", "proctor/store/")),
+    ("bus/JSON/WebSocket", ("events/bus.py", "json/", "websockets/", "redis/")),
+    (
+        "HTTP and sockets",
+        ("uvicorn/", "starlette/", "fastapi/", "h11/", "httptools", "proctor/api/"),
+    ),
+    ("event loop", ("asyncio/",)),
+]
+IDLE_LEAVES = ("Condition.wait", "_wait_for_tstate_lock", "select (", "poll (", "Event.wait")
+
+
+def start_profile(py_spy: str | None, pids: list[int], duration: float) -> list:
+    if not py_spy:
+        return []
+    import subprocess
+
+    spies = []
+    for pid in pids:
+        out = Path(tempfile.mkstemp(prefix=f"spy-{pid}-", suffix=".txt")[1])
+        cmd = [py_spy, "record", "--pid", str(pid), "--duration", str(int(duration))]
+        cmd += ["--rate", "25", "--nonblocking", "--format", "raw", "-o", str(out)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        spies.append((proc, out))
+    return spies
+
+
+async def finish_profile(spies: list) -> dict[str, float]:
+    counts: dict[str, int] = {}
+    for proc, out in spies:
+        await asyncio.to_thread(proc.wait, 60)
+        for line in out.read_text().splitlines() if out.exists() else []:
+            stack, _, n = line.rpartition(" ")
+            if not n.isdigit() or any(k in stack.rsplit(";", 1)[-1] for k in IDLE_LEAVES):
+                continue
+            stage = next(
+                (name for name, keys in PROFILE_STAGES if any(k in stack for k in keys)),
+                "other",
+            )
+            counts[stage] = counts.get(stage, 0) + int(n)
+        out.unlink(missing_ok=True)
+    total = sum(counts.values()) or 1
+    return {k: v / total for k, v in sorted(counts.items(), key=lambda kv: -kv[1])}
+
+
 class Load:
-    def __init__(self, url: str, password: str, staff: tuple[str, str], sitting_id: int):
+    def __init__(
+        self,
+        url: str,
+        password: str,
+        staff: tuple[str, str],
+        sitting_id: int,
+        py_spy: str | None = None,
+    ):
         self.url, self.password, self.staff, self.sitting_id = url, password, staff, sitting_id
+        self.py_spy = py_spy
 
     async def run(
         self,
@@ -254,20 +350,32 @@ class Load:
                 cands = [HeadlessCandidate(self.url, self.password, i) for i in id_numbers]
                 try:
                     for c in cands:
-                        await c.login()
-                        await c.start_view("first", media[0], loop=True, encoded=True)
-                        await c.start_view("second", media[1], loop=True, encoded=True)
+                        try:
+                            await c.login()
+                            await c.start_view("first", media[0], loop=True, encoded=True)
+                            await c.start_view("second", media[1], loop=True, encoded=True)
+                        except Exception as exc:  # noqa: BLE001 - counted, the run goes on
+                            print(f"candidate {c.id_number} did not start: {exc}")
+                            run.failed_starts += 1
                     for c in cands:
-                        await c.wait_for_state("first", "connected", timeout=60)
-                        await c.wait_for_state("second", "connected", timeout=60)
+                        try:
+                            await c.wait_for_state("first", "connected", timeout=60)
+                            await c.wait_for_state("second", "connected", timeout=60)
+                        except TimeoutError:
+                            print(f"candidate {c.id_number}: a view did not connect in 60 s")
+                            run.failed_starts += 1
                     await asyncio.sleep(5)  # jitter buffers and first keyframes settle
+                    # the server's processes now: its workers' analysis processes too
+                    server_pids = sorted({q for p in server_pids for q in tree_pids(p)})
                     m0 = await server_metrics(self.url)
                     s0 = sum(proc_cpu(p) for p in server_pids)
                     g0 = sum(os.times()[:2])
                     t0 = time.time()
                     run.rss_start_mb = sum(proc_rss_mb(p) for p in server_pids)
+                    spies = start_profile(self.py_spy, server_pids, duration)
                     await asyncio.sleep(duration)
                     t1 = time.time()
+                    run.profile = await finish_profile(spies)
                     run.rss_end_mb = sum(proc_rss_mb(p) for p in server_pids)
                     s1 = sum(proc_cpu(p) for p in server_pids)
                     g1 = sum(os.times()[:2])
@@ -350,7 +458,7 @@ def print_runs(runs: list[Run]) -> None:
     head = (
         f"{'N':>4} {'mode':>5} {'srv CPU':>8} {'/cand':>6} {'gen CPU':>8} {'RSS MB':>13} "
         f"{'rx fps 1/2':>11} {'an fps 1/2':>11} {'lag s':>6} {'p50 s':>6} {'p95 s':>6} "
-        f"{'alerts':>7} {'missed':>6} {'target':>6}"
+        f"{'alerts':>7} {'missed':>6} {'5xx':>4} {'locked':>6} {'target':>6} {'load':>15}"
     )
     print(head)
     for r in runs:
@@ -361,8 +469,13 @@ def print_runs(runs: list[Run]) -> None:
             f"{r.received_fps.get('first', 0):>5.1f}/{r.received_fps.get('second', 0):<5.1f} "
             f"{r.analysed_fps.get('first', 0):>5.2f}/{r.analysed_fps.get('second', 0):<5.2f} "
             f"{r.analysis_lag_s:>6.2f} {r.p50:>6.2f} {r.p95:>6.2f} "
-            f"{r.expected_alerts:>7} {r.missed:>6} {'yes' if r.meets_target() else 'no':>6}"
+            f"{r.expected_alerts:>7} {r.missed:>6} {r.log_counts.get('http_5xx', '-'):>4} "
+            f"{r.log_counts.get('db_locked', '-'):>6} {'yes' if r.meets_target() else 'no':>6} "
+            f"{' '.join(f'{x:.2f}' for x in r.load_avg):>15}"
         )
+        if r.log_counts or r.failed_starts:
+            counts = {**r.log_counts, "candidates that did not start": r.failed_starts}
+            print("      server log: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     full = [r for r in runs if not r.bare]
     if full:
         r = full[-1]
@@ -380,6 +493,11 @@ def print_runs(runs: list[Run]) -> None:
                 f"analysis per frame at N={r.candidates}: {cpu:.1f} ms CPU "
                 f"(convert, detect, encode), {r.analysis_wall_ms:.1f} ms wall"
             )
+        if r.profile:
+            split = ", ".join(
+                f"{k} {v * total:.2f} ({v:.0%})" for k, v in r.profile.items() if v >= 0.005
+            )
+            print(f"CPU by stage at N={r.candidates} (py-spy samples x server cores): {split}")
         if r.alerts_by_type:
             raised = ", ".join(f"{k} {v}" for k, v in sorted(r.alerts_by_type.items()))
             print(f"alerts raised at N={r.candidates} in {r.duration:.0f} s: {raised}")
@@ -407,7 +525,6 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
                 args.password,
                 (args.staff_user, args.staff_password),
                 args.sitting,
-                args.workers,
             )
             ids = args.id_numbers.split(",")
             pids: list[int] = []
@@ -436,7 +553,7 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
                     url, work / "data", Path(args.models).expanduser(), env_extra=env
                 ).start
             )
-            load = Load(server.url, seeded.password, seeded.staff, seeded.sitting_id)
+            load = Load(server.url, seeded.password, seeded.staff, seeded.sitting_id, args.py_spy)
             ids = [c[2] for c in seeded.candidates]
             pids = tree_pids(server.proc.pid)
         for step, n in enumerate(counts):
@@ -444,6 +561,9 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
             # logged in for the session lock's grace period (a second login is refused)
             first = (step % 2) * max(counts) if len(ids) >= 2 * max(counts) else 0
             run = await load.run(ids[first : first + n], media, args.duration, args.bare, pids)
+            run.load_avg = os.getloadavg()
+            if server is not None:
+                run.log_counts = count_log(server.log())
             runs.append(run)
             print_runs([run])
             if args.find_max and not run.meets_target():
@@ -495,9 +615,36 @@ def main() -> int:
     )
     p.add_argument("--media-cache", default=str(Path(tempfile.gettempdir()) / "proctor-capacity"))
     p.add_argument("--json")
+    p.add_argument(
+        "--py-spy",
+        help="path of a py-spy binary: sample the server's processes during the window and "
+        "print the CPU split by stage (pip install py-spy)",
+    )
+    p.add_argument(
+        "--ratio",
+        action="store_true",
+        help="first a bare run at 10/5 fps with audio, then the full run as asked; prints "
+        "(full CPU per candidate) / (bare CPU per candidate)",
+    )
     args = p.parse_args()
     Path(args.media_cache).mkdir(parents=True, exist_ok=True)
-    runs = asyncio.run(main_async(args))
+    if args.ratio:
+        bare_args = argparse.Namespace(**{**vars(args), "bare": True, "find_max": False})
+        bare_args.first_fps, bare_args.second_fps = FIRST_FPS, SECOND_FPS
+        bare = asyncio.run(main_async(bare_args))
+        runs = bare + asyncio.run(main_async(args))
+        print("\n== both")
+        print_runs(runs)
+        full = [r for r in runs if not r.bare]
+        if full and bare[0].per_candidate_cpu:
+            print(
+                f"\nratio full ({args.first_fps}/{args.second_fps} fps, analysis on) / bare "
+                f"({FIRST_FPS}/{SECOND_FPS} fps with audio): "
+                f"{full[-1].per_candidate_cpu:.3f} / {bare[0].per_candidate_cpu:.3f} = "
+                f"{full[-1].per_candidate_cpu / bare[0].per_candidate_cpu:.2f}"
+            )
+    else:
+        runs = asyncio.run(main_async(args))
     if args.json:
         rows = []
         for r in runs:

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     phone_capture_fps: int = 5
     analysis_fps: float = 2.0  # default per sitting
     analysis_enabled: bool = True  # false: receive and decode only (capacity baseline)
+    # worker processes running the detectors (proctor.vision.pool); 0: in this process's
+    # analysis thread; -1 (default): one when the server is a single process on a machine
+    # of two cores or more (analysis then uses a second core), else 0 (several workers
+    # already use the cores)
+    analysis_processes: int = -1
     thumbnail_fps: float = 1.0
     thumbnail_width: int = 320
     # issue 22: while no invigilator watches a candidate live, their pages send video at
@@ -140,6 +145,13 @@ class Settings(BaseSettings):
     # weights, non-commercial research licence) or "dlib" (CC0, weaker on East Asian faces)
     identity_model: Literal["arcface_mbf", "dlib"] = "arcface_mbf"
     auto_submit_sweep_seconds: float = 2.0  # how often ended papers are handed in; 0: never
+
+    @property
+    def effective_analysis_processes(self) -> int:
+        if self.analysis_processes >= 0:
+            return self.analysis_processes
+        single = not self.redis_url
+        return 1 if single and (os.cpu_count() or 1) >= 2 else 0
 
     @cached_property
     def effective_database_url(self) -> str:

@@ -43,6 +43,7 @@ from proctor.store.db import Database
 from proctor.store.tables import Candidate, Sitting
 from proctor.vision.analyzer import FrameAnalyzer, build_analyzer
 from proctor.vision.identity import DEFAULT_MODEL, model_threshold
+from proctor.vision.pool import PooledAnalyzer
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class Runtime:
     storage: EvidenceStorage
     executor: ThreadPoolExecutor
     models: list[ModelStatus]
-    analyzer: FrameAnalyzer
+    analyzer: FrameAnalyzer | PooledAnalyzer
     thumbnails: ThumbnailCache
     recorder: Recorder
     cluster: LocalCluster | RedisCluster
@@ -382,12 +383,21 @@ class Runtime:
                     st.problem,
                     ", ".join(st.used_by),
                 )
-        analyzer = build_analyzer({st.name: st.path for st in statuses})
+        paths = {st.name: st.path for st in statuses}
+        analyzer: FrameAnalyzer | PooledAnalyzer = build_analyzer(paths)
+        processes = settings.effective_analysis_processes if settings.analysis_enabled else 0
+        if processes > 0:  # the detectors in worker processes: another core (issue 22)
+            analyzer = PooledAnalyzer(analyzer, paths, processes)
         bus = make_bus(settings.redis_url, settings.redis_namespace)
         storage = EvidenceStorage(settings.evidence_dir)
         # one analysis thread: the detectors' interpreters are not thread-safe, and aiortc
-        # decodes in threads of its own; issue 7 measures whether a second one pays
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis")
+        # decodes in threads of its own; issue 7 measures whether a second one pays. With
+        # worker processes, one thread per process (each waits for its worker's answer)
+        executor = ThreadPoolExecutor(max_workers=max(1, processes), thread_name_prefix="analysis")
+        if isinstance(analyzer, PooledAnalyzer):
+            # the workers start (and load the models) before candidates come, from the
+            # analysis thread that will use them (their parent-death signal follows it)
+            executor.submit(analyzer.warm_up)
         # drawing and encoding evidence must never hold up analysis: its own thread
         evidence_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evidence")
         # evidence captions: a CJK font, or a loud warning (issue 18)
@@ -437,6 +447,8 @@ class Runtime:
         await self.cluster.stop()
         await self.bus.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
+        if isinstance(self.analyzer, PooledAnalyzer):
+            self.analyzer.close()
         self.recorder.executor.shutdown(wait=True, cancel_futures=True)
         if self._recording_executor is not None:
             self._recording_executor.shutdown(wait=True)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from fastapi import Depends, Request, WebSocket
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.auth.roles import ROLES, roles_with
@@ -14,6 +15,7 @@ from proctor.auth.sessions import Principal, resolve_token
 from proctor.errors import Forbidden, NotAuthenticated
 from proctor.flow.service import ExamService
 from proctor.runtime import Runtime
+from proctor.store.tables import AuthSession
 
 COOKIE = "proctor_session"
 STAFF_ROLES = frozenset(ROLES)
@@ -65,9 +67,29 @@ async def principal(
         exam = request.app.state.exam
     idle = exam.settings.staff_idle_minutes * 60
     who = await resolve_token(db, token, at, touch=True, staff_idle_seconds=idle)
-    if db.dirty:  # the session's last-seen time moved: keep it (a second login checks it)
-        await db.commit()
+    touched = [row for row in db.dirty if isinstance(row, AuthSession)]
+    if touched:  # the session's last-seen time moved: keep it (a second login checks it)
+        await _touch(request.app.state.runtime, touched, db)
     return who
+
+
+async def _touch(rt: Runtime, rows: list[AuthSession], db: AsyncSession) -> None:
+    """Write the sessions' new last-seen times as one short transaction on the database
+    writer (``Database.write``), not in the request's session: that one is left without a
+    pending write, so it takes no write lock while the request goes on."""
+    seen = {row.token_sha256: row.last_seen_at for row in rows}
+    for row in rows:
+        db.expunge(row)
+
+    async def write(s: AsyncSession) -> None:
+        for digest, at in seen.items():
+            await s.execute(
+                update(AuthSession)
+                .where(AuthSession.token_sha256 == digest)
+                .values(last_seen_at=at)
+            )
+
+    await rt.db.write(write)
 
 
 async def candidate(p: Principal = Depends(principal)) -> Principal:

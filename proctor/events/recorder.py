@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.domain import CandidateRef
 from proctor.events.bus import Bus, sitting_channel
@@ -134,7 +135,8 @@ class Recorder:
             mime="image/jpeg",
             captured_at=_utc(draft.observation.ts),
         )
-        async with self.db.transaction() as db:
+
+        async def write(db: AsyncSession) -> tuple[int, dict[str, Any]]:
             db.add(evidence)
             await db.flush()
             alert = Alert(
@@ -159,7 +161,9 @@ class Recorder:
             await chain.append_record(db, "evidence.stored", evidence, actor=chain.SYSTEM)
             await chain.append_record(db, "alert.raised", alert, actor=chain.SYSTEM)
             candidate = await db.get(Candidate, ref.candidate_id)
-            body = alert_body(alert, candidate)
+            return alert.id, alert_body(alert, candidate)
+
+        alert_id, body = await self.db.write(write)
         log.info(
             "alert %s for candidate %s: %s",
             draft.type,
@@ -168,7 +172,7 @@ class Recorder:
             extra={"candidate_id": ref.candidate_id, "sitting_id": ref.sitting_id},
         )
         await self.bus.publish(sitting_channel(ref.sitting_id), {"type": "alert", "alert": body})
-        return alert.id
+        return alert_id
 
     async def record_episode(
         self,
@@ -198,10 +202,11 @@ class Recorder:
                 captured_at=_utc(seen.peak_ts),
                 alert_id=alert_id,
             )
-        async with self.db.transaction() as db:
+
+        async def write(db: AsyncSession) -> dict[str, Any] | None:
             alert = await db.get(Alert, alert_id)
             if alert is None:
-                return
+                return None
             before = chain.alert_record(alert)
             alert.last_seen_at = _utc(change.last_seen)
             alert.severity = worse(change.severity, alert.severity)
@@ -218,7 +223,11 @@ class Recorder:
                 kind = "alert.closed" if change.kind == "close" else "alert.updated"
                 await chain.append_record(db, kind, alert, actor=chain.SYSTEM)
             candidate = await db.get(Candidate, ref.candidate_id)
-            body = alert_body(alert, candidate)
+            return alert_body(alert, candidate)
+
+        body = await self.db.write(write)
+        if body is None:
+            return
         await self.bus.publish(
             sitting_channel(ref.sitting_id), {"type": "alert_update", "alert": body}
         )
@@ -255,7 +264,10 @@ class Recorder:
         ``alert.closed`` entry and the consoles an ``alert_update``. Returns how many."""
         closed: list[tuple[Alert, Candidate | None]] = []
         for alert_id in alert_ids:
-            async with self.db.transaction() as db:
+
+            async def write(
+                db: AsyncSession, alert_id: int = alert_id
+            ) -> tuple[Alert, Candidate | None] | None:
                 done = await db.execute(
                     update(Alert)
                     .where(
@@ -267,11 +279,15 @@ class Recorder:
                     .execution_options(synchronize_session=False)
                 )
                 if done.rowcount != 1:
-                    continue  # closed meanwhile (its monitor, or another process)
+                    return None  # closed meanwhile (its monitor, or another process)
                 alert = await db.get(Alert, alert_id, populate_existing=True)
                 assert alert is not None
                 await chain.append_record(db, "alert.closed", alert, actor=chain.SYSTEM)
-                closed.append((alert, await db.get(Candidate, alert.candidate_id)))
+                return alert, await db.get(Candidate, alert.candidate_id)
+
+            row = await self.db.write(write)  # the database writer thread (issue 22)
+            if row is not None:
+                closed.append(row)
         for alert, candidate in closed:
             with contextlib.suppress(Exception):  # the bus is best effort; the row is kept
                 await self.bus.publish(
@@ -339,15 +355,21 @@ class Recorder:
             captured_at=segment.started_at,
             ended_at=segment.ended_at,
         )
-        async with self.db.transaction() as db:
+
+        async def write(db: AsyncSession) -> None:
             db.add(evidence)
             await chain.append_record(db, "evidence.stored", evidence, actor=chain.SYSTEM)
 
+        await self.db.write(write)  # the database writer thread (issue 22)
+
     async def _save_and_publish(self, ref: CandidateRef, **fields: Any) -> None:
         evidence = await self._store(ref, **fields)
-        async with self.db.transaction() as db:
+
+        async def write(db: AsyncSession) -> None:
             db.add(evidence)
             await chain.append_record(db, "evidence.stored", evidence, actor=chain.SYSTEM)
+
+        await self.db.write(write)
         await self.bus.publish(
             sitting_channel(ref.sitting_id),
             {"type": "evidence", "evidence": evidence_body(evidence)},
@@ -363,7 +385,8 @@ class Recorder:
             kind = "media_connected"
         else:
             kind = "media_ended" if ended else "media_lost"
-        async with self.db.transaction() as db:
+
+        async def write(db: AsyncSession) -> None:
             event = CandidateEvent(
                 candidate_id=ref.candidate_id,
                 kind=kind,
@@ -382,6 +405,8 @@ class Recorder:
                 subject_type="candidate_event",
                 subject_id=event.id,
             )
+
+        await self.db.write(write)
         await self.bus.publish(
             sitting_channel(ref.sitting_id),
             connection_message(ref.candidate_id, view, connected, at, ended=ended),

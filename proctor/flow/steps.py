@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.auth import ratelimit
@@ -161,7 +162,20 @@ def _clean_id(id_number: str) -> str:
     return "".join(id_number.split()).upper()
 
 
-async def login(
+async def login(db: AsyncSession, **kwargs: Any) -> LoginResult:
+    """Step 1 (``_login``). Two logins of one candidate at once (a client trying again
+    while its first request, slow on a busy server, still runs) both find no attempt and
+    both create one; the second one's insert fails on the unique candidate: it then logs
+    in again and resumes the attempt the first one made, instead of failing with a 500."""
+    try:
+        return await _login(db, **kwargs)
+    except IntegrityError:
+        await db.rollback()
+        log.info("two logins at once for one candidate: the later one resumes")
+        return await _login(db, **kwargs)
+
+
+async def _login(
     db: AsyncSession,
     *,
     password: str,

@@ -27,6 +27,7 @@ from proctor.media.sampler import FrameSampler, Sample
 from proctor.media.thumbnails import Thumbnail, ThumbnailCache
 from proctor.rules import AlertDraft, EpisodeChange, IdentityCheck, RuleEngine
 from proctor.vision.gate import ObjectGate
+from proctor.vision.pool import analyse_frame
 from proctor.vision.types import Observation
 
 log = logging.getLogger(__name__)
@@ -78,17 +79,6 @@ class EvidenceSink(Protocol):
 
 def _decode(jpeg: bytes) -> np.ndarray:
     return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-
-
-def _jpeg(frame_bgr: np.ndarray, width: int | None = None, quality: int = 70) -> bytes:
-    if width is not None:
-        h, w = frame_bgr.shape[:2]
-        if w > width:
-            frame_bgr = cv2.resize(frame_bgr, (width, round(h * width / w)), cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", frame_bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:  # pragma: no cover - cv2 always encodes a valid array
-        raise RuntimeError("JPEG encoding failed")
-    return buf.tobytes()
 
 
 @dataclass
@@ -300,15 +290,22 @@ class CandidateMonitor:
             c0 = time.thread_time()
             bgr = sample.frame.to_ndarray(format="bgr24")
             c1 = time.thread_time()
-            obs = self.analyzer.analyse(view, bgr, sample.received_at, state.gate)
-            c2 = time.thread_time()
-            ring_jpeg = _jpeg(bgr, quality=RING_JPEG_QUALITY)
-            thumb = _jpeg(bgr, self.thumbnail_width) if make_thumb else None
-            c3 = time.thread_time()
+            # in this thread, or in a worker process (proctor.vision.pool.PooledAnalyzer)
+            run = getattr(self.analyzer, "analyse_frame", None)
+            args = (
+                view,
+                bgr,
+                sample.received_at,
+                state.gate,
+                RING_JPEG_QUALITY,
+                self.thumbnail_width if make_thumb else None,
+            )
+            done = run(*args) if run is not None else analyse_frame(self.analyzer, *args)
             metrics.STAGE_CPU.labels("convert").inc(c1 - c0)
-            metrics.STAGE_CPU.labels("detect").inc(c2 - c1)
-            metrics.STAGE_CPU.labels("encode").inc(c3 - c2)
-            return obs, bgr, ring_jpeg, thumb, time.perf_counter() - started
+            metrics.STAGE_CPU.labels("detect").inc(done.detect_cpu)
+            metrics.STAGE_CPU.labels("encode").inc(done.encode_cpu)
+            spent = time.perf_counter() - started
+            return done.observation, bgr, done.ring_jpeg, done.thumbnail, spent
 
         obs, bgr, ring_jpeg, thumb, spent = await loop.run_in_executor(self.executor, work)
         state.frames_analysed += 1

@@ -5,6 +5,7 @@ after a drop (even after the cut-off)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -97,6 +98,17 @@ async def test_second_concurrent_login_is_refused(fa: FlowApp) -> None:
     assert third.status_code == 200
     gone = await first.get("/api/flow/state")
     assert gone.status_code == 401 and code(gone) == "not_authenticated"
+
+
+async def test_first_logins_at_once_all_succeed(fa: FlowApp) -> None:
+    """A client that tries its first login again while the first request still runs (a
+    busy server, issue 22): both requests find no attempt and both create one; the later
+    one resumes the attempt instead of failing with a 500."""
+    s = await fa.sitting(kind="formal", starts_in=timedelta(minutes=5), candidates=3)
+    for cand in s.candidates:
+        answers = await asyncio.gather(*(_login(fa, s.password, cand.id_number) for _ in range(3)))
+        assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
+        assert {a.json()["step"] for a in answers} == {"confirm"}
 
 
 async def test_same_browser_logs_in_again_and_invigilator_releases(fa: FlowApp) -> None:

@@ -1,0 +1,214 @@
+"""The hot paths' write transactions hold the database's write lock (SQLite's single lock,
+PostgreSQL's audit-head row lock) for their own statements only, not for the turns of a
+busy event loop (issue 22).
+
+The application's loop is kept saturated by a task that computes for a while between its
+awaits, as decoding and analysing 30 candidates do; meanwhile the real Recorder writes
+alerts, snapshots and connection events, and sessions' last-seen times are written. A
+second writer on its own loop, as another server process (or ``proctor`` CLI) would be,
+appends to the audit chain and waits at most ``OTHER_WAIT_SECONDS`` for the lock: a
+transaction on the saturated loop that held the lock across the loop's turns (some ten
+statements, each waiting a turn of ``BLOCK_SECONDS``) would make it fail with "database is
+locked" / "lock timeout". Nothing fails, and the chain still verifies."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import cv2
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from proctor.auth.sessions import new_session, token_digest
+from proctor.domain import CandidateRef
+from proctor.events.bus import make_bus
+from proctor.events.recorder import Recorder
+from proctor.evidence import chain
+from proctor.evidence.clips import ClipFrame
+from proctor.evidence.storage import EvidenceStorage
+from proctor.rules import AlertDraft, RuleSettings
+from proctor.sitting.sittings import add_candidate, create_sitting
+from proctor.store import migrate
+from proctor.store.db import AUDIT_KEY, Database
+from proctor.store.tables import Alert, AuditEntry, AuthSession, Evidence, utcnow
+from proctor.vision.types import Detection, Observation
+
+#: how long the saturating task computes between two awaits
+BLOCK_SECONDS = 0.4
+#: how long the other process's writer waits for the lock before it fails
+OTHER_WAIT_SECONDS = 2.0
+ROUNDS = 4
+CANDIDATES = 4
+
+
+def _saturate(stop: threading.Event) -> None:
+    """Compute (holding the GIL, as Python code does) for BLOCK_SECONDS."""
+    end = time.monotonic() + BLOCK_SECONDS
+    n = 0
+    while time.monotonic() < end and not stop.is_set():
+        n += sum(i * i for i in range(200))
+
+
+async def _saturating_task(stop: threading.Event) -> int:
+    turns = 0
+    while not stop.is_set():
+        _saturate(stop)
+        turns += 1
+        await asyncio.sleep(0)
+    return turns
+
+
+def _other_process(
+    url: str, audit_key: bytes | None, stop: threading.Event, appended: list[int]
+) -> list[str]:
+    """Append to the audit chain until ``stop``, waiting at most OTHER_WAIT_SECONDS for
+    the lock; returns the errors."""
+
+    async def run() -> list[str]:
+        if url.startswith("sqlite"):
+            engine = create_async_engine(url, connect_args={"timeout": OTHER_WAIT_SECONDS})
+        else:
+            ms = str(int(OTHER_WAIT_SECONDS * 1000))
+            engine = create_async_engine(
+                url, connect_args={"server_settings": {"lock_timeout": ms}}
+            )
+        maker = async_sessionmaker(engine, expire_on_commit=False, info={AUDIT_KEY: audit_key})
+        errors: list[str] = []
+        try:
+            while not stop.is_set():
+                try:
+                    async with maker() as s, s.begin():
+                        entry = await chain.append(
+                            s, "test.other_process", actor=chain.SYSTEM, payload={"n": 1}
+                        )
+                    appended.append(entry.seq)
+                except Exception as exc:  # noqa: BLE001 - what failed is the finding
+                    errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                await asyncio.sleep(0.05)
+        finally:
+            await engine.dispose()
+        return errors
+
+    return asyncio.run(run())
+
+
+def _draft(ts: float, view: str) -> AlertDraft:
+    obs = Observation(
+        view=view,
+        ts=ts,
+        width=640,
+        height=480,
+        detections=(
+            Detection("face", 0.9, (100.0, 100.0, 200.0, 200.0)),
+            Detection("face", 0.9, (300.0, 100.0, 400.0, 200.0)),
+        ),
+    )
+    return AlertDraft(
+        type="multiple_persons",
+        severity="critical",
+        view=view,
+        ts=ts,
+        started_at=ts - 2,
+        message="two people",
+        observation=obs,
+        score=2.0,
+    )
+
+
+async def test_writers_on_a_saturated_loop_never_hold_the_lock_across_its_turns(
+    database_url: str, media_dir: Path, tmp_path: Path
+) -> None:
+    db = Database(database_url)
+    bus = make_bus("")
+    storage = EvidenceStorage(tmp_path / "evidence")
+    frame = cv2.imread(str(media_dir / "images/two_people.jpg"), cv2.IMREAD_COLOR)
+    jpeg = cv2.imencode(".jpg", frame)[1].tobytes()
+    rules = RuleSettings()
+    stop = threading.Event()
+    appended: list[int] = []
+    with ThreadPoolExecutor(2) as executor:
+        try:
+            await migrate.upgrade(db.engine)
+            async with db.transaction() as s:
+                now = utcnow()
+                sitting = await create_sitting(
+                    s,
+                    name="Write lock 写锁",
+                    kind="formal",
+                    password="write-lock-1",
+                    starts_at=now - timedelta(minutes=5),
+                    ends_at=now + timedelta(hours=1),
+                    rules=rules,
+                )
+                refs = []
+                tokens = []
+                for i in range(CANDIDATES):
+                    cand = await add_candidate(
+                        s,
+                        storage,
+                        sitting_id=sitting.id,
+                        name=f"考生{i}",
+                        id_number=f"11010119850101{i:04d}",
+                    )
+                    refs.append(CandidateRef(cand.id, sitting.id, f"考生{i}", 2.0, rules))
+                    tokens.append(await new_session(s, "candidate", cand.id, 2, now))
+            recorder = Recorder(db, storage, bus, executor)
+
+            async def candidate_writes(ref: CandidateRef, token: str) -> None:
+                for r in range(ROUNDS):
+                    ts = time.time()
+                    alert_id = await recorder.record_alert(ref, _draft(ts, "first"), frame)
+                    await recorder.record_snapshot(ref, "second", ClipFrame(ts, jpeg))
+                    await recorder.record_connection(ref, "second", connected=r % 2 == 0)
+                    digest = token_digest(token)
+
+                    async def touch(s: AsyncSession, digest: str = digest) -> None:
+                        await s.execute(
+                            update(AuthSession)
+                            .where(AuthSession.token_sha256 == digest)
+                            .values(last_seen_at=utcnow())
+                        )
+
+                    await db.write(touch)
+                    assert alert_id > 0
+
+            other = asyncio.create_task(
+                asyncio.to_thread(_other_process, database_url, db.audit_key, stop, appended)
+            )
+            saturating = asyncio.create_task(_saturating_task(stop))
+            try:
+                await asyncio.gather(
+                    *(candidate_writes(ref, tok) for ref, tok in zip(refs, tokens, strict=True))
+                )
+            finally:
+                stop.set()
+                turns = await saturating
+                other_errors = await other
+
+            assert other_errors == []
+            assert appended, "the other process's writer never got a turn"
+            assert turns >= ROUNDS  # the loop really was saturated throughout
+            async with db.session() as s:
+                alerts = await s.scalar(select(func.count()).select_from(Alert))
+                assert alerts == CANDIDATES * ROUNDS
+                evidence = await s.scalar(select(func.count()).select_from(Evidence))
+                assert evidence == 2 * CANDIDATES * ROUNDS
+                others = await s.scalar(
+                    select(func.count())
+                    .select_from(AuditEntry)
+                    .where(AuditEntry.kind == "test.other_process")
+                )
+                assert others == len(appended)
+                seen = list(await s.scalars(select(AuthSession.last_seen_at)))
+                assert all(at is not None for at in seen)
+                report = await chain.verify(s, storage)
+                assert report.ok, report.all_problems()
+        finally:
+            stop.set()
+            await bus.close()
+            await db.dispose()
