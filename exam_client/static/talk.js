@@ -146,6 +146,9 @@ export function onSocketOpen() {
 /** A candidate socket message. */
 export function onSocketMessage(message) {
   if (message?.type === 'danmaku') holdWarning(message);
+  // the server's message bus came back (or this socket fell behind): what was sent
+  // meanwhile is in the database, so load it again
+  else if (message?.type === 'overflow') onSocketOpen();
   else if (message?.type === 'help_resolved' && message.id === helpId) loadHelp();
 }
 

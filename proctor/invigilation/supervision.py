@@ -6,6 +6,7 @@ and the candidate's timeline."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Forbidden, Invalid, NotFound
-from proctor.events.bus import Bus, candidate_channel, sitting_channel
+from proctor.events.bus import Bus, BusUnavailable, candidate_channel, sitting_channel
 from proctor.events.messages import alert_body, danmaku_body, evidence_body
 from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
@@ -37,6 +38,8 @@ from proctor.store.tables import (
 )
 from proctor.times import iso as _iso
 
+log = logging.getLogger(__name__)
+
 DANMAKU_MAX = 200
 
 
@@ -55,9 +58,18 @@ async def send_danmaku(
     )
     await db.commit()  # durable (and in the audit chain) before anyone is told
     body = danmaku_body(row)
-    await bus.publish(candidate_channel(candidate.id), {"type": "danmaku", **body})
-    await bus.publish(sitting_channel(candidate.sitting_id), {"type": "danmaku", "danmaku": body})
-    return body
+    try:
+        await bus.publish(candidate_channel(candidate.id), {"type": "danmaku", **body})
+        await bus.publish(
+            sitting_channel(candidate.sitting_id), {"type": "danmaku", "danmaku": body}
+        )
+    except BusUnavailable as exc:
+        # Committed, so not lost: when the bus is back every socket is told
+        # ("overflow", "bus_reconnected") and the candidate's page loads the warnings it
+        # has not acknowledged (GET /api/flow/warnings). The sender is told it is pending.
+        log.warning("danmaku %s stored, not pushed (bus unavailable: %s)", row.id, exc)
+        return {**body, "pending": True}
+    return {**body, "pending": False}
 
 
 async def mark_danmaku(

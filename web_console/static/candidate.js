@@ -513,6 +513,13 @@ export class CandidatePanel {
       );
       if (this.els.danmakuInput.value.trim() === value) this.els.danmakuInput.value = "";
       this.upsertDanmaku(sent);
+      if (sent.pending) {
+        // stored (and audited) but the message service is down: the candidate's page
+        // loads it when its connection to the service is back
+        this.showDanmakuError(
+          "Saved; it reaches the candidate once the message service is back. 已保存，消息服务恢复后送达。",
+        );
+      }
     } catch (err) {
       this.showDanmakuError(err instanceof ApiError ? err.message : "Could not send 发送失败");
     } finally {

@@ -538,12 +538,16 @@ async function sendPhrase(index) {
   const phrase = phrases?.[index];
   if (!phrase || phraseCandidate === null) return;
   try {
-    await apiFetch(`/api/console/candidates/${encodeURIComponent(phraseCandidate)}/danmaku`, {
-      method: "POST",
-      body: { text: phrase.text },
-    });
+    const sent = await apiFetch(
+      `/api/console/candidates/${encodeURIComponent(phraseCandidate)}/danmaku`,
+      { method: "POST", body: { text: phrase.text } },
+    );
     els.phraseDialog.close();
-    announce(`Sent 已发送: ${phrase.text}`);
+    announce(
+      sent.pending
+        ? `Saved, delivered once the message service is back 已保存，恢复后送达: ${phrase.text}`
+        : `Sent 已发送: ${phrase.text}`,
+    );
   } catch (err) {
     els.phraseError.textContent = err.message;
     els.phraseError.hidden = false;
