@@ -146,6 +146,17 @@ async def test_admin_seats_imported_candidates_and_creates_staff(seating_server,
                 seen = await _seen_by(http, sitting.id, inv_h)
                 assert late <= set(seen)
 
+                # a room made by hand (a duplicate name is refused with the server's words)
+                room_form = page.locator("#room-form")
+                await room_form.locator("[name=name]").fill("第9考场 Lab")
+                await room_form.locator("[name=capacity]").fill("10")
+                await room_form.locator("button[type=submit]").click()
+                await expect(page.locator("#rooms tbody tr")).to_have_count(3, timeout=10_000)
+                await expect(page.locator("#rooms tbody tr").nth(2)).to_contain_text("0 / 10")
+                await room_form.locator("button[type=submit]").click()
+                await expect(page.locator("#admin-message")).to_have_attribute("data-kind", "error")
+                await expect(page.locator("#admin-message")).to_contain_text("already has a room")
+
                 # one candidate moved by hand to the first room
                 one = min(late)
                 row = page.locator(f'#seating tr[data-candidate-id="{one}"]')

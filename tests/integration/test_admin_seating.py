@@ -142,3 +142,27 @@ async def test_seating_the_unseated_disturbs_nobody(fa: FlowApp) -> None:
         f"/api/console/rooms/{rooms_before[0]['id']}/candidates", json={"candidate_ids": [999999]}
     )
     assert bad.status_code == 404 and code(bad) == "unknown_candidate"
+
+    # rooms made and staffed by hand: names, duplicates, access, who may be assigned
+    room = {"sitting_id": s.id, "name": "第9考场 Lab", "capacity": 10}
+    made = await admin.ok("post", "/api/console/rooms", json=room)
+    assert made["seated"] == 0 and made["capacity"] == 10
+    dup = await admin.post("/api/console/rooms", json=room)
+    assert dup.status_code == 409 and code(dup) == "room_exists"
+    blank = await admin.post("/api/console/rooms", json={**room, "name": "   "})
+    assert blank.status_code == 422 and code(blank) == "bad_room_name"
+    refused = await inv.post("/api/console/rooms", json={**room, "name": "mine"})
+    assert refused.status_code == 403 and code(refused) == "chief_only"
+    refused = await inv.put(
+        f"/api/console/rooms/{made['id']}/invigilators", json={"staff_ids": [me["id"]]}
+    )
+    assert refused.status_code == 403 and code(refused) == "chief_only"
+    admin_me = await admin.ok("get", "/api/staff/me")
+    wrong = await admin.put(
+        f"/api/console/rooms/{made['id']}/invigilators", json={"staff_ids": [admin_me["id"]]}
+    )
+    assert wrong.status_code == 422 and code(wrong) == "not_an_invigilator"
+    many = await admin.put(
+        f"/api/console/rooms/{made['id']}/invigilators", json={"staff_ids": list(range(11))}
+    )
+    assert many.status_code == 422

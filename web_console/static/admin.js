@@ -613,6 +613,22 @@ $("seat-auto").addEventListener("click", () =>
       "未入座考生已安排到新考场，请在下方安排监考老师。",
   ));
 
+$("room-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const f = event.target.elements;
+  seatingAction(
+    "POST",
+    "/api/console/rooms",
+    {
+      sitting_id: current.id,
+      name: f.name.value,
+      capacity: Number(f.capacity.value),
+      invigilators_required: Number(f.invigilators_required.value),
+    },
+    `Room ${f.name.value.trim()} created. 考场已创建。`,
+  );
+});
+
 // ------------------------------------------------------------------ staff accounts
 
 async function loadStaff() {
