@@ -165,6 +165,21 @@ async def test_admin_seats_imported_candidates_and_creates_staff(seating_server,
                 await expect(page.locator("#rooms tbody tr").nth(0)).to_contain_text("2 / 30")
                 await assert_words(page, "admin page, all seated", ("formal sitting",))
 
+                # a rule of the sitting changed on the page; an unknown rule is refused
+                await page.click("#sitting-panel details summary")
+                rules_form = page.locator("#rules-form")
+                await rules_form.locator("[name=flow]").fill('{"earliest_submit_minutes": 7}')
+                await rules_form.locator("button[type=submit]").click()
+                await expect(page.locator("#admin-message")).to_contain_text("Rules saved")
+                await expect(
+                    page.locator('#rules tr[data-rule="earliest_submit_minutes"] td').nth(1)
+                ).to_have_text("7")
+                await assert_words(page, "admin page, rules", ("formal sitting",))
+                # (the refusal names the known rules by the names the JSON takes)
+                await rules_form.locator("[name=flow]").fill('{"no_such_rule": 1}')
+                await rules_form.locator("button[type=submit]").click()
+                await expect(page.locator("#admin-message")).to_have_attribute("data-kind", "error")
+
                 # staff: a reviewer made on the page logs in; the page shows the refusal
                 # text the server gives when a role needs a chief examiner
                 form = page.locator("#staff-form")

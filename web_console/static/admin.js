@@ -308,11 +308,35 @@ function renderFacts(s) {
   for (const [k, v] of Object.entries(s.flow || {})) {
     if (k === "pledge_text") continue;
     const tr = document.createElement("tr");
+    tr.dataset.rule = k;
     cell(tr, k);
     cell(tr, v === null ? "none" : v);
     rules.append(tr);
   }
 }
+
+$("rules-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const box = event.target.elements.flow;
+  let flow;
+  try {
+    flow = JSON.parse(box.value);
+  } catch {
+    flow = null;
+  }
+  if (!flow || typeof flow !== "object" || Array.isArray(flow)) {
+    say('The rules must be a JSON object, e.g. {"earliest_submit_minutes": 30}. 规则须为JSON对象。', "error");
+    return;
+  }
+  try {
+    await apiFetch(`/api/admin/sittings/${current.id}`, { method: "PATCH", body: { flow } });
+    say("Rules saved. 规则已保存。", "ok");
+    box.value = "";
+    await refreshSitting();
+  } catch (error) {
+    say(error.message, "error");
+  }
+});
 
 // ------------------------------------------------------------------ imports and paper
 
