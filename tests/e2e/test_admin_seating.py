@@ -179,6 +179,7 @@ async def test_admin_seats_imported_candidates_and_creates_staff(seating_server,
                 await rules_form.locator("[name=flow]").fill('{"no_such_rule": 1}')
                 await rules_form.locator("button[type=submit]").click()
                 await expect(page.locator("#admin-message")).to_have_attribute("data-kind", "error")
+                await expect(page.locator("#admin-message")).to_contain_text("Unknown rule")
 
                 # staff: a reviewer made on the page logs in; the page shows the refusal
                 # text the server gives when a role needs a chief examiner
