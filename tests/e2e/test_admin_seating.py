@@ -15,6 +15,7 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from tests.e2e.conftest import chromium_args
+from tests.e2e.test_console_room import screenshots_dir
 from tests.e2e.test_words_and_times import assert_words
 from tests.flowkit import ADMIN, INVIGILATOR, seed_exam
 from tests.serverproc import ServerProcess
@@ -74,7 +75,9 @@ async def _seen_by(http: httpx.AsyncClient, sitting_id: int, h: dict[str, str]) 
     return {c["candidate_id"]: c for c in resp.json()}
 
 
-async def test_admin_seats_imported_candidates_and_creates_staff(seating_server, chromium_path):
+async def test_admin_seats_imported_candidates_and_creates_staff(
+    seating_server, chromium_path, tmp_path
+):
     sitting = seating_server.sitting
     first = sitting.candidates[0]
     async with httpx.AsyncClient(base_url=seating_server.url, timeout=30) as http:
@@ -164,6 +167,10 @@ async def test_admin_seats_imported_candidates_and_creates_staff(seating_server,
                 await expect(page.locator("#admin-message")).to_contain_text("seated")
                 await expect(page.locator("#rooms tbody tr").nth(0)).to_contain_text("2 / 30")
                 await assert_words(page, "admin page, all seated", ("formal sitting",))
+                shots = screenshots_dir(tmp_path)  # PROCTOR_SCREENSHOTS_DIR=docs/screenshots
+                shots.mkdir(parents=True, exist_ok=True)
+                await page.locator("#rooms").scroll_into_view_if_needed()
+                await page.screenshot(path=str(shots / "admin-seating.png"), full_page=True)
 
                 # a rule of the sitting changed on the page; an unknown rule is refused
                 await page.click("#sitting-panel details summary")

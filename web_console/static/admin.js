@@ -562,7 +562,9 @@ async function loadSeating() {
     cell(tr, `${r.seated} / ${r.capacity}`);
     cell(tr, byRoom.get(r.id).map((c) => `${c.room.seat}. ${c.name}`).join(", ") || "—");
     const td = document.createElement("td");
-    td.className = "actions-cell";
+    const tools = document.createElement("div"); // a flex box inside: the cell stays a cell
+    tools.className = "actions-cell";
+    td.append(tools);
     const pick = document.createElement("select");
     pick.multiple = true;
     pick.className = "room-staff";
@@ -578,7 +580,7 @@ async function loadSeating() {
     needed.textContent = r.understaffed
       ? `needs ${r.invigilators_required} 需${r.invigilators_required}名`
       : "";
-    td.append(
+    tools.append(
       pick,
       actionButton("Save invigilators 保存监考安排", () =>
         seatingAction(
@@ -605,14 +607,16 @@ async function loadSeating() {
     const where = cell(tr, c.room ? `${c.room.name}, seat ${c.room.seat} 座` : "no room 未安排");
     where.dataset.needs = String(!c.room);
     const td = document.createElement("td");
-    td.className = "actions-cell";
+    const tools = document.createElement("div"); // a flex box inside: the cell stays a cell
+    tools.className = "actions-cell";
+    td.append(tools);
     const to = document.createElement("select");
     to.className = "move-room";
     for (const r of rooms) {
       if (r.id !== c.room?.id) to.append(new Option(r.name, String(r.id)));
     }
     if (to.options.length) {
-      td.append(
+      tools.append(
         to,
         actionButton(c.room ? "Move 调座" : "Seat 安排", () =>
           seatingAction(
