@@ -19,6 +19,7 @@ from proctor.errors import Invalid, NotFound
 from proctor.evidence.zones import zone_body
 from proctor.flow import device
 from proctor.flow.service import ExamService
+from proctor.invigilation.rooms import seats_of
 from proctor.runtime import Runtime
 from proctor.sitting import bank, papers, roster, scoring
 from proctor.sitting.importing import ImportFailed
@@ -216,6 +217,7 @@ async def roster_list(
         .order_by(Candidate.id)
     )
     order = await roster_order(db, sitting_id)  # by seat, then import order (issue 23)
+    seats = await seats_of(db, sitting_id)  # None: in no room, no invigilator sees them
     return [
         {
             "id": c.id,
@@ -225,6 +227,11 @@ async def roster_list(
             "level": c.level,
             "has_photo": c.photo_relpath is not None,
             "step": a.step if a else None,
+            "room": (
+                {"id": seats[c.id][0], "name": seats[c.id][1], "seat": seats[c.id][2]}
+                if c.id in seats
+                else None
+            ),
         }
         for c, a in sorted(rows.all(), key=lambda r: order(r[0].id))
     ]

@@ -131,6 +131,7 @@ async function start() {
   $("admin-main").hidden = false;
   $("admin-logout").hidden = false;
   await loadSittings();
+  await loadStaff();
 }
 
 $("admin-login-form").addEventListener("submit", async (event) => {
@@ -255,7 +256,13 @@ async function refreshSitting() {
     });
     current = detail;
     renderFacts(detail);
-    await Promise.all([loadCandidates(), loadGrading(), loadResults(), loadDevices()]);
+    await Promise.all([
+      loadCandidates(),
+      loadSeating(),
+      loadGrading(),
+      loadResults(),
+      loadDevices(),
+    ]);
   } catch (error) {
     say(error.message, "error");
   }
@@ -301,11 +308,35 @@ function renderFacts(s) {
   for (const [k, v] of Object.entries(s.flow || {})) {
     if (k === "pledge_text") continue;
     const tr = document.createElement("tr");
+    tr.dataset.rule = k;
     cell(tr, k);
     cell(tr, v === null ? "none" : v);
     rules.append(tr);
   }
 }
+
+$("rules-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const box = event.target.elements.flow;
+  let flow;
+  try {
+    flow = JSON.parse(box.value);
+  } catch {
+    flow = null;
+  }
+  if (!flow || typeof flow !== "object" || Array.isArray(flow)) {
+    say('The rules must be a JSON object, e.g. {"earliest_submit_minutes": 30}. 规则须为JSON对象。', "error");
+    return;
+  }
+  try {
+    await apiFetch(`/api/admin/sittings/${current.id}`, { method: "PATCH", body: { flow } });
+    say("Rules saved. 规则已保存。", "ok");
+    box.value = "";
+    await refreshSitting();
+  } catch (error) {
+    say(error.message, "error");
+  }
+});
 
 // ------------------------------------------------------------------ imports and paper
 
@@ -464,6 +495,212 @@ $("extend-form").addEventListener("submit", async (event) => {
     },
     "Time extended. 已顺延。",
   );
+});
+
+// ------------------------------------------------------------------ rooms and seating
+// Issue 23 item 4: imported candidates are in no room, so no invigilator sees them until
+// they are seated. Automatic seating only seats the unseated (in new rooms): nobody already
+// seated moves, and no attempt is touched.
+
+let seatingShown = ""; // what the tables show: not redrawn (losing a half-made choice) if same
+
+const ROLE_LABELS = {
+  invigilator: "Invigilator 监考老师",
+  chief: "Chief examiner 主考",
+  reviewer: "Reviewer 审核员",
+  admin: "Administrator 考务管理",
+};
+
+async function seatingAction(method, path, body, done) {
+  try {
+    await apiFetch(path, { method, body });
+    say(done, "ok");
+    seatingShown = "";
+    await refreshSitting();
+  } catch (error) {
+    say(error.message, "error");
+  }
+}
+
+async function loadSeating() {
+  let roster;
+  let rooms;
+  let staff;
+  try {
+    [roster, rooms, staff] = await Promise.all([
+      apiFetch(`/api/admin/sittings/${current.id}/candidates`),
+      apiFetch(`/api/console/rooms?sitting_id=${current.id}`),
+      apiFetch("/api/console/staff?role=invigilator"),
+    ]);
+  } catch (error) {
+    if (error.status !== 403) throw error;
+    return; // not a manager: the section stays empty
+  }
+  const shown = JSON.stringify([roster, rooms, staff]);
+  if (shown === seatingShown) return;
+  seatingShown = shown;
+  const unseated = roster.filter((c) => !c.room);
+  const warning = $("unseated-warning");
+  warning.hidden = unseated.length === 0;
+  warning.dataset.count = String(unseated.length);
+  warning.textContent =
+    unseated.length === 1
+      ? "1 candidate is not in any room — invigilators cannot see them. 1名考生未安排考场，监考老师看不到。"
+      : `${unseated.length} candidates are not in any room — invigilators cannot see them. ` +
+        `${unseated.length}名考生未安排考场，监考老师看不到。`;
+  $("seat-auto").hidden = unseated.length === 0;
+
+  const byRoom = new Map(rooms.map((r) => [r.id, []]));
+  for (const c of roster) if (c.room && byRoom.has(c.room.id)) byRoom.get(c.room.id).push(c);
+  const tbody = $("rooms").querySelector("tbody");
+  tbody.replaceChildren();
+  for (const r of rooms) {
+    const tr = document.createElement("tr");
+    tr.dataset.roomId = String(r.id);
+    tr.dataset.understaffed = String(r.understaffed);
+    cell(tr, r.name);
+    cell(tr, `${r.seated} / ${r.capacity}`);
+    cell(tr, byRoom.get(r.id).map((c) => `${c.room.seat}. ${c.name}`).join(", ") || "—");
+    const td = document.createElement("td");
+    const tools = document.createElement("div"); // a flex box inside: the cell stays a cell
+    tools.className = "actions-cell";
+    td.append(tools);
+    const pick = document.createElement("select");
+    pick.multiple = true;
+    pick.className = "room-staff";
+    pick.size = Math.min(4, Math.max(2, staff.length));
+    const mine = new Set(r.invigilators.map((i) => i.id));
+    for (const u of staff) {
+      const option = new Option(`${u.display_name} (${u.username})`, String(u.id));
+      option.selected = mine.has(u.id);
+      pick.append(option);
+    }
+    const needed = document.createElement("span");
+    needed.className = "muted";
+    needed.textContent = r.understaffed
+      ? `needs ${r.invigilators_required} 需${r.invigilators_required}名`
+      : "";
+    tools.append(
+      pick,
+      actionButton("Save invigilators 保存监考安排", () =>
+        seatingAction(
+          "PUT",
+          `/api/console/rooms/${r.id}/invigilators`,
+          { staff_ids: [...pick.selectedOptions].map((o) => Number(o.value)) },
+          `${r.name}: invigilators saved. 监考安排已保存。`,
+        )),
+      needed,
+    );
+    tr.append(td);
+    tbody.append(tr);
+  }
+
+  const seating = $("seating").querySelector("tbody");
+  seating.replaceChildren();
+  for (const c of [...unseated, ...roster.filter((x) => x.room)]) {
+    const tr = document.createElement("tr");
+    tr.dataset.candidateId = String(c.id);
+    tr.dataset.seated = String(Boolean(c.room));
+    cell(tr, c.name);
+    cell(tr, c.id_number);
+    cell(tr, c.step ? flowStepLabel(c.step) : "not logged in 未登录");
+    const where = cell(tr, c.room ? `${c.room.name}, seat ${c.room.seat} 座` : "no room 未安排");
+    where.dataset.needs = String(!c.room);
+    const td = document.createElement("td");
+    const tools = document.createElement("div"); // a flex box inside: the cell stays a cell
+    tools.className = "actions-cell";
+    td.append(tools);
+    const to = document.createElement("select");
+    to.className = "move-room";
+    for (const r of rooms) {
+      if (r.id !== c.room?.id) to.append(new Option(r.name, String(r.id)));
+    }
+    if (to.options.length) {
+      tools.append(
+        to,
+        actionButton(c.room ? "Move 调座" : "Seat 安排", () =>
+          seatingAction(
+            "POST",
+            `/api/console/rooms/${to.value}/candidates`,
+            { candidate_ids: [c.id] },
+            `${c.name}: seated. 已安排考场。`,
+          )),
+      );
+    }
+    tr.append(td);
+    seating.append(tr);
+  }
+}
+
+$("seat-auto").addEventListener("click", () =>
+  seatingAction(
+    "POST",
+    `/api/console/sittings/${current.id}/rooms/auto`,
+    { invigilator_ids: [] },
+    "The unseated candidates are seated in new rooms; assign their invigilators below. " +
+      "未入座考生已安排到新考场，请在下方安排监考老师。",
+  ));
+
+$("room-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const f = event.target.elements;
+  seatingAction(
+    "POST",
+    "/api/console/rooms",
+    {
+      sitting_id: current.id,
+      name: f.name.value,
+      capacity: Number(f.capacity.value),
+      invigilators_required: Number(f.invigilators_required.value),
+    },
+    `Room ${f.name.value.trim()} created. 考场已创建。`,
+  );
+});
+
+// ------------------------------------------------------------------ staff accounts
+
+async function loadStaff() {
+  let staff = [];
+  try {
+    staff = await apiFetch("/api/console/staff");
+  } catch (error) {
+    if (error.status !== 403) throw error;
+    $("staff-panel").hidden = true;
+    return;
+  }
+  const tbody = $("staff").querySelector("tbody");
+  tbody.replaceChildren();
+  for (const u of staff) {
+    const tr = document.createElement("tr");
+    tr.dataset.username = u.username;
+    cell(tr, u.display_name);
+    cell(tr, u.username);
+    cell(tr, ROLE_LABELS[u.role] || u.role);
+    tbody.append(tr);
+  }
+}
+
+$("staff-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const f = event.target.elements;
+  try {
+    const made = await apiFetch("/api/admin/staff", {
+      method: "POST",
+      body: {
+        display_name: f.display_name.value.trim(),
+        username: f.username.value.trim(),
+        password: f.password.value,
+        role: f.role.value,
+      },
+    });
+    say(`Account ${made.username} created (${ROLE_LABELS[made.role]}). 账号已创建。`, "ok");
+    f.password.value = "";
+    await loadStaff();
+    seatingShown = "";
+    if (current) await refreshSitting();
+  } catch (error) {
+    say(error.message, "error");
+  }
 });
 
 // ------------------------------------------------------------------ grading, results
