@@ -346,7 +346,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
                 "",
                 "  The candidate walks the eight steps: details, pledge, photo check (your face",
                 "  is compared with the registered photo; after 3 failures the invigilator",
-                "  admits you on the administration page), the phone (scan the QR code, or open",
+                "  compares and admits you in the console), the phone (scan the QR code, or open",
                 "  its link in another browser window), the waiting room, the paper, hand in.",
                 "  Demo sittings allow handing in after 2 min (formal) / 1 min (trial); real",
                 "  sittings default to 40 / 30 min. The trial shows its score at once; the",
