@@ -22,6 +22,7 @@ from playwright.async_api import async_playwright, expect
 from tests.e2e.conftest import chromium_args
 from tests.flowkit import INVIGILATOR, REVIEWER, seed_exam, still_y4m
 from tests.serverproc import ServerProcess
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -314,11 +315,16 @@ async def test_manual_identity_check_in_the_console(roles_server, cameras, chrom
             for img in ("#identity-registered", "#identity-live"):
                 await expect(dialog.locator(img)).to_be_visible(timeout=15_000)
             await expect(dialog.locator("#identity-captures img")).to_have_count(3)
-            loaded = await dialog.evaluate(
-                "d => [...d.querySelectorAll('#identity-registered, #identity-captures img, "
-                "#identity-live')].map(i => i.complete && i.naturalWidth > 0)"
-            )
-            assert loaded == [True] * 5, loaded
+
+            async def all_loaded() -> list[bool] | None:
+                loaded = await dialog.evaluate(
+                    "d => [...d.querySelectorAll('#identity-registered, #identity-captures img, "
+                    "#identity-live')].map(i => i.complete && i.naturalWidth > 0)"
+                )
+                return loaded if loaded == [True] * 5 else None
+
+            # visible is not loaded: the pictures arrive one by one (slowly on a busy machine)
+            await eventually(all_loaded, 15, "the five photos in the dialog to load")
             await console.screenshot(path=str(tmp_path / "console-identity.png"))
 
             # without a reason: refused in Chinese and English, with a stable code
