@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from proctor import logs, metrics
-from proctor.api import admin, candidate, console, errors, flow, guards, health, network
+from proctor.api import admin, candidate, console, errors, flow, guards, health, network, wire
 from proctor.api import review as review_api
 from proctor.api.scope import RecentGrants
 from proctor.api.security import SecurityHeaders
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     """``clock``: the time the exam rules read (default: the system clock; tests pass a
     manual one to reach rule boundaries without sleeping)."""
     settings = settings or Settings()
+    wire.STRICT = settings.strict_wire
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     hsts_seconds: int = 31_536_000  # Strict-Transport-Security max-age on HTTPS; 0: none
     log_level: str = "info"
+    # a response field its route's model does not declare fails the request (tests set it;
+    # production sends it and logs a warning: proctor.api.wire)
+    strict_wire: bool = False
 
     # several processes / machines (issue 7); empty = single process, in-process bus
     redis_url: str = ""

@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # the audit chain's key (issue 21) for every server, seed and command a test starts; the
 # tests of a missing key remove it from their own subprocess's environment
 os.environ.setdefault("PROCTOR_AUDIT_KEY", "5e" * 32)
+# a response field its route's model does not declare fails the request (proctor.api.wire)
+os.environ.setdefault("PROCTOR_STRICT_WIRE", "1")
 
 
 def shared_path() -> Path:
