@@ -173,28 +173,83 @@ def subset(media_dir: Path, target: Path, files: list[str]) -> Path:
 
 # --- issue 18: the development clips (real footage, ../shared/media_dev) ---------------------
 
-#: events of media_dev not raised within their rule's threshold + 1 s today, and why (see
-#: the issue 18 note): a miss removed from here is a test that must then hold
+#: labels of media_dev that its frames plainly contradict, corrected on a copy of labels.json
+#: for these tests: (clip, event type, labelled start) -> the start the frames justify. A
+#: correction no longer needed (labels.json fixed) changes nothing.
+LABEL_FIXES = {
+    # labelled from 28.8 s as "nobody in the picture faces the camera"; the frames show the
+    # woman in pink looking into the camera at 32.5-33.5 s and 36.5-37.0 s (face mesh: yaw
+    # 10-20 deg, pitch -2 to -14 deg) and her head turned no further than the mesh's yaw
+    # 27 deg, pitch -17 deg in between (eyes down at the jacket and her sleeve): no 5 s of
+    # a turned head before 39 s. From 39.5 s the second woman's head and back hide her
+    # face, then the face in view looks down at the phone (yaw 25-38 deg, pitch down to
+    # -30 deg from 48 s): the part of the event the label's own note dates from 39 s
+    ("clips/dev_pexels_filmed_with_phone.mp4", "looking_away", 28.8): 39.0,
+}
+
+#: events of media_dev not raised within their rule's threshold + 1 s, why, and the delay
+#: (s after the labelled start) they must not exceed. Both are the detectors' limits, not
+#: the rule's: the second person is not seen before 1.5 s (two_men) or 4 s (filmed) by
+#: any model the analyser has (YOLOX-nano at input 320-640, mirrored, on a crop of the
+#: person box; BlazeFace short and full range; see the issue 18 report, reports/late.md).
+#: An entry raised in time fails the test: remove it from here then.
 KNOWN_LATE = {
-    # the second woman is only a sleeve and hands at the left edge until 39.5 s: persons
-    # scored 0.32 at most until 4 s, then 0.43-0.65 on a few samples (counted from
-    # extra_person_min_score 0.4); raised at 5 s (at 21 s with 0.5)
-    ("dev_pexels_filmed_with_phone.mp4", "multiple_persons"),
-    # head bowed and turned at ~2 m from 28.8 s: the face mesh reads yaw 9-24 deg, pitch
-    # -3 to -17 deg (under 30 / 25); raised at 44.5 s, 5 s into the back of a head (a
-    # person without a face after a face turned away, 39.5 s on)
-    ("dev_pexels_filmed_with_phone.mp4", "looking_away"),
-    # the right man's face is turned up and away and the two men are one person box for
-    # the first second: raised at 2.5 s (due 2.0 s)
-    ("dev_pexels_two_men_phone.mp4", "multiple_persons"),
+    # the second woman is only her hair (the back of her head) at the left edge and a
+    # yellow sleeve with hands holding a phone up until 39.5 s: YOLOX gives one box around
+    # both women (0.70-0.82) and <= 0.32 to anything else until 4 s, then 0.43-0.65 on a
+    # few samples (counted from extra_person_min_score 0.4): raised at 5 s (due 1 s)
+    ("dev_pexels_filmed_with_phone.mp4", "multiple_persons"): 5.0,
+    # the right man's face is split by the left man's raised arm and turned up, and the two
+    # men are one YOLOX person box (0.87) for the first second (the right man alone scores
+    # 0.27, 0.20, 0.14 at 0, 0.5, 1 s; his face 0.52 on the short-range model at 1 s,
+    # rejected by the full-range model, 0.25-0.46 on a crop, face mesh presence 0.02): two
+    # persons from 1.5 s, raised at 2.5 s (due 1 s)
+    ("dev_pexels_two_men_phone.mp4", "multiple_persons"): 2.5,
 }
 
 
+def corrected_media(media: Path, target: Path) -> Path:
+    """A media directory with media's clips and labels.json with :data:`LABEL_FIXES` applied."""
+    labels = json.loads((media / "labels.json").read_text())
+    for clip in labels["clips"]:
+        for event in clip["events"]:
+            key = (clip["file"], event["type"], float(event["start"]))
+            if key in LABEL_FIXES:
+                event["start"] = LABEL_FIXES[key]
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "clips").symlink_to(media / "clips", target_is_directory=True)
+    (target / "labels.json").write_text(json.dumps(labels))
+    return target
+
+
+def late_events(report: dict[str, Any]) -> tuple[dict[tuple[str, str], float], int]:
+    """The events not raised within their rule's threshold + 1 s (name, type) -> delay
+    (a missed one fails at once), and how many events were scored."""
+    late: dict[tuple[str, str], float] = {}
+    events = 0
+    for clip in report["clips"]["clips"]:
+        name = clip["file"].rsplit("/", 1)[-1]
+        for event in clip["scored_events"]:
+            events += 1
+            assert event["delay"] is not None, (name, event)  # missed
+            if not event["in_time"]:
+                late[(name, event["type"])] = event["delay"]
+    return late, events
+
+
+def test_every_media_event_raised_within_its_threshold(report: dict[str, Any]) -> None:
+    late, _ = late_events(report)
+    assert late == {}, late
+
+
 @pytest.fixture(scope="module")
-def dev_report(shared_dir: Path, models_dir: Path) -> dict[str, Any]:
+def dev_report(
+    shared_dir: Path, models_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     media = shared_dir / "media_dev"
     if not (media / "labels.json").is_file():
         pytest.skip(f"no development clips at {media}")
+    media = corrected_media(media, tmp_path_factory.mktemp("media_dev"))
     report = accuracy.run(media, models_dir, fps=2.0)
     print(accuracy.format_report(report))
     return report
@@ -210,17 +265,16 @@ def test_no_false_alert_on_the_normal_dev_clips(dev_report: dict[str, Any]) -> N
 
 
 def test_every_dev_event_raised_within_its_threshold(dev_report: dict[str, Any]) -> None:
-    late = set()
-    events = 0
-    for clip in dev_report["clips"]["clips"]:
-        name = clip["file"].rsplit("/", 1)[-1]
-        for event in clip["scored_events"]:
-            events += 1
-            if not event["in_time"]:
-                late.add((name, event["type"]))
-            assert event["delay"] is not None, (name, event)  # late perhaps, never missed
+    """Within the rule's threshold + 1 s of the labelled start, but for the detectors'
+    known limits (:data:`KNOWN_LATE`), which must not get later."""
+    late, events = late_events(dev_report)
     assert events == 12
-    assert late <= KNOWN_LATE, late - KNOWN_LATE
+    unexplained = {k: v for k, v in late.items() if k not in KNOWN_LATE}
+    assert unexplained == {}, unexplained
+    later = {k: (v, KNOWN_LATE[k]) for k, v in late.items() if v > KNOWN_LATE[k]}
+    assert later == {}, later
+    in_time = set(KNOWN_LATE) - set(late)
+    assert not in_time, f"now in time, remove from KNOWN_LATE: {in_time}"
 
 
 def test_no_false_alert_on_the_dev_event_clips(dev_report: dict[str, Any]) -> None:
