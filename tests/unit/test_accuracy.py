@@ -191,7 +191,7 @@ LABEL_FIXES = {
 #: (s after the labelled start) they must not exceed. Both are the detectors' limits, not
 #: the rule's: the second person is not seen before 1.5 s (two_men) or 4 s (filmed) by
 #: any model the analyser has (YOLOX-nano at input 320-640, mirrored, on a crop of the
-#: person box; BlazeFace short and full range; see the issue 18 report, reports/late.md).
+#: person box; BlazeFace short and full range, the face mesh's presence: issue 18's note).
 #: An entry raised in time fails the test: remove it from here then.
 KNOWN_LATE = {
     # the second woman is only her hair (the back of her head) at the left edge and a
