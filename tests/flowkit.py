@@ -19,12 +19,13 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from proctor.config import Settings
 from proctor.flow.clock import ManualClock
 from proctor.sitting import bank, papers
 from proctor.sitting.sittings import add_candidate, create_sitting, create_staff
-from proctor.store.tables import CandidateEvent
+from proctor.store.tables import Attempt, CandidateEvent
 
 #: a fixed, ordinary moment for the manual clock
 T0 = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)
@@ -490,3 +491,24 @@ def still_y4m(
     out.parent.mkdir(parents=True, exist_ok=True)
     (write_y4m if fmt == "y4m" else write_webm)(frames(), out, fps, size)
     return out
+
+
+class CommittedBus:
+    """An in-process bus that reads the candidate's step in a separate session at each
+    publish: a message about a step must find that step committed already."""
+
+    def __init__(self, database: Any) -> None:
+        self.database = database
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        if message.get("type") == "flow":
+            async with self.database.session() as s:
+                stored = await s.scalar(
+                    select(Attempt.step).where(Attempt.candidate_id == message["candidate_id"])
+                )
+            assert stored == message["step"], "published before the commit"
+        self.messages.append((channel, message))
+
+    def steps(self) -> list[str]:
+        return [m["step"] for c, m in self.messages if m.get("type") == "flow" and "sitting" in c]

@@ -88,7 +88,7 @@ async def login(
 ) -> dict:
     """Step 1 of the flow (proctor.flow.steps.login): every refusal has its own code."""
     result = await flow.login(
-        db,
+        rt.db,
         password=body.sitting_password,
         id_number=body.id_number,
         now=at,
@@ -98,7 +98,6 @@ async def login(
         challenge=body.challenge,
         solution=body.solution,
     )
-    await db.commit()
     set_session_cookie(response, request, result.token)
     ctx = result.ctx
     return {

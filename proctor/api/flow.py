@@ -86,7 +86,7 @@ async def confirm(
     at: datetime = Depends(now),
 ) -> dict:
     await machine.act(
-        db, rt.bus, who.subject_id, lambda ctx: flow.confirm_info(db, ctx, at), now=at
+        rt.db, rt.bus, who.subject_id, lambda s, ctx: flow.confirm_info(s, ctx, at), now=at
     )
     return await _state(db, who.subject_id, at)
 
@@ -169,7 +169,11 @@ async def pledge(
     at: datetime = Depends(now),
 ) -> dict:
     await machine.act(
-        db, rt.bus, who.subject_id, lambda ctx: flow.answer_pledge(db, ctx, body.accept, at), now=at
+        rt.db,
+        rt.bus,
+        who.subject_id,
+        lambda s, ctx: flow.answer_pledge(s, ctx, body.accept, at),
+        now=at,
     )
     if not body.accept:
         return {"step": "refused", "message": machine.STEP_TITLES["refused"]}
@@ -188,7 +192,7 @@ async def identity_check(
     """Body: the live capture, one JPEG or PNG picture (any content type)."""
     image = await read_body(request, identity.MAX_IMAGE_BYTES)
     return await identity.photo_check(
-        db,
+        rt.db,
         rt.bus,
         exam.identity,
         rt.storage,
@@ -209,10 +213,10 @@ async def phone_pairing_token(
 ) -> dict:
     base = rt.settings.public_url or str(request.base_url)
     _, pairing = await machine.act(
-        db,
+        rt.db,
         rt.bus,
         who.subject_id,
-        lambda ctx: phone_pairing.create_pairing(db, ctx, base, at),
+        lambda s, ctx: phone_pairing.create_pairing(s, ctx, base, at),
         now=at,
         publish=False,
     )
@@ -231,7 +235,9 @@ async def phone_done(
     rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
-    await machine.act(db, rt.bus, who.subject_id, lambda ctx: flow.phone_done(db, ctx, at), now=at)
+    await machine.act(
+        rt.db, rt.bus, who.subject_id, lambda s, ctx: flow.phone_done(s, ctx, at), now=at
+    )
     return await _state(db, who.subject_id, at)
 
 
@@ -243,7 +249,7 @@ async def start(
     at: datetime = Depends(now),
 ) -> dict:
     await machine.act(
-        db, rt.bus, who.subject_id, lambda ctx: answering.start_answering(db, ctx, at), now=at
+        rt.db, rt.bus, who.subject_id, lambda s, ctx: answering.start_answering(s, ctx, at), now=at
     )
     return await _state(db, who.subject_id, at)
 
@@ -272,10 +278,10 @@ async def save_answer(
 ) -> dict:
     """Acknowledged (200) only after the answer is committed."""
     _, saved = await machine.act(
-        db,
+        rt.db,
         rt.bus,
         who.subject_id,
-        lambda ctx: answering.save_answer(db, ctx, question_id, body.value, body.seq, at),
+        lambda s, ctx: answering.save_answer(s, ctx, question_id, body.value, body.seq, at),
         now=at,
         publish=False,
     )
@@ -297,10 +303,10 @@ async def flag_question(
 ) -> dict:
     """Flag a question for review (标记) or clear the flag; acknowledged after the commit."""
     _, saved = await machine.act(
-        db,
+        rt.db,
         rt.bus,
         who.subject_id,
-        lambda ctx: answering.flag_question(db, ctx, question_id, body.flagged, at),
+        lambda s, ctx: answering.flag_question(s, ctx, question_id, body.flagged, at),
         now=at,
         publish=False,
     )
@@ -315,10 +321,10 @@ async def submit(
     at: datetime = Depends(now),
 ) -> dict:
     await machine.act(
-        db,
+        rt.db,
         rt.bus,
         who.subject_id,
-        lambda ctx: answering.submit(db, ctx, at),
+        lambda s, ctx: answering.submit(s, ctx, at),
         now=at,
         publish=lambda _: {"submit_kind": "candidate"},
     )
@@ -378,10 +384,10 @@ async def device_upload(
     # the first chunk's own bytes arrived before the clock started: time the rest
     seconds = (last - first) if first is not None and last is not None else 0.0
     _, result = await machine.act(
-        db,
+        rt.db,
         rt.bus,
         who.subject_id,
-        lambda ctx: device.record_upload(db, ctx, size, seconds, at),
+        lambda s, ctx: device.record_upload(s, ctx, size, seconds, at),
         now=at,
         publish=False,
     )
@@ -403,11 +409,11 @@ async def device_report(
     at: datetime = Depends(now),
 ) -> dict:
     _, report = await machine.act(
-        db,
+        rt.db,
         rt.bus,
         who.subject_id,
-        lambda ctx: device.report(
-            db, ctx, camera=body.camera, microphone=body.microphone, client=body.client, now=at
+        lambda s, ctx: device.report(
+            s, ctx, camera=body.camera, microphone=body.microphone, client=body.client, now=at
         ),
         now=at,
         publish=lambda r: {"device_passed": r["passed"]},
@@ -490,7 +496,7 @@ async def admit(
         rt,
         scope,
         candidate_id,
-        lambda ctx: identity.admit(db, ctx, staff_id=scope.staff_id, reason=body.reason, now=at),
+        lambda s, ctx: identity.admit(s, ctx, staff_id=scope.staff_id, reason=body.reason, now=at),
         at,
         publish=lambda _: {"admitted_by": scope.staff_id},
     )
@@ -511,8 +517,8 @@ async def identity_retry(
         rt,
         scope,
         candidate_id,
-        lambda ctx: identity.allow_retry(
-            db, ctx, staff_id=scope.staff_id, reason=body.reason, now=at
+        lambda s, ctx: identity.allow_retry(
+            s, ctx, staff_id=scope.staff_id, reason=body.reason, now=at
         ),
         at,
         publish=False,
@@ -535,7 +541,7 @@ async def identity_refuse(
         rt,
         scope,
         candidate_id,
-        lambda ctx: identity.refuse(db, ctx, staff_id=scope.staff_id, reason=body.reason, now=at),
+        lambda s, ctx: identity.refuse(s, ctx, staff_id=scope.staff_id, reason=body.reason, now=at),
         at,
         publish=lambda _: {"refused_by": scope.staff_id},
     )
@@ -634,7 +640,7 @@ async def reopen_pledge(
         rt,
         scope,
         candidate_id,
-        lambda ctx: flow.undo_pledge_refusal(db, ctx, at, by=scope.staff_id, reason=body.reason),
+        lambda s, ctx: flow.undo_pledge_refusal(s, ctx, at, by=scope.staff_id, reason=body.reason),
         at,
         publish=lambda _: {"reopened_by": scope.staff_id},
     )
@@ -781,7 +787,9 @@ async def _staff_act(
 ) -> tuple[machine.Ctx, Any]:
     """``machine.act`` for an invigilator, if the candidate is in one of their rooms."""
     await rooms.check_candidate(db, scope, candidate_id)
-    return await machine.act(db, rt.bus, candidate_id, action, now=at, staff=True, publish=publish)
+    return await machine.act(
+        rt.db, rt.bus, candidate_id, action, now=at, staff=True, publish=publish
+    )
 
 
 async def _with_flow(db: AsyncSession, ctx: machine.Ctx, out: dict, at: datetime) -> dict:

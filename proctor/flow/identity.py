@@ -23,6 +23,7 @@ from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
 from proctor.flow.machine import Ctx, act, check, load, move
 from proctor.flow.steps import record_event
+from proctor.store.db import Database
 from proctor.store.tables import Evidence
 from proctor.vision import imagesize
 from proctor.vision.identity_pool import IdentityChecker
@@ -223,7 +224,7 @@ async def refuse(db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now:
 
 
 async def photo_check(
-    db: AsyncSession,
+    database: Database,
     bus: Bus,
     checker: IdentityChecker | None,
     storage: EvidenceStorage,
@@ -236,11 +237,11 @@ async def photo_check(
     """Step 4 as one action: check the step and the picture, run the face check on the
     identity workers with no transaction held, then record the outcome on the locked
     attempt (re-checked: the step may have moved meanwhile), commit and publish."""
-    ctx = await load(db, candidate_id)
-    before = before_check(ctx, storage, image)
+    async with database.session() as db:  # no transaction is held while the model runs
+        ctx = await load(db, candidate_id)
+        before = before_check(ctx, storage, image)
     # the sitting may ask for a stricter same-person limit than the model's
     max_distance = ctx.rules.identity_max_distance
-    await db.rollback()  # no transaction is held while the face model runs
     if before.registered is None:
         outcome: dict[str, Any] = {"passed": False, "reason": "no_registered_photo"}
     elif checker is None:
@@ -248,11 +249,11 @@ async def photo_check(
     else:
         outcome = await checker.check(before.registered, image, max_distance)
 
-    async def record(ctx: Ctx) -> dict[str, Any]:
-        return await record_check(db, ctx, storage, image, outcome, clock())
+    async def record(session: AsyncSession, ctx: Ctx) -> dict[str, Any]:
+        return await record_check(session, ctx, storage, image, outcome, clock())
 
     _, result = await act(
-        db,
+        database,
         bus,
         candidate_id,
         record,

@@ -26,6 +26,7 @@ from proctor.errors import Conflict, Forbidden, NotAuthenticated, NotFound
 from proctor.events.bus import VIEWS_CHANNEL, Bus, candidate_channel, sitting_channel
 from proctor.sitting import violations
 from proctor.sitting.policy import FlowRules, rules_of
+from proctor.store.db import Database
 from proctor.store.tables import Attempt, Candidate, Sitting
 
 EXAM_STEPS = (
@@ -267,22 +268,33 @@ T = TypeVar("T")
 
 
 async def act(
-    db: AsyncSession,
+    database: Database,
     bus: Bus,
     candidate_id: int,
-    action: Callable[[Ctx], Awaitable[T]],
+    action: Callable[[AsyncSession, Ctx], Awaitable[T]],
     *,
     now: Any,
     staff: bool = False,
     publish: bool | Callable[[T], dict[str, Any]] = True,
 ) -> tuple[Ctx, T]:
-    """Load and lock the candidate's attempt, run ``action`` on it, commit, then publish
-    the step to the sitting's consoles and the candidate's pages (``publish``: whether to,
-    or a function of the action's result giving what the message carries besides the
-    step). Nothing is published when the action raises (its changes are rolled back)."""
-    ctx = await load(db, candidate_id, lock=True, staff=staff)
-    result = await action(ctx)
-    await db.commit()
+    """Load and lock the candidate's attempt, run ``action(session, ctx)`` on it, commit,
+    then publish the step to the sitting's consoles and the candidate's pages (``publish``:
+    whether to, or a function of the action's result giving what the message carries
+    besides the step). Nothing is published when the action raises (its changes are
+    rolled back).
+
+    The transaction runs on the database writer thread (``Database.write``, issue 22): on
+    the application's loop, busy with 30 candidates' media, each statement's result waits
+    for the loop, and an answer save held SQLite's write lock (or the attempt's row lock)
+    for seconds while every other writer queued behind it. So ``action`` awaits only its
+    own statements on ``session`` (no bus, no other I/O of the caller's loop); the ``Ctx``
+    it returns is detached, its loaded attributes readable."""
+
+    async def transaction(session: AsyncSession) -> tuple[Ctx, T]:
+        ctx = await load(session, candidate_id, lock=True, staff=staff)
+        return ctx, await action(session, ctx)
+
+    ctx, result = await database.write(transaction)
     if publish:
         extra = publish(result) if callable(publish) else {}
         await publish_step(bus, ctx, now, **extra)

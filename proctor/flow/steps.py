@@ -42,6 +42,7 @@ from proctor.flow.machine import (
 from proctor.rules import RuleSettings
 from proctor.sitting import violations
 from proctor.sitting.policy import rules_of
+from proctor.store.db import Database
 from proctor.store.tables import (
     Answer,
     Attempt,
@@ -162,17 +163,38 @@ def _clean_id(id_number: str) -> str:
     return "".join(id_number.split()).upper()
 
 
-async def login(db: AsyncSession, **kwargs: Any) -> LoginResult:
-    """Step 1 (``_login``). Two logins of one candidate at once (a client trying again
-    while its first request, slow on a busy server, still runs) both find no attempt and
-    both create one; the second one's insert fails on the unique candidate: it then logs
-    in again and resumes the attempt the first one made, instead of failing with a 500."""
+class _Refused(Exception):
+    """A refused login whose failure is counted: the count is committed, then ``error`` is
+    raised to the client."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+async def login(database: Database, **kwargs: Any) -> LoginResult:
+    """Step 1 (``_login``), as one transaction on the database writer thread (issue 22: at
+    the start of a sitting 30 candidates log in within a minute while the server is busy
+    with their media). Two logins of one candidate at once (a client trying again while
+    its first request, slow on a busy server, still runs) both find no attempt and both
+    create one; the second one's insert fails on the unique candidate: it then logs in
+    again and resumes the attempt the first one made, instead of failing with a 500. The
+    returned ``Ctx`` is detached (its loaded attributes readable)."""
+
+    async def transaction(session: AsyncSession) -> LoginResult | _Refused:
+        try:
+            return await _login(session, **kwargs)
+        except _Refused as refused:  # the counted failure commits with the transaction
+            return refused
+
     try:
-        return await _login(db, **kwargs)
+        out = await database.write(transaction)
     except IntegrityError:
-        await db.rollback()
         log.info("two logins at once for one candidate: the later one resumes")
-        return await _login(db, **kwargs)
+        out = await database.write(transaction)
+    if isinstance(out, _Refused):
+        log.info("candidate login refused: %s", getattr(out.error, "code", out.error))
+        raise out.error
+    return out
 
 
 async def _login(
@@ -202,11 +224,9 @@ async def _login(
         db, keys, now, limits.backoff, limits.secret, challenge=challenge, solution=solution
     )
 
-    async def refuse(error: Exception) -> Exception:
+    async def refuse(error: Exception) -> _Refused:
         await ratelimit.record(db, keys, now, limits.window_seconds)
-        await db.commit()
-        log.info("candidate login refused: %s", getattr(error, "code", error))
-        return error
+        return _Refused(error)
 
     sitting = await db.scalar(select(Sitting).where(Sitting.password == password.strip()))
     if sitting is None:

@@ -14,6 +14,7 @@ locked" / "lock timeout". Nothing fails, and the chain still verifies."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +22,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import cv2
+import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
+from proctor.auth.ratelimit import LoginLimits
 from proctor.auth.sessions import new_session, token_digest
 from proctor.domain import CandidateRef
 from proctor.events.bus import make_bus
@@ -31,12 +34,23 @@ from proctor.events.recorder import Recorder
 from proctor.evidence import chain
 from proctor.evidence.clips import ClipFrame
 from proctor.evidence.storage import EvidenceStorage
+from proctor.flow import answering, identity, machine, steps
 from proctor.rules import AlertDraft, RuleSettings
-from proctor.sitting.sittings import add_candidate, create_sitting
+from proctor.sitting import bank, papers
+from proctor.sitting.sittings import add_candidate, create_sitting, create_staff
 from proctor.store import migrate
 from proctor.store.db import AUDIT_KEY, Database
-from proctor.store.tables import Alert, AuditEntry, AuthSession, Evidence, utcnow
+from proctor.store.tables import (
+    Alert,
+    Answer,
+    Attempt,
+    AuditEntry,
+    AuthSession,
+    Evidence,
+    utcnow,
+)
 from proctor.vision.types import Detection, Observation
+from tests.flowkit import OBJECTIVE_SECTIONS, demo_questions
 
 #: how long the saturating task computes between two awaits
 BLOCK_SECONDS = 0.4
@@ -212,3 +226,134 @@ async def test_writers_on_a_saturated_loop_never_hold_the_lock_across_its_turns(
             stop.set()
             await bus.close()
             await db.dispose()
+
+
+class StepsBus:
+    """Keeps the flow messages published (``CommittedBus`` of tests/unit/test_flow_machine
+    checks their order against the commits; here a read per message would only slow the
+    saturated loop down)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, dict]] = []
+
+    async def publish(self, channel: str, message: dict) -> None:
+        self.messages.append((channel, message))
+
+    def steps(self) -> list[str]:
+        return [m["step"] for c, m in self.messages if m.get("type") == "flow" and "sitting" in c]
+
+
+#: answers each candidate saves (and flags it sets) on the saturated loop
+ANSWERS = 4
+
+
+async def test_the_candidates_flow_on_a_saturated_loop_never_holds_the_lock(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The request path (issue 22's open item): logins, every step, answer saves and flags
+    of 4 candidates through ``steps.login`` and ``machine.act`` — as the routes call them —
+    while the loop is saturated and another process appends to the chain waiting at most
+    OTHER_WAIT_SECONDS. With the transactions on the request's session (the old routing)
+    an answer save held SQLite's write lock across the loop's turns and the other writer
+    failed with "database is locked"."""
+    db = Database(database_url)
+    bus = StepsBus()
+    storage = EvidenceStorage(tmp_path / "evidence")
+    stop = threading.Event()
+    appended: list[int] = []
+    try:
+        await migrate.upgrade(db.engine)
+        now = utcnow()
+        async with db.transaction() as s:
+            await bank.import_bank(s, json.dumps(demo_questions("w")).encode(), "w.json", "w")
+            sitting = await create_sitting(
+                s,
+                name="Write lock flow 写锁",
+                kind="formal",
+                password="write-lock-flow-1",
+                starts_at=now - timedelta(minutes=5),
+                ends_at=now + timedelta(hours=1),
+                flow={"require_phone": False},
+            )
+            await papers.assemble(s, sitting.id, {"bank": "w", "sections": OBJECTIVE_SECTIONS})
+            staff = await create_staff(
+                s, username="inv-lock", password="inv-pass-lock", display_name="I", role="chief"
+            )
+            numbers = []
+            for i in range(CANDIDATES):
+                numbers.append(f"11010119850202{i:04d}")
+                await add_candidate(
+                    s, storage, sitting_id=sitting.id, name=f"考生{i}", id_number=numbers[-1]
+                )
+        staff_id = staff.id
+
+        async def candidate(number: str) -> int:
+            login = await steps.login(
+                db,
+                password="write-lock-flow-1",
+                id_number=number,
+                now=utcnow(),
+                client=f"lock-{number}",
+                current_token=None,
+                limits=LoginLimits(),
+            )
+            cid = login.ctx.candidate.id
+
+            async def act(action, **kw):
+                return await machine.act(db, bus, cid, action, now=utcnow(), **kw)
+
+            await act(lambda s, c: steps.confirm_info(s, c, utcnow()))
+            await act(lambda s, c: steps.answer_pledge(s, c, True, utcnow()))
+            png = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
+            checked = await identity.photo_check(
+                db, bus, None, storage, cid, png, now=utcnow(), clock=utcnow
+            )
+            assert checked["needs_invigilator"]
+            await act(
+                lambda s, c: identity.admit(
+                    s, c, staff_id=staff_id, reason="by hand", now=utcnow()
+                ),
+                staff=True,
+            )
+            await act(lambda s, c: steps.phone_done(s, c, utcnow()))
+            ctx, _ = await act(lambda s, c: answering.start_answering(s, c, utcnow()))
+            order = [int(item["q"]) for item in ctx.attempt.question_order][:ANSWERS]
+            for seq, qid in enumerate(order, start=1):
+                _, saved = await act(
+                    lambda s, c, q=qid, n=seq: answering.save_answer(s, c, q, "A", n, utcnow()),
+                    publish=False,
+                )
+                assert not saved["stale"]
+                await act(
+                    lambda s, c, q=qid: answering.flag_question(s, c, q, True, utcnow()),
+                    publish=False,
+                )
+            return cid
+
+        other = asyncio.create_task(
+            asyncio.to_thread(_other_process, database_url, db.audit_key, stop, appended)
+        )
+        saturating = asyncio.create_task(_saturating_task(stop))
+        try:
+            cids = await asyncio.gather(*(candidate(n) for n in numbers))
+        finally:
+            stop.set()
+            turns = await saturating
+            other_errors = await other
+
+        assert other_errors == []
+        assert appended, "the other process's writer never got a turn"
+        assert turns >= ANSWERS
+        async with db.session() as s:
+            attempts = list(await s.scalars(select(Attempt).where(Attempt.candidate_id.in_(cids))))
+            assert sorted(a.step for a in attempts) == ["answering"] * CANDIDATES
+            answers = await s.scalar(select(func.count()).select_from(Answer))
+            assert answers == CANDIDATES * ANSWERS
+            assert all(len(a.flagged or []) == ANSWERS for a in attempts)
+            report = await chain.verify(s, storage)
+            assert report.ok, report.all_problems()
+        # every step was told to the consoles, the last one too
+        assert set(bus.steps()) >= {"pledge", "identity", "phone", "waiting", "answering"}
+    finally:
+        stop.set()
+        await db.dispose()

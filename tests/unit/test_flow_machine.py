@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 import pytest_asyncio
-from sqlalchemy import select
 
 from proctor.auth.ratelimit import LoginLimits
 from proctor.errors import Conflict, DomainError, Forbidden
@@ -21,8 +19,7 @@ from proctor.flow import answering, identity, machine, steps
 from proctor.invigilation import control
 from proctor.sitting import bank, papers
 from proctor.sitting.sittings import add_candidate, create_sitting, create_staff
-from proctor.store.tables import Attempt
-from tests.flowkit import OBJECTIVE_SECTIONS, T0, demo_questions, migrated_sqlite
+from tests.flowkit import OBJECTIVE_SECTIONS, T0, CommittedBus, demo_questions, migrated_sqlite
 
 STEPS = set(machine.EXAM_STEPS + machine.DEVICE_CHECK_STEPS) | machine.ENDED
 
@@ -62,27 +59,6 @@ def test_nothing_leaves_an_ended_exam_but_the_undo_and_the_rerun():
 # ------------------------------------------------------------------------- a real database
 
 
-class CommittedBus:
-    """An in-process bus that reads the candidate's step in a separate session at each
-    publish: a message about a step must find that step committed already."""
-
-    def __init__(self, database: Any) -> None:
-        self.database = database
-        self.messages: list[tuple[str, dict[str, Any]]] = []
-
-    async def publish(self, channel: str, message: dict[str, Any]) -> None:
-        if message.get("type") == "flow":
-            async with self.database.session() as s:
-                stored = await s.scalar(
-                    select(Attempt.step).where(Attempt.candidate_id == message["candidate_id"])
-                )
-            assert stored == message["step"], "published before the commit"
-        self.messages.append((channel, message))
-
-    def steps(self) -> list[str]:
-        return [m["step"] for c, m in self.messages if m.get("type") == "flow" and "sitting" in c]
-
-
 @pytest_asyncio.fixture
 async def world(tmp_path):
     async with migrated_sqlite(tmp_path) as database:
@@ -109,9 +85,9 @@ async def world(tmp_path):
         yield database, storage, CommittedBus(database), ids
 
 
-async def _login(s, at):
+async def _login(database, at):
     return await steps.login(
-        s,
+        database,
         password="unit-pass-1",
         id_number="UNIT0001",
         now=at,
@@ -131,40 +107,47 @@ async def test_the_exam_through_the_machine(world) -> None:
     database, storage, bus, ids = world
     cid, at = ids["candidate"], T0 - timedelta(minutes=5)
     async with database.session() as s:
-        await _login(s, at)
-        await s.commit()
+        await _login(database, at)
         # a step out of order is refused with the candidate's codes, and nothing changes
         with pytest.raises(Conflict) as exc:
-            await machine.act(s, bus, cid, lambda c: steps.phone_done(s, c, at), now=at)
+            await machine.act(database, bus, cid, lambda s, c: steps.phone_done(s, c, at), now=at)
         assert exc.value.code == "wrong_step"
         await s.rollback()
-        await machine.act(s, bus, cid, lambda c: steps.confirm_info(s, c, at), now=at)
-        await machine.act(s, bus, cid, lambda c: steps.answer_pledge(s, c, True, at), now=at)
+        await machine.act(database, bus, cid, lambda s, c: steps.confirm_info(s, c, at), now=at)
+        await machine.act(
+            database, bus, cid, lambda s, c: steps.answer_pledge(s, c, True, at), now=at
+        )
 
         # step 4 without a registered photo goes to the invigilator, who admits
         result = await identity.photo_check(
-            s, bus, None, storage, cid, _png(), now=at, clock=lambda: at
+            database, bus, None, storage, cid, _png(), now=at, clock=lambda: at
         )
         assert result["needs_invigilator"] and not result["passed"]
         with pytest.raises(Conflict) as exc:  # the candidate cannot go on by themselves
-            await identity.photo_check(s, bus, None, storage, cid, _png(), now=at, clock=lambda: at)
+            await identity.photo_check(
+                database, bus, None, storage, cid, _png(), now=at, clock=lambda: at
+            )
         assert exc.value.code == "identity_locked"
         await s.rollback()
         staff = ids["staff"]
         await machine.act(
-            s,
+            database,
             bus,
             cid,
-            lambda c: identity.admit(s, c, staff_id=staff, reason="checked by hand", now=at),
+            lambda s, c: identity.admit(s, c, staff_id=staff, reason="checked by hand", now=at),
             now=at,
             staff=True,
         )
-        await machine.act(s, bus, cid, lambda c: steps.phone_done(s, c, at), now=at)
+        await machine.act(database, bus, cid, lambda s, c: steps.phone_done(s, c, at), now=at)
         with pytest.raises(DomainError) as exc:  # before the start
-            await machine.act(s, bus, cid, lambda c: answering.start_answering(s, c, at), now=at)
+            await machine.act(
+                database, bus, cid, lambda s, c: answering.start_answering(s, c, at), now=at
+            )
         await s.rollback()
         at = T0 + timedelta(minutes=1)
-        await machine.act(s, bus, cid, lambda c: answering.start_answering(s, c, at), now=at)
+        await machine.act(
+            database, bus, cid, lambda s, c: answering.start_answering(s, c, at), now=at
+        )
 
         # the invigilator pauses: answers and hand-in are refused, the step stays
         ctx = await machine.load(s, cid, lock=True, staff=True)
@@ -172,20 +155,20 @@ async def test_the_exam_through_the_machine(world) -> None:
         ctx = await machine.load(s, cid)
         first = ctx.attempt.question_order[0]["q"]
         for action in (
-            lambda c: answering.save_answer(s, c, int(first), "A", 1, at),
-            lambda c: answering.submit(s, c, at),
+            lambda s, c: answering.save_answer(s, c, int(first), "A", 1, at),
+            lambda s, c: answering.submit(s, c, at),
         ):
             with pytest.raises(Conflict) as exc:
-                await machine.act(s, bus, cid, action, now=at)
+                await machine.act(database, bus, cid, action, now=at)
             assert exc.value.code == "exam_paused"
             await s.rollback()
         ctx = await machine.load(s, cid, lock=True, staff=True)
         await control.resume(s, bus, ctx, staff_id=staff, now=at)
         _, saved = await machine.act(
-            s,
+            database,
             bus,
             cid,
-            lambda c: answering.save_answer(s, c, int(first), "A", 1, at),
+            lambda s, c: answering.save_answer(s, c, int(first), "A", 1, at),
             now=at,
             publish=False,
         )
@@ -203,7 +186,7 @@ async def test_the_exam_through_the_machine(world) -> None:
         assert exc.value.code == "already_terminated"
         await s.rollback()
         with pytest.raises(Conflict) as exc:
-            await machine.act(s, bus, cid, lambda c: answering.submit(s, c, at), now=at)
+            await machine.act(database, bus, cid, lambda s, c: answering.submit(s, c, at), now=at)
         assert exc.value.code == "exam_terminated"
         await s.rollback()
         # the paper may still be read after the end
@@ -227,29 +210,30 @@ async def test_refusing_the_pledge_and_the_undo(world) -> None:
     database, storage, bus, ids = world
     cid, at = ids["candidate"], T0 - timedelta(minutes=5)
     async with database.session() as s:
-        await _login(s, at)
-        await s.commit()
-        await machine.act(s, bus, cid, lambda c: steps.confirm_info(s, c, at), now=at)
-        await machine.act(s, bus, cid, lambda c: steps.answer_pledge(s, c, False, at), now=at)
+        await _login(database, at)
+        await machine.act(database, bus, cid, lambda s, c: steps.confirm_info(s, c, at), now=at)
+        await machine.act(
+            database, bus, cid, lambda s, c: steps.answer_pledge(s, c, False, at), now=at
+        )
         with pytest.raises(Forbidden) as exc:
-            await machine.act(s, bus, cid, lambda c: steps.confirm_info(s, c, at), now=at)
+            await machine.act(database, bus, cid, lambda s, c: steps.confirm_info(s, c, at), now=at)
         assert exc.value.code == "pledge_refused"
         await s.rollback()
         # the invigilator's undo goes back to the pledge
         await machine.act(
-            s,
+            database,
             bus,
             cid,
-            lambda c: steps.undo_pledge_refusal(s, c, at, by=ids["staff"], reason="misclick"),
+            lambda s, c: steps.undo_pledge_refusal(s, c, at, by=ids["staff"], reason="misclick"),
             now=at,
             staff=True,
         )
         with pytest.raises(Conflict) as exc:  # only a refused pledge can be undone
             await machine.act(
-                s,
+                database,
                 bus,
                 cid,
-                lambda c: steps.undo_pledge_refusal(s, c, at, by=ids["staff"], reason="again"),
+                lambda s, c: steps.undo_pledge_refusal(s, c, at, by=ids["staff"], reason="again"),
                 now=at,
                 staff=True,
             )
