@@ -1,36 +1,26 @@
 """Review routes (after the exam): queue, timeline, evidence, verdicts, records, summary,
-exports, retention. Reviewers, chief examiners and administrators only; every call is
-logged in the audit chain (proctor.review.access)."""
+exports, retention. Reviewers, chief examiners and administrators only (the router's one
+dependency, from the "review" permission of proctor.auth.roles); every call is logged in
+the audit chain (proctor.review.access). Parse, authorise, call proctor.review.reviewing,
+answer."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.background import BackgroundTask
 
+from proctor.api import wire_review as out
 from proctor.api.deps import db_session, principal, runtime
 from proctor.auth.sessions import Principal
-from proctor.errors import Forbidden, NotFound
-from proctor.evidence import retention
-from proctor.review import exports, records, summary, timeline, verdicts
-from proctor.review.access import (
-    DECIDE_ROLES,
-    LOCK_ROLES,
-    RETENTION_ROLES,
-    REVIEW_ROLES,
-    log_access,
-)
+from proctor.errors import Forbidden
+from proctor.review import reviewing
+from proctor.review.access import DECIDE_ROLES, LOCK_ROLES, RETENTION_ROLES, REVIEW_ROLES
 from proctor.runtime import Runtime
-from proctor.store.tables import Alert, Candidate, Evidence, Sitting
-
-router = APIRouter(prefix="/api/review")
 
 
 async def reviewer(p: Principal = Depends(principal)) -> Principal:
@@ -43,6 +33,27 @@ async def reviewer(p: Principal = Depends(principal)) -> Principal:
     return p
 
 
+router = APIRouter(prefix="/api/review", dependencies=[Depends(reviewer)])
+
+#: a response model serialises only the fields the route gave (None stays None, missing
+#: stays missing)
+AS_GIVEN: dict[str, Any] = {"response_model_exclude_unset": True}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+#: evidence files: screenshots and clips, whole or a byte range (seeking in a clip)
+EVIDENCE = {
+    200: {
+        "content": {"image/jpeg": _BINARY, "video/webm": _BINARY},
+        "description": "The evidence file",
+    },
+    206: {
+        "content": {"image/jpeg": _BINARY, "video/webm": _BINARY},
+        "description": "The byte range asked for (Range: bytes=...)",
+    },
+}
+CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV"}}
+ZIP = {200: {"content": {"application/zip": _BINARY}, "description": "The evidence pack"}}
+
+
 def _require(who: Principal, roles: frozenset[str], code: str, message: str) -> None:
     if who.role not in roles:
         raise Forbidden(code, message)
@@ -51,110 +62,54 @@ def _require(who: Principal, roles: frozenset[str], code: str, message: str) -> 
 # ---------------------------------------------------------------- reading
 
 
-@router.get("/sittings")
+@router.get("/sittings", response_model=list[out.ReviewSittingOverview], **AS_GIVEN)
 async def sittings(
     who: Principal = Depends(reviewer), db: AsyncSession = Depends(db_session)
 ) -> list[dict[str, Any]]:
-    counts = dict(
-        (
-            await db.execute(
-                select(Candidate.sitting_id, func.count()).group_by(Candidate.sitting_id)
-            )
-        ).all()
-    )
-    alerts = dict(
-        (await db.execute(select(Alert.sitting_id, func.count()).group_by(Alert.sitting_id))).all()
-    )
-    out = []
-    for s in await db.scalars(select(Sitting).order_by(Sitting.starts_at.desc())):
-        kept = await retention.retention_of(db, s)
-        out.append(
-            {
-                **timeline.sitting_body(s),
-                "candidates": counts.get(s.id, 0),
-                "alerts": alerts.get(s.id, 0),
-                "retention": kept.as_dict(),
-            }
-        )
-    await log_access(db, who.subject_id, "sittings")
-    await db.commit()
-    return out
+    return await reviewing.sittings(db, who.subject_id)
 
 
-@router.get("/sittings/{sitting_id}/queue")
+@router.get("/sittings/{sitting_id}/queue", response_model=out.ReviewQueue, **AS_GIVEN)
 async def queue(
     sitting_id: int, who: Principal = Depends(reviewer), db: AsyncSession = Depends(db_session)
 ) -> dict[str, Any]:
-    body = await timeline.review_queue(db, sitting_id)
-    body["dismissed_rates"] = await verdicts.dismissed_rates(db, sitting_id)
-    await log_access(db, who.subject_id, "queue", sitting_id=sitting_id)
-    await db.commit()
-    return body
+    return await reviewing.queue(db, sitting_id, who.subject_id)
 
 
-@router.get("/sittings/{sitting_id}/dismissed-rates")
+@router.get(
+    "/sittings/{sitting_id}/dismissed-rates",
+    response_model=list[out.ReviewDismissedRate],
+    **AS_GIVEN,
+)
 async def dismissed_rates(
     sitting_id: int, who: Principal = Depends(reviewer), db: AsyncSession = Depends(db_session)
 ) -> list[dict[str, Any]]:
-    await timeline.get_sitting(db, sitting_id)
-    body = await verdicts.dismissed_rates(db, sitting_id)
-    await log_access(db, who.subject_id, "dismissed_rates", sitting_id=sitting_id)
-    await db.commit()
-    return body
+    return await reviewing.dismissed_rates(db, sitting_id, who.subject_id)
 
 
-@router.get("/candidates/{candidate_id}/timeline")
+@router.get("/candidates/{candidate_id}/timeline", response_model=out.ReviewTimeline, **AS_GIVEN)
 async def candidate_timeline(
     candidate_id: int, who: Principal = Depends(reviewer), db: AsyncSession = Depends(db_session)
 ) -> dict[str, Any]:
-    body = await timeline.timeline(db, candidate_id)
-    await log_access(
-        db,
-        who.subject_id,
-        "timeline",
-        sitting_id=body["sitting"]["id"],
-        candidate_id=candidate_id,
-    )
-    await db.commit()
-    return body
+    return await reviewing.candidate_timeline(db, candidate_id, who.subject_id)
 
 
-@router.get("/evidence/{evidence_id}")
+@router.get("/evidence/{evidence_id}", response_class=FileResponse, responses=EVIDENCE)
 async def evidence_file(
     evidence_id: int,
     who: Principal = Depends(reviewer),
     db: AsyncSession = Depends(db_session),
     rt: Runtime = Depends(runtime),
 ) -> FileResponse:
-    row = await db.get(Evidence, evidence_id)
-    if row is None:
-        raise NotFound("unknown_evidence", f"No evidence {evidence_id}.")
-    await log_access(
-        db,
-        who.subject_id,
-        "evidence",
-        sitting_id=row.sitting_id,
-        candidate_id=row.candidate_id,
-        subject_type="evidence",
-        subject_id=row.id,
-        detail={"sha256": row.sha256},
-    )
-    await db.commit()
-    try:
-        path = rt.storage.open(row.relpath)
-    except (ValueError, FileNotFoundError) as exc:
-        raise NotFound("evidence_missing", "The evidence file is missing from storage.") from exc
-    return FileResponse(path, media_type=row.mime, headers={"Cache-Control": "private, no-store"})
+    path, mime = await reviewing.evidence_file(db, rt.storage, evidence_id, who.subject_id)
+    return FileResponse(path, media_type=mime, headers={"Cache-Control": "private, no-store"})
 
 
-@router.get("/sittings/{sitting_id}/supervision")
+@router.get("/sittings/{sitting_id}/supervision", response_model=out.ReviewSupervision, **AS_GIVEN)
 async def supervision(
     sitting_id: int, who: Principal = Depends(reviewer), db: AsyncSession = Depends(db_session)
 ) -> dict[str, Any]:
-    body = summary.supervision_summary(await summary.load_facts(db, sitting_id))
-    await log_access(db, who.subject_id, "supervision", sitting_id=sitting_id)
-    await db.commit()
-    return body
+    return await reviewing.supervision(db, sitting_id, who.subject_id)
 
 
 # ---------------------------------------------------------------- decisions
@@ -177,7 +132,7 @@ class CandidateVerdictIn(BaseModel):
     alert_ids: list[int] = Field(default_factory=list, max_length=1000)
 
 
-@router.post("/alerts/{alert_id}/verdict")
+@router.post("/alerts/{alert_id}/verdict", response_model=out.ReviewAlertVerdict, **AS_GIVEN)
 async def alert_verdict(
     alert_id: int,
     body: AlertVerdictIn,
@@ -185,14 +140,14 @@ async def alert_verdict(
     db: AsyncSession = Depends(db_session),
 ) -> dict[str, Any]:
     _require(who, DECIDE_ROLES, *_DECIDE)
-    out = await verdicts.decide_alert(
+    return await reviewing.decide_alert(
         db, alert_id=alert_id, decision=body.decision, note=body.note, reviewer_id=who.subject_id
     )
-    await db.commit()
-    return out
 
 
-@router.post("/candidates/{candidate_id}/verdict")
+@router.post(
+    "/candidates/{candidate_id}/verdict", response_model=out.ReviewCandidateVerdict, **AS_GIVEN
+)
 async def candidate_verdict(
     candidate_id: int,
     body: CandidateVerdictIn,
@@ -200,7 +155,7 @@ async def candidate_verdict(
     db: AsyncSession = Depends(db_session),
 ) -> dict[str, Any]:
     _require(who, DECIDE_ROLES, *_DECIDE)
-    out = await verdicts.decide_candidate(
+    return await reviewing.decide_candidate(
         db,
         candidate_id=candidate_id,
         outcome=body.outcome,
@@ -209,8 +164,6 @@ async def candidate_verdict(
         alert_ids=body.alert_ids,
         reviewer_id=who.subject_id,
     )
-    await db.commit()
-    return out
 
 
 # ---------------------------------------------------------------- records
@@ -225,27 +178,17 @@ class VersionIn(BaseModel):
     version: int = Field(ge=1)
 
 
-@router.get("/sittings/{sitting_id}/records/{kind}")
+@router.get("/sittings/{sitting_id}/records/{kind}", response_model=out.ReviewRecord, **AS_GIVEN)
 async def get_record(
     sitting_id: int,
     kind: str,
     who: Principal = Depends(reviewer),
     db: AsyncSession = Depends(db_session),
 ) -> dict[str, Any]:
-    row = await records.get_record(db, sitting_id, kind, who.subject_id)
-    await log_access(
-        db,
-        who.subject_id,
-        "record",
-        sitting_id=sitting_id,
-        subject_type="sitting_record",
-        subject_id=row.id,
-    )
-    await db.commit()
-    return await records.record_body(db, row)
+    return await reviewing.open_record(db, sitting_id, kind, who.subject_id)
 
 
-@router.put("/sittings/{sitting_id}/records/{kind}")
+@router.put("/sittings/{sitting_id}/records/{kind}", response_model=out.ReviewRecord, **AS_GIVEN)
 async def put_record(
     sitting_id: int,
     kind: str,
@@ -254,14 +197,14 @@ async def put_record(
     db: AsyncSession = Depends(db_session),
 ) -> dict[str, Any]:
     _require(who, DECIDE_ROLES, *_DECIDE)
-    row = await records.update_record(
+    return await reviewing.edit_record(
         db, sitting_id, kind, content=body.content, version=body.version, staff_id=who.subject_id
     )
-    await db.commit()
-    return await records.record_body(db, row)
 
 
-@router.post("/sittings/{sitting_id}/records/{kind}/refresh")
+@router.post(
+    "/sittings/{sitting_id}/records/{kind}/refresh", response_model=out.ReviewRecord, **AS_GIVEN
+)
 async def refresh_record(
     sitting_id: int,
     kind: str,
@@ -270,14 +213,14 @@ async def refresh_record(
     db: AsyncSession = Depends(db_session),
 ) -> dict[str, Any]:
     _require(who, DECIDE_ROLES, *_DECIDE)
-    row = await records.refresh_record(
+    return await reviewing.refresh_record(
         db, sitting_id, kind, version=body.version, staff_id=who.subject_id
     )
-    await db.commit()
-    return await records.record_body(db, row)
 
 
-@router.post("/sittings/{sitting_id}/records/{kind}/lock")
+@router.post(
+    "/sittings/{sitting_id}/records/{kind}/lock", response_model=out.ReviewRecord, **AS_GIVEN
+)
 async def lock_record(
     sitting_id: int,
     kind: str,
@@ -291,23 +234,19 @@ async def lock_record(
         "lock_not_allowed",
         "Only a chief examiner locks a record. 仅主考可以锁定记录。",
     )
-    row = await records.lock_record(
+    return await reviewing.lock_record(
         db, sitting_id, kind, version=body.version, staff_id=who.subject_id
     )
-    await db.commit()
-    return await records.record_body(db, row)
 
 
 # ---------------------------------------------------------------- exports
 
 
-@router.get("/sittings/{sitting_id}/export/verdicts.csv")
+@router.get("/sittings/{sitting_id}/export/verdicts.csv", response_class=Response, responses=CSV)
 async def export_csv(
     sitting_id: int, who: Principal = Depends(reviewer), db: AsyncSession = Depends(db_session)
 ) -> Response:
-    text = await exports.verdicts_csv(db, sitting_id)
-    await log_access(db, who.subject_id, "export_csv", sitting_id=sitting_id)
-    await db.commit()
+    text = await reviewing.verdicts_csv(db, sitting_id, who.subject_id)
     return Response(
         text.encode(),
         media_type="text/csv; charset=utf-8",
@@ -318,48 +257,23 @@ async def export_csv(
     )
 
 
-@router.get("/candidates/{candidate_id}/evidence-pack.zip")
+@router.get(
+    "/candidates/{candidate_id}/evidence-pack.zip", response_class=FileResponse, responses=ZIP
+)
 async def export_pack(
     candidate_id: int,
     who: Principal = Depends(reviewer),
     db: AsyncSession = Depends(db_session),
     rt: Runtime = Depends(runtime),
 ) -> FileResponse:
-    candidate = await timeline.get_candidate(db, candidate_id)
-    tmp = Path(tempfile.mkdtemp(prefix="proctor-pack-"))
-    dest = tmp / f"candidate-{candidate_id}-evidence.zip"
-    try:
-        manifest = await exports.evidence_pack(
-            db, rt.storage, candidate_id, dest, generated_by=f"staff:{who.subject_id}"
-        )
-        await log_access(
-            db,
-            who.subject_id,
-            "evidence_pack",
-            sitting_id=candidate.sitting_id,
-            candidate_id=candidate_id,
-            detail={
-                "files": len(manifest["files"]),
-                "all_files_match": manifest["all_files_match"],
-            },
-        )
-        await db.commit()
-    except BaseException:
-        _remove(tmp)
-        raise
+    pack = await reviewing.evidence_pack(db, rt.storage, candidate_id, who.subject_id)
     return FileResponse(
-        dest,
+        pack,
         media_type="application/zip",
-        filename=dest.name,
+        filename=pack.name,
         headers={"Cache-Control": "private, no-store"},
-        background=BackgroundTask(_remove, tmp),
+        background=BackgroundTask(reviewing.remove_pack, pack),
     )
-
-
-def _remove(directory: Path) -> None:
-    for f in directory.iterdir():
-        f.unlink(missing_ok=True)
-    directory.rmdir()
 
 
 # ---------------------------------------------------------------- retention
@@ -370,18 +284,14 @@ class RetentionIn(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
-@router.get("/sittings/{sitting_id}/retention")
+@router.get("/sittings/{sitting_id}/retention", response_model=out.ReviewRetention, **AS_GIVEN)
 async def get_retention(
     sitting_id: int, who: Principal = Depends(reviewer), db: AsyncSession = Depends(db_session)
 ) -> dict[str, Any]:
-    sitting = await timeline.get_sitting(db, sitting_id)
-    body = (await retention.retention_of(db, sitting)).as_dict()
-    await log_access(db, who.subject_id, "retention", sitting_id=sitting_id)
-    await db.commit()
-    return body
+    return await reviewing.get_retention(db, sitting_id, who.subject_id)
 
 
-@router.put("/sittings/{sitting_id}/retention")
+@router.put("/sittings/{sitting_id}/retention", response_model=out.ReviewRetention, **AS_GIVEN)
 async def put_retention(
     sitting_id: int,
     body: RetentionIn,
@@ -395,8 +305,6 @@ async def put_retention(
         "Only a chief examiner or an administrator sets retention. "
         "仅主考或管理员可以设置保存期限。",
     )
-    out = await retention.set_retention(
-        db, sitting_id=sitting_id, years=body.years, reason=body.reason, by_user_id=who.subject_id
+    return await reviewing.set_retention(
+        db, sitting_id=sitting_id, years=body.years, reason=body.reason, staff_id=who.subject_id
     )
-    await db.commit()
-    return out.as_dict()
