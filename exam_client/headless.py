@@ -776,12 +776,19 @@ class HeadlessCandidate:
             await self.start_view("first", video, loop=loop, encoded=encoded)
         if not state["identity"]["needs_invigilator"]:
             picture = Path(photo).read_bytes() if photo else first_frame_jpeg(video)
-            result = await self.call(
-                "POST",
-                "/api/flow/identity",
-                content=picture,
-                headers={"content-type": "image/jpeg"},
-            )
+            try:
+                result = await self.call(
+                    "POST",
+                    "/api/flow/identity",
+                    content=picture,
+                    headers={"content-type": "image/jpeg"},
+                )
+            except CandidateError as exc:
+                # a request that timed out here was still checked by the server: the case
+                # may have gone to the invigilator meanwhile
+                if exc.code != "identity_locked":
+                    raise
+                result = {"passed": False, "needs_invigilator": True, "reason": exc.code}
             log.info("photo check: %s", result.get("reason"))
             if result["passed"] or not result["needs_invigilator"]:
                 return await self.flow_state()

@@ -438,7 +438,7 @@ async def phone_pair(
     """The phone page exchanges the QR code's one-time token for a phone session (Bearer
     token; no cookie, so a phone page in the candidate's own browser leaves the
     candidate's session alone)."""
-    token, cand = await phone_pairing.pair(db, body.token, at)
+    token, cand = await phone_pairing.pair(rt.db, body.token, at)
     s = rt.settings
     return {
         "token": token,

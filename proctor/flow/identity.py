@@ -9,12 +9,14 @@ registered photo goes to the invigilator at once.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Invalid
@@ -24,7 +26,7 @@ from proctor.evidence.storage import EvidenceStorage
 from proctor.flow.machine import Ctx, act, check, load, move
 from proctor.flow.steps import record_event
 from proctor.store.db import Database
-from proctor.store.tables import Evidence
+from proctor.store.tables import CandidateEvent, Evidence
 from proctor.vision import imagesize
 from proctor.vision.identity_pool import IdentityChecker
 
@@ -105,6 +107,11 @@ async def record_check(
     if reason == "bad_image":
         raise Invalid("bad_image", "The picture could not be read: send a JPEG or PNG.")
     a = ctx.attempt
+    digest = hashlib.sha256(image).hexdigest()
+    if await _same_picture_just_checked(db, ctx.candidate.id, digest, now):
+        # a client sending the same picture again after a timeout (its first request was
+        # answered after it gave up): the same check, not another failure
+        return _check_body(ctx, bool(outcome.get("passed")), reason, outcome.get("distance"))
     stored = await asyncio.to_thread(
         storage.save,
         (f"sitting-{ctx.sitting.id}", f"candidate-{ctx.candidate.id}"),
@@ -149,16 +156,41 @@ async def record_check(
         reason=reason,
         distance=outcome.get("distance"),
         failures=a.identity_failures,
+        image_sha256=digest,
     )
+    return _check_body(ctx, passed, reason, outcome.get("distance"))
+
+
+#: a picture sent again within this time is the same check (a client's retry)
+SAME_PICTURE_SECONDS = 120
+
+
+async def _same_picture_just_checked(
+    db: AsyncSession, candidate_id: int, digest: str, now: datetime
+) -> bool:
+    last = await db.scalar(
+        select(CandidateEvent)
+        .where(CandidateEvent.candidate_id == candidate_id, CandidateEvent.kind == "identity_check")
+        .order_by(CandidateEvent.at.desc(), CandidateEvent.id.desc())
+        .limit(1)
+    )
+    return (
+        last is not None
+        and (last.data or {}).get("image_sha256") == digest
+        and (now - last.at).total_seconds() < SAME_PICTURE_SECONDS
+    )
+
+
+def _check_body(ctx: Ctx, passed: bool, reason: str, distance: Any) -> dict[str, Any]:
     return {
         "passed": passed,
         "reason": reason,
         "message": REASONS.get(reason, reason),
-        "distance": outcome.get("distance"),
-        "failures": a.identity_failures,
+        "distance": distance,
+        "failures": ctx.attempt.identity_failures,
         "max_failures": ctx.rules.identity_max_failures,
         "needs_invigilator": needs_invigilator(ctx),
-        "step": a.step,
+        "step": ctx.attempt.step,
     }
 
 

@@ -23,6 +23,7 @@ from proctor.auth import sessions as auth
 from proctor.errors import Conflict, NotAuthenticated, NotFound
 from proctor.flow.machine import Ctx, check
 from proctor.flow.steps import record_event
+from proctor.store.db import Database
 from proctor.store.tables import Attempt, Candidate, PairingToken
 
 PAIRING_MINUTES = 10
@@ -74,8 +75,14 @@ async def create_pairing(db: AsyncSession, ctx: Ctx, base_url: str, now: datetim
     return Pairing(token, url, expires, qr_svg(url))
 
 
-async def pair(db: AsyncSession, token: str, now: datetime) -> tuple[str, Candidate]:
-    """Exchange a pairing token (once) for a phone session (committed)."""
+async def pair(database: Database, token: str, now: datetime) -> tuple[str, Candidate]:
+    """Exchange a pairing token (once) for a phone session, committed on the database
+    writer thread (issue 22: 30 phones pair within minutes while the server is busy with
+    media). The candidate returned is detached (id and name readable)."""
+    return await database.write(lambda db: _pair(db, token, now))
+
+
+async def _pair(db: AsyncSession, token: str, now: datetime) -> tuple[str, Candidate]:
     row = await db.scalar(
         select(PairingToken)
         .where(PairingToken.token_sha256 == auth.token_digest(token.strip()))
@@ -109,7 +116,6 @@ async def pair(db: AsyncSession, token: str, now: datetime) -> tuple[str, Candid
         attempt.phone_paired_at = now
         attempt.updated_at = now
     await record_event(db, candidate.id, "phone_paired", now)
-    await db.commit()
     return session, candidate
 
 

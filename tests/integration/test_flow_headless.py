@@ -26,8 +26,8 @@ def walk_server(database_url, models_dir, media_dir, tmp_path_factory):
             data_dir,
             starts_in=timedelta(seconds=8),
             flow={"earliest_submit_minutes": 0},
-            photos=[photo, None],
-            candidates=2,
+            photos=[photo, None, None],
+            candidates=3,
         )
     )
     proc = ServerProcess(database_url, data_dir, models_dir).start()
@@ -91,3 +91,30 @@ async def test_headless_walk_with_invigilator_admission(walk_server, clips) -> N
         with pytest.raises(CandidateError) as exc:
             await c.call("POST", "/api/flow/confirm")
         assert exc.value.code == "wrong_step"
+
+
+async def test_a_photo_check_answered_after_the_client_gave_up(
+    walk_server, clips, media_dir
+) -> None:
+    """Found with 10 headless candidates on a busy demo: the photo check's request timed
+    out, the server had checked it all the same (no registered photo: the case went to the
+    invigilator), and the client's retry got ``identity_locked`` — which ended the client
+    with an error. It now goes on to the invigilator's admission."""
+    s = walk_server.sitting
+    async with HeadlessCandidate(walk_server.url, s.password, s.candidates[2].id_number) as c:
+        await c.login()
+        await c.call("POST", "/api/flow/confirm")
+        await c.call("POST", "/api/flow/pledge", json={"accept": True})
+        before = await c.flow_state()  # what the client read before its request was lost
+        assert before["step"] == "identity" and not before["identity"]["needs_invigilator"]
+        picture = media_dir / "images" / "obama2.jpg"
+        lost = await c.call(
+            "POST",
+            "/api/flow/identity",
+            content=picture.read_bytes(),
+            headers={"content-type": "image/jpeg"},
+        )
+        assert lost["needs_invigilator"]
+        after = await c._identity(clips["obama2"], False, False, INVIGILATOR, before, photo=picture)
+        assert after["step"] == "phone"
+        assert after["identity"]["method"] == "manual"

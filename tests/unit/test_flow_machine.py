@@ -253,3 +253,35 @@ async def test_staff_load_says_who_is_missing(world) -> None:
         with pytest.raises(DomainError) as exc:
             await machine.load(s, ids["candidate"])
         assert exc.value.code == "not_authenticated"
+
+
+async def test_the_same_picture_sent_again_is_not_another_failure(world) -> None:
+    """A client that gave up on a slow photo check and sends the same picture again (the
+    headless client after a ReadTimeout; a page retrying) gets the same check back; it
+    is not counted as a second failure. Another picture counts."""
+    database, storage, bus, ids = world
+    cid, at = ids["candidate"], T0 - timedelta(minutes=5)
+    await _login(database, at)
+    await machine.act(database, bus, cid, lambda s, c: steps.confirm_info(s, c, at), now=at)
+    await machine.act(database, bus, cid, lambda s, c: steps.answer_pledge(s, c, True, at), now=at)
+    mismatch = {"passed": False, "reason": "mismatch", "distance": 0.9}
+
+    async def check(picture: bytes, when):
+        _, result = await machine.act(
+            database,
+            bus,
+            cid,
+            lambda s, c: identity.record_check(s, c, storage, picture, mismatch, when),
+            now=when,
+        )
+        return result
+
+    first = await check(_png(), at)
+    again = await check(_png(), at + timedelta(seconds=20))
+    assert (first["failures"], again["failures"]) == (1, 1)
+    assert again["reason"] == "mismatch" and not again["needs_invigilator"]
+    ok, other = cv2.imencode(".png", np.full((64, 64, 3), 40, np.uint8))
+    assert (await check(other.tobytes(), at + timedelta(seconds=30)))["failures"] == 2
+    # the first picture again after another one is a new attempt
+    late = await check(_png(), at + timedelta(minutes=5))
+    assert late["failures"] == 3 and late["needs_invigilator"]
