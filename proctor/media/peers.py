@@ -35,6 +35,22 @@ ConnectionSink = Callable[[CandidateRef, str, bool, bool], Awaitable[None]]
 MonitorFactory = Callable[[CandidateRef], CandidateMonitor]
 
 
+def stop_relay(relay: MediaRelay) -> int:
+    """Cancel the relay's readers of the closed connection's tracks; how many were still
+    running. A reader ends by itself when its track ends, but a track of a connection that
+    dropped on a busy server sometimes never delivers its end: the reader then waited
+    forever and was destroyed pending by the garbage collector ("Task was destroyed but it
+    is pending!", seen with 10 candidates reconnecting). Reaches into aiortc's private
+    ``MediaRelay.__tasks`` (aiortc 1.x); a relay without it is left alone."""
+    tasks = getattr(relay, "_MediaRelay__tasks", None)
+    if not isinstance(tasks, dict):
+        return 0
+    running = [task for task in tasks.values() if not task.done()]
+    for task in running:
+        task.cancel()
+    return len(running)
+
+
 class _Peer:
     """One candidate view's connection. Its received tracks go through a MediaRelay so
     that analysis and any live viewers each get their own proxy; the analysis proxy is
@@ -196,6 +212,7 @@ class PeerManager:
             self._state[key] = (False, datetime.now(UTC))
         with contextlib.suppress(Exception):
             await peer.pc.close()
+        stop_relay(peer.relay)
         if peer.recording is not None:  # the last segment, up to the last frame received
             await peer.recording.close()
         if notify and was_connected and monitor is not None:
