@@ -21,6 +21,7 @@ from proctor.api.deps import (
 )
 from proctor.api.security import set_session_cookie
 from proctor.api.sockets import CLOSE_FORBIDDEN, accept_principal, pump
+from proctor.api.wire_candidate import LoggedOut, LoginOut, Me, RtcAnswer
 from proctor.auth.sessions import (
     CANDIDATE_SESSION_HOURS,
     Principal,
@@ -76,7 +77,7 @@ def _me_body(rt: Runtime, cand: Candidate, sitting: Sitting, until: datetime | N
     }
 
 
-@router.post("/api/candidate/login")
+@router.post("/api/candidate/login", response_model=LoginOut, response_model_exclude_unset=True)
 async def login(
     body: LoginIn,
     request: Request,
@@ -108,7 +109,7 @@ async def login(
     }
 
 
-@router.post("/api/candidate/logout")
+@router.post("/api/candidate/logout", response_model=LoggedOut)
 async def logout(
     request: Request,
     response: Response,
@@ -126,7 +127,7 @@ async def logout(
     return {"ok": True}
 
 
-@router.get("/api/candidate/me")
+@router.get("/api/candidate/me", response_model=Me, response_model_exclude_unset=True)
 async def me(
     who: Principal = Depends(candidate),
     db: AsyncSession = Depends(db_session),
@@ -137,7 +138,7 @@ async def me(
     return _me_body(rt, cand, sitting, who.expires_at)
 
 
-@router.post("/api/candidate/rtc/offer")
+@router.post("/api/candidate/rtc/offer", response_model=RtcAnswer)
 async def rtc_offer(
     body: OfferIn,
     who: Principal = Depends(candidate_or_phone),

@@ -23,6 +23,37 @@ from proctor.api.deps import (
     runtime,
 )
 from proctor.api.scope import console_scope
+from proctor.api.wire_flow import (
+    CandidateOverview,
+    CandidateRequest,
+    Danmaku,
+    DeviceReported,
+    Extension,
+    ExtensionsGranted,
+    FlagSaved,
+    FlowState,
+    HelpResolved,
+    IdentityCheck,
+    IdentityPhotos,
+    LoginLimitCleared,
+    OpenRequests,
+    PageEventsRecorded,
+    Paper,
+    Paused,
+    PhoneMe,
+    PhonePairing,
+    PhoneSession,
+    PledgeAnswer,
+    Reported,
+    Resumed,
+    RetryAllowed,
+    SavedAnswer,
+    SessionsReleased,
+    StepChanged,
+    Terminated,
+    UploadMeasured,
+    ViolationCategory,
+)
 from proctor.auth import sessions as auth
 from proctor.auth.sessions import Principal
 from proctor.errors import DomainError, NotFound
@@ -39,7 +70,20 @@ from proctor.runtime import Runtime
 from proctor.sitting import violations
 from proctor.store.tables import Candidate
 
+#: the phone's routes; the candidate's steps and the invigilators' routes are included at
+#: the end, each router declaring its role once (a route still names it for its value)
 router = APIRouter()
+steps = APIRouter(dependencies=[Depends(candidate)])
+invigilate = APIRouter(dependencies=[Depends(console_scope)])
+
+#: a registered photo is sent as the file it was imported as
+PHOTO_CONTENT: dict[str, Any] = {
+    "description": "The registered photo (as imported)",
+    "content": {
+        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
 
 MAX_UPLOAD_SAMPLE = 16 * 1024 * 1024
 
@@ -69,7 +113,7 @@ async def _state(db: AsyncSession, cid: int, at: datetime) -> dict[str, Any]:
 # ------------------------------------------------------------------------- candidate steps
 
 
-@router.get("/api/flow/state")
+@steps.get("/api/flow/state", response_model=FlowState)
 async def state(
     who: Principal = Depends(candidate),
     db: AsyncSession = Depends(db_session),
@@ -78,7 +122,7 @@ async def state(
     return await _state(db, who.subject_id, at)
 
 
-@router.post("/api/flow/confirm")
+@steps.post("/api/flow/confirm", response_model=FlowState)
 async def confirm(
     who: Principal = Depends(candidate),
     db: AsyncSession = Depends(db_session),
@@ -95,7 +139,7 @@ class ProblemIn(BaseModel):
     text: str = Field(min_length=1, max_length=2000)
 
 
-@router.post("/api/flow/report-problem")
+@steps.post("/api/flow/report-problem", response_model=Reported)
 async def report_problem(
     body: ProblemIn,
     who: Principal = Depends(candidate),
@@ -113,7 +157,7 @@ class HandIn(BaseModel):
     text: str = Field(default="", max_length=2000)
 
 
-@router.post("/api/flow/help")
+@steps.post("/api/flow/help", response_model=CandidateRequest)
 async def raise_hand(
     body: HandIn,
     who: Principal = Depends(candidate),
@@ -129,20 +173,20 @@ async def raise_hand(
     )
 
 
-@router.get("/api/flow/help")
+@steps.get("/api/flow/help", response_model=list[CandidateRequest])
 async def my_help(who: Principal = Depends(candidate), db: AsyncSession = Depends(db_session)):
     """The candidate's own raised hands, newest first (at most 20)."""
     ctx = await machine.load(db, who.subject_id)
     return await requests.my_help_requests(db, ctx.candidate)
 
 
-@router.get("/api/flow/warnings")
+@steps.get("/api/flow/warnings", response_model=list[Danmaku])
 async def warnings(who: Principal = Depends(candidate), db: AsyncSession = Depends(db_session)):
     """The candidate's warnings (danmaku) not yet acknowledged, oldest first."""
     return await supervision.pending_danmaku(db, who.subject_id)
 
 
-@router.post("/api/flow/warnings/{danmaku_id}/acknowledge")
+@steps.post("/api/flow/warnings/{danmaku_id}/acknowledge", response_model=Danmaku)
 async def acknowledge_warning(
     danmaku_id: int,
     who: Principal = Depends(candidate),
@@ -160,7 +204,7 @@ class PledgeIn(BaseModel):
     accept: bool
 
 
-@router.post("/api/flow/pledge")
+@steps.post("/api/flow/pledge", response_model=PledgeAnswer)
 async def pledge(
     body: PledgeIn,
     who: Principal = Depends(candidate),
@@ -180,7 +224,7 @@ async def pledge(
     return await _state(db, who.subject_id, at)
 
 
-@router.post("/api/flow/identity")
+@steps.post("/api/flow/identity", response_model=IdentityCheck)
 async def identity_check(
     request: Request,
     who: Principal = Depends(candidate),
@@ -203,7 +247,7 @@ async def identity_check(
     )
 
 
-@router.post("/api/flow/phone/pairing")
+@steps.post("/api/flow/phone/pairing", response_model=PhonePairing)
 async def phone_pairing_token(
     request: Request,
     who: Principal = Depends(candidate),
@@ -228,7 +272,7 @@ async def phone_pairing_token(
     }
 
 
-@router.post("/api/flow/phone/done")
+@steps.post("/api/flow/phone/done", response_model=FlowState)
 async def phone_done(
     who: Principal = Depends(candidate),
     db: AsyncSession = Depends(db_session),
@@ -241,7 +285,7 @@ async def phone_done(
     return await _state(db, who.subject_id, at)
 
 
-@router.post("/api/flow/start")
+@steps.post("/api/flow/start", response_model=FlowState)
 async def start(
     who: Principal = Depends(candidate),
     db: AsyncSession = Depends(db_session),
@@ -254,7 +298,7 @@ async def start(
     return await _state(db, who.subject_id, at)
 
 
-@router.get("/api/flow/paper")
+@steps.get("/api/flow/paper", response_model=Paper)
 async def paper(
     who: Principal = Depends(candidate),
     db: AsyncSession = Depends(db_session),
@@ -267,7 +311,7 @@ class AnswerIn(BaseModel):
     seq: int = Field(ge=0, le=2**31 - 1)
 
 
-@router.put("/api/flow/answers/{question_id}")
+@steps.put("/api/flow/answers/{question_id}", response_model=SavedAnswer)
 async def save_answer(
     question_id: int,
     body: AnswerIn,
@@ -292,7 +336,7 @@ class FlagIn(BaseModel):
     flagged: bool
 
 
-@router.put("/api/flow/flags/{question_id}")
+@steps.put("/api/flow/flags/{question_id}", response_model=FlagSaved)
 async def flag_question(
     question_id: int,
     body: FlagIn,
@@ -313,7 +357,7 @@ async def flag_question(
     return saved
 
 
-@router.post("/api/flow/submit")
+@steps.post("/api/flow/submit", response_model=FlowState)
 async def submit(
     who: Principal = Depends(candidate),
     db: AsyncSession = Depends(db_session),
@@ -341,7 +385,7 @@ class PageEventsIn(BaseModel):
     events: list[PageEvent] = Field(max_length=200)
 
 
-@router.post("/api/flow/events")
+@steps.post("/api/flow/events", response_model=PageEventsRecorded)
 async def page_events(
     body: PageEventsIn,
     who: Principal = Depends(candidate),
@@ -359,7 +403,7 @@ async def page_events(
     return {"recorded": n}
 
 
-@router.post("/api/flow/device/upload")
+@steps.post("/api/flow/device/upload", response_model=UploadMeasured)
 async def device_upload(
     request: Request,
     who: Principal = Depends(candidate),
@@ -400,7 +444,7 @@ class DeviceReportIn(BaseModel):
     client: dict[str, Any] = Field(default_factory=dict)
 
 
-@router.post("/api/flow/device/report")
+@steps.post("/api/flow/device/report", response_model=DeviceReported)
 async def device_report(
     body: DeviceReportIn,
     who: Principal = Depends(candidate),
@@ -428,7 +472,7 @@ class PairIn(BaseModel):
     token: str = Field(min_length=8, max_length=200)
 
 
-@router.post("/api/phone/pair")
+@router.post("/api/phone/pair", response_model=PhoneSession, response_model_exclude_unset=True)
 async def phone_pair(
     body: PairIn,
     db: AsyncSession = Depends(db_session),
@@ -455,7 +499,7 @@ async def phone_pair(
     }
 
 
-@router.get("/api/phone/me")
+@router.get("/api/phone/me", response_model=PhoneMe)
 async def phone_me(who: Principal = Depends(phone), db: AsyncSession = Depends(db_session)) -> dict:
     return await phone_pairing.phone_me(db, who.subject_id)
 
@@ -463,7 +507,11 @@ async def phone_me(who: Principal = Depends(phone), db: AsyncSession = Depends(d
 # ------------------------------------------------------------------------- invigilators
 
 
-@router.get("/api/invigilate/candidates")
+@invigilate.get(
+    "/api/invigilate/candidates",
+    response_model=list[CandidateOverview],
+    response_model_exclude_unset=True,
+)
 async def flow_overview(
     sitting_id: int = Query(ge=1),
     scope: Scope = Depends(console_scope),
@@ -482,7 +530,7 @@ class ReasonIn(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
-@router.post("/api/invigilate/candidates/{candidate_id}/admit")
+@invigilate.post("/api/invigilate/candidates/{candidate_id}/admit", response_model=StepChanged)
 async def admit(
     candidate_id: int,
     body: ReasonIn,
@@ -503,7 +551,9 @@ async def admit(
     return {"candidate_id": candidate_id, "step": ctx.attempt.step}
 
 
-@router.post("/api/invigilate/candidates/{candidate_id}/identity-retry")
+@invigilate.post(
+    "/api/invigilate/candidates/{candidate_id}/identity-retry", response_model=RetryAllowed
+)
 async def identity_retry(
     candidate_id: int,
     body: ReasonIn,
@@ -526,7 +576,9 @@ async def identity_retry(
     return {"candidate_id": candidate_id, "failures": ctx.attempt.identity_failures}
 
 
-@router.post("/api/invigilate/candidates/{candidate_id}/identity-refuse")
+@invigilate.post(
+    "/api/invigilate/candidates/{candidate_id}/identity-refuse", response_model=StepChanged
+)
 async def identity_refuse(
     candidate_id: int,
     body: ReasonIn,
@@ -548,7 +600,9 @@ async def identity_refuse(
     return {"candidate_id": candidate_id, "step": ctx.attempt.step}
 
 
-@router.get("/api/invigilate/candidates/{candidate_id}/identity-photos")
+@invigilate.get(
+    "/api/invigilate/candidates/{candidate_id}/identity-photos", response_model=IdentityPhotos
+)
 async def identity_photos(
     candidate_id: int,
     scope: Scope = Depends(console_scope),
@@ -559,7 +613,11 @@ async def identity_photos(
     return await requests.identity_photos(db, cand)
 
 
-@router.get("/api/invigilate/candidates/{candidate_id}/registered-photo")
+@invigilate.get(
+    "/api/invigilate/candidates/{candidate_id}/registered-photo",
+    response_class=FileResponse,
+    responses={200: PHOTO_CONTENT},
+)
 async def registered_photo(
     candidate_id: int,
     scope: Scope = Depends(console_scope),
@@ -585,7 +643,7 @@ async def registered_photo(
     return FileResponse(path, headers={"Cache-Control": "no-store"})
 
 
-@router.get("/api/invigilate/requests")
+@invigilate.get("/api/invigilate/requests", response_model=OpenRequests)
 async def open_requests(
     sitting_id: int = Query(ge=1),
     room_id: int | None = Query(None, ge=1),
@@ -608,7 +666,9 @@ class NoteIn(BaseModel):
     note: str = Field(default="", max_length=2000)
 
 
-@router.post("/api/invigilate/info-problems/{problem_id}/resolve")
+@invigilate.post(
+    "/api/invigilate/info-problems/{problem_id}/resolve", response_model=CandidateRequest
+)
 async def resolve_info_problem(
     problem_id: int,
     body: NoteIn,
@@ -625,7 +685,9 @@ async def resolve_info_problem(
     )
 
 
-@router.post("/api/invigilate/candidates/{candidate_id}/reopen-pledge")
+@invigilate.post(
+    "/api/invigilate/candidates/{candidate_id}/reopen-pledge", response_model=StepChanged
+)
 async def reopen_pledge(
     candidate_id: int,
     body: ReasonIn,
@@ -647,7 +709,9 @@ async def reopen_pledge(
     return {"candidate_id": candidate_id, "step": ctx.attempt.step}
 
 
-@router.post("/api/invigilate/candidates/{candidate_id}/release")
+@invigilate.post(
+    "/api/invigilate/candidates/{candidate_id}/release", response_model=SessionsReleased
+)
 async def release(
     candidate_id: int,
     scope: Scope = Depends(console_scope),
@@ -660,7 +724,9 @@ async def release(
     return {"candidate_id": candidate_id, "sessions_ended": n}
 
 
-@router.post("/api/invigilate/candidates/{candidate_id}/clear-login-limit")
+@invigilate.post(
+    "/api/invigilate/candidates/{candidate_id}/clear-login-limit", response_model=LoginLimitCleared
+)
 async def clear_login_limit(
     candidate_id: int,
     scope: Scope = Depends(console_scope),
@@ -681,7 +747,7 @@ class ExtensionIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-@router.post("/api/invigilate/extensions")
+@invigilate.post("/api/invigilate/extensions", response_model=ExtensionsGranted)
 async def extend(
     body: ExtensionIn,
     scope: Scope = Depends(console_scope),
@@ -712,7 +778,7 @@ async def extend(
     return {"extensions": rows}
 
 
-@router.get("/api/invigilate/extensions")
+@invigilate.get("/api/invigilate/extensions", response_model=list[Extension])
 async def extensions(
     sitting_id: int = Query(ge=1),
     scope: Scope = Depends(console_scope),
@@ -736,7 +802,11 @@ class ResolveIn(NoteIn):
     reply: bool = False
 
 
-@router.post("/api/invigilate/help-requests/{request_id}/resolve")
+@invigilate.post(
+    "/api/invigilate/help-requests/{request_id}/resolve",
+    response_model=HelpResolved,
+    response_model_exclude_unset=True,
+)
 async def resolve_help_request(
     request_id: int,
     body: ResolveIn,
@@ -797,13 +867,13 @@ async def _with_flow(db: AsyncSession, ctx: machine.Ctx, out: dict, at: datetime
     return {**out, "flow": flow_body(facts.get(ctx.candidate.id))}
 
 
-@router.get("/api/invigilate/violation-categories")
+@invigilate.get("/api/invigilate/violation-categories", response_model=list[ViolationCategory])
 async def violation_categories(_: Scope = Depends(console_scope)) -> list[dict]:
     """How a violation is handled (考生违规违纪处理): the categories of the documents."""
     return violations.as_list()
 
 
-@router.post("/api/invigilate/candidates/{candidate_id}/pause")
+@invigilate.post("/api/invigilate/candidates/{candidate_id}/pause", response_model=Paused)
 async def pause(
     candidate_id: int,
     body: PauseIn,
@@ -819,7 +889,7 @@ async def pause(
     return await _with_flow(db, ctx, out, at)
 
 
-@router.post("/api/invigilate/candidates/{candidate_id}/resume")
+@invigilate.post("/api/invigilate/candidates/{candidate_id}/resume", response_model=Resumed)
 async def resume(
     candidate_id: int,
     body: ResumeIn | None = None,
@@ -836,7 +906,7 @@ async def resume(
     return await _with_flow(db, ctx, out, at)
 
 
-@router.post("/api/invigilate/candidates/{candidate_id}/terminate")
+@invigilate.post("/api/invigilate/candidates/{candidate_id}/terminate", response_model=Terminated)
 async def terminate(
     candidate_id: int,
     body: TerminateIn,
@@ -858,3 +928,7 @@ async def terminate(
         now=at,
     )
     return await _with_flow(db, ctx, out, at)
+
+
+router.include_router(steps)
+router.include_router(invigilate)

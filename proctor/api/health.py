@@ -7,12 +7,17 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from proctor import metrics as prom
 from proctor.api.deps import runtime
+from proctor.api.wire_health import Health
 from proctor.runtime import Runtime
 
 router = APIRouter()
 
 
-@router.get("/health")
+@router.get(
+    "/health",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "The database cannot be reached"}},
+)
 async def health(response: Response, rt: Runtime = Depends(runtime)) -> dict:
     """200 while the server can serve (``degraded`` when a model is missing); 503 when the
     database cannot be reached (a load balancer then sends no one here)."""
@@ -22,6 +27,15 @@ async def health(response: Response, rt: Runtime = Depends(runtime)) -> dict:
     return body
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The Prometheus exposition (text format)",
+            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+        }
+    },
+)
 async def metrics() -> Response:
     return Response(prom.exposition(), media_type=CONTENT_TYPE_LATEST)

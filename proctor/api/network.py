@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, WebSocket
 from pydantic import BaseModel, Field
 
 from proctor.api.deps import candidate_or_phone, principal, runtime
+from proctor.api.wire_candidate import IceServersOut, ProbeAnswer
 from proctor.auth.sessions import Principal
 from proctor.media import turn
 from proctor.runtime import Runtime
@@ -14,7 +15,7 @@ from proctor.runtime import Runtime
 router = APIRouter()
 
 
-@router.get("/api/ice-servers")
+@router.get("/api/ice-servers", response_model=IceServersOut, response_model_exclude_unset=True)
 async def ice_servers(
     who: Principal = Depends(principal),
     rt: Runtime = Depends(runtime),
@@ -30,7 +31,7 @@ class ProbeOfferIn(BaseModel):
     type: str = Field(default="offer", pattern="^offer$")
 
 
-@router.post("/api/network/probe")
+@router.post("/api/network/probe", response_model=ProbeAnswer)
 async def network_probe(
     body: ProbeOfferIn,
     who: Principal = Depends(candidate_or_phone),
