@@ -24,6 +24,7 @@ from proctor.api.deps import (
 )
 from proctor.api.scope import console_scope
 from proctor.api.wire_flow import (
+    REGISTERED_PHOTO,
     CandidateOverview,
     CandidateRequest,
     Danmaku,
@@ -75,15 +76,6 @@ from proctor.store.tables import Candidate
 router = APIRouter()
 steps = APIRouter(dependencies=[Depends(candidate)])
 invigilate = APIRouter(dependencies=[Depends(console_scope)])
-
-#: a registered photo is sent as the file it was imported as
-PHOTO_CONTENT: dict[str, Any] = {
-    "description": "The registered photo (as imported)",
-    "content": {
-        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-        "image/png": {"schema": {"type": "string", "format": "binary"}},
-    },
-}
 
 MAX_UPLOAD_SAMPLE = 16 * 1024 * 1024
 
@@ -616,7 +608,7 @@ async def identity_photos(
 @invigilate.get(
     "/api/invigilate/candidates/{candidate_id}/registered-photo",
     response_class=FileResponse,
-    responses={200: PHOTO_CONTENT},
+    responses={200: REGISTERED_PHOTO},
 )
 async def registered_photo(
     candidate_id: int,

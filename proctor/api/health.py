@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from proctor import metrics as prom
 from proctor.api.deps import runtime
-from proctor.api.wire_health import Health
+from proctor.api.wire_health import METRICS, Health
 from proctor.runtime import Runtime
 
 router = APIRouter()
@@ -30,12 +30,7 @@ async def health(response: Response, rt: Runtime = Depends(runtime)) -> dict:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={
-        200: {
-            "description": "The Prometheus exposition (text format)",
-            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
-        }
-    },
+    responses={200: METRICS},
 )
 async def metrics() -> Response:
     return Response(prom.exposition(), media_type=CONTENT_TYPE_LATEST)

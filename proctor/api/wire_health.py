@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import TypeAdapter
+
 from proctor.api.wire import Wire
+
+#: ``GET /metrics``: the Prometheus exposition, text
+METRICS = {
+    "description": "The Prometheus exposition (text format)",
+    "content": {CONTENT_TYPE_LATEST: {"schema": TypeAdapter(str).json_schema()}},
+}
 
 
 class ModelHealth(Wire):
