@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.api import wire_admin as out
 from proctor.api.deps import admin, db_session, exam_service, grader, now, runtime
+from proctor.api.wire import AS_GIVEN, text_answer
 from proctor.auth.sessions import Principal
 from proctor.errors import Invalid
 from proctor.flow import device
@@ -35,10 +36,7 @@ grading = APIRouter(dependencies=[Depends(grader)])
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 MAX_PHOTOS_ZIP = 512 * 1024 * 1024
-#: a response model serialises only the fields the route gave (None stays None, missing
-#: stays missing)
-AS_GIVEN: dict[str, Any] = {"response_model_exclude_unset": True}
-CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV"}}
+CSV = {200: text_answer("CSV", "text/csv")}
 
 
 def install(app: FastAPI) -> None:

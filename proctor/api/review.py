@@ -16,6 +16,7 @@ from starlette.background import BackgroundTask
 
 from proctor.api import wire_review as out
 from proctor.api.deps import db_session, principal, runtime
+from proctor.api.wire import AS_GIVEN, file_answer, text_answer
 from proctor.auth.sessions import Principal
 from proctor.errors import Forbidden
 from proctor.review import reviewing
@@ -35,23 +36,13 @@ async def reviewer(p: Principal = Depends(principal)) -> Principal:
 
 router = APIRouter(prefix="/api/review", dependencies=[Depends(reviewer)])
 
-#: a response model serialises only the fields the route gave (None stays None, missing
-#: stays missing)
-AS_GIVEN: dict[str, Any] = {"response_model_exclude_unset": True}
-_BINARY = {"schema": {"type": "string", "format": "binary"}}
 #: evidence files: screenshots and clips, whole or a byte range (seeking in a clip)
 EVIDENCE = {
-    200: {
-        "content": {"image/jpeg": _BINARY, "video/webm": _BINARY},
-        "description": "The evidence file",
-    },
-    206: {
-        "content": {"image/jpeg": _BINARY, "video/webm": _BINARY},
-        "description": "The byte range asked for (Range: bytes=...)",
-    },
+    200: file_answer("The evidence file", "image/jpeg", "video/webm"),
+    206: file_answer("The byte range asked for (Range: bytes=...)", "image/jpeg", "video/webm"),
 }
-CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV"}}
-ZIP = {200: {"content": {"application/zip": _BINARY}, "description": "The evidence pack"}}
+CSV = {200: text_answer("CSV", "text/csv")}
+ZIP = {200: file_answer("The evidence pack", "application/zip")}
 
 
 def _require(who: Principal, roles: frozenset[str], code: str, message: str) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, TypeAdapter, model_validator
 
 log = logging.getLogger("proctor.api.wire")
 
@@ -41,3 +41,22 @@ class Wire(BaseModel):
                 raise UndeclaredField(f"{type(self).__name__} does not declare: {names}")
             log.warning("%s sends undeclared fields: %s", type(self).__name__, names)
         return self
+
+
+#: a response model serialises only the fields the route gave (None stays None, missing
+#: stays missing): for routes whose answers leave some fields out on some branches
+AS_GIVEN: dict[str, Any] = {"response_model_exclude_unset": True}
+
+
+def file_answer(description: str, *media_types: str) -> dict[str, Any]:
+    """A route's answer that is a file (``response_class=FileResponse`` or a streamed
+    body), for its ``responses={200: ...}``: the media types it may have, each a binary
+    string."""
+    binary = TypeAdapter(bytes).json_schema()
+    return {"description": description, "content": {m: {"schema": binary} for m in media_types}}
+
+
+def text_answer(description: str, media_type: str) -> dict[str, Any]:
+    """A route's answer that is text of ``media_type`` (CSV, Prometheus metrics)."""
+    text = TypeAdapter(str).json_schema()
+    return {"description": description, "content": {media_type: {"schema": text}}}

@@ -10,18 +10,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field
 
-from proctor.api.wire import Wire
+from proctor.api.wire import Wire, file_answer
 from proctor.api.wire_candidate import CaptureMedia
-
-
-def file_answer(description: str, *media_types: str) -> dict[str, Any]:
-    """A route's answer that is a file (``response_class=FileResponse``), for its
-    ``responses={200: ...}``: the media types it may have, each a binary string."""
-    binary = TypeAdapter(bytes).json_schema()
-    return {"description": description, "content": {m: {"schema": binary} for m in media_types}}
-
 
 #: a registered photo is sent as the file it was imported as
 REGISTERED_PHOTO = file_answer("The registered photo (as imported)", "image/jpeg", "image/png")

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import TypeAdapter
 
-from proctor.api.wire import Wire
+from proctor.api.wire import Wire, text_answer
 
 #: ``GET /metrics``: the Prometheus exposition, text
-METRICS = {
-    "description": "The Prometheus exposition (text format)",
-    "content": {CONTENT_TYPE_LATEST: {"schema": TypeAdapter(str).json_schema()}},
-}
+METRICS = text_answer("The Prometheus exposition (text format)", CONTENT_TYPE_LATEST)
 
 
 class ModelHealth(Wire):
