@@ -1,0 +1,51 @@
+"""The words the staff pages show for the server's codes, from the server's own tables:
+served as the module ``/console/tables.js`` that ``web_console/static/labels.js`` imports
+and re-exports (``ALERT_TYPES``, ``FLOW_STEPS``, ``ROLES``, ``ROLES_THAT``,
+``VIOLATION_CATEGORIES``, ``VIOLATIONS_ENDING_EXAM``), so the pages carry no copy of a
+Python table (issue 19).
+
+A module (not data fetched at run time): the pages' imports are resolved before any of
+their code runs, so the words are there synchronously, and the CSP holds (a script from
+this origin; no eval, nothing inline)."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from proctor.auth.roles import ROLE_TITLES, ROLES, roles_with
+from proctor.events.recorder import ALERT_WORDS
+from proctor.flow.machine import STEP_WORDS
+from proctor.sitting import violations
+
+#: shown in a step's place on a tile, though not steps: a pause in force, an absentee
+NOT_STEPS = {"paused": "Paused 已暂停", "absent": "Absent 缺考"}
+#: what a page may offer only to some roles (review.js: decide, lock)
+PAGE_PERMISSIONS = ("decide", "lock")
+
+
+def tables() -> dict[str, Any]:
+    """Every table the pages read, by the name ``labels.js`` exports it under."""
+    return {
+        "ALERT_TYPES": {kind: f"{en} {zh}" for kind, (en, zh) in ALERT_WORDS.items()},
+        "FLOW_STEPS": {**STEP_WORDS, **NOT_STEPS},
+        "ROLES": {role: ROLE_TITLES[role] for role in ROLES},
+        "ROLES_THAT": {p: sorted(roles_with(p)) for p in PAGE_PERMISSIONS},
+        "VIOLATION_CATEGORIES": {c.code: c.title for c in violations.CATEGORIES.values()},
+        "VIOLATIONS_ENDING_EXAM": [c.code for c in violations.CATEGORIES.values() if c.ends_exam],
+    }
+
+
+@cache
+def module_text() -> str:
+    """``tables()`` as an ES module: one ``export const NAME = {...};`` a table (JSON is
+    a JavaScript literal)."""
+    lines = [
+        "// The server's words for its codes (proctor/invigilation/labels.py), rendered from",
+        "// its tables: do not copy them into a page; import them from labels.js.",
+    ]
+    for name, table in tables().items():
+        body = json.dumps(table, ensure_ascii=False, indent=2)
+        lines.append(f"export const {name} = Object.freeze({body});")
+    return "\n".join(lines) + "\n"
