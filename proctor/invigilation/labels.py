@@ -1,8 +1,8 @@
 """The words the staff pages show for the server's codes, from the server's own tables:
 served as the module ``/console/tables.js`` that ``web_console/static/labels.js`` imports
 and re-exports (``ALERT_TYPES``, ``FLOW_STEPS``, ``ROLES``, ``ROLES_THAT``,
-``VIOLATION_CATEGORIES``, ``VIOLATIONS_ENDING_EXAM``), so the pages carry no copy of a
-Python table (issue 19).
+``VIOLATION_CATEGORIES``, ``VIOLATIONS_ENDING_EXAM``, ``INCIDENT_CATEGORIES``, ``ACTIONS``,
+``SITTING_KINDS``), so the pages carry no copy of a Python table (issue 19).
 
 A module (not data fetched at run time): the pages' imports are resolved before any of
 their code runs, so the words are there synchronously, and the CSP holds (a script from
@@ -17,12 +17,21 @@ from typing import Any
 from proctor.auth.roles import ROLE_TITLES, ROLES, roles_with
 from proctor.events.recorder import ALERT_WORDS
 from proctor.flow.machine import STEP_WORDS
+from proctor.invigilation.room_record import ACTION_NAMES, KIND_NAMES
+from proctor.invigilation.supervision import INCIDENT_CATEGORIES
 from proctor.sitting import violations
 
 #: shown in a step's place on a tile, though not steps: a pause in force, an absentee
 NOT_STEPS = {"paused": "Paused 已暂停", "absent": "Absent 缺考"}
 #: what a page may offer only to some roles (review.js: decide, lock)
 PAGE_PERMISSIONS = ("decide", "lock")
+
+
+def en_first(title: str) -> str:
+    """A title of the record's ("停电 Power cut": Chinese first) as the pages write it
+    ("Power cut 停电"): the same words."""
+    zh, _, en = title.partition(" ")
+    return f"{en} {zh}" if en else title
 
 
 def tables() -> dict[str, Any]:
@@ -34,6 +43,9 @@ def tables() -> dict[str, Any]:
         "ROLES_THAT": {p: sorted(roles_with(p)) for p in PAGE_PERMISSIONS},
         "VIOLATION_CATEGORIES": {c.code: c.title for c in violations.CATEGORIES.values()},
         "VIOLATIONS_ENDING_EXAM": [c.code for c in violations.CATEGORIES.values() if c.ends_exam],
+        "INCIDENT_CATEGORIES": {k: en_first(v) for k, v in INCIDENT_CATEGORIES.items()},
+        "ACTIONS": {k: en_first(v) for k, v in ACTION_NAMES.items()},
+        "SITTING_KINDS": {k: en_first(v) for k, v in KIND_NAMES.items()},
     }
 
 

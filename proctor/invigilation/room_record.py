@@ -55,8 +55,8 @@ from proctor.times import iso as _iso
 
 KIND_NAMES = {
     "device_check": "设备调试 Device check",
-    "trial": "试考 Trial",
-    "formal": "正式考试 Formal",
+    "trial": "试考 Trial exam",
+    "formal": "正式考试 Formal exam",
 }
 ACTION_NAMES = {
     "hint": "自动提示 Automatic hint",

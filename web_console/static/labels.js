@@ -2,23 +2,30 @@
 // formatting helpers. Pure functions: no DOM, easy to reuse in other console pages.
 
 // The words for the server's codes come from the server's own tables (alert types, flow
-// steps, roles, violation categories): /console/tables.js is rendered from them
+// steps, roles, violation and incident categories, console actions, sitting kinds):
+// /console/tables.js is rendered from them
 // (proctor/invigilation/labels.py). Re-exported here, so pages import every word from one
 // place; the import is resolved before any page code runs.
 import {
+  ACTIONS,
   ALERT_TYPES,
   FLOW_STEPS,
+  INCIDENT_CATEGORIES,
   ROLES,
   ROLES_THAT,
+  SITTING_KINDS,
   VIOLATION_CATEGORIES,
   VIOLATIONS_ENDING_EXAM,
 } from "./tables.js";
 
 export {
+  ACTIONS,
   ALERT_TYPES,
   FLOW_STEPS,
+  INCIDENT_CATEGORIES,
   ROLES,
   ROLES_THAT,
+  SITTING_KINDS,
   VIOLATION_CATEGORIES,
   VIOLATIONS_ENDING_EXAM,
 };
@@ -41,11 +48,6 @@ export const DANMAKU_STATES = {
   acknowledged: "acknowledged 已知晓",
 };
 
-export const SITTING_KINDS = {
-  device_check: "Device check 设备调试",
-  trial: "Trial exam 试考",
-  formal: "Formal exam 正式考试",
-};
 
 // Detector names the server may use, mapped to words. Unknown names are humanised.
 const DETECTORS = {
@@ -349,23 +351,6 @@ export const RUNGS = {
   terminate: "Terminate 终止考试",
 };
 
-export const ACTIONS = {
-  hint: "Automatic hint 自动提示",
-  alert_acknowledged: "Alert acknowledged 确认告警",
-  alert_dismissed: "Alert dismissed 排除告警",
-  violation: "Violation screenshot 截图违纪记录",
-  voice_started: "Voice call started 语音通话开始",
-  voice_ended: "Voice call ended 语音通话结束",
-  incident: "Incident 突发事件",
-  exam_paused: "Exam paused 暂停考试",
-  exam_resumed: "Exam resumed 恢复考试",
-  discipline_warning: "Warning 警告",
-  exam_terminated: "Exam ended 终止考试",
-  alerts_snoozed: "Alerts snoozed 告警静音",
-  snooze_ended: "Snooze ended 结束静音",
-  note: "Note 监考备注",
-  handover_note: "Handover note 交接说明",
-};
 
 export const EVENTS = {
   media_connected: "Connected 已连接",
@@ -410,14 +395,6 @@ export const EVENTS = {
   page_print: "Print 打印",
 };
 
-export const INCIDENT_CATEGORIES = {
-  power: "Power cut 停电",
-  network: "Network failure 网络故障",
-  equipment: "Equipment failure 设备故障",
-  software: "Software or server failure 系统或服务器故障",
-  disturbance: "Disturbance 扰乱考场秩序",
-  other: "Other 其他",
-};
 
 // Ready-made reasons for handling an alert (free text is always possible).
 export const HANDLING_REASONS = {
