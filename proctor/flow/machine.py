@@ -82,6 +82,21 @@ STEP_WORDS = {
 }
 
 
+#: each step as the candidate's page names it in its progress bar (Chinese, English)
+STEP_NAMES: dict[str, tuple[str, str]] = {
+    "login": ("登录", "Log in"),
+    "confirm": ("信息确认", "Details"),
+    "pledge": ("承诺书", "Pledge"),
+    "identity": ("拍照核验", "Photo check"),
+    "phone": ("第二视角", "Phone"),
+    "waiting": ("等待开考", "Waiting"),
+    "answering": ("作答", "Answer"),
+    "submitted": ("交卷", "Hand in"),
+    "device_check": ("设备检测", "Device check"),
+    "finished": ("完成", "Done"),
+}
+
+
 def steps_of(kind: str) -> tuple[str, ...]:
     return DEVICE_CHECK_STEPS if kind == "device_check" else EXAM_STEPS
 

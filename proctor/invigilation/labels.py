@@ -2,7 +2,9 @@
 served as the module ``/console/tables.js`` that ``web_console/static/labels.js`` imports
 and re-exports (``ALERT_TYPES``, ``FLOW_STEPS``, ``ROLES``, ``ROLES_THAT``,
 ``VIOLATION_CATEGORIES``, ``VIOLATIONS_ENDING_EXAM``, ``INCIDENT_CATEGORIES``, ``ACTIONS``,
-``SITTING_KINDS``), so the pages carry no copy of a Python table (issue 19).
+``SITTING_KINDS``), so the pages carry no copy of a Python table (issue 19). The
+candidate's page reads its own few the same way (``/exam/tables.js``: the progress bar's
+step names, the steps that end the exam).
 
 A module (not data fetched at run time): the pages' imports are resolved before any of
 their code runs, so the words are there synchronously, and the CSP holds (a script from
@@ -16,7 +18,7 @@ from typing import Any
 
 from proctor.auth.roles import ROLE_TITLES, ROLES, roles_with
 from proctor.events.recorder import ALERT_WORDS
-from proctor.flow.machine import STEP_WORDS
+from proctor.flow.machine import ENDED, EXAM_STEPS, STEP_NAMES, STEP_WORDS, steps_of
 from proctor.invigilation.room_record import ACTION_NAMES, KIND_NAMES
 from proctor.invigilation.supervision import INCIDENT_CATEGORIES
 from proctor.sitting import violations
@@ -49,15 +51,36 @@ def tables() -> dict[str, Any]:
     }
 
 
-@cache
-def module_text() -> str:
-    """``tables()`` as an ES module: one ``export const NAME = {...};`` a table (JSON is
-    a JavaScript literal)."""
+def exam_tables() -> dict[str, Any]:
+    """The tables the candidate's page reads (``/exam/tables.js``): its progress bar's
+    step names and the steps that end the exam."""
+    ordered = list(dict.fromkeys([*EXAM_STEPS, *steps_of("device_check"), *sorted(ENDED)]))
+    return {
+        "STEP_NAMES": {step: list(STEP_NAMES[step]) for step in STEP_NAMES},
+        "ENDED_STEPS": [step for step in ordered if step in ENDED],
+    }
+
+
+def _module(tables: dict[str, Any]) -> str:
+    """Tables as an ES module: one ``export const NAME = Object.freeze(...);`` a table
+    (JSON is a JavaScript literal)."""
     lines = [
         "// The server's words for its codes (proctor/invigilation/labels.py), rendered from",
-        "// its tables: do not copy them into a page; import them from labels.js.",
+        "// its tables: do not copy them into a page; import them.",
     ]
-    for name, table in tables().items():
+    for name, table in tables.items():
         body = json.dumps(table, ensure_ascii=False, indent=2)
         lines.append(f"export const {name} = Object.freeze({body});")
     return "\n".join(lines) + "\n"
+
+
+@cache
+def module_text() -> str:
+    """``/console/tables.js``: :func:`tables` as an ES module."""
+    return _module(tables())
+
+
+@cache
+def exam_module_text() -> str:
+    """``/exam/tables.js``: :func:`exam_tables` as an ES module."""
+    return _module(exam_tables())

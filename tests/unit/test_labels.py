@@ -17,7 +17,7 @@ from proctor.app import create_app
 from proctor.auth.roles import ROLE_TITLES, ROLES, roles_with
 from proctor.config import Settings
 from proctor.events.recorder import ALERT_TITLES, ALERT_WORDS, PAGE_EPISODE_TYPES
-from proctor.flow.machine import STEP_TITLES, STEP_WORDS
+from proctor.flow.machine import ENDED, STEP_NAMES, STEP_TITLES, STEP_WORDS
 from proctor.invigilation import labels
 from proctor.invigilation.room_record import ACTION_NAMES, KIND_NAMES
 from proctor.invigilation.supervision import INCIDENT_CATEGORIES
@@ -83,6 +83,19 @@ async def test_the_served_labels_are_the_python_tables(client) -> None:
             assert served[name][code] == f"{en} {zh}", (name, code)
     again = await client.get("/console/tables.js", headers={"If-None-Match": resp.headers["etag"]})
     assert again.status_code == 304
+
+
+async def test_the_candidates_page_reads_the_flow_tables(client) -> None:
+    resp = await client.get("/exam/tables.js")
+    assert resp.status_code == 200
+    served = served_tables(resp.text)
+    assert served == labels.exam_tables()
+    assert served["STEP_NAMES"] == {k: list(v) for k, v in STEP_NAMES.items()}
+    assert set(served["ENDED_STEPS"]) == set(ENDED)
+    assert set(STEP_NAMES) <= set(STEP_TITLES)
+    exam = (STATIC[1] / "exam.js").read_text(encoding="utf-8")
+    assert "from './tables.js'" in exam
+    assert not re.search(r"\b(STEP_NAMES|ENDED_STEPS)\s*=\s*(\{|\[|new Set\(\[)", exam)
 
 
 async def test_labels_js_imports_the_served_tables(client) -> None:
