@@ -12,7 +12,18 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from proctor import logs, metrics
-from proctor.api import admin, candidate, console, errors, flow, guards, health, network, wire
+from proctor.api import (
+    admin,
+    candidate,
+    console,
+    errors,
+    flow,
+    guards,
+    health,
+    network,
+    pages,
+    wire,
+)
 from proctor.api import review as review_api
 from proctor.api.scope import RecentGrants
 from proctor.api.security import SecurityHeaders
@@ -68,6 +79,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(flow.router)
     app.include_router(admin.router)
     app.include_router(network.router)
+    app.include_router(pages.router)  # before the static mounts: /console/tables.js
     admin.install(app)
     app.mount("/exam", StaticFiles(directory=str(files("exam_client") / "static"), html=True))
     app.mount("/console", StaticFiles(directory=str(files("web_console") / "static"), html=True))

@@ -17,6 +17,7 @@ import { PaperView } from './paper.js';
 import { startStream } from './rtc.js';
 import './console_link.js'; // the invigilator console's hints and voice calls (issue 5)
 import * as talk from './talk.js'; // raise a hand; warnings kept until acknowledged (issue 23)
+import { ENDED_STEPS as ENDED, STEP_NAMES } from './tables.js'; // proctor/invigilation/labels.py
 
 const TOKEN_KEY = 'proctor.candidate.token'; // written by login.js
 const DEFAULT_MEDIA = { width: 640, height: 480, fps: 10, ice_servers: [] };
@@ -428,19 +429,8 @@ function openSocket() {
 // the camera and microphone stream from the photo check on (it needs the picture) until
 // the paper is handed in
 const CAMERA_STEPS = new Set(['identity', 'phone', 'waiting', 'answering', 'device_check']);
-const ENDED_STEPS = new Set(['submitted', 'finished', 'refused', 'terminated']);
-const STEP_NAMES = {
-  login: ['登录', 'Log in'],
-  confirm: ['信息确认', 'Details'],
-  pledge: ['承诺书', 'Pledge'],
-  identity: ['拍照核验', 'Photo check'],
-  phone: ['第二视角', 'Phone'],
-  waiting: ['等待开考', 'Waiting'],
-  answering: ['作答', 'Answer'],
-  submitted: ['交卷', 'Hand in'],
-  device_check: ['设备检测', 'Device check'],
-  finished: ['完成', 'Done'],
-};
+// the progress bar's names and the steps that end the exam: the server's tables
+const ENDED_STEPS = new Set(ENDED);
 const POLL_MS = { phone: 2000, identity: 4000, waiting: 10000, default: 15000 };
 
 const flowEl = $('flow');

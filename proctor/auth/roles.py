@@ -10,6 +10,14 @@ from __future__ import annotations
 #: every staff role, in the order forms list them
 ROLES = ("invigilator", "chief", "reviewer", "admin")
 
+#: each role in words, as the staff pages show it (labels.js)
+ROLE_TITLES = {
+    "invigilator": "Invigilator 监考老师",
+    "chief": "Chief examiner 主考",
+    "reviewer": "Reviewer 审核员",
+    "admin": "Administrator 考务管理",
+}
+
 #: role → what it may do
 PERMISSIONS: dict[str, frozenset[str]] = {
     "invigilator": frozenset({"console"}),

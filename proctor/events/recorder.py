@@ -33,19 +33,24 @@ from proctor.vision.types import Observation
 
 log = logging.getLogger(__name__)
 
-ALERT_TITLES = {
-    "absent": "Left the seat / 离座",
-    "multiple_persons": "More than one person / 画面多于1人",
-    "device": "Electronic device / 使用电子设备",
-    "face_covered": "Face covered / 面部遮挡",
-    "looking_away": "Looking around / 左顾右盼",
-    "camera_blocked": "Camera blocked / 摄像头遮挡",
-    "identity_mismatch": "Someone else / 替考",
-    "speech": "Speech / 说话",
-    "second_view_lost": "Second view lost / 鹰眼断开",
-    "first_view_lost": "First view lost / 第一视角断开",
-    "screen_left": "Left the exam screen / 切屏",
+#: every alert type in words, English and Chinese (the documents' words): the one table
+#: the evidence caption, the exam-room record and the staff pages (labels.js, served from
+#: proctor.invigilation.labels) read
+ALERT_WORDS: dict[str, tuple[str, str]] = {
+    "absent": ("Left the seat", "离座"),
+    "multiple_persons": ("More than one person", "画面多于1人"),
+    "device": ("Electronic device", "使用电子设备"),
+    "face_covered": ("Face covered", "面部遮挡"),
+    "looking_away": ("Looking around", "左顾右盼"),
+    "camera_blocked": ("Camera blocked", "摄像头遮挡"),
+    "identity_mismatch": ("Someone else", "替考"),
+    "speech": ("Speech", "说话"),
+    "second_view_lost": ("Second view lost", "鹰眼断开"),
+    "first_view_lost": ("First view lost", "第一视角断开"),
+    "screen_left": ("Left the exam screen", "切屏"),
 }
+#: as the evidence caption and the exam-room record write them ("Left the seat / 离座")
+ALERT_TITLES = {kind: f"{en} / {zh}" for kind, (en, zh) in ALERT_WORDS.items()}
 
 
 #: episodes a page's own events open and close (``proctor.flow.screen``), not a monitor

@@ -66,6 +66,38 @@ STEP_TITLES = {
 }
 
 
+#: each step in a word or two, as the staff pages show a candidate's step (a tile, a list)
+STEP_WORDS = {
+    "login": "Logged in 已登录",
+    "confirm": "Confirming 信息确认",
+    "pledge": "Pledge 承诺书",
+    "identity": "ID check 拍照核验",
+    "phone": "Phone setup 连接手机",
+    "waiting": "Waiting 等待开考",
+    "answering": "Answering 作答中",
+    "submitted": "Handed in 已交卷",
+    "device_check": "Device check 设备调试",
+    "finished": "Done 完成",
+    "refused": "Ended 已退出",
+    "terminated": "Ended by invigilator 已终止",
+}
+
+
+#: each step as the candidate's page names it in its progress bar (Chinese, English)
+STEP_NAMES: dict[str, tuple[str, str]] = {
+    "login": ("登录", "Log in"),
+    "confirm": ("信息确认", "Details"),
+    "pledge": ("承诺书", "Pledge"),
+    "identity": ("拍照核验", "Photo check"),
+    "phone": ("第二视角", "Phone"),
+    "waiting": ("等待开考", "Waiting"),
+    "answering": ("作答", "Answer"),
+    "submitted": ("交卷", "Hand in"),
+    "device_check": ("设备检测", "Device check"),
+    "finished": ("完成", "Done"),
+}
+
+
 def steps_of(kind: str) -> tuple[str, ...]:
     return DEVICE_CHECK_STEPS if kind == "device_check" else EXAM_STEPS
 

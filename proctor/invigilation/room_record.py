@@ -14,7 +14,8 @@ from __future__ import annotations
 import html
 import io
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor import csvsafe
 from proctor.errors import Conflict
+from proctor.events import history
+from proctor.events.history import (
+    ActionRecord,
+    AlertRecord,
+    DanmakuRecord,
+    EventRecord,
+    ExtensionRecord,
+    History,
+)
 from proctor.events.recorder import ALERT_TITLES
 from proctor.evidence.zones import localize, zone_body, zone_of
 from proctor.flow import machine, screen
@@ -32,13 +42,10 @@ from proctor.invigilation.supervision import INCIDENT_CATEGORIES, staff_names
 from proctor.rules import RuleSettings
 from proctor.sitting import violations
 from proctor.store.tables import (
-    Alert,
     Answer,
     Attempt,
     Candidate,
     CandidateEvent,
-    ConsoleAction,
-    Danmaku,
     Room,
     Sitting,
     TimeExtension,
@@ -48,8 +55,8 @@ from proctor.times import iso as _iso
 
 KIND_NAMES = {
     "device_check": "设备调试 Device check",
-    "trial": "试考 Trial",
-    "formal": "正式考试 Formal",
+    "trial": "试考 Trial exam",
+    "formal": "正式考试 Formal exam",
 }
 ACTION_NAMES = {
     "hint": "自动提示 Automatic hint",
@@ -204,11 +211,6 @@ async def first_connections(
     return out
 
 
-def arrival(facts: FlowFacts | None, connected: dict[str, datetime]) -> datetime | None:
-    times = [t for t in (facts.logged_in_at if facts else None, *connected.values()) if t]
-    return min(times) if times else None
-
-
 # ----------------------------------------------------------------------------- the record
 
 
@@ -235,89 +237,37 @@ async def sitting_end(db: AsyncSession, sitting: Sitting) -> datetime:
     return flow.timing.candidate_end(sitting.ends_at, everyone + longest)
 
 
-async def room_record(
-    db: AsyncSession,
-    sitting: Sitting,
-    candidate_ids: set[int],
-    room_ids: list[int] | None,
-) -> dict[str, Any]:
-    """The record of the sitting's ``candidate_ids`` (those of ``room_ids``, or of every
-    room when None)."""
-    now = utcnow()
-    ends = await sitting_end(db, sitting)
-    seats = await seats_of(db, sitting.id)
-    cands = list(
-        await db.scalars(
-            select(Candidate).where(Candidate.id.in_(candidate_ids)).order_by(Candidate.id)
-        )
-    )
-    cands.sort(key=lambda c: (seats.get(c.id, (1 << 30, "", 0))[0], seats.get(c.id, (0, "", 0))[2]))
-    ids = [c.id for c in cands]
-    facts = await flow_facts(db, sitting, now)
-    connected = await first_connections(db, ids)
+@dataclass
+class _Room:
+    """What every part of one record reads: the sitting, its rooms and seats, the
+    candidates in seat order and their history."""
 
-    room_query = select(Room).where(Room.sitting_id == sitting.id).order_by(Room.id)
-    if room_ids is not None:
-        room_query = room_query.where(Room.id.in_(room_ids))
-    rooms = list(await db.scalars(room_query))
-    room_list = [
-        {"id": r.id, "name": r.name, "invigilators": await room_staff_names(db, [r.id])}
-        for r in rooms
-    ]
+    sitting: Sitting
+    now: datetime
+    history: History
+    candidates: list[Candidate]
+    seats: dict[int, tuple[int, str, int]]
+    rooms: list[Room]
+    #: the history's records of the record's candidates (and of its rooms), in time order
+    alerts: list[AlertRecord]
+    actions: list[ActionRecord]
+    danmaku: list[DanmakuRecord]
+    hands: list[EventRecord]
+    extensions: list[ExtensionRecord]
+    by_id: dict[int, Candidate] = field(default_factory=dict)
 
-    alerts = list(
-        await db.scalars(
-            select(Alert).where(Alert.candidate_id.in_(ids)).order_by(Alert.raised_at, Alert.id)
-        )
-    )
-    room_wide = ConsoleAction.candidate_id.is_(None)  # incidents of a room, not a candidate
-    if room_ids is not None:
-        room_wide = room_wide & ConsoleAction.room_id.in_([r.id for r in rooms])
-    actions = list(
-        await db.scalars(
-            select(ConsoleAction)
-            .where(
-                ConsoleAction.sitting_id == sitting.id,
-                ConsoleAction.candidate_id.in_(ids) | room_wide,
-            )
-            .order_by(ConsoleAction.at, ConsoleAction.id)
-        )
-    )
-    danmaku = list(
-        await db.scalars(
-            select(Danmaku).where(Danmaku.candidate_id.in_(ids)).order_by(Danmaku.sent_at)
-        )
-    )
-    hands = list(  # raised hands (求助), with how they were resolved
-        await db.scalars(
-            select(CandidateEvent)
-            .where(CandidateEvent.candidate_id.in_(ids), CandidateEvent.kind == "help_request")
-            .order_by(CandidateEvent.at, CandidateEvent.id)
-        )
-    )
-    extensions = list(
-        await db.scalars(
-            select(TimeExtension)
-            .where(
-                TimeExtension.sitting_id == sitting.id,
-                TimeExtension.candidate_id.in_(ids) | TimeExtension.candidate_id.is_(None),
-            )
-            .order_by(TimeExtension.granted_at)
-        )
-    )
-    names = await staff_names(
-        db,
-        [a.staff_id for a in actions]
-        + [d.sender_id for d in danmaku]
-        + [e.granted_by for e in extensions],
-    )
-    by_id = {c.id: c for c in cands}
+    def __post_init__(self) -> None:
+        self.by_id = {c.id: c for c in self.candidates}
 
-    def who(cid: int | None) -> dict[str, Any] | None:
-        if cid is None or cid not in by_id:
+    @property
+    def names(self) -> Mapping[int, str]:
+        return self.history.names
+
+    def who(self, cid: int | None) -> dict[str, Any] | None:
+        c = self.by_id.get(cid) if cid is not None else None
+        if c is None:
             return None
-        c = by_id[cid]
-        room = seats.get(cid)
+        room = self.seats.get(c.id)
         return {
             "id": c.id,
             "name": c.name,
@@ -326,27 +276,75 @@ async def room_record(
             "seat": room[2] if room else None,
         }
 
-    # -- attendance
-    attendance = []
+    def by(self, staff_id: int | None, nobody: str | None = None) -> str | None:
+        return self.names.get(staff_id) if staff_id else nobody
+
+
+async def _gather(
+    db: AsyncSession, sitting: Sitting, candidate_ids: set[int], room_ids: list[int] | None
+) -> _Room:
+    now = utcnow()
+    seats = await seats_of(db, sitting.id)
+    cands = list(
+        await db.scalars(
+            select(Candidate).where(Candidate.id.in_(candidate_ids)).order_by(Candidate.id)
+        )
+    )
+    cands.sort(key=lambda c: (seats.get(c.id, (1 << 30, "", 0))[0], seats.get(c.id, (0, "", 0))[2]))
+    ids = {c.id for c in cands}
+    room_query = select(Room).where(Room.sitting_id == sitting.id).order_by(Room.id)
+    if room_ids is not None:
+        room_query = room_query.where(Room.id.in_(room_ids))
+    rooms = list(await db.scalars(room_query))
+    h = await history.load_sitting(db, sitting, ids, now)
+    shown_rooms = {r.id for r in rooms}
+
+    def ours(a: ActionRecord) -> bool:  # the candidates', or a room's (incidents, notes)
+        if a.candidate_id is not None:
+            return a.candidate_id in ids
+        return a.sitting_id == sitting.id and (room_ids is None or a.room_id in shown_rooms)
+
+    return _Room(
+        sitting=sitting,
+        now=now,
+        history=h,
+        candidates=cands,
+        seats=seats,
+        rooms=rooms,
+        alerts=sorted(h.alerts, key=lambda a: (a.raised_at, a.id)),
+        actions=[a for a in h.actions if ours(a)],
+        danmaku=list(h.danmaku),
+        hands=[e for e in h.events if e.kind == "help_request"],  # raised hands (求助)
+        extensions=list(h.extensions),
+    )
+
+
+async def _attendance(db: AsyncSession, r: _Room) -> list[dict[str, Any]]:
+    """Each candidate: present or absent, arrival and lateness, step, counts of alerts
+    (not dismissed) and violation records, leaving the exam page."""
+    facts = await flow_facts(db, r.sitting, r.now)
+    watch = RuleSettings.from_dict(r.sitting.rules)
+    left = await screen.candidate_leaves(
+        db, [c.id for c in r.candidates], watch.fullscreen_required
+    )
     alerts_of: dict[int, int] = defaultdict(int)
-    for a in alerts:
+    for a in r.alerts:
         if a.status != "dismissed":
             alerts_of[a.candidate_id] += 1
     violations_of: dict[int, int] = defaultdict(int)
-    for a in actions:
+    for a in r.actions:
         if a.kind == "violation" and a.candidate_id is not None:
             violations_of[a.candidate_id] += 1
-    watch = RuleSettings.from_dict(sitting.rules)
-    left = await screen.candidate_leaves(db, [c.id for c in cands], watch.fullscreen_required)
-    for c in cands:
+    rows = []
+    for c in r.candidates:
         f = facts.get(c.id)
-        conn = connected.get(c.id, {})
-        page = screen.summary(left.get(c.id, []), now)
-        came = arrival(f, conn)
-        late_by = (came - sitting.starts_at).total_seconds() if came else None
-        attendance.append(
+        conn = r.history.first_connected(c.id)
+        page = screen.summary(left.get(c.id, []), r.now)
+        came = r.history.arrived_at(c.id)
+        late_by = (came - r.sitting.starts_at).total_seconds() if came else None
+        rows.append(
             {
-                **(who(c.id) or {}),
+                **(r.who(c.id) or {}),
                 "present": came is not None,
                 "arrived_at": _iso(came),
                 "late": late_by is not None and late_by > 0,
@@ -366,176 +364,217 @@ async def room_record(
                 "screen_left_seconds": page["seconds"],
             }
         )
+    return rows
 
-    # -- violations (alerts and the invigilators' violation records) and their handling
+
+def _handling(r: _Room, a: ActionRecord) -> dict[str, Any]:
+    return {
+        "kind": a.kind,
+        "what": ACTION_NAMES.get(a.kind, a.kind),
+        "by": r.by(a.staff_id, "系统 system"),
+        "at": _iso(a.at),
+        "reason": a.reason,
+    }
+
+
+def _alert_violation(r: _Room, a: AlertRecord, handling: list[dict[str, Any]]) -> dict:
+    return {
+        "at": _iso(a.raised_at),
+        "candidate": r.who(a.candidate_id),
+        "source": "alert",
+        "type": a.type,
+        "title": ALERT_TITLES.get(a.type, a.type),
+        "severity": a.severity,
+        "view": a.view,
+        "status": a.status,
+        "note": a.message,
+        "evidence_url": f"/api/evidence/{a.evidence_id}" if a.evidence_id else None,
+        "handling": handling,
+    }
+
+
+def _discipline_violation(r: _Room, a: ActionRecord) -> dict[str, Any]:
+    """A warning (警告) or an exam ended by the invigilator, with its category."""
+    data = a.data or {}
+    return {
+        "at": _iso(a.at),
+        "candidate": r.who(a.candidate_id),
+        "source": "invigilator",
+        "type": a.kind,
+        "title": data.get("category_title")
+        or violations.title_of(data.get("category"))
+        or ACTION_NAMES[a.kind],
+        "severity": "critical" if a.kind == "exam_terminated" else "warning",
+        "view": None,
+        "status": data.get("category") or "recorded",
+        "note": a.reason,
+        "evidence_url": None,
+        "handling": [{**_handling(r, a), "what": ACTION_NAMES[a.kind], "by": r.by(a.staff_id)}],
+    }
+
+
+def _screenshot_violation(r: _Room, a: ActionRecord) -> dict[str, Any]:
+    """A violation record: kept from an alert ("recorded as a violation" when
+    acknowledging) or a screenshot the invigilator took."""
+    data = a.data or {}
+    alert_type = ALERT_TITLES.get(str(data.get("type")), "")
+    title = (
+        f"{VIOLATION_FROM_ALERT} · {alert_type}"
+        if data.get("from_alert")
+        else ACTION_NAMES["violation"]
+    )
+    return {
+        "at": _iso(a.at),
+        "candidate": r.who(a.candidate_id),
+        "source": "invigilator",
+        "type": "violation_screenshot",
+        "title": title,
+        "alert_id": a.alert_id,
+        "severity": "warning",
+        "view": data.get("view"),
+        "status": "recorded",
+        "note": a.reason,
+        "evidence_url": f"/api/evidence/{a.evidence_id}" if a.evidence_id else None,
+        "handling": [
+            {**_handling(r, a), "what": ACTION_NAMES["violation"], "by": r.by(a.staff_id)}
+        ],
+    }
+
+
+def _violations(r: _Room) -> list[dict[str, Any]]:
+    """Alerts and the invigilators' violation records, each with how it was handled."""
     handling_of: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for a in actions:
+    for a in r.actions:
         if a.alert_id is not None:
-            handling_of[a.alert_id].append(
-                {
-                    "kind": a.kind,
-                    "what": ACTION_NAMES.get(a.kind, a.kind),
-                    "by": names.get(a.staff_id) if a.staff_id else "系统 system",
-                    "at": _iso(a.at),
-                    "reason": a.reason,
-                }
-            )
-    listed = []
-    for a in alerts:
-        listed.append(
-            {
-                "at": _iso(a.raised_at),
-                "candidate": who(a.candidate_id),
-                "source": "alert",
-                "type": a.type,
-                "title": ALERT_TITLES.get(a.type, a.type),
-                "severity": a.severity,
-                "view": a.view,
-                "status": a.status,
-                "note": a.message,
-                "evidence_url": f"/api/evidence/{a.evidence_id}" if a.evidence_id else None,
-                "handling": handling_of.get(a.id, []),
-            }
-        )
-    for a in actions:
+            handling_of[a.alert_id].append(_handling(r, a))
+    listed = [_alert_violation(r, a, handling_of.get(a.id, [])) for a in r.alerts]
+    for a in r.actions:
         if a.kind in DISCIPLINE_ACTIONS:
-            data = a.data or {}
-            listed.append(
-                {
-                    "at": _iso(a.at),
-                    "candidate": who(a.candidate_id),
-                    "source": "invigilator",
-                    "type": a.kind,
-                    "title": data.get("category_title")
-                    or violations.title_of(data.get("category"))
-                    or ACTION_NAMES[a.kind],
-                    "severity": "critical" if a.kind == "exam_terminated" else "warning",
-                    "view": None,
-                    "status": data.get("category") or "recorded",
-                    "note": a.reason,
-                    "evidence_url": None,
-                    "handling": [
-                        {
-                            "kind": a.kind,
-                            "what": ACTION_NAMES[a.kind],
-                            "by": names.get(a.staff_id),
-                            "at": _iso(a.at),
-                            "reason": a.reason,
-                        }
-                    ],
-                }
-            )
+            listed.append(_discipline_violation(r, a))
         if a.kind == "violation":
-            from_alert = (a.data or {}).get("from_alert")
-            alert_type = ALERT_TITLES.get(str((a.data or {}).get("type")), "")
-            listed.append(
-                {
-                    "at": _iso(a.at),
-                    "candidate": who(a.candidate_id),
-                    "source": "invigilator",
-                    "type": "violation_screenshot",
-                    # kept from an alert ("recorded as a violation" when acknowledging) or
-                    # a screenshot the invigilator took
-                    "title": (
-                        f"{VIOLATION_FROM_ALERT} · {alert_type}"
-                        if from_alert
-                        else ACTION_NAMES["violation"]
-                    ),
-                    "alert_id": a.alert_id,
-                    "severity": "warning",
-                    "view": (a.data or {}).get("view"),
-                    "status": "recorded",
-                    "note": a.reason,
-                    "evidence_url": f"/api/evidence/{a.evidence_id}" if a.evidence_id else None,
-                    "handling": [
-                        {
-                            "kind": "violation",
-                            "what": ACTION_NAMES["violation"],
-                            "by": names.get(a.staff_id),
-                            "at": _iso(a.at),
-                            "reason": a.reason,
-                        }
-                    ],
-                }
-            )
+            listed.append(_screenshot_violation(r, a))
     listed.sort(key=lambda v: v["at"] or "")
+    return listed
 
-    # -- the supervision log: everything done, by whom, in order
-    log = (
-        [
-            {
-                "at": _iso(a.at),
-                "kind": a.kind,
-                "what": ACTION_NAMES.get(a.kind, a.kind),
-                "candidate": who(a.candidate_id),
-                "by": names.get(a.staff_id) if a.staff_id else "系统 system",
-                "reason": a.reason,
-                "data": a.data or {},
-            }
-            for a in actions
-            if a.kind != "incident"
-        ]
-        + [
-            {
-                "at": _iso(d.sent_at),
-                "kind": "danmaku",
-                "what": ACTION_NAMES["danmaku"],
-                "candidate": who(d.candidate_id),
-                "by": names.get(d.sender_id),
-                "reason": d.text,
-                "data": {
-                    "delivered_at": _iso(d.delivered_at),
-                    "seen_at": _iso(d.seen_at),
-                    "acknowledged_at": _iso(d.acknowledged_at),
-                },
-            }
-            for d in danmaku
-        ]
-        + [
+
+def _log(r: _Room) -> list[dict[str, Any]]:
+    """The supervision log: everything done, by whom, in order."""
+    log = [
+        {
+            "at": _iso(a.at),
+            "kind": a.kind,
+            "what": ACTION_NAMES.get(a.kind, a.kind),
+            "candidate": r.who(a.candidate_id),
+            "by": r.by(a.staff_id, "系统 system"),
+            "reason": a.reason,
+            "data": a.data or {},
+        }
+        for a in r.actions
+        if a.kind != "incident"
+    ]
+    log += [
+        {
+            "at": _iso(d.sent_at),
+            "kind": "danmaku",
+            "what": ACTION_NAMES["danmaku"],
+            "candidate": r.who(d.candidate_id),
+            "by": r.names.get(d.sender_id),
+            "reason": d.text,
+            "data": {
+                "delivered_at": _iso(d.delivered_at),
+                "seen_at": _iso(d.seen_at),
+                "acknowledged_at": _iso(d.acknowledged_at),
+            },
+        }
+        for d in r.danmaku
+    ]
+    for h in r.hands:
+        data = h.data or {}
+        log.append(
             {
                 "at": _iso(h.at),
                 "kind": "help_request",
                 "what": ACTION_NAMES["help_request"],
-                "candidate": who(h.candidate_id),
-                "by": (h.data or {}).get("resolved_by_name"),
-                "reason": _hand_text(h.data or {}),
+                "candidate": r.who(h.candidate_id),
+                "by": data.get("resolved_by_name"),
+                "reason": _hand_text(data),
                 "data": {
-                    "resolved_at": (h.data or {}).get("resolved_at"),
-                    "note": (h.data or {}).get("note"),
-                    "replied": bool((h.data or {}).get("replied")),
+                    "resolved_at": data.get("resolved_at"),
+                    "note": data.get("note"),
+                    "replied": bool(data.get("replied")),
                 },
             }
-            for h in hands
-        ]
-    )
+        )
     log.sort(key=lambda i: i["at"] or "")
+    return log
 
-    incidents = [
+
+def _incidents(r: _Room) -> list[dict[str, Any]]:
+    return [
         {
             "at": _iso(a.at),
             "category": (a.data or {}).get("category"),
             "category_title": INCIDENT_CATEGORIES.get((a.data or {}).get("category", ""), ""),
-            "room": next((r.name for r in rooms if r.id == a.room_id), None),
-            "candidate": who(a.candidate_id),
-            "by": names.get(a.staff_id),
+            "room": next((room.name for room in r.rooms if room.id == a.room_id), None),
+            "candidate": r.who(a.candidate_id),
+            "by": r.names.get(a.staff_id),
             "description": a.reason,
         }
-        for a in actions
+        for a in r.actions
         if a.kind == "incident"
     ]
-    ext_rows = [
+
+
+def _extensions(r: _Room) -> list[dict[str, Any]]:
+    return [
         {
             "at": _iso(e.granted_at),
-            "candidate": who(e.candidate_id),
+            "candidate": r.who(e.candidate_id),
             "everyone": e.candidate_id is None,
             "minutes": round(e.seconds / 60, 1),
-            "by": names.get(e.granted_by),
+            "by": r.names.get(e.granted_by),
             "reason": e.reason,
         }
-        for e in extensions
+        for e in r.extensions
     ]
+
+
+def _summary(r: _Room, parts: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    attendance, listed = parts["attendance"], parts["violations"]
     present = sum(1 for a in attendance if a["present"])
-    zone = zone_of(sitting)
+    return {
+        "expected": len(attendance),
+        "present": present,
+        "absent": len(attendance) - present,
+        "late": sum(1 for a in attendance if a["late"]),
+        "alerts": sum(1 for v in listed if v["source"] == "alert"),
+        "open_alerts": sum(1 for a in r.alerts if a.status == "open"),
+        "violation_records": sum(1 for v in listed if v["type"] == "violation_screenshot"),
+        "warnings": sum(1 for a in r.actions if a.kind == "discipline_warning"),
+        "terminated": sum(1 for a in r.actions if a.kind == "exam_terminated"),
+        "incidents": len(parts["incidents"]),
+        "extensions": len(parts["extensions"]),
+        "help_requests": len(r.hands),
+    }
+
+
+async def room_record(
+    db: AsyncSession,
+    sitting: Sitting,
+    candidate_ids: set[int],
+    room_ids: list[int] | None,
+) -> dict[str, Any]:
+    """The record of the sitting's ``candidate_ids`` (those of ``room_ids``, or of every
+    room when None), read from their history (proctor.events.history)."""
+    r = await _gather(db, sitting, candidate_ids, room_ids)
+    ends = await sitting_end(db, sitting)
+    parts = {
+        "attendance": await _attendance(db, r),
+        "violations": _violations(r),
+        "log": _log(r),
+        "incidents": _incidents(r),
+        "extensions": _extensions(r),
+    }
     record = {
         "sitting": {
             "id": sitting.id,
@@ -546,33 +585,23 @@ async def room_record(
             "starts_at": _iso(sitting.starts_at),
             "ends_at": _iso(sitting.ends_at),
             "last_end": _iso(ends),
-            "over": now >= ends,
-            **zone_body(sitting, now),
+            "over": r.now >= ends,
+            **zone_body(sitting, r.now),
         },
-        "rooms": room_list,
-        "generated_at": _iso(now),
-        "summary": {
-            "expected": len(attendance),
-            "present": present,
-            "absent": len(attendance) - present,
-            "late": sum(1 for a in attendance if a["late"]),
-            "alerts": sum(1 for v in listed if v["source"] == "alert"),
-            "open_alerts": sum(1 for a in alerts if a.status == "open"),
-            "violation_records": sum(1 for v in listed if v["type"] == "violation_screenshot"),
-            "warnings": sum(1 for a in actions if a.kind == "discipline_warning"),
-            "terminated": sum(1 for a in actions if a.kind == "exam_terminated"),
-            "incidents": len(incidents),
-            "extensions": len(ext_rows),
-            "help_requests": len(hands),
-        },
-        "attendance": attendance,
-        "violations": listed,
-        "log": log,
-        "incidents": incidents,
-        "extensions": ext_rows,
+        "rooms": [
+            {
+                "id": room.id,
+                "name": room.name,
+                "invigilators": await room_staff_names(db, [room.id]),
+            }
+            for room in r.rooms
+        ],
+        "generated_at": _iso(r.now),
+        "summary": _summary(r, parts),
+        **parts,
     }
     # every time in the sitting's time zone with its offset (issue 23), not UTC
-    return localize(record, zone)
+    return localize(record, zone_of(sitting))
 
 
 def check_exportable(record: dict[str, Any], draft: bool) -> None:

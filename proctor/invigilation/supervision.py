@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Forbidden, Invalid, NotFound
+from proctor.events import history
 from proctor.events.bus import Bus, BusUnavailable, candidate_channel, sitting_channel
 from proctor.events.messages import alert_body, danmaku_body, evidence_body
 from proctor.evidence import chain
@@ -27,13 +28,11 @@ from proctor.store.tables import (
     Alert,
     AlertSnooze,
     Candidate,
-    CandidateEvent,
     ConsoleAction,
     Danmaku,
     DanmakuPhrase,
     Evidence,
     StaffUser,
-    TimeExtension,
     utcnow,
 )
 from proctor.times import iso as _iso
@@ -592,18 +591,27 @@ class SnoozeBook:
             return None
         seen = _parse_time(alert.get("last_seen_at"))
         for body in snoozes.values():
-            start = _parse_time(body["created_at"])
             end = _parse_time(body["ended_at"]) or _parse_time(body["until"])
-            if start is None or end is None or not start <= raised < end:
-                continue
-            if seen is not None and seen > end:
-                continue
-            return body
+            if history.snooze_covers(
+                body["type"], body["created_at"], end, alert.get("type"), raised, seen
+            ):
+                return body
         return None
 
     def hides(self, alert: dict) -> bool:
         """Not pushed to a console as new: an open alert a snooze covers."""
         return (alert.get("status") or "open") == "open" and self.covering(alert) is not None
+
+
+def _record_snooze_mark(row: history.SnoozeRecord, names: Mapping[int, str]) -> dict:
+    """The ``snooze`` of a console alert body, from the history's snooze record."""
+    return {
+        "id": row.id,
+        "until": _iso(row.until),
+        "ended_at": _iso(row.ended_at),
+        "by_name": names.get(row.staff_id),
+        "reason": row.reason,
+    }
 
 
 def _snooze_mark(body: dict) -> dict:
@@ -1178,62 +1186,38 @@ async def list_handovers(db: AsyncSession, *, room_id: int, limit: int = 20) -> 
 
 
 async def timeline(db: AsyncSession, candidate_id: int, limit: int = 300) -> list[dict[str, Any]]:
-    """One candidate's alerts, console actions, danmaku and events, newest first."""
+    """One candidate's alerts (with how each was handled and the snooze that covers it),
+    console actions, danmaku, events and the time given back to the whole sitting, newest
+    first; read from the candidate's history (proctor.events.history)."""
+    if not 1 <= limit <= 1000:
+        raise Invalid("bad_limit", "limit must be between 1 and 1000")
     candidate = await get_candidate(db, candidate_id)
+    h = await history.load_candidate(db, candidate)
+    names = h.names
+
+    def newest_first(rows: list, key: Any) -> list:
+        return sorted(rows, key=lambda r: (key(r), r.id), reverse=True)
+
     items: list[dict[str, Any]] = []
-    for alert in await console_alerts(
-        db, candidate.sitting_id, None, limit=limit, candidate_id=candidate_id
-    ):
-        items.append({"at": alert["raised_at"], "kind": "alert", "alert": alert})
-    actions = list(
-        await db.scalars(
-            select(ConsoleAction)
-            .where(ConsoleAction.candidate_id == candidate_id)
-            .order_by(ConsoleAction.at.desc())
-            .limit(limit)
-        )
-    )
-    names = await staff_names(db, (a.staff_id for a in actions))
-    for row in actions:
+    for alert in newest_first(h.alerts_of(candidate_id), lambda a: a.raised_at):
+        body = console_alert_body(alert, candidate, h.handling(alert.id), names)
+        covering = h.snooze_covering(alert)
+        body["snooze"] = _record_snooze_mark(covering, names) if covering else None
+        items.append({"at": body["raised_at"], "kind": "alert", "alert": body})
+    for row in newest_first(h.actions_of(candidate_id), lambda a: a.at):
         items.append({"at": _iso(row.at), "kind": "action", "action": action_body(row, names)})
-    sent = list(
-        await db.scalars(
-            select(Danmaku)
-            .where(Danmaku.candidate_id == candidate_id)
-            .order_by(Danmaku.sent_at.desc())
-            .limit(limit)
-        )
-    )
-    names.update(await staff_names(db, (d.sender_id for d in sent)))
-    for d in sent:
+    for d in newest_first(h.danmaku_of(candidate_id), lambda d: d.sent_at):
         body = danmaku_body(d)
         body["sender_name"] = names.get(d.sender_id)
         items.append({"at": body["sent_at"], "kind": "danmaku", "danmaku": body})
-    events = await db.scalars(
-        select(CandidateEvent)
-        .where(CandidateEvent.candidate_id == candidate_id)
-        .order_by(CandidateEvent.at.desc())
-        .limit(limit)
-    )
-    for ev in events:
+    for ev in newest_first(h.events_of(candidate_id), lambda e: e.at):
         items.append(
             {"at": _iso(ev.at), "kind": "event", "event": {"kind": ev.kind, "data": ev.data or {}}}
         )
     # time given back (顺延) to the whole sitting (the candidate's own extensions are their
     # ``time_extended`` events above)
-    extensions = list(
-        await db.scalars(
-            select(TimeExtension)
-            .where(
-                TimeExtension.sitting_id == candidate.sitting_id,
-                TimeExtension.candidate_id.is_(None),
-            )
-            .order_by(TimeExtension.granted_at.desc())
-            .limit(limit)
-        )
-    )
-    names.update(await staff_names(db, (e.granted_by for e in extensions)))
-    for e in extensions:
+    everyone = [x for x in h.extensions if x.candidate_id is None]
+    for e in newest_first(everyone, lambda x: x.granted_at):
         data = {
             "id": e.id,
             "seconds": e.seconds,

@@ -1,13 +1,13 @@
-"""Tables that other features add — the exam flow's attempts and time extensions, the
-console's supervision log — read when this build has them. The review works without them
-(a sitting monitored without the exam flow has no attempts); rows come back as
-dicts, so a column another feature adds or drops later does not break the review."""
+"""A table that another feature adds — the exam flow's attempts — read for the exports when
+this build has it (the history the reports share is read by proctor.events.history). The
+review works without it (a sitting monitored without the exam flow has no attempts); rows
+come back as dicts, so a column another feature adds or drops later does not break it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, or_, select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.store.tables import Base
@@ -47,40 +47,3 @@ async def attempts(
         return t.c.sitting_id == sitting_id
 
     return await _rows(db, "attempts", where)
-
-
-async def extensions(
-    db: AsyncSession, sitting_id: int, candidate_id: int | None = None
-) -> list[Row]:
-    """Time given back (顺延): the candidate's own and the whole sitting's (candidate_id
-    None); every one of the sitting's when ``candidate_id`` is None."""
-
-    def where(t: Table) -> Any:
-        if candidate_id is None:
-            return t.c.sitting_id == sitting_id
-        return (t.c.sitting_id == sitting_id) & or_(
-            t.c.candidate_id == candidate_id, t.c.candidate_id.is_(None)
-        )
-
-    return await _rows(db, "time_extensions", where, order="granted_at")
-
-
-async def console_actions(
-    db: AsyncSession, *, sitting_id: int | None = None, candidate_id: int | None = None
-) -> list[Row]:
-    """The console's supervision log (alert handling, violation screenshots, voice calls,
-    incidents, automatic hints)."""
-
-    def where(t: Table) -> Any:
-        if candidate_id is not None:
-            return t.c.candidate_id == candidate_id
-        return t.c.sitting_id == sitting_id
-
-    return await _rows(db, "console_actions", where, order="at")
-
-
-async def snoozes(db: AsyncSession, *, candidate_id: int) -> list[Row]:
-    """The console's alert snoozes of one candidate (one alert type for some minutes)."""
-    return await _rows(
-        db, "alert_snoozes", lambda t: t.c.candidate_id == candidate_id, order="created_at"
-    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,19 +17,26 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from proctor.review import optional
-from proctor.review.timeline import connection_losses, exam_ended_at, get_sitting, iso
+from proctor.events import history
+from proctor.events.history import (  # noqa: F401 (union_seconds: read from here too)
+    ActionRecord,
+    AlertRecord,
+    AttemptRecord,
+    ConnectionLoss,
+    DanmakuRecord,
+    EventRecord,
+    ExtensionRecord,
+    History,
+    union_seconds,
+)
+from proctor.review.timeline import get_sitting, iso
 from proctor.review.verdicts import latest_alert_verdicts, latest_candidate_verdicts, staff_names
 from proctor.store.order import roster_order
 from proctor.store.tables import (
-    Alert,
     AlertVerdict,
     Candidate,
-    CandidateEvent,
     CandidateVerdict,
-    Danmaku,
     Sitting,
-    utcnow,
 )
 
 #: an invigilator's action on a candidate this soon after an alert counts as handling it
@@ -47,89 +55,76 @@ DEFAULT_END_GRACE_SECONDS = 15.0
 
 @dataclass
 class SittingFacts:
-    sitting: Sitting
+    """The sitting's :class:`~proctor.events.history.History` (every candidate's) with what
+    the review adds: the roster in order, the reviewers' decisions."""
+
+    history: History
     candidates: list[Candidate]
-    attempts: dict[int, optional.Row]
-    alerts: list[Alert]
-    decided: dict[int, AlertVerdict]
-    verdicts: dict[int, CandidateVerdict]
-    danmaku: list[Danmaku]
-    events: dict[int, list[CandidateEvent]]
-    extensions: list[optional.Row]
-    actions: list[optional.Row] = field(default_factory=list)  # the console's log
+    decided: dict[int, AlertVerdict] = field(default_factory=dict)
+    verdicts: dict[int, CandidateVerdict] = field(default_factory=dict)
+    #: staff id → name: the history's and the reviewers'
     names: dict[int, str] = field(default_factory=dict)
-    # when the facts were read: a loss still open is counted to here, never to the
-    # sitting's (future) end (issue 23: 34,943 s reported 12 minutes into a sitting)
-    now: datetime = field(default_factory=utcnow)
+
+    def __post_init__(self) -> None:
+        self.names = {**self.history.names, **self.names}
+
+    @property
+    def sitting(self) -> Sitting:
+        return self.history.sitting
+
+    @property
+    def now(self) -> datetime:
+        # when the facts were read: a loss still open is counted to here, never to the
+        # sitting's (future) end (issue 23: 34,943 s reported 12 minutes into a sitting)
+        return self.history.now
+
+    @property
+    def attempts(self) -> Mapping[int, AttemptRecord]:
+        return self.history.attempts
+
+    @property
+    def alerts(self) -> list[AlertRecord]:
+        return list(self.history.alerts)
+
+    @property
+    def danmaku(self) -> list[DanmakuRecord]:
+        return list(self.history.danmaku)
+
+    @property
+    def events(self) -> dict[int, list[EventRecord]]:
+        return self.history.events_by_candidate()
+
+    @property
+    def extensions(self) -> list[ExtensionRecord]:
+        return list(self.history.extensions)
+
+    @property
+    def actions(self) -> list[ActionRecord]:
+        """The console's log."""
+        return list(self.history.actions)
 
     def present(self, candidate_id: int) -> bool:
-        return candidate_id in self.attempts or any(
-            e.kind in ("media_connected", "login") for e in self.events.get(candidate_id, [])
-        )
+        return self.history.present(candidate_id)
 
     def extension_seconds(self, candidate_id: int) -> int:
-        return sum(
-            x.seconds
-            for x in self.extensions
-            if x.candidate_id is None or x.candidate_id == candidate_id
-        )
+        return self.history.extension_seconds(candidate_id)
 
     def candidate_end(self, candidate_id: int) -> datetime:
         """The sitting's end plus the candidate's extensions and paused time."""
-        attempt = self.attempts.get(candidate_id)
-        paused = float((attempt.paused_seconds if attempt is not None else 0) or 0)
-        return self.sitting.ends_at + timedelta(
-            seconds=self.extension_seconds(candidate_id) + paused
-        )
+        return self.history.candidate_end(candidate_id)
 
     def flow_rule(self, name: str, default: float | None) -> float | None:
         return (self.sitting.flow or {}).get(name, default)
 
-    def losses(self, candidate_id: int) -> list[dict[str, Any]]:
+    def losses(self, candidate_id: int) -> list[ConnectionLoss]:
         """Connection losses of each view during the candidate's exam (from the start to
         their end, hand-in or termination, and never past now), clipped to it."""
-        start = self.sitting.starts_at
-        end = min(self.candidate_end(candidate_id), self.now)
-        attempt = self.attempts.get(candidate_id)
-        if attempt is not None:
-            ended = exam_ended_at(attempt)
-            if ended is not None:
-                end = min(end, ended)
-        out = []
-        for loss in connection_losses(self.events.get(candidate_id, []), until=end):
-            lost_at = max(loss["at"], start)
-            back = loss["end"] or end
-            back = min(back, end)
-            if back <= lost_at:
-                continue
-            out.append(
-                {**loss, "at": lost_at, "end": back, "seconds": (back - lost_at).total_seconds()}
-            )
-        return out
+        return self.history.losses_during_exam(candidate_id)
 
     def time_lost(self, candidate_id: int) -> float:
         """The candidate's time actually lost: how long at least one view was lost, each
         moment counted once however many views or overlapping losses cover it."""
-        return union_seconds((x["at"], x["end"]) for x in self.losses(candidate_id))
-
-
-def union_seconds(intervals: Any) -> float:
-    """The length of the union of (start, end) intervals, in seconds."""
-    total = 0.0
-    cur_start: datetime | None = None
-    cur_end: datetime | None = None
-    for start, end in sorted(intervals):
-        if end is None or end <= start:
-            continue
-        if cur_end is None or start > cur_end:
-            if cur_end is not None and cur_start is not None:
-                total += (cur_end - cur_start).total_seconds()
-            cur_start, cur_end = start, end
-        elif end > cur_end:
-            cur_end = end
-    if cur_end is not None and cur_start is not None:
-        total += (cur_end - cur_start).total_seconds()
-    return total
+        return self.history.time_lost(candidate_id)
 
 
 async def load_facts(db: AsyncSession, sitting_id: int) -> SittingFacts:
@@ -141,49 +136,11 @@ async def load_facts(db: AsyncSession, sitting_id: int) -> SittingFacts:
         ),
         key=lambda c: order(c.id),
     )
-    ids = [c.id for c in candidates] or [-1]
-    attempts = {a.candidate_id: a for a in await optional.attempts(db, sitting_id=sitting_id)}
-    alerts = list(
-        await db.scalars(
-            select(Alert).where(Alert.sitting_id == sitting_id).order_by(Alert.started_at)
-        )
-    )
-    danmaku = list(
-        await db.scalars(
-            select(Danmaku).where(Danmaku.candidate_id.in_(ids)).order_by(Danmaku.sent_at)
-        )
-    )
-    events: dict[int, list[CandidateEvent]] = defaultdict(list)
-    for ev in await db.scalars(
-        select(CandidateEvent)
-        .where(CandidateEvent.candidate_id.in_(ids))
-        .order_by(CandidateEvent.at, CandidateEvent.id)
-    ):
-        events[ev.candidate_id].append(ev)
-    extensions = await optional.extensions(db, sitting_id)
-    actions = await optional.console_actions(db, sitting_id=sitting_id)
+    h = await history.load_sitting(db, sitting, [c.id for c in candidates])
     decided = await latest_alert_verdicts(db, sitting_id=sitting_id)
     verdicts = await latest_candidate_verdicts(db, sitting_id)
-    names = await staff_names(
-        db,
-        [d.sender_id for d in danmaku]
-        + [x.granted_by for x in extensions]
-        + [a.staff_id for a in actions]
-        + [v.reviewer_id for v in verdicts.values()],
-    )
-    return SittingFacts(
-        sitting,
-        candidates,
-        attempts,
-        alerts,
-        decided,
-        verdicts,
-        danmaku,
-        dict(events),
-        extensions,
-        actions,
-        names,
-    )
+    names = await staff_names(db, [v.reviewer_id for v in verdicts.values()])
+    return SittingFacts(h, candidates, decided, verdicts, names)
 
 
 def outages(facts: SittingFacts) -> list[dict[str, Any]]:

@@ -6,16 +6,25 @@ connection losses, plus the review queue that orders the candidates of a sitting
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import NotFound
+from proctor.events import history
+from proctor.events.history import (  # noqa: F401 (connection_losses, exam_ended_at: here too)
+    AlertRecord,
+    AttemptRecord,
+    History,
+    as_utc,
+    connection_losses,
+    exam_ended_at,
+)
 from proctor.evidence.recordings import KIND as RECORDING_KIND
 from proctor.evidence.zones import zone_body
-from proctor.review import optional, risk
+from proctor.review import risk
 from proctor.review.verdicts import (
     alert_verdict_body,
     candidate_verdict_body,
@@ -28,11 +37,8 @@ from proctor.store.tables import (
     Alert,
     AuditEntry,
     Candidate,
-    CandidateEvent,
-    Danmaku,
     Evidence,
     Sitting,
-    utcnow,
 )
 from proctor.times import iso_utc as iso
 
@@ -150,86 +156,25 @@ async def review_queue(db: AsyncSession, sitting_id: int) -> dict[str, Any]:
     return {"sitting": sitting_body(sitting), "candidates": rows}
 
 
-def snooze_covering(alert: Alert, snoozes: list[Any]) -> dict[str, Any] | None:
-    """The snooze an alert was raised under (the console did not push it as new), as the
-    console decides it: raised within a snooze of its type (from its start to its early end
-    or ``until``) and, for an episode, not seen after that end (it came back then)."""
-    raised = _as_utc(alert.raised_at or alert.started_at)
-    seen = _as_utc(alert.last_seen_at)
-    for s in snoozes:
-        start, end = _as_utc(s.created_at), _as_utc(s.ended_at or s.until)
-        if s.type != alert.type or raised is None or start is None or end is None:
-            continue
-        if start <= raised < end and (seen is None or seen <= end):
-            return {"id": s.id, "minutes": s.minutes, "created_at": iso(start), "until": iso(end)}
-    return None
-
-
-def connection_losses(
-    events: list[CandidateEvent], until: datetime | None = None, ended_at: datetime | None = None
-) -> list[dict[str, Any]]:
-    """Pair each ``media_lost`` with the next ``media_connected`` of the same view. The end
-    of the candidate's exam (``ended_at``, or a ``media_ended`` of the view) ends a loss
-    still open; a view going after that is not a loss."""
-    open_: dict[str, CandidateEvent] = {}
-    out = []
-    if ended_at is not None:
-        until = min(until, ended_at) if until is not None else ended_at
-
-    def close(view: str, end: datetime) -> None:
-        lost = open_.pop(view)
-        out.append(
-            {
-                "view": view,
-                "at": lost.at,
-                "end": end,
-                "seconds": max(0.0, (end - lost.at).total_seconds()),
-                "restored": False,
-            }
-        )
-
-    for ev in sorted(events, key=lambda e: (e.at, e.id)):
-        view = (ev.data or {}).get("view", "first")
-        if ev.kind == "media_ended":
-            if view in open_:
-                close(view, ev.at)
-            continue
-        if ev.kind == "media_lost":
-            if ended_at is None or ev.at < ended_at:
-                open_.setdefault(view, ev)
-        elif ev.kind == "media_connected" and view in open_:
-            lost = open_.pop(view)
-            out.append(
-                {
-                    "view": view,
-                    "at": lost.at,
-                    "end": ev.at,
-                    "seconds": (ev.at - lost.at).total_seconds(),
-                    "restored": True,
-                }
-            )
-    for view, lost in open_.items():
-        end = until if until is not None and until > lost.at else None
-        out.append(
-            {
-                "view": view,
-                "at": lost.at,
-                "end": end,
-                "seconds": (end - lost.at).total_seconds() if end else 0.0,
-                "restored": False,
-            }
-        )
-    return sorted(out, key=lambda x: x["at"])
+def snooze_covering(alert: AlertRecord, h: History) -> dict[str, Any] | None:
+    """The snooze an alert was raised under (the console did not push it as new), by the
+    history's one rule (:func:`proctor.events.history.snooze_covers`)."""
+    s = h.snooze_covering(alert)
+    if s is None:
+        return None
+    return {
+        "id": s.id,
+        "minutes": s.minutes,
+        "created_at": iso(as_utc(s.created_at)),
+        "until": iso(as_utc(s.end)),
+    }
 
 
 async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
     candidate = await get_candidate(db, candidate_id)
     sitting = await get_sitting(db, candidate.sitting_id)
-    alerts = list(
-        await db.scalars(
-            select(Alert).where(Alert.candidate_id == candidate_id).order_by(Alert.started_at)
-        )
-    )
+    h = await history.load_candidate(db, candidate)
+    alerts = h.alerts_of(candidate_id)
     evidence = list(
         await db.scalars(
             select(Evidence)
@@ -237,23 +182,11 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
             .order_by(Evidence.captured_at, Evidence.id)
         )
     )
-    events = list(
-        await db.scalars(
-            select(CandidateEvent)
-            .where(CandidateEvent.candidate_id == candidate_id)
-            .order_by(CandidateEvent.at, CandidateEvent.id)
-        )
-    )
-    danmaku = list(
-        await db.scalars(
-            select(Danmaku).where(Danmaku.candidate_id == candidate_id).order_by(Danmaku.sent_at)
-        )
-    )
-    extensions = await optional.extensions(db, sitting.id, candidate_id)
-    found = await optional.attempts(db, candidate_id=candidate_id)
-    attempt = found[0] if found else {}
-    actions = await optional.console_actions(db, candidate_id=candidate_id)
-    snoozes = await optional.snoozes(db, candidate_id=candidate_id)
+    events = h.events_of(candidate_id)
+    danmaku = h.danmaku_of(candidate_id)
+    extensions = h.extensions_of(candidate_id)
+    attempt = h.attempt_of(candidate_id)
+    actions = h.actions_of(candidate_id)
     staff_entries = [
         e
         for e in await db.scalars(
@@ -264,16 +197,15 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
         if not e.kind.startswith(_COVERED_KINDS)
     ]
     decided = await latest_alert_verdicts(db, candidate_id=candidate_id)
-    history = await candidate_verdict_history(db, candidate_id)
-    names = await staff_names(
-        db,
-        [d.sender_id for d in danmaku]
-        + [x.get("granted_by") for x in extensions]
-        + [a.get("staff_id") for a in actions]
-        + [v.reviewer_id for v in decided.values()]
-        + [v.reviewer_id for v in history]
-        + [attempt.get("identity_admitted_by")]
-        + [int(e.actor.split(":", 1)[1]) for e in staff_entries],
+    verdict_history = await candidate_verdict_history(db, candidate_id)
+    names = dict(h.names)
+    names.update(
+        await staff_names(
+            db,
+            [v.reviewer_id for v in decided.values()]
+            + [v.reviewer_id for v in verdict_history]
+            + [int(e.actor.split(":", 1)[1]) for e in staff_entries],
+        )
     )
 
     by_alert: dict[int, list[dict[str, Any]]] = {}
@@ -311,7 +243,7 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
             "raised_at": iso(a.raised_at),
             "evidence": by_alert.get(a.id, []),
             "verdict": alert_verdict_body(v, names) if v else None,
-            "snoozed": snooze_covering(a, snoozes),
+            "snoozed": snooze_covering(a, h),
         }
         items.append(body)
         alert_bodies.append(body)
@@ -347,36 +279,36 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
             {
                 "kind": "staff_action",
                 "type": "time_extension",
-                "id": x.get("id"),
-                "at": iso(x.get("granted_at")),
-                "seconds": x.get("seconds"),
-                "reason": x.get("reason"),
-                "whole_sitting": x.get("candidate_id") is None,
-                "by": names.get(x.get("granted_by") or -1),
+                "id": x.id,
+                "at": iso(x.granted_at),
+                "seconds": x.seconds,
+                "reason": x.reason,
+                "whole_sitting": x.candidate_id is None,
+                "by": names.get(x.granted_by or -1),
             }
         )
     for act in actions:
         items.append(
             {
-                "kind": "staff_action" if act.get("staff_id") else "event",
-                "type": act.get("kind"),
-                "id": act.get("id"),
-                "at": iso(act.get("at")),
-                "reason": act.get("reason"),
-                "alert_id": act.get("alert_id"),
-                "evidence_id": act.get("evidence_id"),
-                "data": act.get("data"),
-                "by": names.get(act.get("staff_id") or -1, "automatic 自动"),
+                "kind": "staff_action" if act.staff_id else "event",
+                "type": act.kind,
+                "id": act.id,
+                "at": iso(act.at),
+                "reason": act.reason,
+                "alert_id": act.alert_id,
+                "evidence_id": act.evidence_id,
+                "data": act.data,
+                "by": names.get(act.staff_id or -1, "automatic 自动"),
             }
         )
-    if attempt.get("identity_method") == "manual" and attempt.get("identity_passed_at"):
+    if attempt and attempt.identity_method == "manual" and attempt.identity_passed_at:
         items.append(
             {
                 "kind": "staff_action",
                 "type": "identity_admitted",
-                "at": iso(attempt["identity_passed_at"]),
-                "reason": attempt.get("identity_admit_reason"),
-                "by": names.get(attempt.get("identity_admitted_by") or -1),
+                "at": iso(attempt.identity_passed_at),
+                "reason": attempt.identity_admit_reason,
+                "by": names.get(attempt.identity_admitted_by or -1),
             }
         )
     for entry in staff_entries:
@@ -393,21 +325,21 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
         items.append(
             {"kind": "event", "type": ev.kind, "id": ev.id, "at": iso(ev.at), "data": ev.data}
         )
-    if attempt.get("submitted_at") and not any(
-        ev.kind in ("submitted", "submit", "auto_submitted") for ev in events
+    if (
+        attempt
+        and attempt.submitted_at
+        and not any(ev.kind in ("submitted", "submit", "auto_submitted") for ev in events)
     ):
         items.append(
             {
                 "kind": "event",
                 "type": "submitted",
-                "at": iso(attempt["submitted_at"]),
-                "data": {"how": attempt.get("submit_kind")},
+                "at": iso(attempt.submitted_at),
+                "data": {"how": attempt.submit_kind},
             }
         )
-    # a loss still open is counted to now while the sitting runs (not to its end)
-    end_of_exam = min(sitting.ends_at, utcnow())
-    ended_at = exam_ended_at(attempt)
-    for loss in connection_losses(events, until=end_of_exam, ended_at=ended_at):
+    # a loss still open is counted to the end of the candidate's exam, never past now
+    for loss in h.losses(candidate_id):
         items.append(
             {
                 "kind": "connection_loss",
@@ -436,30 +368,16 @@ async def timeline(db: AsyncSession, candidate_id: int) -> dict[str, Any]:
         "alerts": alert_bodies,
         "recordings": recordings,
         "risk": score.as_dict(),
-        "verdict": candidate_verdict_body(history[-1], names) if history else None,
-        "verdict_history": [candidate_verdict_body(v, names) for v in history],
+        "verdict": (
+            candidate_verdict_body(verdict_history[-1], names) if verdict_history else None
+        ),
+        "verdict_history": [candidate_verdict_body(v, names) for v in verdict_history],
         "attempt": _attempt_body(attempt),
     }
 
 
-def _as_utc(value: Any) -> datetime | None:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if not isinstance(value, datetime):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def exam_ended_at(a: dict[str, Any]) -> datetime | None:
-    """When the candidate's exam ended for them: handed in, ended by the invigilator, or
-    (device check) the check done; None while it runs."""
-    times = [_as_utc(a.get(k)) for k in ("submitted_at", "terminated_at", "device_checked_at")]
-    times = [t for t in times if t is not None]
-    return min(times) if times else None
-
-
-def _attempt_body(a: dict[str, Any]) -> dict[str, Any] | None:
-    if not a:
+def _attempt_body(a: AttemptRecord | None) -> dict[str, Any] | None:
+    if a is None:
         return None
     keys = (
         "step",
@@ -471,4 +389,5 @@ def _attempt_body(a: dict[str, Any]) -> dict[str, Any] | None:
         "submitted_at",
         "submit_kind",
     )
-    return {k: iso(a[k]) if isinstance(a.get(k), datetime) else a.get(k) for k in keys}
+    values = {k: getattr(a, k) for k in keys}
+    return {k: iso(v) if isinstance(v, datetime) else v for k, v in values.items()}

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from proctor.review import optional
+from proctor.events.history import AttemptRecord, EventRecord, History
 from proctor.review.records import prefill
 from proctor.review.summary import SittingFacts, supervision_summary, union_seconds
-from proctor.store.tables import Candidate, CandidateEvent, Sitting
+from proctor.store.tables import Candidate, Sitting
 
 T0 = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)  # the sitting starts; it lasts 2 hours
 
@@ -19,8 +19,8 @@ def at(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def ev(i: int, cid: int, kind: str, view: str, minutes: float) -> CandidateEvent:
-    return CandidateEvent(id=i, candidate_id=cid, kind=kind, data={"view": view}, at=at(minutes))
+def ev(i: int, cid: int, kind: str, view: str, minutes: float) -> EventRecord:
+    return EventRecord(id=i, candidate_id=cid, kind=kind, data={"view": view}, at=at(minutes))
 
 
 def facts(now: datetime) -> SittingFacts:
@@ -51,10 +51,19 @@ def facts(now: datetime) -> SittingFacts:
         ],
     }
     attempts = {
-        1: optional.Row(candidate_id=1, submitted_at=None, paused_seconds=0),
-        2: optional.Row(candidate_id=2, submitted_at=None, paused_seconds=0),
+        cid: AttemptRecord(
+            id=cid, candidate_id=cid, sitting_id=1, step="answering", logged_in_at=T0
+        )
+        for cid in (1, 2)
     }
-    return SittingFacts(sitting, [a, b], attempts, [], {}, {}, [], events, [], [], {}, now=now)
+    history = History(
+        sitting=sitting,
+        candidate_ids=(1, 2),
+        now=now,
+        events=tuple(events[1] + events[2]),
+        attempts=attempts,
+    )
+    return SittingFacts(history, [a, b])
 
 
 def test_union_of_intervals() -> None:

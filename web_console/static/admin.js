@@ -8,10 +8,18 @@
 // #admin-message[data-kind].
 
 import { ApiError, apiFetch, clearSession, getToken, getUser, saveSession, staffLogin } from "./api.js";
-import { flowStepLabel, sittingKindLabel } from "./labels.js";
+import { ROLES, flowStepLabel, roleLabel, sittingKindLabel } from "./labels.js";
 
 const $ = (id) => document.getElementById(id);
 let current = null; // the selected sitting
+
+// the roles a new account may have, in the server's words (proctor/auth/roles.py)
+for (const [role, words] of Object.entries(ROLES)) {
+  const option = document.createElement("option");
+  option.value = role;
+  option.textContent = words;
+  $("new-staff-role").append(option);
+}
 let refreshTimer = null;
 
 const EXAMPLE_BLUEPRINT = {
@@ -269,7 +277,7 @@ async function refreshSitting() {
   refreshTimer = setTimeout(refreshSitting, 10000);
 }
 
-/** {"answering": 3, "waiting": 1} → "Answering 作答中 3 · Waiting 等待开考 1" (issue 23: no
+/** {"answering": 3, "waiting": 1} → each step in its words with its count (issue 23: no
  * raw codes or "{}" on the page). */
 function stepsText(steps) {
   const entries = Object.entries(steps || {}).filter(([, n]) => n);
@@ -504,12 +512,6 @@ $("extend-form").addEventListener("submit", async (event) => {
 
 let seatingShown = ""; // what the tables show: not redrawn (losing a half-made choice) if same
 
-const ROLE_LABELS = {
-  invigilator: "Invigilator 监考老师",
-  chief: "Chief examiner 主考",
-  reviewer: "Reviewer 审核员",
-  admin: "Administrator 考务管理",
-};
 
 async function seatingAction(method, path, body, done) {
   try {
@@ -675,7 +677,7 @@ async function loadStaff() {
     tr.dataset.username = u.username;
     cell(tr, u.display_name);
     cell(tr, u.username);
-    cell(tr, ROLE_LABELS[u.role] || u.role);
+    cell(tr, roleLabel(u.role));
     tbody.append(tr);
   }
 }
@@ -693,7 +695,7 @@ $("staff-form").addEventListener("submit", async (event) => {
         role: f.role.value,
       },
     });
-    say(`Account ${made.username} created (${ROLE_LABELS[made.role]}). 账号已创建。`, "ok");
+    say(`Account ${made.username} created (${roleLabel(made.role)}). 账号已创建。`, "ok");
     f.password.value = "";
     await loadStaff();
     seatingShown = "";

@@ -2,7 +2,7 @@
 // ApiError carrying the server's machine code and human message (docs/api.md:
 // {"error": {"code", "message"}}), plus the staff session kept in sessionStorage.
 
-import { solveChallenge } from "./pow.js";
+import { solveChallenge } from "/exam/pow.js"; // the one copy, shared with the candidates' login
 
 const TOKEN_KEY = "proctor.staff.token";
 const USER_KEY = "proctor.staff.user";

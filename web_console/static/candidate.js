@@ -24,6 +24,8 @@ import {
   parseTime,
   severityLabel,
   viewLabel,
+  VIOLATION_CATEGORIES,
+  VIOLATIONS_ENDING_EXAM,
   violationCategoryLabel,
 } from "./labels.js";
 import { LiveView, VoiceCall } from "./live.js";
@@ -46,6 +48,19 @@ function text(tag, cls, value) {
   return el;
 }
 
+/** The handling categories of a violation, in the server's words (proctor/sitting/
+ * violations.py), each saying whether it ends the exam. */
+function fillViolationCategories(select) {
+  if (!select || select.options.length) return;
+  for (const [code, words] of Object.entries(VIOLATION_CATEGORIES)) {
+    const option = document.createElement("option");
+    option.value = code;
+    const ends = VIOLATIONS_ENDING_EXAM.includes(code);
+    option.textContent = `${words} (${ends ? "ends 终止" : "the exam goes on 不终止"})`;
+    select.append(option);
+  }
+}
+
 export class CandidatePanel {
   /**
    * @param {{onClose?: () => void, announce?: (text: string) => void,
@@ -53,6 +68,7 @@ export class CandidatePanel {
    */
   constructor(hooks = {}) {
     this.hooks = hooks;
+    fillViolationCategories($("terminate-category"));
     this.dialog = $("candidate-panel");
     this.els = {
       title: $("panel-title"),
@@ -698,7 +714,7 @@ export class CandidatePanel {
     let state = step || "";
     if (paused) {
       const since = parseTime(flow.paused.since);
-      words = `Paused 已暂停 ${since ? formatClock(since) : ""} · ${flow.paused.by_name || ""} — ${flow.paused.reason || ""}`;
+      words = `${flowStepLabel("paused")} ${since ? formatClock(since) : ""} · ${flow.paused.by_name || ""} — ${flow.paused.reason || ""}`;
       state = "paused";
     } else if (flow?.terminated) {
       const t = flow.terminated;

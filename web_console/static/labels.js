@@ -1,18 +1,33 @@
 // Words shown to the invigilator, English + Chinese as in the exam documents, and small
 // formatting helpers. Pure functions: no DOM, easy to reuse in other console pages.
 
-export const ALERT_TYPES = {
-  absent: "Left the seat 离座",
-  multiple_persons: "More than one person 多人",
-  device: "Electronic device 电子设备",
-  face_covered: "Face covered 面部遮挡",
-  looking_away: "Looking away 视线偏离",
-  camera_blocked: "Camera blocked 摄像头遮挡",
-  identity_mismatch: "Identity mismatch 身份不符",
-  speech: "Speech detected 检测到说话",
-  second_view_lost: "Second view lost 第二视角断开",
-  first_view_lost: "First view lost 第一视角断开",
-  screen_left: "Left the exam screen 离开考试界面",
+// The words for the server's codes come from the server's own tables (alert types, flow
+// steps, roles, violation and incident categories, console actions, sitting kinds):
+// /console/tables.js is rendered from them
+// (proctor/invigilation/labels.py). Re-exported here, so pages import every word from one
+// place; the import is resolved before any page code runs.
+import {
+  ACTIONS,
+  ALERT_TYPES,
+  FLOW_STEPS,
+  INCIDENT_CATEGORIES,
+  ROLES,
+  ROLES_THAT,
+  SITTING_KINDS,
+  VIOLATION_CATEGORIES,
+  VIOLATIONS_ENDING_EXAM,
+} from "./tables.js";
+
+export {
+  ACTIONS,
+  ALERT_TYPES,
+  FLOW_STEPS,
+  INCIDENT_CATEGORIES,
+  ROLES,
+  ROLES_THAT,
+  SITTING_KINDS,
+  VIOLATION_CATEGORIES,
+  VIOLATIONS_ENDING_EXAM,
 };
 
 export const SEVERITIES = {
@@ -33,11 +48,6 @@ export const DANMAKU_STATES = {
   acknowledged: "acknowledged 已知晓",
 };
 
-export const SITTING_KINDS = {
-  device_check: "Device check 设备调试",
-  trial: "Trial exam 试考",
-  formal: "Formal exam 正式考试",
-};
 
 // Detector names the server may use, mapped to words. Unknown names are humanised.
 const DETECTORS = {
@@ -326,31 +336,9 @@ export function healthProblems(health) {
 
 // ---- console (issue 5): flow steps, the escalation ladder, actions, incidents ----------
 
-// The exam flow's steps (proctor/flow/steps.py STEP_TITLES), short for a tile.
-export const FLOW_STEPS = {
-  login: "Logged in 已登录",
-  confirm: "Confirming 信息确认",
-  pledge: "Pledge 承诺书",
-  identity: "ID check 拍照核验",
-  phone: "Phone setup 连接手机",
-  waiting: "Waiting 等待开考",
-  answering: "Answering 作答中",
-  submitted: "Handed in 已交卷",
-  device_check: "Device check 设备调试",
-  finished: "Done 完成",
-  refused: "Ended 已退出",
-  terminated: "Ended by invigilator 已终止",
-  paused: "Paused 已暂停",
-  absent: "Absent 缺考",
-};
-
-// How a violation is handled (proctor/sitting/violations.py, 考生违规违纪处理).
-export const VIOLATION_CATEGORIES = {
-  warning: "警告 Warning",
-  paper_voided: "试卷作废 Paper voided",
-  score_cancelled: "取消本场考试成绩 Score cancelled",
-  disqualified: "取消考试资格 Disqualified",
-};
+export function roleLabel(role) {
+  return ROLES[role] || (role ? humanise(role) : "");
+}
 
 export function violationCategoryLabel(code) {
   return VIOLATION_CATEGORIES[code] || (code ? humanise(code) : "");
@@ -363,23 +351,6 @@ export const RUNGS = {
   terminate: "Terminate 终止考试",
 };
 
-export const ACTIONS = {
-  hint: "Automatic hint 自动提示",
-  alert_acknowledged: "Alert acknowledged 确认告警",
-  alert_dismissed: "Alert dismissed 排除告警",
-  violation: "Violation screenshot 截图违纪记录",
-  voice_started: "Voice call started 语音通话开始",
-  voice_ended: "Voice call ended 语音通话结束",
-  incident: "Incident 突发事件",
-  exam_paused: "Exam paused 暂停考试",
-  exam_resumed: "Exam resumed 恢复考试",
-  discipline_warning: "Warning 警告",
-  exam_terminated: "Exam ended 终止考试",
-  alerts_snoozed: "Alerts snoozed 告警静音",
-  snooze_ended: "Snooze ended 结束静音",
-  note: "Note 监考备注",
-  handover_note: "Handover note 交接说明",
-};
 
 export const EVENTS = {
   media_connected: "Connected 已连接",
@@ -424,14 +395,6 @@ export const EVENTS = {
   page_print: "Print 打印",
 };
 
-export const INCIDENT_CATEGORIES = {
-  power: "Power cut 停电",
-  network: "Network failure 网络故障",
-  equipment: "Equipment failure 设备故障",
-  software: "Software or server failure 系统或服务器故障",
-  disturbance: "Disturbance 扰乱考场秩序",
-  other: "Other 其他",
-};
 
 // Ready-made reasons for handling an alert (free text is always possible).
 export const HANDLING_REASONS = {

@@ -13,14 +13,16 @@ import {
   formatDateTime,
   setTimeZone,
   parseTime,
+  ROLES_THAT,
   severityLabel,
   viewLabel,
 } from "./labels.js";
 
 const $ = (id) => document.getElementById(id);
 const SITTING_KEY = "proctor.review.sitting";
-const DECIDE_ROLES = new Set(["reviewer", "chief"]);
-const LOCK_ROLES = new Set(["chief"]);
+// who may record verdicts and lock a review: the server's roles table (proctor/auth/roles.py)
+const DECIDE_ROLES = new Set(ROLES_THAT.decide);
+const LOCK_ROLES = new Set(ROLES_THAT.lock);
 
 const OUTCOMES = {
   no_issue: "No issue 无违规",

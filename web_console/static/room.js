@@ -15,6 +15,7 @@ import {
   HANDLING_REASONS,
   healthProblems,
   parseTime,
+  roleLabel,
   SNOOZE_REASONS,
   sittingKindLabel,
   tickEpisodes,
@@ -97,12 +98,6 @@ const SITTING_KEY = "proctor.console.sitting";
 const ROOM_KEY = "proctor.console.room";
 const FILTER_KEY = "proctor.console.filter";
 const TYPE_FILTER_KEY = "proctor.console.alertTypes";
-const ROLE_WORDS = {
-  invigilator: "Invigilator 监考老师",
-  chief: "Chief examiner 主考",
-  admin: "Administrator 考务管理",
-  reviewer: "Reviewer 审核",
-};
 const HEALTH_POLL_MS = 60000;
 const SITTINGS_RETRY_MS = 5000;
 let sittingsRetryTimer = null;
@@ -139,7 +134,7 @@ function showStaffName() {
   els.staffName.textContent = name || "—";
   if (user && user.role) {
     els.staffName.title = `${user.username || ""} (${user.role})`;
-    els.staffRole.textContent = `${ROLE_WORDS[user.role] || user.role}:`;
+    els.staffRole.textContent = `${roleLabel(user.role)}:`;
   }
 }
 

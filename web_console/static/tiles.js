@@ -49,8 +49,8 @@ export const FILTERS = {
     (t) => !t.refs.views.second.connected && !t.refs.views.second.ended && !isOver(t),
   ],
   absent: ["Not arrived 未到", (t) => !hasArrived(t)],
-  answering: ["Answering 作答中", (t) => t.data.flow?.step === "answering"],
-  submitted: ["Handed in 已交卷", (t) => Boolean(t.data.flow?.ended)],
+  answering: [flowStepLabel("answering"), (t) => t.data.flow?.step === "answering"],
+  submitted: [flowStepLabel("submitted"), (t) => Boolean(t.data.flow?.ended)],
 };
 
 /** The candidate's exam is over (handed in, ended): their views ended, nothing is lost. */
