@@ -1,0 +1,499 @@
+"""The answers of the invigilator console's routes (proctor.api.console, console_manage,
+console_voice): one model per shape, nested shapes in their own models (issue 19).
+
+Times are the strings the domain makes (``proctor.times.iso``, or the sitting's zone in
+the exam-room record), declared ``str``: the answer carries them as they were. A field that
+is only there on some branch (the unseated candidate's detail, a timeline item's subject,
+a record's ``alert_id``) has a default and its route answers with
+``response_model_exclude_unset``, so that a field that was missing stays missing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proctor.api.wire import Wire
+
+#: a number the domain rounds (``round(x, 1)``): an int when whole (0), else a float
+Number = float | int
+
+
+class Ok(Wire):
+    ok: bool
+
+
+# ----------------------------------------------------------------------------- staff
+
+
+class StaffUser(Wire):
+    id: int
+    username: str
+    display_name: str
+    role: str
+
+
+class StaffLogin(Wire):
+    token: str
+    user: StaffUser
+
+
+# ----------------------------------------------------------------------------- sittings, rooms
+
+
+class ConsoleSitting(Wire):
+    id: int
+    name: str
+    kind: str
+    starts_at: str
+    ends_at: str
+    #: the sitting's zone (``Asia/Shanghai``) and its offset at the start (``UTC+08:00``)
+    time_zone: str
+    utc_offset: str
+
+
+class RoomInvigilator(Wire):
+    id: int
+    username: str
+    display_name: str
+
+
+class Room(Wire):
+    id: int
+    sitting_id: int
+    name: str
+    capacity: int
+    seated: int
+    invigilators_required: int
+    invigilators: list[RoomInvigilator]
+    understaffed: bool
+
+
+# ----------------------------------------------------------------------------- supervision log
+
+
+class ConsoleAction(Wire):
+    """An entry of the supervision log (who, when, why)."""
+
+    id: int
+    sitting_id: int
+    room_id: int | None
+    candidate_id: int | None
+    staff_id: int | None
+    staff_name: str | None
+    kind: str
+    alert_id: int | None
+    evidence_id: int | None
+    evidence_url: str | None
+    reason: str
+    data: dict[str, Any]  # free-form: what the kind of action records
+    at: str
+
+
+# ----------------------------------------------------------------------------- alerts, snoozes
+
+
+class AlertHandling(Wire):
+    action: str  # acknowledge | dismiss
+    by: int | None
+    by_name: str | None
+    at: str
+    reason: str
+
+
+class SnoozeMark(Wire):
+    """The snooze an alert was raised under."""
+
+    id: int
+    until: str
+    ended_at: str | None
+    by_name: str | None
+    reason: str
+
+
+class ConsoleAlert(Wire):
+    id: int
+    candidate_id: int
+    candidate_name: str
+    sitting_id: int
+    type: str
+    severity: str
+    view: str | None
+    message: str
+    status: str
+    started_at: str | None
+    raised_at: str | None
+    evidence_url: str | None
+    last_seen_at: str | None
+    ended_at: str | None
+    ongoing: bool
+    duration_seconds: Number | None
+    peak_score: Number | None
+    peak_at: str | None
+    peak_evidence_url: str | None
+    cause: str | None
+    handling: AlertHandling | None
+    snooze: SnoozeMark | None
+
+
+class Snooze(Wire):
+    id: int
+    sitting_id: int
+    candidate_id: int
+    type: str
+    minutes: int
+    reason: str
+    staff_id: int
+    staff_name: str | None
+    created_at: str
+    until: str
+    ended_at: str | None
+    ended_by: int | None
+    ended_by_name: str | None
+    active: bool
+
+
+# ----------------------------------------------------------------------------- candidates
+
+
+class SeatRoom(Wire):
+    id: int
+    name: str
+    seat: int
+
+
+class ViewState(Wire):
+    connected: bool
+    #: went because the candidate's exam ended: not a lost connection
+    ended: bool
+    since: str | None
+    last_frame_at: str | None
+
+
+class Ladder(Wire):
+    """The escalation ladder of a candidate with open alerts."""
+
+    rungs: list[str]
+    done: list[str]
+    skipped: list[str]
+    next: str | None
+    since: str
+
+
+class ScreenLeft(Wire):
+    """Leaving the exam page (切屏): how often, how long in all, away since when."""
+
+    count: int
+    seconds: Number
+    away_since: str | None
+
+
+class Progress(Wire):
+    answered: int | None
+    total: int | None
+
+
+class Paused(Wire):
+    since: str | None
+    by: int | None
+    by_name: str | None
+    reason: str | None
+    seconds_left: Number
+
+
+class Terminated(Wire):
+    category: str | None
+    category_title: str | None
+    at: str | None
+    by: int | None
+    by_name: str | None
+    reason: str | None
+
+
+class Flow(Wire):
+    """Where the candidate is in the exam."""
+
+    step: str | None
+    step_title: str | None
+    ended: bool
+    logged_in_at: str | None
+    phone_paired: bool
+    progress: Progress | None
+    ends_at: str | None
+    submitted_at: str | None
+    paused: Paused | None
+    terminated: Terminated | None
+
+
+class TileVoice(Wire):
+    call_id: str
+    staff_id: int
+
+
+class CandidateTile(Wire):
+    id: int
+    name: str
+    id_number: str
+    sitting_id: int
+    room: SeatRoom | None
+    views: dict[str, ViewState]  # by view: first, second
+    second_view_ever: bool
+    open_alerts: int
+    open_by_severity: dict[str, int]
+    snoozed_alerts: int
+    ladder: Ladder | None
+    screen_left: ScreenLeft
+    flow: Flow | None
+    voice: TileVoice | None
+    thumbnail_urls: dict[str, str]  # by view
+
+
+# ----------------------------------------------------------------------------- timeline
+
+
+class Danmaku(Wire):
+    id: int
+    candidate_id: int
+    text: str
+    sent_at: str
+    delivered_at: str | None
+    seen_at: str | None
+    acknowledged_at: str | None
+
+
+class DanmakuSent(Danmaku):
+    #: stored but not pushed yet (the bus was down): the page loads it when back
+    pending: bool
+
+
+class TimelineDanmaku(Danmaku):
+    sender_name: str | None
+
+
+class TimelineEvent(Wire):
+    kind: str
+    data: dict[str, Any]  # free-form: what the event records
+
+
+class TimelineItem(Wire):
+    """One of: an alert, a console action, a danmaku, an event (by ``kind``)."""
+
+    at: str | None
+    kind: str  # alert | action | danmaku | event
+    alert: ConsoleAlert | None = None
+    action: ConsoleAction | None = None
+    danmaku: TimelineDanmaku | None = None
+    event: TimelineEvent | None = None
+
+
+class CandidateDetail(Wire):
+    """A candidate's tile with their room and timeline; a candidate a chief sees unseated
+    has only ``id``, ``name``, ``id_number`` and ``room`` of the tile."""
+
+    id: int
+    name: str
+    id_number: str
+    room: SeatRoom | None
+    sitting_id: int | None = None
+    views: dict[str, ViewState] | None = None
+    second_view_ever: bool | None = None
+    open_alerts: int | None = None
+    open_by_severity: dict[str, int] | None = None
+    snoozed_alerts: int | None = None
+    ladder: Ladder | None = None
+    screen_left: ScreenLeft | None = None
+    flow: Flow | None = None
+    voice: TileVoice | None = None
+    thumbnail_urls: dict[str, str] | None = None
+    room_id: int | None
+    timeline: list[TimelineItem]
+
+
+# ----------------------------------------------------------------------------- actions
+
+
+class Evidence(Wire):
+    id: int
+    candidate_id: int
+    kind: str
+    view: str | None
+    alert_id: int | None
+    mime: str
+    sha256: str
+    captured_at: str
+    url: str
+
+
+class Screenshot(Wire):
+    action: ConsoleAction
+    evidence: Evidence
+
+
+class Phrase(Wire):
+    id: int | None  # None: a built-in phrase
+    text: str
+    scope: str  # builtin | shared | own
+
+
+class SdpAnswer(Wire):
+    sdp: str
+    type: str
+
+
+# ----------------------------------------------------------------------------- voice
+
+
+class VoiceAnswer(SdpAnswer):
+    call_id: str
+
+
+class CallSummary(Wire):
+    call_id: str
+    seconds: Number
+    staff_connected: bool
+    candidate_connected: bool
+    candidate_audio: bool
+    staff_audio_frames: int
+
+
+class VoiceEnded(Wire):
+    ended: bool
+    call: CallSummary | None
+
+
+class VoiceCall(Wire):
+    call_id: str
+    candidate_id: int
+    staff_id: int
+
+
+# ----------------------------------------------------------------------------- the record
+
+
+class RecordSitting(Wire):
+    id: int
+    name: str
+    kind: str
+    kind_title: str
+    subject: str
+    starts_at: str
+    ends_at: str
+    #: when the last candidate's time is over (extensions, pauses)
+    last_end: str
+    over: bool
+    time_zone: str
+    utc_offset: str
+
+
+class RecordRoom(Wire):
+    id: int
+    name: str
+    invigilators: list[str]  # display names
+
+
+class RecordSummary(Wire):
+    expected: int
+    present: int
+    absent: int
+    late: int
+    alerts: int
+    open_alerts: int
+    violation_records: int
+    warnings: int
+    terminated: int
+    incidents: int
+    extensions: int
+    help_requests: int
+
+
+class RecordCandidate(Wire):
+    id: int
+    name: str
+    id_number: str
+    room: str | None  # the room's name
+    seat: int | None
+
+
+class Attendance(RecordCandidate):
+    present: bool
+    arrived_at: str | None
+    late: bool
+    late_seconds: int
+    first_view_at: str | None
+    second_view_at: str | None
+    step: str | None
+    step_title: str | None
+    submitted_at: str | None
+    paused: bool
+    terminated: str | None  # the termination's category
+    alerts: int
+    violations: int
+    screen_left_count: int
+    screen_left_seconds: Number
+
+
+class RecordHandling(Wire):
+    kind: str
+    what: str
+    by: str | None  # a name
+    at: str | None
+    reason: str | None
+
+
+class RecordViolation(Wire):
+    """An alert, or a violation the invigilators recorded, with its handling."""
+
+    at: str | None
+    candidate: RecordCandidate | None
+    source: str  # alert | invigilator
+    type: str
+    title: str
+    #: the alert a violation record was kept from (violation records only)
+    alert_id: int | None = None
+    severity: str
+    view: str | None
+    status: str
+    note: str | None
+    evidence_url: str | None
+    handling: list[RecordHandling]
+
+
+class RecordLogEntry(Wire):
+    at: str | None
+    kind: str
+    what: str
+    candidate: RecordCandidate | None
+    by: str | None
+    reason: str | None
+    data: dict[str, Any]  # free-form: what the kind of entry records
+
+
+class RecordIncident(Wire):
+    at: str | None
+    category: str | None
+    category_title: str
+    room: str | None
+    candidate: RecordCandidate | None
+    by: str | None
+    description: str | None
+
+
+class RecordExtension(Wire):
+    at: str | None
+    candidate: RecordCandidate | None
+    everyone: bool
+    minutes: Number
+    by: str | None
+    reason: str | None
+
+
+class RoomRecord(Wire):
+    """The exam-room record (考场记录), its times in the sitting's zone."""
+
+    sitting: RecordSitting
+    rooms: list[RecordRoom]
+    generated_at: str
+    summary: RecordSummary
+    attendance: list[Attendance]
+    violations: list[RecordViolation]
+    log: list[RecordLogEntry]
+    incidents: list[RecordIncident]
+    extensions: list[RecordExtension]
