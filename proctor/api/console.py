@@ -96,7 +96,7 @@ class PhraseIn(BaseModel):
 # ----------------------------------------------------------------------------- session
 
 
-@router.post("/api/staff/login", response_model=out.StaffLogin)
+@router.post("/api/staff/login", response_model=out.ConsoleStaffLogin)
 async def staff_login(
     body: StaffLoginIn,
     request: Request,
@@ -120,12 +120,12 @@ async def staff_login(
     return session
 
 
-@router.get("/api/staff/me", response_model=out.StaffUser)
+@router.get("/api/staff/me", response_model=out.ConsoleStaffUser)
 async def staff_me(who: Principal = Depends(staff), db: AsyncSession = Depends(db_session)) -> dict:
     return await staff_session.me(db, who.subject_id)
 
 
-@router.post("/api/staff/logout", response_model=out.Ok)
+@router.post("/api/staff/logout", response_model=out.ConsoleOk)
 async def staff_logout(
     request: Request, response: Response, db: AsyncSession = Depends(db_session)
 ) -> dict:
@@ -152,7 +152,7 @@ async def sittings(
     return await console_view.sittings(db, scope)
 
 
-@desk.get("/api/console/rooms", response_model=list[out.Room])
+@desk.get("/api/console/rooms", response_model=list[out.ConsoleRoom])
 async def room_list(
     sitting_id: int = Query(ge=1),
     scope: Scope = Depends(console_scope),
@@ -193,7 +193,7 @@ class RuntimeLive:
         return {"call_id": call.call_id, "staff_id": call.staff_id} if call else None
 
 
-@desk.get("/api/console/candidates", response_model=list[out.CandidateTile])
+@desk.get("/api/console/candidates", response_model=list[out.ConsoleCandidateTile])
 async def candidates(
     sitting_id: int = Query(ge=1),
     room_id: int | None = Query(None, ge=1),
@@ -206,7 +206,7 @@ async def candidates(
 
 @desk.get(
     "/api/console/candidates/{candidate_id}",
-    response_model=out.CandidateDetail,
+    response_model=out.ConsoleCandidateDetail,
     response_model_exclude_unset=True,
 )
 async def candidate_detail(
@@ -221,7 +221,7 @@ async def candidate_detail(
 
 @desk.get(
     "/api/console/candidates/{candidate_id}/timeline",
-    response_model=list[out.TimelineItem],
+    response_model=list[out.ConsoleTimelineItem],
     response_model_exclude_unset=True,
 )
 async def candidate_timeline(
@@ -319,7 +319,7 @@ async def handle_candidate_alerts(
 # ----------------------------------------------------------------------------- snoozes
 
 
-@desk.get("/api/console/snoozes", response_model=list[out.Snooze])
+@desk.get("/api/console/snoozes", response_model=list[out.ConsoleSnooze])
 async def snoozes(
     sitting_id: int = Query(ge=1),
     room_id: int | None = Query(None, ge=1),
@@ -333,7 +333,7 @@ async def snoozes(
     )
 
 
-@desk.post("/api/console/candidates/{candidate_id}/snoozes", response_model=out.Snooze)
+@desk.post("/api/console/candidates/{candidate_id}/snoozes", response_model=out.ConsoleSnooze)
 async def snooze(
     candidate_id: int,
     body: SnoozeIn,
@@ -354,7 +354,7 @@ async def snooze(
     )
 
 
-@desk.post("/api/console/snoozes/{snooze_id}/end", response_model=out.Snooze)
+@desk.post("/api/console/snoozes/{snooze_id}/end", response_model=out.ConsoleSnooze)
 async def end_snooze(
     snooze_id: int,
     body: SnoozeEndIn | None = None,
@@ -404,7 +404,7 @@ async def evidence(
 # ----------------------------------------------------------------------------- actions
 
 
-@desk.post("/api/console/candidates/{candidate_id}/danmaku", response_model=out.DanmakuSent)
+@desk.post("/api/console/candidates/{candidate_id}/danmaku", response_model=out.ConsoleDanmakuSent)
 async def danmaku(
     candidate_id: int,
     body: DanmakuIn,
@@ -478,14 +478,14 @@ async def add_handover_note(
     )
 
 
-@desk.get("/api/console/phrases", response_model=list[out.Phrase])
+@desk.get("/api/console/phrases", response_model=list[out.ConsolePhrase])
 async def phrases(
     scope: Scope = Depends(console_scope), db: AsyncSession = Depends(db_session)
 ) -> list[dict]:
     return await supervision.list_phrases(db, scope.staff_id)
 
 
-@desk.post("/api/console/phrases", response_model=out.Phrase)
+@desk.post("/api/console/phrases", response_model=out.ConsolePhrase)
 async def add_phrase(
     body: PhraseIn, scope: Scope = Depends(console_scope), db: AsyncSession = Depends(db_session)
 ) -> dict:
@@ -494,7 +494,7 @@ async def add_phrase(
     )
 
 
-@desk.delete("/api/console/phrases/{phrase_id}", response_model=out.Ok)
+@desk.delete("/api/console/phrases/{phrase_id}", response_model=out.ConsoleOk)
 async def delete_phrase(
     phrase_id: int, scope: Scope = Depends(console_scope), db: AsyncSession = Depends(db_session)
 ) -> dict:
@@ -504,7 +504,9 @@ async def delete_phrase(
     return {"ok": True}
 
 
-@desk.post("/api/console/candidates/{candidate_id}/screenshot", response_model=out.Screenshot)
+@desk.post(
+    "/api/console/candidates/{candidate_id}/screenshot", response_model=out.ConsoleScreenshot
+)
 async def screenshot(
     candidate_id: int,
     body: ScreenshotIn,
@@ -547,7 +549,7 @@ class LiveOfferIn(BaseModel):
     view: str = Field(default="first", max_length=16)
 
 
-@desk.post("/api/console/candidates/{candidate_id}/live/offer", response_model=out.SdpAnswer)
+@desk.post("/api/console/candidates/{candidate_id}/live/offer", response_model=out.ConsoleSdpAnswer)
 async def live_offer(
     candidate_id: int,
     body: LiveOfferIn,
@@ -561,7 +563,7 @@ async def live_offer(
     return await rt.answer_live(f"staff-{scope.staff_id}", candidate_id, body.view, body.sdp)
 
 
-@router.delete("/api/console/live", response_model=out.Ok)
+@router.delete("/api/console/live", response_model=out.ConsoleOk)
 async def live_close(who: Principal = Depends(staff), rt: Runtime = Depends(runtime)) -> dict:
     await rt.live.close_viewer(f"staff-{who.subject_id}")
     return {"ok": True}

@@ -53,7 +53,7 @@ class IncidentIn(BaseModel):
 # ----------------------------------------------------------------------------- rooms
 
 
-@router.post("/api/console/rooms", response_model=out.Room)
+@router.post("/api/console/rooms", response_model=out.ConsoleRoom)
 async def create_room(
     body: RoomIn,
     scope: Scope = Depends(console_scope),
@@ -71,7 +71,7 @@ async def create_room(
     )
 
 
-@router.post("/api/console/rooms/{room_id}/candidates", response_model=out.Room)
+@router.post("/api/console/rooms/{room_id}/candidates", response_model=out.ConsoleRoom)
 async def seat(
     room_id: int,
     body: SeatsIn,
@@ -83,7 +83,9 @@ async def seat(
     return await seating.seat(db, rt.bus, scope, room_id, body.candidate_ids)
 
 
-@router.delete("/api/console/rooms/{room_id}/candidates/{candidate_id}", response_model=out.Room)
+@router.delete(
+    "/api/console/rooms/{room_id}/candidates/{candidate_id}", response_model=out.ConsoleRoom
+)
 async def unseat(
     room_id: int,
     candidate_id: int,
@@ -94,7 +96,7 @@ async def unseat(
     return await seating.unseat(db, rt.bus, scope, room_id, candidate_id)
 
 
-@router.put("/api/console/rooms/{room_id}/invigilators", response_model=out.Room)
+@router.put("/api/console/rooms/{room_id}/invigilators", response_model=out.ConsoleRoom)
 async def assign(
     room_id: int,
     body: StaffIn,
@@ -106,7 +108,7 @@ async def assign(
     return await seating.assign(db, rt.bus, scope, room_id, body.staff_ids)
 
 
-@router.post("/api/console/sittings/{sitting_id}/rooms/auto", response_model=list[out.Room])
+@router.post("/api/console/sittings/{sitting_id}/rooms/auto", response_model=list[out.ConsoleRoom])
 async def auto_rooms(
     sitting_id: int,
     body: AutoRoomsIn,
@@ -126,7 +128,7 @@ async def auto_rooms(
     )
 
 
-@router.get("/api/console/staff", response_model=list[out.StaffUser])
+@router.get("/api/console/staff", response_model=list[out.ConsoleStaffUser])
 async def staff_list(
     role: str | None = Query(None, max_length=32),
     scope: Scope = Depends(console_scope),
@@ -163,7 +165,7 @@ async def incident(
 
 @router.get(
     "/api/console/sittings/{sitting_id}/record",
-    response_model=out.RoomRecord,
+    response_model=out.ConsoleRoomRecord,
     response_model_exclude_unset=True,
 )
 async def record(

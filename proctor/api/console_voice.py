@@ -68,7 +68,9 @@ def _ended_recorder(rt: Runtime):  # type: ignore[no-untyped-def]
 # ----------------------------------------------------------------------------- invigilator
 
 
-@console.post("/api/console/candidates/{candidate_id}/voice/offer", response_model=out.VoiceAnswer)
+@console.post(
+    "/api/console/candidates/{candidate_id}/voice/offer", response_model=out.ConsoleVoiceAnswer
+)
 async def voice_offer(
     candidate_id: int,
     body: VoiceOfferIn,
@@ -89,7 +91,9 @@ async def voice_offer(
     return {"sdp": answer.sdp, "type": answer.type, "call_id": call.call_id}
 
 
-@console.delete("/api/console/candidates/{candidate_id}/voice", response_model=out.VoiceEnded)
+@console.delete(
+    "/api/console/candidates/{candidate_id}/voice", response_model=out.ConsoleVoiceEnded
+)
 async def voice_end(
     candidate_id: int,
     scope: Scope = Depends(console_scope),
@@ -102,7 +106,7 @@ async def voice_end(
     return {"ended": call is not None, "call": call.summary() if call else None}
 
 
-@console.get("/api/console/voice", response_model=out.VoiceCall | None)
+@console.get("/api/console/voice", response_model=out.ConsoleVoiceCall | None)
 async def my_call(
     scope: Scope = Depends(console_scope), rt: Runtime = Depends(runtime)
 ) -> dict | None:
@@ -112,7 +116,7 @@ async def my_call(
 # ----------------------------------------------------------------------------- candidate
 
 
-@page.post("/api/candidate/voice/offer", response_model=out.SdpAnswer)
+@page.post("/api/candidate/voice/offer", response_model=out.ConsoleSdpAnswer)
 async def candidate_voice_offer(
     body: CandidateVoiceOfferIn,
     who: Principal = Depends(candidate),

@@ -17,23 +17,23 @@ from proctor.api.wire import Wire
 Number = float | int
 
 
-class Ok(Wire):
+class ConsoleOk(Wire):
     ok: bool
 
 
 # ----------------------------------------------------------------------------- staff
 
 
-class StaffUser(Wire):
+class ConsoleStaffUser(Wire):
     id: int
     username: str
     display_name: str
     role: str
 
 
-class StaffLogin(Wire):
+class ConsoleStaffLogin(Wire):
     token: str
-    user: StaffUser
+    user: ConsoleStaffUser
 
 
 # ----------------------------------------------------------------------------- sittings, rooms
@@ -50,20 +50,20 @@ class ConsoleSitting(Wire):
     utc_offset: str
 
 
-class RoomInvigilator(Wire):
+class ConsoleRoomInvigilator(Wire):
     id: int
     username: str
     display_name: str
 
 
-class Room(Wire):
+class ConsoleRoom(Wire):
     id: int
     sitting_id: int
     name: str
     capacity: int
     seated: int
     invigilators_required: int
-    invigilators: list[RoomInvigilator]
+    invigilators: list[ConsoleRoomInvigilator]
     understaffed: bool
 
 
@@ -91,7 +91,7 @@ class ConsoleAction(Wire):
 # ----------------------------------------------------------------------------- alerts, snoozes
 
 
-class AlertHandling(Wire):
+class ConsoleAlertHandling(Wire):
     action: str  # acknowledge | dismiss
     by: int | None
     by_name: str | None
@@ -99,7 +99,7 @@ class AlertHandling(Wire):
     reason: str
 
 
-class SnoozeMark(Wire):
+class ConsoleSnoozeMark(Wire):
     """The snooze an alert was raised under."""
 
     id: int
@@ -130,11 +130,11 @@ class ConsoleAlert(Wire):
     peak_at: str | None
     peak_evidence_url: str | None
     cause: str | None
-    handling: AlertHandling | None
-    snooze: SnoozeMark | None
+    handling: ConsoleAlertHandling | None
+    snooze: ConsoleSnoozeMark | None
 
 
-class Snooze(Wire):
+class ConsoleSnooze(Wire):
     id: int
     sitting_id: int
     candidate_id: int
@@ -154,13 +154,13 @@ class Snooze(Wire):
 # ----------------------------------------------------------------------------- candidates
 
 
-class SeatRoom(Wire):
+class ConsoleSeatRoom(Wire):
     id: int
     name: str
     seat: int
 
 
-class ViewState(Wire):
+class ConsoleViewState(Wire):
     connected: bool
     #: went because the candidate's exam ended: not a lost connection
     ended: bool
@@ -168,7 +168,7 @@ class ViewState(Wire):
     last_frame_at: str | None
 
 
-class Ladder(Wire):
+class ConsoleLadder(Wire):
     """The escalation ladder of a candidate with open alerts."""
 
     rungs: list[str]
@@ -178,7 +178,7 @@ class Ladder(Wire):
     since: str
 
 
-class ScreenLeft(Wire):
+class ConsoleScreenLeft(Wire):
     """Leaving the exam page (切屏): how often, how long in all, away since when."""
 
     count: int
@@ -186,12 +186,12 @@ class ScreenLeft(Wire):
     away_since: str | None
 
 
-class Progress(Wire):
+class ConsoleProgress(Wire):
     answered: int | None
     total: int | None
 
 
-class Paused(Wire):
+class ConsolePaused(Wire):
     since: str | None
     by: int | None
     by_name: str | None
@@ -199,7 +199,7 @@ class Paused(Wire):
     seconds_left: Number
 
 
-class Terminated(Wire):
+class ConsoleTerminated(Wire):
     category: str | None
     category_title: str | None
     at: str | None
@@ -208,7 +208,7 @@ class Terminated(Wire):
     reason: str | None
 
 
-class Flow(Wire):
+class ConsoleFlow(Wire):
     """Where the candidate is in the exam."""
 
     step: str | None
@@ -216,40 +216,40 @@ class Flow(Wire):
     ended: bool
     logged_in_at: str | None
     phone_paired: bool
-    progress: Progress | None
+    progress: ConsoleProgress | None
     ends_at: str | None
     submitted_at: str | None
-    paused: Paused | None
-    terminated: Terminated | None
+    paused: ConsolePaused | None
+    terminated: ConsoleTerminated | None
 
 
-class TileVoice(Wire):
+class ConsoleTileVoice(Wire):
     call_id: str
     staff_id: int
 
 
-class CandidateTile(Wire):
+class ConsoleCandidateTile(Wire):
     id: int
     name: str
     id_number: str
     sitting_id: int
-    room: SeatRoom | None
-    views: dict[str, ViewState]  # by view: first, second
+    room: ConsoleSeatRoom | None
+    views: dict[str, ConsoleViewState]  # by view: first, second
     second_view_ever: bool
     open_alerts: int
     open_by_severity: dict[str, int]
     snoozed_alerts: int
-    ladder: Ladder | None
-    screen_left: ScreenLeft
-    flow: Flow | None
-    voice: TileVoice | None
+    ladder: ConsoleLadder | None
+    screen_left: ConsoleScreenLeft
+    flow: ConsoleFlow | None
+    voice: ConsoleTileVoice | None
     thumbnail_urls: dict[str, str]  # by view
 
 
 # ----------------------------------------------------------------------------- timeline
 
 
-class Danmaku(Wire):
+class ConsoleDanmaku(Wire):
     id: int
     candidate_id: int
     text: str
@@ -259,58 +259,58 @@ class Danmaku(Wire):
     acknowledged_at: str | None
 
 
-class DanmakuSent(Danmaku):
+class ConsoleDanmakuSent(ConsoleDanmaku):
     #: stored but not pushed yet (the bus was down): the page loads it when back
     pending: bool
 
 
-class TimelineDanmaku(Danmaku):
+class ConsoleTimelineDanmaku(ConsoleDanmaku):
     sender_name: str | None
 
 
-class TimelineEvent(Wire):
+class ConsoleTimelineEvent(Wire):
     kind: str
     data: dict[str, Any]  # free-form: what the event records
 
 
-class TimelineItem(Wire):
+class ConsoleTimelineItem(Wire):
     """One of: an alert, a console action, a danmaku, an event (by ``kind``)."""
 
     at: str | None
     kind: str  # alert | action | danmaku | event
     alert: ConsoleAlert | None = None
     action: ConsoleAction | None = None
-    danmaku: TimelineDanmaku | None = None
-    event: TimelineEvent | None = None
+    danmaku: ConsoleTimelineDanmaku | None = None
+    event: ConsoleTimelineEvent | None = None
 
 
-class CandidateDetail(Wire):
+class ConsoleCandidateDetail(Wire):
     """A candidate's tile with their room and timeline; a candidate a chief sees unseated
     has only ``id``, ``name``, ``id_number`` and ``room`` of the tile."""
 
     id: int
     name: str
     id_number: str
-    room: SeatRoom | None
+    room: ConsoleSeatRoom | None
     sitting_id: int | None = None
-    views: dict[str, ViewState] | None = None
+    views: dict[str, ConsoleViewState] | None = None
     second_view_ever: bool | None = None
     open_alerts: int | None = None
     open_by_severity: dict[str, int] | None = None
     snoozed_alerts: int | None = None
-    ladder: Ladder | None = None
-    screen_left: ScreenLeft | None = None
-    flow: Flow | None = None
-    voice: TileVoice | None = None
+    ladder: ConsoleLadder | None = None
+    screen_left: ConsoleScreenLeft | None = None
+    flow: ConsoleFlow | None = None
+    voice: ConsoleTileVoice | None = None
     thumbnail_urls: dict[str, str] | None = None
     room_id: int | None
-    timeline: list[TimelineItem]
+    timeline: list[ConsoleTimelineItem]
 
 
 # ----------------------------------------------------------------------------- actions
 
 
-class Evidence(Wire):
+class ConsoleEvidence(Wire):
     id: int
     candidate_id: int
     kind: str
@@ -322,18 +322,18 @@ class Evidence(Wire):
     url: str
 
 
-class Screenshot(Wire):
+class ConsoleScreenshot(Wire):
     action: ConsoleAction
-    evidence: Evidence
+    evidence: ConsoleEvidence
 
 
-class Phrase(Wire):
+class ConsolePhrase(Wire):
     id: int | None  # None: a built-in phrase
     text: str
     scope: str  # builtin | shared | own
 
 
-class SdpAnswer(Wire):
+class ConsoleSdpAnswer(Wire):
     sdp: str
     type: str
 
@@ -341,11 +341,11 @@ class SdpAnswer(Wire):
 # ----------------------------------------------------------------------------- voice
 
 
-class VoiceAnswer(SdpAnswer):
+class ConsoleVoiceAnswer(ConsoleSdpAnswer):
     call_id: str
 
 
-class CallSummary(Wire):
+class ConsoleCallSummary(Wire):
     call_id: str
     seconds: Number
     staff_connected: bool
@@ -354,12 +354,12 @@ class CallSummary(Wire):
     staff_audio_frames: int
 
 
-class VoiceEnded(Wire):
+class ConsoleVoiceEnded(Wire):
     ended: bool
-    call: CallSummary | None
+    call: ConsoleCallSummary | None
 
 
-class VoiceCall(Wire):
+class ConsoleVoiceCall(Wire):
     call_id: str
     candidate_id: int
     staff_id: int
@@ -368,7 +368,7 @@ class VoiceCall(Wire):
 # ----------------------------------------------------------------------------- the record
 
 
-class RecordSitting(Wire):
+class ConsoleRecordSitting(Wire):
     id: int
     name: str
     kind: str
@@ -383,13 +383,13 @@ class RecordSitting(Wire):
     utc_offset: str
 
 
-class RecordRoom(Wire):
+class ConsoleRecordRoom(Wire):
     id: int
     name: str
     invigilators: list[str]  # display names
 
 
-class RecordSummary(Wire):
+class ConsoleRecordSummary(Wire):
     expected: int
     present: int
     absent: int
@@ -404,7 +404,7 @@ class RecordSummary(Wire):
     help_requests: int
 
 
-class RecordCandidate(Wire):
+class ConsoleRecordCandidate(Wire):
     id: int
     name: str
     id_number: str
@@ -412,7 +412,7 @@ class RecordCandidate(Wire):
     seat: int | None
 
 
-class Attendance(RecordCandidate):
+class ConsoleAttendance(ConsoleRecordCandidate):
     present: bool
     arrived_at: str | None
     late: bool
@@ -430,7 +430,7 @@ class Attendance(RecordCandidate):
     screen_left_seconds: Number
 
 
-class RecordHandling(Wire):
+class ConsoleRecordHandling(Wire):
     kind: str
     what: str
     by: str | None  # a name
@@ -438,11 +438,11 @@ class RecordHandling(Wire):
     reason: str | None
 
 
-class RecordViolation(Wire):
+class ConsoleRecordViolation(Wire):
     """An alert, or a violation the invigilators recorded, with its handling."""
 
     at: str | None
-    candidate: RecordCandidate | None
+    candidate: ConsoleRecordCandidate | None
     source: str  # alert | invigilator
     type: str
     title: str
@@ -453,47 +453,47 @@ class RecordViolation(Wire):
     status: str
     note: str | None
     evidence_url: str | None
-    handling: list[RecordHandling]
+    handling: list[ConsoleRecordHandling]
 
 
-class RecordLogEntry(Wire):
+class ConsoleRecordLogEntry(Wire):
     at: str | None
     kind: str
     what: str
-    candidate: RecordCandidate | None
+    candidate: ConsoleRecordCandidate | None
     by: str | None
     reason: str | None
     data: dict[str, Any]  # free-form: what the kind of entry records
 
 
-class RecordIncident(Wire):
+class ConsoleRecordIncident(Wire):
     at: str | None
     category: str | None
     category_title: str
     room: str | None
-    candidate: RecordCandidate | None
+    candidate: ConsoleRecordCandidate | None
     by: str | None
     description: str | None
 
 
-class RecordExtension(Wire):
+class ConsoleRecordExtension(Wire):
     at: str | None
-    candidate: RecordCandidate | None
+    candidate: ConsoleRecordCandidate | None
     everyone: bool
     minutes: Number
     by: str | None
     reason: str | None
 
 
-class RoomRecord(Wire):
+class ConsoleRoomRecord(Wire):
     """The exam-room record (考场记录), its times in the sitting's zone."""
 
-    sitting: RecordSitting
-    rooms: list[RecordRoom]
+    sitting: ConsoleRecordSitting
+    rooms: list[ConsoleRecordRoom]
     generated_at: str
-    summary: RecordSummary
-    attendance: list[Attendance]
-    violations: list[RecordViolation]
-    log: list[RecordLogEntry]
-    incidents: list[RecordIncident]
-    extensions: list[RecordExtension]
+    summary: ConsoleRecordSummary
+    attendance: list[ConsoleAttendance]
+    violations: list[ConsoleRecordViolation]
+    log: list[ConsoleRecordLogEntry]
+    incidents: list[ConsoleRecordIncident]
+    extensions: list[ConsoleRecordExtension]

@@ -157,14 +157,14 @@ async def test_rooms_are_managed_and_every_change_is_committed_before_it_is_told
         assert bus.messages == []
 
         room = await seating.create_room(s, bus, chief, sitting_id=ids["sitting"], name=" A  1 ")
-        strict(wire_console.Room, room)
+        strict(wire_console.ConsoleRoom, room)
         assert room["name"] == "A 1" and room["seated"] == 0 and room["understaffed"]
         (channel, message, seen), *_ = bus.messages
         assert message == {"type": "rooms", "sitting_id": ids["sitting"]}
         assert channel.endswith(str(ids["sitting"])) and seen["rooms"] == 1
 
         answer = await seating.seat(s, bus, chief, room["id"], [first, second])
-        assert strict(wire_console.Room, answer).seated == 2
+        assert strict(wire_console.ConsoleRoom, answer).seated == 2
         assert bus.messages[-1][2]["seats"] == 2
 
         answer = await seating.assign(s, bus, chief, room["id"], [ids["inv"]])
@@ -179,11 +179,11 @@ async def test_rooms_are_managed_and_every_change_is_committed_before_it_is_told
         answer = await seating.unseat(s, bus, chief, room["id"], second)
         assert answer["seated"] == 1 and bus.messages[-1][2]["seats"] == 1
         listed = await seating.auto_rooms(s, bus, chief, ids["sitting"], [], capacity=5)
-        strict(list[wire_console.Room], listed)
+        strict(list[wire_console.ConsoleRoom], listed)
         assert sum(r["seated"] for r in listed) == 3 and len(bus.messages) == told + 2
         assert bus.messages[-1][2] == {"rooms": 2, "seats": 3, "staff": 1, "actions": 0}
         staff = await seating.staff(s, chief, "invigilator")
-        assert strict(list[wire_console.StaffUser], staff)[0].username == "inv-unit"
+        assert strict(list[wire_console.ConsoleStaffUser], staff)[0].username == "inv-unit"
 
         # the invigilator now sees their room only; an incident names its own candidates
         mine = await inv_scope(s, ids)
@@ -244,12 +244,14 @@ async def test_the_record_of_the_callers_rooms(world):
         )
 
         rec = await seating.record(s, mine, ids["sitting"])
-        model = strict(wire_console.RoomRecord, rec)
+        model = strict(wire_console.ConsoleRoomRecord, rec)
         assert [r.name for r in model.rooms] == ["A"]
         assert [p.id for p in model.attendance] == [first]
         assert model.sitting.over and model.summary.incidents == 1
         assert rec["sitting"]["starts_at"].endswith("+08:00")  # the sitting's zone
-        whole = strict(wire_console.RoomRecord, await seating.record(s, chief, ids["sitting"]))
+        whole = strict(
+            wire_console.ConsoleRoomRecord, await seating.record(s, chief, ids["sitting"])
+        )
         assert len(whole.attendance) == 3
         with pytest.raises(Forbidden):
             await seating.record(s, mine, ids["sitting"], b["id"])
@@ -292,7 +294,7 @@ async def test_the_staff_session(world):
                 client="unit",
                 now=utcnow(),
             )
-            model = strict(wire_console.StaffLogin, session)
+            model = strict(wire_console.ConsoleStaffLogin, session)
             assert model.user.role == "invigilator" and model.user.id == ids["inv"]
         async with database.session() as s:  # committed
             who = await resolve_token(s, session["token"])
@@ -327,7 +329,7 @@ async def test_what_the_console_shows(world):
             await console_view.rooms_of(s, mine, ids["later"])
 
         tiles = await console_view.candidates(s, live, mine, ids["sitting"], None)
-        models = strict(list[wire_console.CandidateTile], tiles)
+        models = strict(list[wire_console.ConsoleCandidateTile], tiles)
         assert [t.id for t in models] == [second, first]  # in seat order
         assert models[0].room is not None and models[0].room.seat == 1
         assert models[0].thumbnail_urls["second"].endswith(f"/{second}/thumbnail/second.jpg")
@@ -348,18 +350,18 @@ async def test_what_the_console_shows(world):
             minutes=5,
             reason="checked it",
         )
-        strict(wire_console.Snooze, snoozed)
+        strict(wire_console.ConsoleSnooze, snoozed)
         listed = await console_view.snoozes(s, mine, ids["sitting"])
-        assert [x.id for x in strict(list[wire_console.Snooze], listed)] == [snoozed["id"]]
+        assert [x.id for x in strict(list[wire_console.ConsoleSnooze], listed)] == [snoozed["id"]]
         assert await console_view.alerts(s, mine, ids["sitting"], room_id=a["id"]) == []
 
         detail = await console_view.candidate(s, live, mine, first)
-        model = strict(wire_console.CandidateDetail, detail)
+        model = strict(wire_console.ConsoleCandidateDetail, detail)
         assert model.room_id == a["id"] and model.sitting_id == ids["sitting"]
         kinds = {item.kind for item in model.timeline}
         assert {"danmaku", "action"} <= kinds
         items = await console_view.timeline(s, mine, first, limit=1)
-        assert len(strict(list[wire_console.TimelineItem], items)) == 1
+        assert len(strict(list[wire_console.ConsoleTimelineItem], items)) == 1
         # the keys of a timeline item: its kind's subject only
         assert set(items[0]) == {"at", "kind", items[0]["kind"]}
         with pytest.raises(Forbidden):
