@@ -48,8 +48,6 @@ from proctor.runtime import Runtime
 
 router = APIRouter()
 
-#: an image or file answer's body in the OpenAPI document
-BINARY = {"type": "string", "format": "binary"}
 #: what an evidence file is: a screenshot, or a clip (an alert's, a view's recording)
 EVIDENCE_MIMES = ("image/jpeg", "video/webm")
 
@@ -236,7 +234,7 @@ async def candidate_timeline(
 @router.get(
     "/api/console/candidates/{candidate_id}/thumbnail/{view}.jpg",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {"schema": BINARY}}, "description": "JPEG"}},
+    responses={200: out.files("The view's newest small picture", "image/jpeg")},
 )
 async def thumbnail(
     candidate_id: int, view: str, request: Request, rt: Runtime = Depends(runtime)
@@ -376,10 +374,8 @@ async def end_snooze(
     "/api/evidence/{evidence_id}",
     response_class=FileResponse,
     responses={
-        200: {
-            "content": {mime: {"schema": BINARY} for mime in EVIDENCE_MIMES},
-            "description": "The evidence file (a screenshot or a clip)",
-        }
+        200: out.files("The evidence file (a screenshot or a clip)", *EVIDENCE_MIMES),
+        206: out.files("The byte range asked for (Range: bytes=...)", *EVIDENCE_MIMES),
     },
 )
 async def evidence(

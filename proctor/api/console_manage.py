@@ -181,12 +181,7 @@ async def record(
 @router.get(
     "/api/console/sittings/{sitting_id}/record.csv",
     response_class=Response,
-    responses={
-        200: {
-            "content": {"text/csv": {"schema": {"type": "string"}}},
-            "description": "The record as CSV (an attachment)",
-        }
-    },
+    responses={200: out.files("The record as CSV (an attachment)", "text/csv", text=True)},
 )
 async def record_csv(
     sitting_id: int,
@@ -208,12 +203,7 @@ async def record_csv(
 @router.get(
     "/api/console/sittings/{sitting_id}/record.html",
     response_class=HTMLResponse,
-    responses={
-        200: {
-            "content": {"text/html": {"schema": {"type": "string"}}},
-            "description": "The record as a page to print",
-        }
-    },
+    responses={200: out.files("The record as a page to print", "text/html", text=True)},
 )
 async def record_html(
     sitting_id: int,

@@ -17,6 +17,13 @@ from proctor.api.wire import Wire
 Number = float | int
 
 
+def files(description: str, *media_types: str, text: bool = False) -> dict[str, Any]:
+    """A file's or a page's answer in the OpenAPI document (a route's ``responses``):
+    its media types, each with a body of bytes (``text``: of text)."""
+    body: dict[str, Any] = {"type": "string"} if text else {"type": "string", "format": "binary"}
+    return {"content": {m: {"schema": body} for m in media_types}, "description": description}
+
+
 class ConsoleOk(Wire):
     ok: bool
 

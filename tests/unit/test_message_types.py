@@ -11,8 +11,15 @@ from proctor.events.messages import MESSAGE_TYPES
 
 ROOT = Path(proctor.__file__).parent
 #: modules whose ``{"type": ...}`` dicts are not messages: question types, the rows of
-#: the review timeline and of the exam-room record, the field names of refusals
-NOT_MESSAGES = {"sitting", "review/timeline.py", "invigilation/room_record.py", "api/errors.py"}
+#: the review timeline and of the exam-room record, the field names of refusals, the
+#: OpenAPI schemas of the console's file answers
+NOT_MESSAGES = {
+    "sitting",
+    "review/timeline.py",
+    "invigilation/room_record.py",
+    "api/errors.py",
+    "api/wire_console.py",
+}
 
 
 def _skipped(path: Path) -> bool:
