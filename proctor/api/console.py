@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.api import console_manage, console_voice
+from proctor.api import wire_console as out
 from proctor.api.deps import (
     COOKIE,
     STAFF_ROLES,
@@ -35,23 +36,20 @@ from proctor.api.sockets import (
     pump,
     session_alive,
 )
-from proctor.auth.sessions import Principal, login_staff, revoke_token
+from proctor.auth.sessions import Principal
 from proctor.errors import Conflict, DomainError, Forbidden, NotFound
 from proctor.events.bus import Message, sitting_channel
-from proctor.evidence.zones import zone_body
-from proctor.flow import screen
 from proctor.flow.service import ExamService
-from proctor.invigilation import rooms, supervision
-from proctor.invigilation.room_record import first_connections, flow_body, flow_facts
+from proctor.invigilation import console_view, rooms, staff_session, supervision
 from proctor.invigilation.rooms import Scope
 from proctor.media.peers import VIEWS
-from proctor.review.access import log_access
-from proctor.rules import RuleSettings
+from proctor.review.access import evidence_opened
 from proctor.runtime import Runtime
-from proctor.sitting.sittings import list_candidates, list_sittings
-from proctor.store.tables import StaffUser, utcnow
 
 router = APIRouter()
+
+#: what an evidence file is: a screenshot, or a clip (an alert's, a view's recording)
+EVIDENCE_MIMES = ("image/jpeg", "video/webm")
 
 
 class StaffLoginIn(BaseModel):
@@ -93,19 +91,10 @@ class PhraseIn(BaseModel):
     shared: bool = False
 
 
-def user_body(user: StaffUser) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "username": user.username,
-        "display_name": user.display_name,
-        "role": user.role,
-    }
-
-
 # ----------------------------------------------------------------------------- session
 
 
-@router.post("/api/staff/login")
+@router.post("/api/staff/login", response_model=out.ConsoleStaffLogin)
 async def staff_login(
     body: StaffLoginIn,
     request: Request,
@@ -114,7 +103,7 @@ async def staff_login(
     exam: ExamService = Depends(exam_service),
     at: datetime = Depends(now),
 ) -> dict:
-    token, user = await login_staff(
+    session = await staff_session.login(
         db,
         body.username,
         body.password,
@@ -125,142 +114,84 @@ async def staff_login(
         challenge=body.challenge,
         solution=body.solution,
     )
-    await db.commit()
-    set_session_cookie(response, request, token)
-    return {"token": token, "user": user_body(user)}
+    set_session_cookie(response, request, session["token"])
+    return session
 
 
-@router.get("/api/staff/me")
+@router.get("/api/staff/me", response_model=out.ConsoleStaffUser)
 async def staff_me(who: Principal = Depends(staff), db: AsyncSession = Depends(db_session)) -> dict:
-    user = await db.get(StaffUser, who.subject_id)
-    return user_body(user)
+    return await staff_session.me(db, who.subject_id)
 
 
-@router.post("/api/staff/logout")
+@router.post("/api/staff/logout", response_model=out.ConsoleOk)
 async def staff_logout(
     request: Request, response: Response, db: AsyncSession = Depends(db_session)
 ) -> dict:
     token = token_from(request)
     if token:
-        await revoke_token(db, token)
+        await staff_session.logout(db, token)
         request.app.state.console_grants.revoke(token)
-        await db.commit()
     response.delete_cookie(COOKIE)
     return {"ok": True}
 
 
-# ----------------------------------------------------------------------------- sittings
+# ----------------------------------------------------------------------------- the desk
+
+#: the console's routes proper: each asks the caller's room scope first (401 without a
+#: session, 403 ``console_forbidden`` for a role the roles table keeps off the console);
+#: a route that needs the scope's value asks it again (the same, cached per request)
+desk = APIRouter(dependencies=[Depends(console_scope)])
 
 
-@router.get("/api/console/sittings")
+@desk.get("/api/console/sittings", response_model=list[out.ConsoleSitting])
 async def sittings(
     scope: Scope = Depends(console_scope), db: AsyncSession = Depends(db_session)
 ) -> list[dict]:
-    visible = await rooms.visible_sitting_ids(db, scope)
-    return [
-        {
-            "id": s.id,
-            "name": s.name,
-            "kind": s.kind,
-            "starts_at": s.starts_at.isoformat(),
-            "ends_at": s.ends_at.isoformat(),
-            **zone_body(s, s.starts_at),  # the pages' times in the sitting's zone
-        }
-        for s in await list_sittings(db)
-        if visible is None or s.id in visible
-    ]
+    return await console_view.sittings(db, scope)
 
 
-@router.get("/api/console/rooms")
+@desk.get("/api/console/rooms", response_model=list[out.ConsoleRoom])
 async def room_list(
     sitting_id: int = Query(ge=1),
     scope: Scope = Depends(console_scope),
     db: AsyncSession = Depends(db_session),
 ) -> list[dict]:
-    await rooms.check_sitting(db, scope, sitting_id)
-    return await rooms.list_rooms(db, scope, sitting_id)
+    return await console_view.rooms_of(db, scope, sitting_id)
 
 
 # ----------------------------------------------------------------------------- candidates
 
 
-def _views(rt: Runtime, candidate_id: int) -> dict[str, Any]:
-    out = {}
-    for view in VIEWS:
-        thumb = rt.thumbnails.get(candidate_id, view)
-        connected, since = rt.peers.view_state(candidate_id, view)
-        out[view] = {
-            "connected": connected,
-            # went because the candidate's exam ended: not a lost connection
-            "ended": not connected and rt.peers.view_ended(candidate_id, view),
-            "since": since.isoformat() if since else None,
-            "last_frame_at": (
-                datetime.fromtimestamp(thumb.captured_at, UTC).isoformat() if thumb else None
-            ),
-        }
-    return out
+class RuntimeLive:
+    """A candidate's live state in this process (console_view.Live): the views'
+    connections and newest thumbnails, a call under way."""
 
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
 
-async def candidate_bodies(
-    db: AsyncSession, rt: Runtime, scope: Scope, sitting_id: int, room_id: int | None
-) -> list[dict[str, Any]]:
-    sitting = await rooms.check_sitting(db, scope, sitting_id)
-    if room_id is not None:
-        room = await rooms.check_room(db, scope, room_id)
-        if room.sitting_id != sitting_id:
-            raise NotFound("unknown_room", f"Room {room_id} is not in sitting {sitting_id}.")
-    visible = await rooms.visible_candidates(db, scope, sitting_id, room_id)
-    seats = await rooms.seats_of(db, sitting_id)
-    cands = sorted(  # room by room, in seat order; the unseated (chief's view) last
-        (c for c in await list_candidates(db, sitting_id) if c.id in visible),
-        key=lambda c: (*(seats[c.id][0::2] if c.id in seats else (1 << 31, 0)), c.name),
-    )
-    alerts = await supervision.console_alerts(db, sitting_id, visible, limit=1000, status="open")
-    by_severity: dict[int, dict[str, int]] = {}
-    snoozed: dict[int, int] = {}
-    for alert in alerts:
-        if alert.get("snooze"):  # recorded while snoozed: not counted as open on the tile
-            snoozed[alert["candidate_id"]] = snoozed.get(alert["candidate_id"], 0) + 1
-            continue
-        counts = by_severity.setdefault(alert["candidate_id"], {})
-        counts[alert["severity"]] = counts.get(alert["severity"], 0) + 1
-    ladders = await supervision.ladders(db, sitting_id, visible)
-    facts = await flow_facts(db, sitting)
-    ever = await first_connections(db, [c.id for c in cands])
-    watch = RuleSettings.from_dict(sitting.rules)
-    left = await screen.candidate_leaves(db, [c.id for c in cands], watch.fullscreen_required)
-    now = utcnow()
-    out = []
-    for c in cands:
-        seat = seats.get(c.id)
-        call = rt.voice.of_candidate(c.id)
-        severities = by_severity.get(c.id, {})
-        out.append(
-            {
-                "id": c.id,
-                "name": c.name,
-                "id_number": c.id_number,
-                "sitting_id": c.sitting_id,
-                "room": {"id": seat[0], "name": seat[1], "seat": seat[2]} if seat else None,
-                "views": _views(rt, c.id),
-                "second_view_ever": "second" in ever.get(c.id, {}),
-                "open_alerts": sum(severities.values()),
-                "open_by_severity": severities,
-                "snoozed_alerts": snoozed.get(c.id, 0),
-                "ladder": ladders.get(c.id),
-                # leaving the exam page (切屏): count, total seconds, away since
-                "screen_left": screen.summary(left.get(c.id, []), now),
-                "flow": flow_body(facts.get(c.id)),
-                "voice": {"call_id": call.call_id, "staff_id": call.staff_id} if call else None,
-                "thumbnail_urls": {
-                    v: f"/api/console/candidates/{c.id}/thumbnail/{v}.jpg" for v in VIEWS
-                },
+    def views(self, candidate_id: int) -> dict[str, Any]:
+        rt = self.rt
+        found = {}
+        for view in VIEWS:
+            thumb = rt.thumbnails.get(candidate_id, view)
+            connected, since = rt.peers.view_state(candidate_id, view)
+            found[view] = {
+                "connected": connected,
+                # went because the candidate's exam ended: not a lost connection
+                "ended": not connected and rt.peers.view_ended(candidate_id, view),
+                "since": since.isoformat() if since else None,
+                "last_frame_at": (
+                    datetime.fromtimestamp(thumb.captured_at, UTC).isoformat() if thumb else None
+                ),
             }
-        )
-    return out
+        return found
+
+    def voice(self, candidate_id: int) -> dict[str, Any] | None:
+        call = self.rt.voice.of_candidate(candidate_id)
+        return {"call_id": call.call_id, "staff_id": call.staff_id} if call else None
 
 
-@router.get("/api/console/candidates")
+@desk.get("/api/console/candidates", response_model=list[out.ConsoleCandidateTile])
 async def candidates(
     sitting_id: int = Query(ge=1),
     room_id: int | None = Query(None, ge=1),
@@ -268,10 +199,14 @@ async def candidates(
     db: AsyncSession = Depends(db_session),
     rt: Runtime = Depends(runtime),
 ) -> list[dict]:
-    return await candidate_bodies(db, rt, scope, sitting_id, room_id)
+    return await console_view.candidates(db, RuntimeLive(rt), scope, sitting_id, room_id)
 
 
-@router.get("/api/console/candidates/{candidate_id}")
+@desk.get(
+    "/api/console/candidates/{candidate_id}",
+    response_model=out.ConsoleCandidateDetail,
+    response_model_exclude_unset=True,
+)
 async def candidate_detail(
     candidate_id: int,
     scope: Scope = Depends(console_scope),
@@ -279,31 +214,33 @@ async def candidate_detail(
     rt: Runtime = Depends(runtime),
 ) -> dict:
     """One candidate as in the list, with the alert timeline."""
-    cand = await rooms.check_candidate(db, scope, candidate_id)
-    room_id = await rooms.room_of(db, cand.id)
-    bodies = await candidate_bodies(db, rt, scope, cand.sitting_id, None)
-    body = next((b for b in bodies if b["id"] == cand.id), None)
-    if body is None:  # not seated but visible to a chief: listed on its own
-        body = {"id": cand.id, "name": cand.name, "id_number": cand.id_number, "room": None}
-    return {**body, "room_id": room_id, "timeline": await supervision.timeline(db, cand.id)}
+    return await console_view.candidate(db, RuntimeLive(rt), scope, candidate_id)
 
 
-@router.get("/api/console/candidates/{candidate_id}/timeline")
+@desk.get(
+    "/api/console/candidates/{candidate_id}/timeline",
+    response_model=list[out.ConsoleTimelineItem],
+    response_model_exclude_unset=True,
+)
 async def candidate_timeline(
     candidate_id: int,
     limit: int = Query(300, ge=1, le=1000),
     scope: Scope = Depends(console_scope),
     db: AsyncSession = Depends(db_session),
 ) -> list[dict]:
-    await rooms.check_candidate(db, scope, candidate_id)
-    return await supervision.timeline(db, candidate_id, limit)
+    return await console_view.timeline(db, scope, candidate_id, limit)
 
 
-@router.get("/api/console/candidates/{candidate_id}/thumbnail/{view}.jpg")
+@router.get(
+    "/api/console/candidates/{candidate_id}/thumbnail/{view}.jpg",
+    response_class=Response,
+    responses={200: out.files("The view's newest small picture", "image/jpeg")},
+)
 async def thumbnail(
     candidate_id: int, view: str, request: Request, rt: Runtime = Depends(runtime)
 ) -> Response:
     # the console's hot path: the room check is remembered for a few seconds per session
+    # (so not the desk's dependency, which would ask the database each time)
     if not request.app.state.console_grants.allowed(token_from(request), candidate_id):
         async with rt.db.session() as db:
             await check_console_candidate(request, db, candidate_id)
@@ -316,7 +253,7 @@ async def thumbnail(
 # ----------------------------------------------------------------------------- alerts
 
 
-@router.get("/api/console/alerts")
+@desk.get("/api/console/alerts", response_model=list[out.ConsoleAlert])
 async def alerts(
     sitting_id: int = Query(ge=1),
     limit: int = Query(100, ge=1, le=1000),
@@ -325,18 +262,12 @@ async def alerts(
     scope: Scope = Depends(console_scope),
     db: AsyncSession = Depends(db_session),
 ) -> list[dict]:
-    await rooms.check_sitting(db, scope, sitting_id)
-    if room_id is not None:
-        await rooms.check_room(db, scope, room_id)
-    visible = (
-        None
-        if scope.everything and room_id is None
-        else await rooms.visible_candidates(db, scope, sitting_id, room_id)
+    return await console_view.alerts(
+        db, scope, sitting_id, room_id=room_id, limit=limit, status=status
     )
-    return await supervision.console_alerts(db, sitting_id, visible, limit=limit, status=status)
 
 
-@router.post("/api/console/alerts/{alert_id}/handle")
+@desk.post("/api/console/alerts/{alert_id}/handle", response_model=out.ConsoleAlert)
 async def handle_alert(
     alert_id: int,
     body: HandleIn,
@@ -347,7 +278,7 @@ async def handle_alert(
     """Acknowledge or dismiss one alert, with a reason (recorded: who, when, why)."""
     alert = await supervision.get_alert(db, alert_id)
     await rooms.check_candidate(db, scope, alert.candidate_id)
-    (out,) = await supervision.handle_alerts(
+    (handled,) = await supervision.handle_alerts(
         db,
         rt.bus,
         staff_id=scope.staff_id,
@@ -356,10 +287,13 @@ async def handle_alert(
         reason=body.reason,
         record_violation=body.record_violation,
     )
-    return out
+    return handled
 
 
-@router.post("/api/console/candidates/{candidate_id}/alerts/handle")
+@desk.post(
+    "/api/console/candidates/{candidate_id}/alerts/handle",
+    response_model=list[out.ConsoleAlert],
+)
 async def handle_candidate_alerts(
     candidate_id: int,
     body: HandleIn,
@@ -383,7 +317,7 @@ async def handle_candidate_alerts(
 # ----------------------------------------------------------------------------- snoozes
 
 
-@router.get("/api/console/snoozes")
+@desk.get("/api/console/snoozes", response_model=list[out.ConsoleSnooze])
 async def snoozes(
     sitting_id: int = Query(ge=1),
     room_id: int | None = Query(None, ge=1),
@@ -392,18 +326,12 @@ async def snoozes(
     db: AsyncSession = Depends(db_session),
 ) -> list[dict]:
     """The running snoozes of the caller's candidates (with ``include_ended``: all)."""
-    await rooms.check_sitting(db, scope, sitting_id)
-    if room_id is not None:
-        await rooms.check_room(db, scope, room_id)
-    visible = (
-        None
-        if scope.everything and room_id is None
-        else await rooms.visible_candidates(db, scope, sitting_id, room_id)
+    return await console_view.snoozes(
+        db, scope, sitting_id, room_id=room_id, include_ended=include_ended
     )
-    return await supervision.list_snoozes(db, sitting_id, visible, active_only=not include_ended)
 
 
-@router.post("/api/console/candidates/{candidate_id}/snoozes")
+@desk.post("/api/console/candidates/{candidate_id}/snoozes", response_model=out.ConsoleSnooze)
 async def snooze(
     candidate_id: int,
     body: SnoozeIn,
@@ -424,7 +352,7 @@ async def snooze(
     )
 
 
-@router.post("/api/console/snoozes/{snooze_id}/end")
+@desk.post("/api/console/snoozes/{snooze_id}/end", response_model=out.ConsoleSnooze)
 async def end_snooze(
     snooze_id: int,
     body: SnoozeEndIn | None = None,
@@ -442,27 +370,26 @@ async def end_snooze(
 # ----------------------------------------------------------------------------- evidence
 
 
-@router.get("/api/evidence/{evidence_id}")
+@router.get(
+    "/api/evidence/{evidence_id}",
+    response_class=FileResponse,
+    responses={
+        200: out.files("The evidence file (a screenshot or a clip)", *EVIDENCE_MIMES),
+        206: out.files("The byte range asked for (Range: bytes=...)", *EVIDENCE_MIMES),
+    },
+)
 async def evidence(
     evidence_id: int,
     who: Principal = Depends(staff),
     db: AsyncSession = Depends(db_session),
     rt: Runtime = Depends(runtime),
 ) -> FileResponse:
+    """Staff of the candidate's room (reviewers: every sitting's, after the exam); every
+    access is in the audit chain."""
     row = await supervision.get_evidence_row(db, evidence_id)
     if who.role != "reviewer":  # reviewers see every sitting's evidence after the exam
         await rooms.check_candidate(db, await rooms.scope_of(db, who), row.candidate_id)
-    await log_access(  # every access to an evidence file is in the audit chain
-        db,
-        who.subject_id,
-        "evidence",
-        sitting_id=row.sitting_id,
-        candidate_id=row.candidate_id,
-        subject_type="evidence",
-        subject_id=row.id,
-        detail={"sha256": row.sha256, "via": "console"},
-    )
-    await db.commit()
+    await evidence_opened(db, who.subject_id, row, via="console")
     try:
         path = rt.storage.open(row.relpath)
     except (ValueError, FileNotFoundError) as exc:
@@ -473,7 +400,7 @@ async def evidence(
 # ----------------------------------------------------------------------------- actions
 
 
-@router.post("/api/console/candidates/{candidate_id}/danmaku")
+@desk.post("/api/console/candidates/{candidate_id}/danmaku", response_model=out.ConsoleDanmakuSent)
 async def danmaku(
     candidate_id: int,
     body: DanmakuIn,
@@ -492,7 +419,7 @@ class FreeNoteIn(BaseModel):
     text: str = Field(default="", max_length=4000)
 
 
-@router.get("/api/console/candidates/{candidate_id}/notes")
+@desk.get("/api/console/candidates/{candidate_id}/notes", response_model=list[out.ConsoleAction])
 async def notes(
     candidate_id: int,
     scope: Scope = Depends(console_scope),
@@ -503,7 +430,7 @@ async def notes(
     return await supervision.list_notes(db, candidate_id=candidate_id)
 
 
-@router.post("/api/console/candidates/{candidate_id}/notes")
+@desk.post("/api/console/candidates/{candidate_id}/notes", response_model=out.ConsoleAction)
 async def add_note(
     candidate_id: int,
     body: FreeNoteIn,
@@ -517,7 +444,7 @@ async def add_note(
     )
 
 
-@router.get("/api/console/rooms/{room_id}/handover")
+@desk.get("/api/console/rooms/{room_id}/handover", response_model=list[out.ConsoleAction])
 async def handover_notes(
     room_id: int,
     scope: Scope = Depends(console_scope),
@@ -528,7 +455,7 @@ async def handover_notes(
     return await supervision.list_handovers(db, room_id=room_id)
 
 
-@router.post("/api/console/rooms/{room_id}/handover")
+@desk.post("/api/console/rooms/{room_id}/handover", response_model=out.ConsoleAction)
 async def add_handover_note(
     room_id: int,
     body: FreeNoteIn,
@@ -547,14 +474,14 @@ async def add_handover_note(
     )
 
 
-@router.get("/api/console/phrases")
+@desk.get("/api/console/phrases", response_model=list[out.ConsolePhrase])
 async def phrases(
     scope: Scope = Depends(console_scope), db: AsyncSession = Depends(db_session)
 ) -> list[dict]:
     return await supervision.list_phrases(db, scope.staff_id)
 
 
-@router.post("/api/console/phrases")
+@desk.post("/api/console/phrases", response_model=out.ConsolePhrase)
 async def add_phrase(
     body: PhraseIn, scope: Scope = Depends(console_scope), db: AsyncSession = Depends(db_session)
 ) -> dict:
@@ -563,7 +490,7 @@ async def add_phrase(
     )
 
 
-@router.delete("/api/console/phrases/{phrase_id}")
+@desk.delete("/api/console/phrases/{phrase_id}", response_model=out.ConsoleOk)
 async def delete_phrase(
     phrase_id: int, scope: Scope = Depends(console_scope), db: AsyncSession = Depends(db_session)
 ) -> dict:
@@ -573,7 +500,9 @@ async def delete_phrase(
     return {"ok": True}
 
 
-@router.post("/api/console/candidates/{candidate_id}/screenshot")
+@desk.post(
+    "/api/console/candidates/{candidate_id}/screenshot", response_model=out.ConsoleScreenshot
+)
 async def screenshot(
     candidate_id: int,
     body: ScreenshotIn,
@@ -616,7 +545,7 @@ class LiveOfferIn(BaseModel):
     view: str = Field(default="first", max_length=16)
 
 
-@router.post("/api/console/candidates/{candidate_id}/live/offer")
+@desk.post("/api/console/candidates/{candidate_id}/live/offer", response_model=out.ConsoleSdpAnswer)
 async def live_offer(
     candidate_id: int,
     body: LiveOfferIn,
@@ -630,7 +559,7 @@ async def live_offer(
     return await rt.answer_live(f"staff-{scope.staff_id}", candidate_id, body.view, body.sdp)
 
 
-@router.delete("/api/console/live")
+@router.delete("/api/console/live", response_model=out.ConsoleOk)
 async def live_close(who: Principal = Depends(staff), rt: Runtime = Depends(runtime)) -> dict:
     await rt.live.close_viewer(f"staff-{who.subject_id}")
     return {"ok": True}
@@ -754,5 +683,6 @@ def thumbnail_notice(msg: Message, candidates: set[int]) -> Message | None:
     return {"type": "thumbnails", "thumbnails": mine} if mine else None
 
 
+router.include_router(desk)
 router.include_router(console_manage.router)
 router.include_router(console_voice.router)

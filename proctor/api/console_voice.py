@@ -10,20 +10,25 @@ from fastapi import APIRouter, Depends, WebSocket
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from proctor.api import wire_console as out
 from proctor.api.deps import candidate, db_session, runtime
 from proctor.api.scope import console_scope
 from proctor.api.sockets import CLOSE_FORBIDDEN, Merged, accept_principal, pump
 from proctor.auth.sessions import Principal
 from proctor.events.bus import Message, candidate_channel, sitting_channel
-from proctor.invigilation import rooms, supervision
+from proctor.invigilation import rooms, supervision, talkback
 from proctor.invigilation.rooms import Scope
 from proctor.media.voice import VoiceCall
 from proctor.runtime import Runtime
 from proctor.sitting.sittings import get_candidate
-from proctor.store.tables import StaffUser
 
 log = logging.getLogger(__name__)
+#: the candidate page's socket; the routes of the two sides are in the routers below
 router = APIRouter()
+#: the invigilator's side: the caller's room scope first (401, 403 ``console_forbidden``)
+console = APIRouter(dependencies=[Depends(console_scope)])
+#: the candidate's side: a candidate's session (401, 403 ``candidates_only``)
+page = APIRouter(dependencies=[Depends(candidate)])
 
 #: candidate-channel messages for the console link (the rest are the exam page's)
 LINK_TYPES = frozenset({"hint", "voice_call", "voice_ended"})
@@ -47,20 +52,15 @@ def call_body(call: VoiceCall | None) -> dict | None:
 def _ended_recorder(rt: Runtime):  # type: ignore[no-untyped-def]
     async def on_end(call: VoiceCall, reason: str) -> None:
         async with rt.db.session() as db:
-            cand = await get_candidate(db, call.candidate_id)
-            await supervision.log_voice(
+            await talkback.call_ended(
                 db,
                 rt.bus,
-                started=False,
+                candidate_id=call.candidate_id,
                 staff_id=call.staff_id,
-                candidate=cand,
                 call_id=call.call_id,
                 data=call.summary(),
                 reason=reason,
             )
-        await rt.bus.publish(
-            candidate_channel(call.candidate_id), {"type": "voice_ended", "call_id": call.call_id}
-        )
 
     return on_end
 
@@ -68,7 +68,9 @@ def _ended_recorder(rt: Runtime):  # type: ignore[no-untyped-def]
 # ----------------------------------------------------------------------------- invigilator
 
 
-@router.post("/api/console/candidates/{candidate_id}/voice/offer")
+@console.post(
+    "/api/console/candidates/{candidate_id}/voice/offer", response_model=out.ConsoleVoiceAnswer
+)
 async def voice_offer(
     candidate_id: int,
     body: VoiceOfferIn,
@@ -83,22 +85,15 @@ async def voice_offer(
     call, answer = await rt.voice.start(
         scope.staff_id, cand.id, body.sdp, on_end=_ended_recorder(rt)
     )
-    await supervision.log_voice(
-        db, rt.bus, started=True, staff_id=scope.staff_id, candidate=cand, call_id=call.call_id
-    )
-    user = await db.get(StaffUser, scope.staff_id)
-    await rt.bus.publish(
-        candidate_channel(cand.id),
-        {
-            "type": "voice_call",
-            "call_id": call.call_id,
-            "from": user.display_name if user else "",
-        },
+    await talkback.call_started(
+        db, rt.bus, staff_id=scope.staff_id, candidate=cand, call_id=call.call_id
     )
     return {"sdp": answer.sdp, "type": answer.type, "call_id": call.call_id}
 
 
-@router.delete("/api/console/candidates/{candidate_id}/voice")
+@console.delete(
+    "/api/console/candidates/{candidate_id}/voice", response_model=out.ConsoleVoiceEnded
+)
 async def voice_end(
     candidate_id: int,
     scope: Scope = Depends(console_scope),
@@ -111,7 +106,7 @@ async def voice_end(
     return {"ended": call is not None, "call": call.summary() if call else None}
 
 
-@router.get("/api/console/voice")
+@console.get("/api/console/voice", response_model=out.ConsoleVoiceCall | None)
 async def my_call(
     scope: Scope = Depends(console_scope), rt: Runtime = Depends(runtime)
 ) -> dict | None:
@@ -121,7 +116,7 @@ async def my_call(
 # ----------------------------------------------------------------------------- candidate
 
 
-@router.post("/api/candidate/voice/offer")
+@page.post("/api/candidate/voice/offer", response_model=out.ConsoleSdpAnswer)
 async def candidate_voice_offer(
     body: CandidateVoiceOfferIn,
     who: Principal = Depends(candidate),
@@ -214,3 +209,7 @@ async def candidate_link_socket(ws: WebSocket) -> None:
             await pump(ws, merged, link.on_out, link.on_in, select=link.select)  # type: ignore[arg-type]
         finally:
             merged.close()
+
+
+router.include_router(console)
+router.include_router(page)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.auth.roles import roles_with
 from proctor.evidence import chain
+from proctor.store.tables import Evidence
 
 REVIEW_ROLES = roles_with("review")
 DECIDE_ROLES = roles_with("decide")
@@ -42,3 +43,19 @@ async def log_access(
         subject_type=subject_type,
         subject_id=subject_id,
     )
+
+
+async def evidence_opened(db: AsyncSession, staff_id: int, row: Evidence, *, via: str) -> None:
+    """An evidence file is about to be sent to this staff user: ``access.evidence`` in
+    the audit chain (with the file's hash and where it was opened), committed first."""
+    await log_access(
+        db,
+        staff_id,
+        "evidence",
+        sitting_id=row.sitting_id,
+        candidate_id=row.candidate_id,
+        subject_type="evidence",
+        subject_id=row.id,
+        detail={"sha256": row.sha256, "via": via},
+    )
+    await db.commit()
