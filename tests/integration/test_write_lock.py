@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
@@ -58,6 +59,13 @@ BLOCK_SECONDS = 0.4
 OTHER_WAIT_SECONDS = 2.0
 ROUNDS = 4
 CANDIDATES = 4
+
+
+@pytest.fixture(scope="module")
+def evidence_root(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One evidence folder per database: the module's tests share the database (and so
+    the audit chain that ``chain.verify`` checks against the files)."""
+    return tmp_path_factory.mktemp("evidence")
 
 
 def _saturate(stop: threading.Event) -> None:
@@ -135,11 +143,11 @@ def _draft(ts: float, view: str) -> AlertDraft:
 
 
 async def test_writers_on_a_saturated_loop_never_hold_the_lock_across_its_turns(
-    database_url: str, media_dir: Path, tmp_path: Path
+    database_url: str, media_dir: Path, evidence_root: Path
 ) -> None:
     db = Database(database_url)
     bus = make_bus("")
-    storage = EvidenceStorage(tmp_path / "evidence")
+    storage = EvidenceStorage(evidence_root)
     frame = cv2.imread(str(media_dir / "images/two_people.jpg"), cv2.IMREAD_COLOR)
     jpeg = cv2.imencode(".jpg", frame)[1].tobytes()
     rules = RuleSettings()
@@ -248,7 +256,7 @@ ANSWERS = 4
 
 
 async def test_the_candidates_flow_on_a_saturated_loop_never_holds_the_lock(
-    database_url: str, tmp_path: Path
+    database_url: str, evidence_root: Path
 ) -> None:
     """The request path (issue 22's open item): logins, every step, answer saves and flags
     of 4 candidates through ``steps.login`` and ``machine.act`` — as the routes call them —
@@ -258,7 +266,7 @@ async def test_the_candidates_flow_on_a_saturated_loop_never_holds_the_lock(
     failed with "database is locked"."""
     db = Database(database_url)
     bus = StepsBus()
-    storage = EvidenceStorage(tmp_path / "evidence")
+    storage = EvidenceStorage(evidence_root)
     stop = threading.Event()
     appended: list[int] = []
     try:
