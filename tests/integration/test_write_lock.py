@@ -57,7 +57,7 @@ from tests.flowkit import OBJECTIVE_SECTIONS, demo_questions
 #: how long the saturating task computes between two awaits
 BLOCK_SECONDS = 0.4
 #: how long the other process's writer waits for the lock before it fails
-OTHER_WAIT_SECONDS = 2.0
+OTHER_WAIT_SECONDS = 5.0
 ROUNDS = 4
 CANDIDATES = 4
 
