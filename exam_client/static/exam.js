@@ -773,6 +773,9 @@ async function startExam() {
 
 // -- 7. answering
 async function renderAnswering(body, entered) {
+  // watched from the moment the step shows (not after the paper has loaded: a leave while
+  // it loads counts too)
+  if (entered) watchPage();
   if (!paperView) {
     paperView = new PaperView({
       container: $('paper'),
@@ -791,7 +794,6 @@ async function renderAnswering(body, entered) {
       showFlowError(error.message);
     }
   }
-  if (entered) watchPage();
 }
 
 // the sitting may require full screen while answering (issue 18): until the page is in

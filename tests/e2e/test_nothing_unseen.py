@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import Route, async_playwright, expect
 
 from proctor.rules import RuleSettings
 from tests.e2e.conftest import chromium_args
@@ -109,12 +109,23 @@ async def test_page_leaving_and_first_view_lost_are_raised(watch_server, camera,
                 await expect(phone.locator("#phone-stream-status")).to_have_attribute(
                     "data-state", "streaming", timeout=30_000
                 )
+                # the paper is held back until the candidate has left the page twice: a
+                # leave while the paper loads counts too (CI once left the page before the
+                # page listened, as it then did only once the paper had loaded)
+                paper_held = asyncio.Event()
+
+                async def hold_paper(route: Route) -> None:
+                    await asyncio.wait_for(paper_held.wait(), 60)
+                    await route.continue_()
+
+                await page.route("**/api/flow/paper", hold_paper)
                 await expect(flow).to_have_attribute("data-step", "answering", timeout=60_000)
 
                 # -- leaving the exam page twice: warned, then reported ---------------
                 for _ in range(2):
                     await page.evaluate("window.dispatchEvent(new Event('blur'))")
                     await page.evaluate("window.dispatchEvent(new Event('focus'))")
+                paper_held.set()
 
                 # raised at the second leave, closed by the return (which may land a moment
                 # after the alert: wait for the closed state, not the first sight of it)
