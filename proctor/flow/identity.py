@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor.errors import Conflict, Invalid
 from proctor.events.bus import Bus
 from proctor.evidence import chain
-from proctor.evidence.storage import EvidenceStorage
+from proctor.evidence.storage import EvidenceStorage, StoredFile
 from proctor.flow.machine import Ctx, act, check, load, move
 from proctor.flow.steps import record_event
 from proctor.store.db import Database
@@ -92,27 +92,12 @@ def before_check(ctx: Ctx, storage: EvidenceStorage, image: bytes) -> IdentityIn
     return IdentityInput(registered)
 
 
-async def record_check(
-    db: AsyncSession,
-    ctx: Ctx,
-    storage: EvidenceStorage,
-    image: bytes,
-    outcome: dict[str, Any],
-    now: datetime,
-) -> dict[str, Any]:
-    """Store the live capture as evidence and apply the outcome to the attempt (locked,
-    re-checked: the step may have moved while the check ran)."""
-    check(ctx, "identity_check")
-    reason = outcome.get("reason") or "unavailable"
-    if reason == "bad_image":
-        raise Invalid("bad_image", "The picture could not be read: send a JPEG or PNG.")
-    a = ctx.attempt
-    digest = hashlib.sha256(image).hexdigest()
-    if await _same_picture_just_checked(db, ctx.candidate.id, digest, now):
-        # a client sending the same picture again after a timeout (its first request was
-        # answered after it gave up): the same check, not another failure
-        return _check_body(ctx, bool(outcome.get("passed")), reason, outcome.get("distance"))
-    stored = await asyncio.to_thread(
+async def store_capture(
+    storage: EvidenceStorage, ctx: Ctx, image: bytes, now: datetime
+) -> StoredFile:
+    """Write the live capture to the evidence storage (fsynced), before and outside the
+    transaction that records it: the database writer does not wait for the disk."""
+    return await asyncio.to_thread(
         storage.save,
         (f"sitting-{ctx.sitting.id}", f"candidate-{ctx.candidate.id}"),
         "identity-capture",
@@ -120,6 +105,30 @@ async def record_check(
         "jpg",
         now,
     )
+
+
+async def record_check(
+    db: AsyncSession,
+    ctx: Ctx,
+    stored: StoredFile,
+    outcome: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """Record the stored live capture as evidence and apply the outcome to the attempt
+    (locked, re-checked: the step may have moved while the check ran). The answer's
+    ``same_check`` is True when the same picture had just been checked (a client's retry):
+    then nothing is recorded and the caller removes the file it stored."""
+    check(ctx, "identity_check")
+    reason = outcome.get("reason") or "unavailable"
+    if reason == "bad_image":
+        raise Invalid("bad_image", "The picture could not be read: send a JPEG or PNG.")
+    a = ctx.attempt
+    digest = stored.sha256
+    last = await _same_picture_just_checked(db, ctx.candidate.id, digest, now)
+    if last is not None:
+        # a client sending the same picture again after a timeout (its first request was
+        # answered after it gave up): the same check, not another failure
+        return {**_body_of_event(ctx, last), "same_check": True}
     evidence = Evidence(
         sitting_id=ctx.sitting.id,
         candidate_id=ctx.candidate.id,
@@ -129,7 +138,7 @@ async def record_check(
         sha256=stored.sha256,
         size=stored.size,
         mime="image/jpeg",
-        captured_at=now,
+        captured_at=stored.captured_at,
     )
     db.add(evidence)
     # in the audit chain like every evidence file (proctor audit verify checks it)
@@ -167,17 +176,27 @@ SAME_PICTURE_SECONDS = 120
 
 async def _same_picture_just_checked(
     db: AsyncSession, candidate_id: int, digest: str, now: datetime
-) -> bool:
+) -> CandidateEvent | None:
+    """The candidate's last photo check if it was of this very picture, moments ago."""
     last = await db.scalar(
         select(CandidateEvent)
         .where(CandidateEvent.candidate_id == candidate_id, CandidateEvent.kind == "identity_check")
         .order_by(CandidateEvent.at.desc(), CandidateEvent.id.desc())
         .limit(1)
     )
-    return (
+    if (
         last is not None
         and (last.data or {}).get("image_sha256") == digest
         and (now - last.at).total_seconds() < SAME_PICTURE_SECONDS
+    ):
+        return last
+    return None
+
+
+def _body_of_event(ctx: Ctx, event: CandidateEvent) -> dict[str, Any]:
+    data = event.data or {}
+    return _check_body(
+        ctx, bool(data.get("passed")), data.get("reason") or "unavailable", data.get("distance")
     )
 
 
@@ -269,9 +288,13 @@ async def photo_check(
     """Step 4 as one action: check the step and the picture, run the face check on the
     identity workers with no transaction held, then record the outcome on the locked
     attempt (re-checked: the step may have moved meanwhile), commit and publish."""
+    digest = hashlib.sha256(image).hexdigest()
     async with database.session() as db:  # no transaction is held while the model runs
         ctx = await load(db, candidate_id)
         before = before_check(ctx, storage, image)
+        last = await _same_picture_just_checked(db, candidate_id, digest, clock())
+    if last is not None:  # a retry of a check already made: its answer, no second run
+        return _body_of_event(ctx, last)
     # the sitting may ask for a stricter same-person limit than the model's
     max_distance = ctx.rules.identity_max_distance
     if before.registered is None:
@@ -281,17 +304,35 @@ async def photo_check(
     else:
         outcome = await checker.check(before.registered, image, max_distance)
 
-    async def record(session: AsyncSession, ctx: Ctx) -> dict[str, Any]:
-        return await record_check(session, ctx, storage, image, outcome, clock())
+    stored = await store_capture(storage, ctx, image, clock())
 
-    _, result = await act(
-        database,
-        bus,
-        candidate_id,
-        record,
-        now=now,
-        publish=lambda r: {
-            "identity": {k: r[k] for k in ("passed", "reason", "failures", "needs_invigilator")}
-        },
-    )
+    async def record(session: AsyncSession, ctx: Ctx) -> dict[str, Any]:
+        return await record_check(session, ctx, stored, outcome, clock())
+
+    try:
+        _, result = await act(
+            database,
+            bus,
+            candidate_id,
+            record,
+            now=now,
+            publish=lambda r: (
+                None
+                if r.get("same_check")
+                else {
+                    "identity": {
+                        k: r[k] for k in ("passed", "reason", "failures", "needs_invigilator")
+                    }
+                }
+            ),
+        )
+    except BaseException:
+        _discard(storage, stored)  # not recorded: no file without its record
+        raise
+    if result.pop("same_check", False):
+        _discard(storage, stored)
     return result
+
+
+def _discard(storage: EvidenceStorage, stored: StoredFile) -> None:
+    storage.open(stored.relpath).unlink(missing_ok=True)

@@ -307,13 +307,13 @@ async def act(
     *,
     now: Any,
     staff: bool = False,
-    publish: bool | Callable[[T], dict[str, Any]] = True,
+    publish: bool | Callable[[T], dict[str, Any] | None] = True,
 ) -> tuple[Ctx, T]:
     """Load and lock the candidate's attempt, run ``action(session, ctx)`` on it, commit,
     then publish the step to the sitting's consoles and the candidate's pages (``publish``:
     whether to, or a function of the action's result giving what the message carries
-    besides the step). Nothing is published when the action raises (its changes are
-    rolled back).
+    besides the step, or None for no message). Nothing is published when the action
+    raises (its changes are rolled back).
 
     The transaction runs on the database writer thread (``Database.write``, issue 22): on
     the application's loop, busy with 30 candidates' media, each statement's result waits
@@ -329,7 +329,8 @@ async def act(
     ctx, result = await database.write(transaction)
     if publish:
         extra = publish(result) if callable(publish) else {}
-        await publish_step(bus, ctx, now, **extra)
+        if extra is not None:
+            await publish_step(bus, ctx, now, **extra)
     return ctx, result
 
 

@@ -19,6 +19,7 @@ from proctor.flow import answering, identity, machine, steps
 from proctor.invigilation import control
 from proctor.sitting import bank, papers
 from proctor.sitting.sittings import add_candidate, create_sitting, create_staff
+from proctor.store.tables import Candidate
 from tests.flowkit import OBJECTIVE_SECTIONS, T0, CommittedBus, demo_questions, migrated_sqlite
 
 STEPS = set(machine.EXAM_STEPS + machine.DEVICE_CHECK_STEPS) | machine.ENDED
@@ -255,33 +256,79 @@ async def test_staff_load_says_who_is_missing(world) -> None:
         assert exc.value.code == "not_authenticated"
 
 
+class _CountingChecker:
+    """The identity model's answer (a mismatch) and how often it was asked."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def check(self, registered: bytes, live: bytes, max_distance=None) -> dict:
+        self.calls += 1
+        return {"passed": False, "reason": "mismatch", "distance": 0.9}
+
+
+def _capture_files(storage: EvidenceStorage) -> list[str]:
+    return sorted(p.name for p in storage.root.rglob("identity-capture-*"))
+
+
 async def test_the_same_picture_sent_again_is_not_another_failure(world) -> None:
     """A client that gave up on a slow photo check and sends the same picture again (the
     headless client after a ReadTimeout; a page retrying) gets the same check back; it
-    is not counted as a second failure. Another picture counts."""
+    is not counted as a second failure, the model does not run again and no second file
+    is stored. Another picture counts."""
+    database, storage, bus, ids = world
+    cid, at = ids["candidate"], T0 - timedelta(minutes=5)
+    await _login(database, at)
+    await machine.act(database, bus, cid, lambda s, c: steps.confirm_info(s, c, at), now=at)
+    await machine.act(database, bus, cid, lambda s, c: steps.answer_pledge(s, c, True, at), now=at)
+    async with database.transaction() as s:  # a registered photo to compare with
+        cand = await s.get(Candidate, cid)
+        cand.photo_relpath = storage.save(("photos",), "photo", _png(), "png").relpath
+    checker = _CountingChecker()
+
+    async def check(picture: bytes, when):
+        return await identity.photo_check(
+            database, bus, checker, storage, cid, picture, now=when, clock=lambda: when
+        )
+
+    first = await check(_png(), at)
+    published = len(bus.steps())
+    again = await check(_png(), at + timedelta(seconds=20))
+    assert (first["failures"], again["failures"]) == (1, 1)
+    assert again["reason"] == "mismatch" and not again["needs_invigilator"]
+    assert "same_check" not in again
+    assert checker.calls == 1 and len(_capture_files(storage)) == 1
+    assert len(bus.steps()) == published  # nothing changed: nothing to tell the consoles
+    ok, other = cv2.imencode(".png", np.full((64, 64, 3), 40, np.uint8))
+    assert (await check(other.tobytes(), at + timedelta(seconds=30)))["failures"] == 2
+    # the first picture again after another one is a new attempt
+    late = await check(_png(), at + timedelta(minutes=5))
+    assert late["failures"] == 3 and late["needs_invigilator"]
+    assert checker.calls == 3 and len(_capture_files(storage)) == 3
+
+
+async def test_a_retry_racing_the_first_check_is_recorded_once(world) -> None:
+    """Both requests of one picture passed the read-side look before either was recorded:
+    the second to reach the writer finds the first's record and answers as it did, marked
+    ``same_check`` (photo_check then removes the file it stored and publishes nothing)."""
     database, storage, bus, ids = world
     cid, at = ids["candidate"], T0 - timedelta(minutes=5)
     await _login(database, at)
     await machine.act(database, bus, cid, lambda s, c: steps.confirm_info(s, c, at), now=at)
     await machine.act(database, bus, cid, lambda s, c: steps.answer_pledge(s, c, True, at), now=at)
     mismatch = {"passed": False, "reason": "mismatch", "distance": 0.9}
-
-    async def check(picture: bytes, when):
+    results = []
+    for _ in range(2):
+        async with database.session() as s:
+            ctx = await machine.load(s, cid)
+        stored = await identity.store_capture(storage, ctx, _png(), at)
         _, result = await machine.act(
             database,
             bus,
             cid,
-            lambda s, c: identity.record_check(s, c, storage, picture, mismatch, when),
-            now=when,
+            lambda s, c, stored=stored: identity.record_check(s, c, stored, mismatch, at),
+            now=at,
         )
-        return result
-
-    first = await check(_png(), at)
-    again = await check(_png(), at + timedelta(seconds=20))
-    assert (first["failures"], again["failures"]) == (1, 1)
-    assert again["reason"] == "mismatch" and not again["needs_invigilator"]
-    ok, other = cv2.imencode(".png", np.full((64, 64, 3), 40, np.uint8))
-    assert (await check(other.tobytes(), at + timedelta(seconds=30)))["failures"] == 2
-    # the first picture again after another one is a new attempt
-    late = await check(_png(), at + timedelta(minutes=5))
-    assert late["failures"] == 3 and late["needs_invigilator"]
+        results.append(result)
+    assert [r["failures"] for r in results] == [1, 1]
+    assert results[1]["same_check"] is True and "same_check" not in results[0]
