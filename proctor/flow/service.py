@@ -85,7 +85,7 @@ class ExamService:
             with contextlib.suppress(BaseException):
                 await self._sweeper
         if self.identity is not None:
-            self.identity.close()
+            await self.identity.aclose()
         self.passwords.close()
 
     async def sweep(self) -> list[tuple[int, int]]:

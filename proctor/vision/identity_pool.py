@@ -223,9 +223,18 @@ class IdentityChecker:
         return await self._run(worker_photo, image)
 
     def close(self) -> None:
+        """Drop the pool without waiting (a broken pool, whose workers are gone)."""
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+    async def aclose(self) -> None:
+        """Stop the workers and wait for them to exit, off the loop (at the app's end: a
+        pool dropped without waiting leaves its semaphores to the resource tracker, which
+        then warns of "leaked semaphore objects")."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
 
 PHOTO_PROBLEMS = {
