@@ -195,6 +195,8 @@ class Run:
     # --py-spy: share of the server's busy samples per stage (proctor's and aiortc's code)
     profile: dict[str, float] = field(default_factory=dict)
     load_avg: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the machine's, at the end
+    # --memory-every: (seconds into the window, the server's RSS in MB) along the run
+    rss_samples: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def per_candidate_cpu(self) -> float:
@@ -314,9 +316,26 @@ class Load:
         staff: tuple[str, str],
         sitting_id: int,
         py_spy: str | None = None,
+        memory_every: float = 0.0,
     ):
         self.url, self.password, self.staff, self.sitting_id = url, password, staff, sitting_id
         self.py_spy = py_spy
+        self.memory_every = memory_every
+
+    async def _watch_memory(
+        self, run: Run, server_pids: list[int], t0: float, duration: float
+    ) -> None:
+        """Wait out the window; with ``memory_every``, note the server's RSS that often
+        (printed as it goes, for a long run)."""
+        if not self.memory_every:
+            await asyncio.sleep(duration)
+            return
+        end = t0 + duration
+        while (left := end - time.time()) > 0:
+            await asyncio.sleep(min(self.memory_every, left))
+            rss = sum(proc_rss_mb(p) for p in server_pids)
+            run.rss_samples.append((time.time() - t0, rss))
+            print(f"  memory at {time.time() - t0:7.0f} s: {rss:7.0f} MB", flush=True)
 
     async def run(
         self,
@@ -373,7 +392,7 @@ class Load:
                     t0 = time.time()
                     run.rss_start_mb = sum(proc_rss_mb(p) for p in server_pids)
                     spies = start_profile(self.py_spy, server_pids, duration)
-                    await asyncio.sleep(duration)
+                    await self._watch_memory(run, server_pids, t0, duration)
                     t1 = time.time()
                     run.profile = await finish_profile(spies)
                     run.rss_end_mb = sum(proc_rss_mb(p) for p in server_pids)
@@ -493,6 +512,17 @@ def print_runs(runs: list[Run]) -> None:
                 f"analysis per frame at N={r.candidates}: {cpu:.1f} ms CPU "
                 f"(convert, detect, encode), {r.analysis_wall_ms:.1f} ms wall"
             )
+        if r.rss_samples:
+            print(
+                f"\nserver memory along the window at N={r.candidates} (MB): "
+                + ", ".join(f"{t / 60:.0f} min {mb:.0f}" for t, mb in r.rss_samples)
+            )
+            half = [mb for t, mb in r.rss_samples if t >= r.duration / 2]
+            if half:
+                print(
+                    f"second half: {min(half):.0f}-{max(half):.0f} MB, "
+                    f"growth over it {half[-1] - half[0]:+.0f} MB"
+                )
         if r.profile:
             split = ", ".join(
                 f"{k} {v * total:.2f} ({v:.0%})" for k, v in r.profile.items() if v >= 0.005
@@ -525,6 +555,7 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
                 args.password,
                 (args.staff_user, args.staff_password),
                 args.sitting,
+                memory_every=args.memory_every,
             )
             ids = args.id_numbers.split(",")
             pids: list[int] = []
@@ -553,7 +584,14 @@ async def main_async(args: argparse.Namespace) -> list[Run]:
                     url, work / "data", Path(args.models).expanduser(), env_extra=env
                 ).start
             )
-            load = Load(server.url, seeded.password, seeded.staff, seeded.sitting_id, args.py_spy)
+            load = Load(
+                server.url,
+                seeded.password,
+                seeded.staff,
+                seeded.sitting_id,
+                args.py_spy,
+                args.memory_every,
+            )
             ids = [c[2] for c in seeded.candidates]
             pids = tree_pids(server.proc.pid)
         for step, n in enumerate(counts):
@@ -619,6 +657,13 @@ def main() -> int:
         "--py-spy",
         help="path of a py-spy binary: sample the server's processes during the window and "
         "print the CPU split by stage (pip install py-spy)",
+    )
+    p.add_argument(
+        "--memory-every",
+        type=float,
+        default=0.0,
+        help="seconds between samples of the server's memory during the window (a long "
+        "run's memory curve; 0: start and end only)",
     )
     p.add_argument(
         "--ratio",
