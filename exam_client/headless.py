@@ -119,6 +119,27 @@ def probe_media(path: str | Path) -> MediaInfo:
     return MediaInfo(p, has_video, has_audio, duration)
 
 
+def upright_bgr(frame: av.VideoFrame) -> Any:
+    """The frame as a BGR array the right way up: a phone's clip is stored sideways with a
+    display matrix (``frame.rotation``, e.g. -90) that players apply and a browser's camera
+    never needs; without it the photo check and the detectors see a face lying on its side."""
+    import cv2
+
+    image = frame.to_ndarray(format="bgr24")
+    turn = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+    code = turn.get(-int(getattr(frame, "rotation", 0) or 0) % 360)
+    return image if code is None else cv2.rotate(image, code)
+
+
+def upright(frame: av.VideoFrame) -> av.VideoFrame:
+    """``frame`` turned the right way up (see :func:`upright_bgr`), same pts and time base."""
+    if not getattr(frame, "rotation", 0):
+        return frame
+    out = av.VideoFrame.from_ndarray(upright_bgr(frame), format="bgr24")
+    out.pts, out.time_base = frame.pts, frame.time_base
+    return out
+
+
 def first_frame_jpeg(path: str | Path) -> bytes:
     """The first video frame of a media file as a JPEG (the photo check's picture)."""
     import cv2
@@ -126,7 +147,7 @@ def first_frame_jpeg(path: str | Path) -> bytes:
     probe_media(path)
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
-            ok, jpeg = cv2.imencode(".jpg", frame.to_ndarray(format="bgr24"))
+            ok, jpeg = cv2.imencode(".jpg", upright_bgr(frame))
             if ok:
                 return jpeg.tobytes()
     raise MediaFileError("media_no_video", f"{path} has no video frame")
@@ -353,6 +374,8 @@ class _SourceTrack(MediaStreamTrack):
             frame = self._shift(frame)
             if self._skip():
                 continue
+            if self.kind == "video" and self._source.decode:
+                frame = upright(frame)
             if self.first_sent_at is None:
                 self.first_sent_at = time.time()
             if self._pass:  # keep later passes on the first pass's clock

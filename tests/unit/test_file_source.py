@@ -47,3 +47,41 @@ async def test_passes_continue_the_first_pass_clock(tmp_path: Path) -> None:
         assert max(early) < 0.02, early
         # nor much later (real time, not slowed down)
         assert sent[-1] - start < times[-1] + 0.5
+
+
+async def test_a_sideways_phone_clip_is_sent_and_photographed_upright(
+    media_dir: Path, models_dir: Path
+) -> None:
+    """center_focus.mp4 is stored 848x480 with a -90 degree display matrix (a phone's clip):
+    players and browsers show it upright, 480x848. The headless candidate sends it so: the
+    photo check's picture and the streamed frames show the face upright, and the face
+    detector finds it (on the sideways picture it finds none: the photo check answered
+    no_face for ever in a demo sitting)."""
+    import av
+    import cv2
+
+    from exam_client.headless import first_frame_jpeg
+    from models.prepare import model_path
+    from proctor.vision.faces import BlazeFaceDetector
+
+    clip = media_dir / "clips" / "center_focus.mp4"
+    detector = BlazeFaceDetector(
+        model_path(models_dir, "blazeface_short"), model_path(models_dir, "blazeface_full")
+    )
+    with av.open(str(clip)) as container:
+        stored = next(container.decode(video=0)).to_ndarray(format="bgr24")
+    assert stored.shape[:2] == (480, 848) and detector.detect(stored) == []
+
+    photo = cv2.imdecode(np.frombuffer(first_frame_jpeg(clip), np.uint8), cv2.IMREAD_COLOR)
+    assert photo.shape[:2] == (848, 480)
+    assert len(detector.detect(photo)) == 1
+
+    source = FileSource(clip)
+    assert source.video is not None
+    try:
+        frame = await asyncio.wait_for(source.video.recv(), timeout=10)
+    finally:
+        source.stop()
+    sent = frame.to_ndarray(format="bgr24")
+    assert sent.shape[:2] == (848, 480)
+    assert len(detector.detect(sent)) == 1
