@@ -271,6 +271,9 @@ class CandidateMonitor:
                 except Exception:  # one bad frame must not stop the candidate's monitoring
                     log.exception("analysis failed", extra={"candidate_id": self.ref.candidate_id})
             self._maybe_snapshot()
+            for view, state in self.views.items():  # received, even if not analysed yet
+                if (newest := state.sampler.newest()) is not None:
+                    self.rules.frames_received(view, newest.received_at)
             for draft in self.rules.tick(time.time()):  # e.g. the second view gone quiet
                 self._raise(draft, None)
             self._handle_changes(self.rules.changes())

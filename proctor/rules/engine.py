@@ -139,6 +139,14 @@ class RuleEngine:
     def tick(self, now: float) -> list[AlertDraft]:
         return self._each("tick", now, now)
 
+    def frames_received(self, view: str, ts: float) -> None:
+        """The newest frame of ``view`` arrived at ``ts``, whether or not it was analysed
+        (the lost-view rules watch reception, not the analysis, which may lag)."""
+        for rule in self.rules:
+            handler = getattr(rule, "frame_received", None)
+            if handler is not None:
+                handler(view, ts)
+
     def changes(self) -> list[EpisodeChange]:
         """How the open episodes went on (updates) and which closed, since the last call."""
         return self.episodes.changes()

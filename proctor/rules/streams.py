@@ -157,7 +157,8 @@ class IdentityMismatchRule(_LatestFrame):
 
 
 class ViewLostRule(_LatestFrame):
-    """No frame from ``view`` for ``seconds``, once it has delivered one: the monitor calls
+    """No frame from ``view`` for ``seconds``, once it has delivered one (frames received,
+    told by :meth:`frame_received`, count as well as frames analysed): the monitor calls
     :meth:`proctor.rules.RuleEngine.tick` regularly (every analysis tick) so that the
     silence itself is noticed. Raised once per loss (a new frame ends it) and not within
     the cooldown; the episode stays open while the view stays silent, its severity turning
@@ -185,6 +186,13 @@ class ViewLostRule(_LatestFrame):
             self._last_seen = obs.ts if self._last_seen is None else max(self._last_seen, obs.ts)
             self._raised = False
         return None
+
+    def frame_received(self, view: str, ts: float) -> None:
+        """A frame of ``view`` arrived at ``ts`` (analysed or not): the view is not lost.
+        Analysis may fall seconds behind on a busy server; that is no lost camera."""
+        if view == self.view and self._last_seen is not None and ts > self._last_seen:
+            self._last_seen = ts
+            self._raised = False
 
     def ongoing(self, now: float) -> dict[str, Sighting]:
         if not self._raised or self._last_seen is None:

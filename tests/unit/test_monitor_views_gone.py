@@ -133,3 +133,48 @@ async def test_a_view_attached_again_restarts_the_loop() -> None:
         finally:
             await monitor.stop()
     assert alerts.alerts == []
+
+
+class SlowAnalysis(FaceEverywhere):
+    """Every analysis after the first of each view takes three times ``LOST_SECONDS``
+    (a server busy with other candidates), while the views keep delivering frames."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.slow_done = asyncio.Event()
+
+    def analyse(self, view, frame_bgr: np.ndarray, ts: float, gate=None) -> Observation:
+        self.calls += 1
+        if self.calls > 2:
+            import time
+
+            time.sleep(3 * LOST_SECONDS)  # noqa: sleep-ok - the analysis's own cost
+            if self.calls >= 5:
+                self._loop.call_soon_threadsafe(self.slow_done.set)
+        return super().analyse(view, frame_bgr, ts, gate)
+
+
+async def test_analysis_falling_behind_is_not_a_lost_view() -> None:
+    """Observations come 3 s apart (slow analysis) while frames arrive 30 times a second:
+    no view is lost (before, the rule timed the silence from the last analysed frame and
+    raised first_view_lost for every lagging candidate: 18 in 4 minutes of a loaded demo)."""
+    analyzer, alerts = SlowAnalysis(), AlertLog()
+    rules = RuleSettings(
+        second_view_lost_seconds=LOST_SECONDS, first_view_lost_seconds=LOST_SECONDS
+    )
+    ref = CandidateRef(1, 1, "A", 4.0, rules)
+    with ThreadPoolExecutor(2) as pool:
+        monitor = CandidateMonitor(ref, analyzer, pool, alerts, ThumbnailCache())
+        for view in ("first", "second"):
+            sampler = FrameSampler(VideoStreamTrack(), view=view)
+            sampler.start()
+            monitor.attach(view, sampler)
+        try:
+            await asyncio.wait_for(analyzer.slow_done.wait(), 60)
+            # and a real loss is still seen: the phone stops delivering
+            await monitor.detach("second")
+            await asyncio.wait_for(alerts.raised.wait(), 30)
+        finally:
+            await monitor.stop()
+    assert alerts.alerts == [("second_view_lost", "second")]
