@@ -389,7 +389,7 @@ async def evidence(
     row = await supervision.get_evidence_row(db, evidence_id)
     if who.role != "reviewer":  # reviewers see every sitting's evidence after the exam
         await rooms.check_candidate(db, await rooms.scope_of(db, who), row.candidate_id)
-    await evidence_opened(db, who.subject_id, row, via="console")
+    await evidence_opened(rt.db, who.subject_id, row, via="console")
     try:
         path = rt.storage.open(row.relpath)
     except (ValueError, FileNotFoundError) as exc:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.auth.roles import roles_with
 from proctor.evidence import chain
+from proctor.store.db import Database
 from proctor.store.tables import Evidence
 
 REVIEW_ROLES = roles_with("review")
@@ -45,17 +46,24 @@ async def log_access(
     )
 
 
-async def evidence_opened(db: AsyncSession, staff_id: int, row: Evidence, *, via: str) -> None:
+async def evidence_opened(database: Database, staff_id: int, row: Evidence, *, via: str) -> None:
     """An evidence file is about to be sent to this staff user: ``access.evidence`` in
-    the audit chain (with the file's hash and where it was opened), committed first."""
-    await log_access(
-        db,
-        staff_id,
-        "evidence",
-        sitting_id=row.sitting_id,
-        candidate_id=row.candidate_id,
-        subject_type="evidence",
-        subject_id=row.id,
-        detail={"sha256": row.sha256, "via": via},
-    )
-    await db.commit()
+    the audit chain (with the file's hash and where it was opened), committed first, on
+    the database writer thread (a console opening the evidence of a feed of alerts on a
+    busy server must not hold SQLite's write lock between turns of the event loop)."""
+    detail = {"sha256": row.sha256, "via": via}
+    sitting_id, candidate_id, evidence_id = row.sitting_id, row.candidate_id, row.id
+
+    async def write(db: AsyncSession) -> None:
+        await log_access(
+            db,
+            staff_id,
+            "evidence",
+            sitting_id=sitting_id,
+            candidate_id=candidate_id,
+            subject_type="evidence",
+            subject_id=evidence_id,
+            detail=detail,
+        )
+
+    await database.write(write)

@@ -422,7 +422,7 @@ async def test_opening_an_evidence_file_is_in_the_audit_chain(world):
         )
         s.add(row)
         await s.commit()
-        await evidence_opened(s, ids["chief"], row, via="console")
+    await evidence_opened(database, ids["chief"], row, via="console")
     async with database.session() as s:  # committed
         entry = await s.scalar(select(AuditEntry).where(AuditEntry.kind == "access.evidence"))
         assert entry is not None and entry.subject_id == row.id
