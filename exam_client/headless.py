@@ -1066,6 +1066,9 @@ class HeadlessCandidate:
                     log.info("%s view: the exam is over", view.name)
                     view.ended.set()
                     return
+                if exc.code == "offer_superseded":  # another offer of ours overtook it
+                    delay = min(delay * 2, self.max_reconnect_delay)
+                    continue
                 log.error("%s view: giving up: %s", view.name, exc.message)
                 return
             try:

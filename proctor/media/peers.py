@@ -19,7 +19,7 @@ from aiortc.contrib.media import MediaRelay
 
 from proctor import metrics
 from proctor.domain import CandidateRef
-from proctor.errors import Invalid
+from proctor.errors import Conflict, Invalid
 from proctor.media import jitter
 from proctor.media.bounded import bound
 from proctor.media.monitor import CandidateMonitor
@@ -180,6 +180,14 @@ class PeerManager:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:
+            if self._peers.get(key) is not peer:
+                # a newer offer for this view (a client retrying a request that timed out)
+                # closed this connection meanwhile: the newer one stands, untouched
+                with contextlib.suppress(Exception):
+                    await pc.close()
+                raise Conflict(
+                    "offer_superseded", "A newer offer for this view replaced this one."
+                ) from exc
             await self._close(key, notify=False)
             raise Invalid("invalid_sdp", f"The WebRTC offer could not be used: {exc}") from exc
         self._resync_video(pc, view)
