@@ -85,8 +85,13 @@ async function postOffer(url, token, body) {
   if (!response.ok) {
     const code = answer?.error?.code || `http_${response.status}`;
     const message = answer?.error?.message || `HTTP ${response.status}`;
-    // 5xx, 408 and 429 may pass; other 4xx will not get better by trying again
-    const retry = response.status >= 500 || response.status === 408 || response.status === 429;
+    // 5xx, 408 and 429 may pass, and an offer overtaken by a newer one of this view
+    // (offer_superseded); other 4xx will not get better by trying again
+    const retry =
+      response.status >= 500 ||
+      response.status === 408 ||
+      response.status === 429 ||
+      code === 'offer_superseded';
     throw new OfferError(code, message, response.status, retry);
   }
   if (!answer?.sdp) throw new OfferError('bad_answer', 'the answer has no SDP', 200, true);
