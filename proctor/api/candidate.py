@@ -25,8 +25,7 @@ from proctor.api.wire_candidate import LoggedOut, LoginOut, Me, RtcAnswer
 from proctor.auth.sessions import (
     CANDIDATE_SESSION_HOURS,
     Principal,
-    end_phone_sessions,
-    revoke_token,
+    logout_candidate,
 )
 from proctor.errors import Forbidden
 from proctor.events.bus import candidate_channel
@@ -113,16 +112,13 @@ async def login(
 async def logout(
     request: Request,
     response: Response,
-    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
     at: datetime = Depends(now),
 ) -> dict:
     """End this session, so that the candidate can log in on another device at once."""
     token = token_from(request)
     if token:
-        ended = await revoke_token(db, token, at)
-        if ended is not None and ended.kind == "candidate":
-            await end_phone_sessions(db, ended.subject_id, at)
-        await db.commit()
+        await logout_candidate(rt.db, token, at)
     response.delete_cookie(COOKIE)
     return {"ok": True}
 

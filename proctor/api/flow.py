@@ -66,7 +66,7 @@ from proctor.invigilation import control, requests, rooms, supervision
 from proctor.invigilation.room_record import flow_body, flow_facts
 from proctor.invigilation.rooms import Scope
 from proctor.media import turn
-from proctor.review.access import log_access
+from proctor.review.access import record_access
 from proctor.runtime import Runtime
 from proctor.sitting import violations
 from proctor.store.tables import Candidate
@@ -619,15 +619,14 @@ async def registered_photo(
     cand = await rooms.check_candidate(db, scope, candidate_id)
     if not cand.photo_relpath:
         raise NotFound("no_registered_photo", "This candidate has no registered photo.")
-    await log_access(
-        db,
+    await record_access(
+        rt.db,
         scope.staff_id,
         "registered_photo",
         sitting_id=cand.sitting_id,
         candidate_id=cand.id,
         detail={"via": "console"},
     )
-    await db.commit()
     try:
         path = rt.storage.open(cand.photo_relpath)
     except (ValueError, FileNotFoundError) as exc:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.auth import ratelimit
 from proctor.errors import Conflict, NotAuthenticated
+from proctor.store.db import Database
 from proctor.store.tables import AuthSession, StaffUser, utcnow
 
 CANDIDATE_SESSION_HOURS = 12
@@ -277,3 +278,15 @@ async def revoke_token(
         row.revoked_at = now or utcnow()
         return row
     return None
+
+
+async def logout_candidate(database: Database, token: str, now: datetime) -> None:
+    """End a candidate's session and their paired phone's, in one short transaction on the
+    database writer thread (a logout never holds SQLite's write lock across the loop)."""
+
+    async def write(db: AsyncSession) -> None:
+        ended = await revoke_token(db, token, now)
+        if ended is not None and ended.kind == "candidate":
+            await end_phone_sessions(db, ended.subject_id, now)
+
+    await database.write(write)

@@ -46,24 +46,47 @@ async def log_access(
     )
 
 
-async def evidence_opened(database: Database, staff_id: int, row: Evidence, *, via: str) -> None:
-    """An evidence file is about to be sent to this staff user: ``access.evidence`` in
-    the audit chain (with the file's hash and where it was opened), committed first, on
-    the database writer thread (a console opening the evidence of a feed of alerts on a
-    busy server must not hold SQLite's write lock between turns of the event loop)."""
-    detail = {"sha256": row.sha256, "via": via}
-    sitting_id, candidate_id, evidence_id = row.sitting_id, row.candidate_id, row.id
+async def record_access(
+    database: Database,
+    staff_id: int,
+    what: str,
+    *,
+    sitting_id: int | None = None,
+    candidate_id: int | None = None,
+    subject_type: str | None = None,
+    subject_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """:func:`log_access` committed on its own, on the database writer thread: for a file
+    about to be sent from the live console (an alert's evidence, a registered photo),
+    where a console opening a feed's files on a busy server must not hold SQLite's write
+    lock between turns of the event loop."""
 
     async def write(db: AsyncSession) -> None:
         await log_access(
             db,
             staff_id,
-            "evidence",
+            what,
             sitting_id=sitting_id,
             candidate_id=candidate_id,
-            subject_type="evidence",
-            subject_id=evidence_id,
+            subject_type=subject_type,
+            subject_id=subject_id,
             detail=detail,
         )
 
     await database.write(write)
+
+
+async def evidence_opened(database: Database, staff_id: int, row: Evidence, *, via: str) -> None:
+    """An evidence file is about to be sent to this staff user: ``access.evidence`` in
+    the audit chain (with the file's hash and where it was opened), committed first."""
+    await record_access(
+        database,
+        staff_id,
+        "evidence",
+        sitting_id=row.sitting_id,
+        candidate_id=row.candidate_id,
+        subject_type="evidence",
+        subject_id=row.id,
+        detail={"sha256": row.sha256, "via": via},
+    )
