@@ -140,16 +140,28 @@ def upright(frame: av.VideoFrame) -> av.VideoFrame:
     return out
 
 
-def first_frame_jpeg(path: str | Path) -> bytes:
-    """The first video frame of a media file as a JPEG (the photo check's picture)."""
+#: seconds of video between two photo-check pictures of a headless candidate
+PHOTO_RETAKE_SECONDS = 1.0
+
+
+def first_frame_jpeg(path: str | Path, at: float = 0.0) -> bytes:
+    """The video frame of a media file at ``at`` seconds (the first one at or after it;
+    times past the end wrap round) as a JPEG, the right way up: the photo check's picture."""
     import cv2
 
-    probe_media(path)
+    duration = probe_media(path).duration
+    if duration:  # a time past the end wraps round, as the looped video does
+        at %= duration
+    picked = None
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
-            ok, jpeg = cv2.imencode(".jpg", upright_bgr(frame))
-            if ok:
-                return jpeg.tobytes()
+            picked = frame
+            if frame.time is None or frame.time >= at:
+                break
+    if picked is not None:
+        ok, jpeg = cv2.imencode(".jpg", upright_bgr(picked))
+        if ok:
+            return jpeg.tobytes()
     raise MediaFileError("media_no_video", f"{path} has no video frame")
 
 
@@ -457,6 +469,7 @@ class HeadlessCandidate:
         self.retry_seconds = retry_seconds
         self._reached = False
         self._retried = False
+        self._photo_tries = 0  # photo-check pictures sent (each a later frame of the video)
         self.password = password
         self.id_number = id_number
         self.ack_danmaku = ack_danmaku
@@ -798,7 +811,11 @@ class HeadlessCandidate:
         if "first" not in self._views:
             await self.start_view("first", video, loop=loop, encoded=encoded)
         if not state["identity"]["needs_invigilator"]:
-            picture = Path(photo).read_bytes() if photo else first_frame_jpeg(video)
+            # each try is a new capture, as on the exam page (the same picture sent again
+            # is the same check: the server answers it as before and counts no failure)
+            at = PHOTO_RETAKE_SECONDS * self._photo_tries
+            self._photo_tries += 1
+            picture = Path(photo).read_bytes() if photo else first_frame_jpeg(video, at)
             try:
                 result = await self.call(
                     "POST",

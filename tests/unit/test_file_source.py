@@ -85,3 +85,19 @@ async def test_a_sideways_phone_clip_is_sent_and_photographed_upright(
     sent = frame.to_ndarray(format="bgr24")
     assert sent.shape[:2] == (848, 480)
     assert len(detector.detect(sent)) == 1
+
+
+def test_photo_check_pictures_are_later_frames_of_the_video(media_dir: Path) -> None:
+    """Each photo-check try of the headless candidate is a new capture, as on the exam
+    page: the same picture sent again is the same check for the server (answered as
+    before, no failure counted), so a candidate resending its first frame never reached
+    the invigilator (seen: 9 'mismatch' answers in a row in a demo sitting)."""
+    from exam_client.headless import PHOTO_RETAKE_SECONDS, first_frame_jpeg, probe_media
+
+    clip = media_dir / "clips" / "center_focus.mp4"  # 10.5 s
+    tries = [first_frame_jpeg(clip, PHOTO_RETAKE_SECONDS * k) for k in range(3)]
+    assert len(set(tries)) == 3
+    assert first_frame_jpeg(clip) == tries[0]
+    duration = probe_media(clip).duration
+    assert duration is not None
+    assert first_frame_jpeg(clip, duration + 1.0) == first_frame_jpeg(clip, 1.0)  # wraps round
