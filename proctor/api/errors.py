@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from proctor.errors import DomainError
 from proctor.events.bus import BusUnavailable
@@ -58,6 +59,15 @@ def install(app: FastAPI) -> None:
             "bus_unavailable",
             "消息服务暂时不可用，请稍后重试。 The message service is unavailable right now; "
             "try again in a moment.",
+        )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # the client went away while sending its body (a page closed, a network lost, a
+        # client that gave up waiting): nothing was done; no one reads the answer
+        log.info("the client went away while sending %s %s", request.method, request.url.path)
+        return error_response(
+            400, "client_disconnected", "The request was not received completely."
         )
 
     @app.exception_handler(OverflowError)

@@ -117,3 +117,53 @@ async def test_an_xlsx_that_unpacks_big_is_refused(fa: FlowApp) -> None:
     resp = await _roster(fa, out.getvalue(), name="roster.xlsx")
     assert resp.status_code == 422 and code(resp) == "import_failed"
     assert "unpacks to more than" in resp.json()["error"]["errors"][0]["message"]
+
+
+async def test_a_client_gone_while_sending_its_photo_is_no_server_error(
+    fa: FlowApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The candidate's page closes (or its network drops) half-way through uploading the
+    photo check's picture: the server answers 400 client_disconnected to no one, counts no
+    failure and logs no traceback (before: 'unexpected error' with a traceback, and the
+    exception went on up the ASGI stack as 'Exception in ASGI application')."""
+    s = await fa.sitting(kind="formal", starts_in=timedelta(minutes=5))
+    cand = await fa.login(s.password, s.candidates[0].id_number)
+    await fa.walk(cand, "identity")
+    parts = [
+        {"type": "http.request", "body": b"\xff\xd8" + b"\x00" * 4000, "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return parts.pop(0) if parts else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/flow/identity",
+        "raw_path": b"/api/flow/identity",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"proctor.test"),
+            (b"content-type", b"image/jpeg"),
+            (b"content-length", b"200000"),
+            (b"authorization", f"Bearer {cand.token}".encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("proctor.test", 80),
+    }
+    caplog.clear()
+    await fa.app(scope, receive, send)  # raised ClientDisconnect before
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert start["status"] == 400 and b'"client_disconnected"' in body
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    assert (await cand.state())["identity"]["failures"] == 0
