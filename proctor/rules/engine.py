@@ -127,6 +127,7 @@ class RuleEngine:
         self.episodes = EpisodeBook(self.settings.episode_clear_seconds)
 
     def feed(self, obs: Observation) -> list[AlertDraft]:
+        self.episodes.observed(obs.view, obs.ts)
         drafts = (rule.feed(obs) for rule in self.rules)
         return self.episodes.step(obs.ts, [d for d in drafts if d is not None], self.rules)
 
@@ -141,7 +142,9 @@ class RuleEngine:
 
     def frames_received(self, view: str, ts: float) -> None:
         """The newest frame of ``view`` arrived at ``ts``, whether or not it was analysed
-        (the lost-view rules watch reception, not the analysis, which may lag)."""
+        (the lost-view rules watch reception, not the analysis, which may lag; episodes
+        of a view still receiving are judged clear on what was analysed)."""
+        self.episodes.received(view, ts)
         for rule in self.rules:
             handler = getattr(rule, "frame_received", None)
             if handler is not None:

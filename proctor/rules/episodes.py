@@ -93,14 +93,44 @@ class _Open:
         return out
 
 
+#: how far the analysis of a live view may lag behind its frames before an episode of that
+#: view is closed by the wall clock after all (analysis broken or hopelessly behind)
+MAX_ANALYSIS_LAG_SECONDS = 60.0
+
+
 class EpisodeBook:
-    """The open episodes of one candidate, by (type, key)."""
+    """The open episodes of one candidate, by (type, key).
+
+    "Clear for ``clear_seconds``" means clear in what was analysed: while a view's frames
+    keep arriving (:meth:`received`) but its analysis lags behind (a busy server), an
+    episode of that view is timed on the newest analysed frame (:meth:`observed`), not on
+    the wall clock; otherwise one ongoing condition would be cut into an alert per gap
+    in the analysis. A view whose frames stopped (lost) is timed on the wall clock."""
 
     def __init__(self, clear_seconds: float) -> None:
         self.clear_seconds = clear_seconds
         self._open: dict[tuple[str, str], _Open] = {}
         self._changes: list[EpisodeChange] = []
         self._next = 1
+        self._observed: dict[str, float] = {}  # view -> newest analysed frame's time
+        self._received: dict[str, float] = {}  # view -> newest received frame's time
+
+    def observed(self, view: str, ts: float) -> None:
+        """A frame of ``view`` taken at ``ts`` was analysed."""
+        self._observed[view] = max(ts, self._observed.get(view, ts))
+
+    def received(self, view: str, ts: float) -> None:
+        """The newest frame of ``view`` arrived at ``ts`` (analysed or not)."""
+        self._received[view] = max(ts, self._received.get(view, ts))
+
+    def _clock(self, view: str, now: float) -> float:
+        """The time an episode of ``view`` is judged clear against (see the class)."""
+        observed, received = self._observed.get(view), self._received.get(view)
+        if observed is None or received is None or now - received >= self.clear_seconds:
+            return now  # no analysis, or the view itself went quiet
+        if now - observed > MAX_ANALYSIS_LAG_SECONDS:
+            return now
+        return min(now, observed)
 
     @property
     def open(self) -> list[AlertDraft]:
@@ -137,7 +167,7 @@ class EpisodeBook:
                 if episode is not None:
                     episode.see(s.ts, s.score, s.observation, s.severity)
         for key, episode in list(self._open.items()):
-            if now - episode.last_seen >= self.clear_seconds:
+            if self._clock(episode.draft.view, now) - episode.last_seen >= self.clear_seconds:
                 del self._open[key]
                 self._changes.append(episode.change("close", ended_at=episode.last_seen))
             elif episode.moved:

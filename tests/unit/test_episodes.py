@@ -82,6 +82,44 @@ def test_first_view_lost_grows_critical_and_closes_when_the_view_returns() -> No
     assert len(raised) == 1
 
 
+def _lagging(engine: RuleEngine, start: int, stop: int, every: int, n: int, raised) -> None:
+    """Frames arrive every 0.5 s (ticks too); one in ``every`` is analysed, showing ``n``
+    faces: a server whose analysis has fallen behind."""
+    for i in range(start, stop):
+        t = i * 0.5
+        engine.frames_received("first", t)
+        if i % every == 0:
+            raised += engine.feed(faces(t, n))
+        raised += engine.tick(t)
+
+
+def test_analysis_falling_behind_does_not_cut_an_episode() -> None:
+    """Two people in view for two minutes while only one frame in 15 s is analysed: one
+    episode, not an alert per gap (the clear time counts in what was analysed while the
+    view's frames keep arriving); seen as a device alert raised again every minute or so
+    for one phone in view on a loaded server."""
+    settings = RuleSettings(multiple_persons_m=2, multiple_persons_k=3)
+    engine, raised = RuleEngine(settings), []
+    _lagging(engine, 0, 241, 30, 2, raised)
+    assert [a.type for a in raised] == ["multiple_persons"]
+    assert [c for c in engine.changes() if c.kind == "close"] == []
+    # once what is analysed is clear for the clear time, the episode ends (and only then)
+    _lagging(engine, 241, 320, 2, 1, raised)
+    closed = [c for c in engine.changes() if c.kind == "close"]
+    assert [(c.type, c.ended_at) for c in closed] == [("multiple_persons", 120.0)]
+    assert len(raised) == 1
+
+    # the wall clock judged it before: the same input without the frames' arrival cut
+    # the two minutes into several alerts
+    engine, raised = RuleEngine(settings), []
+    for i in range(241):
+        t = i * 0.5
+        if i % 30 == 0:
+            raised += engine.feed(faces(t, 2))
+        raised += engine.tick(t)
+    assert len(raised) > 1
+
+
 def test_close_all_ends_what_is_open() -> None:
     engine = RuleEngine(RuleSettings(absent_seconds=2.0))
     for i in range(10):
