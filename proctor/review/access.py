@@ -46,35 +46,12 @@ async def log_access(
     )
 
 
-async def record_access(
-    database: Database,
-    staff_id: int,
-    what: str,
-    *,
-    sitting_id: int | None = None,
-    candidate_id: int | None = None,
-    subject_type: str | None = None,
-    subject_id: int | None = None,
-    detail: dict[str, Any] | None = None,
-) -> None:
-    """:func:`log_access` committed on its own, on the database writer thread: for a file
-    about to be sent from the live console (an alert's evidence, a registered photo),
-    where a console opening a feed's files on a busy server must not hold SQLite's write
-    lock between turns of the event loop."""
-
-    async def write(db: AsyncSession) -> None:
-        await log_access(
-            db,
-            staff_id,
-            what,
-            sitting_id=sitting_id,
-            candidate_id=candidate_id,
-            subject_type=subject_type,
-            subject_id=subject_id,
-            detail=detail,
-        )
-
-    await database.write(write)
+async def record_access(database: Database, staff_id: int, what: str, **where: Any) -> None:
+    """:func:`log_access` (``where``: its keyword arguments) committed on its own, on the
+    database writer thread: for a file about to be sent from the live console (an
+    alert's evidence, a registered photo), where a console opening a feed's files on a
+    busy server must not hold SQLite's write lock between turns of the event loop."""
+    await database.write(lambda db: log_access(db, staff_id, what, **where))
 
 
 async def evidence_opened(database: Database, staff_id: int, row: Evidence, *, via: str) -> None:

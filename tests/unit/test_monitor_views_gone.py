@@ -6,6 +6,7 @@ video tracks into a real ``CandidateMonitor``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -58,17 +59,14 @@ class AlertLog:
         pass
 
 
-async def watched_then_detached(views_gone: tuple[str, ...]) -> tuple[AlertLog, bool]:
-    """Both views stream until each has been analysed, then ``views_gone`` are detached;
-    returns the alerts raised within twice ``second_view_lost_seconds`` afterwards, and
-    whether the monitor's loop still ran at the end."""
-    analyzer, alerts = FaceEverywhere(), AlertLog()
-    rules = RuleSettings(
-        second_view_lost_seconds=LOST_SECONDS,
-        first_view_lost_seconds=LOST_SECONDS,
-        second_view_fps=0,
+@contextlib.asynccontextmanager
+async def streaming(analyzer, alerts: AlertLog, **rules):
+    """A monitor both of whose views stream (real aiortc video tracks), lost after
+    ``LOST_SECONDS``; stopped at the end."""
+    settings = RuleSettings(
+        second_view_lost_seconds=LOST_SECONDS, first_view_lost_seconds=LOST_SECONDS, **rules
     )
-    ref = CandidateRef(1, 1, "A", 4.0, rules)
+    ref = CandidateRef(1, 1, "A", 4.0, settings)
     with ThreadPoolExecutor(2) as pool:
         monitor = CandidateMonitor(ref, analyzer, pool, alerts, ThumbnailCache())
         for view in ("first", "second"):
@@ -76,18 +74,27 @@ async def watched_then_detached(views_gone: tuple[str, ...]) -> tuple[AlertLog, 
             sampler.start()
             monitor.attach(view, sampler)
         try:
-            for view in ("first", "second"):
-                await asyncio.wait_for(analyzer.seen[view].wait(), 30)
-            assert monitor.running
-            for view in views_gone:
-                await monitor.detach(view)
-            try:  # an alert, if any, comes LOST_SECONDS after the last second-view frame
-                await asyncio.wait_for(alerts.raised.wait(), 2 * LOST_SECONDS + 1)
-            except TimeoutError:
-                pass
-            return alerts, monitor.running
+            yield monitor
         finally:
             await monitor.stop()
+
+
+async def watched_then_detached(views_gone: tuple[str, ...]) -> tuple[AlertLog, bool]:
+    """Both views stream until each has been analysed, then ``views_gone`` are detached;
+    returns the alerts raised within twice ``second_view_lost_seconds`` afterwards, and
+    whether the monitor's loop still ran at the end."""
+    analyzer, alerts = FaceEverywhere(), AlertLog()
+    async with streaming(analyzer, alerts, second_view_fps=0) as monitor:
+        for view in ("first", "second"):
+            await asyncio.wait_for(analyzer.seen[view].wait(), 30)
+        assert monitor.running
+        for view in views_gone:
+            await monitor.detach(view)
+        try:  # an alert, if any, comes LOST_SECONDS after the last second-view frame
+            await asyncio.wait_for(alerts.raised.wait(), 2 * LOST_SECONDS + 1)
+        except TimeoutError:
+            pass
+        return alerts, monitor.running
 
 
 async def test_a_phone_that_goes_quiet_is_reported() -> None:
@@ -160,21 +167,9 @@ async def test_analysis_falling_behind_is_not_a_lost_view() -> None:
     no view is lost (before, the rule timed the silence from the last analysed frame and
     raised first_view_lost for every lagging candidate: 18 in 4 minutes of a loaded demo)."""
     analyzer, alerts = SlowAnalysis(), AlertLog()
-    rules = RuleSettings(
-        second_view_lost_seconds=LOST_SECONDS, first_view_lost_seconds=LOST_SECONDS
-    )
-    ref = CandidateRef(1, 1, "A", 4.0, rules)
-    with ThreadPoolExecutor(2) as pool:
-        monitor = CandidateMonitor(ref, analyzer, pool, alerts, ThumbnailCache())
-        for view in ("first", "second"):
-            sampler = FrameSampler(VideoStreamTrack(), view=view)
-            sampler.start()
-            monitor.attach(view, sampler)
-        try:
-            await asyncio.wait_for(analyzer.slow_done.wait(), 60)
-            # and a real loss is still seen: the phone stops delivering
-            await monitor.detach("second")
-            await asyncio.wait_for(alerts.raised.wait(), 30)
-        finally:
-            await monitor.stop()
+    async with streaming(analyzer, alerts) as monitor:
+        await asyncio.wait_for(analyzer.slow_done.wait(), 60)
+        # and a real loss is still seen: the phone stops delivering
+        await monitor.detach("second")
+        await asyncio.wait_for(alerts.raised.wait(), 30)
     assert alerts.alerts == [("second_view_lost", "second")]
