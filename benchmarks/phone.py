@@ -42,7 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from proctor.vision.phone import CHECK_WEIGHT, Boxes, PhoneDetector, YoloxModel, nms
+from proctor.vision.phone import CHECK_WEIGHT, Boxes, PhoneDetector, YoloxModel, iou, nms
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR = 0.01  # lowest score kept for AP and the sweep
@@ -177,17 +177,6 @@ def read_media(media: Path, clip_step: int) -> tuple[list[Sample], list[Sample],
 
 
 # --------------------------------------------------------------------------- scoring
-
-
-def iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    ix1 = np.maximum(box[0], others[:, 0])
-    iy1 = np.maximum(box[1], others[:, 1])
-    ix2 = np.minimum(box[2], others[:, 2])
-    iy2 = np.minimum(box[3], others[:, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
 
 
 def ap50(results: list[tuple[Sample, Boxes]]) -> float:
