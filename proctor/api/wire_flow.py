@@ -14,6 +14,7 @@ from pydantic import Field
 
 from proctor.api.wire import Wire, file_answer
 from proctor.api.wire_candidate import CaptureMedia
+from proctor.api.wire_console import ConsoleAction
 
 #: a registered photo is sent as the file it was imported as
 REGISTERED_PHOTO = file_answer("The registered photo (as imported)", "image/jpeg", "image/png")
@@ -497,23 +498,8 @@ class ViolationCategory(Wire):
     ends_exam: bool
 
 
-class SupervisionAction(Wire):
+class SupervisionAction(ConsoleAction):
     """An entry of the console's supervision log (who, when, why)."""
-
-    id: int
-    sitting_id: int
-    room_id: int | None
-    candidate_id: int | None
-    staff_id: int | None
-    staff_name: str | None
-    kind: str
-    alert_id: int | None
-    evidence_id: int | None
-    evidence_url: str | None
-    reason: str
-    #: the action's own facts (e.g. seconds_left of a pause), by kind
-    data: dict[str, Any]
-    at: str
 
 
 class RoomPause(Wire):
