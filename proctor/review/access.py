@@ -45,9 +45,13 @@ async def log_access(
     )
 
 
-async def evidence_opened(db: AsyncSession, staff_id: int, row: Evidence, *, via: str) -> None:
+async def evidence_opened(
+    db: AsyncSession, staff_id: int, row: Evidence, *, via: str | None = None
+) -> None:
     """An evidence file is about to be sent to this staff user: ``access.evidence`` in
-    the audit chain (with the file's hash and where it was opened), committed first."""
+    the audit chain (with the file's hash and, when given, where it was opened),
+    committed first."""
+    detail = {"sha256": row.sha256} if via is None else {"sha256": row.sha256, "via": via}
     await log_access(
         db,
         staff_id,
@@ -56,6 +60,6 @@ async def evidence_opened(db: AsyncSession, staff_id: int, row: Evidence, *, via
         candidate_id=row.candidate_id,
         subject_type="evidence",
         subject_id=row.id,
-        detail={"sha256": row.sha256, "via": via},
+        detail=detail,
     )
     await db.commit()
