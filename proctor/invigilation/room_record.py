@@ -38,7 +38,7 @@ from proctor.evidence.zones import localize, zone_body, zone_of
 from proctor.flow import machine, screen
 from proctor.flow import steps as flow
 from proctor.invigilation.rooms import room_staff_names, seats_of
-from proctor.invigilation.supervision import INCIDENT_CATEGORIES, staff_names
+from proctor.invigilation.supervision import INCIDENT_CATEGORIES
 from proctor.rules import RuleSettings
 from proctor.sitting import violations
 from proctor.store.tables import (
@@ -118,7 +118,7 @@ async def flow_facts(
     attempts = list(await db.scalars(select(Attempt).where(Attempt.sitting_id == sitting.id)))
     if not attempts:
         return {}
-    names = await staff_names(
+    names = await history.staff_names(
         db, [a.paused_by for a in attempts] + [a.terminated_by for a in attempts]
     )
     answered: dict[int, int] = defaultdict(int)
