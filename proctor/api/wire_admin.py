@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from proctor.api.wire import Wire
-from proctor.api.wire_flow import DeviceReport
+from proctor.api.wire_flow import DeviceReport, StateCandidate
 
 #: a number as the domain computed it: an int stays an int on the wire (3, not 3.0)
 Number = int | float
@@ -76,13 +76,7 @@ class AdminSeat(Wire):
     seat: int
 
 
-class AdminRosterCandidate(Wire):
-    id: int
-    name: str
-    id_number: str
-    occupation: str
-    level: str
-    has_photo: bool
+class AdminRosterCandidate(StateCandidate):
     step: str | None
     room: AdminSeat | None = Field(description="None: in no room, no invigilator sees them")
 

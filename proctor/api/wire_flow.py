@@ -14,7 +14,12 @@ from pydantic import Field
 
 from proctor.api.wire import Wire, file_answer
 from proctor.api.wire_candidate import CaptureMedia
-from proctor.api.wire_console import ConsoleAction
+from proctor.api.wire_console import (
+    ConsoleAction,
+    ConsoleDanmaku,
+    ConsolePaused,
+    ConsoleTerminated,
+)
 
 #: a registered photo is sent as the file it was imported as
 REGISTERED_PHOTO = file_answer("The registered photo (as imported)", "image/jpeg", "image/png")
@@ -210,16 +215,8 @@ class CandidateRequest(Wire):
     replied: bool
 
 
-class Danmaku(Wire):
+class Danmaku(ConsoleDanmaku):
     """An on-screen text warning (弹幕警告) and how far it got."""
-
-    id: int
-    candidate_id: int
-    text: str
-    sent_at: str
-    delivered_at: str | None
-    seen_at: str | None
-    acknowledged_at: str | None
 
 
 class DanmakuSent(Danmaku):
@@ -502,21 +499,12 @@ class SupervisionAction(ConsoleAction):
     """An entry of the console's supervision log (who, when, why)."""
 
 
-class RoomPause(Wire):
-    since: str | None
-    by: int | None
-    by_name: str | None
-    reason: str | None
+class RoomPause(ConsolePaused):
     seconds_left: float
 
 
-class RoomTermination(Wire):
-    category: str | None
-    category_title: str | None
-    at: str | None
-    by: int | None
-    by_name: str | None
-    reason: str | None
+class RoomTermination(ConsoleTerminated):
+    pass  # the same fields, under the name the room's schema has always used
 
 
 class RoomFlow(Wire):
