@@ -901,9 +901,8 @@ async def _verify_files(db: AsyncSession, storage: EvidenceStorage, report: Veri
     def run() -> list[Problem]:
         out = []
         for where, relpath, digest in checks:
-            try:
-                path = storage.open(relpath)
-            except (ValueError, FileNotFoundError):
+            path = storage.find(relpath)
+            if path is None:
                 out.append(Problem(where, f"{where}: the file {relpath} is missing from storage"))
                 continue
             actual = _file_sha256(path)
