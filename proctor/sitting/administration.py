@@ -18,19 +18,13 @@ from proctor.sitting import bank, papers, roster, scoring
 from proctor.sitting.policy import rules_of
 from proctor.sitting.roster import PhotoLookup
 from proctor.sitting.sittings import create_sitting, create_staff, update_sitting
+from proctor.store.lookup import get_sitting
 from proctor.store.order import roster_order
 from proctor.store.tables import Attempt, Candidate, Question, Sitting
 from proctor.vision.identity_pool import IdentityChecker
 
 #: candidate id → (room id, room name, seat), as proctor.invigilation.rooms.seats_of gives it
 Seats = dict[int, tuple[int, str, int]]
-
-
-async def get_sitting(db: AsyncSession, sitting_id: int) -> Sitting:
-    sitting = await db.get(Sitting, sitting_id)
-    if sitting is None:
-        raise NotFound("unknown_sitting", f"No sitting {sitting_id}.")
-    return sitting
 
 
 # ------------------------------------------------------------------------- sittings
