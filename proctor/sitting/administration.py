@@ -17,7 +17,7 @@ from proctor.evidence.zones import zone_body
 from proctor.sitting import bank, papers, roster, scoring
 from proctor.sitting.policy import rules_of
 from proctor.sitting.roster import PhotoLookup
-from proctor.sitting.sittings import create_sitting, create_staff, update_sitting
+from proctor.sitting.sittings import candidate_facts, create_sitting, create_staff, update_sitting
 from proctor.store.lookup import get_sitting
 from proctor.store.order import roster_order
 from proctor.store.tables import Attempt, Candidate, Question, Sitting
@@ -139,12 +139,7 @@ async def roster_rows(db: AsyncSession, sitting_id: int, seats: Seats) -> list[d
     order = await roster_order(db, sitting_id)
     return [
         {
-            "id": c.id,
-            "name": c.name,
-            "id_number": c.id_number,
-            "occupation": c.occupation,
-            "level": c.level,
-            "has_photo": c.photo_relpath is not None,
+            **candidate_facts(c),
             "step": a.step if a else None,
             "room": (
                 {"id": seats[c.id][0], "name": seats[c.id][1], "seat": seats[c.id][2]}
