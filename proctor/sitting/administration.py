@@ -16,7 +16,6 @@ from proctor.evidence.storage import EvidenceStorage
 from proctor.evidence.zones import zone_body
 from proctor.sitting import bank, papers, roster, scoring
 from proctor.sitting.policy import rules_of
-from proctor.sitting.roster import PhotoLookup
 from proctor.sitting.sittings import candidate_facts, create_sitting, create_staff, update_sitting
 from proctor.store.lookup import get_sitting
 from proctor.store.order import roster_order
@@ -96,31 +95,12 @@ async def change_sitting(
 
 
 async def import_roster(
-    db: AsyncSession,
-    storage: EvidenceStorage,
-    checker: IdentityChecker | None,
-    *,
-    sitting_id: int,
-    data: bytes,
-    filename: str,
-    photos: PhotoLookup | None,
-    verify_photos: bool,
-    now: datetime,
-    by: int | None,
+    db: AsyncSession, storage: EvidenceStorage, checker: IdentityChecker | None, **options: Any
 ) -> dict[str, Any]:
-    """Import a roster (all or nothing, proctor.sitting.roster) and commit."""
-    result = await roster.import_roster(
-        db,
-        storage,
-        checker,
-        sitting_id=sitting_id,
-        data=data,
-        filename=filename,
-        photos=photos,
-        verify_photos=verify_photos,
-        now=now,
-        by=by,
-    )
+    """Import a roster (all or nothing, :func:`proctor.sitting.roster.import_roster`, which
+    takes the ``options``: the sitting, the file, the photos, the time, by whom) and
+    commit."""
+    result = await roster.import_roster(db, storage, checker, **options)
     await db.commit()
     return result.as_dict()
 
