@@ -45,13 +45,9 @@ async def log_access(
     )
 
 
-async def evidence_opened(
-    db: AsyncSession, staff_id: int, row: Evidence, *, via: str | None = None
-) -> None:
+async def evidence_opened(db: AsyncSession, staff_id: int, row: Evidence, *, via: str) -> None:
     """An evidence file is about to be sent to this staff user: ``access.evidence`` in
-    the audit chain (with the file's hash and, when given, where it was opened),
-    committed first."""
-    detail = {"sha256": row.sha256} if via is None else {"sha256": row.sha256, "via": via}
+    the audit chain (with the file's hash and where it was opened), committed first."""
     await log_access(
         db,
         staff_id,
@@ -60,6 +56,6 @@ async def evidence_opened(
         candidate_id=row.candidate_id,
         subject_type="evidence",
         subject_id=row.id,
-        detail=detail,
+        detail={"sha256": row.sha256, "via": via},
     )
     await db.commit()

@@ -16,7 +16,7 @@ from proctor.errors import NotFound
 from proctor.evidence import retention
 from proctor.evidence.storage import EvidenceStorage
 from proctor.review import exports, records, summary, timeline, verdicts
-from proctor.review.access import evidence_opened, log_access
+from proctor.review.access import log_access
 from proctor.store.tables import Alert, Candidate, Evidence, Sitting
 
 # ---------------------------------------------------------------- reading
@@ -84,7 +84,17 @@ async def evidence_file(
     row = await db.get(Evidence, evidence_id)
     if row is None:
         raise NotFound("unknown_evidence", f"No evidence {evidence_id}.")
-    await evidence_opened(db, staff_id, row)
+    await log_access(
+        db,
+        staff_id,
+        "evidence",
+        sitting_id=row.sitting_id,
+        candidate_id=row.candidate_id,
+        subject_type="evidence",
+        subject_id=row.id,
+        detail={"sha256": row.sha256},
+    )
+    await db.commit()
     try:
         path = storage.open(row.relpath)
     except (ValueError, FileNotFoundError) as exc:
