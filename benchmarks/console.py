@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 from benchmarks.capacity import prepare_media
-from benchmarks.latency import proc_cpu_seconds, proc_rss_mb
+from benchmarks.latency import add_data_options, proc_cpu_seconds, proc_rss_mb, run_and_save
 from tests.mediatools import clip
 from tests.serverproc import ServerProcess, seed
 
@@ -385,19 +385,8 @@ def main() -> int:
     p.add_argument("--analysis-fps", type=float, default=0.5)
     p.add_argument("--duration", type=float, default=20.0)
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument(
-        "--shared", default=str(Path(__file__).resolve().parent.parent.parent / "shared")
-    )
-    p.add_argument(
-        "--models",
-        default=os.environ.get("PROCTOR_TEST_MODELS_DIR", "~/.cache/proctor-test/models"),
-    )
-    p.add_argument("--json")
-    args = p.parse_args()
-    result = asyncio.run(main_async(args))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-    return 0
+    add_data_options(p)
+    return run_and_save(p, main_async)
 
 
 if __name__ == "__main__":

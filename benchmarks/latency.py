@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from websockets.asyncio.client import connect
@@ -186,13 +187,10 @@ async def main_async(args: argparse.Namespace) -> dict:
     return result
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--candidates", default="1,2,4")
-    p.add_argument("--trials", type=int, default=3)
-    p.add_argument("--duration", type=float, default=20.0)
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """``--shared`` (the shared data, beside the repository by default), ``--models`` (the
+    prepared models, PROCTOR_TEST_MODELS_DIR by default) and ``--json`` (the result's
+    file)."""
     p.add_argument(
         "--shared", default=str(Path(__file__).resolve().parent.parent.parent / "shared")
     )
@@ -201,12 +199,28 @@ def main() -> int:
         default=os.environ.get("PROCTOR_TEST_MODELS_DIR", "~/.cache/proctor-test/models"),
     )
     p.add_argument("--json")
-    p.add_argument("--keep", action="store_true", help="keep the temporary server directory")
+
+
+def run_and_save(p: argparse.ArgumentParser, main_async: Any) -> int:
+    """Parse the options, run ``main_async`` with them and write what it gives to
+    ``--json`` when one is named."""
     args = p.parse_args()
     result = asyncio.run(main_async(args))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--candidates", default="1,2,4")
+    p.add_argument("--trials", type=int, default=3)
+    p.add_argument("--duration", type=float, default=20.0)
+    add_data_options(p)
+    p.add_argument("--keep", action="store_true", help="keep the temporary server directory")
+    return run_and_save(p, main_async)
 
 
 if __name__ == "__main__":

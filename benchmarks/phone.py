@@ -42,7 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from proctor.vision.phone import CHECK_WEIGHT, Boxes, PhoneDetector, YoloxModel, nms
+from proctor.vision.phone import CHECK_WEIGHT, Boxes, PhoneDetector, YoloxModel, iou, nms
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOOR = 0.01  # lowest score kept for AP and the sweep
@@ -121,13 +121,11 @@ def near_copies(samples: list[Sample], train: Path) -> set[str]:
     return {s.name for s, best in zip(samples, sims.max(axis=1), strict=True) if best > NEAR_COPY}
 
 
-def phone_free_crop(sample: Sample, margin: float = 0.05) -> Sample | None:
-    """The largest band of the image left, right, above or below every phone box (boxes
-    grown by ``margin`` of the image side), if it covers at least a quarter of the image."""
-    h, w = sample.image.shape[:2]
-    b = sample.boxes
-    x1, y1 = b[:, 0].min() - margin * w, b[:, 1].min() - margin * h
-    x2, y2 = b[:, 2].max() + margin * w, b[:, 3].max() + margin * h
+def free_band(boxes: np.ndarray, w: int, h: int, margin: float) -> tuple[int, int, int, int]:
+    """(x1, y1, x2, y2) of the largest band of a ``w`` x ``h`` image left, right, above or
+    below every box (boxes grown by ``margin`` of the image side)."""
+    x1, y1 = boxes[:, 0].min() - margin * w, boxes[:, 1].min() - margin * h
+    x2, y2 = boxes[:, 2].max() + margin * w, boxes[:, 3].max() + margin * h
     bands = [
         (0, 0, int(x1), h),
         (int(np.ceil(x2)), 0, w, h),
@@ -135,7 +133,15 @@ def phone_free_crop(sample: Sample, margin: float = 0.05) -> Sample | None:
         (0, int(np.ceil(y2)), w, h),
     ]
     best = max(bands, key=lambda r: max(0, r[2] - r[0]) * max(0, r[3] - r[1]))
-    cx1, cy1, cx2, cy2 = (max(0, v) for v in best)
+    bx1, by1, bx2, by2 = (max(0, v) for v in best)
+    return bx1, by1, bx2, by2
+
+
+def phone_free_crop(sample: Sample, margin: float = 0.05) -> Sample | None:
+    """The largest band of the image left, right, above or below every phone box (boxes
+    grown by ``margin`` of the image side), if it covers at least a quarter of the image."""
+    h, w = sample.image.shape[:2]
+    cx1, cy1, cx2, cy2 = free_band(sample.boxes, w, h, margin)
     if (cx2 - cx1) * (cy2 - cy1) < 0.25 * w * h or min(cx2 - cx1, cy2 - cy1) < 0.25 * min(w, h):
         return None
     crop = np.ascontiguousarray(sample.image[cy1:cy2, cx1:cx2])
@@ -171,17 +177,6 @@ def read_media(media: Path, clip_step: int) -> tuple[list[Sample], list[Sample],
 
 
 # --------------------------------------------------------------------------- scoring
-
-
-def iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    ix1 = np.maximum(box[0], others[:, 0])
-    iy1 = np.maximum(box[1], others[:, 1])
-    ix2 = np.minimum(box[2], others[:, 2])
-    iy2 = np.minimum(box[3], others[:, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return inter / np.maximum(area + areas - inter, 1e-9)
 
 
 def ap50(results: list[tuple[Sample, Boxes]]) -> float:

@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from benchmarks import phone as bench
+from models.phone.second_stage import augment
 from models.phone.train import held_out_images, phone_free_band, read_split, thumbnails
 from models.phone.yolox_torch import OnnxYolox
 from proctor.vision.phone import CHECK_TOP, PhoneDetector, square_crop
@@ -162,15 +163,6 @@ def identity_items(portraits: Path, exclude: set[str]) -> list[Item]:
 
 
 # --------------------------------------------------------------------------- features
-def augment(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    batch = batch.copy()
-    flip = rng.random(len(batch)) < 0.5
-    batch[flip] = batch[flip, :, ::-1]
-    gain = rng.uniform(0.7, 1.3, (len(batch), 1, 1, 1))
-    shift = rng.uniform(-25, 25, (len(batch), 1, 1, 1))
-    return np.clip(batch.astype(np.float32) * gain + shift, 0, 255).astype(np.uint8)
-
-
 def features(net: OnnxYolox, path: Path, copies: int) -> None:
     """(copies, N, contexts, 1344) float16 beside ``path``."""
 

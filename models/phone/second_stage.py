@@ -232,6 +232,7 @@ def as_tensor(crops: np.ndarray) -> torch.Tensor:
 
 
 def augment(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Crops (N, S, S, 3) uint8 flipped at random and with random gain and shift."""
     batch = batch.copy()
     flip = rng.random(len(batch)) < 0.5
     batch[flip] = batch[flip, :, ::-1]

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from benchmarks.phone import free_band, read_yolo, thumbnails
 from models.phone.yolox_torch import OnnxYolox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,37 +54,7 @@ STRIDES = (8, 16, 32)
 
 def read_split(split: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(name, BGR image, boxes (K, 4) x1 y1 x2 y2 in pixels) of a YOLO split."""
-    items = []
-    for path in sorted((split / "images").iterdir()):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            continue
-        h, w = image.shape[:2]
-        label = split / "labels" / f"{path.stem}.txt"
-        rows = (
-            [ln.split() for ln in label.read_text().splitlines() if ln.strip()]
-            if label.exists()
-            else []
-        )
-        boxes = np.array(
-            [
-                [(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h]
-                for cx, cy, bw, bh in (map(float, r[1:5]) for r in rows)
-            ],
-            dtype=np.float32,
-        ).reshape(-1, 4)
-        items.append((path.name, image, boxes))
-    return items
-
-
-def thumbnails(images: list[np.ndarray]) -> np.ndarray:
-    rows = []
-    for image in images:
-        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        t = cv2.resize(grey, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
-        t -= t.mean()
-        rows.append(t / (np.linalg.norm(t) + 1e-6))
-    return np.stack(rows)
+    return [(s.name, s.image, s.boxes) for s in read_yolo(split)]
 
 
 def held_out_images(dataset: Path, media: Path | None) -> list[np.ndarray]:
@@ -104,17 +75,7 @@ def phone_free_band(
     h, w = image.shape[:2]
     if not len(boxes):
         return image
-    x1, y1 = boxes[:, 0].min() - margin * w, boxes[:, 1].min() - margin * h
-    x2, y2 = boxes[:, 2].max() + margin * w, boxes[:, 3].max() + margin * h
-    bands = [
-        (0, 0, int(x1), h),
-        (int(math.ceil(x2)), 0, w, h),
-        (0, 0, w, int(y1)),
-        (0, int(math.ceil(y2)), w, h),
-    ]
-    bx1, by1, bx2, by2 = (
-        max(0, v) for v in max(bands, key=lambda r: max(0, r[2] - r[0]) * max(0, r[3] - r[1]))
-    )
+    bx1, by1, bx2, by2 = free_band(boxes, w, h, margin)
     if min(bx2 - bx1, by2 - by1) < 0.3 * min(w, h):
         return None
     return np.ascontiguousarray(image[by1:by2, bx1:bx2])

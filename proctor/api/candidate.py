@@ -20,7 +20,7 @@ from proctor.api.deps import (
     token_from,
 )
 from proctor.api.security import set_session_cookie
-from proctor.api.sockets import CLOSE_FORBIDDEN, accept_principal, pump
+from proctor.api.sockets import accept_kind, pump
 from proctor.api.wire_candidate import LoggedOut, LoginOut, Me, RtcAnswer
 from proctor.auth.sessions import (
     CANDIDATE_SESSION_HOURS,
@@ -153,11 +153,8 @@ async def rtc_offer(
 @router.websocket("/ws/candidate")
 async def candidate_socket(ws: WebSocket) -> None:
     rt: Runtime = ws.app.state.runtime
-    who = await accept_principal(ws, rt)
+    who = await accept_kind(ws, rt, "candidate", "candidates only")
     if who is None:
-        return
-    if who.kind != "candidate":
-        await ws.close(code=CLOSE_FORBIDDEN, reason="candidates only")
         return
     cid = who.subject_id
 
@@ -187,11 +184,8 @@ async def phone_socket(ws: WebSocket) -> None:
     message of the candidate (``{"type": "flow", "step", ...}``) and the second view's
     ``send_rate`` (issue 22: the rate to send at), and nothing else."""
     rt: Runtime = ws.app.state.runtime
-    who = await accept_principal(ws, rt)
+    who = await accept_kind(ws, rt, "phone", "phones only")
     if who is None:
-        return
-    if who.kind != "phone":
-        await ws.close(code=CLOSE_FORBIDDEN, reason="phones only")
         return
     cid = who.subject_id
 

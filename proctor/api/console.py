@@ -32,7 +32,7 @@ from proctor.api.sockets import (
     CLOSE_FORBIDDEN,
     CLOSE_NOT_FOUND,
     Merged,
-    accept_principal,
+    accept_kind,
     pump,
     session_alive,
 )
@@ -636,11 +636,8 @@ class SocketScope:
 @router.websocket("/ws/console")
 async def console_socket(ws: WebSocket) -> None:
     rt: Runtime = ws.app.state.runtime
-    who = await accept_principal(ws, rt)
+    who = await accept_kind(ws, rt, "staff", "staff only", STAFF_ROLES)
     if who is None:
-        return
-    if who.kind != "staff" or who.role not in STAFF_ROLES:
-        await ws.close(code=CLOSE_FORBIDDEN, reason="staff only")
         return
     try:
         sitting_id = int(ws.query_params.get("sitting_id", ""))

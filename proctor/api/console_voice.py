@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor.api import wire_console as out
 from proctor.api.deps import candidate, db_session, runtime
 from proctor.api.scope import console_scope
-from proctor.api.sockets import CLOSE_FORBIDDEN, Merged, accept_principal, pump
+from proctor.api.sockets import Merged, accept_kind, pump
 from proctor.auth.sessions import Principal
 from proctor.events.bus import Message, candidate_channel, sitting_channel
 from proctor.invigilation import rooms, supervision, talkback
@@ -187,11 +187,8 @@ async def candidate_link_socket(ws: WebSocket) -> None:
     ``voice_ended`` (and ``link`` on connect, naming a call under way); page → server:
     ``hint_seen``."""
     rt: Runtime = ws.app.state.runtime
-    who = await accept_principal(ws, rt)
+    who = await accept_kind(ws, rt, "candidate", "candidates only")
     if who is None:
-        return
-    if who.kind != "candidate":
-        await ws.close(code=CLOSE_FORBIDDEN, reason="candidates only")
         return
     async with rt.db.session() as db:
         cand = await get_candidate(db, who.subject_id)

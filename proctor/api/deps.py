@@ -3,7 +3,7 @@ its clock, who is calling."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 
 from fastapi import Depends, Request, WebSocket
@@ -111,25 +111,32 @@ async def phone(p: Principal = Depends(principal)) -> Principal:
     return p
 
 
+#: a route dependency that answers the staff user allowed to call the route
+StaffCheck = Callable[..., Awaitable[Principal]]
+
+
 async def staff(p: Principal = Depends(principal)) -> Principal:
     if p.kind != "staff" or p.role not in STAFF_ROLES:
         raise Forbidden("staff_only", "This is for exam staff.")
     return p
 
 
-async def invigilator(p: Principal = Depends(staff)) -> Principal:
-    if p.role not in INVIGILATING_ROLES:
-        raise Forbidden("invigilators_only", "Only invigilators and chief examiners may do this.")
-    return p
+def _staff_in(roles: frozenset[str], code: str, message: str) -> StaffCheck:
+    """A dependency: the staff user, if their role is one of ``roles`` (403 ``code`` if
+    not)."""
+
+    async def check(p: Principal = Depends(staff)) -> Principal:
+        if p.role not in roles:
+            raise Forbidden(code, message)
+        return p
+
+    return check
 
 
-async def admin(p: Principal = Depends(staff)) -> Principal:
-    if p.role not in ADMIN_ROLES:
-        raise Forbidden("admins_only", "Only administrators and chief examiners may do this.")
-    return p
-
-
-async def grader(p: Principal = Depends(staff)) -> Principal:
-    if p.role not in GRADING_ROLES:
-        raise Forbidden("graders_only", "Only reviewers and chief examiners may grade.")
-    return p
+invigilator = _staff_in(
+    INVIGILATING_ROLES, "invigilators_only", "Only invigilators and chief examiners may do this."
+)
+admin = _staff_in(
+    ADMIN_ROLES, "admins_only", "Only administrators and chief examiners may do this."
+)
+grader = _staff_in(GRADING_ROLES, "graders_only", "Only reviewers and chief examiners may grade.")

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from fastapi import WebSocket, WebSocketDisconnect
 
@@ -56,6 +56,20 @@ async def accept_principal(ws: WebSocket, rt: Runtime) -> Principal | None:
     except DomainError:
         await ws.close(code=CLOSE_UNAUTHENTICATED, reason="not authenticated")
         return None
+
+
+async def accept_kind(
+    ws: WebSocket, rt: Runtime, kind: str, refusal: str, roles: Collection[str] | None = None
+) -> Principal | None:
+    """``accept_principal`` for one kind of caller (and, for staff, one of ``roles``): any
+    other caller is closed with 4403 and ``refusal`` as the reason."""
+    who = await accept_principal(ws, rt)
+    if who is None:
+        return None
+    if who.kind != kind or (roles is not None and who.role not in roles):
+        await ws.close(code=CLOSE_FORBIDDEN, reason=refusal)
+        return None
+    return who
 
 
 async def pump(

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from proctor.api.wire import Wire
+from proctor.api.wire_flow import DeviceReport, StateCandidate
 
 #: a number as the domain computed it: an int stays an int on the wire (3, not 3.0)
 Number = int | float
@@ -75,13 +76,7 @@ class AdminSeat(Wire):
     seat: int
 
 
-class AdminRosterCandidate(Wire):
-    id: int
-    name: str
-    id_number: str
-    occupation: str
-    level: str
-    has_photo: bool
+class AdminRosterCandidate(StateCandidate):
     step: str | None
     room: AdminSeat | None = Field(description="None: in no room, no invigilator sees them")
 
@@ -193,19 +188,8 @@ class AdminGraded(Wire):
     attempt: AdminGradedAttempt
 
 
-class AdminDeviceReport(Wire):
-    id: int
-    candidate_id: int
-    name: str
-    id_number: str
-    camera_ok: bool
-    microphone_ok: bool
-    phone_ok: bool
-    upload_bytes_per_s: int
-    upload_ok: bool
-    passed: bool
+class AdminDeviceReport(DeviceReport):
     details: dict[str, Any] = Field(description="what the candidate's device measured")
-    created_at: str
 
 
 AdminPaperSummary.model_rebuild()

@@ -14,6 +14,12 @@ from pydantic import Field
 
 from proctor.api.wire import Wire, file_answer
 from proctor.api.wire_candidate import CaptureMedia
+from proctor.api.wire_console import (
+    ConsoleAction,
+    ConsoleDanmaku,
+    ConsolePaused,
+    ConsoleTerminated,
+)
 
 #: a registered photo is sent as the file it was imported as
 REGISTERED_PHOTO = file_answer("The registered photo (as imported)", "image/jpeg", "image/png")
@@ -209,16 +215,8 @@ class CandidateRequest(Wire):
     replied: bool
 
 
-class Danmaku(Wire):
+class Danmaku(ConsoleDanmaku):
     """An on-screen text warning (弹幕警告) and how far it got."""
-
-    id: int
-    candidate_id: int
-    text: str
-    sent_at: str
-    delivered_at: str | None
-    seen_at: str | None
-    acknowledged_at: str | None
 
 
 class DanmakuSent(Danmaku):
@@ -497,40 +495,16 @@ class ViolationCategory(Wire):
     ends_exam: bool
 
 
-class SupervisionAction(Wire):
+class SupervisionAction(ConsoleAction):
     """An entry of the console's supervision log (who, when, why)."""
 
-    id: int
-    sitting_id: int
-    room_id: int | None
-    candidate_id: int | None
-    staff_id: int | None
-    staff_name: str | None
-    kind: str
-    alert_id: int | None
-    evidence_id: int | None
-    evidence_url: str | None
-    reason: str
-    #: the action's own facts (e.g. seconds_left of a pause), by kind
-    data: dict[str, Any]
-    at: str
 
-
-class RoomPause(Wire):
-    since: str | None
-    by: int | None
-    by_name: str | None
-    reason: str | None
+class RoomPause(ConsolePaused):
     seconds_left: float
 
 
-class RoomTermination(Wire):
-    category: str | None
-    category_title: str | None
-    at: str | None
-    by: int | None
-    by_name: str | None
-    reason: str | None
+class RoomTermination(ConsoleTerminated):
+    pass  # the same fields, under the name the room's schema has always used
 
 
 class RoomFlow(Wire):

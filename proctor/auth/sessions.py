@@ -141,23 +141,14 @@ async def open_candidate_session(
                 f"another device. If that device is gone, try again in {wait} s or ask the "
                 "invigilator to release the session.",
             )
-    for row in live:
-        row.revoked_at = now
+    _end(live, now)
     return await new_session(db, "candidate", candidate_id, CANDIDATE_SESSION_HOURS, now)
 
 
 async def open_phone_session(db: AsyncSession, candidate_id: int, now: datetime) -> str:
     """A session that may only stream the candidate's second view; earlier phone sessions
     of the candidate end (the newest paired phone is the phone)."""
-    rows = await db.scalars(
-        select(AuthSession).where(
-            AuthSession.kind == "phone",
-            AuthSession.subject_id == candidate_id,
-            AuthSession.revoked_at.is_(None),
-        )
-    )
-    for row in rows:
-        row.revoked_at = now
+    await end_phone_sessions(db, candidate_id, now)
     return await new_session(db, "phone", candidate_id, PHONE_SESSION_HOURS, now)
 
 
@@ -166,31 +157,32 @@ async def release_candidate(db: AsyncSession, candidate_id: int, now: datetime) 
     at once), and their paired phone's (it pairs again from the new login); returns how
     many candidate sessions were ended."""
     await end_phone_sessions(db, candidate_id, now)
-    rows = list(
-        await db.scalars(
-            select(AuthSession).where(
-                AuthSession.kind == "candidate",
-                AuthSession.subject_id == candidate_id,
-                AuthSession.revoked_at.is_(None),
-            )
-        )
-    )
-    for row in rows:
-        row.revoked_at = now
-    return len(rows)
+    return _end(await _live_sessions(db, "candidate", candidate_id), now)
 
 
 async def end_phone_sessions(db: AsyncSession, candidate_id: int, now: datetime) -> None:
     """The paired phone's session ends with the candidate's (logout, release)."""
-    rows = await db.scalars(
-        select(AuthSession).where(
-            AuthSession.kind == "phone",
-            AuthSession.subject_id == candidate_id,
-            AuthSession.revoked_at.is_(None),
+    _end(await _live_sessions(db, "phone", candidate_id), now)
+
+
+async def _live_sessions(db: AsyncSession, kind: str, subject_id: int) -> list[AuthSession]:
+    """The sessions of this kind and subject not ended yet."""
+    return list(
+        await db.scalars(
+            select(AuthSession).where(
+                AuthSession.kind == kind,
+                AuthSession.subject_id == subject_id,
+                AuthSession.revoked_at.is_(None),
+            )
         )
     )
+
+
+def _end(rows: list[AuthSession], now: datetime) -> int:
+    """End these sessions; returns how many."""
     for row in rows:
         row.revoked_at = now
+    return len(rows)
 
 
 async def login_staff(

@@ -468,7 +468,8 @@ class History:
 # ----------------------------------------------------------------------------- loading
 
 
-async def _names(db: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
+async def staff_names(db: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
+    """The display names of these staff users (None ids left out)."""
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
@@ -543,7 +544,7 @@ async def _load(
         r.candidate_id: _copy(AttemptRecord, r)
         for r in await db.scalars(select(Attempt).where(Attempt.candidate_id.in_(ids)))
     }
-    names = await _names(
+    names = await staff_names(
         db,
         [d.sender_id for d in danmaku]
         + [a.staff_id for a in actions]

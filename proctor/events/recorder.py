@@ -129,16 +129,35 @@ class Recorder:
     async def _cpu(self, fn, *args: Any):  # type: ignore[no-untyped-def]
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    async def record_alert(self, ref: CandidateRef, draft: AlertDraft, frame: np.ndarray) -> int:
-        jpeg = await self._cpu(self._caption, ref, draft.type, draft.observation, frame)
-        evidence = await self._store(
+    async def _screenshot(
+        self,
+        ref: CandidateRef,
+        kind: str,
+        alert_type: str,
+        view: str,
+        observation: Observation,
+        frame: np.ndarray,
+        ts: float,
+        alert_id: int | None = None,
+    ) -> Evidence:
+        """The frame captioned for an alert of ``alert_type`` (on the CPU executor), stored
+        as a JPEG of ``kind`` of ``view``, taken at ``ts``."""
+        jpeg = await self._cpu(self._caption, ref, alert_type, observation, frame)
+        return await self._store(
             ref,
-            kind="alert_screenshot",
-            view=draft.view,
+            kind=kind,
+            view=view,
             data=jpeg,
             ext="jpg",
             mime="image/jpeg",
-            captured_at=_utc(draft.observation.ts),
+            captured_at=_utc(ts),
+            alert_id=alert_id,
+        )
+
+    async def record_alert(self, ref: CandidateRef, draft: AlertDraft, frame: np.ndarray) -> int:
+        obs = draft.observation
+        evidence = await self._screenshot(
+            ref, "alert_screenshot", draft.type, draft.view, obs, frame, obs.ts
         )
 
         async def write(db: AsyncSession) -> tuple[int, dict[str, Any]]:
@@ -196,16 +215,15 @@ class Recorder:
             seen, frame = peak
             observation = seen.peak_observation
             assert observation is not None
-            jpeg = await self._cpu(self._caption, ref, change.type, observation, frame)
-            evidence = await self._store(
+            evidence = await self._screenshot(
                 ref,
-                kind="alert_peak",
-                view=observation.view,
-                data=jpeg,
-                ext="jpg",
-                mime="image/jpeg",
-                captured_at=_utc(seen.peak_ts),
-                alert_id=alert_id,
+                "alert_peak",
+                change.type,
+                observation.view,
+                observation,
+                frame,
+                seen.peak_ts,
+                alert_id,
             )
 
         async def write(db: AsyncSession) -> dict[str, Any] | None:

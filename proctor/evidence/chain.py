@@ -76,6 +76,11 @@ def staff_actor(user_id: int) -> str:
     return f"staff:{user_id}"
 
 
+def file_facts(data: bytes, filename: str) -> dict[str, Any]:
+    """What an import's entry says of the file imported: its sha256 and (cut) name."""
+    return {"file_sha256": hashlib.sha256(data).hexdigest(), "filename": filename[:200]}
+
+
 def candidate_actor(candidate_id: int) -> str:
     return f"candidate:{candidate_id}"
 
@@ -901,9 +906,8 @@ async def _verify_files(db: AsyncSession, storage: EvidenceStorage, report: Veri
     def run() -> list[Problem]:
         out = []
         for where, relpath, digest in checks:
-            try:
-                path = storage.open(relpath)
-            except (ValueError, FileNotFoundError):
+            path = storage.find(relpath)
+            if path is None:
                 out.append(Problem(where, f"{where}: the file {relpath} is missing from storage"))
                 continue
             actual = _file_sha256(path)

@@ -138,6 +138,14 @@ class EvidenceStorage:
             raise FileNotFoundError(f"no evidence file {relpath!r}")
         return path
 
+    def find(self, relpath: str) -> Path | None:
+        """The absolute path of a stored file, or None when it is missing or ``relpath``
+        is not a path inside the storage (see :meth:`open`)."""
+        try:
+            return self.open(relpath)
+        except (ValueError, FileNotFoundError):
+            return None
+
 
 def _write_temp(directory: Path, data: bytes) -> Path:
     fd, name = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")

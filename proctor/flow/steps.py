@@ -42,6 +42,7 @@ from proctor.flow.machine import (
 from proctor.rules import RuleSettings
 from proctor.sitting import violations
 from proctor.sitting.policy import rules_of
+from proctor.sitting.sittings import candidate_facts
 from proctor.store.db import Database
 from proctor.store.tables import (
     Answer,
@@ -505,14 +506,7 @@ async def state_body(db: AsyncSession, ctx: Ctx, now: datetime) -> dict[str, Any
         "step_index": steps.index(a.step) if a.step in steps else None,
         "step_title": STEP_TITLES.get(a.step, a.step),
         "server_now": now.isoformat(),
-        "candidate": {
-            "id": c.id,
-            "name": c.name,
-            "id_number": c.id_number,
-            "occupation": c.occupation,
-            "level": c.level,
-            "has_photo": c.photo_relpath is not None,
-        },
+        "candidate": candidate_facts(c),
         "sitting": {
             "id": s.id,
             "name": s.name,

@@ -21,27 +21,28 @@ from proctor.errors import Conflict, Forbidden
 from proctor.sitting.policy import FlowRules
 
 
+def _spelled(
+    seconds: float, hours_minutes: str, minutes_seconds: str, minutes: str, secs: str
+) -> str:
+    """``seconds`` rounded up to the second, in the larger units it has: the formats take
+    (hours, minutes), (minutes, seconds), (minutes,) and (seconds,)."""
+    total = max(0, int(-(-seconds // 1)))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    if h:
+        return hours_minutes.format(h, m)
+    if m:
+        return minutes_seconds.format(m, s) if s else minutes.format(m)
+    return secs.format(s)
+
+
 def _span(seconds: float) -> str:
     """'1 h 5 min', '12 min 3 s', '45 s' (rounded up to the second)."""
-    total = max(0, int(-(-seconds // 1)))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    return f"{secs} s"
+    return _spelled(seconds, "{} h {} min", "{} min {} s", "{} min", "{} s")
 
 
 def _zh_span(seconds: float) -> str:
-    total = max(0, int(-(-seconds // 1)))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}小时{minutes}分钟"
-    if minutes:
-        return f"{minutes}分{secs}秒" if secs else f"{minutes}分钟"
-    return f"{secs}秒"
+    return _spelled(seconds, "{}小时{}分钟", "{}分{}秒", "{}分钟", "{}秒")
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from proctor.flow.machine import Ctx
 from proctor.invigilation import supervision
 from proctor.sitting import violations
 from proctor.sitting.scoring import score_attempt
-from proctor.store.tables import ConsoleAction
+from proctor.store.tables import Attempt, ConsoleAction
 
 REASON_MIN = 2
 REASON_MAX = 500
@@ -59,12 +59,59 @@ def check_category(category: str) -> violations.Category:
     return found
 
 
-async def _publish(
-    bus: Bus, db: AsyncSession, ctx: Ctx, now: datetime, row: ConsoleAction, **extra: Any
+async def _commit_publish(
+    bus: Bus,
+    db: AsyncSession,
+    ctx: Ctx,
+    now: datetime,
+    row: ConsoleAction,
+    answer: dict[str, Any],
+    **extra: Any,
 ) -> dict[str, Any]:
+    """Commit, then publish the candidate's step and the console action; the answer is
+    ``answer`` with the candidate's id and the action's body."""
+    await db.commit()
     await machine.publish_step(bus, ctx, now, **extra)
     (action,) = await supervision.publish_actions(db, bus, [row])
-    return action
+    return {"candidate_id": ctx.candidate.id, **answer, "action": action}
+
+
+async def _record(
+    db: AsyncSession,
+    ctx: Ctx,
+    kind: str,
+    *,
+    staff_id: int,
+    reason: str,
+    now: datetime,
+    data: dict[str, Any],
+    audit: dict[str, Any] | None = None,
+    **event: Any,
+) -> ConsoleAction:
+    """The candidate event ``kind`` (with ``event``) and the console action of the same kind
+    (supervision log and audit chain); the caller commits."""
+    await flow.record_event(db, ctx.candidate.id, kind, now, by=staff_id, **event)
+    return await supervision.record_action(
+        db,
+        sitting_id=ctx.sitting.id,
+        kind=kind,
+        staff_id=staff_id,
+        candidate_id=ctx.candidate.id,
+        reason=reason,
+        data=data,
+        at=now,
+        audit=audit,
+    )
+
+
+def _end_pause(a: Attempt, now: datetime) -> float:
+    """End the attempt's pause: its seconds are added to ``paused_seconds`` and returned."""
+    seconds = max(0.0, (now - a.paused_at).total_seconds())
+    a.paused_seconds = float(a.paused_seconds or 0.0) + seconds
+    a.paused_at = None
+    a.paused_by = None
+    a.pause_reason = None
+    return seconds
 
 
 # ----------------------------------------------------------------------------- pause
@@ -87,27 +134,18 @@ async def pause(
     a.paused_by = staff_id
     a.pause_reason = reason
     a.updated_at = now
-    await flow.record_event(
-        db, ctx.candidate.id, "exam_paused", now, by=staff_id, seconds_left=left
-    )
-    row = await supervision.record_action(
+    row = await _record(
         db,
-        sitting_id=ctx.sitting.id,
-        kind="exam_paused",
+        ctx,
+        "exam_paused",
         staff_id=staff_id,
-        candidate_id=ctx.candidate.id,
         reason=reason,
+        now=now,
         data={"seconds_left": round(left, 3)},
-        at=now,
+        seconds_left=left,
     )
-    await db.commit()
-    action = await _publish(bus, db, ctx, now, row, paused=True)
-    return {
-        "candidate_id": ctx.candidate.id,
-        "paused": True,
-        "seconds_left": left,
-        "action": action,
-    }
+    answer = {"paused": True, "seconds_left": left}
+    return await _commit_publish(bus, db, ctx, now, row, answer, paused=True)
 
 
 async def resume(
@@ -119,41 +157,31 @@ async def resume(
     a = ctx.attempt
     if a.paused_at is None:
         raise Conflict("not_paused", "This candidate's exam is not paused. 该考生未被暂停。")
-    seconds = max(0.0, (now - a.paused_at).total_seconds())
     paused_since = a.paused_at
-    a.paused_seconds = float(a.paused_seconds or 0.0) + seconds
-    a.paused_at = None
-    a.paused_by = None
-    a.pause_reason = None
+    seconds = _end_pause(a, now)
     a.updated_at = now
     end = await flow.end_of(db, ctx.sitting, ctx.candidate.id, a, now)
-    await flow.record_event(
-        db, ctx.candidate.id, "exam_resumed", now, by=staff_id, paused_seconds=seconds
-    )
-    row = await supervision.record_action(
+    row = await _record(
         db,
-        sitting_id=ctx.sitting.id,
-        kind="exam_resumed",
+        ctx,
+        "exam_resumed",
         staff_id=staff_id,
-        candidate_id=ctx.candidate.id,
         reason=reason,
+        now=now,
         data={
             "paused_since": paused_since.isoformat(),
             "paused_seconds": round(seconds, 3),
             "ends_at": end.isoformat(),
         },
-        at=now,
+        paused_seconds=seconds,
     )
-    await db.commit()
-    action = await _publish(bus, db, ctx, now, row, paused=False)
-    return {
-        "candidate_id": ctx.candidate.id,
+    answer = {
         "paused": False,
         "paused_seconds": seconds,
         "ends_at": end.isoformat(),
         "seconds_left": (end - now).total_seconds(),
-        "action": action,
     }
+    return await _commit_publish(bus, db, ctx, now, row, answer, paused=False)
 
 
 # ----------------------------------------------------------------------------- terminate
@@ -176,18 +204,16 @@ async def terminate(
     a = ctx.attempt
     if not cat.ends_exam:
         machine.check(ctx, "warn")
-        row = await supervision.record_action(
+        row = await _record(
             db,
-            sitting_id=ctx.sitting.id,
-            kind="discipline_warning",
+            ctx,
+            "discipline_warning",
             staff_id=staff_id,
-            candidate_id=ctx.candidate.id,
             reason=reason,
+            now=now,
             data={"category": cat.code, "category_title": cat.title, "ends_exam": False},
-            at=now,
             audit={"category": cat.code},
         )
-        await flow.record_event(db, ctx.candidate.id, "discipline_warning", now, by=staff_id)
         await db.commit()
         (action,) = await supervision.publish_actions(db, bus, [row])
         return {
@@ -200,12 +226,7 @@ async def terminate(
 
     machine.check(ctx, "terminate")
     if a.paused_at is not None:  # the pause ends with the exam
-        a.paused_seconds = float(a.paused_seconds or 0.0) + max(
-            0.0, (now - a.paused_at).total_seconds()
-        )
-        a.paused_at = None
-        a.paused_by = None
-        a.pause_reason = None
+        _end_pause(a, now)
     machine.move(ctx, "terminate", now)
     a.terminated_at = now
     a.terminated_by = staff_id
@@ -219,31 +240,21 @@ async def terminate(
     a.grading_pending = False
     a.passed = False
     a.total_score = 0.0 if cat.score == "zero" else None
-    await flow.record_event(
-        db, ctx.candidate.id, "exam_terminated", now, by=staff_id, category=cat.code
-    )
-    row = await supervision.record_action(
+    row = await _record(
         db,
-        sitting_id=ctx.sitting.id,
-        kind="exam_terminated",
+        ctx,
+        "exam_terminated",
         staff_id=staff_id,
-        candidate_id=ctx.candidate.id,
         reason=reason,
+        now=now,
         data={
             "category": cat.code,
             "category_title": cat.title,
             "ends_exam": True,
             "objective_score": a.objective_score,
         },
-        at=now,
         audit={"category": cat.code},
+        category=cat.code,
     )
-    await db.commit()
-    action = await _publish(bus, db, ctx, now, row, category=cat.code)
-    return {
-        "candidate_id": ctx.candidate.id,
-        "category": cat.code,
-        "ended": True,
-        "step": a.step,
-        "action": action,
-    }
+    answer = {"category": cat.code, "ended": True, "step": a.step}
+    return await _commit_publish(bus, db, ctx, now, row, answer, category=cat.code)

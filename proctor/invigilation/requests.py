@@ -134,17 +134,7 @@ async def raise_hand(
     text = _help_text(text)
     if step in ENDED:
         raise Conflict("exam_over", "考试已结束。 Your exam has ended.")
-    mine = list(
-        await db.scalars(
-            select(CandidateEvent)
-            .where(
-                CandidateEvent.candidate_id == candidate.id,
-                CandidateEvent.kind == "help_request",
-            )
-            .order_by(CandidateEvent.at.desc(), CandidateEvent.id.desc())
-            .limit(HELP_PER_WINDOW)
-        )
-    )
+    mine = await _newest_events(db, candidate.id, "help_request", HELP_PER_WINDOW)
     if any(not (ev.data or {}).get("resolved_at") for ev in mine):
         raise Conflict(
             "hand_already_raised",
@@ -178,13 +168,20 @@ async def raise_hand(
 
 async def my_help_requests(db: AsyncSession, candidate: Candidate, limit: int = 20) -> list[dict]:
     """The candidate's own raised hands, newest first."""
-    rows = await db.scalars(
-        select(CandidateEvent)
-        .where(CandidateEvent.candidate_id == candidate.id, CandidateEvent.kind == "help_request")
-        .order_by(CandidateEvent.at.desc(), CandidateEvent.id.desc())
-        .limit(limit)
-    )
+    rows = await _newest_events(db, candidate.id, "help_request", limit)
     return [info_problem_body(ev, candidate) for ev in rows]
+
+
+async def _newest_events(
+    db: AsyncSession, candidate_id: int, kind: str, limit: int | None = None
+) -> list[CandidateEvent]:
+    """The candidate's events of ``kind``, newest first (at most ``limit``)."""
+    query = (
+        select(CandidateEvent)
+        .where(CandidateEvent.candidate_id == candidate_id, CandidateEvent.kind == kind)
+        .order_by(CandidateEvent.at.desc(), CandidateEvent.id.desc())
+    )
+    return list(await db.scalars(query if limit is None else query.limit(limit)))
 
 
 async def count_open_help(db: AsyncSession, candidate_ids: set[int]) -> int:
@@ -308,16 +305,7 @@ async def identity_photos(db: AsyncSession, candidate: Candidate) -> dict[str, A
             .order_by(Evidence.captured_at.desc(), Evidence.id.desc())
         )
     )
-    checks = list(
-        await db.scalars(
-            select(CandidateEvent)
-            .where(
-                CandidateEvent.candidate_id == candidate.id,
-                CandidateEvent.kind == "identity_check",
-            )
-            .order_by(CandidateEvent.at.desc(), CandidateEvent.id.desc())
-        )
-    )
+    checks = await _newest_events(db, candidate.id, "identity_check")
     by_time = {ev.at: ev.data or {} for ev in checks}
     attempt = await db.scalar(select(Attempt).where(Attempt.candidate_id == candidate.id))
     return {

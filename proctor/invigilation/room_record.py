@@ -38,7 +38,7 @@ from proctor.evidence.zones import localize, zone_body, zone_of
 from proctor.flow import machine, screen
 from proctor.flow import steps as flow
 from proctor.invigilation.rooms import room_staff_names, seats_of
-from proctor.invigilation.supervision import INCIDENT_CATEGORIES, staff_names
+from proctor.invigilation.supervision import INCIDENT_CATEGORIES
 from proctor.rules import RuleSettings
 from proctor.sitting import violations
 from proctor.store.tables import (
@@ -118,7 +118,7 @@ async def flow_facts(
     attempts = list(await db.scalars(select(Attempt).where(Attempt.sitting_id == sitting.id)))
     if not attempts:
         return {}
-    names = await staff_names(
+    names = await history.staff_names(
         db, [a.paused_by for a in attempts] + [a.terminated_by for a in attempts]
     )
     answered: dict[int, int] = defaultdict(int)
@@ -130,13 +130,7 @@ async def flow_facts(
     for attempt_id, value in rows.all():
         if value not in (None, "", []):
             answered[attempt_id] += 1
-    extensions = await db.execute(
-        select(TimeExtension.candidate_id, func.sum(TimeExtension.seconds))
-        .where(TimeExtension.sitting_id == sitting.id)
-        .group_by(TimeExtension.candidate_id)
-    )
-    ext = dict(extensions.all())
-    everyone = int(ext.pop(None, 0) or 0)
+    everyone, ext = await _extension_seconds(db, sitting)
     out = {}
     for a in attempts:
         seconds = everyone + int(ext.get(a.candidate_id, 0) or 0)
@@ -214,16 +208,22 @@ async def first_connections(
 # ----------------------------------------------------------------------------- the record
 
 
-async def sitting_end(db: AsyncSession, sitting: Sitting) -> datetime:
-    """When the last candidate's time is over (the scheduled end plus the longest
-    extension)."""
+async def _extension_seconds(db: AsyncSession, sitting: Sitting) -> tuple[int, dict[int, Any]]:
+    """The seconds given back to everyone of the sitting, and the sum of each candidate's
+    own extensions by candidate."""
     rows = await db.execute(
         select(TimeExtension.candidate_id, func.sum(TimeExtension.seconds))
         .where(TimeExtension.sitting_id == sitting.id)
         .group_by(TimeExtension.candidate_id)
     )
     ext = dict(rows.all())
-    everyone = int(ext.pop(None, 0) or 0)
+    return int(ext.pop(None, 0) or 0), ext
+
+
+async def sitting_end(db: AsyncSession, sitting: Sitting) -> datetime:
+    """When the last candidate's time is over (the scheduled end plus the longest
+    extension)."""
+    everyone, ext = await _extension_seconds(db, sitting)
     now = utcnow()
     longest = max((int(v or 0) for v in ext.values()), default=0)
     for a in await db.scalars(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from proctor.auth.roles import roles_with
 from proctor.auth.sessions import Principal
 from proctor.errors import Conflict, Forbidden, Invalid, NotFound
+from proctor.store.lookup import get_sitting
 from proctor.store.tables import Candidate, Room, RoomSeat, RoomStaff, Sitting, StaffUser, utcnow
 
 ROOM_CAPACITY = 30  # the documents: 30 seats per room
@@ -76,13 +77,6 @@ def require_manager(scope: Scope) -> None:
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-async def get_sitting(db: AsyncSession, sitting_id: int) -> Sitting:
-    sitting = await db.get(Sitting, sitting_id)
-    if sitting is None:
-        raise NotFound("unknown_sitting", f"No sitting {sitting_id}.")
-    return sitting
 
 
 async def get_room(db: AsyncSession, room_id: int) -> Room:

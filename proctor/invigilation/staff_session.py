@@ -4,13 +4,11 @@ staff user as the pages show it."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from proctor.auth import ratelimit
-from proctor.auth.sessions import PasswordChecker, login_staff, revoke_token
+from proctor.auth.sessions import login_staff, revoke_token
 from proctor.errors import NotAuthenticated
 from proctor.store.tables import StaffUser
 
@@ -24,30 +22,11 @@ def user_body(user: StaffUser) -> dict[str, Any]:
     }
 
 
-async def login(
-    db: AsyncSession,
-    username: str,
-    password: str,
-    *,
-    checker: PasswordChecker,
-    limits: ratelimit.LoginLimits,
-    client: str,
-    now: datetime,
-    challenge: str | None = None,
-    solution: str | None = None,
-) -> dict[str, Any]:
-    """A new staff session: ``{"token", "user"}`` (committed)."""
-    token, user = await login_staff(
-        db,
-        username,
-        password,
-        checker=checker,
-        limits=limits,
-        client=client,
-        now=now,
-        challenge=challenge,
-        solution=solution,
-    )
+async def login(db: AsyncSession, username: str, password: str, **options: Any) -> dict[str, Any]:
+    """A new staff session: ``{"token", "user"}`` (committed). ``options``: the checker,
+    the limits, the client, the time and the challenge's solution, as
+    :func:`proctor.auth.sessions.login_staff` takes them."""
+    token, user = await login_staff(db, username, password, **options)
     await db.commit()
     return {"token": token, "user": user_body(user)}
 

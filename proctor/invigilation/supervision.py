@@ -32,7 +32,6 @@ from proctor.store.tables import (
     Danmaku,
     DanmakuPhrase,
     Evidence,
-    StaffUser,
     utcnow,
 )
 from proctor.times import iso as _iso
@@ -287,16 +286,6 @@ def _text(value: str, *, lo: int, hi: int, code: str, what: str) -> str:
     return value
 
 
-async def staff_names(db: AsyncSession, ids: Iterable[int | None]) -> dict[int, str]:
-    wanted = {i for i in ids if i is not None}
-    if not wanted:
-        return {}
-    rows = await db.execute(
-        select(StaffUser.id, StaffUser.display_name).where(StaffUser.id.in_(wanted))
-    )
-    return dict(rows.all())
-
-
 def action_body(row: ConsoleAction, names: dict[int, str]) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -370,7 +359,7 @@ async def record_action(
 
 
 async def publish_actions(db: AsyncSession, bus: Bus, rows: list[ConsoleAction]) -> list[dict]:
-    names = await staff_names(db, (r.staff_id for r in rows))
+    names = await history.staff_names(db, (r.staff_id for r in rows))
     bodies = [action_body(r, names) for r in rows]
     for body in bodies:
         await bus.publish(sitting_channel(body["sitting_id"]), {"type": "action", "action": body})
@@ -446,7 +435,7 @@ async def console_alerts(
         query = query.where(Alert.status == status)
     rows = (await db.execute(query)).all()
     handlings = await _handlings(db, [a.id for a, _ in rows])
-    names = await staff_names(db, (h.staff_id for h in handlings.values()))
+    names = await history.staff_names(db, (h.staff_id for h in handlings.values()))
     bodies = [console_alert_body(a, c, handlings.get(a.id), names) for a, c in rows]
     return await mark_snoozed(db, sitting_id, bodies)
 
@@ -511,7 +500,7 @@ async def handle_alerts(
                 )
             )
     await db.commit()
-    names = await staff_names(db, [staff_id])
+    names = await history.staff_names(db, [staff_id])
     bodies = []
     handlings = [r for r in rows if r.kind == kind]
     for alert, row in zip(open_alerts, handlings, strict=True):
@@ -631,7 +620,7 @@ async def snooze_book(
     if candidate_ids is not None:
         query = query.where(AlertSnooze.candidate_id.in_(list(candidate_ids)))
     rows = list(await db.scalars(query))
-    names = await staff_names(db, [r.staff_id for r in rows] + [r.ended_by for r in rows])
+    names = await history.staff_names(db, [r.staff_id for r in rows] + [r.ended_by for r in rows])
     book = SnoozeBook()
     now = utcnow()
     for row in rows:
@@ -673,12 +662,12 @@ async def list_snoozes(
     if active_only:
         query = query.where(AlertSnooze.ended_at.is_(None), AlertSnooze.until > now)
     rows = list(await db.scalars(query))
-    names = await staff_names(db, [r.staff_id for r in rows] + [r.ended_by for r in rows])
+    names = await history.staff_names(db, [r.staff_id for r in rows] + [r.ended_by for r in rows])
     return [snooze_body(r, names, now) for r in rows]
 
 
 async def _publish_snooze(db: AsyncSession, bus: Bus, row: AlertSnooze, action: ConsoleAction):
-    names = await staff_names(db, [row.staff_id, row.ended_by])
+    names = await history.staff_names(db, [row.staff_id, row.ended_by])
     body = snooze_body(row, names)
     await bus.publish(sitting_channel(row.sitting_id), {"type": "snooze", "snooze": body})
     await publish_actions(db, bus, [action])
@@ -1142,7 +1131,7 @@ async def list_notes(db: AsyncSession, *, candidate_id: int) -> list[dict[str, A
             .order_by(ConsoleAction.at, ConsoleAction.id)
         )
     )
-    names = await staff_names(db, (r.staff_id for r in rows))
+    names = await history.staff_names(db, (r.staff_id for r in rows))
     return [action_body(r, names) for r in rows]
 
 
@@ -1178,7 +1167,7 @@ async def list_handovers(db: AsyncSession, *, room_id: int, limit: int = 20) -> 
             .limit(limit)
         )
     )
-    names = await staff_names(db, (r.staff_id for r in rows))
+    names = await history.staff_names(db, (r.staff_id for r in rows))
     return [action_body(r, names) for r in rows]
 
 

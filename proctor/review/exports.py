@@ -118,14 +118,10 @@ async def evidence_pack(
         select(Evidence).where(Evidence.candidate_id == candidate_id).order_by(Evidence.id)
     ):
         arc = f"evidence/{e.id:06d}-{e.kind}-{e.view}.{_ext(e.relpath)}"
-        try:
-            src: Path | None = storage.open(e.relpath)
-        except (ValueError, FileNotFoundError):
-            src = None
         files.append(
             PackFile(
                 arc,
-                src,
+                storage.find(e.relpath),
                 e.sha256,
                 {
                     "evidence_id": e.id,
@@ -140,14 +136,10 @@ async def evidence_pack(
             )
         )
     if candidate.photo_relpath and candidate.photo_sha256:
-        try:
-            photo: Path | None = storage.open(candidate.photo_relpath)
-        except (ValueError, FileNotFoundError):
-            photo = None
         files.append(
             PackFile(
                 f"evidence/registered-photo.{_ext(candidate.photo_relpath)}",
-                photo,
+                storage.find(candidate.photo_relpath),
                 candidate.photo_sha256,
                 {"kind": "registered_photo"},
             )

@@ -266,6 +266,27 @@ def _check_version(row: SittingRecord, version: int) -> None:
         )
 
 
+async def _editable(
+    db: AsyncSession, sitting_id: int, kind: str, staff_id: int, version: int
+) -> SittingRecord:
+    """The record, if not locked and still at ``version`` (409 otherwise)."""
+    row = await get_record(db, sitting_id, _kind(kind), staff_id)
+    _check_unlocked(row)
+    _check_version(row, version)
+    return row
+
+
+async def _replace(
+    db: AsyncSession, row: SittingRecord, content: dict[str, Any], what: str, staff_id: int
+) -> SittingRecord:
+    """The record's new content, by this staff user, now; audited as ``record.<what>``."""
+    row.content = content
+    row.updated_by = staff_id
+    row.updated_at = utcnow()
+    await _save(db, row, what, staff_id)
+    return row
+
+
 def validate_content(kind: str, content: Any) -> dict[str, Any]:
     if not isinstance(content, dict):
         raise Invalid("bad_record", "A record's content is a JSON object.")
@@ -329,44 +350,30 @@ async def update_record(
     staff_id: int,
 ) -> SittingRecord:
     """Replace the content (fields not given keep their value; ``text`` fields merge)."""
-    row = await get_record(db, sitting_id, _kind(kind), staff_id)
-    _check_unlocked(row)
-    _check_version(row, version)
+    row = await _editable(db, sitting_id, kind, staff_id, version)
     content = validate_content(kind, content)
     merged = {**row.content, **{k: v for k, v in content.items() if k != "text"}}
     merged["text"] = {**row.content.get("text", {}), **content.get("text", {})}
-    row.content = merged
-    row.updated_by = staff_id
-    row.updated_at = utcnow()
-    await _save(db, row, "edited", staff_id)
-    return row
+    return await _replace(db, row, merged, "edited", staff_id)
 
 
 async def refresh_record(
     db: AsyncSession, sitting_id: int, kind: str, *, version: int, staff_id: int
 ) -> SittingRecord:
     """Pre-fill again from the engine (after more verdicts), keeping the narrative text."""
-    row = await get_record(db, sitting_id, _kind(kind), staff_id)
-    _check_unlocked(row)
-    _check_version(row, version)
+    row = await _editable(db, sitting_id, kind, staff_id, version)
     fresh = await _engine_content(db, sitting_id, kind)
     fresh["text"] = {
         **fresh.get("text", {}),
         **{k: v for k, v in row.content.get("text", {}).items() if v},
     }
-    row.content = fresh
-    row.updated_by = staff_id
-    row.updated_at = utcnow()
-    await _save(db, row, "refreshed", staff_id)
-    return row
+    return await _replace(db, row, fresh, "refreshed", staff_id)
 
 
 async def lock_record(
     db: AsyncSession, sitting_id: int, kind: str, *, version: int, staff_id: int
 ) -> SittingRecord:
-    row = await get_record(db, sitting_id, _kind(kind), staff_id)
-    _check_unlocked(row)
-    _check_version(row, version)
+    row = await _editable(db, sitting_id, kind, staff_id, version)
     row.locked_at = utcnow()
     row.locked_by = staff_id
     row.locked_sha256 = content_sha256(row.content)

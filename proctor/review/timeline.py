@@ -33,6 +33,7 @@ from proctor.review.verdicts import (
     latest_candidate_verdicts,
     staff_names,
 )
+from proctor.store.lookup import get_sitting
 from proctor.store.tables import (
     Alert,
     AuditEntry,
@@ -93,13 +94,6 @@ def recording_body(e: Evidence) -> dict[str, Any]:
         "mime": e.mime,
         "url": evidence_url(e.id),
     }
-
-
-async def get_sitting(db: AsyncSession, sitting_id: int) -> Sitting:
-    sitting = await db.get(Sitting, sitting_id)
-    if sitting is None:
-        raise NotFound("unknown_sitting", f"No sitting {sitting_id}.")
-    return sitting
 
 
 async def get_candidate(db: AsyncSession, candidate_id: int) -> Candidate:

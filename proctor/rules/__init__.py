@@ -1,51 +1,5 @@
-"""Observation -> alert policies, thresholds per sitting."""
+"""Observation -> alert policies, thresholds per sitting: the engine's public names
+(:mod:`proctor.rules.engine`)."""
 
-from proctor.rules.engine import (
-    ALERT_TYPES,
-    AbsentRule,
-    AlertDraft,
-    AudioRule,
-    CameraBlockedRule,
-    Cooldown,
-    DeviceRule,
-    Episode,
-    EpisodeChange,
-    FaceCoveredRule,
-    FirstViewLostRule,
-    IdentityCheck,
-    IdentityMismatchRule,
-    LookingAwayRule,
-    MultiplePersonsRule,
-    Rule,
-    RuleEngine,
-    RuleSettings,
-    SecondViewLostRule,
-    SpeechRule,
-    TickRule,
-    default_rules,
-)
-
-__all__ = [
-    "ALERT_TYPES",
-    "AbsentRule",
-    "AlertDraft",
-    "AudioRule",
-    "CameraBlockedRule",
-    "Cooldown",
-    "DeviceRule",
-    "Episode",
-    "EpisodeChange",
-    "FaceCoveredRule",
-    "FirstViewLostRule",
-    "IdentityCheck",
-    "IdentityMismatchRule",
-    "LookingAwayRule",
-    "MultiplePersonsRule",
-    "Rule",
-    "RuleEngine",
-    "RuleSettings",
-    "SecondViewLostRule",
-    "SpeechRule",
-    "TickRule",
-    "default_rules",
-]
+from proctor.rules.engine import *  # noqa: F403
+from proctor.rules.engine import __all__  # noqa: F401

@@ -59,6 +59,7 @@ from proctor.rules.streams import (
 from proctor.vision.types import Observation
 
 __all__ = [
+    "ALERT_TYPES",
     "FIRST_VIEW",
     "SECOND_VIEW",
     "AbsentRule",

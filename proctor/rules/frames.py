@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from proctor.rules.base import (
     FIRST_VIEW,
@@ -33,14 +34,36 @@ def persons(obs: Observation, settings: RuleSettings) -> int | None:
     return obs.count("person", settings.person_min_score)
 
 
-class _DurationRule:
+class _EpisodeRule:
+    """A rule that raises an episode once, its ``type`` and ``severity`` on the view, and
+    then waits its cooldown on that view."""
+
+    type = ""
+    severity = "warning"
+    _cooldown: Cooldown
+
+    def _raise(self, episode: Episode, obs: Observation, message: str, **extra: Any) -> AlertDraft:
+        assert episode.since is not None
+        episode.raised = True
+        self._cooldown.mark(self.type, obs.view, obs.ts)
+        return AlertDraft(
+            type=self.type,
+            severity=self.severity,
+            view=obs.view,
+            ts=obs.ts,
+            started_at=episode.since,
+            message=message,
+            observation=obs,
+            **extra,
+        )
+
+
+class _DurationRule(_EpisodeRule):
     """A situation on one view (or each view) lasting ``seconds``: raised once per episode,
     and not within the cooldown of the last alert of this type on that view (a new episode
     that reaches its duration inside the cooldown is raised when the cooldown ends, if it
     still lasts). Subclasses say whether the situation holds on a sample."""
 
-    type = ""
-    severity = "warning"
     tolerance = 0.0  # seconds of "cannot tell" an episode survives
 
     def __init__(self, seconds: float, cooldown: float, views: frozenset[str] | None) -> None:
@@ -83,19 +106,7 @@ class _DurationRule:
             or not self._cooldown.ready(self.type, obs.view, obs.ts)
         ):
             return None
-        assert episode.since is not None
-        episode.raised = True
-        self._cooldown.mark(self.type, obs.view, obs.ts)
-        return AlertDraft(
-            type=self.type,
-            severity=self.severity,
-            view=obs.view,
-            ts=obs.ts,
-            started_at=episode.since,
-            message=self.message(obs, lasted),
-            observation=obs,
-            score=self.score(obs),
-        )
+        return self._raise(episode, obs, self.message(obs, lasted), score=self.score(obs))
 
 
 class AbsentRule(_DurationRule):
@@ -546,7 +557,7 @@ class FaceCoveredRule(_DurationRule):
         return f"Person in view without a visible face for {lasted:.1f} s"
 
 
-class CameraBlockedRule:
+class CameraBlockedRule(_EpisodeRule):
     """The picture of a view cannot be judged: blocked, too dark or too blurred
     (``Observation.quality.problems``) for ``camera_blocked_seconds``, or frozen for
     ``frozen_seconds``: consecutive samples whose 32x32 fingerprints differ by less than
@@ -620,17 +631,5 @@ class CameraBlockedRule:
         for episode, message, cause in candidates:
             if episode.raised or not self._cooldown.ready(self.type, obs.view, obs.ts):
                 continue
-            assert episode.since is not None
-            episode.raised = True
-            self._cooldown.mark(self.type, obs.view, obs.ts)
-            return AlertDraft(
-                type=self.type,
-                severity=self.severity,
-                view=obs.view,
-                ts=obs.ts,
-                started_at=episode.since,
-                message=message,
-                observation=obs,
-                cause=cause,
-            )
+            return self._raise(episode, obs, message, cause=cause)
         return None

@@ -16,21 +16,14 @@ from proctor.evidence.storage import EvidenceStorage
 from proctor.evidence.zones import zone_body
 from proctor.sitting import bank, papers, roster, scoring
 from proctor.sitting.policy import rules_of
-from proctor.sitting.roster import PhotoLookup
-from proctor.sitting.sittings import create_sitting, create_staff, update_sitting
+from proctor.sitting.sittings import candidate_facts, create_sitting, create_staff, update_sitting
+from proctor.store.lookup import get_sitting
 from proctor.store.order import roster_order
 from proctor.store.tables import Attempt, Candidate, Question, Sitting
 from proctor.vision.identity_pool import IdentityChecker
 
 #: candidate id → (room id, room name, seat), as proctor.invigilation.rooms.seats_of gives it
 Seats = dict[int, tuple[int, str, int]]
-
-
-async def get_sitting(db: AsyncSession, sitting_id: int) -> Sitting:
-    sitting = await db.get(Sitting, sitting_id)
-    if sitting is None:
-        raise NotFound("unknown_sitting", f"No sitting {sitting_id}.")
-    return sitting
 
 
 # ------------------------------------------------------------------------- sittings
@@ -102,31 +95,12 @@ async def change_sitting(
 
 
 async def import_roster(
-    db: AsyncSession,
-    storage: EvidenceStorage,
-    checker: IdentityChecker | None,
-    *,
-    sitting_id: int,
-    data: bytes,
-    filename: str,
-    photos: PhotoLookup | None,
-    verify_photos: bool,
-    now: datetime,
-    by: int | None,
+    db: AsyncSession, storage: EvidenceStorage, checker: IdentityChecker | None, **options: Any
 ) -> dict[str, Any]:
-    """Import a roster (all or nothing, proctor.sitting.roster) and commit."""
-    result = await roster.import_roster(
-        db,
-        storage,
-        checker,
-        sitting_id=sitting_id,
-        data=data,
-        filename=filename,
-        photos=photos,
-        verify_photos=verify_photos,
-        now=now,
-        by=by,
-    )
+    """Import a roster (all or nothing, :func:`proctor.sitting.roster.import_roster`, which
+    takes the ``options``: the sitting, the file, the photos, the time, by whom) and
+    commit."""
+    result = await roster.import_roster(db, storage, checker, **options)
     await db.commit()
     return result.as_dict()
 
@@ -145,12 +119,7 @@ async def roster_rows(db: AsyncSession, sitting_id: int, seats: Seats) -> list[d
     order = await roster_order(db, sitting_id)
     return [
         {
-            "id": c.id,
-            "name": c.name,
-            "id_number": c.id_number,
-            "occupation": c.occupation,
-            "level": c.level,
-            "has_photo": c.photo_relpath is not None,
+            **candidate_facts(c),
             "step": a.step if a else None,
             "room": (
                 {"id": seats[c.id][0], "name": seats[c.id][1], "seat": seats[c.id][2]}

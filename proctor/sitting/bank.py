@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -475,8 +474,7 @@ async def import_bank(
         "bank.imported",
         actor=chain.staff_actor(by) if by is not None else "operator",
         payload={
-            "file_sha256": hashlib.sha256(data).hexdigest(),
-            "filename": filename[:200],
+            **chain.file_facts(data, filename),
             **{k: summary.get(k) for k in ("bank", "added", "updated", "unchanged")},
         },
     )

@@ -17,7 +17,6 @@ import asyncio
 import base64
 import binascii
 import csv
-import hashlib
 import io
 import re
 import zipfile
@@ -466,8 +465,7 @@ async def import_roster(
         "roster.imported",
         actor=chain.staff_actor(by) if by is not None else "operator",
         payload={
-            "file_sha256": hashlib.sha256(data).hexdigest(),
-            "filename": filename[:200],
+            **chain.file_facts(data, filename),
             "added": result.added,
             "updated": result.updated,
             "photos": result.photos,

@@ -214,6 +214,15 @@ async def create_staff(
     return user
 
 
+SHOWN_COLUMNS = ("id", "name", "id_number", "occupation", "level")
+
+
+def candidate_facts(c: Candidate) -> dict[str, Any]:
+    """What the candidate's page and the roster show of a candidate: its ``SHOWN_COLUMNS``
+    and whether a photo is registered."""
+    return {**{k: getattr(c, k) for k in SHOWN_COLUMNS}, "has_photo": c.photo_relpath is not None}
+
+
 async def get_candidate(db: AsyncSession, candidate_id: int) -> Candidate:
     candidate = await db.get(Candidate, candidate_id)
     if candidate is None:

@@ -48,6 +48,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from proctor.vision.arrays import as_bgr, intersection_and_areas
 from proctor.vision.litert import TfliteModel, load_tflite
 from proctor.vision.types import Detection
 
@@ -185,22 +186,9 @@ def decode(
     return Faces(boxes, kps, scores.astype(np.float32)).take((w > 0) & (h > 0))
 
 
-def _intersection_and_areas(
-    box: np.ndarray, others: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    ix1 = np.maximum(box[0], others[:, 0])
-    iy1 = np.maximum(box[1], others[:, 1])
-    ix2 = np.minimum(box[2], others[:, 2])
-    iy2 = np.minimum(box[3], others[:, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
-    return inter, np.broadcast_to(area, areas.shape), areas
-
-
 def iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     """Intersection over union of one x1 y1 x2 y2 box with each row of ``others``."""
-    inter, area, areas = _intersection_and_areas(box, others)
+    inter, area, areas = intersection_and_areas(box, others)
     union = area + areas - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
@@ -209,7 +197,7 @@ def overlap(box: np.ndarray, others: np.ndarray) -> np.ndarray:
     """Intersection over the smaller area: 1 when one box lies inside the other. Used to
     merge detections of the same face from different passes (whole frame, tiles, models),
     where a face cut by a tile edge gives a smaller box inside the whole face's box."""
-    inter, area, areas = _intersection_and_areas(box, others)
+    inter, area, areas = intersection_and_areas(box, others)
     smaller = np.minimum(area, areas)
     return np.where(smaller > 0, inter / np.where(smaller > 0, smaller, 1), 0.0)
 
@@ -335,7 +323,7 @@ class BlazeFaceDetector:
         primary = self._full or self._short
         if primary is None:
             raise RuntimeError("no face detection model loaded")
-        frame = _as_bgr(frame_bgr)
+        frame = as_bgr(frame_bgr)
         height, width = frame.shape[:2]
         if height < 2 or width < 2:
             return []
@@ -384,16 +372,6 @@ def _load(path: Path | None, spec: BlazeFaceSpec, num_threads: int) -> _BlazeFac
     except (FileNotFoundError, ValueError) as exc:
         log.error("face detector %s unavailable: %s", spec.name, exc)
         return None
-
-
-def _as_bgr(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2:
-        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 3:
-        return frame
-    raise ValueError(f"expected a BGR image (H, W, 3), got shape {frame.shape}")
 
 
 def _to_detection(

@@ -19,13 +19,9 @@ registered photo's.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import hashlib
 import logging
 import multiprocessing
-import os
-import signal
-import sys
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -34,10 +30,9 @@ from typing import Any
 
 from proctor.vision import imagesize
 from proctor.vision.identity import DEFAULT_MODEL
+from proctor.vision.workers import die_with_parent
 
 log = logging.getLogger(__name__)
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 REFERENCE_CACHE = 256
 
@@ -48,26 +43,10 @@ REFERENCE_CACHE = 256
 _worker: dict[str, Any] = {}
 
 
-def _die_with_parent() -> None:
-    """Linux: this worker gets SIGTERM when the server process dies, even by SIGKILL (a
-    killed worker would otherwise leave its identity processes behind, ~170 MB each).
-    The signal follows the *thread* that started the process: the pool is only used from
-    the event loop's thread (``IdentityChecker._run``), which lives as long as the server."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # no prctl: the pool still shuts down normally
-        return
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(0)
-
-
 def _worker_init(models_dir: str, model: str) -> None:
     import logging as _logging
 
-    _die_with_parent()
+    die_with_parent()
 
     from models.prepare import model_path
     from proctor.vision.faces import BlazeFaceDetector

@@ -47,6 +47,7 @@ import numpy as np
 
 from proctor.onnx import open_session
 from proctor.vision import yolox
+from proctor.vision.arrays import as_bgr
 from proctor.vision.types import Detection
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ class YoloDetector:
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         """Objects in a BGR frame (grey and BGRA accepted), best score first, in its pixels."""
-        frame = _as_bgr(frame_bgr)
+        frame = as_bgr(frame_bgr)
         height, width = frame.shape[:2]
         if height < 2 or width < 2:
             return []
@@ -261,13 +262,3 @@ def _format(shape: list, size: int, path: Path) -> Format:
     raise ValueError(
         f"{path.name}: output shape {shape} is neither YOLOX (1, N, 85) nor YOLOv8 (1, 84, N)"
     )
-
-
-def _as_bgr(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2:
-        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 3:
-        return frame
-    raise ValueError(f"expected a BGR image (H, W, 3), got shape {frame.shape}")

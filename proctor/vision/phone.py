@@ -83,6 +83,7 @@ import numpy as np
 
 from proctor.onnx import open_session
 from proctor.vision import yolox
+from proctor.vision.arrays import as_bgr, intersection_and_areas
 from proctor.vision.types import Detection
 
 if TYPE_CHECKING:
@@ -348,7 +349,7 @@ class PhoneDetector:
         (p: the classifier's probability), and suppressed on that score. The passes are
         not suppressed against each other before the check: a box and its mirrored twin
         are two looks at the phone."""
-        frame = _as_bgr(frame_bgr)
+        frame = as_bgr(frame_bgr)
         if self.checker is None:
             return _suppressed(self._candidates(frame, min_score, min_score))
         w = self.check_weight
@@ -427,7 +428,7 @@ class PhoneDetector:
         (score >= ``VETO_MIN_SCORE``, IoU >= ``VETO_IOU``) on the current frame."""
         if not len(found) or not len(self._veto):
             return found
-        keep = np.array([not (_iou(b, self._veto.boxes) >= VETO_IOU).any() for b in found.boxes])
+        keep = np.array([not (iou(b, self._veto.boxes) >= VETO_IOU).any() for b in found.boxes])
         return Boxes(found.boxes[keep], found.scores[keep])
 
     @staticmethod
@@ -478,28 +479,13 @@ def _best_overlap(boxes: np.ndarray, others: Boxes) -> np.ndarray:
     best = np.zeros(len(boxes), np.float32)
     if len(others):
         for i, box in enumerate(boxes):
-            overlap = _iou(box, others.boxes) > VERIFY_IOU
+            overlap = iou(box, others.boxes) > VERIFY_IOU
             if overlap.any():
                 best[i] = others.scores[overlap].max()
     return best
 
 
-def _iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    ix1 = np.maximum(box[0], others[:, 0])
-    iy1 = np.maximum(box[1], others[:, 1])
-    ix2 = np.minimum(box[2], others[:, 2])
-    iy2 = np.minimum(box[3], others[:, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (others[:, 2] - others[:, 0]) * (others[:, 3] - others[:, 1])
+def iou(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Intersection over union of one x1 y1 x2 y2 box with each row of ``others``."""
+    inter, area, areas = intersection_and_areas(box, others)
     return inter / np.maximum(area + areas - inter, 1e-9)
-
-
-def _as_bgr(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2:
-        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 4:
-        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
-    if frame.ndim == 3 and frame.shape[2] == 3:
-        return frame
-    raise ValueError(f"expected a BGR image (H, W, 3), got shape {frame.shape}")

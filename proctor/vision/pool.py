@@ -14,18 +14,15 @@ hold no per-view state and any worker may take any frame; results are the very o
 in-process analyser gives.
 
 The workers are spawned processes that end with the server even when it is killed
-(``PR_SET_PDEATHSIG``, as the identity workers: proctor.vision.identity_pool). A worker that died
+(``PR_SET_PDEATHSIG``, as the identity workers: proctor.vision.workers). A worker that died
 is replaced, and the frame it had is analysed again in the new one.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
-import os
 import signal
-import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -39,13 +36,12 @@ import numpy as np
 
 from proctor.vision.gate import ObjectGate
 from proctor.vision.types import Observation
+from proctor.vision.workers import die_with_parent
 
 if TYPE_CHECKING:
     from proctor.vision.analyzer import FrameAnalyzer
 
 log = logging.getLogger(__name__)
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -94,23 +90,8 @@ def analyse_frame(
 _worker: dict[str, FrameAnalyzer] = {}
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGTERM when the server process dies, even by SIGKILL. The signal follows
-    the thread that started this process: the pool is used from the monitor's analysis
-    thread, which lives as long as the server."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # no prctl: the pool still shuts down normally
-        return
-    if os.getppid() == 1:  # the parent died before prctl took effect
-        os._exit(0)
-
-
 def _worker_init(model_paths: dict[str, str | None]) -> None:
-    _die_with_parent()
+    die_with_parent()
     # Ctrl-C (SIGINT to the whole process group) stops the server, which then shuts the
     # pool down: a worker killed by it first would be seen as died and started again
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -1,6 +1,6 @@
 """The identity check's worker processes die with the server process that started them,
 even when it is killed (SIGKILL): a killed worker must not leave ~170 MB processes behind
-(proctor.vision.identity_pool._die_with_parent)."""
+(proctor.vision.workers.die_with_parent)."""
 
 from __future__ import annotations
 
