@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serverproc import ServerProcess, seed
+from tests.serverproc import seed, served, sqlite_data
 
 CHROMIUM = os.environ.get("PROCTOR_TEST_CHROMIUM", "/usr/bin/chromium")
 E2E_RULES = {"absent_seconds": 3.0}
@@ -46,12 +46,6 @@ def chromium_path() -> str:
 
 @pytest.fixture(scope="module")
 def e2e_server(models_dir: Path, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-data")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-data")
     seeded = asyncio.run(seed(url, data_dir, rules=E2E_RULES))
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, seeded=seeded)

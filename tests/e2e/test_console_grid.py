@@ -26,7 +26,7 @@ from exam_client.headless import HeadlessCandidate
 from tests.e2e.conftest import E2E_RULES, chromium_args
 from tests.e2e.test_console_room import login_console, screenshots_dir
 from tests.mediatools import absence_clip, clip
-from tests.serverproc import ServerProcess, seed
+from tests.serverproc import seed, served, sqlite_data
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -51,18 +51,12 @@ async def _long_name(url: str, candidate_id: int) -> None:
 @pytest.fixture(scope="module")
 def grid_server(models_dir: Path, tmp_path_factory):
     """30 candidates, two rooms of 15, one invigilator watching both."""
-    data_dir = tmp_path_factory.mktemp("console-grid")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "console-grid")
     seeded = asyncio.run(
         seed(url, data_dir, n_candidates=30, rules=E2E_RULES, room_size=15, watch_all_rooms=True)
     )
     asyncio.run(_long_name(url, seeded.candidates[A_INDEX][0]))
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, seeded=seeded)
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from playwright.async_api import Page, async_playwright, expect
 from exam_client.headless import HeadlessCandidate
 from tests.e2e.conftest import E2E_RULES, chromium_args
 from tests.mediatools import absence_clip, clip
-from tests.serverproc import ROOT, ServerProcess, seed
+from tests.serverproc import ROOT, seed, served, sqlite_data
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -87,16 +87,10 @@ async def _second_room(url: str, room2: int) -> None:
 @pytest.fixture(scope="module")
 def room_server(models_dir: Path, tmp_path_factory):
     """31 candidates: room 1 seats 30 (invigilator1), room 2 the last one (invigilator2)."""
-    data_dir = tmp_path_factory.mktemp("console-e2e")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "console-e2e")
     seeded = asyncio.run(seed(url, data_dir, n_candidates=31, rules=E2E_RULES))
     asyncio.run(_second_room(url, seeded.room_ids[1]))
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, seeded=seeded)
 
 
 @pytest.fixture(scope="module")

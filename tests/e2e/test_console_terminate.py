@@ -15,7 +15,7 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from tests.e2e.conftest import E2E_RULES, chromium_args
-from tests.serverproc import ServerProcess, seed
+from tests.serverproc import seed, served, sqlite_data
 
 pytestmark = pytest.mark.e2e
 
@@ -46,16 +46,10 @@ async def _paper_and_rules(url: str, sitting_id: int) -> None:
 
 @pytest.fixture(scope="module")
 def control_server(models_dir: Path, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("console-terminate")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "console-terminate")
     seeded = asyncio.run(seed(url, data_dir, n_candidates=2, rules=E2E_RULES))
     asyncio.run(_paper_and_rules(url, seeded.sitting_id))
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, seeded=seeded)
 
 
 async def _to_answering(base: str, token: str, staff: tuple[str, str], cid: int) -> None:

@@ -29,7 +29,7 @@ from exam_client.headless import HeadlessCandidate
 from tests.alertinject import AlertInjector
 from tests.e2e.conftest import E2E_RULES, chromium_args
 from tests.mediatools import absence_clip
-from tests.serverproc import REDIS_URL, ServerProcess, redis_available, seed
+from tests.serverproc import REDIS_URL, redis_available, seed, served, sqlite_data
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -83,19 +83,13 @@ def triage_server(models_dir: Path, tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail("Redis on 127.0.0.1 is required in CI")
         pytest.skip("Redis not reachable (PROCTOR_TEST_REDIS_URL)")
-    data_dir = tmp_path_factory.mktemp("triage-e2e")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "triage-e2e")
     seeded = asyncio.run(
         seed(url, data_dir, n_candidates=4, room_size=2, rules=E2E_RULES, watch_all_rooms=True)
     )
     ns = f"t{uuid.uuid4().hex[:8]}"
     env = {"PROCTOR_REDIS_URL": REDIS_URL, "PROCTOR_REDIS_NAMESPACE": ns, "PROCTOR_WORKERS": "1"}
-    proc = ServerProcess(url, data_dir, models_dir, env_extra=env).start()
-    proc.seeded, proc.namespace = seeded, ns
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, env, seeded=seeded, namespace=ns)
 
 
 async def feed_order(page: Page) -> list[tuple[str, str, str]]:

@@ -19,15 +19,14 @@ from playwright.async_api import async_playwright, expect
 
 from tests.e2e.conftest import chromium_args
 from tests.flowkit import ADMIN, INVIGILATOR, seed_exam, still_y4m
-from tests.serverproc import ServerProcess
+from tests.serverproc import served, sqlite_data
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def flow_server(models_dir, media_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-flow")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-flow")
     photos = [media_dir / "images" / "obama.jpg"] * 2
     formal = asyncio.run(
         seed_exam(
@@ -48,12 +47,7 @@ def flow_server(models_dir, media_dir, tmp_path_factory):
             url, data_dir, kind="device_check", starts_in=timedelta(minutes=-1), photos=photos
         )
     )
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.formal, proc.trial, proc.device = formal, trial, device
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, formal=formal, trial=trial, device=device)
 
 
 @pytest.fixture(scope="module")

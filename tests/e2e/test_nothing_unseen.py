@@ -17,7 +17,7 @@ from playwright.async_api import Route, async_playwright, expect
 from proctor.rules import RuleSettings
 from tests.e2e.conftest import chromium_args
 from tests.flowkit import ADMIN, seed_exam, still_y4m
-from tests.serverproc import ServerProcess
+from tests.serverproc import served, sqlite_data
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -41,8 +41,7 @@ KEEP_STREAMS = """
 
 @pytest.fixture(scope="module")
 def watch_server(models_dir, media_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-unseen")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-unseen")
     info = asyncio.run(
         seed_exam(
             url,
@@ -53,12 +52,7 @@ def watch_server(models_dir, media_dir, tmp_path_factory):
             rules=RULES,
         )
     )
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.info = info
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, info=info)
 
 
 @pytest.fixture(scope="module")

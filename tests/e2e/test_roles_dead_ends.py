@@ -21,7 +21,7 @@ from playwright.async_api import async_playwright, expect
 
 from tests.e2e.conftest import chromium_args
 from tests.flowkit import INVIGILATOR, REVIEWER, seed_exam, still_y4m
-from tests.serverproc import ServerProcess
+from tests.serverproc import served, sqlite_data
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -29,8 +29,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def roles_server(models_dir, media_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-roles")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-roles")
     photos = [media_dir / "images" / "obama.jpg"] * 2
     formal = asyncio.run(
         seed_exam(
@@ -46,12 +45,7 @@ def roles_server(models_dir, media_dir, tmp_path_factory):
     trial = asyncio.run(
         seed_exam(url, data_dir, kind="trial", starts_in=timedelta(minutes=-1), photos=photos)
     )
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.formal, proc.trial = formal, trial
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, formal=formal, trial=trial)
 
 
 @pytest.fixture(scope="module")

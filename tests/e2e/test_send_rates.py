@@ -19,7 +19,7 @@ from playwright.async_api import Page, Route, async_playwright, expect
 
 from tests.e2e.conftest import E2E_RULES, chromium_args
 from tests.mediatools import absence_clip
-from tests.serverproc import ServerProcess, seed
+from tests.serverproc import seed, served, sqlite_data
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -88,17 +88,11 @@ LOOPBACK_PACKETS = """async () => {
 
 @pytest.fixture(scope="module")
 def rates_server(models_dir: Path, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("rates-data")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "rates-data")
     seeded = asyncio.run(
         seed(url, data_dir, rules=E2E_RULES, n_candidates=4, analysis_fps=ANALYSIS_FPS)
     )
-    proc = ServerProcess(url, data_dir, models_dir, env_extra=SERVER_ENV).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, SERVER_ENV, seeded=seeded)
 
 
 @pytest.fixture(scope="module")

@@ -14,15 +14,14 @@ from playwright.async_api import async_playwright, expect
 from tests.e2e.conftest import chromium_args
 from tests.e2e.test_send_rates import PC_SPY, SERVER_ENV, video_fps
 from tests.flowkit import INVIGILATOR, seed_exam, still_y4m
-from tests.serverproc import ServerProcess
+from tests.serverproc import served, sqlite_data
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def phone_server(models_dir, media_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-phone-rates")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-phone-rates")
     exam = asyncio.run(
         seed_exam(
             url,
@@ -33,12 +32,7 @@ def phone_server(models_dir, media_dir, tmp_path_factory):
             candidates=1,
         )
     )
-    proc = ServerProcess(url, data_dir, models_dir, env_extra=SERVER_ENV).start()
-    proc.exam = exam
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, SERVER_ENV, exam=exam)
 
 
 async def test_phone_at_the_analysis_rate_until_the_console_watches(

@@ -18,7 +18,7 @@ from playwright.async_api import async_playwright, expect
 
 from tests.e2e.conftest import chromium_args
 from tests.flowkit import ADMIN, INVIGILATOR, REVIEWER, seed_exam, still_y4m
-from tests.serverproc import ServerProcess
+from tests.serverproc import served, sqlite_data
 
 pytestmark = pytest.mark.e2e
 
@@ -72,8 +72,7 @@ async def assert_words(page, where: str, allowed: tuple[str, ...] = ()) -> str:
 
 @pytest.fixture(scope="module")
 def words_server(models_dir, media_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-words")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-words")
     photos = [media_dir / "images" / "obama.jpg"] * 2
     sitting = asyncio.run(
         seed_exam(
@@ -86,12 +85,7 @@ def words_server(models_dir, media_dir, tmp_path_factory):
             candidates=2,
         )
     )
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.sitting = sitting
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, sitting=sitting)
 
 
 async def test_every_role_sees_words_and_the_sittings_time(

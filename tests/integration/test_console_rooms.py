@@ -21,7 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from exam_client.headless import HeadlessCandidate
 from tests.integration.conftest import EVIDENCE, RULES
 from tests.mediatools import absence_clip, clip
-from tests.serverproc import ServerProcess, seed
+from tests.serverproc import seed, served
 
 PASSWORDS = {
     "chief": "chief-pass-1",
@@ -74,12 +74,7 @@ def console_server(database_url: str, models_dir: Path, tmp_path_factory) -> Ite
     )
     assert len(seeded.room_ids) == 2
     asyncio.run(_more_staff(database_url, seeded.room_ids[1]))
-    proc = ServerProcess(database_url, data_dir, models_dir).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(database_url, data_dir, models_dir, seeded=seeded)
 
 
 @pytest.fixture(scope="module")

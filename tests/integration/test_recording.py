@@ -26,7 +26,7 @@ from proctor.store.db import Database
 from proctor.store.tables import CandidateEvent, Evidence
 from tests.integration.conftest import EVIDENCE, RULES
 from tests.mediatools import clip, with_audio
-from tests.serverproc import ServerProcess, seed
+from tests.serverproc import seed, served
 from tests.uplink import drop_outgoing
 from tests.waiting import eventually
 
@@ -70,12 +70,7 @@ def server(database_url, models_dir, tmp_path_factory):
         # the recording does not depend on analysis; without it the test is lighter
         "PROCTOR_ANALYSIS_ENABLED": "false",
     }
-    proc = ServerProcess(database_url, data_dir, models_dir, env_extra=env).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(database_url, data_dir, models_dir, env, seeded=seeded)
 
 
 async def recordings(server, candidate_id: int) -> list[Evidence]:

@@ -31,7 +31,7 @@ from exam_client.headless import CandidateError, HeadlessCandidate, first_frame_
 from tests.flowkit import still_y4m
 from tests.integration.conftest import EVIDENCE
 from tests.mediatools import clip, with_audio
-from tests.serverproc import ServerProcess, seed
+from tests.serverproc import seed, served
 from tests.waiting import eventually
 
 RULES = {
@@ -67,12 +67,7 @@ def alerts_server(database_url, models_dir, media_dir, tmp_path_factory):
             photos=photos,  # type: ignore[arg-type]
         )
     )
-    proc = ServerProcess(database_url, data_dir, models_dir).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(database_url, data_dir, models_dir, seeded=seeded)
 
 
 @pytest.fixture(scope="module")
