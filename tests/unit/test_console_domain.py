@@ -27,7 +27,7 @@ from proctor.invigilation import (
     talkback,
 )
 from proctor.review.access import evidence_opened
-from proctor.sitting.sittings import add_candidate, create_sitting, create_staff
+from proctor.sitting.sittings import add_candidate, create_staff
 from proctor.store.tables import (
     AuditEntry,
     ConsoleAction,
@@ -37,7 +37,7 @@ from proctor.store.tables import (
     RoomStaff,
     utcnow,
 )
-from tests.flowkit import T0, migrated_sqlite
+from tests.flowkit import make_sitting, migrated_sqlite
 
 COUNTED = {"rooms": Room, "seats": RoomSeat, "staff": RoomStaff, "actions": ConsoleAction}
 
@@ -78,21 +78,13 @@ async def world(tmp_path):
     async with migrated_sqlite(tmp_path) as database:
         storage = EvidenceStorage(tmp_path / "evidence")
         async with database.transaction() as s:
-            sitting = await create_sitting(
+            sitting = await make_sitting(s, "console unit", "console-pass-1")
+            later = await make_sitting(  # not over yet
                 s,
-                name="console unit",
-                kind="formal",
-                password="console-pass-1",
-                starts_at=T0,
-                ends_at=T0 + timedelta(hours=2),
-            )
-            later = await create_sitting(  # not over yet
-                s,
-                name="console later",
-                kind="formal",
-                password="console-pass-2",
-                starts_at=utcnow() + timedelta(days=1),
-                ends_at=utcnow() + timedelta(days=1, hours=2),
+                "console later",
+                "console-pass-2",
+                utcnow() + timedelta(days=1),
+                utcnow() + timedelta(days=1, hours=2),
             )
             cands = [
                 await add_candidate(

@@ -18,9 +18,16 @@ from proctor.evidence.storage import EvidenceStorage
 from proctor.flow import answering, identity, machine, steps
 from proctor.invigilation import control
 from proctor.sitting import bank, papers
-from proctor.sitting.sittings import add_candidate, create_sitting, create_staff
+from proctor.sitting.sittings import add_candidate, create_staff
 from proctor.store.tables import Candidate
-from tests.flowkit import OBJECTIVE_SECTIONS, T0, CommittedBus, demo_questions, migrated_sqlite
+from tests.flowkit import (
+    OBJECTIVE_SECTIONS,
+    T0,
+    CommittedBus,
+    demo_questions,
+    make_sitting,
+    migrated_sqlite,
+)
 
 STEPS = set(machine.EXAM_STEPS + machine.DEVICE_CHECK_STEPS) | machine.ENDED
 
@@ -66,15 +73,7 @@ async def world(tmp_path):
         storage = EvidenceStorage(tmp_path / "evidence")
         async with database.transaction() as s:
             await bank.import_bank(s, json.dumps(demo_questions("q")).encode(), "q.json", "b")
-            sitting = await create_sitting(
-                s,
-                name="unit",
-                kind="formal",
-                password="unit-pass-1",
-                starts_at=T0,
-                ends_at=T0 + timedelta(hours=2),
-                flow={"require_phone": False},
-            )
+            sitting = await make_sitting(s, "unit", "unit-pass-1", flow={"require_phone": False})
             await papers.assemble(s, sitting.id, {"bank": "b", "sections": OBJECTIVE_SECTIONS})
             cand = await add_candidate(
                 s, storage, sitting_id=sitting.id, name="考生 Unit", id_number="UNIT0001"
