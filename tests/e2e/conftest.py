@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,32 @@ def chromium_args(y4m: Path | None = None, wav: Path | None = None) -> list[str]
     if wav is not None:
         args.append(f"--use-file-for-fake-audio-capture={wav}")
     return args
+
+
+async def candidate_login(
+    page: Any, password: str, id_number: str, timeout: float | None = None
+) -> None:
+    """The candidate's login page: sitting password and ID number, on to the exam page."""
+    await page.goto("/exam/")
+    await page.fill("#sitting-password", password)
+    await page.fill("#id-number", id_number)
+    await page.click("#login-button")
+    await page.wait_for_url("**/exam/exam.html", timeout=timeout)
+
+
+async def console_login(
+    page: Any,
+    who: tuple[str, str],
+    lands: str = "**/console/room.html",
+    timeout: float | None = None,
+) -> None:
+    """The console's login page: a staff member's (user, password), on to a URL ``lands``
+    matches."""
+    await page.goto("/console/")
+    await page.fill("#username", who[0])
+    await page.fill("#password", who[1])
+    await page.click("#login-submit")
+    await page.wait_for_url(lands, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from tests.e2e.conftest import chromium_args
+from tests.e2e.conftest import candidate_login, chromium_args
 from tests.e2e.test_console_room import screenshots_dir
-from tests.e2e.test_flow_chromium import _details_and_pledge, _login
+from tests.e2e.test_flow_chromium import _details_and_pledge
 from tests.flowkit import seed_exam, still_y4m
 from tests.serverproc import served, sqlite_data
 from tests.waiting import eventually
@@ -129,7 +129,7 @@ async def test_exam_page_in_view_flags_rules_and_wake_lock(
                 base_url=page_server.url, viewport=CANDIDATE, locale="zh-CN"
             )
             page = await ctx.new_page()
-            await _login(page, s.password, s.candidates[0].id_number)
+            await candidate_login(page, s.password, s.candidates[0].id_number)
             await _details_and_pledge(page)
             phone = await photo_and_phone(page, browser, shots)
 
@@ -275,7 +275,7 @@ async def test_device_check_meter_units_and_passed(page_server, camera, chromium
                 base_url=page_server.url, viewport=CANDIDATE, locale="zh-CN"
             )
             page = await ctx.new_page()
-            await _login(page, s.password, s.candidates[0].id_number)
+            await candidate_login(page, s.password, s.candidates[0].id_number)
             await _details_and_pledge(page)
             phone = await photo_and_phone(page, browser, tmp_path)
             flow = page.locator("#flow")

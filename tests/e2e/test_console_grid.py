@@ -23,8 +23,8 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from exam_client.headless import HeadlessCandidate
-from tests.e2e.conftest import E2E_RULES, chromium_args
-from tests.e2e.test_console_room import login_console, screenshots_dir
+from tests.e2e.conftest import E2E_RULES, chromium_args, console_login
+from tests.e2e.test_console_room import screenshots_dir
 from tests.mediatools import absence_clip, clip
 from tests.serverproc import seed, served, sqlite_data
 from tests.waiting import eventually
@@ -124,7 +124,7 @@ async def test_grid_for_30_pages_order_zoom_and_no_request_storm(
             )
             con = await ctx.new_page()
             con.on("response", on_response)
-            await login_console(con, *s.staff)
+            await console_login(con, s.staff, "**/console/room.html*")
             tiles = con.locator("#tile-grid .tile")
             await expect(tiles).to_have_count(30, timeout=15_000)
 

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.e2e.conftest import chromium_args
+from tests.e2e.conftest import chromium_args, console_login
 from tests.serverproc import partial_models, seed, served, sqlite_data
 
 pytestmark = pytest.mark.e2e
@@ -27,11 +27,7 @@ async def test_health_banner_names_disabled_detector(degraded_server, chromium_p
         browser = await pw.chromium.launch(executable_path=chromium_path, args=chromium_args())
         try:
             page = await (await browser.new_context(base_url=degraded_server.url)).new_page()
-            await page.goto("/console/")
-            await page.fill("#username", degraded_server.seeded.staff[0])
-            await page.fill("#password", degraded_server.seeded.staff[1])
-            await page.click("#login-submit")
-            await page.wait_for_url("**/console/room.html")
+            await console_login(page, degraded_server.seeded.staff)
             banner = page.locator("#health-banner")
             await expect(banner).to_be_visible(timeout=10_000)
             await expect(banner).to_contain_text("blazeface")

@@ -27,7 +27,7 @@ from playwright.async_api import Page, async_playwright, expect
 
 from exam_client.headless import HeadlessCandidate
 from tests.alertinject import AlertInjector
-from tests.e2e.conftest import E2E_RULES, chromium_args
+from tests.e2e.conftest import E2E_RULES, chromium_args, console_login
 from tests.mediatools import absence_clip
 from tests.serverproc import REDIS_URL, redis_available, seed, served, sqlite_data
 from tests.waiting import eventually
@@ -155,11 +155,7 @@ async def test_console_triage(triage_server, media_dir, chromium_path, tmp_path)
             con = await ctx.new_page()
             errors: list[str] = []
             con.on("pageerror", lambda exc: errors.append(str(exc)))
-            await con.goto("/console/")
-            await con.fill("#username", s.staff[0])
-            await con.fill("#password", s.staff[1])
-            await con.click("#login-submit")
-            await con.wait_for_url("**/console/room.html*")
+            await console_login(con, s.staff, "**/console/room.html*")
             # both rooms: every candidate of the invigilator's rooms in one view
             await expect(con.locator("#tile-grid .tile")).to_have_count(4, timeout=15_000)
             await expect(con.locator("#room-select")).to_have_value("")

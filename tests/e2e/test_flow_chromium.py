@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.e2e.conftest import chromium_args
+from tests.e2e.conftest import candidate_login, chromium_args
 from tests.flowkit import ADMIN, INVIGILATOR, seed_exam, still_y4m
 from tests.serverproc import served, sqlite_data
 
@@ -57,14 +57,6 @@ def cameras(media_dir, tmp_path_factory):
         name: still_y4m(media_dir / "images" / f"{name}.jpg", out / f"{name}.y4m")
         for name in ("obama2", "biden2")
     }
-
-
-async def _login(page, password: str, id_number: str) -> None:
-    await page.goto("/exam/")
-    await page.fill("#sitting-password", password)
-    await page.fill("#id-number", id_number)
-    await page.click("#login-button")
-    await page.wait_for_url("**/exam/exam.html")
 
 
 async def _details_and_pledge(page) -> None:
@@ -113,7 +105,7 @@ async def test_formal_sitting_from_login_to_score(flow_server, cameras, chromium
         )
         try:
             page = await (await browser.new_context(base_url=flow_server.url)).new_page()
-            await _login(page, s.password, s.candidates[0].id_number)
+            await candidate_login(page, s.password, s.candidates[0].id_number)
             await _details_and_pledge(page)
 
             # 4. the photo check: the camera (obama2) against the registered photo (obama)
@@ -211,7 +203,7 @@ async def test_wrong_face_fails_three_times_and_goes_to_the_invigilator(
         )
         try:
             page = await (await browser.new_context(base_url=flow_server.url)).new_page()
-            await _login(page, s.password, s.candidates[0].id_number)
+            await candidate_login(page, s.password, s.candidates[0].id_number)
             await _details_and_pledge(page)
             await expect(page.locator("#stream-status")).to_have_attribute(
                 "data-state", "streaming", timeout=30_000
@@ -257,7 +249,7 @@ async def test_device_check_sitting(flow_server, cameras, chromium_path, tmp_pat
         )
         try:
             page = await (await browser.new_context(base_url=flow_server.url)).new_page()
-            await _login(page, s.password, s.candidates[0].id_number)
+            await candidate_login(page, s.password, s.candidates[0].id_number)
             await _details_and_pledge(page)
             await expect(page.locator("#stream-status")).to_have_attribute(
                 "data-state", "streaming", timeout=30_000

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.e2e.conftest import chromium_args
+from tests.e2e.conftest import candidate_login, chromium_args, console_login
 from tests.flowkit import INVIGILATOR, REVIEWER, seed_exam, still_y4m
 from tests.serverproc import served, sqlite_data
 from tests.waiting import eventually
@@ -58,11 +58,7 @@ def cameras(media_dir, tmp_path_factory):
 
 
 async def _login(page, password: str, id_number: str) -> None:
-    await page.goto("/exam/")
-    await page.fill("#sitting-password", password)
-    await page.fill("#id-number", id_number)
-    await page.click("#login-button")
-    await page.wait_for_url("**/exam/exam.html")
+    await candidate_login(page, password, id_number)
     await expect(page.locator("#flow")).to_have_attribute("data-step", "confirm", timeout=10_000)
 
 
@@ -77,11 +73,7 @@ async def _pledge(page) -> None:
 
 async def _console(browser, base: str, sitting_id: int):
     page = await (await browser.new_context(base_url=base)).new_page()
-    await page.goto("/console/")
-    await page.fill("#username", INVIGILATOR[0])
-    await page.fill("#password", INVIGILATOR[1])
-    await page.click("#login-submit")
-    await page.wait_for_url("**/console/room.html**")
+    await console_login(page, INVIGILATOR, "**/console/room.html**")
     await page.goto(f"/console/room.html?sitting={sitting_id}")
     return page
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, Route, async_playwright, expect
 
-from tests.e2e.conftest import E2E_RULES, chromium_args
+from tests.e2e.conftest import E2E_RULES, candidate_login, chromium_args, console_login
 from tests.mediatools import absence_clip
 from tests.serverproc import seed, served, sqlite_data
 from tests.waiting import eventually
@@ -122,11 +122,7 @@ def silent_wav(tmp_path_factory) -> Path:
 
 async def candidate_streams(page: Page, seeded, id_number: str) -> None:
     """Log in and walk to the photo check, from where the page streams the first view."""
-    await page.goto("/exam/")
-    await page.fill("#sitting-password", seeded.password)
-    await page.fill("#id-number", id_number)
-    await page.click("#login-button")
-    await page.wait_for_url("**/exam/exam.html", timeout=60_000)
+    await candidate_login(page, seeded.password, id_number, timeout=60_000)
     await page.click("#confirm-info")
     await page.check("#pledge-read")
     await page.click("#pledge-accept")
@@ -134,14 +130,6 @@ async def candidate_streams(page: Page, seeded, id_number: str) -> None:
     await expect(page.locator("#stream-status")).to_have_attribute(
         "data-state", "streaming", timeout=60_000
     )
-
-
-async def console_login(page: Page, seeded) -> None:
-    await page.goto("/console/")
-    await page.fill("#username", seeded.staff[0])
-    await page.fill("#password", seeded.staff[1])
-    await page.click("#login-submit")
-    await page.wait_for_url("**/console/room.html", timeout=60_000)
 
 
 async def video_fps(page: Page, wanted, what: str, timeout: float = 90.0) -> float:
@@ -190,7 +178,7 @@ async def test_video_at_the_analysis_rate_until_the_console_watches(
             thumbs: list[str] = []
             con.on("request", lambda r: thumbs.append(r.url) if "/thumbnail/" in r.url else None)
             started = time.monotonic()
-            await console_login(con, seeded)
+            await console_login(con, seeded.staff, timeout=60_000)
             tile = con.locator(f'.tile[data-candidate-id="{cand_id}"]')
             await expect(tile).to_be_visible(timeout=30_000)
             # thumbnails and evidence work at the lower rate
@@ -274,7 +262,7 @@ async def test_speech_with_dtx_raises_speech(rates_server, camera, media_dir, ch
             stats = await eventually(lambda: page.evaluate(SEND_STATS), 30, "the stream")
             assert "usedtx=1" in stats["sdp"]
             con = await (await browser.new_context(base_url=rates_server.url)).new_page()
-            await console_login(con, seeded)
+            await console_login(con, seeded.staff, timeout=60_000)
             alert = con.locator(
                 f'#alert-feed li.alert[data-type="speech"][data-candidate-id="{cand_id}"]'
             )
@@ -295,7 +283,7 @@ async def test_console_that_cannot_load_the_sitting_says_so(rates_server, chromi
                 await route.fulfill(status=503, content_type="application/json", body=busy)
 
             await con.route("**/api/console/candidates?*", overloaded)
-            await console_login(con, seeded)
+            await console_login(con, seeded.staff, timeout=60_000)
             await expect(con.locator("#load-error")).to_contain_text(
                 "Could not load this sitting", timeout=60_000
             )

@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.e2e.conftest import chromium_args
+from tests.e2e.conftest import chromium_args, console_login
 from tests.flowkit import ADMIN, INVIGILATOR, REVIEWER, seed_exam, still_y4m
 from tests.serverproc import served, sqlite_data
 
@@ -141,11 +141,7 @@ async def test_every_role_sees_words_and_the_sittings_time(
             console = await (
                 await browser.new_context(base_url=words_server.url, timezone_id="UTC")
             ).new_page()
-            await console.goto("/console/")
-            await console.fill("#username", INVIGILATOR[0])
-            await console.fill("#password", INVIGILATOR[1])
-            await console.click("#login-submit")
-            await console.wait_for_url("**/console/room.html**")
+            await console_login(console, INVIGILATOR, "**/console/room.html**")
             await console.goto(f"/console/room.html?sitting={s.id}")
             tile = console.locator(f'.tile[data-candidate-id="{cand.id}"]')
             await expect(tile).to_have_attribute("data-connected", "true", timeout=30_000)
