@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import async_playwright, expect
 
 from tests.e2e.conftest import candidate_login, chromium_args, console_login
-from tests.mediatools import absence_clip
+from tests.mediatools import center_focus_absence
 
 pytestmark = pytest.mark.e2e
 
@@ -18,15 +18,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def fake_camera(media_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("camera") / "absence.y4m"
-    return absence_clip(
-        media_dir / "clips" / "center_focus.mp4",
-        out,
-        face_seconds=6.0,
-        blank_seconds=12.0,
-        fps=10,
-        size=(480, 640),
-        fmt="y4m",
-    )
+    return center_focus_absence(media_dir, out, 6.0, 12.0, (480, 640))
 
 
 async def test_absent_alert_and_danmaku_in_chromium(

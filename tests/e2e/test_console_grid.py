@@ -25,7 +25,7 @@ from playwright.async_api import Page, async_playwright, expect
 from exam_client.headless import HeadlessCandidate
 from tests.e2e.conftest import E2E_RULES, chromium_args, console_login
 from tests.e2e.test_console_room import screenshots_dir
-from tests.mediatools import absence_clip, clip
+from tests.mediatools import center_focus_absence, clip
 from tests.serverproc import seed, served, sqlite_data
 from tests.waiting import eventually
 
@@ -63,15 +63,7 @@ def grid_server(models_dir: Path, tmp_path_factory):
 def media(media_dir: Path, tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("grid-media")
     src = media_dir / "clips" / "center_focus.mp4"
-    leaving = absence_clip(
-        src,
-        tmp / "leaving.webm",
-        face_seconds=6.0,
-        blank_seconds=120.0,
-        fps=10,
-        size=(480, 640),
-        fmt="webm",
-    )
+    leaving = center_focus_absence(media_dir, tmp / "leaving.webm", 6.0, 120.0, (480, 640))
     person = clip(src, tmp / "person.webm", 8.0, fps=10, size=(480, 640), fmt="webm")
     return {"leaving": leaving.path, "person": person.path}
 

@@ -28,7 +28,7 @@ from playwright.async_api import Page, async_playwright, expect
 from exam_client.headless import HeadlessCandidate
 from tests.alertinject import AlertInjector
 from tests.e2e.conftest import E2E_RULES, chromium_args, console_login
-from tests.mediatools import absence_clip
+from tests.mediatools import center_focus_absence
 from tests.serverproc import REDIS_URL, redis_available, seed, served, sqlite_data
 from tests.waiting import eventually
 
@@ -132,15 +132,7 @@ async def test_console_triage(triage_server, media_dir, chromium_path, tmp_path)
             )
         )
 
-    leaving = absence_clip(
-        media_dir / "clips" / "center_focus.mp4",
-        tmp_path / "leaving.webm",
-        face_seconds=5.0,
-        blank_seconds=60.0,
-        fps=10,
-        size=(480, 640),
-        fmt="webm",
-    )
+    leaving = center_focus_absence(media_dir, tmp_path / "leaving.webm", 5.0, 60.0, (480, 640))
     a_media = HeadlessCandidate(base, s.password, a_idn)
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium_path, args=chromium_args())

@@ -18,7 +18,7 @@ from exam_client.headless import HeadlessCandidate
 from proctor.store.db import Database
 from proctor.store.tables import Alert, CandidateEvent, Evidence
 from tests.e2e.conftest import chromium_args
-from tests.mediatools import absence_clip
+from tests.mediatools import center_focus_absence
 from tests.review_seed import STAFF, ensure_staff
 from tests.serverproc import ServerProcess, seed, sqlite_data
 from tests.waiting import eventually
@@ -45,14 +45,12 @@ def recorded(models_dir, media_dir, tmp_path_factory):
             await db.dispose()
 
     asyncio.run(staff())
-    clip = absence_clip(
-        media_dir / "clips" / "center_focus.mp4",
+    clip = center_focus_absence(
+        media_dir,
         tmp_path_factory.mktemp("e2e-rec-media") / "absence.webm",
-        face_seconds=FACE_SECONDS,
-        blank_seconds=BLANK_SECONDS,
-        fps=10,
-        size=(320, 240),
-        fmt="webm",
+        FACE_SECONDS,
+        BLANK_SECONDS,
+        (320, 240),
     )
     env = {"PROCTOR_RECORDING_SEGMENT_SECONDS": str(SEGMENT_SECONDS)}
     proc = ServerProcess(url, data_dir, models_dir, env_extra=env).start()

@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import Page, Route, async_playwright, expect
 
 from tests.e2e.conftest import E2E_RULES, candidate_login, chromium_args, console_login
-from tests.mediatools import absence_clip
+from tests.mediatools import center_focus_absence
 from tests.serverproc import seed, served, sqlite_data
 from tests.waiting import eventually
 
@@ -98,15 +98,7 @@ def rates_server(models_dir: Path, tmp_path_factory):
 @pytest.fixture(scope="module")
 def camera(media_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("camera") / "absence.y4m"
-    return absence_clip(
-        media_dir / "clips" / "center_focus.mp4",
-        out,
-        face_seconds=6.0,
-        blank_seconds=12.0,
-        fps=10,
-        size=(480, 640),
-        fmt="y4m",
-    )
+    return center_focus_absence(media_dir, out, 6.0, 12.0, (480, 640))
 
 
 @pytest.fixture(scope="module")

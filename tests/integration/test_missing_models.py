@@ -10,7 +10,7 @@ import pytest
 
 from exam_client.headless import HeadlessCandidate
 from tests.integration.conftest import RULES
-from tests.mediatools import absence_clip
+from tests.mediatools import center_focus_absence
 from tests.serverproc import partial_models, seed, served, sqlite_data
 from tests.waiting import eventually
 
@@ -41,15 +41,7 @@ def test_health_reports_missing_and_corrupt_models(degraded_server):
 
 
 async def test_no_face_model_means_no_absent_alert(degraded_server, media_dir, tmp_path):
-    media = absence_clip(
-        media_dir / "clips" / "center_focus.mp4",
-        tmp_path / "a.webm",
-        face_seconds=1.0,
-        blank_seconds=12.0,
-        fps=10,
-        size=(320, 568),
-        fmt="webm",
-    )
+    media = center_focus_absence(media_dir, tmp_path / "a.webm", 1.0, 12.0, (320, 568))
     seeded = degraded_server.seeded
     async with httpx.AsyncClient(base_url=degraded_server.url, timeout=10) as http:
         user, password = seeded.staff
