@@ -193,6 +193,24 @@ def partial_models(models_dir: Path, dest: Path) -> Path:
     return dest
 
 
+def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A fixture's tmpfs of ``size`` (mount's size=, "4m") mounted on ``where`` (``yield
+    from``), unmounted at its end; the test is skipped where mounting is not allowed."""
+    import pytest
+
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
 # -- the server process -------------------------------------------------------------------
 @dataclass
 class ServerProcess:
