@@ -33,6 +33,22 @@ class Bus:
         pass
 
 
+async def _roster(s: Any, storage: Any, sitting_id: int, by: int | None) -> dict:
+    """ROSTER imported into the sitting (photos not checked) by ``by``."""
+    return await desk.import_roster(
+        s,
+        storage,
+        None,
+        sitting_id=sitting_id,
+        data=ROSTER.encode(),
+        filename="roster.csv",
+        photos=None,
+        verify_photos=False,
+        now=T0,
+        by=by,
+    )
+
+
 @pytest_asyncio.fixture
 async def world(tmp_path):
     async with migrated_sqlite(tmp_path) as database:
@@ -107,18 +123,7 @@ async def test_roster_bank_and_paper_commit_and_refuse_as_a_whole(world, tmp_pat
     database, storage, ids = world
     async with database.session() as s:
         sitting_id = (await _sitting(s, ids["admin"]))["id"]
-        imported = await desk.import_roster(
-            s,
-            storage,
-            None,
-            sitting_id=sitting_id,
-            data=ROSTER.encode(),
-            filename="roster.csv",
-            photos=None,
-            verify_photos=False,
-            now=T0,
-            by=ids["admin"],
-        )
+        imported = await _roster(s, storage, sitting_id, ids["admin"])
         assert imported["added"] == 2 and imported["photos"] == 0
         assert [c["line"] for c in imported["candidates"]] == [2, 3]
         # a bad roster: nothing of it is stored, and nothing is left in the session
@@ -208,20 +213,7 @@ async def test_a_short_answer_is_graded_and_the_score_committed(world) -> None:
     bus, at = Bus(), T0 - timedelta(minutes=5)
     async with database.session() as s:
         sitting_id = (await _sitting(s, ids["admin"]))["id"]
-        cid = (
-            await desk.import_roster(
-                s,
-                storage,
-                None,
-                sitting_id=sitting_id,
-                data=ROSTER.encode(),
-                filename="roster.csv",
-                photos=None,
-                verify_photos=False,
-                now=T0,
-                by=None,
-            )
-        )["candidates"][0]["id"]
+        cid = (await _roster(s, storage, sitting_id, None))["candidates"][0]["id"]
         await desk.import_bank(
             s, json.dumps(demo_questions("g")).encode(), "g.json", "g-bank", by=None
         )
