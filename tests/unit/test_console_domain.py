@@ -266,26 +266,22 @@ async def test_the_staff_session(world):
     checker = PasswordChecker()
     try:
         async with database.session() as s:
-            with pytest.raises(NotAuthenticated) as exc:
-                await staff_session.login(
+
+            def login(password: str):
+                return staff_session.login(
                     s,
                     "inv-unit",
-                    "wrong-pass",
+                    password,
                     checker=checker,
                     limits=LoginLimits(),
                     client="unit",
                     now=utcnow(),
                 )
+
+            with pytest.raises(NotAuthenticated) as exc:
+                await login("wrong-pass")
             assert exc.value.code == "invalid_credentials"
-            session = await staff_session.login(
-                s,
-                "inv-unit",
-                "inv-pass-unit",
-                checker=checker,
-                limits=LoginLimits(),
-                client="unit",
-                now=utcnow(),
-            )
+            session = await login("inv-pass-unit")
             model = strict(wire_console.ConsoleStaffLogin, session)
             assert model.user.role == "invigilator" and model.user.id == ids["inv"]
         async with database.session() as s:  # committed

@@ -219,24 +219,17 @@ async def test_refusing_the_pledge_and_the_undo(world) -> None:
             await machine.act(database, bus, cid, lambda s, c: steps.confirm_info(s, c, at), now=at)
         assert exc.value.code == "pledge_refused"
         await s.rollback()
+
         # the invigilator's undo goes back to the pledge
-        await machine.act(
-            database,
-            bus,
-            cid,
-            lambda s, c: steps.undo_pledge_refusal(s, c, at, by=ids["staff"], reason="misclick"),
-            now=at,
-            staff=True,
-        )
+        def undo(reason: str):
+            def step(s, c):
+                return steps.undo_pledge_refusal(s, c, at, by=ids["staff"], reason=reason)
+
+            return machine.act(database, bus, cid, step, now=at, staff=True)
+
+        await undo("misclick")
         with pytest.raises(Conflict) as exc:  # only a refused pledge can be undone
-            await machine.act(
-                database,
-                bus,
-                cid,
-                lambda s, c: steps.undo_pledge_refusal(s, c, at, by=ids["staff"], reason="again"),
-                now=at,
-                staff=True,
-            )
+            await undo("again")
         assert exc.value.code == "pledge_not_refused"
     assert bus.steps() == ["pledge", "refused", "pledge"]
 
