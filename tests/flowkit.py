@@ -477,6 +477,31 @@ async def migrated_sqlite(directory: Path) -> AsyncIterator[Any]:
         await db.dispose()
 
 
+@asynccontextmanager
+async def migrated_world(directory: Path) -> AsyncIterator[tuple[Any, Any]]:
+    """migrated_sqlite(directory) and an EvidenceStorage in ``directory``/evidence."""
+    from proctor.evidence.storage import EvidenceStorage
+
+    async with migrated_sqlite(directory) as db:
+        yield db, EvidenceStorage(directory / "evidence")
+
+
+async def unit_login(database: Any, at: datetime, id_number: str) -> Any:
+    """The candidate ``id_number`` of the sitting "unit-pass-1" logs in (flow.steps.login)."""
+    from proctor.auth.ratelimit import LoginLimits
+    from proctor.flow import steps
+
+    return await steps.login(
+        database,
+        password="unit-pass-1",
+        id_number=id_number,
+        now=at,
+        client="unit",
+        current_token=None,
+        limits=LoginLimits(),
+    )
+
+
 def still_y4m(
     image: Path,
     out: Path,

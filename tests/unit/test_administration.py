@@ -15,15 +15,19 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
-from proctor.auth.ratelimit import LoginLimits
 from proctor.errors import Forbidden, Invalid, NotFound
-from proctor.evidence.storage import EvidenceStorage
 from proctor.flow import answering, identity, machine, steps
 from proctor.sitting import administration as desk
 from proctor.sitting.importing import ImportFailed
 from proctor.sitting.sittings import create_staff
 from proctor.store.tables import AuditEntry, Candidate, Paper, Sitting, StaffUser
-from tests.flowkit import BLUEPRINT_SECTIONS, T0, demo_questions, migrated_sqlite
+from tests.flowkit import (
+    BLUEPRINT_SECTIONS,
+    T0,
+    demo_questions,
+    migrated_world,
+    unit_login,
+)
 
 ROSTER = "姓名,证件号码,职业,等级\n考生甲,UNITA0001,电工,四级\n考生乙,UNITB0002,电工,四级\n"
 
@@ -51,8 +55,7 @@ async def _roster(s: Any, storage: Any, sitting_id: int, by: int | None) -> dict
 
 @pytest_asyncio.fixture
 async def world(tmp_path):
-    async with migrated_sqlite(tmp_path) as database:
-        storage = EvidenceStorage(tmp_path / "evidence")
+    async with migrated_world(tmp_path) as (database, storage):
         async with database.transaction() as s:
             chief = await create_staff(
                 s, username="chief-u", password="chief-pass-1", display_name="C", role="chief"
@@ -222,15 +225,7 @@ async def test_a_short_answer_is_graded_and_the_score_committed(world) -> None:
         )
         assert await desk.grading_queue(s, sitting_id) == []
         # the candidate's exam through the flow's machine: an answered short question
-        await steps.login(
-            database,
-            password="unit-pass-1",
-            id_number="UNITA0001",
-            now=at,
-            client="unit",
-            current_token=None,
-            limits=LoginLimits(),
-        )
+        await unit_login(database, at, "UNITA0001")
         await machine.act(database, bus, cid, lambda s, c: steps.confirm_info(s, c, at), now=at)
         await machine.act(
             database, bus, cid, lambda s, c: steps.answer_pledge(s, c, True, at), now=at

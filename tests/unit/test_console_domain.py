@@ -17,7 +17,6 @@ from proctor.api import wire, wire_console
 from proctor.auth.ratelimit import LoginLimits
 from proctor.auth.sessions import PasswordChecker, resolve_token
 from proctor.errors import Conflict, Forbidden, NotAuthenticated, NotFound
-from proctor.evidence.storage import EvidenceStorage
 from proctor.invigilation import (
     console_view,
     rooms,
@@ -37,7 +36,7 @@ from proctor.store.tables import (
     RoomStaff,
     utcnow,
 )
-from tests.flowkit import make_sitting, migrated_sqlite
+from tests.flowkit import make_sitting, migrated_world
 
 COUNTED = {"rooms": Room, "seats": RoomSeat, "staff": RoomStaff, "actions": ConsoleAction}
 
@@ -75,8 +74,7 @@ def _strict_wire(monkeypatch):
 
 @pytest_asyncio.fixture
 async def world(tmp_path):
-    async with migrated_sqlite(tmp_path) as database:
-        storage = EvidenceStorage(tmp_path / "evidence")
+    async with migrated_world(tmp_path) as (database, storage):
         async with database.transaction() as s:
             sitting = await make_sitting(s, "console unit", "console-pass-1")
             later = await make_sitting(  # not over yet

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from proctor.auth.ratelimit import LoginLimits
 from proctor.errors import Conflict, DomainError, Forbidden
 from proctor.evidence.storage import EvidenceStorage
 from proctor.flow import answering, identity, machine, steps
@@ -26,7 +25,8 @@ from tests.flowkit import (
     CommittedBus,
     demo_questions,
     make_sitting,
-    migrated_sqlite,
+    migrated_world,
+    unit_login,
 )
 
 STEPS = set(machine.EXAM_STEPS + machine.DEVICE_CHECK_STEPS) | machine.ENDED
@@ -69,8 +69,7 @@ def test_nothing_leaves_an_ended_exam_but_the_undo_and_the_rerun():
 
 @pytest_asyncio.fixture
 async def world(tmp_path):
-    async with migrated_sqlite(tmp_path) as database:
-        storage = EvidenceStorage(tmp_path / "evidence")
+    async with migrated_world(tmp_path) as (database, storage):
         async with database.transaction() as s:
             await bank.import_bank(s, json.dumps(demo_questions("q")).encode(), "q.json", "b")
             sitting = await make_sitting(s, "unit", "unit-pass-1", flow={"require_phone": False})
@@ -86,15 +85,7 @@ async def world(tmp_path):
 
 
 async def _login(database, at):
-    return await steps.login(
-        database,
-        password="unit-pass-1",
-        id_number="UNIT0001",
-        now=at,
-        client="unit",
-        current_token=None,
-        limits=LoginLimits(),
-    )
+    return await unit_login(database, at, "UNIT0001")
 
 
 def _png() -> bytes:

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 
 import pytest_asyncio
 
-from proctor.evidence.storage import EvidenceStorage
 from proctor.invigilation import room_record, supervision
 from proctor.review import records, summary
 from proctor.review import timeline as review_timeline
@@ -27,7 +26,7 @@ from proctor.store.tables import (
     TimeExtension,
     utcnow,
 )
-from tests.flowkit import make_sitting, migrated_sqlite
+from tests.flowkit import make_sitting, migrated_world
 
 START = (utcnow() - timedelta(hours=3)).replace(microsecond=0)
 END = START + timedelta(minutes=120)
@@ -44,8 +43,7 @@ def t(value: str | None) -> datetime | None:
 
 @pytest_asyncio.fixture
 async def history(tmp_path):
-    async with migrated_sqlite(tmp_path) as database:
-        storage = EvidenceStorage(tmp_path / "evidence")
+    async with migrated_world(tmp_path) as (database, storage):
         async with database.transaction() as s:
             sitting = await make_sitting(s, "history", "history-pass-1", START, END)
             a = await add_candidate(
