@@ -64,6 +64,14 @@ async def console_login(
     await page.wait_for_url(lands, timeout=timeout)
 
 
+async def staff_headers(http: Any, who: tuple[str, str]) -> dict[str, str]:
+    """The authorization header of a staff member (user, password) logged in over ``http``."""
+    body = (
+        await http.post("/api/staff/login", json={"username": who[0], "password": who[1]})
+    ).json()
+    return {"authorization": f"Bearer {body['token']}"}
+
+
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     path = shutil.which(CHROMIUM) or CHROMIUM

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.e2e.conftest import chromium_args
+from tests.e2e.conftest import chromium_args, staff_headers
 from tests.e2e.test_console_room import screenshots_dir
 from tests.flowkit import ADMIN, demo_questions, seed_exam, zip_of
 from tests.serverproc import served, sqlite_data
@@ -168,12 +168,9 @@ async def test_admin_page_sets_up_a_sitting(admin_server, media_dir, chromium_pa
         finally:
             await browser.close()
     async with httpx.AsyncClient(base_url=admin_server.url, timeout=10) as http:
-        token = (
-            await http.post("/api/staff/login", json={"username": ADMIN[0], "password": ADMIN[1]})
-        ).json()["token"]
         ext = await http.get(
             f"/api/invigilate/extensions?sitting_id={sitting_id}",
-            headers={"authorization": f"Bearer {token}"},
+            headers=await staff_headers(http, ADMIN),
         )
         assert [(e["candidate_id"], e["seconds"], e["reason"]) for e in ext.json()] == [
             (None, 600, "network failure 网络故障")
