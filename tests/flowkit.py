@@ -8,8 +8,10 @@ real identity workers) with a manual clock, and seeding through the domain code.
 
 from __future__ import annotations
 
+import io
 import itertools
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from proctor.config import Settings
 from proctor.flow.clock import ManualClock
 from proctor.sitting import bank, papers
 from proctor.sitting.sittings import add_candidate, create_sitting, create_staff
-from proctor.store.tables import Attempt, CandidateEvent
+from proctor.store.tables import Attempt, CandidateEvent, StaffUser
 
 #: a fixed, ordinary moment for the manual clock
 T0 = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)
@@ -46,54 +48,68 @@ def code(resp: httpx.Response) -> str:
     return resp.json()["error"]["code"]
 
 
+async def make_sitting(
+    s: Any,
+    name: str,
+    password: str,
+    starts_at: datetime = T0,
+    ends_at: datetime | None = None,
+    kind: str = "formal",
+    **more: Any,
+) -> Any:
+    """create_sitting: a (formal) sitting from ``starts_at`` (T0) to ``ends_at`` (two hours
+    later); ``more``: its other settings."""
+    if ends_at is None:
+        ends_at = starts_at + timedelta(hours=2)
+    return await create_sitting(
+        s, name=name, kind=kind, password=password, starts_at=starts_at, ends_at=ends_at, **more
+    )
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    """A ZIP archive of ``files`` (name: content)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
 # ------------------------------------------------------------------------- a small bank
 
 
 def demo_questions(
     prefix: str, singles: int = 10, multiples: int = 5, tfs: int = 10, shorts: int = 2
 ) -> list[dict[str, Any]]:
-    qs: list[dict[str, Any]] = []
-    for i in range(singles):
-        qs.append(
-            {
-                "id": f"{prefix}S{i}",
-                "type": "single",
-                "stem": f"{prefix} single {i}?",
-                "options": {"A": "one", "B": "two", "C": "three", "D": "four"},
-                "answer": "ABCD"[i % 4],
-                "knowledge_point": f"kp{i % 2}",
-                "difficulty": 2,
-            }
-        )
-    for i in range(multiples):
-        qs.append(
-            {
-                "id": f"{prefix}M{i}",
-                "type": "multiple",
-                "stem": f"{prefix} multiple {i}?",
-                "options": {"A": "a", "B": "b", "C": "c", "D": "d"},
-                "answer": ["A", "C"],
-            }
-        )
-    for i in range(tfs):
-        qs.append(
-            {
-                "id": f"{prefix}T{i}",
-                "type": "true_false",
-                "stem": f"{prefix} tf {i}?",
-                "answer": i % 2 == 0,
-            }
-        )
-    for i in range(shorts):
-        qs.append(
-            {
-                "id": f"{prefix}Q{i}",
-                "type": "short",
-                "stem": f"{prefix} short {i}?",
-                "answer": "reference",
-            }
-        )
-    return qs
+    words = {
+        "single": "S single",
+        "multiple": "M multiple",
+        "true_false": "T tf",
+        "short": "Q short",
+    }
+
+    def question(kind: str, i: int, **more: Any) -> dict[str, Any]:
+        letter, word = words[kind].split()
+        return {"id": f"{prefix}{letter}{i}", "type": kind, "stem": f"{prefix} {word} {i}?", **more}
+
+    one_to_four = {"A": "one", "B": "two", "C": "three", "D": "four"}
+    a_to_d = {"A": "a", "B": "b", "C": "c", "D": "d"}
+    return [
+        *(
+            question(
+                "single",
+                i,
+                options=one_to_four,
+                answer="ABCD"[i % 4],
+                knowledge_point=f"kp{i % 2}",
+                difficulty=2,
+            )
+            for i in range(singles)
+        ),
+        *(question("multiple", i, options=a_to_d, answer=["A", "C"]) for i in range(multiples)),
+        *(question("true_false", i, answer=i % 2 == 0) for i in range(tfs)),
+        *(question("short", i, answer="reference") for i in range(shorts)),
+    ]
 
 
 #: 10 single x 4 + 5 multiple x 6 + 10 true/false x 2 + 1 short x 10 = 100
@@ -217,18 +233,8 @@ class FlowApp:
         return self.app.state.exam
 
     async def _staff(self) -> None:
-        from sqlalchemy import select
-
-        from proctor.store.tables import StaffUser
-
         async with self.rt.db.transaction() as s:
-            for (user, pw), role in (
-                (ADMIN, "admin"),
-                (INVIGILATOR, "invigilator"),
-                (REVIEWER, "reviewer"),
-            ):
-                if not await s.scalar(select(StaffUser).where(StaffUser.username == user)):
-                    await create_staff(s, username=user, password=pw, display_name=user, role=role)
+            await staff_accounts(s)
 
     def client(self, token: str | None = None, addr: str | None = None) -> Client:
         c = Client(self, token, addr)
@@ -245,13 +251,7 @@ class FlowApp:
         if self._bank_ready:
             return
         async with self.rt.db.transaction() as s:
-            errors: list = []
-            qs = [
-                bank.validate_question(q, i, errors)
-                for i, q in enumerate(demo_questions(self.bank_name), 1)
-            ]
-            assert not errors, errors
-            await bank.store(s, self.bank_name, [q for q in qs if q])
+            await store_demo_bank(s, self.bank_name)
         self._bank_ready = True
 
     async def sitting(
@@ -270,11 +270,15 @@ class FlowApp:
         exams) a paper: "objective", "with_short" or None; ``rules``: its RuleSettings."""
         password = f"pw-{uuid.uuid4().hex[:10]}"
         now = self.clock.now()
+        blueprint = None
         if paper and kind != "device_check":
             await self.ensure_bank()
+            sections = OBJECTIVE_SECTIONS if paper == "objective" else BLUEPRINT_SECTIONS
+            blueprint = {"bank": self.bank_name, "sections": sections}
         async with self.rt.db.transaction() as s:
-            sitting = await create_sitting(
+            return await sitting_with_candidates(
                 s,
+                self.rt.storage,
                 name=f"{kind} sitting {password[-4:]}",
                 kind=kind,
                 password=password,
@@ -282,24 +286,10 @@ class FlowApp:
                 ends_at=now + starts_in + duration,
                 flow=flow,
                 rules=rules,
+                candidates=candidates,
+                photos=photos,
+                paper=blueprint,
             )
-            info = SittingInfo(sitting.id, password, kind, sitting.starts_at, sitting.ends_at)
-            for i in range(candidates):
-                photo = photos[i] if photos and i < len(photos) else None
-                c = await add_candidate(
-                    s,
-                    self.rt.storage,
-                    sitting_id=sitting.id,
-                    name=f"Candidate {i + 1}",
-                    id_number=id_number(),
-                    photo=photo.read_bytes() if photo else None,
-                )
-                info.candidates.append(Cand(c.id, c.name, c.id_number))
-            if paper and kind != "device_check":
-                sections = OBJECTIVE_SECTIONS if paper == "objective" else BLUEPRINT_SECTIONS
-                await papers.assemble(s, sitting.id, {"bank": self.bank_name, "sections": sections})
-            await seat_with_invigilator(s, sitting.id)
-        return info
 
     async def login(self, password: str, idn: str) -> Client:
         c = self.client()
@@ -359,16 +349,66 @@ class FlowApp:
         return state
 
 
+# ------------------------------------------------------------------------- seeding
+
+
+async def staff_accounts(s: Any) -> None:
+    """ADMIN, INVIGILATOR and REVIEWER, those not there yet."""
+    for (user, pw), role in (
+        (ADMIN, "admin"),
+        (INVIGILATOR, "invigilator"),
+        (REVIEWER, "reviewer"),
+    ):
+        if not await s.scalar(select(StaffUser).where(StaffUser.username == user)):
+            await create_staff(s, username=user, password=pw, display_name=user, role=role)
+
+
+async def store_demo_bank(s: Any, bank_name: str) -> None:
+    """The demo_questions(bank_name) as the question bank ``bank_name``."""
+    errors: list = []
+    qs = [bank.validate_question(q, i, errors) for i, q in enumerate(demo_questions(bank_name), 1)]
+    assert not errors, errors
+    await bank.store(s, bank_name, [q for q in qs if q])
+
+
+async def sitting_with_candidates(
+    s: Any,
+    storage: Any,
+    *,
+    candidates: int,
+    photos: list[Path | None] | None,
+    paper: dict[str, Any] | None,
+    **sitting: Any,
+) -> SittingInfo:
+    """A sitting (create_sitting's ``sitting``), its ``candidates`` ("Candidate 1", ...; the
+    first with the ``photos``), its ``paper`` (a blueprint) if any, and its candidates
+    seated in rooms watched by INVIGILATOR."""
+    made = await create_sitting(s, **sitting)
+    info = SittingInfo(made.id, sitting["password"], sitting["kind"], made.starts_at, made.ends_at)
+    for i in range(candidates):
+        photo = photos[i] if photos and i < len(photos) else None
+        c = await add_candidate(
+            s,
+            storage,
+            sitting_id=made.id,
+            name=f"Candidate {i + 1}",
+            id_number=id_number(),
+            photo=photo.read_bytes() if photo else None,
+        )
+        info.candidates.append(Cand(c.id, c.name, c.id_number))
+    if paper is not None:
+        await papers.assemble(s, made.id, paper)
+    await seat_with_invigilator(s, made.id)
+    return info
+
+
 # ------------------------------------------------------------------------- for a server process
 
 
 async def seat_with_invigilator(s: Any, sitting_id: int) -> None:
     """Seat the sitting's candidates in rooms watched by INVIGILATOR (as an administrator
     does before a sitting: invigilators act only on their own rooms)."""
-    from sqlalchemy import select
-
     from proctor.invigilation.rooms import auto_rooms
-    from proctor.store.tables import StaffUser
 
     invigilator = await s.scalar(select(StaffUser.id).where(StaffUser.username == INVIGILATOR[0]))
     await auto_rooms(s, sitting_id, [invigilator] if invigilator is not None else [])
@@ -389,12 +429,9 @@ async def seed_exam(
 ) -> SittingInfo:
     """A sitting (with a paper, staff ADMIN/INVIGILATOR/REVIEWER) in the database a server
     process will use; times from the real clock; ``rules``: its RuleSettings."""
-    from sqlalchemy import select
-
     from proctor.evidence.storage import EvidenceStorage
     from proctor.store import migrate
     from proctor.store.db import Database
-    from proctor.store.tables import StaffUser
 
     db = Database(database_url)
     try:
@@ -404,21 +441,11 @@ async def seed_exam(
         password = f"pw-{uuid.uuid4().hex[:10]}"
         now = datetime.now(UTC)
         async with db.transaction() as s:
-            for (user, pw), role in (
-                (ADMIN, "admin"),
-                (INVIGILATOR, "invigilator"),
-                (REVIEWER, "reviewer"),
-            ):
-                if not await s.scalar(select(StaffUser).where(StaffUser.username == user)):
-                    await create_staff(s, username=user, password=pw, display_name=user, role=role)
-            errors: list = []
-            qs = [
-                bank.validate_question(q, i, errors)
-                for i, q in enumerate(demo_questions(bank_name), 1)
-            ]
-            await bank.store(s, bank_name, [q for q in qs if q])
-            sitting = await create_sitting(
+            await staff_accounts(s)
+            await store_demo_bank(s, bank_name)
+            return await sitting_with_candidates(
                 s,
+                storage,
                 name=f"{kind} sitting",
                 kind=kind,
                 password=password,
@@ -426,25 +453,12 @@ async def seed_exam(
                 ends_at=now + starts_in + duration,
                 flow=flow,
                 rules=rules,
+                candidates=candidates,
+                photos=photos,
+                paper=None
+                if kind == "device_check"
+                else {"bank": bank_name, "sections": sections or OBJECTIVE_SECTIONS},
             )
-            info = SittingInfo(sitting.id, password, kind, sitting.starts_at, sitting.ends_at)
-            for i in range(candidates):
-                photo = photos[i] if photos and i < len(photos) else None
-                c = await add_candidate(
-                    s,
-                    storage,
-                    sitting_id=sitting.id,
-                    name=f"Candidate {i + 1}",
-                    id_number=id_number(),
-                    photo=photo.read_bytes() if photo else None,
-                )
-                info.candidates.append(Cand(c.id, c.name, c.id_number))
-            if kind != "device_check":
-                await papers.assemble(
-                    s, sitting.id, {"bank": bank_name, "sections": sections or OBJECTIVE_SECTIONS}
-                )
-            await seat_with_invigilator(s, sitting.id)
-        return info
     finally:
         await db.dispose()
 
@@ -461,6 +475,31 @@ async def migrated_sqlite(directory: Path) -> AsyncIterator[Any]:
         yield db
     finally:
         await db.dispose()
+
+
+@asynccontextmanager
+async def migrated_world(directory: Path) -> AsyncIterator[tuple[Any, Any]]:
+    """migrated_sqlite(directory) and an EvidenceStorage in ``directory``/evidence."""
+    from proctor.evidence.storage import EvidenceStorage
+
+    async with migrated_sqlite(directory) as db:
+        yield db, EvidenceStorage(directory / "evidence")
+
+
+async def unit_login(database: Any, at: datetime, id_number: str) -> Any:
+    """The candidate ``id_number`` of the sitting "unit-pass-1" logs in (flow.steps.login)."""
+    from proctor.auth.ratelimit import LoginLimits
+    from proctor.flow import steps
+
+    return await steps.login(
+        database,
+        password="unit-pass-1",
+        id_number=id_number,
+        now=at,
+        client="unit",
+        current_token=None,
+        limits=LoginLimits(),
+    )
 
 
 def still_y4m(

@@ -274,6 +274,16 @@ def absence_clip(
     )
 
 
+def center_focus_absence(
+    media_dir: Path, out: Path, face_seconds: float, blank_seconds: float, size: tuple[int, int]
+) -> AbsenceClip:
+    """absence_clip of the media set's clips/center_focus.mp4 (a person at a desk) at 10 fps,
+    written as ``out``'s suffix says (.y4m or .webm)."""
+    src = media_dir / "clips" / "center_focus.mp4"
+    fmt: Format = "webm" if out.suffix == ".webm" else "y4m"
+    return absence_clip(src, out, face_seconds, blank_seconds, fps=10, size=size, fmt=fmt)
+
+
 def clip(
     src: Path,
     out: Path,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -89,6 +90,13 @@ def create_postgres_db() -> tuple[str, str]:
 
 def drop_postgres_db(name: str) -> None:
     asyncio.run(_pg_admin(postgres_admin_url(), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def sqlite_data(tmp_path_factory: Any, name: str) -> tuple[Path, str]:
+    """A fresh data folder (``tmp_path_factory.mktemp(name)``) and the url of a SQLite
+    database in it."""
+    data_dir = tmp_path_factory.mktemp(name)
+    return data_dir, f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
 
 
 # -- seeding ------------------------------------------------------------------------------
@@ -185,6 +193,24 @@ def partial_models(models_dir: Path, dest: Path) -> Path:
     return dest
 
 
+def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A fixture's tmpfs of ``size`` (mount's size=, "4m") mounted on ``where`` (``yield
+    from``), unmounted at its end; the test is skipped where mounting is not allowed."""
+    import pytest
+
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
 # -- the server process -------------------------------------------------------------------
 @dataclass
 class ServerProcess:
@@ -256,3 +282,21 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def served(
+    database_url: str,
+    data_dir: Path,
+    models_dir: Path,
+    env: dict[str, str] | None = None,
+    **found: Any,
+) -> Iterator[ServerProcess]:
+    """A module fixture's server (``yield from served(...)``): started, with what the test
+    seeded for it (``found``) set on it as attributes, and stopped at the fixture's end."""
+    proc = ServerProcess(database_url, data_dir, models_dir, env_extra=env or {}).start()
+    for name, value in found.items():
+        setattr(proc, name, value)
+    try:
+        yield proc
+    finally:
+        proc.stop()

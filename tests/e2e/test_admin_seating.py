@@ -18,24 +18,18 @@ from tests.e2e.conftest import chromium_args
 from tests.e2e.test_console_room import screenshots_dir
 from tests.e2e.test_words_and_times import assert_words
 from tests.flowkit import ADMIN, INVIGILATOR, seed_exam
-from tests.serverproc import ServerProcess
+from tests.serverproc import served, sqlite_data
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def seating_server(models_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-seating")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-seating")
     sitting = asyncio.run(
         seed_exam(url, data_dir, starts_in=timedelta(minutes=-1), flow={"require_phone": False})
     )
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.sitting = sitting
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, sitting=sitting)
 
 
 async def _staff(http: httpx.AsyncClient, who: tuple[str, str]) -> dict[str, str]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.e2e.conftest import chromium_args
-from tests.mediatools import absence_clip
+from tests.e2e.conftest import candidate_login, chromium_args, console_login
+from tests.mediatools import center_focus_absence
 
 pytestmark = pytest.mark.e2e
 
@@ -18,15 +18,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def fake_camera(media_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("camera") / "absence.y4m"
-    return absence_clip(
-        media_dir / "clips" / "center_focus.mp4",
-        out,
-        face_seconds=6.0,
-        blank_seconds=12.0,
-        fps=10,
-        size=(480, 640),
-        fmt="y4m",
-    )
+    return center_focus_absence(media_dir, out, 6.0, 12.0, (480, 640))
 
 
 async def test_absent_alert_and_danmaku_in_chromium(
@@ -43,11 +35,7 @@ async def test_absent_alert_and_danmaku_in_chromium(
             # -- the candidate logs in and streams --------------------------------------
             cand_ctx = await browser.new_context(base_url=base)
             cand = await cand_ctx.new_page()
-            await cand.goto("/exam/")
-            await cand.fill("#sitting-password", seeded.password)
-            await cand.fill("#id-number", id_number)
-            await cand.click("#login-button")
-            await cand.wait_for_url("**/exam/exam.html")
+            await candidate_login(cand, seeded.password, id_number)
             # the flow up to the photo check, where the camera starts streaming
             await cand.click("#confirm-info")
             await cand.check("#pledge-read")
@@ -60,11 +48,7 @@ async def test_absent_alert_and_danmaku_in_chromium(
             # -- the invigilator logs in to the console -------------------------------
             con_ctx = await browser.new_context(base_url=base)
             con = await con_ctx.new_page()
-            await con.goto("/console/")
-            await con.fill("#username", seeded.staff[0])
-            await con.fill("#password", seeded.staff[1])
-            await con.click("#login-submit")
-            await con.wait_for_url("**/console/room.html")
+            await console_login(con, seeded.staff)
             tile = con.locator(f'.tile[data-candidate-id="{cand_id}"]')
             await expect(tile).to_be_visible(timeout=10_000)
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from tests.e2e.conftest import chromium_args
+from tests.e2e.conftest import candidate_login, chromium_args
 from tests.e2e.test_console_room import screenshots_dir
-from tests.e2e.test_flow_chromium import _details_and_pledge, _login
+from tests.e2e.test_flow_chromium import _details_and_pledge
 from tests.flowkit import seed_exam, still_y4m
-from tests.serverproc import ServerProcess
+from tests.serverproc import served, sqlite_data
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -46,8 +46,7 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture(scope="module")
 def page_server(models_dir, media_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-candidate-page")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-candidate-page")
     photos = [media_dir / "images" / "obama.jpg"]
     formal = asyncio.run(
         seed_exam(
@@ -64,12 +63,7 @@ def page_server(models_dir, media_dir, tmp_path_factory):
             url, data_dir, kind="device_check", starts_in=timedelta(minutes=-1), photos=photos
         )
     )
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.formal, proc.device = formal, device
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, formal=formal, device=device)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +129,7 @@ async def test_exam_page_in_view_flags_rules_and_wake_lock(
                 base_url=page_server.url, viewport=CANDIDATE, locale="zh-CN"
             )
             page = await ctx.new_page()
-            await _login(page, s.password, s.candidates[0].id_number)
+            await candidate_login(page, s.password, s.candidates[0].id_number)
             await _details_and_pledge(page)
             phone = await photo_and_phone(page, browser, shots)
 
@@ -281,7 +275,7 @@ async def test_device_check_meter_units_and_passed(page_server, camera, chromium
                 base_url=page_server.url, viewport=CANDIDATE, locale="zh-CN"
             )
             page = await ctx.new_page()
-            await _login(page, s.password, s.candidates[0].id_number)
+            await candidate_login(page, s.password, s.candidates[0].id_number)
             await _details_and_pledge(page)
             phone = await photo_and_phone(page, browser, tmp_path)
             flow = page.locator("#flow")

@@ -23,10 +23,10 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from exam_client.headless import HeadlessCandidate
-from tests.e2e.conftest import E2E_RULES, chromium_args
-from tests.e2e.test_console_room import login_console, screenshots_dir
-from tests.mediatools import absence_clip, clip
-from tests.serverproc import ServerProcess, seed
+from tests.e2e.conftest import E2E_RULES, chromium_args, console_login
+from tests.e2e.test_console_room import screenshots_dir
+from tests.mediatools import center_focus_absence, clip
+from tests.serverproc import seed, served, sqlite_data
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -51,33 +51,19 @@ async def _long_name(url: str, candidate_id: int) -> None:
 @pytest.fixture(scope="module")
 def grid_server(models_dir: Path, tmp_path_factory):
     """30 candidates, two rooms of 15, one invigilator watching both."""
-    data_dir = tmp_path_factory.mktemp("console-grid")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "console-grid")
     seeded = asyncio.run(
         seed(url, data_dir, n_candidates=30, rules=E2E_RULES, room_size=15, watch_all_rooms=True)
     )
     asyncio.run(_long_name(url, seeded.candidates[A_INDEX][0]))
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, seeded=seeded)
 
 
 @pytest.fixture(scope="module")
 def media(media_dir: Path, tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("grid-media")
     src = media_dir / "clips" / "center_focus.mp4"
-    leaving = absence_clip(
-        src,
-        tmp / "leaving.webm",
-        face_seconds=6.0,
-        blank_seconds=120.0,
-        fps=10,
-        size=(480, 640),
-        fmt="webm",
-    )
+    leaving = center_focus_absence(media_dir, tmp / "leaving.webm", 6.0, 120.0, (480, 640))
     person = clip(src, tmp / "person.webm", 8.0, fps=10, size=(480, 640), fmt="webm")
     return {"leaving": leaving.path, "person": person.path}
 
@@ -130,7 +116,7 @@ async def test_grid_for_30_pages_order_zoom_and_no_request_storm(
             )
             con = await ctx.new_page()
             con.on("response", on_response)
-            await login_console(con, *s.staff)
+            await console_login(con, s.staff, "**/console/room.html*")
             tiles = con.locator("#tile-grid .tile")
             await expect(tiles).to_have_count(30, timeout=15_000)
 

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.e2e.conftest import chromium_args
-from tests.serverproc import ServerProcess, partial_models, seed
+from tests.e2e.conftest import chromium_args, console_login
+from tests.serverproc import partial_models, seed, served, sqlite_data
 
 pytestmark = pytest.mark.e2e
 
@@ -17,15 +17,9 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def degraded_server(models_dir, tmp_path_factory):
     partial = partial_models(models_dir, tmp_path_factory.mktemp("partial"))
-    data_dir = tmp_path_factory.mktemp("e2e-degraded")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-degraded")
     seeded = asyncio.run(seed(url, data_dir))
-    proc = ServerProcess(url, data_dir, partial).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, partial, seeded=seeded)
 
 
 async def test_health_banner_names_disabled_detector(degraded_server, chromium_path):
@@ -33,11 +27,7 @@ async def test_health_banner_names_disabled_detector(degraded_server, chromium_p
         browser = await pw.chromium.launch(executable_path=chromium_path, args=chromium_args())
         try:
             page = await (await browser.new_context(base_url=degraded_server.url)).new_page()
-            await page.goto("/console/")
-            await page.fill("#username", degraded_server.seeded.staff[0])
-            await page.fill("#password", degraded_server.seeded.staff[1])
-            await page.click("#login-submit")
-            await page.wait_for_url("**/console/room.html")
+            await console_login(page, degraded_server.seeded.staff)
             banner = page.locator("#health-banner")
             await expect(banner).to_be_visible(timeout=10_000)
             await expect(banner).to_contain_text("blazeface")

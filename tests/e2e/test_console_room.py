@@ -28,9 +28,9 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from exam_client.headless import HeadlessCandidate
-from tests.e2e.conftest import E2E_RULES, chromium_args
-from tests.mediatools import absence_clip, clip
-from tests.serverproc import ROOT, ServerProcess, seed
+from tests.e2e.conftest import E2E_RULES, candidate_login, chromium_args, console_login
+from tests.mediatools import center_focus_absence, clip
+from tests.serverproc import ROOT, seed, served, sqlite_data
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -87,31 +87,17 @@ async def _second_room(url: str, room2: int) -> None:
 @pytest.fixture(scope="module")
 def room_server(models_dir: Path, tmp_path_factory):
     """31 candidates: room 1 seats 30 (invigilator1), room 2 the last one (invigilator2)."""
-    data_dir = tmp_path_factory.mktemp("console-e2e")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "console-e2e")
     seeded = asyncio.run(seed(url, data_dir, n_candidates=31, rules=E2E_RULES))
     asyncio.run(_second_room(url, seeded.room_ids[1]))
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, seeded=seeded)
 
 
 @pytest.fixture(scope="module")
 def media(media_dir: Path, tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("console-media")
     src = media_dir / "clips" / "center_focus.mp4"
-    leaving = absence_clip(
-        src,
-        tmp / "leaving.webm",
-        face_seconds=8.0,
-        blank_seconds=110.0,
-        fps=10,
-        size=(480, 640),
-        fmt="webm",
-    )
+    leaving = center_focus_absence(media_dir, tmp / "leaving.webm", 8.0, 110.0, (480, 640))
     person = clip(src, tmp / "person.webm", 8.0, fps=10, size=(480, 640), fmt="webm")
     return {
         "leaving": with_tone(leaving.path, tmp / "leaving-tone.webm", 118.0),
@@ -120,21 +106,9 @@ def media(media_dir: Path, tmp_path_factory) -> dict[str, Path]:
 
 
 async def login_candidate_page(page: Page, password: str, id_number: str) -> str:
-    await page.goto("/exam/")
-    await page.fill("#sitting-password", password)
-    await page.fill("#id-number", id_number)
-    await page.click("#login-button")
-    await page.wait_for_url("**/exam/exam.html")
+    await candidate_login(page, password, id_number)
     await expect(page.locator("#console-hint")).to_have_attribute("data-link", "open")
     return await page.evaluate("sessionStorage.getItem('proctor.candidate.token')")
-
-
-async def login_console(page: Page, user: str, password: str) -> None:
-    await page.goto("/console/")
-    await page.fill("#username", user)
-    await page.fill("#password", password)
-    await page.click("#login-submit")
-    await page.wait_for_url("**/console/room.html*")
 
 
 async def bytes_received(page: Page, selector: str) -> int:
@@ -174,7 +148,7 @@ async def test_console_room_view_actions_and_voice(room_server, media, chromium_
                 base_url=base, viewport={"width": 1600, "height": 1000}, locale="zh-CN"
             )
             con = await con_ctx.new_page()
-            await login_console(con, *s.staff)
+            await console_login(con, s.staff, "**/console/room.html*")
             tiles = con.locator("#tile-grid .tile")
             await expect(tiles).to_have_count(30, timeout=15_000)
             await expect(con.locator("#room-select")).to_have_value(str(s.room_ids[0]))
@@ -369,7 +343,7 @@ async def test_invigilator_of_another_room_is_refused(room_server, chromium_path
         browser = await pw.chromium.launch(executable_path=chromium_path, args=chromium_args())
         try:
             page = await (await browser.new_context(base_url=room_server.url)).new_page()
-            await login_console(page, *INV2)
+            await console_login(page, INV2, "**/console/room.html*")
             # their room: the one candidate of room 2, nobody of room 1
             await expect(page.locator("#tile-grid .tile")).to_have_count(1, timeout=15_000)
             await expect(page.locator(f'.tile[data-candidate-id="{a_id}"]')).to_have_count(0)

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from tests.e2e.conftest import E2E_RULES, chromium_args
-from tests.serverproc import ServerProcess, seed
+from tests.e2e.conftest import E2E_RULES, candidate_login, chromium_args, console_login
+from tests.serverproc import seed, served, sqlite_data
 
 pytestmark = pytest.mark.e2e
 
@@ -46,16 +46,10 @@ async def _paper_and_rules(url: str, sitting_id: int) -> None:
 
 @pytest.fixture(scope="module")
 def control_server(models_dir: Path, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("console-terminate")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "console-terminate")
     seeded = asyncio.run(seed(url, data_dir, n_candidates=2, rules=E2E_RULES))
     asyncio.run(_paper_and_rules(url, seeded.sitting_id))
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, seeded=seeded)
 
 
 async def _to_answering(base: str, token: str, staff: tuple[str, str], cid: int) -> None:
@@ -82,11 +76,7 @@ async def _to_answering(base: str, token: str, staff: tuple[str, str], cid: int)
 
 
 async def _candidate_page(page: Page, password: str, id_number: str) -> str:
-    await page.goto("/exam/")
-    await page.fill("#sitting-password", password)
-    await page.fill("#id-number", id_number)
-    await page.click("#login-button")
-    await page.wait_for_url("**/exam/exam.html")
+    await candidate_login(page, password, id_number)
     await expect(page.locator("#flow")).to_have_attribute("data-step", "confirm", timeout=10_000)
     return await page.evaluate("sessionStorage.getItem('proctor.candidate.token')")
 
@@ -114,11 +104,7 @@ async def test_invigilator_pauses_resumes_and_ends_an_exam(control_server, chrom
                 base_url=base, viewport={"width": 1600, "height": 1000}, locale="zh-CN"
             )
             con = await con_ctx.new_page()
-            await con.goto("/console/")
-            await con.fill("#username", s.staff[0])
-            await con.fill("#password", s.staff[1])
-            await con.click("#login-submit")
-            await con.wait_for_url("**/console/room.html*")
+            await console_login(con, s.staff, "**/console/room.html*")
             tile = con.locator(f'.tile[data-candidate-id="{cid}"]')
             await expect(tile).to_have_attribute("data-step", "answering", timeout=15_000)
             await tile.locator(".open-button").click()

@@ -27,9 +27,9 @@ from playwright.async_api import Page, async_playwright, expect
 
 from exam_client.headless import HeadlessCandidate
 from tests.alertinject import AlertInjector
-from tests.e2e.conftest import E2E_RULES, chromium_args
-from tests.mediatools import absence_clip
-from tests.serverproc import REDIS_URL, ServerProcess, redis_available, seed
+from tests.e2e.conftest import E2E_RULES, chromium_args, console_login
+from tests.mediatools import center_focus_absence
+from tests.serverproc import REDIS_URL, redis_available, seed, served, sqlite_data
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -83,19 +83,13 @@ def triage_server(models_dir: Path, tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail("Redis on 127.0.0.1 is required in CI")
         pytest.skip("Redis not reachable (PROCTOR_TEST_REDIS_URL)")
-    data_dir = tmp_path_factory.mktemp("triage-e2e")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "triage-e2e")
     seeded = asyncio.run(
         seed(url, data_dir, n_candidates=4, room_size=2, rules=E2E_RULES, watch_all_rooms=True)
     )
     ns = f"t{uuid.uuid4().hex[:8]}"
     env = {"PROCTOR_REDIS_URL": REDIS_URL, "PROCTOR_REDIS_NAMESPACE": ns, "PROCTOR_WORKERS": "1"}
-    proc = ServerProcess(url, data_dir, models_dir, env_extra=env).start()
-    proc.seeded, proc.namespace = seeded, ns
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, env, seeded=seeded, namespace=ns)
 
 
 async def feed_order(page: Page) -> list[tuple[str, str, str]]:
@@ -138,15 +132,7 @@ async def test_console_triage(triage_server, media_dir, chromium_path, tmp_path)
             )
         )
 
-    leaving = absence_clip(
-        media_dir / "clips" / "center_focus.mp4",
-        tmp_path / "leaving.webm",
-        face_seconds=5.0,
-        blank_seconds=60.0,
-        fps=10,
-        size=(480, 640),
-        fmt="webm",
-    )
+    leaving = center_focus_absence(media_dir, tmp_path / "leaving.webm", 5.0, 60.0, (480, 640))
     a_media = HeadlessCandidate(base, s.password, a_idn)
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium_path, args=chromium_args())
@@ -161,11 +147,7 @@ async def test_console_triage(triage_server, media_dir, chromium_path, tmp_path)
             con = await ctx.new_page()
             errors: list[str] = []
             con.on("pageerror", lambda exc: errors.append(str(exc)))
-            await con.goto("/console/")
-            await con.fill("#username", s.staff[0])
-            await con.fill("#password", s.staff[1])
-            await con.click("#login-submit")
-            await con.wait_for_url("**/console/room.html*")
+            await console_login(con, s.staff, "**/console/room.html*")
             # both rooms: every candidate of the invigilator's rooms in one view
             await expect(con.locator("#tile-grid .tile")).to_have_count(4, timeout=15_000)
             await expect(con.locator("#room-select")).to_have_value("")

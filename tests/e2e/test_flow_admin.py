@@ -7,9 +7,7 @@ page with a reason, gives the sitting time back, and the results table lists eve
 from __future__ import annotations
 
 import asyncio
-import io
 import json
-import zipfile
 from datetime import timedelta
 
 import cv2
@@ -17,32 +15,19 @@ import httpx
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.e2e.conftest import chromium_args
+from tests.e2e.conftest import chromium_args, staff_headers
 from tests.e2e.test_console_room import screenshots_dir
-from tests.flowkit import ADMIN, demo_questions, seed_exam
-from tests.serverproc import ServerProcess
+from tests.flowkit import ADMIN, demo_questions, seed_exam, zip_of
+from tests.serverproc import served, sqlite_data
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def admin_server(models_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-admin")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-admin")
     asyncio.run(seed_exam(url, data_dir, starts_in=timedelta(minutes=-1)))  # staff accounts
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
-
-
-def _zip(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return buf.getvalue()
+    yield from served(url, data_dir, models_dir)
 
 
 async def test_admin_page_sets_up_a_sitting(admin_server, media_dir, chromium_path, tmp_path):
@@ -87,7 +72,7 @@ async def test_admin_page_sets_up_a_sitting(admin_server, media_dir, chromium_pa
             await roster.locator("[name=file]").set_input_files(
                 {"name": "roster.csv", "mimeType": "text/csv", "buffer": bad.encode()}
             )
-            photos = _zip({"obama.jpg": (images / "obama.jpg").read_bytes()})
+            photos = zip_of({"obama.jpg": (images / "obama.jpg").read_bytes()})
             await roster.locator("[name=photos]").set_input_files(
                 {"name": "photos.zip", "mimeType": "application/zip", "buffer": photos}
             )
@@ -183,12 +168,9 @@ async def test_admin_page_sets_up_a_sitting(admin_server, media_dir, chromium_pa
         finally:
             await browser.close()
     async with httpx.AsyncClient(base_url=admin_server.url, timeout=10) as http:
-        token = (
-            await http.post("/api/staff/login", json={"username": ADMIN[0], "password": ADMIN[1]})
-        ).json()["token"]
         ext = await http.get(
             f"/api/invigilate/extensions?sitting_id={sitting_id}",
-            headers={"authorization": f"Bearer {token}"},
+            headers=await staff_headers(http, ADMIN),
         )
         assert [(e["candidate_id"], e["seconds"], e["reason"]) for e in ext.json()] == [
             (None, 600, "network failure 网络故障")

@@ -17,17 +17,16 @@ import httpx
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.e2e.conftest import chromium_args
+from tests.e2e.conftest import candidate_login, chromium_args, staff_headers
 from tests.flowkit import ADMIN, INVIGILATOR, seed_exam, still_y4m
-from tests.serverproc import ServerProcess
+from tests.serverproc import served, sqlite_data
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def flow_server(models_dir, media_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-flow")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-flow")
     photos = [media_dir / "images" / "obama.jpg"] * 2
     formal = asyncio.run(
         seed_exam(
@@ -48,12 +47,7 @@ def flow_server(models_dir, media_dir, tmp_path_factory):
             url, data_dir, kind="device_check", starts_in=timedelta(minutes=-1), photos=photos
         )
     )
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.formal, proc.trial, proc.device = formal, trial, device
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, formal=formal, trial=trial, device=device)
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +57,6 @@ def cameras(media_dir, tmp_path_factory):
         name: still_y4m(media_dir / "images" / f"{name}.jpg", out / f"{name}.y4m")
         for name in ("obama2", "biden2")
     }
-
-
-async def _login(page, password: str, id_number: str) -> None:
-    await page.goto("/exam/")
-    await page.fill("#sitting-password", password)
-    await page.fill("#id-number", id_number)
-    await page.click("#login-button")
-    await page.wait_for_url("**/exam/exam.html")
 
 
 async def _details_and_pledge(page) -> None:
@@ -86,6 +72,18 @@ async def _details_and_pledge(page) -> None:
     await page.check("#pledge-read")
     await page.click("#pledge-accept")
     await expect(flow).to_have_attribute("data-step", "identity")
+
+
+async def _streaming(browser, base: str, s):
+    """The sitting's first candidate in a page of its own, logged in, past the details and
+    the pledge, the camera streaming on the photo check."""
+    page = await (await browser.new_context(base_url=base)).new_page()
+    await candidate_login(page, s.password, s.candidates[0].id_number)
+    await _details_and_pledge(page)
+    await expect(page.locator("#stream-status")).to_have_attribute(
+        "data-state", "streaming", timeout=30_000
+    )
+    return page
 
 
 async def _hold_first_pairing_until_a_state_refresh(page) -> list[str]:
@@ -118,14 +116,8 @@ async def test_formal_sitting_from_login_to_score(flow_server, cameras, chromium
             executable_path=chromium_path, args=chromium_args(cameras["obama2"])
         )
         try:
-            page = await (await browser.new_context(base_url=flow_server.url)).new_page()
-            await _login(page, s.password, s.candidates[0].id_number)
-            await _details_and_pledge(page)
-
             # 4. the photo check: the camera (obama2) against the registered photo (obama)
-            await expect(page.locator("#stream-status")).to_have_attribute(
-                "data-state", "streaming", timeout=30_000
-            )
+            page = await _streaming(browser, flow_server.url, s)
             await page.click("#capture-photo")
             result = page.locator("#identity-result")
             await expect(result).to_have_attribute("data-result", "passed", timeout=90_000)
@@ -195,10 +187,7 @@ async def test_formal_sitting_from_login_to_score(flow_server, cameras, chromium
             await browser.close()
 
     async with httpx.AsyncClient(base_url=flow_server.url, timeout=20) as http:
-        token = (
-            await http.post("/api/staff/login", json={"username": ADMIN[0], "password": ADMIN[1]})
-        ).json()["token"]
-        h = {"authorization": f"Bearer {token}"}
+        h = await staff_headers(http, ADMIN)
         results = (await http.get(f"/api/admin/sittings/{s.id}/results.csv", headers=h)).text
     rows = {r["id_number"]: r for r in csv.DictReader(io.StringIO(results.lstrip("\ufeff")))}
     mine = rows[s.candidates[0].id_number]
@@ -216,12 +205,7 @@ async def test_wrong_face_fails_three_times_and_goes_to_the_invigilator(
             executable_path=chromium_path, args=chromium_args(cameras["biden2"])
         )
         try:
-            page = await (await browser.new_context(base_url=flow_server.url)).new_page()
-            await _login(page, s.password, s.candidates[0].id_number)
-            await _details_and_pledge(page)
-            await expect(page.locator("#stream-status")).to_have_attribute(
-                "data-state", "streaming", timeout=30_000
-            )
+            page = await _streaming(browser, flow_server.url, s)
             result = page.locator("#identity-result")
             for failures in (1, 2, 3):
                 await page.click("#capture-photo")
@@ -262,12 +246,7 @@ async def test_device_check_sitting(flow_server, cameras, chromium_path, tmp_pat
             executable_path=chromium_path, args=chromium_args(cameras["obama2"])
         )
         try:
-            page = await (await browser.new_context(base_url=flow_server.url)).new_page()
-            await _login(page, s.password, s.candidates[0].id_number)
-            await _details_and_pledge(page)
-            await expect(page.locator("#stream-status")).to_have_attribute(
-                "data-state", "streaming", timeout=30_000
-            )
+            page = await _streaming(browser, flow_server.url, s)
             pairings = await _hold_first_pairing_until_a_state_refresh(page)
             await page.click("#capture-photo")
             flow = page.locator("#flow")
@@ -307,15 +286,8 @@ async def test_device_check_sitting(flow_server, cameras, chromium_path, tmp_pat
         finally:
             await browser.close()
     async with httpx.AsyncClient(base_url=flow_server.url, timeout=20) as http:
-        token = (
-            await http.post("/api/staff/login", json={"username": ADMIN[0], "password": ADMIN[1]})
-        ).json()["token"]
-        reports = (
-            await http.get(
-                f"/api/admin/sittings/{s.id}/device-reports",
-                headers={"authorization": f"Bearer {token}"},
-            )
-        ).json()
+        h = await staff_headers(http, ADMIN)
+        reports = (await http.get(f"/api/admin/sittings/{s.id}/device-reports", headers=h)).json()
     assert len(reports) == 1
     report = reports[0]
     assert report["camera_ok"] and report["microphone_ok"] and report["phone_ok"]

@@ -8,6 +8,8 @@ import httpx
 import pytest
 from playwright.async_api import async_playwright
 
+from tests.e2e.conftest import candidate_login, console_login
+
 pytestmark = pytest.mark.e2e
 
 
@@ -30,17 +32,9 @@ async def test_the_pages_pass_the_challenge(e2e_server, chromium_path):
         browser = await pw.chromium.launch(executable_path=chromium_path, args=["--no-sandbox"])
         try:
             page = await (await browser.new_context(base_url=e2e_server.url)).new_page()
-            await page.goto("/exam/")
-            await page.fill("#sitting-password", seeded.password)
-            await page.fill("#id-number", idn)
-            await page.click("#login-button")
-            await page.wait_for_url("**/exam/exam.html", timeout=60_000)
+            await candidate_login(page, seeded.password, idn, timeout=60_000)
 
             console = await (await browser.new_context(base_url=e2e_server.url)).new_page()
-            await console.goto("/console/")
-            await console.fill("#username", seeded.staff[0])
-            await console.fill("#password", seeded.staff[1])
-            await console.click("#login-submit")
-            await console.wait_for_url("**/console/room.html**", timeout=60_000)
+            await console_login(console, seeded.staff, "**/console/room.html**", timeout=60_000)
         finally:
             await browser.close()

@@ -15,9 +15,9 @@ import pytest
 from playwright.async_api import Route, async_playwright, expect
 
 from proctor.rules import RuleSettings
-from tests.e2e.conftest import chromium_args
+from tests.e2e.conftest import candidate_login, chromium_args, console_login
 from tests.flowkit import ADMIN, seed_exam, still_y4m
-from tests.serverproc import ServerProcess
+from tests.serverproc import served, sqlite_data
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -41,8 +41,7 @@ KEEP_STREAMS = """
 
 @pytest.fixture(scope="module")
 def watch_server(models_dir, media_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-unseen")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-unseen")
     info = asyncio.run(
         seed_exam(
             url,
@@ -53,12 +52,7 @@ def watch_server(models_dir, media_dir, tmp_path_factory):
             rules=RULES,
         )
     )
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.info = info
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, info=info)
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +83,7 @@ async def test_page_leaving_and_first_view_lost_are_raised(watch_server, camera,
                 ctx = await browser.new_context(base_url=watch_server.url)
                 await ctx.add_init_script(KEEP_STREAMS)
                 page = await ctx.new_page()
-                await page.goto("/exam/")
-                await page.fill("#sitting-password", s.password)
-                await page.fill("#id-number", s.candidates[0].id_number)
-                await page.click("#login-button")
-                await page.wait_for_url("**/exam/exam.html")
+                await candidate_login(page, s.password, s.candidates[0].id_number)
                 flow = page.locator("#flow")
                 await page.click("#confirm-info")
                 await page.check("#pledge-read")
@@ -147,11 +137,7 @@ async def test_page_leaving_and_first_view_lost_are_raised(watch_server, camera,
 
                 # the console's tile shows the count
                 console = await (await browser.new_context(base_url=watch_server.url)).new_page()
-                await console.goto("/console/")
-                await console.fill("#username", ADMIN[0])
-                await console.fill("#password", ADMIN[1])
-                await console.click("#login-submit")
-                await console.wait_for_url("**/console/room.html")
+                await console_login(console, ADMIN)
                 tile = console.locator(f'.tile[data-candidate-id="{cid}"]')
                 await expect(tile.locator(".screen-chip")).to_contain_text("2×", timeout=20_000)
 

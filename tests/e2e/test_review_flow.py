@@ -18,22 +18,16 @@ from playwright.async_api import async_playwright, expect
 
 from tests.e2e.conftest import chromium_args
 from tests.review_seed import seed_review
-from tests.serverproc import ServerProcess
+from tests.serverproc import served, sqlite_data
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def review_server(models_dir, media_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-review")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-review")
     seeded = asyncio.run(seed_review(url, data_dir, models_dir, media_dir))
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, seeded=seeded)
 
 
 async def login(page, username: str, password: str) -> None:

@@ -18,9 +18,9 @@ from exam_client.headless import HeadlessCandidate
 from proctor.store.db import Database
 from proctor.store.tables import Alert, CandidateEvent, Evidence
 from tests.e2e.conftest import chromium_args
-from tests.mediatools import absence_clip
+from tests.mediatools import center_focus_absence
 from tests.review_seed import STAFF, ensure_staff
-from tests.serverproc import ServerProcess, seed
+from tests.serverproc import ServerProcess, seed, sqlite_data
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -33,8 +33,7 @@ BLANK_SECONDS = 10.0
 @pytest.fixture(scope="module")
 def recorded(models_dir, media_dir, tmp_path_factory):
     """A server whose candidate 1 streamed both views and got an `absent` alert."""
-    data_dir = tmp_path_factory.mktemp("e2e-recording")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-recording")
     seeded = asyncio.run(seed(url, data_dir, rules={"absent_seconds": 3.0}))
 
     async def staff() -> None:
@@ -46,14 +45,12 @@ def recorded(models_dir, media_dir, tmp_path_factory):
             await db.dispose()
 
     asyncio.run(staff())
-    clip = absence_clip(
-        media_dir / "clips" / "center_focus.mp4",
+    clip = center_focus_absence(
+        media_dir,
         tmp_path_factory.mktemp("e2e-rec-media") / "absence.webm",
-        face_seconds=FACE_SECONDS,
-        blank_seconds=BLANK_SECONDS,
-        fps=10,
-        size=(320, 240),
-        fmt="webm",
+        FACE_SECONDS,
+        BLANK_SECONDS,
+        (320, 240),
     )
     env = {"PROCTOR_RECORDING_SEGMENT_SECONDS": str(SEGMENT_SECONDS)}
     proc = ServerProcess(url, data_dir, models_dir, env_extra=env).start()

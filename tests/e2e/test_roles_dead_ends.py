@@ -19,9 +19,9 @@ import httpx
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.e2e.conftest import chromium_args
+from tests.e2e.conftest import candidate_login, chromium_args, console_login
 from tests.flowkit import INVIGILATOR, REVIEWER, seed_exam, still_y4m
-from tests.serverproc import ServerProcess
+from tests.serverproc import served, sqlite_data
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -29,8 +29,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def roles_server(models_dir, media_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-roles")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-roles")
     photos = [media_dir / "images" / "obama.jpg"] * 2
     formal = asyncio.run(
         seed_exam(
@@ -46,12 +45,7 @@ def roles_server(models_dir, media_dir, tmp_path_factory):
     trial = asyncio.run(
         seed_exam(url, data_dir, kind="trial", starts_in=timedelta(minutes=-1), photos=photos)
     )
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.formal, proc.trial = formal, trial
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, formal=formal, trial=trial)
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +58,7 @@ def cameras(media_dir, tmp_path_factory):
 
 
 async def _login(page, password: str, id_number: str) -> None:
-    await page.goto("/exam/")
-    await page.fill("#sitting-password", password)
-    await page.fill("#id-number", id_number)
-    await page.click("#login-button")
-    await page.wait_for_url("**/exam/exam.html")
+    await candidate_login(page, password, id_number)
     await expect(page.locator("#flow")).to_have_attribute("data-step", "confirm", timeout=10_000)
 
 
@@ -83,11 +73,7 @@ async def _pledge(page) -> None:
 
 async def _console(browser, base: str, sitting_id: int):
     page = await (await browser.new_context(base_url=base)).new_page()
-    await page.goto("/console/")
-    await page.fill("#username", INVIGILATOR[0])
-    await page.fill("#password", INVIGILATOR[1])
-    await page.click("#login-submit")
-    await page.wait_for_url("**/console/room.html**")
+    await console_login(page, INVIGILATOR, "**/console/room.html**")
     await page.goto(f"/console/room.html?sitting={sitting_id}")
     return page
 

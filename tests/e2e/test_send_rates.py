@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, Route, async_playwright, expect
 
-from tests.e2e.conftest import E2E_RULES, chromium_args
-from tests.mediatools import absence_clip
-from tests.serverproc import ServerProcess, seed
+from tests.e2e.conftest import E2E_RULES, candidate_login, chromium_args, console_login
+from tests.mediatools import center_focus_absence
+from tests.serverproc import seed, served, sqlite_data
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -88,31 +88,17 @@ LOOPBACK_PACKETS = """async () => {
 
 @pytest.fixture(scope="module")
 def rates_server(models_dir: Path, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("rates-data")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "rates-data")
     seeded = asyncio.run(
         seed(url, data_dir, rules=E2E_RULES, n_candidates=4, analysis_fps=ANALYSIS_FPS)
     )
-    proc = ServerProcess(url, data_dir, models_dir, env_extra=SERVER_ENV).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, SERVER_ENV, seeded=seeded)
 
 
 @pytest.fixture(scope="module")
 def camera(media_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("camera") / "absence.y4m"
-    return absence_clip(
-        media_dir / "clips" / "center_focus.mp4",
-        out,
-        face_seconds=6.0,
-        blank_seconds=12.0,
-        fps=10,
-        size=(480, 640),
-        fmt="y4m",
-    )
+    return center_focus_absence(media_dir, out, 6.0, 12.0, (480, 640))
 
 
 @pytest.fixture(scope="module")
@@ -128,11 +114,7 @@ def silent_wav(tmp_path_factory) -> Path:
 
 async def candidate_streams(page: Page, seeded, id_number: str) -> None:
     """Log in and walk to the photo check, from where the page streams the first view."""
-    await page.goto("/exam/")
-    await page.fill("#sitting-password", seeded.password)
-    await page.fill("#id-number", id_number)
-    await page.click("#login-button")
-    await page.wait_for_url("**/exam/exam.html", timeout=60_000)
+    await candidate_login(page, seeded.password, id_number, timeout=60_000)
     await page.click("#confirm-info")
     await page.check("#pledge-read")
     await page.click("#pledge-accept")
@@ -140,14 +122,6 @@ async def candidate_streams(page: Page, seeded, id_number: str) -> None:
     await expect(page.locator("#stream-status")).to_have_attribute(
         "data-state", "streaming", timeout=60_000
     )
-
-
-async def console_login(page: Page, seeded) -> None:
-    await page.goto("/console/")
-    await page.fill("#username", seeded.staff[0])
-    await page.fill("#password", seeded.staff[1])
-    await page.click("#login-submit")
-    await page.wait_for_url("**/console/room.html", timeout=60_000)
 
 
 async def video_fps(page: Page, wanted, what: str, timeout: float = 90.0) -> float:
@@ -196,7 +170,7 @@ async def test_video_at_the_analysis_rate_until_the_console_watches(
             thumbs: list[str] = []
             con.on("request", lambda r: thumbs.append(r.url) if "/thumbnail/" in r.url else None)
             started = time.monotonic()
-            await console_login(con, seeded)
+            await console_login(con, seeded.staff, timeout=60_000)
             tile = con.locator(f'.tile[data-candidate-id="{cand_id}"]')
             await expect(tile).to_be_visible(timeout=30_000)
             # thumbnails and evidence work at the lower rate
@@ -280,7 +254,7 @@ async def test_speech_with_dtx_raises_speech(rates_server, camera, media_dir, ch
             stats = await eventually(lambda: page.evaluate(SEND_STATS), 30, "the stream")
             assert "usedtx=1" in stats["sdp"]
             con = await (await browser.new_context(base_url=rates_server.url)).new_page()
-            await console_login(con, seeded)
+            await console_login(con, seeded.staff, timeout=60_000)
             alert = con.locator(
                 f'#alert-feed li.alert[data-type="speech"][data-candidate-id="{cand_id}"]'
             )
@@ -301,7 +275,7 @@ async def test_console_that_cannot_load_the_sitting_says_so(rates_server, chromi
                 await route.fulfill(status=503, content_type="application/json", body=busy)
 
             await con.route("**/api/console/candidates?*", overloaded)
-            await console_login(con, seeded)
+            await console_login(con, seeded.staff, timeout=60_000)
             await expect(con.locator("#load-error")).to_contain_text(
                 "Could not load this sitting", timeout=60_000
             )

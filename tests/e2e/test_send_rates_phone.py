@@ -11,18 +11,17 @@ from datetime import timedelta
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.e2e.conftest import chromium_args
+from tests.e2e.conftest import candidate_login, chromium_args, console_login
 from tests.e2e.test_send_rates import PC_SPY, SERVER_ENV, video_fps
 from tests.flowkit import INVIGILATOR, seed_exam, still_y4m
-from tests.serverproc import ServerProcess
+from tests.serverproc import served, sqlite_data
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def phone_server(models_dir, media_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-phone-rates")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-phone-rates")
     exam = asyncio.run(
         seed_exam(
             url,
@@ -33,12 +32,7 @@ def phone_server(models_dir, media_dir, tmp_path_factory):
             candidates=1,
         )
     )
-    proc = ServerProcess(url, data_dir, models_dir, env_extra=SERVER_ENV).start()
-    proc.exam = exam
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, SERVER_ENV, exam=exam)
 
 
 async def test_phone_at_the_analysis_rate_until_the_console_watches(
@@ -53,11 +47,7 @@ async def test_phone_at_the_analysis_rate_until_the_console_watches(
         )
         try:
             page = await (await browser.new_context(base_url=phone_server.url)).new_page()
-            await page.goto("/exam/")
-            await page.fill("#sitting-password", exam.password)
-            await page.fill("#id-number", cand.id_number)
-            await page.click("#login-button")
-            await page.wait_for_url("**/exam/exam.html", timeout=60_000)
+            await candidate_login(page, exam.password, cand.id_number, timeout=60_000)
             await page.click("#confirm-info")
             await page.check("#pledge-read")
             await page.click("#pledge-accept")
@@ -81,11 +71,7 @@ async def test_phone_at_the_analysis_rate_until_the_console_watches(
             await video_fps(phone, lambda f: f <= 2.0, "the phone at the analysis rate")
 
             con = await (await browser.new_context(base_url=phone_server.url)).new_page()
-            await con.goto("/console/")
-            await con.fill("#username", INVIGILATOR[0])
-            await con.fill("#password", INVIGILATOR[1])
-            await con.click("#login-submit")
-            await con.wait_for_url("**/console/room.html**", timeout=60_000)
+            await console_login(con, INVIGILATOR, "**/console/room.html**", timeout=60_000)
             await con.goto(f"/console/room.html?sitting={exam.id}")
             tile = con.locator(f'.tile[data-candidate-id="{cand.id}"]')
             await expect(tile.locator("img.thumb-second")).to_be_visible(timeout=60_000)

@@ -22,7 +22,7 @@ from playwright.async_api import async_playwright, expect
 from tests.e2e.conftest import chromium_args
 from tests.e2e.test_roles_dead_ends import _console, _login, _pledge, _staff_http, cameras
 from tests.flowkit import INVIGILATOR, REVIEWER, seed_exam
-from tests.serverproc import ServerProcess
+from tests.serverproc import served, sqlite_data
 
 pytestmark = pytest.mark.e2e
 
@@ -31,8 +31,7 @@ __all__ = ["cameras"]  # the fixture, shared with the dead-ends test
 
 @pytest.fixture(scope="module")
 def talk_server(models_dir, media_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-talkback")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-talkback")
     sitting = asyncio.run(
         seed_exam(
             url,
@@ -44,12 +43,7 @@ def talk_server(models_dir, media_dir, tmp_path_factory):
             candidates=2,
         )
     )
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.sitting = sitting
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, sitting=sitting)
 
 
 async def test_raise_hand_and_acknowledge_warnings(talk_server, cameras, chromium_path, tmp_path):

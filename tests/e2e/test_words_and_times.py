@@ -16,9 +16,9 @@ from datetime import timedelta
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.e2e.conftest import chromium_args
+from tests.e2e.conftest import chromium_args, console_login
 from tests.flowkit import ADMIN, INVIGILATOR, REVIEWER, seed_exam, still_y4m
-from tests.serverproc import ServerProcess
+from tests.serverproc import served, sqlite_data
 
 pytestmark = pytest.mark.e2e
 
@@ -72,8 +72,7 @@ async def assert_words(page, where: str, allowed: tuple[str, ...] = ()) -> str:
 
 @pytest.fixture(scope="module")
 def words_server(models_dir, media_dir, tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("e2e-words")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "e2e-words")
     photos = [media_dir / "images" / "obama.jpg"] * 2
     sitting = asyncio.run(
         seed_exam(
@@ -86,12 +85,7 @@ def words_server(models_dir, media_dir, tmp_path_factory):
             candidates=2,
         )
     )
-    proc = ServerProcess(url, data_dir, models_dir).start()
-    proc.sitting = sitting
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, models_dir, sitting=sitting)
 
 
 async def test_every_role_sees_words_and_the_sittings_time(
@@ -147,11 +141,7 @@ async def test_every_role_sees_words_and_the_sittings_time(
             console = await (
                 await browser.new_context(base_url=words_server.url, timezone_id="UTC")
             ).new_page()
-            await console.goto("/console/")
-            await console.fill("#username", INVIGILATOR[0])
-            await console.fill("#password", INVIGILATOR[1])
-            await console.click("#login-submit")
-            await console.wait_for_url("**/console/room.html**")
+            await console_login(console, INVIGILATOR, "**/console/room.html**")
             await console.goto(f"/console/room.html?sitting={s.id}")
             tile = console.locator(f'.tile[data-candidate-id="{cand.id}"]')
             await expect(tile).to_have_attribute("data-connected", "true", timeout=30_000)

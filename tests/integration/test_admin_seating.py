@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from proctor.sitting.sittings import add_candidate
@@ -16,12 +15,6 @@ from proctor.store.tables import Answer, Attempt, RoomSeat
 from tests.flowkit import ADMIN, INVIGILATOR, FlowApp, code, id_number
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def fa(database_url, tmp_path_factory, models_dir):
-    async with FlowApp.running(database_url, tmp_path_factory.mktemp("seat"), models_dir) as app:
-        yield app
 
 
 async def _snapshot(fa: FlowApp, sitting_id: int) -> tuple[dict, dict, dict]:

@@ -11,19 +11,10 @@ import io
 from datetime import datetime, timedelta
 
 import pytest
-import pytest_asyncio
 
 from tests.flowkit import ADMIN, REVIEWER, FlowApp, code
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def fa(database_url, tmp_path_factory, models_dir):
-    async with FlowApp.running(
-        database_url, tmp_path_factory.mktemp("flow-answers"), models_dir
-    ) as app:
-        yield app
 
 
 async def _answering(fa: FlowApp, **sitting):

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.flowkit import INVIGILATOR, seed_exam
-from tests.serverproc import ServerProcess
+from tests.serverproc import served
 from tests.waiting import eventually
 
 
@@ -26,12 +26,7 @@ def exam_server(database_url, models_dir, tmp_path_factory):
             flow={"require_phone": False, "session_takeover_seconds": 2},
         )
     )
-    proc = ServerProcess(database_url, data_dir, models_dir).start()
-    proc.sitting = sitting
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(database_url, data_dir, models_dir, sitting=sitting)
 
 
 async def _walk_to_answering(http: httpx.AsyncClient, server, token: str) -> None:

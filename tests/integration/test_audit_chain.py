@@ -8,8 +8,6 @@ unbroken chain."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -20,8 +18,8 @@ import pytest
 from sqlalchemy import delete, insert, select, text, update
 
 from proctor.evidence.chain import hash_of
-from proctor.store.db import Database
 from proctor.store.tables import Alert, AuditEntry, AuditHead, Danmaku, Evidence
+from tests.clikit import proctor_here, proctor_process, run_db
 from tests.review_seed import ReviewSeed, seed_review
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,34 +43,12 @@ def seeded(database_url, models_dir, media_dir, tmp_path_factory) -> Seeded:
 def verify_cli(s: Seeded) -> subprocess.CompletedProcess:
     """``proctor audit verify`` as an operator runs it."""
     env = {**os.environ, "PROCTOR_DATABASE_URL": s.url, "PROCTOR_DATA_DIR": str(s.data_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "proctor", "audit", "verify"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return proctor_process(env, "audit", "verify")
 
 
 def verify(s: Seeded) -> subprocess.CompletedProcess:
     """The same command in this process (quicker than starting Python each time)."""
-    from proctor import cli
-
-    env = {"PROCTOR_DATABASE_URL": s.url, "PROCTOR_DATA_DIR": str(s.data_dir)}
-    saved = {k: os.environ.get(k) for k in env}
-    out = io.StringIO()
-    try:
-        os.environ.update(env)
-        with contextlib.redirect_stdout(out):
-            code = cli.main(["audit", "verify"])
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return subprocess.CompletedProcess(["proctor", "audit", "verify"], code, out.getvalue(), "")
+    return _cli(s, "audit", "verify")
 
 
 def assert_intact(s: Seeded) -> None:
@@ -89,18 +65,6 @@ def assert_broken(s: Seeded, *needles: str) -> str:
     for needle in needles:
         assert needle in first, (needle, done.stdout)
     return done.stdout
-
-
-def run_db(url: str, work):
-    async def go():
-        db = Database(url)
-        try:
-            async with db.transaction() as session:
-                return await work(session)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
 
 
 def evidence_row(s: Seeded, kind: str) -> Evidence:
@@ -414,22 +378,8 @@ def test_appends_from_several_processes_form_one_chain(seeded):
 
 
 def _cli(s: Seeded, *argv: str) -> subprocess.CompletedProcess:
-    from proctor import cli
-
     env = {"PROCTOR_DATABASE_URL": s.url, "PROCTOR_DATA_DIR": str(s.data_dir)}
-    saved = {k: os.environ.get(k) for k in env}
-    out = io.StringIO()
-    try:
-        os.environ.update(env)
-        with contextlib.redirect_stdout(out):
-            code = cli.main(list(argv))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), "")
+    return subprocess.CompletedProcess(list(argv), *proctor_here(env, *argv), "")
 
 
 def test_a_rehashed_chain_is_caught_by_an_anchor_kept_outside(seeded):

@@ -8,11 +8,7 @@ found; the server does not start without the key."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +19,8 @@ from proctor.evidence import chain
 from proctor.store import migrate
 from proctor.store.db import Database
 from proctor.store.tables import AuditEntry, AuditHead, CandidateVerdict, Sitting, StaffUser
+from tests import clikit
+from tests.clikit import proctor_here, proctor_process
 from tests.review_seed import seed_review
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,36 +36,14 @@ def seeded(database_url, models_dir, media_dir, tmp_path_factory):
 
 def cli(url: str, data_dir: Path, *argv: str, key: str | None = None) -> tuple[int, str]:
     """``proctor ...`` in this process, with the test key or ``key`` ("" = none)."""
-    from proctor import cli as proctor_cli
-
     env = {"PROCTOR_DATABASE_URL": url, "PROCTOR_DATA_DIR": str(data_dir)}
     if key is not None:
         env["PROCTOR_AUDIT_KEY"] = key
-    saved = {k: os.environ.get(k) for k in env}
-    out = io.StringIO()
-    try:
-        os.environ.update(env)
-        with contextlib.redirect_stdout(out):
-            code = proctor_cli.main(list(argv))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return code, out.getvalue()
+    return proctor_here(env, *argv)
 
 
 def run_db(url: str, work, key: bytes | None = KEY):
-    async def go():
-        db = Database(url, audit_key=key)
-        try:
-            async with db.transaction() as session:
-                return await work(session)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
+    return clikit.run_db(url, work, audit_key=key)
 
 
 def assert_intact(url: str, data_dir: Path) -> None:
@@ -414,14 +390,7 @@ def test_the_server_refuses_to_start_without_its_key(tmp_path):
         PROCTOR_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'p.db'}",
         PROCTOR_PORT="9",
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "proctor", "serve"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = proctor_process(env, "serve")
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"the audit key file {tmp_path / 'audit.key'} is missing" in done.stderr
     assert "proctor audit init-key" in done.stderr
@@ -432,27 +401,13 @@ def test_the_server_refuses_to_start_without_its_key(tmp_path):
     with pytest.raises(AuditKeyProblem, match="proctor audit init-key"):
         asyncio.run(Runtime.start(settings))
     # init-key makes the file, readable by its owner only, and seals the new database
-    done = subprocess.run(
-        [sys.executable, "-m", "proctor", "audit", "init-key"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = proctor_process(env, "audit", "init-key")
     assert done.returncode == 0, done.stdout + done.stderr
     key_file = tmp_path / "audit.key"
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert "audit key created" in done.stdout
     assert settings.load_audit_key() == bytes.fromhex(key_file.read_text().strip())
-    done = subprocess.run(
-        [sys.executable, "-m", "proctor", "audit", "verify"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = proctor_process(env, "audit", "verify")
     assert done.returncode == 0, done.stdout + done.stderr
     # a key that is not this database's: refused at start, named
     wrong = Settings(

@@ -12,20 +12,11 @@ import zlib
 from datetime import timedelta
 
 import pytest
-import pytest_asyncio
 from openpyxl import Workbook
 
 from tests.flowkit import ADMIN, FlowApp, code
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def fa(database_url, tmp_path_factory, models_dir):
-    async with FlowApp.running(
-        database_url, tmp_path_factory.mktemp("bigfiles"), models_dir
-    ) as app:
-        yield app
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

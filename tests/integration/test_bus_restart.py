@@ -7,7 +7,6 @@ again (the page then finds the pending warning) and receive again."""
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import subprocess
 from contextlib import asynccontextmanager
@@ -16,6 +15,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.consolekit import next_message
 from tests.serverproc import ServerProcess, free_port, seed
 from tests.waiting import eventually
 
@@ -59,16 +59,6 @@ async def until(check, timeout: float, what: str):
         return (await check()) or None
 
     return await eventually(probe, timeout, what)
-
-
-async def next_message(ws, predicate, timeout: float) -> dict:
-    async def find() -> dict:
-        while True:
-            msg = json.loads(await ws.recv())
-            if predicate(msg):
-                return msg
-
-    return await asyncio.wait_for(find(), timeout)
 
 
 @asynccontextmanager

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 
 from exam_client.headless import HeadlessCandidate
 from tests.integration.conftest import RULES
-from tests.mediatools import absence_clip
+from tests.mediatools import center_focus_absence
 from tests.serverproc import (
     REDIS_URL,
     ServerProcess,
@@ -61,15 +61,7 @@ def _stream_gauge(metrics: str, view: str) -> float:
 async def test_alert_from_one_worker_reaches_console_on_the_other(two_workers, media_dir, tmp_path):
     a, b = two_workers
     seeded = a.seeded
-    media = absence_clip(
-        media_dir / "clips" / "center_focus.mp4",
-        tmp_path / "absence.webm",
-        face_seconds=4.0,
-        blank_seconds=15.0,
-        fps=10,
-        size=(320, 568),
-        fmt="webm",
-    )
+    media = center_focus_absence(media_dir, tmp_path / "absence.webm", 4.0, 15.0, (320, 568))
     cand_id, _, id_number = seeded.candidates[0]
     async with httpx.AsyncClient(base_url=b.url, timeout=10) as http:
         user, password = seeded.staff
@@ -121,15 +113,7 @@ async def test_offers_reach_the_owner_whichever_worker_receives_them(
 ):
     a, b = two_workers
     seeded = a.seeded
-    media = absence_clip(
-        media_dir / "clips" / "center_focus.mp4",
-        tmp_path / "person.webm",
-        face_seconds=8.0,
-        blank_seconds=0.0,
-        fps=10,
-        size=(320, 568),
-        fmt="webm",
-    )
+    media = center_focus_absence(media_dir, tmp_path / "person.webm", 8.0, 0.0, (320, 568))
     _, _, id_number = seeded.candidates[1]
     async with (
         HeadlessCandidate(a.url, seeded.password, id_number) as first,

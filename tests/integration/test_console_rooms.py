@@ -19,9 +19,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from exam_client.headless import HeadlessCandidate
+from tests.consolekit import next_message
 from tests.integration.conftest import EVIDENCE, RULES
-from tests.mediatools import absence_clip, clip
-from tests.serverproc import ServerProcess, seed
+from tests.mediatools import center_focus_absence, clip
+from tests.serverproc import seed, served
 
 PASSWORDS = {
     "chief": "chief-pass-1",
@@ -74,12 +75,7 @@ def console_server(database_url: str, models_dir: Path, tmp_path_factory) -> Ite
     )
     assert len(seeded.room_ids) == 2
     asyncio.run(_more_staff(database_url, seeded.room_ids[1]))
-    proc = ServerProcess(database_url, data_dir, models_dir).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(database_url, data_dir, models_dir, seeded=seeded)
 
 
 @pytest.fixture(scope="module")
@@ -93,15 +89,7 @@ def person_webm(media_dir, tmp_path_factory):
 @pytest.fixture(scope="module")
 def absence_webm(media_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("media") / "absence.webm"
-    return absence_clip(
-        media_dir / "clips" / "center_focus.mp4",
-        out,
-        face_seconds=4.0,
-        blank_seconds=30.0,
-        fps=10,
-        size=(320, 424),
-        fmt="webm",
-    )
+    return center_focus_absence(media_dir, out, 4.0, 30.0, (320, 424))
 
 
 async def login(http: httpx.AsyncClient, username: str, password: str) -> dict[str, str]:
@@ -125,16 +113,6 @@ async def socket(server, path: str, headers: dict[str, str] | None = None, token
         url += ("&" if "?" in url else "?") + f"token={token}"
     async with connect(url) as ws:
         yield ws
-
-
-async def next_message(ws, predicate, timeout: float) -> dict:
-    async def find() -> dict:
-        while True:
-            msg = json.loads(await ws.recv())
-            if predicate(msg):
-                return msg
-
-    return await asyncio.wait_for(find(), timeout)
 
 
 def bearer(h: dict[str, str]) -> str:

@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests.alertinject import AlertInjector
-from tests.serverproc import REDIS_URL, ServerProcess, require_postgres_and_redis, seed
+from tests.serverproc import REDIS_URL, require_postgres_and_redis, seed, served
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +28,7 @@ def snooze_server(database_url: str, models_dir: Path, tmp_path_factory):
     seeded = asyncio.run(seed(database_url, data_dir, n_candidates=4, room_size=2))
     ns = f"t{uuid.uuid4().hex[:8]}"
     env = {"PROCTOR_REDIS_URL": REDIS_URL, "PROCTOR_REDIS_NAMESPACE": ns, "PROCTOR_WORKERS": "1"}
-    proc = ServerProcess(database_url, data_dir, models_dir, env_extra=env).start()
-    proc.seeded, proc.namespace = seeded, ns
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(database_url, data_dir, models_dir, env, seeded=seeded, namespace=ns)
 
 
 def code(resp: httpx.Response) -> str:

@@ -5,19 +5,11 @@ database server stops."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
-import pytest_asyncio
 
 from tests.flowkit import ADMIN, FlowApp, code
-from tests.serverproc import (
-    _pg_admin,
-    create_postgres_db,
-    drop_postgres_db,
-    postgres_admin_url,
-    postgres_available,
-)
+from tests.integration.conftest import postgres_database
+from tests.serverproc import _pg_admin, postgres_admin_url
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -27,21 +19,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 def database_url():
     """PostgreSQL only (this module replaces the SQLite/PostgreSQL pair): the test stops
     the database server's connections, which SQLite has none of."""
-    if not postgres_available():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL on 127.0.0.1 is required in CI and was not reachable")
-        pytest.skip("PostgreSQL not reachable (PROCTOR_TEST_POSTGRES_URL); CI requires it")
-    url, name = create_postgres_db()
-    try:
-        yield url
-    finally:
-        drop_postgres_db(name)
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def fa(database_url, tmp_path_factory, models_dir):
-    async with FlowApp.running(database_url, tmp_path_factory.mktemp("dbdown"), models_dir) as app:
-        yield app
+    yield from postgres_database()
 
 
 async def _set_connections(name: str, allowed: bool) -> None:

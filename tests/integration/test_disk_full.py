@@ -5,31 +5,20 @@ as on the CI machine; skipped otherwise). Real app, SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import os
-import subprocess
 from datetime import timedelta
 
 import pytest
 import pytest_asyncio
 
 from tests.flowkit import FlowApp, code
+from tests.serverproc import small_tmpfs
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest.fixture(scope="module")
 def small_disk(tmp_path_factory):
-    where = tmp_path_factory.mktemp("small-disk")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
+    yield from small_tmpfs(tmp_path_factory.mktemp("small-disk"), "4m")
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -22,11 +22,12 @@ from proctor.evidence import chain
 from proctor.evidence.storage import EvidenceStorage
 from proctor.invigilation.supervision import handle_alerts
 from proctor.rules import RuleEngine, RuleSettings
-from proctor.sitting.sittings import add_candidate, create_sitting
+from proctor.sitting.sittings import add_candidate
 from proctor.store import migrate
 from proctor.store.db import Database
 from proctor.store.tables import Alert, AuditEntry, Evidence, utcnow
 from proctor.vision.types import Detection, Observation
+from tests.flowkit import make_sitting
 from tests.review_seed import ensure_staff
 
 
@@ -50,13 +51,12 @@ async def test_an_episode_is_raised_updated_closed_and_audited(
             await migrate.upgrade(db.engine)
             async with db.transaction() as s:
                 now = utcnow()
-                sitting = await create_sitting(
+                sitting = await make_sitting(
                     s,
-                    name="Episodes 场次",
-                    kind="formal",
-                    password="episodes-1",
-                    starts_at=now - timedelta(minutes=5),
-                    ends_at=now + timedelta(hours=1),
+                    "Episodes 场次",
+                    "episodes-1",
+                    now - timedelta(minutes=5),
+                    now + timedelta(hours=1),
                     rules=rules,
                 )
                 cand = await add_candidate(

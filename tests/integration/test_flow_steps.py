@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import cv2
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from proctor.store.tables import CandidateEvent
@@ -29,14 +28,6 @@ STEP_CALLS = {
     "submit": ("post", "/api/flow/submit", {}),
     "answer": ("put", "/api/flow/answers/1", {"json": {"value": "A", "seq": 1}}),
 }
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def fa(database_url, tmp_path_factory, models_dir):
-    async with FlowApp.running(
-        database_url, tmp_path_factory.mktemp("flow-steps"), models_dir
-    ) as app:
-        yield app
 
 
 async def _refused_everything_but(cand, allowed: set[str]) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from exam_client.headless import HeadlessCandidate
 from tests.flowkit import seed_exam, still_y4m
-from tests.serverproc import ROOT, ServerProcess, free_port
+from tests.serverproc import ROOT, free_port, served
 
 
 class CuttingProxy:
@@ -83,12 +83,7 @@ def sittings(database_url, models_dir, media_dir, tmp_path_factory):
     check = asyncio.run(
         seed_exam(database_url, data_dir, kind="device_check", photos=[photo], candidates=1)
     )
-    proc = ServerProcess(database_url, data_dir, models_dir).start()
-    proc.trial, proc.check = trial, check
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(database_url, data_dir, models_dir, trial=trial, check=check)
 
 
 @pytest.fixture(scope="module")

@@ -10,19 +10,10 @@ import json
 import zipfile
 
 import pytest
-import pytest_asyncio
 
 from tests.flowkit import ADMIN, FlowApp, code, demo_questions
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def fa(database_url, tmp_path_factory, models_dir):
-    async with FlowApp.running(
-        database_url, tmp_path_factory.mktemp("flow-admin"), models_dir
-    ) as app:
-        yield app
 
 
 SITTING = {

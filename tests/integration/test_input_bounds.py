@@ -5,17 +5,10 @@ oversized JSON bodies; and a foreign page's state-changing request (item 10)."""
 from __future__ import annotations
 
 import pytest
-import pytest_asyncio
 
 from tests.flowkit import ADMIN, FlowApp, code
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def fa(database_url, tmp_path_factory, models_dir):
-    async with FlowApp.running(database_url, tmp_path_factory.mktemp("bounds"), models_dir) as app:
-        yield app
 
 
 @pytest.mark.parametrize("big", ["2147483648", str(2**63), "1" + "0" * 30, "9" * 5000])

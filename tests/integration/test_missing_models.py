@@ -10,8 +10,8 @@ import pytest
 
 from exam_client.headless import HeadlessCandidate
 from tests.integration.conftest import RULES
-from tests.mediatools import absence_clip
-from tests.serverproc import ServerProcess, partial_models, seed
+from tests.mediatools import center_focus_absence
+from tests.serverproc import partial_models, seed, served, sqlite_data
 from tests.waiting import eventually
 
 
@@ -19,15 +19,9 @@ from tests.waiting import eventually
 def degraded_server(models_dir, tmp_path_factory):
     """Face models gone (one missing, one corrupt); the others intact."""
     partial = partial_models(models_dir, tmp_path_factory.mktemp("partial-models"))
-    data_dir = tmp_path_factory.mktemp("degraded-data")
-    url = f"sqlite+aiosqlite:///{data_dir / 'proctor.db'}"
+    data_dir, url = sqlite_data(tmp_path_factory, "degraded-data")
     seeded = asyncio.run(seed(url, data_dir, rules=RULES))
-    proc = ServerProcess(url, data_dir, partial).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(url, data_dir, partial, seeded=seeded)
 
 
 def test_health_reports_missing_and_corrupt_models(degraded_server):
@@ -47,15 +41,7 @@ def test_health_reports_missing_and_corrupt_models(degraded_server):
 
 
 async def test_no_face_model_means_no_absent_alert(degraded_server, media_dir, tmp_path):
-    media = absence_clip(
-        media_dir / "clips" / "center_focus.mp4",
-        tmp_path / "a.webm",
-        face_seconds=1.0,
-        blank_seconds=12.0,
-        fps=10,
-        size=(320, 568),
-        fmt="webm",
-    )
+    media = center_focus_absence(media_dir, tmp_path / "a.webm", 1.0, 12.0, (320, 568))
     seeded = degraded_server.seeded
     async with httpx.AsyncClient(base_url=degraded_server.url, timeout=10) as http:
         user, password = seeded.staff

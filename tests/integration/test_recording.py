@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,9 +23,10 @@ from sqlalchemy import select
 from exam_client.headless import HeadlessCandidate
 from proctor.store.db import Database
 from proctor.store.tables import CandidateEvent, Evidence
+from tests.clikit import proctor_process
 from tests.integration.conftest import EVIDENCE, RULES
 from tests.mediatools import clip, with_audio
-from tests.serverproc import ServerProcess, seed
+from tests.serverproc import seed, served
 from tests.uplink import drop_outgoing
 from tests.waiting import eventually
 
@@ -70,12 +70,7 @@ def server(database_url, models_dir, tmp_path_factory):
         # the recording does not depend on analysis; without it the test is lighter
         "PROCTOR_ANALYSIS_ENABLED": "false",
     }
-    proc = ServerProcess(database_url, data_dir, models_dir, env_extra=env).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(database_url, data_dir, models_dir, env, seeded=seeded)
 
 
 async def recordings(server, candidate_id: int) -> list[Evidence]:
@@ -144,14 +139,7 @@ def verify(server) -> subprocess.CompletedProcess:
         "PROCTOR_DATABASE_URL": server.database_url,
         "PROCTOR_DATA_DIR": str(server.data_dir),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "proctor", "audit", "verify"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return proctor_process(env, "audit", "verify")
 
 
 async def test_both_views_recorded_in_chained_segments(server, clips) -> None:

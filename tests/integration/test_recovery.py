@@ -22,7 +22,7 @@ from proctor.store.db import Database
 from proctor.store.tables import Evidence
 from tests.integration.conftest import EVIDENCE, RULES
 from tests.mediatools import clip
-from tests.serverproc import ServerProcess, seed
+from tests.serverproc import seed, served
 from tests.uplink import drop_and_recover, frames_received, metric
 from tests.waiting import eventually
 
@@ -47,12 +47,7 @@ def server(database_url, models_dir, tmp_path_factory):
         # frames are received and decoded either way; without analysis the test is lighter
         "PROCTOR_ANALYSIS_ENABLED": "false",
     }
-    proc = ServerProcess(database_url, data_dir, models_dir, env_extra=env).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(database_url, data_dir, models_dir, env, seeded=seeded)
 
 
 async def first_segment_since(server, candidate_id: int, since) -> Evidence | None:

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +20,6 @@ import pytest
 from sqlalchemy import func, select
 
 from proctor.evidence import retention
-from proctor.store.db import Database
 from proctor.store.tables import (
     Alert,
     AuditEntry,
@@ -33,6 +31,7 @@ from proctor.store.tables import (
     RetentionPurge,
     Sitting,
 )
+from tests.clikit import proctor_process, run_db
 from tests.review_seed import ReviewSeed, seed_review
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,18 +45,6 @@ class World:
     old: ReviewSeed  # ended six years ago: expired
     recent: ReviewSeed  # ended four years ago: kept
     kept: ReviewSeed  # ended seven years ago, kept ten years by decision
-
-
-def run_db(url: str, work):
-    async def go():
-        db = Database(url)
-        try:
-            async with db.transaction() as session:
-                return await work(session)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(go())
 
 
 @pytest.fixture(scope="module")
@@ -122,14 +109,7 @@ def world(database_url, models_dir, media_dir, tmp_path_factory) -> World:
 
 def cli(w: World, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PROCTOR_DATABASE_URL": w.url, "PROCTOR_DATA_DIR": str(w.data_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "proctor", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return proctor_process(env, *args, timeout=180)
 
 
 def snapshot(w: World, sitting_id: int) -> dict:

@@ -19,19 +19,14 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.review_seed import ReviewSeed, seed_review
-from tests.serverproc import ServerProcess
+from tests.serverproc import served
 
 
 @pytest.fixture(scope="module")
 def review_server(database_url, models_dir, media_dir, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("review-data")
     seeded = asyncio.run(seed_review(database_url, data_dir, models_dir, media_dir))
-    proc = ServerProcess(database_url, data_dir, models_dir).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(database_url, data_dir, models_dir, seeded=seeded)
 
 
 @pytest.fixture(scope="module")

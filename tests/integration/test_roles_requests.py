@@ -8,19 +8,10 @@ exam has ended, so their views may not stream any more (exam_over)."""
 from __future__ import annotations
 
 import pytest
-import pytest_asyncio
 
 from tests.flowkit import ADMIN, REVIEWER, FlowApp, code
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def fa(database_url, tmp_path_factory, models_dir):
-    async with FlowApp.running(
-        database_url, tmp_path_factory.mktemp("roles-requests"), models_dir
-    ) as app:
-        yield app
 
 
 async def test_info_problem_is_listed_and_resolved_with_a_note(fa: FlowApp) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-import pytest_asyncio
 from sqlalchemy import select
 
 from proctor.evidence import chain
@@ -18,14 +17,6 @@ from proctor.store.tables import Alert, ConsoleAction
 from tests.flowkit import ADMIN, FlowApp
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def fa(database_url, tmp_path_factory, models_dir):
-    async with FlowApp.running(
-        database_url, tmp_path_factory.mktemp("screen-left"), models_dir
-    ) as app:
-        yield app
 
 
 async def leave_and_return(fa: FlowApp, cand, away: float, kinds=("hidden", "blur")) -> None:

@@ -7,21 +7,12 @@ import asyncio
 import threading
 
 import pytest
-import pytest_asyncio
 
 from proctor.auth import ratelimit
 from proctor.auth import sessions as auth
 from tests.flowkit import INVIGILATOR, FlowApp, code
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def fa(database_url, tmp_path_factory, models_dir):
-    async with FlowApp.running(
-        database_url, tmp_path_factory.mktemp("staff-login"), models_dir
-    ) as app:
-        yield app
 
 
 async def _staff_login(fa: FlowApp, username: str, password: str, addr: str, **extra):

@@ -7,17 +7,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import json
-from contextlib import asynccontextmanager
 
 import av
 import httpx
 import pytest
-from websockets.asyncio.client import connect
 
 from exam_client.headless import HeadlessCandidate
+from tests.consolekit import console_socket, next_message, staff_token
 from tests.integration.conftest import EVIDENCE, RULES
-from tests.mediatools import absence_clip
+from tests.mediatools import center_focus_absence
 from tests.waiting import eventually
 
 FACE_SECONDS = 5.0
@@ -26,49 +24,13 @@ FACE_SECONDS = 5.0
 @pytest.fixture(scope="module")
 def absence_webm(media_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("media") / "absence.webm"
-    return absence_clip(
-        media_dir / "clips" / "center_focus.mp4",
-        out,
-        face_seconds=FACE_SECONDS,
-        blank_seconds=20.0,
-        fps=10,
-        size=(320, 568),
-        fmt="webm",
-    )
-
-
-async def _staff_token(http: httpx.AsyncClient, server) -> str:
-    user, password = server.seeded.staff
-    resp = await http.post("/api/staff/login", json={"username": user, "password": password})
-    resp.raise_for_status()
-    return resp.json()["token"]
-
-
-@asynccontextmanager
-async def console_socket(server, token: str):
-    url = server.url.replace("http", "ws") + (
-        f"/ws/console?sitting_id={server.seeded.sitting_id}&token={token}"
-    )
-    async with connect(url) as ws:
-        hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        assert hello["type"] == "health"
-        yield ws
-
-
-async def next_message(ws, predicate, timeout: float) -> dict:
-    async def find() -> dict:
-        while True:
-            msg = json.loads(await ws.recv())
-            if predicate(msg):
-                return msg
-
-    return await asyncio.wait_for(find(), timeout)
+    return center_focus_absence(media_dir, out, FACE_SECONDS, 20.0, (320, 568))
 
 
 async def test_absent_alert_reaches_console_with_evidence(server, absence_webm):
     cand_id, _, id_number = server.seeded.candidates[0]
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
-        token = await _staff_token(http, server)
+        token = await staff_token(http, server)
         async with console_socket(server, token) as ws:
             async with HeadlessCandidate(server.url, server.seeded.password, id_number) as cand:
                 await cand.login()
@@ -138,7 +100,7 @@ async def test_absent_alert_reaches_console_with_evidence(server, absence_webm):
 async def test_thumbnail_and_danmaku_round_trip(server, absence_webm):
     cand_id, _, id_number = server.seeded.candidates[1]
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
-        token = await _staff_token(http, server)
+        token = await staff_token(http, server)
         h = {"authorization": f"Bearer {token}"}
         async with console_socket(server, token) as ws:
             async with HeadlessCandidate(server.url, server.seeded.password, id_number) as cand:

@@ -16,22 +16,21 @@ been watched at least as long as the positive case needed to raise its alert."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
-from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
 
 from exam_client.headless import CandidateError, HeadlessCandidate, first_frame_jpeg
+from tests import consolekit
+from tests.consolekit import console_socket, staff_token
 from tests.flowkit import still_y4m
 from tests.integration.conftest import EVIDENCE
 from tests.mediatools import clip, with_audio
-from tests.serverproc import ServerProcess, seed
+from tests.serverproc import seed, served
 from tests.waiting import eventually
 
 RULES = {
@@ -67,12 +66,7 @@ def alerts_server(database_url, models_dir, media_dir, tmp_path_factory):
             photos=photos,  # type: ignore[arg-type]
         )
     )
-    proc = ServerProcess(database_url, data_dir, models_dir).start()
-    proc.seeded = seeded
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from served(database_url, data_dir, models_dir, seeded=seeded)
 
 
 @pytest.fixture(scope="module")
@@ -101,35 +95,10 @@ def media(media_dir, tmp_path_factory) -> dict[str, Path]:
 # ------------------------------------------------------------------------------ helpers
 
 
-async def staff_token(http: httpx.AsyncClient, server) -> str:
-    user, password = server.seeded.staff
-    resp = await http.post("/api/staff/login", json={"username": user, "password": password})
-    resp.raise_for_status()
-    return resp.json()["token"]
-
-
-@asynccontextmanager
-async def console_socket(server, token: str):
-    url = server.url.replace("http", "ws") + (
-        f"/ws/console?sitting_id={server.seeded.sitting_id}&token={token}"
-    )
-    async with connect(url) as ws:
-        hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        assert hello["type"] == "health"
-        yield ws
-
-
 async def next_message(ws, predicate: Callable[[dict], bool], timeout: float) -> dict:
     """The next console message matching ``predicate``; fails after ``timeout`` s."""
-
-    async def find() -> dict:
-        while True:
-            msg = json.loads(await ws.recv())
-            if predicate(msg):
-                return msg
-
     try:
-        return await asyncio.wait_for(find(), timeout)
+        return await consolekit.next_message(ws, predicate, timeout)
     except TimeoutError:
         raise AssertionError(f"no matching console message within {timeout} s") from None
 

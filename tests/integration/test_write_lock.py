@@ -39,7 +39,7 @@ from proctor.evidence.storage import EvidenceStorage
 from proctor.flow import answering, identity, machine, steps
 from proctor.rules import AlertDraft, RuleSettings
 from proctor.sitting import bank, papers
-from proctor.sitting.sittings import add_candidate, create_sitting, create_staff
+from proctor.sitting.sittings import add_candidate, create_staff
 from proctor.store import migrate
 from proctor.store.db import AUDIT_KEY, Database
 from proctor.store.tables import (
@@ -52,7 +52,7 @@ from proctor.store.tables import (
     utcnow,
 )
 from proctor.vision.types import Detection, Observation
-from tests.flowkit import OBJECTIVE_SECTIONS, demo_questions
+from tests.flowkit import OBJECTIVE_SECTIONS, demo_questions, make_sitting
 
 #: how long the saturating task computes between two awaits
 BLOCK_SECONDS = 0.4
@@ -178,13 +178,12 @@ async def _recorder_scenario(database_url: str, media_dir: Path, evidence_root: 
             await migrate.upgrade(db.engine)
             async with db.transaction() as s:
                 now = utcnow()
-                sitting = await create_sitting(
+                sitting = await make_sitting(
                     s,
-                    name="Write lock 写锁",
-                    kind="formal",
-                    password="write-lock-1",
-                    starts_at=now - timedelta(minutes=5),
-                    ends_at=now + timedelta(hours=1),
+                    "Write lock 写锁",
+                    "write-lock-1",
+                    now - timedelta(minutes=5),
+                    now + timedelta(hours=1),
                     rules=rules,
                 )
                 refs = []
@@ -298,13 +297,12 @@ async def _flow_scenario(database_url: str, evidence_root: Path) -> None:
         now = utcnow()
         async with db.transaction() as s:
             await bank.import_bank(s, json.dumps(demo_questions("w")).encode(), "w.json", "w")
-            sitting = await create_sitting(
+            sitting = await make_sitting(
                 s,
-                name="Write lock flow 写锁",
-                kind="formal",
-                password="write-lock-flow-1",
-                starts_at=now - timedelta(minutes=5),
-                ends_at=now + timedelta(hours=1),
+                "Write lock flow 写锁",
+                "write-lock-flow-1",
+                now - timedelta(minutes=5),
+                now + timedelta(hours=1),
                 flow={"require_phone": False},
             )
             await papers.assemble(s, sitting.id, {"bank": "w", "sections": OBJECTIVE_SECTIONS})

@@ -15,15 +15,19 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
-from proctor.auth.ratelimit import LoginLimits
 from proctor.errors import Forbidden, Invalid, NotFound
-from proctor.evidence.storage import EvidenceStorage
 from proctor.flow import answering, identity, machine, steps
 from proctor.sitting import administration as desk
 from proctor.sitting.importing import ImportFailed
 from proctor.sitting.sittings import create_staff
 from proctor.store.tables import AuditEntry, Candidate, Paper, Sitting, StaffUser
-from tests.flowkit import BLUEPRINT_SECTIONS, T0, demo_questions, migrated_sqlite
+from tests.flowkit import (
+    BLUEPRINT_SECTIONS,
+    T0,
+    demo_questions,
+    migrated_world,
+    unit_login,
+)
 
 ROSTER = "姓名,证件号码,职业,等级\n考生甲,UNITA0001,电工,四级\n考生乙,UNITB0002,电工,四级\n"
 
@@ -33,10 +37,25 @@ class Bus:
         pass
 
 
+async def _roster(s: Any, storage: Any, sitting_id: int, by: int | None) -> dict:
+    """ROSTER imported into the sitting (photos not checked) by ``by``."""
+    return await desk.import_roster(
+        s,
+        storage,
+        None,
+        sitting_id=sitting_id,
+        data=ROSTER.encode(),
+        filename="roster.csv",
+        photos=None,
+        verify_photos=False,
+        now=T0,
+        by=by,
+    )
+
+
 @pytest_asyncio.fixture
 async def world(tmp_path):
-    async with migrated_sqlite(tmp_path) as database:
-        storage = EvidenceStorage(tmp_path / "evidence")
+    async with migrated_world(tmp_path) as (database, storage):
         async with database.transaction() as s:
             chief = await create_staff(
                 s, username="chief-u", password="chief-pass-1", display_name="C", role="chief"
@@ -107,18 +126,7 @@ async def test_roster_bank_and_paper_commit_and_refuse_as_a_whole(world, tmp_pat
     database, storage, ids = world
     async with database.session() as s:
         sitting_id = (await _sitting(s, ids["admin"]))["id"]
-        imported = await desk.import_roster(
-            s,
-            storage,
-            None,
-            sitting_id=sitting_id,
-            data=ROSTER.encode(),
-            filename="roster.csv",
-            photos=None,
-            verify_photos=False,
-            now=T0,
-            by=ids["admin"],
-        )
+        imported = await _roster(s, storage, sitting_id, ids["admin"])
         assert imported["added"] == 2 and imported["photos"] == 0
         assert [c["line"] for c in imported["candidates"]] == [2, 3]
         # a bad roster: nothing of it is stored, and nothing is left in the session
@@ -208,20 +216,7 @@ async def test_a_short_answer_is_graded_and_the_score_committed(world) -> None:
     bus, at = Bus(), T0 - timedelta(minutes=5)
     async with database.session() as s:
         sitting_id = (await _sitting(s, ids["admin"]))["id"]
-        cid = (
-            await desk.import_roster(
-                s,
-                storage,
-                None,
-                sitting_id=sitting_id,
-                data=ROSTER.encode(),
-                filename="roster.csv",
-                photos=None,
-                verify_photos=False,
-                now=T0,
-                by=None,
-            )
-        )["candidates"][0]["id"]
+        cid = (await _roster(s, storage, sitting_id, None))["candidates"][0]["id"]
         await desk.import_bank(
             s, json.dumps(demo_questions("g")).encode(), "g.json", "g-bank", by=None
         )
@@ -230,15 +225,7 @@ async def test_a_short_answer_is_graded_and_the_score_committed(world) -> None:
         )
         assert await desk.grading_queue(s, sitting_id) == []
         # the candidate's exam through the flow's machine: an answered short question
-        await steps.login(
-            database,
-            password="unit-pass-1",
-            id_number="UNITA0001",
-            now=at,
-            client="unit",
-            current_token=None,
-            limits=LoginLimits(),
-        )
+        await unit_login(database, at, "UNITA0001")
         await machine.act(database, bus, cid, lambda s, c: steps.confirm_info(s, c, at), now=at)
         await machine.act(
             database, bus, cid, lambda s, c: steps.answer_pledge(s, c, True, at), now=at

@@ -17,7 +17,6 @@ from proctor.api import wire, wire_console
 from proctor.auth.ratelimit import LoginLimits
 from proctor.auth.sessions import PasswordChecker, resolve_token
 from proctor.errors import Conflict, Forbidden, NotAuthenticated, NotFound
-from proctor.evidence.storage import EvidenceStorage
 from proctor.invigilation import (
     console_view,
     rooms,
@@ -27,7 +26,7 @@ from proctor.invigilation import (
     talkback,
 )
 from proctor.review.access import evidence_opened
-from proctor.sitting.sittings import add_candidate, create_sitting, create_staff
+from proctor.sitting.sittings import add_candidate, create_staff
 from proctor.store.tables import (
     AuditEntry,
     ConsoleAction,
@@ -37,7 +36,7 @@ from proctor.store.tables import (
     RoomStaff,
     utcnow,
 )
-from tests.flowkit import T0, migrated_sqlite
+from tests.flowkit import make_sitting, migrated_world
 
 COUNTED = {"rooms": Room, "seats": RoomSeat, "staff": RoomStaff, "actions": ConsoleAction}
 
@@ -75,24 +74,15 @@ def _strict_wire(monkeypatch):
 
 @pytest_asyncio.fixture
 async def world(tmp_path):
-    async with migrated_sqlite(tmp_path) as database:
-        storage = EvidenceStorage(tmp_path / "evidence")
+    async with migrated_world(tmp_path) as (database, storage):
         async with database.transaction() as s:
-            sitting = await create_sitting(
+            sitting = await make_sitting(s, "console unit", "console-pass-1")
+            later = await make_sitting(  # not over yet
                 s,
-                name="console unit",
-                kind="formal",
-                password="console-pass-1",
-                starts_at=T0,
-                ends_at=T0 + timedelta(hours=2),
-            )
-            later = await create_sitting(  # not over yet
-                s,
-                name="console later",
-                kind="formal",
-                password="console-pass-2",
-                starts_at=utcnow() + timedelta(days=1),
-                ends_at=utcnow() + timedelta(days=1, hours=2),
+                "console later",
+                "console-pass-2",
+                utcnow() + timedelta(days=1),
+                utcnow() + timedelta(days=1, hours=2),
             )
             cands = [
                 await add_candidate(
@@ -274,26 +264,22 @@ async def test_the_staff_session(world):
     checker = PasswordChecker()
     try:
         async with database.session() as s:
-            with pytest.raises(NotAuthenticated) as exc:
-                await staff_session.login(
+
+            def login(password: str):
+                return staff_session.login(
                     s,
                     "inv-unit",
-                    "wrong-pass",
+                    password,
                     checker=checker,
                     limits=LoginLimits(),
                     client="unit",
                     now=utcnow(),
                 )
+
+            with pytest.raises(NotAuthenticated) as exc:
+                await login("wrong-pass")
             assert exc.value.code == "invalid_credentials"
-            session = await staff_session.login(
-                s,
-                "inv-unit",
-                "inv-pass-unit",
-                checker=checker,
-                limits=LoginLimits(),
-                client="unit",
-                now=utcnow(),
-            )
+            session = await login("inv-pass-unit")
             model = strict(wire_console.ConsoleStaffLogin, session)
             assert model.user.role == "invigilator" and model.user.id == ids["inv"]
         async with database.session() as s:  # committed

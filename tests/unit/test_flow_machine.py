@@ -12,15 +12,22 @@ import numpy as np
 import pytest
 import pytest_asyncio
 
-from proctor.auth.ratelimit import LoginLimits
 from proctor.errors import Conflict, DomainError, Forbidden
 from proctor.evidence.storage import EvidenceStorage
 from proctor.flow import answering, identity, machine, steps
 from proctor.invigilation import control
 from proctor.sitting import bank, papers
-from proctor.sitting.sittings import add_candidate, create_sitting, create_staff
+from proctor.sitting.sittings import add_candidate, create_staff
 from proctor.store.tables import Candidate
-from tests.flowkit import OBJECTIVE_SECTIONS, T0, CommittedBus, demo_questions, migrated_sqlite
+from tests.flowkit import (
+    OBJECTIVE_SECTIONS,
+    T0,
+    CommittedBus,
+    demo_questions,
+    make_sitting,
+    migrated_world,
+    unit_login,
+)
 
 STEPS = set(machine.EXAM_STEPS + machine.DEVICE_CHECK_STEPS) | machine.ENDED
 
@@ -62,19 +69,10 @@ def test_nothing_leaves_an_ended_exam_but_the_undo_and_the_rerun():
 
 @pytest_asyncio.fixture
 async def world(tmp_path):
-    async with migrated_sqlite(tmp_path) as database:
-        storage = EvidenceStorage(tmp_path / "evidence")
+    async with migrated_world(tmp_path) as (database, storage):
         async with database.transaction() as s:
             await bank.import_bank(s, json.dumps(demo_questions("q")).encode(), "q.json", "b")
-            sitting = await create_sitting(
-                s,
-                name="unit",
-                kind="formal",
-                password="unit-pass-1",
-                starts_at=T0,
-                ends_at=T0 + timedelta(hours=2),
-                flow={"require_phone": False},
-            )
+            sitting = await make_sitting(s, "unit", "unit-pass-1", flow={"require_phone": False})
             await papers.assemble(s, sitting.id, {"bank": "b", "sections": OBJECTIVE_SECTIONS})
             cand = await add_candidate(
                 s, storage, sitting_id=sitting.id, name="考生 Unit", id_number="UNIT0001"
@@ -87,15 +85,7 @@ async def world(tmp_path):
 
 
 async def _login(database, at):
-    return await steps.login(
-        database,
-        password="unit-pass-1",
-        id_number="UNIT0001",
-        now=at,
-        client="unit",
-        current_token=None,
-        limits=LoginLimits(),
-    )
+    return await unit_login(database, at, "UNIT0001")
 
 
 def _png() -> bytes:
@@ -220,24 +210,17 @@ async def test_refusing_the_pledge_and_the_undo(world) -> None:
             await machine.act(database, bus, cid, lambda s, c: steps.confirm_info(s, c, at), now=at)
         assert exc.value.code == "pledge_refused"
         await s.rollback()
+
         # the invigilator's undo goes back to the pledge
-        await machine.act(
-            database,
-            bus,
-            cid,
-            lambda s, c: steps.undo_pledge_refusal(s, c, at, by=ids["staff"], reason="misclick"),
-            now=at,
-            staff=True,
-        )
+        def undo(reason: str):
+            def step(s, c):
+                return steps.undo_pledge_refusal(s, c, at, by=ids["staff"], reason=reason)
+
+            return machine.act(database, bus, cid, step, now=at, staff=True)
+
+        await undo("misclick")
         with pytest.raises(Conflict) as exc:  # only a refused pledge can be undone
-            await machine.act(
-                database,
-                bus,
-                cid,
-                lambda s, c: steps.undo_pledge_refusal(s, c, at, by=ids["staff"], reason="again"),
-                now=at,
-                staff=True,
-            )
+            await undo("again")
         assert exc.value.code == "pledge_not_refused"
     assert bus.steps() == ["pledge", "refused", "pledge"]
 

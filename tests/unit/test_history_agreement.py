@@ -12,11 +12,10 @@ from datetime import datetime, timedelta
 
 import pytest_asyncio
 
-from proctor.evidence.storage import EvidenceStorage
 from proctor.invigilation import room_record, supervision
 from proctor.review import records, summary
 from proctor.review import timeline as review_timeline
-from proctor.sitting.sittings import add_candidate, create_sitting, create_staff
+from proctor.sitting.sittings import add_candidate, create_staff
 from proctor.store.tables import (
     Alert,
     AlertSnooze,
@@ -27,7 +26,7 @@ from proctor.store.tables import (
     TimeExtension,
     utcnow,
 )
-from tests.flowkit import migrated_sqlite
+from tests.flowkit import make_sitting, migrated_world
 
 START = (utcnow() - timedelta(hours=3)).replace(microsecond=0)
 END = START + timedelta(minutes=120)
@@ -44,17 +43,9 @@ def t(value: str | None) -> datetime | None:
 
 @pytest_asyncio.fixture
 async def history(tmp_path):
-    async with migrated_sqlite(tmp_path) as database:
-        storage = EvidenceStorage(tmp_path / "evidence")
+    async with migrated_world(tmp_path) as (database, storage):
         async with database.transaction() as s:
-            sitting = await create_sitting(
-                s,
-                name="history",
-                kind="formal",
-                password="history-pass-1",
-                starts_at=START,
-                ends_at=END,
-            )
+            sitting = await make_sitting(s, "history", "history-pass-1", START, END)
             a = await add_candidate(
                 s, storage, sitting_id=sitting.id, name="A", id_number="HISTA001"
             )

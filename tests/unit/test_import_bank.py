@@ -11,7 +11,7 @@ import pytest_asyncio
 
 from proctor.sitting import bank
 from proctor.sitting.importing import ImportFailed
-from tests.flowkit import migrated_sqlite
+from tests.flowkit import make_sitting, migrated_sqlite
 
 
 @pytest_asyncio.fixture
@@ -122,8 +122,7 @@ def test_broken_files(data: bytes, name: str, line: int) -> None:
 
 async def test_store_is_idempotent_and_used_questions_do_not_change(sqlite_db) -> None:
     from proctor.sitting.papers import assemble
-    from proctor.sitting.sittings import create_sitting
-    from tests.flowkit import T0, demo_questions
+    from tests.flowkit import demo_questions
 
     qs = demo_questions("x", singles=4, multiples=0, tfs=0, shorts=0)
     data = json.dumps(qs).encode()
@@ -138,14 +137,7 @@ async def test_store_is_idempotent_and_used_questions_do_not_change(sqlite_db) -
         changed = await bank.import_bank(s, json.dumps(qs).encode(), "x.json", "b1")
     assert changed.updated == 1
     async with sqlite_db.transaction() as s:
-        sitting = await create_sitting(
-            s,
-            name="s",
-            kind="formal",
-            password="pw-bank",
-            starts_at=T0,
-            ends_at=T0.replace(hour=3),
-        )
+        sitting = await make_sitting(s, "s", "pw-bank")
         await assemble(
             s,
             sitting.id,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import io
-import zipfile
 from pathlib import Path
 
 import cv2
@@ -18,10 +17,9 @@ from sqlalchemy import select
 from proctor.evidence.storage import EvidenceStorage
 from proctor.sitting import roster
 from proctor.sitting.importing import ImportFailed
-from proctor.sitting.sittings import create_sitting
 from proctor.store.tables import Candidate
 from proctor.vision.identity_pool import PHOTO_PROBLEMS, IdentityChecker
-from tests.flowkit import T0, migrated_sqlite
+from tests.flowkit import T0, make_sitting, migrated_sqlite, zip_of
 
 
 @pytest_asyncio.fixture
@@ -35,14 +33,6 @@ def checker(models_dir: Path):
     c = IdentityChecker(models_dir)
     yield c
     c.close()
-
-
-def _zip(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for name, data in files.items():
-            z.writestr(name, data)
-    return buf.getvalue()
 
 
 def _xlsx(rows: list[list[object]]) -> bytes:
@@ -59,22 +49,34 @@ def _xlsx(rows: list[list[object]]) -> bytes:
 
 async def _sitting(db) -> int:
     async with db.transaction() as s:
-        sitting = await create_sitting(
-            s,
-            name="s",
-            kind="formal",
-            password="pw-roster",
-            starts_at=T0,
-            ends_at=T0.replace(hour=3),
-        )
+        sitting = await make_sitting(s, "s", "pw-roster")
         return sitting.id
+
+
+async def _import(db, storage, checker, sid: int, data: bytes, filename: str, **more):
+    async with db.transaction() as s:
+        return await roster.import_roster(
+            s, storage, checker, sitting_id=sid, data=data, filename=filename, now=T0, **more
+        )
+
+
+async def _candidates(db) -> list[Candidate]:
+    async with db.session() as s:
+        return list(await s.scalars(select(Candidate)))
+
+
+async def _refused(*args, **more) -> list:
+    """The errors of an import that must fail."""
+    with pytest.raises(ImportFailed) as exc:
+        await _import(*args, **more)
+    return exc.value.errors
 
 
 async def test_csv_roster_with_photos_from_a_zip(sqlite_db, tmp_path, media_dir, checker) -> None:
     sid = await _sitting(sqlite_db)
     images = media_dir / "images"
     photos = roster.photos_from_zip(
-        _zip(
+        zip_of(
             {
                 "photos/obama.jpg": (images / "obama.jpg").read_bytes(),
                 "biden.jpg": (images / "biden.jpg").read_bytes(),
@@ -88,21 +90,12 @@ async def test_csv_roster_with_photos_from_a_zip(sqlite_db, tmp_path, media_dir,
         "无照片,110101199001011111,电工,四级,\n"
     )
     storage = EvidenceStorage(tmp_path / "evidence")
-    async with sqlite_db.transaction() as s:
-        result = await roster.import_roster(
-            s,
-            storage,
-            checker,
-            sitting_id=sid,
-            data=text.encode("utf-8-sig"),
-            filename="roster.csv",
-            photos=photos,
-            now=T0,
-        )
+    result = await _import(
+        sqlite_db, storage, checker, sid, text.encode("utf-8-sig"), "roster.csv", photos=photos
+    )
     assert (result.added, result.updated, result.photos) == (3, 0, 2)
     assert [c["line"] for c in result.candidates] == [2, 3, 4]
-    async with sqlite_db.session() as s:
-        cands = {c.id_number: c for c in await s.scalars(select(Candidate))}
+    cands = {c.id_number: c for c in await _candidates(sqlite_db)}
     assert cands["11010119421120123X"].name == "拜登"
     assert cands["110101196108041234"].occupation == "电工"
     stored = storage.open(cands["110101196108041234"].photo_relpath).read_bytes()
@@ -134,19 +127,15 @@ async def test_every_bad_row_has_its_line_and_nothing_is_imported(
         "Gif,110101196108041241,,,face.gif\n"  # 12: not jpg/png
     )
     storage = EvidenceStorage(tmp_path / "evidence")
-    with pytest.raises(ImportFailed) as exc:
-        async with sqlite_db.transaction() as s:
-            await roster.import_roster(
-                s,
-                storage,
-                checker,
-                sitting_id=sid,
-                data=text.encode(),
-                filename="roster.csv",
-                photos=roster.photos_from_dir(tmp_path / "photos"),
-                now=T0,
-            )
-    lines = {(e.line, e.field) for e in exc.value.errors}
+
+    async def refused(text: str) -> list:
+        photos = roster.photos_from_dir(tmp_path / "photos")
+        return await _refused(
+            sqlite_db, storage, checker, sid, text.encode(), "roster.csv", photos=photos
+        )
+
+    errors = await refused(text)
+    lines = {(e.line, e.field) for e in errors}
     assert lines == {
         (3, "name"),
         (4, "id_number"),
@@ -164,33 +153,21 @@ async def test_every_bad_row_has_its_line_and_nothing_is_imported(
         "Room,110101196108041237,densedepth_nyu_1.png\n"
         "Broken,110101196108041239,broken.jpg\n"
     )
-    with pytest.raises(ImportFailed) as exc:
-        async with sqlite_db.transaction() as s:
-            await roster.import_roster(
-                s,
-                storage,
-                checker,
-                sitting_id=sid,
-                data=text.encode(),
-                filename="roster.csv",
-                photos=roster.photos_from_dir(tmp_path / "photos"),
-                now=T0,
-            )
-    problems = {e.line: e.message for e in exc.value.errors}
+    errors = await refused(text)
+    problems = {e.line: e.message for e in errors}
     assert problems == {
         3: PHOTO_PROBLEMS["several_faces"],
         4: PHOTO_PROBLEMS["no_face"],
         5: PHOTO_PROBLEMS["bad_image"],
     }
     assert "more than one face in the photo" in problems[3] and "多张人脸" in problems[3]
-    async with sqlite_db.session() as s:
-        assert list(await s.scalars(select(Candidate))) == []  # nothing half-imported
+    assert await _candidates(sqlite_db) == []  # nothing half-imported
 
 
 async def test_xlsx_roster_and_reimport(sqlite_db, tmp_path, media_dir, checker) -> None:
     sid = await _sitting(sqlite_db)
     photos = roster.photos_from_zip(
-        _zip({"p/zhang.jpg": (media_dir / "images" / "obama2.jpg").read_bytes()})
+        zip_of({"p/zhang.jpg": (media_dir / "images" / "obama2.jpg").read_bytes()})
     )
     data = _xlsx(
         [
@@ -200,17 +177,7 @@ async def test_xlsx_roster_and_reimport(sqlite_db, tmp_path, media_dir, checker)
         ]
     )
     storage = EvidenceStorage(tmp_path / "evidence")
-    async with sqlite_db.transaction() as s:
-        result = await roster.import_roster(
-            s,
-            storage,
-            checker,
-            sitting_id=sid,
-            data=data,
-            filename="名单.xlsx",
-            photos=photos,
-            now=T0,
-        )
+    result = await _import(sqlite_db, storage, checker, sid, data, "名单.xlsx", photos=photos)
     assert (result.added, result.photos) == (2, 1)
     assert [c["line"] for c in result.candidates] == [2, 3]
     # re-import with a changed name updates, does not duplicate
@@ -220,19 +187,9 @@ async def test_xlsx_roster_and_reimport(sqlite_db, tmp_path, media_dir, checker)
             ["张叁", "110101199001011234", "电工", "四级"],
         ]
     )
-    async with sqlite_db.transaction() as s:
-        again = await roster.import_roster(
-            s,
-            storage,
-            checker,
-            sitting_id=sid,
-            data=data,
-            filename="名单.xlsx",
-            now=T0,
-        )
+    again = await _import(sqlite_db, storage, checker, sid, data, "名单.xlsx")
     assert (again.added, again.updated) == (0, 1)
-    async with sqlite_db.session() as s:
-        names = sorted(c.name for c in await s.scalars(select(Candidate)))
+    names = sorted(c.name for c in await _candidates(sqlite_db))
     assert names == ["张叁", "李四"]
 
 
@@ -244,28 +201,11 @@ async def test_photo_as_data_uri(sqlite_db, tmp_path, media_dir, checker) -> Non
     text += 'Bad,110101196108041235,"data:image/png;base64,@@@"\n'
 
     storage = EvidenceStorage(tmp_path / "evidence")
-    with pytest.raises(ImportFailed) as exc:
-        async with sqlite_db.transaction() as s:
-            await roster.import_roster(
-                s,
-                storage,
-                checker,
-                sitting_id=sid,
-                data=text.encode(),
-                filename="r.csv",
-                now=T0,
-            )
-    assert [(e.line, e.field) for e in exc.value.errors] == [(3, "photo")]
-    async with sqlite_db.transaction() as s:
-        result = await roster.import_roster(
-            s,
-            storage,
-            checker,
-            sitting_id=sid,
-            data=text.encode().split(b"\nBad")[0],
-            filename="r.csv",
-            now=T0,
-        )
+    errors = await _refused(sqlite_db, storage, checker, sid, text.encode(), "r.csv")
+    assert [(e.line, e.field) for e in errors] == [(3, "photo")]
+    result = await _import(
+        sqlite_db, storage, checker, sid, text.encode().split(b"\nBad")[0], "r.csv"
+    )
     assert result.photos == 1
 
 
@@ -275,19 +215,11 @@ async def test_xlsx_numbers_and_broken_files(sqlite_db, tmp_path, checker) -> No
     data = _xlsx(
         [["姓名", "身份证号"], ["王五", 110101199001011234], ["赵六", "11010119900101123X"]]
     )
-    with pytest.raises(ImportFailed) as exc:
-        async with sqlite_db.transaction() as s:
-            await roster.import_roster(
-                s, storage, checker, sitting_id=sid, data=data, filename="r.xlsx", now=T0
-            )
-    assert [(e.line, e.field) for e in exc.value.errors] == [(2, "id_number")]
-    assert "as text" in exc.value.errors[0].message
+    errors = await _refused(sqlite_db, storage, checker, sid, data, "r.xlsx")
+    assert [(e.line, e.field) for e in errors] == [(2, "id_number")]
+    assert "as text" in errors[0].message
     for data, name in ((b"PK\x03\x04 broken zip", "r.xlsx"), (b"name,phone\nx,1\n", "r.csv")):
-        with pytest.raises(ImportFailed):
-            async with sqlite_db.transaction() as s:
-                await roster.import_roster(
-                    s, storage, checker, sitting_id=sid, data=data, filename=name, now=T0
-                )
+        await _refused(sqlite_db, storage, checker, sid, data, name)
     with pytest.raises(ImportFailed) as exc:
         roster.photos_from_zip(b"not a zip")
     assert exc.value.errors[0].field == "photos"
@@ -316,19 +248,16 @@ async def test_small_blurred_or_turned_registered_photos_are_refused(
         "Blurred,110101196108041237,blurred.jpg\n"
         "Turned,110101196108041239,turned.jpg\n"
     )
-    with pytest.raises(ImportFailed) as exc:
-        async with sqlite_db.transaction() as s:
-            await roster.import_roster(
-                s,
-                EvidenceStorage(tmp_path / "evidence"),
-                checker,
-                sitting_id=sid,
-                data=text.encode(),
-                filename="roster.csv",
-                photos=roster.photos_from_dir(photos),
-                now=T0,
-            )
-    problems = {e.line: e.message for e in exc.value.errors}
+    errors = await _refused(
+        sqlite_db,
+        EvidenceStorage(tmp_path / "evidence"),
+        checker,
+        sid,
+        text.encode(),
+        "roster.csv",
+        photos=roster.photos_from_dir(photos),
+    )
+    problems = {e.line: e.message for e in errors}
     assert problems == {
         3: PHOTO_PROBLEMS["face_too_small"],
         4: PHOTO_PROBLEMS["blurred"],
@@ -337,5 +266,4 @@ async def test_small_blurred_or_turned_registered_photos_are_refused(
     assert "too small" in problems[3] and "太小" in problems[3]
     assert "blurred" in problems[4] and "模糊" in problems[4]
     assert "not frontal" in problems[5] and "正面" in problems[5]
-    async with sqlite_db.session() as s:
-        assert list(await s.scalars(select(Candidate))) == []
+    assert await _candidates(sqlite_db) == []

@@ -22,9 +22,9 @@ from proctor.sitting.papers import (
     validate_blueprint,
 )
 from proctor.sitting.policy import defaults_for, make_rules
-from proctor.sitting.sittings import add_candidate, create_sitting
+from proctor.sitting.sittings import add_candidate
 from proctor.store.tables import Attempt
-from tests.flowkit import BLUEPRINT_SECTIONS, T0, demo_questions, migrated_sqlite
+from tests.flowkit import BLUEPRINT_SECTIONS, T0, demo_questions, make_sitting, migrated_sqlite
 
 
 @pytest_asyncio.fixture
@@ -37,14 +37,7 @@ async def db(tmp_path):
 
 async def _sitting(db, kind: str = "formal") -> int:
     async with db.transaction() as s:
-        sitting = await create_sitting(
-            s,
-            name="s",
-            kind=kind,
-            password=f"pw-{kind}-{random.random()}",
-            starts_at=T0,
-            ends_at=T0.replace(hour=3),
-        )
+        sitting = await make_sitting(s, "s", f"pw-{kind}-{random.random()}", kind=kind)
         return sitting.id
 
 

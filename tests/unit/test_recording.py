@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import fractions
 import os
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 from proctor.evidence.storage import EvidenceStorage
 from proctor.media.recording import Segment, ViewRecorder, vp8_keyframe
 from tests.mediatools import resampled
+from tests.serverproc import small_tmpfs
 
 
 def vp8_packets(media_dir: Path, count: int = 20) -> list[bytes]:
@@ -108,17 +108,7 @@ async def test_a_segment_starts_at_a_keyframe_and_holds_both_tracks(media_dir, t
 def small_disk(tmp_path):
     where = tmp_path / "small"
     where.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
+    yield from small_tmpfs(where, "256k")
 
 
 async def test_a_full_disk_drops_the_segment_and_the_next_one_is_stored(media_dir, small_disk):

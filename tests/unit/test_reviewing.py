@@ -14,27 +14,18 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from proctor.errors import Conflict, Invalid, NotFound
-from proctor.evidence.storage import EvidenceStorage
 from proctor.review import reviewing
 from proctor.review.verdicts import CATEGORIES
-from proctor.sitting.sittings import add_candidate, create_sitting, create_staff
+from proctor.sitting.sittings import add_candidate, create_staff
 from proctor.store.tables import Alert, AlertVerdict, AuditEntry, Evidence, RetentionPolicy
-from tests.flowkit import T0, migrated_sqlite
+from tests.flowkit import T0, make_sitting, migrated_world
 
 
 @pytest_asyncio.fixture
 async def world(tmp_path):
-    async with migrated_sqlite(tmp_path) as database:
-        storage = EvidenceStorage(tmp_path / "evidence")
+    async with migrated_world(tmp_path) as (database, storage):
         async with database.transaction() as s:
-            sitting = await create_sitting(
-                s,
-                name="unit",
-                kind="formal",
-                password="unit-pass-1",
-                starts_at=T0,
-                ends_at=T0 + timedelta(hours=2),
-            )
+            sitting = await make_sitting(s, "unit", "unit-pass-1")
             cand = await add_candidate(
                 s, storage, sitting_id=sitting.id, name="考生 Unit", id_number="UNIT0001"
             )
