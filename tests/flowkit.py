@@ -311,6 +311,16 @@ class FlowApp:
                 )
             )
 
+    async def all_answering(self, s: SittingInfo) -> tuple[list[Client], dict]:
+        """Every candidate of ``s`` logged in and walked to answering, and the paper (as
+        the first of them sees it)."""
+        cands = []
+        for c in s.candidates:
+            cand = await self.login(s.password, c.id_number)
+            await self.walk(cand, "answering")
+            cands.append(cand)
+        return cands, await cands[0].ok("get", "/api/flow/paper")
+
     async def walk(self, cand: Client, to: str, candidate_id: int | None = None) -> dict:
         """Walk a logged-in candidate through the steps up to ``to`` (identity is admitted
         by the invigilator when the candidate has no photo; the phone is simulated by a

@@ -293,9 +293,15 @@ def served(
 ) -> Iterator[ServerProcess]:
     """A module fixture's server (``yield from served(...)``): started, with what the test
     seeded for it (``found``) set on it as attributes, and stopped at the fixture's end."""
-    proc = ServerProcess(database_url, data_dir, models_dir, env_extra=env or {}).start()
+    proc = ServerProcess(database_url, data_dir, models_dir, env_extra=env or {})
     for name, value in found.items():
         setattr(proc, name, value)
+    yield from serving(proc)
+
+
+def serving(proc: ServerProcess) -> Iterator[ServerProcess]:
+    """``proc`` started for a fixture (``yield from serving(proc)``), stopped at its end."""
+    proc.start()
     try:
         yield proc
     finally:

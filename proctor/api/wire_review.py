@@ -147,9 +147,10 @@ class ReviewQueue(Wire):
 # ---------------------------------------------------------------- the timeline
 
 
-class ReviewEvidence(Wire):
+class ReviewEvidenceFile(Wire):
+    """An evidence file as the timeline lists it (under an alert, or on its own)."""
+
     id: int
-    kind: str
     view: str
     alert_id: int | None
     mime: str
@@ -157,6 +158,10 @@ class ReviewEvidence(Wire):
     size: int
     captured_at: str | None
     url: str
+
+
+class ReviewEvidence(ReviewEvidenceFile):
+    kind: str
 
 
 class ReviewRecording(Wire):
@@ -201,18 +206,10 @@ class ReviewAlertItem(Wire):
     snoozed: ReviewSnooze | None = Field(description="the console's snooze it was raised under")
 
 
-class ReviewEvidenceItem(Wire):
+class ReviewEvidenceItem(ReviewEvidenceFile):
     kind: Literal["evidence"]
     at: str | None
     type: str = Field(description="the evidence's kind")
-    id: int
-    view: str
-    alert_id: int | None
-    mime: str
-    sha256: str
-    size: int
-    captured_at: str | None
-    url: str
 
 
 class ReviewStaffActionItem(Wire):

@@ -259,12 +259,7 @@ async def test_extensions_move_the_end_and_papers_are_handed_in_at_the_end(
 
 async def test_short_answers_are_graded_and_results_export(fa: FlowApp) -> None:
     s = await fa.sitting(kind="formal", paper="with_short", candidates=2)
-    cands = []
-    for c in s.candidates:
-        cand = await fa.login(s.password, c.id_number)
-        await fa.walk(cand, "answering")
-        cands.append(cand)
-    paper = await cands[0].ok("get", "/api/flow/paper")
+    cands, paper = await fa.all_answering(s)
     key = await _answer_key(fa, paper)
     short = next(q for q in paper["questions"] if q["type"] == "short")
     for seq, q in enumerate(paper["questions"], start=1):

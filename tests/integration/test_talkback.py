@@ -20,7 +20,7 @@ from proctor.invigilation import requests
 from proctor.invigilation.rooms import assign_staff, create_room, seat_candidates
 from proctor.sitting.sittings import create_staff
 from proctor.store.tables import AuditEntry, Room, StaffUser
-from tests.flowkit import INVIGILATOR, REVIEWER, FlowApp, SittingInfo, code
+from tests.flowkit import INVIGILATOR, REVIEWER, Client, FlowApp, SittingInfo, code
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -74,13 +74,20 @@ async def _audit(fa: FlowApp, kind: str, candidate_id: int) -> list[AuditEntry]:
         )
 
 
-async def test_raised_hand_bounds_rate_access_and_record(fa: FlowApp) -> None:
+async def _two_seated(fa: FlowApp) -> tuple[SittingInfo, Client, Client, Client, Client]:
+    """A running formal sitting of two seated candidates, both logged in, and the
+    invigilators of their rooms (1, then 2)."""
     s = await fa.sitting(kind="formal", candidates=2, starts_in=timedelta(minutes=-1))
     await _seat(fa, s)
     mine, theirs = s.candidates
     cand = await fa.login(s.password, mine.id_number)
     other_cand = await fa.login(s.password, theirs.id_number)
-    inv, other = await fa.staff(), await fa.staff(OTHER)
+    return s, cand, other_cand, await fa.staff(), await fa.staff(OTHER)
+
+
+async def test_raised_hand_bounds_rate_access_and_record(fa: FlowApp) -> None:
+    s, cand, other_cand, inv, other = await _two_seated(fa)
+    mine, theirs = s.candidates
 
     too_long = await cand.post("/api/flow/help", json={"text": "字" * 201})
     assert too_long.status_code == 422 and code(too_long) == "help_text_too_long"
@@ -191,12 +198,8 @@ async def test_a_hand_cannot_be_raised_after_the_exam_ended(fa: FlowApp) -> None
 
 
 async def test_warnings_are_acknowledged_by_the_candidate(fa: FlowApp) -> None:
-    s = await fa.sitting(kind="formal", candidates=2, starts_in=timedelta(minutes=-1))
-    await _seat(fa, s)
+    s, cand, other_cand, inv, other = await _two_seated(fa)
     mine, theirs = s.candidates
-    cand = await fa.login(s.password, mine.id_number)
-    other_cand = await fa.login(s.password, theirs.id_number)
-    inv, other = await fa.staff(), await fa.staff(OTHER)
     sent = await inv.ok(
         "post",
         f"/api/console/candidates/{mine.id}/danmaku",

@@ -109,12 +109,17 @@ def test_only_the_largest_faces_on_the_configured_views(
     assert one.estimate(image, [tiny]) == []  # under min_face_px
 
 
+def obama_and_mesh(faces: BlazeFaceDetector, models_dir: Path, media_dir: Path):
+    """A portrait, its one face and the face mesh model."""
+    image = read(media_dir, "images/obama-480p.jpg")
+    (face,) = faces.detect(image)
+    return image, face, FaceMesh(load_tflite(models_dir / MESH))
+
+
 def test_landmarks_land_on_the_face(
     faces: BlazeFaceDetector, models_dir: Path, media_dir: Path
 ) -> None:
-    image = read(media_dir, "images/obama-480p.jpg")
-    (face,) = faces.detect(image)
-    mesh = FaceMesh(load_tflite(models_dir / MESH))
+    image, face, mesh = obama_and_mesh(faces, models_dir, media_dir)
     landmarks, presence = mesh.landmarks(image, face)
     assert landmarks.shape == (468, 3) and presence > 0.9
     x1, y1, x2, y2 = face.box
@@ -128,9 +133,7 @@ def test_landmarks_land_on_the_face(
 def test_presence_collapses_on_something_that_is_not_a_face(
     faces: BlazeFaceDetector, models_dir: Path, media_dir: Path
 ) -> None:
-    image = read(media_dir, "images/obama-480p.jpg")
-    (face,) = faces.detect(image)
-    mesh = FaceMesh(load_tflite(models_dir / MESH))
+    image, face, mesh = obama_and_mesh(faces, models_dir, media_dir)
     room = read(media_dir, "images/densedepth_nyu_119.png")
     # the same face box and keypoints on a picture of a room
     room = cv2.resize(room, (image.shape[1], image.shape[0]))

@@ -79,25 +79,21 @@ async def history(tmp_path):
                     granted_at=at(60),
                 )
             )
-            looking = Alert(
-                **common,
-                type="looking_away",
-                severity="warning",
-                view="first",
-                message="looked away",
-                started_at=at(5),
-                raised_at=at(5.1),
-                status="acknowledged",
-            )
-            device = Alert(
-                **common,
-                type="device",
-                severity="critical",
-                view="second",
-                message="a phone",
-                started_at=at(30),
-                raised_at=at(30.2),
-                status="open",
+            looking, device = (
+                Alert(
+                    **common,
+                    type=type_,
+                    severity=severity,
+                    view=view,
+                    message=message,
+                    started_at=at(minute),
+                    raised_at=at(raised),
+                    status=status,
+                )
+                for type_, severity, view, message, minute, raised, status in (
+                    ("looking_away", "warning", "first", "looked away", 5, 5.1, "acknowledged"),
+                    ("device", "critical", "second", "a phone", 30, 30.2, "open"),
+                )
             )
             s.add_all([looking, device])
             await s.flush()
