@@ -72,6 +72,14 @@ async def _refused(*args, **more) -> list:
     return exc.value.errors
 
 
+def photo_problems(errors, *problems: str) -> dict[int, str]:
+    """The refusal's messages by line, asserted to be ``problems``' messages on lines 3,
+    4, 5, ... (the rows after the good one)."""
+    found = {e.line: e.message for e in errors}
+    assert found == {3 + i: PHOTO_PROBLEMS[p] for i, p in enumerate(problems)}
+    return found
+
+
 async def test_csv_roster_with_photos_from_a_zip(sqlite_db, tmp_path, media_dir, checker) -> None:
     sid = await _sitting(sqlite_db)
     images = media_dir / "images"
@@ -154,12 +162,7 @@ async def test_every_bad_row_has_its_line_and_nothing_is_imported(
         "Broken,110101196108041239,broken.jpg\n"
     )
     errors = await refused(text)
-    problems = {e.line: e.message for e in errors}
-    assert problems == {
-        3: PHOTO_PROBLEMS["several_faces"],
-        4: PHOTO_PROBLEMS["no_face"],
-        5: PHOTO_PROBLEMS["bad_image"],
-    }
+    problems = photo_problems(errors, "several_faces", "no_face", "bad_image")
     assert "more than one face in the photo" in problems[3] and "多张人脸" in problems[3]
     assert await _candidates(sqlite_db) == []  # nothing half-imported
 
@@ -257,12 +260,7 @@ async def test_small_blurred_or_turned_registered_photos_are_refused(
         "roster.csv",
         photos=roster.photos_from_dir(photos),
     )
-    problems = {e.line: e.message for e in errors}
-    assert problems == {
-        3: PHOTO_PROBLEMS["face_too_small"],
-        4: PHOTO_PROBLEMS["blurred"],
-        5: PHOTO_PROBLEMS["not_frontal"],
-    }
+    problems = photo_problems(errors, "face_too_small", "blurred", "not_frontal")
     assert "too small" in problems[3] and "太小" in problems[3]
     assert "blurred" in problems[4] and "模糊" in problems[4]
     assert "not frontal" in problems[5] and "正面" in problems[5]
