@@ -176,6 +176,7 @@ class PeerManager:
             elif state in ("failed", "closed"):
                 await self._close(key, notify=True)
 
+        superseded = Conflict("offer_superseded", "A newer offer for this view replaced this one.")
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
@@ -185,11 +186,13 @@ class PeerManager:
                 # closed this connection meanwhile: the newer one stands, untouched
                 with contextlib.suppress(Exception):
                     await pc.close()
-                raise Conflict(
-                    "offer_superseded", "A newer offer for this view replaced this one."
-                ) from exc
+                raise superseded from exc
             await self._close(key, notify=False)
             raise Invalid("invalid_sdp", f"The WebRTC offer could not be used: {exc}") from exc
+        if self._peers.get(key) is not peer:  # replaced while answering, yet no error
+            with contextlib.suppress(Exception):
+                await pc.close()
+            raise superseded
         self._resync_video(pc, view)
         if self.recording is not None:
             peer.recording = start_view_recording(self.recording, ref, view, pc)
