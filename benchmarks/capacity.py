@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -365,7 +366,18 @@ class Load:
                         if msg.get("type") == "alert":
                             alerts.append((time.time(), msg["alert"]))
 
+                async def keep_session() -> None:
+                    # a console page keeps its session alive with its requests; a console
+                    # that only listens would idle out (staff_idle_minutes, 30) and its
+                    # socket be closed, every later alert then counted as missed
+                    headers = {"authorization": f"Bearer {token}"}
+                    while True:
+                        await asyncio.sleep(60)
+                        with contextlib.suppress(httpx.HTTPError):
+                            await http.get("/api/staff/me", headers=headers)
+
                 listener = asyncio.create_task(listen())
+                keepalive = asyncio.create_task(keep_session())
                 cands = [HeadlessCandidate(self.url, self.password, i) for i in id_numbers]
                 try:
                     for c in cands:
@@ -404,6 +416,7 @@ class Load:
                     for c in cands:
                         await c.close()
                     listener.cancel()
+                    keepalive.cancel()
         span = t1 - t0
         run.server_cpu = (s1 - s0) / span
         run.generator_cpu = (g1 - g0) / span
