@@ -14,18 +14,26 @@ from typing import Any
 from tests.serverproc import ROOT
 
 
-def proctor_process(
-    env: dict[str, str], *argv: str, timeout: float = 120
+def module_process(
+    module: str, env: dict[str, str], *argv: str, timeout: float = 120
 ) -> subprocess.CompletedProcess:
-    """``proctor ARGV`` in a subprocess with exactly ``env`` (text output captured)."""
+    """``python -m MODULE ARGV`` in a subprocess from the repository's root, with exactly
+    ``env`` (text output captured)."""
     return subprocess.run(
-        [sys.executable, "-m", "proctor", *argv],
+        [sys.executable, "-m", module, *argv],
         env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def proctor_process(
+    env: dict[str, str], *argv: str, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    """``proctor ARGV`` in a subprocess with exactly ``env`` (text output captured)."""
+    return module_process("proctor", env, *argv, timeout=timeout)
 
 
 def proctor_here(env: dict[str, str], *argv: str) -> tuple[int, str]:
