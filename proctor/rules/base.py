@@ -105,6 +105,10 @@ class RuleSettings:
     # episodes: a condition that lasts is one alert; it is closed once the condition has
     # not been seen for episode_clear_seconds, and only a new episode after that raises
     episode_clear_seconds: float = 10.0
+    # a duration rule (absent, looking away, face covered, a poor picture) credits at most
+    # this many seconds between two consecutive samples showing its condition: when
+    # analysis falls behind, two samples 6 s apart are not 6 s of evidence (0: no limit)
+    sample_max_gap_seconds: float = 2.0
     # leaving the exam page (切屏: hidden, unfocused, out of full screen when required):
     # the leaves before this count are warned on the candidate's page, from this one on
     # each is a screen_left alert (critical from twice the count); 0: never an alert
@@ -265,12 +269,20 @@ class Episode:
     from halfway between the two (at most ``MAX_BACKDATE`` seconds before ``ts``), not
     from ``ts``. Counting from ``ts`` would raise it on average half a period late, and a
     whole period late whenever the samples' jitter put the due sample a few milliseconds
-    short of the duration. After a "cannot tell" sample nothing is backdated."""
+    short of the duration. After a "cannot tell" sample nothing is backdated.
+
+    With ``max_gap`` the duration returned is the time the samples vouch for: each gap
+    between two consecutive samples where the situation held counts for at most
+    ``max_gap`` seconds. Samples thinned out by analysis falling behind then need as much
+    evidence as samples at the analysis rate: two samples without a face 6 s apart are one
+    misdetection twice, not 6 s without a face. ``since`` stays the estimated start."""
 
     MAX_BACKDATE = 0.5
 
-    def __init__(self, tolerance: float = 0.0) -> None:
+    def __init__(self, tolerance: float = 0.0, max_gap: float | None = None) -> None:
         self.tolerance = tolerance
+        self.max_gap = max_gap or None
+        self.vouched = 0.0  # seconds of the episode the samples vouch for (with max_gap)
         self.since: float | None = None  # estimated start of the episode
         self.last: float | None = None  # ts of the latest sample where it held
         self.clear: float | None = None  # ts of the latest sample where it did not hold
@@ -287,8 +299,11 @@ class Episode:
         if self.since is None:
             gap = ts - self.clear if self.clear is not None else 0.0
             self.since = ts - min(max(gap, 0.0) / 2, self.MAX_BACKDATE)
+            self.vouched = ts - self.since
+        elif self.last is not None and self.max_gap is not None:
+            self.vouched += min(max(ts - self.last, 0.0), self.max_gap)
         self.last = ts
-        return ts - self.since
+        return self.vouched if self.max_gap is not None else ts - self.since
 
 
 def placeholder(view: str, ts: float) -> Observation:

@@ -66,9 +66,16 @@ class _DurationRule(_EpisodeRule):
 
     tolerance = 0.0  # seconds of "cannot tell" an episode survives
 
-    def __init__(self, seconds: float, cooldown: float, views: frozenset[str] | None) -> None:
+    def __init__(
+        self,
+        seconds: float,
+        cooldown: float,
+        views: frozenset[str] | None,
+        max_gap: float | None = None,
+    ) -> None:
         self.seconds = seconds
         self.views = views
+        self.max_gap = max_gap
         self._cooldown = Cooldown(cooldown)
         self._episodes: dict[str, Episode] = {}
         self._holding: dict[str, Observation] = {}  # per view: the latest sample it held on
@@ -94,7 +101,7 @@ class _DurationRule(_EpisodeRule):
     def feed(self, obs: Observation) -> AlertDraft | None:
         if self.views is not None and obs.view not in self.views:
             return None
-        episode = self._episodes.setdefault(obs.view, Episode(self.tolerance))
+        episode = self._episodes.setdefault(obs.view, Episode(self.tolerance, self.max_gap))
         holds = self.holds(obs)
         lasted = episode.update(obs.ts, holds)
         if holds:
@@ -120,7 +127,12 @@ class AbsentRule(_DurationRule):
     severity = "warning"
 
     def __init__(self, settings: RuleSettings, view: str = FIRST_VIEW) -> None:
-        super().__init__(settings.absent_seconds, settings.cooldown_seconds, frozenset({view}))
+        super().__init__(
+            settings.absent_seconds,
+            settings.cooldown_seconds,
+            frozenset({view}),
+            settings.sample_max_gap_seconds,
+        )
         self.settings = settings
 
     def holds(self, obs: Observation) -> bool | None:
@@ -436,7 +448,10 @@ class LookingAwayRule(_DurationRule):
 
     def __init__(self, settings: RuleSettings, view: str = FIRST_VIEW) -> None:
         super().__init__(
-            settings.looking_away_seconds, settings.cooldown_seconds, frozenset({view})
+            settings.looking_away_seconds,
+            settings.cooldown_seconds,
+            frozenset({view}),
+            settings.sample_max_gap_seconds,
         )
         self.settings = settings
         self._turned = False  # the last face seen was turned away
@@ -523,7 +538,10 @@ class FaceCoveredRule(_DurationRule):
 
     def __init__(self, settings: RuleSettings, view: str = FIRST_VIEW) -> None:
         super().__init__(
-            settings.face_covered_seconds, settings.cooldown_seconds, frozenset({view})
+            settings.face_covered_seconds,
+            settings.cooldown_seconds,
+            frozenset({view}),
+            settings.sample_max_gap_seconds,
         )
         self.settings = settings
         self._turned = False  # the last face seen was turned away
@@ -606,7 +624,9 @@ class CameraBlockedRule(_EpisodeRule):
         return change < self.settings.frozen_max_change and someone
 
     def feed(self, obs: Observation) -> AlertDraft | None:
-        poor = self._poor.setdefault(obs.view, Episode())
+        poor = self._poor.setdefault(
+            obs.view, Episode(max_gap=self.settings.sample_max_gap_seconds)
+        )
         frozen = self._frozen.setdefault(obs.view, Episode())
         if obs.quality is None:
             poor.update(obs.ts, None)

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks import accuracy
 from models.prepare import status
 from proctor.evidence.screenshot import annotate
 from proctor.rules import AlertDraft, RuleEngine, RuleSettings
@@ -290,3 +291,33 @@ def test_screenshots_show_the_head_pose(analyzer: FrameAnalyzer, media_dir: Path
     differs = np.any(with_pose != without, axis=2)
     assert differs[y2 + 2 : y2 + 20, x1 : x1 + 60].mean() > 0.3  # the tag under the face
     assert not differs[: y2 - 5].any()
+
+
+def test_analysis_falling_behind_does_not_make_a_covered_face(
+    analyzer: FrameAnalyzer, shared_dir: Path
+) -> None:
+    """A normal candidate (media_dev's woman at a plain wall, looped as a client loops
+    it): the face detector and mesh lose her face on a few frames between 10 and 11.5 s.
+    At the analysis rate the frames between them break the episode. With analysis far
+    behind (a sample every 12 s, as on the overloaded sitting that raised two false
+    ``face_covered`` for this clip) consecutive samples land 0.2 s further into the loop
+    each time, so two of them can both land on such frames, 12 s apart. Each gap vouches
+    for at most ``sample_max_gap_seconds``, so no phase of the samples raises it; without
+    the limit some do."""
+    clip = shared_dir / "media_dev" / "clips" / "dev_lp_d3_woman_plain_wall.mp4"
+    fps, period, gap = 5.0, 11.8, 12.0
+    seen = [analyzer.analyse("first", f, T0 + t) for t, f in accuracy.sampled_frames(clip, fps)]
+
+    def alerts(settings: RuleSettings, phase: float) -> list[AlertDraft]:
+        engine = RuleEngine(settings)
+        out: list[AlertDraft] = []
+        for k in range(20):  # 4 minutes
+            ts = phase + gap * k
+            obs = seen[min(round((ts % period) * fps), len(seen) - 1)]
+            out += engine.feed(dataclasses.replace(obs, ts=T0 + ts))
+        return [a for a in out if a.type == "face_covered"]
+
+    phases = [i * 0.5 for i in range(24)]
+    unlimited = RuleSettings(sample_max_gap_seconds=0)
+    assert any(alerts(unlimited, p) for p in phases)  # the false alert this guards against
+    assert [p for p in phases if alerts(RuleSettings(), p)] == []

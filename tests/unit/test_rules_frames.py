@@ -6,6 +6,7 @@ rules on observations of real frames are in test_analyzer.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict
 
@@ -454,3 +455,24 @@ def test_default_engine_on_a_calm_candidate_raises_nothing() -> None:
         alerts += engine.feed(obs)
         alerts += engine.tick(t)
     assert alerts == []
+
+
+def test_face_covered_on_thinned_samples_needs_the_evidence_of_its_duration() -> None:
+    """Analysis falling behind: samples 6 s apart. Each gap vouches for at most
+    ``sample_max_gap_seconds`` (2): 0.5 s backdated + 2 + 2 + 2 = 6.5 s >= 5 on the
+    fourth sample, not on the second (which spans 6.5 s of wall clock)."""
+    settings = RuleSettings(face_covered_seconds=5.0, face_presence_min=0.5)
+    fine = [frame(t) for t in every(0, 3)]
+    thinned = [frame(t, faces=0, persons=1) for t in (4.0, 10.0, 16.0, 22.0)]
+    (alert,) = run(FaceCoveredRule(settings), fine + thinned)
+    assert (alert.ts, alert.started_at) == (22.0, 3.5)
+    assert alert.message == "Person in view without a visible face for 6.5 s"
+    unlimited = dataclasses.replace(settings, sample_max_gap_seconds=0)
+    assert [a.ts for a in run(FaceCoveredRule(unlimited), fine + thinned)] == [10.0]
+
+
+def test_a_poor_picture_on_thinned_samples_needs_the_evidence_of_its_duration() -> None:
+    rule = CameraBlockedRule(blocked_settings())
+    good = [frame(t, quality=quality(t)) for t in every(0, 2)]
+    dark = [frame(t, quality=quality(0, frozenset({"dark"}))) for t in (3.0, 9.0, 15.0)]
+    assert [a.ts for a in run(rule, good + dark)] == [15.0]
