@@ -53,7 +53,10 @@ def encode_webm(frames: list[ClipFrame], width: int = 320) -> bytes:
     at a half, quarter or eighth of their size (the JPEG's own scaled decoding) instead of
     decoded whole and shrunk (30 frames of 640×480: 121 → 100 ms of CPU), and libvpx runs at
     its fastest realtime setting (``cpu-used`` 16: 3.2 → 1.8 ms per 320×240 frame at 2
-    frames/s, PSNR 38.4 → 38.2 dB, files ~20 % larger)."""
+    frames/s, PSNR 38.4 → 38.2 dB, files ~20 % larger) on one thread: FFmpeg gives libvpx
+    a thread per core by default, whose start-up and hand-offs cost far more than a
+    320×240 frame (18 frames: 50-700 ms of CPU against 21 ms on one thread, the same
+    picture; issue 22, ``benchmarks.capacity --py-spy``: clips were 12 % of the server)."""
     if not frames:
         raise ValueError("no frames to encode")
     first = cv2.imdecode(np.frombuffer(frames[0].jpeg, np.uint8), cv2.IMREAD_COLOR)
@@ -67,7 +70,9 @@ def encode_webm(frames: list[ClipFrame], width: int = 320) -> bytes:
     buf = io.BytesIO()
     with av.open(buf, "w", format="webm") as container:
         stream = container.add_stream(
-            "libvpx", rate=1000, options={"deadline": "realtime", "cpu-used": "16"}
+            "libvpx",
+            rate=1000,
+            options={"deadline": "realtime", "cpu-used": "16", "threads": "1"},
         )
         stream.width, stream.height = w, h
         stream.pix_fmt = "yuv420p"
