@@ -50,6 +50,20 @@ function iceGatheringComplete(pc, timeoutMs) {
   });
 }
 
+// the least video bit rate a reduced frame rate is given (bits per second)
+const MIN_REDUCED_BITRATE = 100_000;
+
+/**
+ * The video bit rate for sending at `rate` frames/s: `maxBitrate` at the full rate,
+ * the same bits per frame below it (issue 22: a page sending 3 of its 10 frames a second
+ * with the full rate's bits would make each frame three times as large, for the server
+ * to receive, decrypt and decode, while analysis only needs the full rate's picture).
+ */
+export function bitrateAt(maxBitrate, rate, fullRate) {
+  if (!maxBitrate || !(rate > 0) || !(fullRate > 0) || rate >= fullRate) return maxBitrate;
+  return Math.max(MIN_REDUCED_BITRATE, Math.round((maxBitrate * rate) / fullRate));
+}
+
 async function limitVideo(pc, { maxBitrate, maxFramerate }) {
   for (const sender of pc.getSenders()) {
     if (!sender.track || sender.track.kind !== 'video') continue;
@@ -106,7 +120,8 @@ async function postOffer(url, token, body) {
  * @param {RTCIceServer[]|(() => Promise<RTCIceServer[]>)} [options.iceServers]  a list, or
  *        a function asked before each connection (fresh TURN credentials)
  * @param {string} [options.token]       Bearer token; without it the session cookie is used
- * @param {number} [options.maxBitrate]  bits per second for the video sender
+ * @param {number} [options.maxBitrate]  bits per second for the video sender at the full
+ *        rate (below it, the same bits per frame: bitrateAt)
  * @param {number} [options.maxFramerate]  the full rate
  * @param {boolean} [options.followServerRate]  start at the rate the server's answer names
  *        (send_fps: the analysis rate while nobody watches live, issue 22); the caller
@@ -220,7 +235,10 @@ export function startStream({
       if (mine !== pc || stopped) return;
       await mine.setRemoteDescription({ type: answer.type || 'answer', sdp: answer.sdp });
       if (followServerRate && answer.send_fps > 0) rate = answer.send_fps;
-      await limitVideo(mine, { maxBitrate, maxFramerate: rate });
+      await limitVideo(mine, {
+        maxBitrate: bitrateAt(maxBitrate, rate, maxFramerate),
+        maxFramerate: rate,
+      });
     } catch (error) {
       if (mine !== pc || stopped) return;
       if (error instanceof OfferError && !error.retry) {
@@ -276,7 +294,12 @@ export function startStream({
     async setMaxFramerate(fps) {
       if (!(fps > 0)) return;
       rate = fps;
-      if (pc) await limitVideo(pc, { maxBitrate, maxFramerate: rate });
+      if (pc) {
+        await limitVideo(pc, {
+          maxBitrate: bitrateAt(maxBitrate, rate, maxFramerate),
+          maxFramerate: rate,
+        });
+      }
     },
     /** Close the connection; the stream's tracks are left to the caller. */
     stop() {

@@ -60,6 +60,28 @@ SEND_STATS = """async () => {
 
 # the same microphone track sent over a loopback connection inside the page, without
 # DTX: what the page would send without it
+# the limits the page set on its video sender (RTCRtpSender.getParameters)
+SEND_LIMITS = """() => {
+  const pc = [...window.__pcs].reverse().find(
+    (p) => !p.__loopback && p.connectionState === 'connected');
+  const sender = pc && pc.getSenders().find((s) => s.track && s.track.kind === 'video');
+  const encoding = sender && (sender.getParameters().encodings || [])[0];
+  return encoding ? { bitrate: encoding.maxBitrate ?? null, fps: encoding.maxFramerate ?? null }
+                  : null;
+}"""
+FULL_BITRATE = 600_000  # exam.js's VIDEO_MAX_BITRATE, at the full rate (10 fps)
+
+
+async def send_limits(page: Page, fps: float, what: str) -> dict:
+    """Await the video sender's limits at ``fps`` frames/s; return them."""
+
+    async def probe() -> dict | None:
+        limits = await page.evaluate(SEND_LIMITS)
+        return limits if limits and limits["fps"] == fps else None
+
+    return await eventually(probe, 30, what)
+
+
 LOOPBACK = """async () => {
   const server = [...window.__pcs].reverse().find((p) => p.connectionState === 'connected');
   const track = server.getSenders().map((s) => s.track).find((t) => t && t.kind === 'audio');
@@ -164,6 +186,9 @@ async def test_video_at_the_analysis_rate_until_the_console_watches(
             await candidate_streams(cand, seeded, id_number)
             # nobody watches: the page sends what analysis takes (2 fps, not 10)
             await video_fps(cand, lambda f: f <= low, "sending at the analysis rate")
+            # with the full rate's bits per frame, not its bits per second
+            limits = await send_limits(cand, ANALYSIS_FPS, "the analysis rate's limits")
+            assert limits["bitrate"] == FULL_BITRATE * ANALYSIS_FPS / 10, limits
 
             con_ctx = await browser.new_context(base_url=rates_server.url)
             con = await con_ctx.new_page()
@@ -189,6 +214,8 @@ async def test_video_at_the_analysis_rate_until_the_console_watches(
                 "data-state", "live", timeout=60_000
             )
             await video_fps(cand, lambda f: f >= 5.0, "sending at the full rate while watched")
+            limits = await send_limits(cand, 10, "the full rate's limits")
+            assert limits["bitrate"] == FULL_BITRATE, limits
             # and back once the live view is closed
             await con.click("#panel-close")
             await video_fps(cand, lambda f: f <= low, "back at the analysis rate when closed")
