@@ -11,7 +11,8 @@ then N headless candidates: first view 640×480 10 fps with Opus audio (``--audi
 default a silent room sent with DTX, as browsers send it at the server's defaults), second view
 640×480 5 fps (issue 7's load; other rates with ``--first-fps`` / ``--second-fps``, what
 the server's ``PROCTOR_CAPTURE_FPS`` / ``PROCTOR_PHONE_CAPTURE_FPS`` would ask), sent as
-pre-encoded VP8 packets (no decode, no encode in the generator) from a real clip with
+pre-encoded VP8 packets at the pages' bit rate for that frame rate (no decode, no encode in
+the generator) from a real clip with
 no-face segments at known times; one console socket watches them.
 
 It prints: server CPU per candidate, memory, frames received and analysed per view,
@@ -64,13 +65,26 @@ DTX_SILENT_BYTES = 3  # libopus's frames of digital silence
 DTX_PERIOD = 20  # of those, one in this many is sent (every 400 ms), as libwebrtc's DTX
 SIZE = (640, 480)
 FIRST_FPS, SECOND_FPS = 10, 5  # the issue's load: what browsers are asked for by default
+# the pages' video bit rates at those rates (exam.js, phone.js), and rtc.js's least one
+FIRST_BITRATE, SECOND_BITRATE, MIN_REDUCED_BITRATE = 600_000, 400_000, 100_000
 CLK = os.sysconf("SC_CLK_TCK")
 
 
 # -- media, prepared once --------------------------------------------------------------
-def _encode(frames, out: Path, fps: int, audio_wav: Path | None, dtx: bool = False) -> None:
-    """VP8 in WebM with a keyframe every second (a passed-through stream cannot make one
-    when the receiver asks), plus Opus audio from ``audio_wav`` looped to the length.
+def bitrate_at(full_bitrate: int, fps: int, full_fps: int) -> int:
+    """What the pages send video at (``exam_client/static/rtc.js``'s ``bitrateAt``): the
+    full rate's bits per second at the full rate, its bits per frame below it."""
+    if fps >= full_fps:
+        return full_bitrate
+    return max(MIN_REDUCED_BITRATE, round(full_bitrate * fps / full_fps))
+
+
+def _encode(
+    frames, out: Path, fps: int, bitrate: int, audio_wav: Path | None, dtx: bool = False
+) -> None:
+    """VP8 in WebM at ``bitrate`` with a keyframe every second (a passed-through stream
+    cannot make one when the receiver asks), plus Opus audio from ``audio_wav`` looped to
+    the length.
 
     ``dtx``: the audio as a browser with Opus DTX sends it (what the server's answer asks
     for, ``usedtx=1``): libopus's silent frames (3 bytes or less) are not sent but one every
@@ -83,7 +97,7 @@ def _encode(frames, out: Path, fps: int, audio_wav: Path | None, dtx: bool = Fal
         )
         video.width, video.height = SIZE
         video.pix_fmt = "yuv420p"
-        video.bit_rate = 500_000
+        video.bit_rate = bitrate
         video.gop_size = fps
         audio = None
         if audio_wav is not None:
@@ -161,33 +175,31 @@ def prepare_media(
     second_fps: int = SECOND_FPS,
     audio: str = "noise",
 ) -> tuple[Path, Path]:
-    """The two views' clips (``first.webm`` / ``second.webm`` at the issue's rates, else
-    named after their rate), encoded once into ``out_dir``. The first view's audio
+    """The two views' clips, named after their rate, bit rate and audio, encoded once into
+    ``out_dir`` at the bit rate the pages send at that frame rate (:func:`bitrate_at`).
+    The first view's audio
     (``AUDIO``): ``noise``, a running tap all along, sent without DTX (issue 7's load, the
     bare baseline); ``quiet``, a silent room sent with DTX as a browser does when the
     server asks for it; ``speech``, the same with ``SPEECH_SECONDS`` of speech every
     ``PERIOD`` s."""
     src = shared / "media" / "clips" / "center_focus.mp4"
     room = empty_room(SIZE, shared / "media" / "images" / "densedepth_nyu_1.png")
-    tag = "" if audio == "noise" else f"-{audio}"
-    first = out_dir / (
-        f"first{tag}.webm" if first_fps == FIRST_FPS else f"first-{first_fps}fps{tag}.webm"
-    )
-    second = out_dir / (
-        "second.webm" if second_fps == SECOND_FPS else f"second-{second_fps}fps.webm"
-    )
+    first_bps = bitrate_at(FIRST_BITRATE, first_fps, FIRST_FPS)
+    second_bps = bitrate_at(SECOND_BITRATE, second_fps, SECOND_FPS)
+    first = out_dir / f"first-{first_fps}fps-{first_bps // 1000}k-{audio}.webm"
+    second = out_dir / f"second-{second_fps}fps-{second_bps // 1000}k.webm"
     if not first.exists():
         frames = list(resampled(src, first_fps, int(FACE_SECONDS * first_fps), SIZE))
         frames += [room] * int(BLANK_SECONDS * first_fps)
         if audio == "noise":
-            _encode(frames, first, first_fps, shared / AUDIO["noise"])
+            _encode(frames, first, first_fps, first_bps, shared / AUDIO["noise"])
         else:
             wav = out_dir / f"room-{audio}.wav"
             write_room(wav, shared / AUDIO["speech"] if audio == "speech" else None)
-            _encode(frames, first, first_fps, wav, dtx=True)
+            _encode(frames, first, first_fps, first_bps, wav, dtx=True)
     if not second.exists():
         frames = list(resampled(src, second_fps, int(PERIOD * second_fps), SIZE))
-        _encode(frames, second, second_fps, None)
+        _encode(frames, second, second_fps, second_bps, None)
     return first, second
 
 
