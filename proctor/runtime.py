@@ -392,8 +392,10 @@ class Runtime:
         storage = EvidenceStorage(settings.evidence_dir)
         # one analysis thread: the detectors' interpreters are not thread-safe, and aiortc
         # decodes in threads of its own; issue 7 measures whether a second one pays. With
-        # worker processes, one thread per process (each waits for its worker's answer)
-        executor = ThreadPoolExecutor(max_workers=max(1, processes), thread_name_prefix="analysis")
+        # worker processes, PooledAnalyzer.FRAMES_IN_FLIGHT threads per process (each waits
+        # for a worker's answer; the next frame is queued while one is analysed)
+        threads = processes * PooledAnalyzer.FRAMES_IN_FLIGHT if processes > 0 else 1
+        executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="analysis")
         if isinstance(analyzer, PooledAnalyzer):
             # the workers start (and load the models) before candidates come, from the
             # analysis thread that will use them (their parent-death signal follows it)
