@@ -61,6 +61,11 @@ RAW_SCORE_CLIP = 100.0  # MediaPipe's score_clipping_thresh
 NMS_IOU = 0.3  # MediaPipe's min_suppression_threshold
 MERGE_OVERLAP = 0.5  # intersection over the smaller box: same face seen by two passes
 CONFIRM_ZOOM = 4.0  # crop side / face size when the full-range model checks a face
+# a frame without a face is looked at again with a border of this share of its width and
+# height on each side: a face close to the camera (filling the picture, forehead or chin
+# cut off) is beyond both models' anchors, and found once it is smaller in their input
+ZOOM_OUT_BORDER = 0.25
+ZOOM_OUT_MIN_SIDE = 0.4  # ... and only a face this wide (share of the frame's width) counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +296,11 @@ class BlazeFaceDetector:
     ``min_score`` is the lowest score reported; each model's own MediaPipe threshold
     (0.5 short range, 0.6 full range) applies as well. Frames whose longer side exceeds
     ``tile_above`` pixels also get a pass on a 2x2 grid of overlapping tiles, which finds
-    the small faces of a large photo; webcam-sized frames skip it.
+    the small faces of a large photo; webcam-sized frames skip it. A frame where neither
+    finds a face is looked at once more zoomed out (``ZOOM_OUT_BORDER``): a face close to
+    the camera, filling the picture, is otherwise missed (on ``benchmarks.capacity``'s
+    close-up of ``center_focus.mp4``, 16 of 36 frames; each raised ``face_covered`` when
+    analysis fell behind), and found on all of them zoomed out.
     """
 
     name = "faces"
@@ -335,10 +344,27 @@ class BlazeFaceDetector:
                 tile = primary.detect(frame[y1:y2, x1:x2], self.min_score)
                 found.append(tile.mapped(1.0, x1, y1))
         faces = weighted_nms(Faces.concat(found), MERGE_OVERLAP, overlap)
+        if not len(faces):
+            faces = self._zoomed_out(frame, primary)
         return [
             _to_detection(faces.boxes[i], faces.keypoints[i], float(faces.scores[i]), width, height)
             for i in np.argsort(-faces.scores, kind="stable")
         ]
+
+    def _zoomed_out(self, frame: np.ndarray, primary: _BlazeFaceModel) -> Faces:
+        """The large faces (``ZOOM_OUT_MIN_SIDE``) of ``frame`` with a black border around it,
+        in its own pixels."""
+        height, width = frame.shape[:2]
+        dx, dy = round(width * ZOOM_OUT_BORDER), round(height * ZOOM_OUT_BORDER)
+        bordered = cv2.copyMakeBorder(frame, dy, dy, dx, dx, cv2.BORDER_CONSTANT, value=0)
+        found = [primary.detect(bordered, self.min_score)]
+        if self._short is not None and self._full is not None:
+            found.append(self._confirmed_short(bordered, found[0]))
+        faces = weighted_nms(Faces.concat(found), MERGE_OVERLAP, overlap)
+        # a smaller face was within the models' reach on the frame itself: one found only
+        # zoomed out is a weaker look (e.g. a head turned away), not a face too close
+        large = faces.boxes[:, 2] - faces.boxes[:, 0] >= ZOOM_OUT_MIN_SIDE * width
+        return faces.take(large).mapped(1.0, -dx, -dy)
 
     def _confirmed_short(self, frame: np.ndarray, full: Faces) -> Faces:
         """Short-range faces, each either seen by the full-range model on the whole frame or

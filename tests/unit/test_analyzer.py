@@ -14,6 +14,7 @@ from benchmarks import accuracy
 from models.prepare import status
 from proctor.evidence.screenshot import annotate
 from proctor.rules import AlertDraft, RuleEngine, RuleSettings
+from proctor.vision import faces as faces_module
 from proctor.vision.analyzer import FrameAnalyzer, build_analyzer
 from proctor.vision.objects import DEFAULT_LABELS
 
@@ -294,21 +295,28 @@ def test_screenshots_show_the_head_pose(analyzer: FrameAnalyzer, media_dir: Path
 
 
 def test_analysis_falling_behind_does_not_make_a_covered_face(
-    analyzer: FrameAnalyzer, shared_dir: Path
+    analyzer: FrameAnalyzer, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A normal candidate (media_dev's woman at a plain wall, looped as a client loops
-    it): the face detector and mesh lose her face on a few frames between 10 and 11.5 s.
-    At the analysis rate the frames between them break the episode. With analysis far
-    behind (a sample every 12 s, as on the overloaded sitting that raised two false
-    ``face_covered`` for this clip) consecutive samples land 0.2 s further into the loop
-    each time, so two of them can both land on such frames, 12 s apart. Each gap vouches
-    for at most ``sample_max_gap_seconds``, so no phase of the samples raises it; without
-    the limit some do."""
+    """A normal candidate close to her camera (media_dev's woman at a plain wall, looped as
+    a client loops it), which raised two false ``face_covered`` on the overloaded sitting.
+    Two causes, each guarded here on its own:
+
+    - The face detectors missed her face, close to the camera, on a few frames between
+      10 and 11.5 s; the zoomed-out look (``faces.ZOOM_OUT_BORDER``) finds it on every
+      frame, so no sample at all holds ``face_covered``.
+    - Without it (the misses reproduced by turning the zoomed-out look off): at the
+      analysis rate the frames between break the episode; with analysis far behind (a
+      sample every 12 s) consecutive samples land 0.2 s further into the loop each time,
+      so two of them can both land on such frames, 12 s apart. Each gap vouches for at
+      most ``sample_max_gap_seconds``, so no phase of the samples raises it; without the
+      limit some do."""
     clip = shared_dir / "media_dev" / "clips" / "dev_lp_d3_woman_plain_wall.mp4"
     fps, period, gap = 5.0, 11.8, 12.0
-    seen = [analyzer.analyse("first", f, T0 + t) for t, f in accuracy.sampled_frames(clip, fps)]
 
-    def alerts(settings: RuleSettings, phase: float) -> list[AlertDraft]:
+    def observations() -> list:
+        return [analyzer.analyse("first", f, T0 + t) for t, f in accuracy.sampled_frames(clip, fps)]
+
+    def alerts(seen: list, settings: RuleSettings, phase: float) -> list[AlertDraft]:
         engine = RuleEngine(settings)
         out: list[AlertDraft] = []
         for k in range(20):  # 4 minutes
@@ -319,5 +327,12 @@ def test_analysis_falling_behind_does_not_make_a_covered_face(
 
     phases = [i * 0.5 for i in range(24)]
     unlimited = RuleSettings(sample_max_gap_seconds=0)
-    assert any(alerts(unlimited, p) for p in phases)  # the false alert this guards against
-    assert [p for p in phases if alerts(RuleSettings(), p)] == []
+    seen = observations()
+    assert all(obs.count("face") == 1 for obs in seen)
+    assert [p for p in phases if alerts(seen, unlimited, p)] == []
+
+    monkeypatch.setattr(faces_module, "ZOOM_OUT_BORDER", 0.0)  # the misses, as before
+    missed = observations()
+    assert sum(obs.count("face") == 0 for obs in missed) >= 3
+    assert any(alerts(missed, unlimited, p) for p in phases)  # the false alert
+    assert [p for p in phases if alerts(missed, RuleSettings(), p)] == []
