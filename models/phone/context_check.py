@@ -41,6 +41,7 @@ import json
 import math
 import time
 import zlib
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -56,7 +57,7 @@ from proctor.vision.phone import CHECK_TOP, PhoneDetector, square_crop
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1].parent / "shared"
-CONTEXTS = (1.0, 2.0, 4.0)
+CONTEXTS = (1.0, 2.0, 4.0, 6.0, 8.0)
 SIZE = 96
 LABEL_ERRORS = ("phone593_png_jpg", "pp396_jpg", "430e2d786919ce61_jpg", "phone20_png_jpg")
 Item = tuple[str, np.ndarray, np.ndarray, int]  # name, image, labelled boxes, has a phone
@@ -162,18 +163,112 @@ def identity_items(portraits: Path, exclude: set[str]) -> list[Item]:
     return items
 
 
+def paste_set(items: list[Item], work: Path, count: int, seed: int) -> None:
+    """Phones lying on a desk or a floor, which the train split (people holding phones)
+    never shows: the labelled phones of the train split cut out (turned by a multiple of 90
+    degrees, maybe mirrored, longer side 8-30 % of the picture's shorter side) and put down
+    on its phone-free pictures and bands (lower 70 % of the picture, a desk's or a floor's
+    place), ``count`` of them (``y`` 1); and as many of the detector's candidates that
+    overlap no phone (IoU < 0.1: hands, cups, faces, ...) cut out and put down the same way
+    (``y`` 0), so that a pasted patch's edges say nothing. Crops at every context around
+    the put-down box (as is, or jittered like the labelled phones)."""
+    rng = np.random.default_rng(seed)
+    train = np.load(work / "train.npz")
+    phones = [
+        image[int(y1) : int(math.ceil(y2)), int(x1) : int(math.ceil(x2))]
+        for _, image, gt, label in items
+        if label
+        for x1, y1, x2, y2 in gt
+        if min(x2 - x1, y2 - y1) >= 12
+    ]
+    keep = np.flatnonzero(train["gtiou"] < 0.1)
+    others = [
+        items[int(train["img"][i])][1][int(y1) : int(math.ceil(y2)), int(x1) : int(math.ceil(x2))]
+        for i in keep
+        for x1, y1, x2, y2 in [train["box"][i].clip(0)]
+        if min(x2 - x1, y2 - y1) >= 12
+    ]
+    free = [i for i, (*_, label) in enumerate(items) if not label]
+    ys, crops = [], [[] for _ in CONTEXTS]
+    for y, sources in ((1, phones), (0, others)):
+        made = 0
+        while made < count:
+            band = items[free[rng.integers(len(free))]][1].copy()
+            h, w = band.shape[:2]
+            patch = np.rot90(sources[rng.integers(len(sources))], rng.integers(4))
+            if rng.random() < 0.5:
+                patch = patch[:, ::-1]
+            k = rng.uniform(0.08, 0.3) * min(h, w) / max(patch.shape[:2])
+            pw, ph = max(6, round(patch.shape[1] * k)), max(6, round(patch.shape[0] * k))
+            if pw >= w or ph >= h:
+                continue
+            x = int(rng.integers(0, w - pw + 1))
+            y0 = int(rng.integers(int(0.3 * (h - ph)), h - ph + 1))
+            band[y0 : y0 + ph, x : x + pw] = cv2.resize(np.ascontiguousarray(patch), (pw, ph))
+            box = np.array([x, y0, x + pw, y0 + ph], np.float32)
+            if rng.random() < 0.5:
+                box = box + rng.normal(0, 0.1, 4) * np.array([pw, ph, pw, ph])
+            ys.append(y)
+            for k_, c in enumerate(CONTEXTS):
+                crops[k_].append(square_crop(band, box, c, SIZE))
+            made += 1
+    np.savez(
+        work / "pasted.npz",
+        y=np.array(ys),
+        **{f"c{k}": np.stack(crops[k]) for k in range(len(CONTEXTS))},
+    )
+
+
 # --------------------------------------------------------------------------- features
+def pooled(net: OnnxYolox, x: torch.Tensor) -> torch.Tensor:
+    """As ``second_stage.YoloxCropNet.pooled``: each map's mean, max and centre mean."""
+    parts = []
+    for f in net.features(x):
+        h, w = f.shape[-2:]
+        centre = f[:, :, h // 4 : h - h // 4, w // 4 : w - w // 4]
+        parts += [f.mean((2, 3)), f.amax((2, 3)), centre.mean((2, 3))]
+    return torch.cat(parts, 1)
+
+
+class WideCheck(nn.Module):
+    """An MLP of ``fit --save`` on the frozen backbone: BGR crops 0-255 (N, 3, 96, 96) of
+    the context it was fitted on in, phone probability (N, 1) out."""
+
+    def __init__(self, net: OnnxYolox, head: nn.Module) -> None:
+        super().__init__()
+        self.net, self.head = net, head
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.head(pooled(self.net, crops)))
+
+
+def export(net: OnnxYolox, work: Path, context: int, tag: str, target: Path) -> None:
+    """Write ``head_k{context}{tag}.pt`` with the backbone as ONNX (like ``second_stage.py
+    --onnx``) and compare it with torch on 64 of the valid split's crops."""
+    import onnxruntime as ort
+
+    model = WideCheck(net, torch.load(work / f"head_k{context}{tag}.pt", weights_only=False))
+    model.eval()
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 3, SIZE, SIZE),),
+        str(target),
+        input_names=["crops"],
+        output_names=["phone"],
+        dynamic_axes={"crops": {0: "n"}, "phone": {0: "n"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    crops = np.load(work / "eval.npz")[f"c{context}"][:64].transpose(0, 3, 1, 2)
+    x = crops.astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    got = ort.InferenceSession(str(target)).run(None, {"crops": x})[0]
+    print(f"wrote {target}: max |onnx - torch| {np.abs(got - ref).max():.2e} on 64 crops")
+
+
 def features(net: OnnxYolox, path: Path, copies: int) -> None:
     """(copies, N, contexts, 1344) float16 beside ``path``."""
-
-    def pooled(x: torch.Tensor) -> torch.Tensor:
-        parts = []
-        for f in net.features(x):
-            h, w = f.shape[-2:]
-            centre = f[:, :, h // 4 : h - h // 4, w // 4 : w - w // 4]
-            parts += [f.mean((2, 3)), f.amax((2, 3)), centre.mean((2, 3))]
-        return torch.cat(parts, 1)
-
     data = np.load(path)
     out = []
     for copy in range(copies):
@@ -186,7 +281,7 @@ def features(net: OnnxYolox, path: Path, copies: int) -> None:
                     if copy:  # the same augmentation for each context of a crop
                         b = augment(b, np.random.default_rng(1000 * copy + s))
                     t = torch.from_numpy(b.transpose(0, 3, 1, 2).astype(np.float32))
-                    fs.append(pooled(t).numpy().astype(np.float16))
+                    fs.append(pooled(net, t).numpy().astype(np.float16))
             per.append(np.concatenate(fs) if fs else np.zeros((0, 1344), np.float16))
         out.append(np.stack(per, 1))
     np.save(path.with_suffix(".features.npy"), np.stack(out))
@@ -224,7 +319,19 @@ def train_mlp(
     return head
 
 
-def fit(work: Path, context: int, portrait_weight: float, exclude: set[str]) -> None:
+def fit(
+    work: Path,
+    context: int,
+    portrait_weight: float,
+    exclude: set[str],
+    pasted_weight: float = 0.0,
+    tag: str = "",
+    save: bool = False,
+) -> None:
+    """Two MLPs (one per half of the portraits' identities) scoring the valid split (their
+    mean) and the other half's portraits; ``pasted_weight`` > 0 adds the put-down phones
+    (positives) and patches (negatives) of ``paste`` at that weight; ``save``: a third MLP
+    on every portrait, kept as ``head_k{context}{tag}.pt`` (for ``export``)."""
     train = np.load(work / "train.npz")
     tf = np.load(work / "train.features.npy")[0, :, context].astype(np.float32)
     gf = np.load(work / "phones.features.npy")[:, :, context].reshape(-1, 1344).astype(np.float32)
@@ -234,26 +341,40 @@ def fit(work: Path, context: int, portrait_weight: float, exclude: set[str]) -> 
     gi = train["gtiou"]
     xp = np.concatenate([gf, tf[gi >= 0.5]])
     xn = tf[gi < 0.3]
+    if pasted_weight > 0:
+        pasted = np.load(work / "pasted.npz")["y"].astype(bool)
+        pf = np.load(work / "pasted.features.npy")[:, :, context].astype(np.float32)
+        pp = pf[:, pasted].reshape(-1, 1344)
+        pn = pf[:, ~pasted].reshape(-1, 1344)
+    else:
+        pp = pn = np.zeros((0, 1344), np.float32)
     names = idev["names"]
     fold = np.array([zlib.crc32(n.split("/")[1].encode()) % 2 for n in names])[idev["img"]]
     phone_free = ~np.array([n[5:] in exclude for n in names])[idev["img"]]
     on_valid, on_idev = [], np.zeros(len(idf), np.float32)
-    for k in (0, 1):
+    for k in (0, 1, 2) if save else (0, 1):
         xi = idf[phone_free & (fold != k)]
-        x = np.concatenate([xp, xn, xi])
-        y = np.r_[np.ones(len(xp)), np.zeros(len(xn) + len(xi))]
-        balance = len(xp) / len(xn)
+        x = np.concatenate([xp, pp, xn, pn, xi])
+        y = np.r_[np.ones(len(xp) + len(pp)), np.zeros(len(xn) + len(pn) + len(xi))]
+        balance = (len(xp) + pasted_weight * len(pp)) / (len(xn) + pasted_weight * len(pn))
         w = np.r_[
-            np.ones(len(xp)), np.full(len(xn), balance), np.full(len(xi), portrait_weight * balance)
+            np.ones(len(xp)),
+            np.full(len(pp), pasted_weight),
+            np.full(len(xn), balance),
+            np.full(len(pn), pasted_weight * balance),
+            np.full(len(xi), portrait_weight * balance),
         ]
         head = train_mlp(x, y, w, seed=10 * k)
+        if k == 2:  # fold 2 exists in no name: every portrait trained on
+            torch.save(head, work / f"head_k{context}{tag}.pt")
+            continue
         with torch.no_grad():
             on_valid.append(torch.sigmoid(head(torch.from_numpy(ef))).squeeze(1).numpy())
             on_idev[fold == k] = (
                 torch.sigmoid(head(torch.from_numpy(idf[fold == k]))).squeeze(1).numpy()
             )
-    np.save(work / f"p_k{context}.npy", np.mean(on_valid, 0))
-    np.save(work / f"p_k{context}_idev.npy", on_idev)
+    np.save(work / f"p_k{context}{tag}.npy", np.mean(on_valid, 0))
+    np.save(work / f"p_k{context}{tag}_idev.npy", on_idev)
 
 
 # --------------------------------------------------------------------------- score
@@ -263,7 +384,11 @@ def per_image(img: np.ndarray, n: int, score: np.ndarray) -> np.ndarray:
     return top
 
 
-def score(work: Path, members: list[str], fixed: bool, exclude: set[str]) -> None:
+def score(
+    work: Path, members: list[str], fixed: bool, exclude: set[str], media_all: bool = False
+) -> None:
+    """``media_all``: a configuration whose threshold loses a phone of ``../shared/media``
+    is not chosen (on the whole valid split or on a half)."""
     ev = np.load(work / "eval.npz")
     names, n = ev["names"], len(ev["names"])
     kind = np.array(
@@ -305,9 +430,16 @@ def score(work: Path, members: list[str], fixed: bool, exclude: set[str]) -> Non
     ]
     tops = [per_image(ev["img"], n, combined(ev["fused"], probs, a, ex)) for a, ex in configs]
     scored = (kind == "valid") | (kind == "parts")
+    media_pos = kind == "media+"
+
+    def allowed(top: np.ndarray, t: float) -> bool:
+        return not media_all or bool((top[media_pos] >= t).all())
+
     rows = []
     for (a, ex), top in zip(configs, tops, strict=True):
         t = lowest(top, scored)
+        if not allowed(top, t):
+            continue
         it = per_image(idev["img"], len(idev["names"]), combined(idev["fused"], idev_probs, a, ex))
         rows.append(
             (
@@ -324,7 +456,8 @@ def score(work: Path, members: list[str], fixed: bool, exclude: set[str]) -> Non
         print(*r)
     base = np.array([s[5:] if s.startswith("crop:") else s for s in names])
     pictures = np.unique(base[scored])
-    held = []
+    held: list[tuple[float, float]] = []
+    chosen: list[tuple[float, tuple[int, ...]]] = []
     for rep in range(10):
         half = set(np.random.default_rng(rep).permutation(pictures)[: len(pictures) // 2])
         in_a = np.array([b in half for b in base]) & scored
@@ -332,10 +465,15 @@ def score(work: Path, members: list[str], fixed: bool, exclude: set[str]) -> Non
             best = None
             for ci, top in enumerate(tops):
                 t = lowest(top, a_mask)
+                if not allowed(top, t):
+                    continue
                 if best is None or (top[positive & a_mask] >= t).mean() > best[0]:
                     best = ((top[positive & a_mask] >= t).mean(), ci, t)
-            assert best is not None
+            if best is None:  # no configuration keeps every media phone
+                held.append((0.0, 0.0))
+                continue
             _, ci, t = best
+            chosen.append(configs[ci])
             held.append(
                 ((tops[ci][positive & b_mask] >= t).mean(), (tops[ci][parts & b_mask] >= t).mean())
             )
@@ -343,13 +481,14 @@ def score(work: Path, members: list[str], fixed: bool, exclude: set[str]) -> Non
     print(
         f"cross-validated (10 x 2 halves): recall {h[:, 0].mean():.3f} ({h[:, 0].min():.3f}-"
         f"{h[:, 0].max():.3f}), parts {100 * h[:, 1].mean():.2f} % ({100 * h[:, 1].min():.1f}-"
-        f"{100 * h[:, 1].max():.1f})"
+        f"{100 * h[:, 1].max():.1f}); chosen most often: "
+        + ", ".join(f"{c} x{m}" for c, m in Counter(chosen).most_common(3))
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.phone.context_check")
-    parser.add_argument("step", choices=("mine", "features", "fit", "score"))
+    parser.add_argument("step", choices=("mine", "paste", "features", "fit", "score", "export"))
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--dataset", type=Path, default=SHARED / "datasets/phone-using")
     parser.add_argument("--media", type=Path, default=SHARED / "media")
@@ -358,7 +497,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=HERE / "phone_yolox_nano.onnx")
     parser.add_argument("--verifier", type=Path, default=SHARED / "models/yolox_nano.onnx")
     parser.add_argument("--checker", type=Path, default=HERE / "phone_crop_check.onnx")
-    parser.add_argument("--contexts", default="1,2", help="fit: indices into (1x, 2x, 4x)")
+    parser.add_argument("--contexts", default="1,2", help="fit: indices into CONTEXTS")
+    parser.add_argument("--only", help="features: of this cache only (e.g. pasted)")
+    parser.add_argument("--paste-count", type=int, default=4000, help="paste: of each kind")
+    parser.add_argument("--pasted-weight", type=float, default=0.0, help="fit: put-down phones")
+    parser.add_argument("--tag", default="", help="fit: suffix of the outputs (p_k2TAG.npy)")
+    parser.add_argument("--save", action="store_true", help="fit: keep an MLP on every portrait")
+    parser.add_argument("--onnx", type=Path, help="export: the file (--contexts: one index)")
+    parser.add_argument("--media-all", action="store_true", help="score: every media+ found")
     parser.add_argument("--portrait-weight", type=float, default=1.0)
     parser.add_argument("--members", default="k1,k2", help="score: the fitted checks")
     parser.add_argument("--fixed", action="store_true", help="score: the 4 label errors out")
@@ -376,14 +522,25 @@ def main(argv: list[str] | None = None) -> int:
         mine_set(det, identity_items(args.portraits, exclude), args.work / "idev.npz")
     elif args.step == "features":
         net = OnnxYolox(args.verifier).eval()
-        features(net, args.work / "phones.npz", 2)
-        for name in ("train", "eval", "idev"):
-            features(net, args.work / f"{name}.npz", 1)
+        if args.only:
+            features(net, args.work / f"{args.only}.npz", 2 if args.only == "phones" else 1)
+        else:
+            features(net, args.work / "phones.npz", 2)
+            for name in ("train", "eval", "idev"):
+                features(net, args.work / f"{name}.npz", 1)
+    elif args.step == "paste":
+        paste_set(train_items(args.dataset, args.media), args.work, args.paste_count, 0)
     elif args.step == "fit":
         for k in (int(c) for c in args.contexts.split(",")):
-            fit(args.work, k, args.portrait_weight, exclude)
+            fit(
+                args.work, k, args.portrait_weight, exclude, args.pasted_weight, args.tag,
+                args.save,
+            )  # fmt: skip
+    elif args.step == "export":
+        net = OnnxYolox(args.verifier).eval()
+        export(net, args.work, int(args.contexts), args.tag, args.onnx)
     else:
-        score(args.work, args.members.split(","), args.fixed, exclude)
+        score(args.work, args.members.split(","), args.fixed, exclude, args.media_all)
     return 0
 
 
