@@ -244,13 +244,17 @@ class WideCheck(nn.Module):
         return torch.stack([torch.sigmoid(h(x)) for h in self.heads]).mean(0)
 
 
-def export(net: OnnxYolox, work: Path, context: int, tag: str, target: Path) -> None:
-    """Write ``head_k{context}{tag}.pt`` with the backbone as ONNX (like ``second_stage.py
-    --onnx``) and compare it with the probabilities ``score`` used (the features were
-    cached as float16: small differences)."""
+def export(net: OnnxYolox, work: Path, context: int, tags: list[str], target: Path) -> None:
+    """Write the MLPs of ``head_k{context}{tag}.pt`` for each tag (e.g. fits with two seeds:
+    their mean) with the backbone as ONNX (like ``second_stage.py --onnx``) and compare it
+    with the probabilities ``score`` used (the mean of the tags' ``p_k{context}{tag}.npy``;
+    the features were cached as float16: small differences)."""
     import onnxruntime as ort
 
-    model = WideCheck(net, torch.load(work / f"head_k{context}{tag}.pt", weights_only=False))
+    heads = [
+        h for t in tags for h in torch.load(work / f"head_k{context}{t}.pt", weights_only=False)
+    ]
+    model = WideCheck(net, heads)
     model.eval()
     torch.onnx.export(
         model,
@@ -269,7 +273,7 @@ def export(net: OnnxYolox, work: Path, context: int, tag: str, target: Path) -> 
             for b in np.array_split(crops, max(1, len(crops) // 256))
         ]
     )[:, 0]
-    ref = np.load(work / f"p_k{context}{tag}.npy")
+    ref = np.mean([np.load(work / f"p_k{context}{t}.npy") for t in tags], 0)
     print(
         f"wrote {target}: max |onnx - scored p| {np.abs(got - ref).max():.2e} over the "
         f"{len(crops)} valid/media crops"
@@ -512,7 +516,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="features: of this cache only (e.g. pasted)")
     parser.add_argument("--paste-count", type=int, default=4000, help="paste: of each kind")
     parser.add_argument("--pasted-weight", type=float, default=0.0, help="fit: put-down phones")
-    parser.add_argument("--tag", default="", help="fit: suffix of the outputs (p_k2TAG.npy)")
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="fit: suffix of the outputs (p_k2TAG.npy); export: tags, comma-separated",
+    )
     parser.add_argument("--seed", type=int, default=0, help="fit: added to the MLPs' seeds")
     parser.add_argument("--save", action="store_true", help="fit: keep an MLP on every portrait")
     parser.add_argument("--onnx", type=Path, help="export: the file (--contexts: one index)")
@@ -550,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
     elif args.step == "export":
         net = OnnxYolox(args.verifier).eval()
-        export(net, args.work, int(args.contexts), args.tag, args.onnx)
+        export(net, args.work, int(args.contexts), args.tag.split(","), args.onnx)
     else:
         score(args.work, args.members.split(","), args.fixed, exclude, args.media_all)
     return 0
