@@ -1,9 +1,15 @@
 """Experiment (issue 18): more crop checks beside the shipped one, on wider crops.
 
-    nice -n 10 .venv/bin/python -m models.phone.context_check mine --work /tmp/phone
-    nice -n 10 .venv/bin/python -m models.phone.context_check features --work /tmp/phone
-    nice -n 10 .venv/bin/python -m models.phone.context_check fit --work /tmp/phone
-    nice -n 10 .venv/bin/python -m models.phone.context_check score --work /tmp/phone [--fixed]
+    nice -n 19 .venv/bin/python -m models.phone.context_check mine --work /tmp/phone
+    nice -n 19 .venv/bin/python -m models.phone.context_check paste --work /tmp/phone
+    nice -n 19 .venv/bin/python -m models.phone.context_check features --work /tmp/phone
+    nice -n 19 .venv/bin/python -m models.phone.context_check features --only pasted --work ...
+    nice -n 19 .venv/bin/python -m models.phone.context_check fit --contexts 2,4 \
+        [--pasted-weight 1 --tag p] [--seed 1] [--save] --work /tmp/phone
+    nice -n 19 .venv/bin/python -m models.phone.context_check score --members k2p,k4p \
+        [--media-all] [--fixed] --work /tmp/phone
+    nice -n 19 .venv/bin/python -m models.phone.context_check export --contexts 4 \
+        --tag p,ps1 --onnx models/phone/phone_check_8x.onnx --work /tmp/phone
 
 ``mine`` runs the product's detector (:meth:`PhoneDetector.default`, verified and flipped)
 up to the crop check on every picture of: the train split and its phone-free bands (near
@@ -12,23 +18,37 @@ split, its phone-free parts, ``../shared/media`` (pictures and every 5th clip fr
 ``../shared/identity_dev`` (portraits; the pictures of ``identity_dev_phones.txt`` show a
 phone). For each candidate the check would see (the ``CHECK_TOP`` best, fused score from
 0.2 cubed) it keeps the box, the fused score, the shipped check's probability and square
-crops of 96 px at 1, 2 and 4 times the box's longer side; for the train split also the
-labelled phones (as labelled and jittered). About 25 min of CPU on the shared machine.
+crops of 96 px at each of ``CONTEXTS`` (1, 2, 4, 6, 8) times the box's longer side; for
+the train split also the labelled phones (as labelled and jittered). 331 s of CPU
+(2026-12-07, 6.7 min wall-clock on the shared machine; about 7 GB of caches).
+
+``paste`` (after ``mine``): phones lying on a desk or a floor, which the train split never
+shows: its labelled phones cut out and put down on its phone-free pictures and bands, and
+as many non-phone candidates put down the same way (negatives), crops at every context
+(:func:`paste_set`; 9 s).
 
 ``features``: the COCO YOLOX-nano backbone and neck (frozen) on each crop, pooled as in
-``second_stage.YoloxCropNet``; the labelled phones twice (the second time augmented).
+``second_stage.YoloxCropNet``; the labelled phones twice (the second time augmented);
+``--only NAME`` one cache (``pasted`` is not in the default list). About 3 min of CPU.
 
-``fit``: one MLP per context (2x: ``k1``, 4x: ``k2``; 1x: ``k0``) on the train split's
-candidates: positives the labelled phones and candidates at IoU >= 0.5 with one, negatives
-candidates at IoU < 0.3 (balanced), and the portraits' candidates of the other half of the
-identities as negatives (two models, each scoring the portraits of the half it did not see;
-on the valid split their mean). Nothing of the valid split is trained on.
+``fit``: one MLP per context (index into ``CONTEXTS``: ``k0`` 1x ... ``k2`` 4x, ``k3`` 6x,
+``k4`` 8x) on the train split's candidates: positives the labelled phones and candidates at
+IoU >= 0.5 with one, negatives candidates at IoU < 0.3 (balanced), and the portraits'
+candidates of the other half of the identities as negatives (two models, each scoring the
+portraits of the half it did not see; on the valid split their mean); ``--pasted-weight``
+adds ``paste``'s crops at that weight (output ``p_k{i}{tag}.npy``). Nothing of the valid
+split is trained on. About 1 min of CPU per context.
 
-``score``: score = (fused^a x p_shipped^b x p_2x^c x p_4x^d)^(1/(a+b+c+d)); for each
-(a, b, c, d) the lowest threshold with <= 2 % of the valid phone-free parts (``--fixed``:
-less the 4 that show a phone the labels miss), none of the media portraits and clip frames;
-then the choice cross-validated: chosen on a random half of the valid pictures (a part goes
-with its picture), scored on the other (10 splits x 2). Results: ``models/phone/README.md``.
+``score``: score = (fused^a x p_shipped^b x p_m1^c x ...)^(1/(a+b+c+...)) for the checks
+of ``--members``; for each exponent set the lowest threshold with <= 2 % of the valid
+phone-free parts (``--fixed``: less the 4 that show a phone the labels miss), none of the
+media portraits and clip frames (``--media-all``: and every media phone found, else the
+set is not chosen); then the choice cross-validated: chosen on a random half of the valid
+pictures (a part goes with its picture), scored on the other (10 splits x 2). Seconds.
+
+``export``: the MLPs a ``fit --save`` kept (several tags: their mean) with the frozen
+backbone as ONNX, checked against the probabilities ``score`` used. Results:
+``models/phone/README.md``.
 
 Needs torch (CPU), like ``train.py``; nothing here runs in CI or in the product.
 """
@@ -515,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contexts", default="1,2", help="fit: indices into CONTEXTS")
     parser.add_argument("--only", help="features: of this cache only (e.g. pasted)")
     parser.add_argument("--paste-count", type=int, default=4000, help="paste: of each kind")
+    parser.add_argument("--paste-seed", type=int, default=0, help="paste: its random draw")
     parser.add_argument("--pasted-weight", type=float, default=0.0, help="fit: put-down phones")
     parser.add_argument(
         "--tag",
@@ -549,7 +570,9 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("train", "eval", "idev"):
                 features(net, args.work / f"{name}.npz", 1)
     elif args.step == "paste":
-        paste_set(train_items(args.dataset, args.media), args.work, args.paste_count, 0)
+        paste_set(
+            train_items(args.dataset, args.media), args.work, args.paste_count, args.paste_seed
+        )
     elif args.step == "fit":
         for k in (int(c) for c in args.contexts.split(",")):
             fit(
