@@ -73,7 +73,7 @@ from benchmarks import phone as bench
 from models.phone.second_stage import augment
 from models.phone.train import held_out_images, phone_free_band, read_split, thumbnails
 from models.phone.yolox_torch import OnnxYolox
-from proctor.vision.phone import CHECK_TOP, PhoneDetector, square_crop
+from proctor.vision.phone import CHECK_TOP, PAD_VALUE, PhoneDetector, square_crop
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1].parent / "shared"
@@ -84,6 +84,36 @@ Item = tuple[str, np.ndarray, np.ndarray, int]  # name, image, labelled boxes, h
 
 
 # --------------------------------------------------------------------------- mine
+def fast_crop(frame: np.ndarray, box: np.ndarray, context: float, size: int) -> np.ndarray:
+    """:func:`square_crop` without building the whole square (an 8x crop of a 400 px box is
+    3,200 px wide: 13 ms): only the part inside the frame is resized, onto a grey square.
+    Not the same pixels (rounding at the frame's edge, the resampling's phase): checks fitted
+    on one are measured on the other with a loss (``--crop fast``)."""
+    h, w = frame.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in box)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    side = max(x2 - x1, y2 - y1, 8.0) * context
+    sx1, sy1 = int(cx - side / 2), int(cy - side / 2)
+    sx2, sy2 = int(cx + side / 2), int(cy + side / 2)
+    kx, ky = size / (sx2 - sx1), size / (sy2 - sy1)
+    out = np.full((size, size, 3), PAD_VALUE, np.uint8)
+    ix1, iy1, ix2, iy2 = max(0, sx1), max(0, sy1), min(w, sx2), min(h, sy2)
+    if ix2 <= ix1 or iy2 <= iy1:
+        return out
+    dx1, dy1 = round((ix1 - sx1) * kx), round((iy1 - sy1) * ky)
+    dx2, dy2 = round((ix2 - sx1) * kx), round((iy2 - sy1) * ky)
+    if dx2 > dx1 and dy2 > dy1:
+        region = np.ascontiguousarray(frame[iy1:iy2, ix1:ix2])
+        out[dy1:dy2, dx1:dx2] = cv2.resize(
+            region, (dx2 - dx1, dy2 - dy1), interpolation=cv2.INTER_AREA
+        )
+    return out
+
+
+CROPS = {"square": square_crop, "fast": fast_crop}
+crop = square_crop  # set by --crop
+
+
 def candidates(det: PhoneDetector, image: np.ndarray) -> tuple[np.ndarray, ...]:
     """What the product's crop check sees: the ``CHECK_TOP`` best verified boxes (fused
     score from 0.2 cubed), with their fused score and the shipped check's probability."""
@@ -98,7 +128,7 @@ def candidates(det: PhoneDetector, image: np.ndarray) -> tuple[np.ndarray, ...]:
 
 def crops_of(image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
     return [
-        np.stack([square_crop(image, b, c, SIZE) for b in boxes])
+        np.stack([crop(image, b, c, SIZE) for b in boxes])
         if len(boxes)
         else np.zeros((0, SIZE, SIZE, 3), np.uint8)
         for c in CONTEXTS
@@ -131,6 +161,16 @@ def mine_set(det: PhoneDetector, items: list[Item], out: Path) -> None:
     )
 
 
+def recrop(source: Path, items: list[Item], out: Path) -> None:
+    """``source``'s cache with its crops cut again (``crop``) from its boxes."""
+    data = dict(np.load(source))
+    for k, c in enumerate(CONTEXTS):
+        data[f"c{k}"] = np.stack(
+            [crop(items[i][1], b, c, SIZE) for i, b in zip(data["img"], data["box"], strict=True)]
+        )
+    np.savez(out, **data)
+
+
 def train_items(dataset: Path, media: Path) -> list[Item]:
     train = read_split(dataset / "train")
     held = thumbnails(held_out_images(dataset, media))
@@ -155,7 +195,7 @@ def labelled_phones(items: list[Item], out: Path) -> None:
             for box in (b, b + jitter):
                 img.append(i)
                 for k, c in enumerate(CONTEXTS):
-                    crops[k].append(square_crop(image, box, c, SIZE))
+                    crops[k].append(crop(image, box, c, SIZE))
     np.savez(out, img=np.array(img), **{f"c{k}": np.stack(crops[k]) for k in range(len(CONTEXTS))})
 
 
@@ -230,7 +270,7 @@ def paste_set(items: list[Item], work: Path, count: int, seed: int) -> None:
                 box = box + rng.normal(0, 0.1, 4) * np.array([pw, ph, pw, ph])
             ys.append(y)
             for k_, c in enumerate(CONTEXTS):
-                crops[k_].append(square_crop(band, box, c, SIZE))
+                crops[k_].append(crop(band, box, c, SIZE))
             made += 1
     np.savez(
         work / "pasted.npz",
@@ -523,7 +563,10 @@ def score(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.phone.context_check")
-    parser.add_argument("step", choices=("mine", "paste", "features", "fit", "score", "export"))
+    parser.add_argument(
+        "step",
+        choices=("mine", "recrop", "paste", "features", "fit", "score", "export"),
+    )
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--dataset", type=Path, default=SHARED / "datasets/phone-using")
     parser.add_argument("--media", type=Path, default=SHARED / "media")
@@ -533,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verifier", type=Path, default=SHARED / "models/yolox_nano.onnx")
     parser.add_argument("--checker", type=Path, default=HERE / "phone_crop_check.onnx")
     parser.add_argument("--contexts", default="1,2", help="fit: indices into CONTEXTS")
+    parser.add_argument("--crop", choices=tuple(CROPS), default="square", help="mine, paste")
+    parser.add_argument("--source", type=Path, help="recrop: the work directory of a mine")
     parser.add_argument("--only", help="features: of this cache only (e.g. pasted)")
     parser.add_argument("--paste-count", type=int, default=4000, help="paste: of each kind")
     parser.add_argument("--paste-seed", type=int, default=0, help="paste: its random draw")
@@ -554,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     exclude = set(args.exclude.read_text().split())
+    global crop  # noqa: PLW0603 - one crop function for the whole run
+    crop = CROPS[args.crop]
     if args.step == "mine":
         det = PhoneDetector.default(args.model, args.verifier, args.checker)
         items = train_items(args.dataset, args.media)
@@ -569,6 +616,15 @@ def main(argv: list[str] | None = None) -> int:
             features(net, args.work / "phones.npz", 2)
             for name in ("train", "eval", "idev"):
                 features(net, args.work / f"{name}.npz", 1)
+    elif args.step == "recrop":  # the caches of --source with crops of --crop
+        items = train_items(args.dataset, args.media)
+        labelled_phones(items, args.work / "phones.npz")
+        recrop(args.source / "train.npz", items, args.work / "train.npz")
+        recrop(
+            args.source / "eval.npz", eval_items(args.dataset, args.media), args.work / "eval.npz"
+        )
+        idev = identity_items(args.portraits, exclude)
+        recrop(args.source / "idev.npz", idev, args.work / "idev.npz")
     elif args.step == "paste":
         paste_set(
             train_items(args.dataset, args.media), args.work, args.paste_count, args.paste_seed
