@@ -73,7 +73,7 @@ from benchmarks import phone as bench
 from models.phone.second_stage import augment
 from models.phone.train import held_out_images, phone_free_band, read_split, thumbnails
 from models.phone.yolox_torch import OnnxYolox
-from proctor.vision.phone import CHECK_TOP, PAD_VALUE, PhoneDetector, square_crop
+from proctor.vision.phone import CHECK_TOP, PAD_VALUE, PhoneDetector, crop_square, square_crop
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1].parent / "shared"
@@ -90,11 +90,7 @@ def fast_crop(frame: np.ndarray, box: np.ndarray, context: float, size: int) -> 
     Not the same pixels (rounding at the frame's edge, the resampling's phase): checks fitted
     on one are measured on the other with a loss (``--crop fast``)."""
     h, w = frame.shape[:2]
-    x1, y1, x2, y2 = (float(v) for v in box)
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    side = max(x2 - x1, y2 - y1, 8.0) * context
-    sx1, sy1 = int(cx - side / 2), int(cy - side / 2)
-    sx2, sy2 = int(cx + side / 2), int(cy + side / 2)
+    sx1, sy1, sx2, sy2 = crop_square(box, context)
     kx, ky = size / (sx2 - sx1), size / (sy2 - sy1)
     out = np.full((size, size, 3), PAD_VALUE, np.uint8)
     ix1, iy1, ix2, iy2 = max(0, sx1), max(0, sy1), min(w, sx2), min(h, sy2)
@@ -123,11 +119,7 @@ def integral_crop(frame: np.ndarray, box: np.ndarray, context: float, size: int)
     The step that lets the product run the 4x and 8x checks (issue 18)."""
     h, w = frame.shape[:2]
     integral = cv2.integral(frame, sdepth=cv2.CV_64F)
-    x1, y1, x2, y2 = (float(v) for v in box)
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    side = max(x2 - x1, y2 - y1, 8.0) * context
-    sx1, sy1 = int(cx - side / 2), int(cy - side / 2)
-    sx2, sy2 = int(cx + side / 2), int(cy + side / 2)
+    sx1, sy1, sx2, sy2 = crop_square(box, context)
     rx, ry = (sx2 - sx1) / size, (sy2 - sy1) / size
     ex = np.clip(sx1 + np.arange(size + 1) * rx, 0, w)
     ey = np.clip(sy1 + np.arange(size + 1) * ry, 0, h)

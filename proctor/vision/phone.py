@@ -230,15 +230,20 @@ class YoloxModel:
         return answers
 
 
-def square_crop(frame: np.ndarray, box: np.ndarray, context: float, size: int) -> np.ndarray:
-    """The square around ``box`` (``context`` times its longer side, at least 8 px), grey
-    where it leaves the frame, resized to ``size`` x ``size``: what the crop check sees."""
-    h, w = frame.shape[:2]
+def crop_square(box: np.ndarray, context: float) -> tuple[int, int, int, int]:
+    """The square (x1, y1, x2, y2, frame pixels, may leave the frame) centred on ``box``,
+    ``context`` times its longer side (at least 8 px)."""
     x1, y1, x2, y2 = (float(v) for v in box)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     side = max(x2 - x1, y2 - y1, 8.0) * context
-    sx1, sy1 = int(cx - side / 2), int(cy - side / 2)
-    sx2, sy2 = int(cx + side / 2), int(cy + side / 2)
+    return int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2)
+
+
+def square_crop(frame: np.ndarray, box: np.ndarray, context: float, size: int) -> np.ndarray:
+    """The square around ``box`` (:func:`crop_square`), grey where it leaves the frame,
+    resized to ``size`` x ``size``: what the crop check sees."""
+    h, w = frame.shape[:2]
+    sx1, sy1, sx2, sy2 = crop_square(box, context)
     out = np.full((sy2 - sy1, sx2 - sx1, 3), PAD_VALUE, np.uint8)
     ix1, iy1, ix2, iy2 = max(0, sx1), max(0, sy1), min(w, sx2), min(h, sy2)
     if ix2 > ix1 and iy2 > iy1:
