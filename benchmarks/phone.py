@@ -2,8 +2,8 @@
 
     python -m benchmarks.phone --yolo ../shared/datasets/phone-using/valid \\
         [--train ../shared/datasets/phone-using/train] [--media ../shared/media] \\
-        [--model FILE] [--size N] [--verifier COCO] [--checker FILE] [--threshold T] \\
-        [--flip] [--json FILE]
+        [--model FILE] [--size N] [--verifier COCO] [--checker FILE] [--wide FILE] \\
+        [--threshold T] [--flip] [--json FILE]
 
 Sets scored (each row of the table):
 
@@ -243,6 +243,7 @@ def build_predict(args: argparse.Namespace) -> Predict:
         verifier=args.verifier,
         checker=args.checker,
         check_weight=args.check_weight,
+        wide=args.wide,
         num_threads=1,
     )
     if not args.person_crops:
@@ -325,6 +326,8 @@ def describe(args: argparse.Namespace) -> str:
         parts.append(f"verified-by={args.verifier.name}")
     if args.checker:
         parts.append(f"checked-by={args.checker.name} weight={args.check_weight:g}")
+    if args.wide:
+        parts.append(f"wide-checks={args.wide.name}")
     return " ".join(parts)
 
 
@@ -408,6 +411,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         default=CHECK_WEIGHT,
         help="w, the crop check's weight (1: sqrt(score x p), as before 2026-12-04)",
+    )
+    parser.add_argument(
+        "--wide",
+        type=Path,
+        help="wide crop checks (phone_wide_check, with --checker): score = (fused x p x"
+        " p_4x x p_8x^2)^(1/5), the crop check's weight then 1",
     )
     parser.add_argument("--clip-step", type=int, default=4)
     parser.add_argument("--limit", type=int, help="score only the first N images of --yolo")
