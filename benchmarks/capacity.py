@@ -260,6 +260,11 @@ class Run:
     analysis_lag_s: float = 0.0
     analysis_wall_ms: float = 0.0  # mean wall time of one frame's analysis job
     alerts_by_type: dict[str, int] = field(default_factory=dict)  # raised in the window
+    # in the window, by the metric's labels: received video resumed past packets lost for
+    # good (a keyframe awaited or not), and decoded frames dropped by the server's bounded
+    # queues; either stalls a candidate's analysis for a while (a late alert)
+    video_resyncs: dict[str, int] = field(default_factory=dict)
+    frames_dropped: dict[str, int] = field(default_factory=dict)
     stage_cpu: dict[str, float] = field(default_factory=dict)  # cores
     latencies: list[float] = field(default_factory=list)
     # where the latency goes, per matched alert: the rule's estimated episode start minus
@@ -529,6 +534,13 @@ class Load:
                 raised = round(value - m0.get(name, 0))
                 if raised:
                     run.alerts_by_type[name.split('"')[1]] = raised
+        for name, value in m1.items():
+            for prefix, counts in (
+                ("proctor_video_resyncs_total{", run.video_resyncs),
+                ("proctor_frames_dropped_total{", run.frames_dropped),
+            ):
+                if name.startswith(prefix) and (n := round(value - m0.get(name, 0))):
+                    counts[name[len(prefix) : -1].replace('"', "")] = n
         for stage in ("convert", "detect", "encode"):
             key = f'proctor_stage_cpu_seconds_total{{stage="{stage}"}}'
             run.stage_cpu[stage] = (m1.get(key, 0) - m0.get(key, 0)) / span
@@ -632,6 +644,14 @@ def print_runs(runs: list[Run]) -> None:
         if r.alerts_by_type:
             raised = ", ".join(f"{k} {v}" for k, v in sorted(r.alerts_by_type.items()))
             print(f"alerts raised at N={r.candidates} in {r.duration:.0f} s: {raised}")
+        stalls = {"video resyncs": r.video_resyncs, "frames dropped": r.frames_dropped}
+        print(
+            f"in the window at N={r.candidates}: "
+            + "; ".join(
+                f"{what} " + (", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "0")
+                for what, c in stalls.items()
+            )
+        )
         if r.latencies:
             med = statistics.median
             print(
