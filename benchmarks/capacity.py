@@ -260,12 +260,23 @@ class Run:
     analysis_lag_s: float = 0.0
     analysis_wall_ms: float = 0.0  # mean wall time of one frame's analysis job
     alerts_by_type: dict[str, int] = field(default_factory=dict)  # raised in the window
+    # in the window, by the metric's labels: received video resumed past packets lost for
+    # good (a keyframe awaited or not), and decoded frames dropped by the server's bounded
+    # queues; either stalls a candidate's analysis for a while (a late alert)
+    video_resyncs: dict[str, int] = field(default_factory=dict)
+    frames_dropped: dict[str, int] = field(default_factory=dict)
     stage_cpu: dict[str, float] = field(default_factory=dict)  # cores
     latencies: list[float] = field(default_factory=list)
     # where the latency goes, per matched alert: the rule's estimated episode start minus
     # the scene's (sampling), and the alert's time of recording minus the due time
     start_errors: list[float] = field(default_factory=list)
     raised_delays: list[float] = field(default_factory=list)
+    # the same alerts with their context: (candidate id, due time in seconds into the
+    # window, latency, start error, raised delay). ``latencies`` is in candidate order
+    # (each candidate's absences in turn), not in time order: its index i is candidate
+    # i // (alerts per candidate), so a slow stretch of the run shows up at the same
+    # positions in every candidate's block; these say when each alert was due
+    alert_log: list[tuple[int, float, float, float, float]] = field(default_factory=list)
     expected_alerts: int = 0
     missed: int = 0
     failed_starts: int = 0  # candidates that could not log in or connect a view
@@ -523,6 +534,13 @@ class Load:
                 raised = round(value - m0.get(name, 0))
                 if raised:
                     run.alerts_by_type[name.split('"')[1]] = raised
+        for name, value in m1.items():
+            for prefix, counts in (
+                ("proctor_video_resyncs_total{", run.video_resyncs),
+                ("proctor_frames_dropped_total{", run.frames_dropped),
+            ):
+                if name.startswith(prefix) and (n := round(value - m0.get(name, 0))):
+                    counts[name[len(prefix) : -1].replace('"', "")] = n
         for stage in ("convert", "detect", "encode"):
             key = f'proctor_stage_cpu_seconds_total{{stage="{stage}"}}'
             run.stage_cpu[stage] = (m1.get(key, 0) - m0.get(key, 0)) / span
@@ -559,6 +577,9 @@ class Load:
                     raised = datetime.fromisoformat(alert["raised_at"]).timestamp()
                     run.start_errors.append(started - (due - ABSENT_SECONDS))
                     run.raised_delays.append(raised - due)
+                    run.alert_log.append(
+                        (cid, due - t0, arrived - due, run.start_errors[-1], raised - due)
+                    )
                 else:
                     run.missed += 1
 
@@ -623,6 +644,14 @@ def print_runs(runs: list[Run]) -> None:
         if r.alerts_by_type:
             raised = ", ".join(f"{k} {v}" for k, v in sorted(r.alerts_by_type.items()))
             print(f"alerts raised at N={r.candidates} in {r.duration:.0f} s: {raised}")
+        stalls = {"video resyncs": r.video_resyncs, "frames dropped": r.frames_dropped}
+        print(
+            f"in the window at N={r.candidates}: "
+            + "; ".join(
+                f"{what} " + (", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "0")
+                for what, c in stalls.items()
+            )
+        )
         if r.latencies:
             med = statistics.median
             print(
@@ -630,6 +659,31 @@ def print_runs(runs: list[Run]) -> None:
                 f"{med(r.start_errors):+.2f} s from the scene's, recorded "
                 f"{med(r.raised_delays):.2f} s after due, on the console {r.p50:.2f} s"
             )
+        if r.alert_log:
+            print_alert_log(r)
+
+
+def print_alert_log(r: Run, slowest: int = 10) -> None:
+    """The slowest alerts with the candidate and when they were due, and the latency by
+    minute of the window: whether slow alerts are the same candidates every cycle (a
+    phase) or one stretch of the run (a stall)."""
+    rows = sorted(r.alert_log, key=lambda row: -row[2])[:slowest]
+    print(
+        f"slowest alerts at N={r.candidates} (candidate, due at s into the window: latency "
+        "on the console; episode start error; recorded after due):"
+    )
+    for cid, at, latency, start_error, raised in rows:
+        print(f"  {cid:>6} {at:7.1f} s: {latency:5.2f} s; {start_error:+.2f} s; {raised:5.2f} s")
+    by_minute: dict[int, list[float]] = {}
+    for _, at, latency, _, _ in r.alert_log:
+        by_minute.setdefault(int(at // 60), []).append(latency)
+    print(
+        "alert latency by minute of the window (median / max, n): "
+        + ", ".join(
+            f"{m}: {statistics.median(xs):.2f}/{max(xs):.2f} ({len(xs)})"
+            for m, xs in sorted(by_minute.items())
+        )
+    )
 
 
 async def main_async(args: argparse.Namespace) -> list[Run]:
