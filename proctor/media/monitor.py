@@ -178,7 +178,9 @@ class CandidateMonitor:
         old = self.views.get(view)
         ring = old.ring if old else FrameRing(ev.clip_before_seconds + ev.clip_after_seconds + 2)
         rules = self.ref.rules
-        gate = ObjectGate(rules.objects_interval_seconds, rules.objects_change)
+        gate = ObjectGate(
+            rules.objects_interval_seconds, rules.objects_change, rules.objects_reuse_samples
+        )
         self.views[view] = _ViewState(sampler, ring, old.gate if old else gate)
         if self._task is None and self.enabled:
             self._task = asyncio.create_task(self._run(), name=f"monitor {self.ref.candidate_id}")

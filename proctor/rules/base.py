@@ -91,6 +91,9 @@ class RuleSettings:
     # objects_change grey levels (proctor.vision.gate); 0 runs them on every analysed frame
     objects_interval_seconds: float = 2.0
     objects_change: float = 12.0
+    # ... or, when analysis falls behind (samples further apart than the interval), for
+    # this many samples (at most 4 intervals): keeps a loaded server from collapsing
+    objects_reuse_samples: int = 3
     # the second view (the side camera: desk, hands, screen) is analysed at this rate,
     # frames/s (at most the sitting's analysis rate; 0: at the sitting's rate). Its rules
     # (devices, persons) count samples, so it needs fewer than the first view, whose absence

@@ -108,6 +108,38 @@ def test_old_result_runs_again() -> None:
     assert objects.calls == 3  # at 0, 2 and 4 s
 
 
+def test_sparse_samples_reuse_a_result_for_its_samples_when_analysis_is_behind() -> None:
+    """Samples 3 s apart (analysis behind) against a 2 s interval: an unchanged picture's
+    result stands for the next 3 samples, then runs again; never past 4 intervals (8 s);
+    a changed picture runs at once; with samples=0 every sparse sample runs (as before),
+    and an interval of 0 still runs every frame."""
+    analyse, _, objects = analyser()
+    gate = ObjectGate(interval=2.0, change=12.0, samples=3)
+    frame = scene()
+    for t in (0.0, 3.0, 6.0, 9.0, 12.0, 15.0):
+        analyse.analyse("first", frame, t, gate)
+    assert objects.calls == 2  # at 0 (stands at 3, 6 and 9) and at 12 (stands at 15)
+    assert (gate.runs, gate.reuses) == (2, 4)
+    analyse.analyse("first", frame, 24.0, gate)  # 12 s after the last run: too old
+    assert objects.calls == 3
+    analyse.analyse("first", scene(seed=1), 27.0, gate)  # the picture changed
+    assert objects.calls == 4
+    # normal rate: samples within the interval count as before (and as samples stood)
+    analyse, _, objects = analyser()
+    gate = ObjectGate(interval=2.0, change=12.0, samples=3)
+    for t in (0.0, 0.5, 1.0, 1.5, 2.0, 5.0, 9.0):
+        analyse.analyse("first", frame, t, gate)
+    # 0 runs and stands to 1.5 (3 samples); 2.0 is past the interval and past its
+    # samples: runs; 5.0 stands for it (1 of 3, 3 s < 8 s); 9.0 is 7 s after: stands too
+    assert objects.calls == 2
+    for samples, interval, expected in ((0, 2.0, 6), (3, 0.0, 6)):
+        analyse, _, objects = analyser()
+        gate = ObjectGate(interval=interval, change=12.0, samples=samples)
+        for t in (0.0, 3.0, 6.0, 9.0, 12.0, 15.0):
+            analyse.analyse("first", frame, t, gate)
+        assert objects.calls == expected, (samples, interval)
+
+
 def test_changed_picture_runs_at_once() -> None:
     analyse, _, objects = analyser()
     gate = ObjectGate(interval=10.0, change=12.0)
