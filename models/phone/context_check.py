@@ -73,7 +73,14 @@ from benchmarks import phone as bench
 from models.phone.second_stage import augment
 from models.phone.train import held_out_images, phone_free_band, read_split, thumbnails
 from models.phone.yolox_torch import OnnxYolox
-from proctor.vision.phone import CHECK_TOP, PAD_VALUE, PhoneDetector, crop_square, square_crop
+from proctor.vision.phone import (
+    CHECK_TOP,
+    PAD_VALUE,
+    PhoneDetector,
+    crop_square,
+    square_crop,
+)
+from proctor.vision.phone import integral_crop as product_integral_crop
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1].parent / "shared"
@@ -108,34 +115,13 @@ def fast_crop(frame: np.ndarray, box: np.ndarray, context: float, size: int) -> 
 
 def integral_crop(frame: np.ndarray, box: np.ndarray, context: float, size: int) -> np.ndarray:
     """:func:`square_crop`'s pixels (to within 1 grey level: OpenCV's fixed-point rounding)
-    from the frame's integral image, whatever the context: INTER_AREA of the grey-padded
-    square is, per output pixel, the mean over a rectangle with fractional edges, and the
-    integral of a piecewise-constant picture at fractional points is the bilinear
-    interpolation of its integral image (exact). The padding adds ``PAD_VALUE`` times the
-    area outside the frame. Measured on 640-1126 px pictures, 60 random boxes of 10-400 px:
-    0.8-1.0 ms per crop at 2x, 4x and 8x (``square_crop``: 0.8-0.9, 3.3-3.9, 14.7 ms) plus
-    1.3-2.4 ms per frame for ``cv2.integral``, which every crop of the frame can share (the
-    product would compute it once per frame); never more than 1 grey level off.
-    The step that lets the product run the 4x and 8x checks (issue 18)."""
-    h, w = frame.shape[:2]
-    integral = cv2.integral(frame, sdepth=cv2.CV_64F)
-    sx1, sy1, sx2, sy2 = crop_square(box, context)
-    rx, ry = (sx2 - sx1) / size, (sy2 - sy1) / size
-    ex = np.clip(sx1 + np.arange(size + 1) * rx, 0, w)
-    ey = np.clip(sy1 + np.arange(size + 1) * ry, 0, h)
-    kx = np.minimum(np.floor(ex).astype(np.int64), w - 1)
-    ky = np.minimum(np.floor(ey).astype(np.int64), h - 1)
-    fx, fy = (ex - kx)[None, :, None], (ey - ky)[:, None, None]
-    at = (
-        integral[np.ix_(ky, kx)] * (1 - fx) * (1 - fy)
-        + integral[np.ix_(ky, kx + 1)] * fx * (1 - fy)
-        + integral[np.ix_(ky + 1, kx)] * (1 - fx) * fy
-        + integral[np.ix_(ky + 1, kx + 1)] * fx * fy
-    )
-    sums = at[1:, 1:] - at[1:, :-1] - at[:-1, 1:] + at[:-1, :-1]
-    inside = np.diff(ey)[:, None, None] * np.diff(ex)[None, :, None]
-    out = (sums + PAD_VALUE * (rx * ry - inside)) / (rx * ry)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    from the frame's integral image, whatever the context: the product's
+    :func:`proctor.vision.phone.integral_crop` on this frame's integral (the product
+    computes it once per frame and shares it among the crops). Measured on 640-1126 px
+    pictures, 60 random boxes of 10-400 px: 0.8-1.0 ms per crop at 2x, 4x and 8x
+    (``square_crop``: 0.8-0.9, 3.3-3.9, 14.7 ms) plus 1.3-2.4 ms per frame for
+    ``cv2.integral``; never more than 1 grey level off."""
+    return product_integral_crop(cv2.integral(frame, sdepth=cv2.CV_64F), box, context, size)
 
 
 CROPS = {"square": square_crop, "fast": fast_crop, "integral": integral_crop}
