@@ -51,13 +51,20 @@ def stop_relay(relay: MediaRelay) -> int:
     return len(running)
 
 
+def _superseded() -> Conflict:
+    return Conflict("offer_superseded", "A newer offer for this view replaced this one.")
+
+
 class _Peer:
     """One candidate view's connection. Its received tracks go through a MediaRelay so
     that analysis and any live viewers each get their own proxy; the analysis proxy is
     unbuffered (newest frame only), so nothing queues up."""
 
-    def __init__(self, pc: RTCPeerConnection) -> None:
+    def __init__(self, pc: RTCPeerConnection, offer: str) -> None:
         self.pc = pc
+        self.offer = offer  # the client's SDP, to know a retried request of it again
+        self.answered = asyncio.Event()  # set once this offer was answered or refused
+        self.refused: Exception | None = None
         self.relay = MediaRelay()
         self.video: MediaStreamTrack | None = None  # the received source tracks
         self.audio_src: MediaStreamTrack | None = None
@@ -140,9 +147,12 @@ class PeerManager:
         if "m=video" not in sdp:
             raise Invalid("invalid_sdp", "The offer has no video: the camera must be shared.")
         key = (ref.candidate_id, view)
+        current = self._peers.get(key)
+        if current is not None and current.offer == sdp:
+            return await self._answer_again(key, current)
         await self._close(key, notify=False)  # a new offer replaces the old connection
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers()))
-        peer = _Peer(pc)
+        peer = _Peer(pc, sdp)
         self._peers[key] = peer
         monitor = self.monitor(ref)
         name = f"candidate {ref.candidate_id} {view}"
@@ -176,27 +186,48 @@ class PeerManager:
             elif state in ("failed", "closed"):
                 await self._close(key, notify=True)
 
-        superseded = Conflict("offer_superseded", "A newer offer for this view replaced this one.")
+        try:
+            await self._negotiate(key, peer, sdp)
+        except Exception as exc:
+            peer.refused = exc
+            raise
+        finally:
+            peer.answered.set()
+        self._resync_video(pc, view)
+        if self.recording is not None:
+            peer.recording = start_view_recording(self.recording, ref, view, pc)
+        return pc.localDescription
+
+    async def _negotiate(self, key: tuple[int, str], peer: _Peer, sdp: str) -> None:
+        pc = peer.pc
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:
             if self._peers.get(key) is not peer:
-                # a newer offer for this view (a client retrying a request that timed out)
-                # closed this connection meanwhile: the newer one stands, untouched
+                # a newer offer for this view closed this connection meanwhile: the newer
+                # one stands, untouched
                 with contextlib.suppress(Exception):
                     await pc.close()
-                raise superseded from exc
+                raise _superseded() from exc
             await self._close(key, notify=False)
             raise Invalid("invalid_sdp", f"The WebRTC offer could not be used: {exc}") from exc
         if self._peers.get(key) is not peer:  # replaced while answering, yet no error
             with contextlib.suppress(Exception):
                 await pc.close()
-            raise superseded
-        self._resync_video(pc, view)
-        if self.recording is not None:
-            peer.recording = start_view_recording(self.recording, ref, view, pc)
-        return pc.localDescription
+            raise _superseded()
+
+    async def _answer_again(self, key: tuple[int, str], peer: _Peer) -> RTCSessionDescription:
+        """The view's current offer, sent again: a client retrying a request that timed
+        out on a busy server, whose first request arrived all the same (before or after the
+        retry). Both get the same answer; a second connection would replace the first, and
+        the client, holding only one of the two answers, might be left with the closed one."""
+        await peer.answered.wait()
+        if peer.refused is not None:
+            raise peer.refused
+        if self._peers.get(key) is not peer or peer.pc.localDescription is None:
+            raise _superseded()
+        return peer.pc.localDescription
 
     def _resync_video(self, pc: RTCPeerConnection, view: str) -> None:
         """After a network drop, the view's video comes back at the next keyframe instead
