@@ -99,12 +99,12 @@ async def staff_login(
     body: StaffLoginIn,
     request: Request,
     response: Response,
-    db: AsyncSession = Depends(db_session),
+    rt: Runtime = Depends(runtime),
     exam: ExamService = Depends(exam_service),
     at: datetime = Depends(now),
 ) -> dict:
     session = await staff_session.login(
-        db,
+        rt.db,
         body.username,
         body.password,
         checker=exam.passwords,

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.auth.sessions import login_staff, revoke_token
 from proctor.errors import NotAuthenticated
+from proctor.store.db import Database
 from proctor.store.tables import StaffUser
 
 
@@ -22,12 +23,11 @@ def user_body(user: StaffUser) -> dict[str, Any]:
     }
 
 
-async def login(db: AsyncSession, username: str, password: str, **options: Any) -> dict[str, Any]:
+async def login(database: Database, username: str, password: str, **options: Any) -> dict[str, Any]:
     """A new staff session: ``{"token", "user"}`` (committed). ``options``: the checker,
     the limits, the client, the time and the challenge's solution, as
     :func:`proctor.auth.sessions.login_staff` takes them."""
-    token, user = await login_staff(db, username, password, **options)
-    await db.commit()
+    token, user = await login_staff(database, username, password, **options)
     return {"token": token, "user": user_body(user)}
 
 

@@ -84,18 +84,18 @@ def _run_scenario(name: str, *args) -> None:
     asyncio.run(globals()[name](*args))
 
 
-def _saturate(stop: threading.Event) -> None:
-    """Compute (holding the GIL, as Python code does) for BLOCK_SECONDS."""
-    end = time.monotonic() + BLOCK_SECONDS
+def _saturate(stop: threading.Event, block: float = BLOCK_SECONDS) -> None:
+    """Compute (holding the GIL, as Python code does) for ``block`` seconds."""
+    end = time.monotonic() + block
     n = 0
     while time.monotonic() < end and not stop.is_set():
         n += sum(i * i for i in range(200))
 
 
-async def _saturating_task(stop: threading.Event) -> int:
+async def _saturating_task(stop: threading.Event, block: float = BLOCK_SECONDS) -> int:
     turns = 0
     while not stop.is_set():
-        _saturate(stop)
+        _saturate(stop, block)
         turns += 1
         await asyncio.sleep(0)  # noqa: sleep-ok - yields to the loop between CPU slices
     return turns
@@ -386,4 +386,75 @@ async def _flow_scenario(database_url: str, evidence_root: Path) -> None:
         assert set(bus.steps()) >= {"pledge", "identity", "phone", "waiting", "answering"}
     finally:
         stop.set()
+        await db.dispose()
+
+
+#: the staff login's test: turns of the saturated loop longer than the slow-lock warning's
+STAFF_BLOCK_SECONDS = 1.5
+STAFF_LOGINS = 3
+
+
+def test_staff_logins_on_a_saturated_loop_never_hold_the_sqlite_lock(tmp_path: Path) -> None:
+    in_a_fresh_process(_staff_login_scenario, f"sqlite+aiosqlite:///{tmp_path / 'staff.db'}")
+
+
+async def _staff_login_scenario(database_url: str) -> None:
+    """Staff logins (right and wrong passwords) while the loop is saturated by turns of
+    STAFF_BLOCK_SECONDS: none holds SQLite's write lock for as long as a turn, so the
+    database's slow-lock watch (``SLOW_WRITE_SECONDS``, 1 s) reports none of them. Found
+    in a smoke sitting of 10 headless candidates whose clients log in as the invigilator:
+    the new session's row was committed on the request's session, across the loop's turns,
+    and held the lock 1-7 s each time."""
+    import logging
+
+    from proctor.auth.sessions import PasswordChecker, resolve_token
+    from proctor.errors import NotAuthenticated
+    from proctor.invigilation import staff_session
+    from proctor.store.db import SLOW_WRITE_SECONDS
+
+    assert STAFF_BLOCK_SECONDS > SLOW_WRITE_SECONDS
+    warnings: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            warnings.append(record.getMessage())
+
+    logging.getLogger("proctor.store").addHandler(Collect(logging.WARNING))
+    db = Database(database_url)
+    checker = PasswordChecker()
+    stop = threading.Event()
+    try:
+        await migrate.upgrade(db.engine)
+        async with db.transaction() as s:
+            await create_staff(
+                s, username="inv-staff", password="inv-pass-staff", display_name="I",
+                role="invigilator",
+            )  # fmt: skip
+
+        def login(password: str, client: str):
+            return staff_session.login(
+                db, "inv-staff", password, checker=checker, limits=LoginLimits(),
+                client=client, now=utcnow(),
+            )  # fmt: skip
+
+        saturating = asyncio.create_task(_saturating_task(stop, STAFF_BLOCK_SECONDS))
+        try:
+            sessions = []
+            for n in range(STAFF_LOGINS):
+                with pytest.raises(NotAuthenticated):
+                    await login("wrong-pass", f"staff-{n}")
+                sessions.append(await login("inv-pass-staff", f"staff-{n}"))
+        finally:
+            stop.set()
+            turns = await saturating
+        assert turns >= STAFF_LOGINS
+        async with db.session() as s:
+            for session in sessions:
+                who = await resolve_token(s, session["token"])
+                assert who.role == "invigilator"
+        slow = [w for w in warnings if "held the SQLite write lock" in w]
+        assert slow == [], slow
+    finally:
+        stop.set()
+        checker.close()
         await db.dispose()

@@ -263,25 +263,24 @@ async def test_the_staff_session(world):
     database, _, _, ids = world
     checker = PasswordChecker()
     try:
-        async with database.session() as s:
 
-            def login(password: str):
-                return staff_session.login(
-                    s,
-                    "inv-unit",
-                    password,
-                    checker=checker,
-                    limits=LoginLimits(),
-                    client="unit",
-                    now=utcnow(),
-                )
+        def login(password: str):
+            return staff_session.login(
+                database,
+                "inv-unit",
+                password,
+                checker=checker,
+                limits=LoginLimits(),
+                client="unit",
+                now=utcnow(),
+            )
 
-            with pytest.raises(NotAuthenticated) as exc:
-                await login("wrong-pass")
-            assert exc.value.code == "invalid_credentials"
-            session = await login("inv-pass-unit")
-            model = strict(wire_console.ConsoleStaffLogin, session)
-            assert model.user.role == "invigilator" and model.user.id == ids["inv"]
+        with pytest.raises(NotAuthenticated) as exc:
+            await login("wrong-pass")
+        assert exc.value.code == "invalid_credentials"
+        session = await login("inv-pass-unit")
+        model = strict(wire_console.ConsoleStaffLogin, session)
+        assert model.user.role == "invigilator" and model.user.id == ids["inv"]
         async with database.session() as s:  # committed
             who = await resolve_token(s, session["token"])
             assert await staff_session.me(s, who.subject_id) == session["user"]
