@@ -195,12 +195,17 @@ class CandidateMonitor:
             self._audio_loop(view, track), name=f"audio {self.ref.candidate_id} {view}"
         )
 
-    async def detach(self, view: str) -> None:
+    async def detach(self, view: str, sampler: FrameSampler | None = None) -> None:
         """Stop watching ``view``. With no view left (the candidate handed in, or lost
         both connections) the loop stops too: nothing is left to analyse, and its rules
         must not raise on a candidate who is gone (e.g. ``second_view_lost`` ten seconds
         after handing in; the lost connections themselves are recorded by the caller).
-        The rules keep their state: a view attached again restarts the loop."""
+        The rules keep their state: a view attached again restarts the loop. With
+        ``sampler``: only if the view is still that sampler's (a replaced connection
+        closing late leaves its successor's view alone)."""
+        current = self.views.get(view)
+        if sampler is not None and current is not None and current.sampler is not sampler:
+            return
         state = self.views.pop(view, None)
         if state is not None:
             await state.sampler.stop()

@@ -70,6 +70,7 @@ class _Peer:
         self.audio_src: MediaStreamTrack | None = None
         self.connected = False
         self.recording: ViewRecorder | None = None  # the whole-session recording (issue 22)
+        self.sampler: FrameSampler | None = None  # its video's, once attached to the monitor
 
 
 class PeerManager:
@@ -150,20 +151,32 @@ class PeerManager:
         current = self._peers.get(key)
         if current is not None and current.offer == sdp:
             return await self._answer_again(key, current)
-        await self._close(key, notify=False)  # a new offer replaces the old connection
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers()))
         peer = _Peer(pc, sdp)
+        # a new offer replaces the old connection. The new one is the view's at once, before
+        # the old one's close is awaited: an offer arriving meanwhile (a client's retry)
+        # then finds it and replaces or joins it. Registered after the close, two offers
+        # each found nothing to close and the later registration overwrote the earlier
+        # connection without closing it: it kept streaming, analysed and counted, with
+        # nobody to end it (a 10-candidate run after a storm of retried offers: 13
+        # connected first views and 500 MB more)
+        old = self._peers.pop(key, None)
         self._peers[key] = peer
+        if old is not None:
+            await self._shut(key, old, notify=False)
         monitor = self.monitor(ref)
         name = f"candidate {ref.candidate_id} {view}"
 
         @pc.on("track")
         def on_track(track) -> None:
             bound(track)  # an overloaded server drops stale frames, never queues them
+            if self._peers.get(key) is not peer:
+                return  # replaced while negotiating: it is being closed
             if track.kind == "video" and peer.video is None:
                 peer.video = track
                 sampler = FrameSampler(peer.relay.subscribe(track, buffered=False), name, view)
                 sampler.start()
+                peer.sampler = sampler
                 monitor.attach(view, sampler)
             elif track.kind == "audio" and peer.audio_src is None:
                 peer.audio_src = track
@@ -242,12 +255,17 @@ class PeerManager:
 
     async def _close(self, key: tuple[int, str], notify: bool, ended: bool = False) -> None:
         peer = self._peers.pop(key, None)
-        if peer is None:
-            return
+        if peer is not None:
+            await self._shut(key, peer, notify, ended)
+
+    async def _shut(
+        self, key: tuple[int, str], peer: _Peer, notify: bool, ended: bool = False
+    ) -> None:
+        """Close ``peer``, no longer the view's (popped from ``_peers`` by the caller)."""
         candidate_id, view = key
         monitor = self.monitors.get(candidate_id)
-        if monitor is not None:
-            await monitor.detach(view)
+        if monitor is not None and peer.sampler is not None:
+            await monitor.detach(view, peer.sampler)
         was_connected = peer.connected
         if was_connected:
             metrics.STREAMS.labels(view).dec()

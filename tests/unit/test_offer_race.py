@@ -78,3 +78,66 @@ async def test_the_newer_of_two_offers_for_a_view_stands() -> None:
             await peers.close_all()
             await pc_a.close()
             await pc_b.close()
+
+
+async def test_offers_while_the_old_connection_closes_leave_one_open(monkeypatch) -> None:
+    """A client's offer replaces the view's connection, whose close takes a while on a busy
+    server; meanwhile another offer comes (the client's retry). Before, both found nothing
+    left to close and the later registration overwrote the other new connection without
+    closing it: it went on streaming, analysed and counted ("13 connected first views" for
+    10 candidates after a storm of retried offers). Now the connection the server keeps is
+    the only one of the manager's left open."""
+    from proctor.media import peers as peers_module
+
+    made: list[RTCPeerConnection] = []
+
+    class Recorded(RTCPeerConnection):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(peers_module, "RTCPeerConnection", Recorded)
+    ref = CandidateRef(1, 1, "A", 2.0, RuleSettings())
+
+    async def connection(*args) -> None:
+        pass
+
+    key = (1, "first")
+    with ThreadPoolExecutor(1) as pool:
+        peers = PeerManager(
+            lambda r: CandidateMonitor(r, Nothing(), pool, Sink(), ThumbnailCache()), connection
+        )
+        clients = [await offer() for _ in range(3)]
+        try:
+            await peers.answer(ref, "first", clients[0][1])
+            old = peers._peers[key]
+            closing, real_close = asyncio.Event(), old.pc.close
+
+            async def slow_close() -> None:  # the busy server's close of the old connection
+                await closing.wait()
+                await real_close()
+
+            old.pc.close = slow_close
+            first = asyncio.ensure_future(peers.answer(ref, "first", clients[1][1]))
+            async with asyncio.timeout(10):
+                while peers._peers.get(key) is old:
+                    await asyncio.sleep(0)  # noqa: sleep-ok - yields to the first request
+            second = asyncio.ensure_future(peers.answer(ref, "first", clients[2][1]))
+            async with asyncio.timeout(10):
+                while not second.done():
+                    await asyncio.sleep(0)  # noqa: sleep-ok - yields to the second request
+            closing.set()
+            outcomes = await asyncio.gather(first, second, return_exceptions=True)
+            assert not isinstance(outcomes[1], Exception), outcomes
+            current = peers._peers[key]
+            others = [pc for pc in made if pc is not current.pc]
+            assert len(others) == 2  # the first offer's and one of the two later ones
+            left_open = [pc for pc in others if pc.signalingState != "closed"]
+            assert left_open == [], [(pc.signalingState, pc.connectionState) for pc in left_open]
+            assert current.pc.signalingState == "stable"
+            if isinstance(outcomes[0], Exception):  # the first was overtaken while waiting
+                assert isinstance(outcomes[0], Conflict) and outcomes[0].code == "offer_superseded"
+        finally:
+            await peers.close_all()
+            for pc, _ in clients:
+                await pc.close()
