@@ -181,14 +181,13 @@ async def seed_review(
         await recorder.record_connection(clean, "first", True)
         risky = CandidateRef(cands["risky"], sitting.id, "risky", 2.0, rules)
         await recorder.record_connection(risky, "second", True)
-        async with db.session() as s:
-            await send_danmaku(
-                s,
-                bus,
-                sender_id=staff_ids["invigilator"],
-                candidate_id=cands["risky"],
-                text="请独立作答 Answer on your own",
-            )
+        await send_danmaku(
+            db,
+            bus,
+            sender_id=staff_ids["invigilator"],
+            candidate_id=cands["risky"],
+            text="请独立作答 Answer on your own",
+        )
         return seed
     finally:
         executor.shutdown(wait=True)

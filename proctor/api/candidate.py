@@ -159,8 +159,7 @@ async def candidate_socket(ws: WebSocket) -> None:
     cid = who.subject_id
 
     async def mark(danmaku_id: int, state: str) -> None:
-        async with rt.db.session() as db:
-            await mark_danmaku(db, rt.bus, candidate_id=cid, danmaku_id=danmaku_id, state=state)
+        await mark_danmaku(rt.db, rt.bus, candidate_id=cid, danmaku_id=danmaku_id, state=state)
 
     async def on_out(msg: dict) -> None:
         if msg.get("type") == "danmaku":

@@ -279,10 +279,10 @@ async def handle_alert(
     alert = await supervision.get_alert(db, alert_id)
     await rooms.check_candidate(db, scope, alert.candidate_id)
     (handled,) = await supervision.handle_alerts(
-        db,
+        rt.db,
         rt.bus,
         staff_id=scope.staff_id,
-        alerts=[alert],
+        alert_ids=[alert.id],
         action=body.action,
         reason=body.reason,
         record_violation=body.record_violation,
@@ -304,10 +304,10 @@ async def handle_candidate_alerts(
     """Acknowledge or dismiss every open alert of one candidate (the grouped feed)."""
     await rooms.check_candidate(db, scope, candidate_id)
     return await supervision.handle_alerts(
-        db,
+        rt.db,
         rt.bus,
         staff_id=scope.staff_id,
-        alerts=await supervision.open_alerts_of(db, candidate_id),
+        alert_ids=[a.id for a in await supervision.open_alerts_of(db, candidate_id)],
         action=body.action,
         reason=body.reason,
         record_violation=body.record_violation,
@@ -410,7 +410,7 @@ async def danmaku(
 ) -> dict:
     await rooms.check_candidate(db, scope, candidate_id)
     return await supervision.send_danmaku(
-        db, rt.bus, sender_id=scope.staff_id, candidate_id=candidate_id, text=body.text
+        rt.db, rt.bus, sender_id=scope.staff_id, candidate_id=candidate_id, text=body.text
     )
 
 

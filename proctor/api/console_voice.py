@@ -160,11 +160,10 @@ class Link:
         view = supervision.RECONNECT_HINTS.get(code)
         if view is not None and self.rt.view_streaming(self.candidate_id, view):
             return
-        async with self.rt.db.session() as db:
-            cand = await get_candidate(db, self.candidate_id)
-            await supervision.auto_hint(
-                db, self.rt.bus, candidate=cand, code=code, alert_id=alert.get("id")
-            )
+        await supervision.auto_hint(
+            self.rt.db, self.rt.bus, candidate_id=self.candidate_id, code=code,
+            alert_id=alert.get("id"),
+        )  # fmt: skip
 
     async def on_out(self, msg: Message) -> None:
         if msg.get("type") == "hint":
@@ -175,10 +174,9 @@ class Link:
             await self.mark(msg["id"], "seen")
 
     async def mark(self, hint_id: int, state: str) -> None:
-        async with self.rt.db.session() as db:
-            await supervision.mark_hint(
-                db, self.rt.bus, candidate_id=self.candidate_id, hint_id=hint_id, state=state
-            )
+        await supervision.mark_hint(
+            self.rt.db, self.rt.bus, candidate_id=self.candidate_id, hint_id=hint_id, state=state
+        )
 
 
 @router.websocket("/ws/candidate/console")

@@ -188,7 +188,7 @@ async def acknowledge_warning(
 ) -> dict:
     """The candidate says "我已知晓 I understand": acknowledges one of their warnings."""
     return await supervision.acknowledge_danmaku(
-        db, rt.bus, candidate_id=who.subject_id, danmaku_id=danmaku_id, now=at
+        rt.db, rt.bus, candidate_id=who.subject_id, danmaku_id=danmaku_id, now=at
     )
 
 
@@ -388,10 +388,10 @@ async def page_events(
     ctx = await machine.load(db, who.subject_id)
 
     async def hint(cand: Candidate, code: str) -> None:
-        await supervision.auto_hint(db, rt.bus, candidate=cand, code=code)
+        await supervision.auto_hint(rt.db, rt.bus, candidate_id=cand.id, code=code)
 
     events = [e.model_dump() for e in body.events]
-    n = await flow.record_page_events(db, rt.bus, ctx, events, at, hint=hint)
+    n = await flow.record_page_events(rt.db, rt.bus, ctx, events, at, hint=hint)
     return {"recorded": n}
 
 
@@ -815,7 +815,11 @@ async def resolve_help_request(
     )
     if body.reply:
         out["danmaku"] = await supervision.send_danmaku(
-            db, rt.bus, sender_id=scope.staff_id, candidate_id=event.candidate_id, text=out["note"]
+            rt.db,
+            rt.bus,
+            sender_id=scope.staff_id,
+            candidate_id=event.candidate_id,
+            text=out["note"],
         )
     return out
 

@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from proctor.events.bus import Bus, sitting_channel
 from proctor.events.messages import alert_body
 from proctor.evidence import chain
 from proctor.rules import RuleSettings
@@ -110,14 +109,14 @@ class Outcome:
 
 async def after_page_events(
     db: AsyncSession,
-    bus: Bus,
     candidate: Candidate,
     rules: RuleSettings,
     now: datetime,
-) -> Outcome:
-    """Call after the batch's events (stamped ``now``) are stored and committed: raises the
-    ``screen_left`` alert of a new leave past the threshold, closes the one of a leave that
-    ended, in one transaction with their audit entries; then publishes them."""
+) -> tuple[Outcome, list[dict[str, Any]]]:
+    """Call in the transaction that stored the batch's events (stamped ``now``): raises
+    the ``screen_left`` alert of a new leave past the threshold, closes the one of a leave
+    that ended, with their audit entries. Returns the outcome and the messages for the
+    sitting's consoles, to publish once committed."""
     found = (await candidate_leaves(db, [candidate.id], rules.fullscreen_required)).get(
         candidate.id, []
     )
@@ -163,20 +162,12 @@ async def after_page_events(
                 alert.last_seen_at = alert.ended_at = now
                 await chain.append_record(db, "alert.closed", alert, actor=chain.SYSTEM)
                 closed.append(alert)
-    await db.commit()
-    for alert in raised:
-        await bus.publish(
-            sitting_channel(candidate.sitting_id),
-            {"type": "alert", "alert": alert_body(alert, candidate)},
-        )
-    for alert in closed:
-        await bus.publish(
-            sitting_channel(candidate.sitting_id),
-            {"type": "alert_update", "alert": alert_body(alert, candidate)},
-        )
-    return Outcome(
+    messages = [{"type": "alert", "alert": alert_body(a, candidate)} for a in raised]
+    messages += [{"type": "alert_update", "alert": alert_body(a, candidate)} for a in closed]
+    outcome = Outcome(
         summary(found, now),
         warn,
         tuple(a.id for a in raised),
         tuple(a.id for a in closed),
     )
+    return outcome, messages

@@ -673,16 +673,18 @@ MAX_PAGE_EVENTS_PER_MINUTE = 60
 
 
 async def record_page_events(
-    db: AsyncSession,
+    database: Database,
     bus: Bus,
     ctx: Ctx,
     events: list[dict[str, Any]],
     now: datetime,
     hint: Callable[[Candidate, str], Awaitable[Any]] | None = None,
 ) -> int:
-    """Store the page's events (each as ``page_<kind>``) and show them on the console.
-    A leave to be warned about sends the candidate ``hint(candidate, "screen_left")``
-    (the invigilation's hints: proctor.invigilation.supervision.auto_hint)."""
+    """Store the page's events (each as ``page_<kind>``) and what leaving the page makes
+    of them (proctor.flow.screen) in one transaction on the database writer thread, then
+    show them on the console. A leave to be warned about sends the candidate
+    ``hint(candidate, "screen_left")`` (the invigilation's hints:
+    proctor.invigilation.supervision.auto_hint)."""
     if len(events) > MAX_PAGE_EVENTS:
         raise Invalid("too_many_events", f"Send at most {MAX_PAGE_EVENTS} events at once.")
     clean = []
@@ -700,47 +702,54 @@ async def record_page_events(
                 "detail": str(event.get("detail") or "")[:200] or None,
             }
         )
-    recent = await db.scalar(
-        select(func.count())
-        .select_from(CandidateEvent)
-        .where(
-            CandidateEvent.candidate_id == ctx.candidate.id,
-            CandidateEvent.kind.like("page\\_%", escape="\\"),
-            CandidateEvent.at > now - timedelta(minutes=1),
+    candidate_id, sitting_id, step = ctx.candidate.id, ctx.sitting.id, ctx.attempt.step
+    rules = RuleSettings.from_dict(ctx.sitting.rules)
+
+    async def store(db: AsyncSession) -> tuple[screen.Outcome, list[dict[str, Any]]]:
+        recent = await db.scalar(
+            select(func.count())
+            .select_from(CandidateEvent)
+            .where(
+                CandidateEvent.candidate_id == candidate_id,
+                CandidateEvent.kind.like("page\\_%", escape="\\"),
+                CandidateEvent.at > now - timedelta(minutes=1),
+            )
         )
-    )
-    if (recent or 0) + len(clean) > MAX_PAGE_EVENTS_PER_MINUTE:
-        raise TooMany(
-            "too_many_events",
-            f"页面事件过多（每分钟最多{MAX_PAGE_EVENTS_PER_MINUTE}条），请稍后再报告。 Too many "
-            f"page events (at most {MAX_PAGE_EVENTS_PER_MINUTE} a minute): report later.",
-        )
-    for event in clean:
-        await record_event(
-            db,
-            ctx.candidate.id,
-            f"page_{event['kind']}",
-            now,
-            client_at=event["client_at"],
-            detail=event["detail"],
-            step=ctx.attempt.step,
-        )
-    await db.commit()
-    # leaving the page (切屏): counted, warned, then reported (proctor.flow.screen)
-    outcome = await screen.after_page_events(
-        db, bus, ctx.candidate, RuleSettings.from_dict(ctx.sitting.rules), now
-    )
+        if (recent or 0) + len(clean) > MAX_PAGE_EVENTS_PER_MINUTE:
+            raise TooMany(
+                "too_many_events",
+                f"页面事件过多（每分钟最多{MAX_PAGE_EVENTS_PER_MINUTE}条），请稍后再报告。 Too "
+                f"many page events (at most {MAX_PAGE_EVENTS_PER_MINUTE} a minute): report "
+                "later.",
+            )
+        for event in clean:
+            await record_event(
+                db,
+                candidate_id,
+                f"page_{event['kind']}",
+                now,
+                client_at=event["client_at"],
+                detail=event["detail"],
+                step=step,
+            )
+        # leaving the page (切屏): counted, warned, then reported (proctor.flow.screen)
+        candidate = await db.get(Candidate, candidate_id)
+        return await screen.after_page_events(db, candidate, rules, now)
+
+    outcome, messages = await database.write(store)
+    for message in messages:
+        await bus.publish(sitting_channel(sitting_id), message)
     if outcome.warn is not None and hint is not None:
         await hint(ctx.candidate, "screen_left")
     for event in clean:
         await bus.publish(
-            sitting_channel(ctx.sitting.id),
+            sitting_channel(sitting_id),
             {
                 "type": "page_event",
-                "candidate_id": ctx.candidate.id,
+                "candidate_id": candidate_id,
                 "kind": event["kind"],
                 "detail": event["detail"],
-                "step": ctx.attempt.step,
+                "step": step,
                 "at": now.isoformat(),
                 "screen_left": outcome.summary,
             },

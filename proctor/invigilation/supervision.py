@@ -24,6 +24,7 @@ from proctor.evidence.storage import EvidenceStorage
 from proctor.invigilation.rooms import room_of
 from proctor.rules import ALERT_TYPES
 from proctor.sitting.sittings import get_candidate
+from proctor.store.db import Database
 from proctor.store.tables import (
     Alert,
     AlertSnooze,
@@ -42,100 +43,123 @@ DANMAKU_MAX = 200
 
 
 async def send_danmaku(
-    db: AsyncSession, bus: Bus, *, sender_id: int, candidate_id: int, text: str
+    database: Database, bus: Bus, *, sender_id: int, candidate_id: int, text: str
 ) -> dict:
+    """Store an on-screen warning (with its audit entry) on the database writer thread,
+    then push it to the candidate's page and the sitting's consoles."""
     text = " ".join(text.split())
     if not 1 <= len(text) <= DANMAKU_MAX:
         raise Invalid("bad_danmaku", f"A warning needs 1 to {DANMAKU_MAX} characters.")
-    candidate = await get_candidate(db, candidate_id)
-    row = Danmaku(candidate_id=candidate.id, sender_id=sender_id, text=text, sent_at=utcnow())
-    db.add(row)
-    await db.flush()
-    await chain.append_record(
-        db, "danmaku.sent", row, actor=chain.staff_actor(sender_id), sitting_id=candidate.sitting_id
-    )
-    await db.commit()  # durable (and in the audit chain) before anyone is told
-    body = danmaku_body(row)
-    try:
-        await bus.publish(candidate_channel(candidate.id), {"type": "danmaku", **body})
-        await bus.publish(
-            sitting_channel(candidate.sitting_id), {"type": "danmaku", "danmaku": body}
+
+    async def store(db: AsyncSession) -> tuple[int, int, dict]:
+        candidate = await get_candidate(db, candidate_id)
+        row = Danmaku(candidate_id=candidate.id, sender_id=sender_id, text=text, sent_at=utcnow())
+        db.add(row)
+        await db.flush()
+        await chain.append_record(
+            db,
+            "danmaku.sent",
+            row,
+            actor=chain.staff_actor(sender_id),
+            sitting_id=candidate.sitting_id,
         )
+        return candidate.id, candidate.sitting_id, danmaku_body(row)
+
+    # durable (and in the audit chain) before anyone is told
+    cid, sitting_id, body = await database.write(store)
+    try:
+        await bus.publish(candidate_channel(cid), {"type": "danmaku", **body})
+        await bus.publish(sitting_channel(sitting_id), {"type": "danmaku", "danmaku": body})
     except BusUnavailable as exc:
         # Committed, so not lost: when the bus is back every socket is told
         # ("overflow", "bus_reconnected") and the candidate's page loads the warnings it
         # has not acknowledged (GET /api/flow/warnings). The sender is told it is pending.
-        log.warning("danmaku %s stored, not pushed (bus unavailable: %s)", row.id, exc)
+        log.warning("danmaku %s stored, not pushed (bus unavailable: %s)", body["id"], exc)
         return {**body, "pending": True}
     return {**body, "pending": False}
 
 
 async def mark_danmaku(
-    db: AsyncSession, bus: Bus, *, candidate_id: int, danmaku_id: int, state: str
+    database: Database, bus: Bus, *, candidate_id: int, danmaku_id: int, state: str
 ) -> dict | None:
     """Record that a danmaku reached the candidate's page (``delivered``) or was shown
-    (``seen``). Idempotent; ignores ids that are not this candidate's."""
-    row = await db.get(Danmaku, danmaku_id)
-    if row is None or row.candidate_id != candidate_id:
+    (``seen``). Idempotent; ignores ids that are not this candidate's. Written on the
+    database writer thread (every warning is marked twice, from the candidate's socket)."""
+
+    async def store(db: AsyncSession) -> tuple[int, dict] | None:
+        row = await db.get(Danmaku, danmaku_id, with_for_update=True)
+        if row is None or row.candidate_id != candidate_id:
+            return None
+        now = utcnow()
+        changed = False
+        if row.delivered_at is None:
+            row.delivered_at = now
+            changed = True
+        if state == "seen" and row.seen_at is None:
+            row.seen_at = now
+            changed = True
+        if not changed:
+            return None
+        sitting_id = await db.scalar(
+            select(Candidate.sitting_id).where(Candidate.id == candidate_id)
+        )
+        await chain.append(
+            db,
+            "danmaku.seen" if row.seen_at else "danmaku.delivered",
+            actor=chain.candidate_actor(candidate_id),
+            payload={
+                "delivered_at": chain.iso(row.delivered_at),
+                "seen_at": chain.iso(row.seen_at),
+            },
+            sitting_id=sitting_id,
+            candidate_id=candidate_id,
+            subject_type="danmaku",
+            subject_id=row.id,
+        )
+        return sitting_id, danmaku_body(row)
+
+    stored = await database.write(store)
+    if stored is None:
         return None
-    now = utcnow()
-    changed = False
-    if row.delivered_at is None:
-        row.delivered_at = now
-        changed = True
-    if state == "seen" and row.seen_at is None:
-        row.seen_at = now
-        changed = True
-    if not changed:
-        return None
-    sitting_id = await db.scalar(select(Candidate.sitting_id).where(Candidate.id == candidate_id))
-    await chain.append(
-        db,
-        "danmaku.seen" if row.seen_at else "danmaku.delivered",
-        actor=chain.candidate_actor(candidate_id),
-        payload={"delivered_at": chain.iso(row.delivered_at), "seen_at": chain.iso(row.seen_at)},
-        sitting_id=sitting_id,
-        candidate_id=candidate_id,
-        subject_type="danmaku",
-        subject_id=row.id,
-    )
-    await db.commit()
-    candidate = await db.get(Candidate, candidate_id)
-    body = danmaku_body(row)
-    await bus.publish(sitting_channel(candidate.sitting_id), {"type": "danmaku", "danmaku": body})
+    sitting_id, body = stored
+    await bus.publish(sitting_channel(sitting_id), {"type": "danmaku", "danmaku": body})
     return body
 
 
 async def acknowledge_danmaku(
-    db: AsyncSession, bus: Bus, *, candidate_id: int, danmaku_id: int, now: datetime
+    database: Database, bus: Bus, *, candidate_id: int, danmaku_id: int, now: datetime
 ) -> dict:
     """The candidate pressed "我已知晓 I understand" on a warning (issue 23): recorded once
     (in the audit chain), the consoles told; pressing again answers the same. A warning
     that is not this candidate's is ``unknown_danmaku`` (404), as one that does not exist."""
-    row = await db.get(Danmaku, danmaku_id, with_for_update=True)
-    if row is None or row.candidate_id != candidate_id:
-        raise NotFound("unknown_danmaku", f"No warning {danmaku_id}. 没有这条警告。")
-    if row.acknowledged_at is not None:
-        return danmaku_body(row)
-    row.acknowledged_at = now
-    if row.delivered_at is None:
-        row.delivered_at = now
-    if row.seen_at is None:
-        row.seen_at = now
-    candidate = await db.get(Candidate, candidate_id)
-    await chain.append(
-        db,
-        "danmaku.acknowledged",
-        actor=chain.candidate_actor(candidate_id),
-        payload={"acknowledged_at": chain.iso(now)},
-        sitting_id=candidate.sitting_id,
-        candidate_id=candidate_id,
-        subject_type="danmaku",
-        subject_id=row.id,
-    )
-    await db.commit()
-    body = danmaku_body(row)
-    await bus.publish(sitting_channel(candidate.sitting_id), {"type": "danmaku", "danmaku": body})
+
+    async def store(db: AsyncSession) -> tuple[int | None, dict]:
+        row = await db.get(Danmaku, danmaku_id, with_for_update=True)
+        if row is None or row.candidate_id != candidate_id:
+            raise NotFound("unknown_danmaku", f"No warning {danmaku_id}. 没有这条警告。")
+        if row.acknowledged_at is not None:
+            return None, danmaku_body(row)
+        row.acknowledged_at = now
+        if row.delivered_at is None:
+            row.delivered_at = now
+        if row.seen_at is None:
+            row.seen_at = now
+        candidate = await db.get(Candidate, candidate_id)
+        await chain.append(
+            db,
+            "danmaku.acknowledged",
+            actor=chain.candidate_actor(candidate_id),
+            payload={"acknowledged_at": chain.iso(now)},
+            sitting_id=candidate.sitting_id,
+            candidate_id=candidate_id,
+            subject_type="danmaku",
+            subject_id=row.id,
+        )
+        return candidate.sitting_id, danmaku_body(row)
+
+    sitting_id, body = await database.write(store)
+    if sitting_id is not None:
+        await bus.publish(sitting_channel(sitting_id), {"type": "danmaku", "danmaku": body})
     return body
 
 
@@ -358,12 +382,20 @@ async def record_action(
     return row
 
 
-async def publish_actions(db: AsyncSession, bus: Bus, rows: list[ConsoleAction]) -> list[dict]:
+async def action_bodies(db: AsyncSession, rows: list[ConsoleAction]) -> list[dict]:
     names = await history.staff_names(db, (r.staff_id for r in rows))
-    bodies = [action_body(r, names) for r in rows]
+    return [action_body(r, names) for r in rows]
+
+
+async def publish_bodies(bus: Bus, bodies: list[dict]) -> list[dict]:
+    """Tell the sitting's consoles of these console actions (``action_bodies``)."""
     for body in bodies:
         await bus.publish(sitting_channel(body["sitting_id"]), {"type": "action", "action": body})
     return bodies
+
+
+async def publish_actions(db: AsyncSession, bus: Bus, rows: list[ConsoleAction]) -> list[dict]:
+    return await publish_bodies(bus, await action_bodies(db, rows))
 
 
 # ----------------------------------------------------------------------------- alerts
@@ -441,11 +473,11 @@ async def console_alerts(
 
 
 async def handle_alerts(
-    db: AsyncSession,
+    database: Database,
     bus: Bus,
     *,
     staff_id: int,
-    alerts: list[Alert],
+    alert_ids: list[int],
     action: str,
     reason: str,
     record_violation: bool = False,
@@ -454,7 +486,9 @@ async def handle_alerts(
     told (the alert again, with its new status, and the action). Acknowledging with
     ``record_violation`` also keeps each alert as a violation record (违纪记录: a
     ``violation`` action with the alert's screenshot and the reason), as a violation
-    screenshot from the console is."""
+    screenshot from the console is. One transaction on the database writer thread, the
+    alerts locked: of two invigilators handling the same alert at once, one does it and
+    the other is told it is handled (``alert_already_handled``)."""
     if action not in HANDLING:
         raise Invalid("bad_action", "action must be acknowledge or dismiss")
     if record_violation and action != ACK:
@@ -465,52 +499,63 @@ async def handle_alerts(
         )
     reason = _text(reason, lo=2, hi=REASON_MAX, code="reason_required", what="The reason")
     status, kind = HANDLING[action]
-    open_alerts = [a for a in alerts if a.status == "open"]
-    if not open_alerts:
-        raise Conflict(
-            "alert_already_handled", "This alert has already been handled. 该告警已处理。"
-        )
-    rows = []
-    for alert in open_alerts:
-        alert.status = status
-        rows.append(
-            await record_action(
-                db,
-                sitting_id=alert.sitting_id,
-                kind=kind,
-                staff_id=staff_id,
-                candidate_id=alert.candidate_id,
-                alert_id=alert.id,
-                reason=reason,
-                data={"type": alert.type},
+
+    async def store(db: AsyncSession) -> tuple[list[dict], list[dict]]:
+        alerts = list(
+            await db.scalars(
+                select(Alert)
+                .where(Alert.id.in_(list(alert_ids)))
+                .order_by(Alert.id)
+                .with_for_update()
             )
         )
-        if record_violation:
+        open_alerts = [a for a in alerts if a.status == "open"]
+        if not open_alerts:
+            raise Conflict(
+                "alert_already_handled", "This alert has already been handled. 该告警已处理。"
+            )
+        rows = []
+        for alert in open_alerts:
+            alert.status = status
             rows.append(
                 await record_action(
                     db,
                     sitting_id=alert.sitting_id,
-                    kind="violation",
+                    kind=kind,
                     staff_id=staff_id,
                     candidate_id=alert.candidate_id,
                     alert_id=alert.id,
-                    evidence_id=alert.evidence_id,
                     reason=reason,
-                    data={"from_alert": alert.id, "type": alert.type, "view": alert.view},
+                    data={"type": alert.type},
                 )
             )
-    await db.commit()
-    names = await history.staff_names(db, [staff_id])
-    bodies = []
-    handlings = [r for r in rows if r.kind == kind]
-    for alert, row in zip(open_alerts, handlings, strict=True):
-        candidate = await db.get(Candidate, alert.candidate_id)
-        bodies.append(console_alert_body(alert, candidate, row, names))
-    if bodies:
+            if record_violation:
+                rows.append(
+                    await record_action(
+                        db,
+                        sitting_id=alert.sitting_id,
+                        kind="violation",
+                        staff_id=staff_id,
+                        candidate_id=alert.candidate_id,
+                        alert_id=alert.id,
+                        evidence_id=alert.evidence_id,
+                        reason=reason,
+                        data={"from_alert": alert.id, "type": alert.type, "view": alert.view},
+                    )
+                )
+        names = await history.staff_names(db, [staff_id])
+        bodies = []
+        handlings = [r for r in rows if r.kind == kind]
+        for alert, row in zip(open_alerts, handlings, strict=True):
+            candidate = await db.get(Candidate, alert.candidate_id)
+            bodies.append(console_alert_body(alert, candidate, row, names))
         await mark_snoozed(db, open_alerts[0].sitting_id, bodies)
+        return bodies, await action_bodies(db, rows)
+
+    bodies, actions = await database.write(store)
     for body in bodies:
         await bus.publish(sitting_channel(body["sitting_id"]), {"type": "alert", "alert": body})
-    await publish_actions(db, bus, rows)
+    await publish_bodies(bus, actions)
     return bodies
 
 
@@ -797,61 +842,78 @@ def hint_message(row: ConsoleAction) -> dict[str, Any]:
 
 
 async def auto_hint(
-    db: AsyncSession, bus: Bus, *, candidate: Candidate, code: str, alert_id: int | None = None
+    database: Database,
+    bus: Bus,
+    *,
+    candidate_id: int,
+    code: str,
+    alert_id: int | None = None,
 ) -> dict[str, Any] | None:
     """The first rung of the ladder: tell the candidate's page how to fix a condition.
-    Once per alert (or, without an alert, not again within HINT_REPEAT_SECONDS)."""
+    Once per alert (or, without an alert, not again within HINT_REPEAT_SECONDS). Written
+    on the database writer thread (it follows every alert of a connected candidate)."""
     text = HINT_TEXTS.get(code)
     if text is None:
         return None
-    query = select(ConsoleAction.id).where(
-        ConsoleAction.candidate_id == candidate.id, ConsoleAction.kind == "hint"
-    )
-    if alert_id is not None:
-        query = query.where(ConsoleAction.alert_id == alert_id)
-    else:
-        since = utcnow() - timedelta(seconds=HINT_REPEAT_SECONDS)
-        query = query.where(ConsoleAction.at >= since, ConsoleAction.reason == text)
-    if await db.scalar(query.limit(1)) is not None:
+
+    async def store(db: AsyncSession) -> tuple[dict, dict] | None:
+        candidate = await get_candidate(db, candidate_id)
+        query = select(ConsoleAction.id).where(
+            ConsoleAction.candidate_id == candidate.id, ConsoleAction.kind == "hint"
+        )
+        if alert_id is not None:
+            query = query.where(ConsoleAction.alert_id == alert_id)
+        else:
+            since = utcnow() - timedelta(seconds=HINT_REPEAT_SECONDS)
+            query = query.where(ConsoleAction.at >= since, ConsoleAction.reason == text)
+        if await db.scalar(query.limit(1)) is not None:
+            return None
+        row = await record_action(
+            db,
+            sitting_id=candidate.sitting_id,
+            kind="hint",
+            staff_id=None,
+            candidate_id=candidate.id,
+            alert_id=alert_id,
+            reason=text,
+            data={"code": code, "delivered_at": None, "seen_at": None},
+        )
+        return hint_message(row), (await action_bodies(db, [row]))[0]
+
+    stored = await database.write(store)
+    if stored is None:
         return None
-    row = await record_action(
-        db,
-        sitting_id=candidate.sitting_id,
-        kind="hint",
-        staff_id=None,
-        candidate_id=candidate.id,
-        alert_id=alert_id,
-        reason=text,
-        data={"code": code, "delivered_at": None, "seen_at": None},
-    )
-    await db.commit()
-    message = hint_message(row)
-    await bus.publish(candidate_channel(candidate.id), message)
-    await publish_actions(db, bus, [row])
+    message, action = stored
+    await bus.publish(candidate_channel(candidate_id), message)
+    await publish_bodies(bus, [action])
     return message
 
 
 async def mark_hint(
-    db: AsyncSession, bus: Bus, *, candidate_id: int, hint_id: int, state: str
+    database: Database, bus: Bus, *, candidate_id: int, hint_id: int, state: str
 ) -> dict[str, Any] | None:
     """The hint reached the candidate's page (``delivered``) or was shown (``seen``)."""
-    row = await db.get(ConsoleAction, hint_id)
-    if row is None or row.kind != "hint" or row.candidate_id != candidate_id:
-        return None
-    data = dict(row.data or {})
-    now = utcnow().isoformat()
-    changed = False
-    if not data.get("delivered_at"):
-        data["delivered_at"] = now
-        changed = True
-    if state == "seen" and not data.get("seen_at"):
-        data["seen_at"] = now
-        changed = True
-    if not changed:
-        return None
-    row.data = data
-    await db.commit()
-    return (await publish_actions(db, bus, [row]))[0]
+
+    async def store(db: AsyncSession) -> dict | None:
+        row = await db.get(ConsoleAction, hint_id, with_for_update=True)
+        if row is None or row.kind != "hint" or row.candidate_id != candidate_id:
+            return None
+        data = dict(row.data or {})
+        now = utcnow().isoformat()
+        changed = False
+        if not data.get("delivered_at"):
+            data["delivered_at"] = now
+            changed = True
+        if state == "seen" and not data.get("seen_at"):
+            data["seen_at"] = now
+            changed = True
+        if not changed:
+            return None
+        row.data = data
+        return (await action_bodies(db, [row]))[0]
+
+    body = await database.write(store)
+    return None if body is None else (await publish_bodies(bus, [body]))[0]
 
 
 async def ladders(

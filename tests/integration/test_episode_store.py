@@ -81,17 +81,17 @@ async def test_an_episode_is_raised_updated_closed_and_audited(
                                 ref, alert_ids[change.episode], change, peak
                             )
                     if i == 40:  # the invigilator acknowledges the ongoing episode
-                        async with db.session() as s:
+                        async with db.transaction() as s:
                             staff = (await ensure_staff(s))["invigilator"]
-                            (ack_id,) = alert_ids.values()
-                            await handle_alerts(
-                                s,
-                                bus,
-                                staff_id=staff,
-                                alerts=[await s.get(Alert, ack_id)],
-                                action="acknowledge",
-                                reason="seen, a second person 已看到",
-                            )
+                        (ack_id,) = alert_ids.values()
+                        await handle_alerts(
+                            db,
+                            bus,
+                            staff_id=staff,
+                            alert_ids=[ack_id],
+                            action="acknowledge",
+                            reason="seen, a second person 已看到",
+                        )
                 messages = []
                 while not sub.queue.empty():
                     messages.append(await asyncio.wait_for(sub.get(), 5))

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from proctor.auth.ratelimit import LoginLimits
 from proctor.auth.sessions import new_session, token_digest
 from proctor.domain import CandidateRef
+from proctor.errors import Conflict
 from proctor.events.bus import make_bus
 from proctor.events.recorder import Recorder
 from proctor.evidence import chain
@@ -457,4 +458,137 @@ async def _staff_login_scenario(database_url: str) -> None:
     finally:
         stop.set()
         checker.close()
+        await db.dispose()
+
+
+def test_supervision_on_a_saturated_loop_never_holds_the_sqlite_lock(tmp_path: Path) -> None:
+    in_a_fresh_process(
+        _supervision_scenario, f"sqlite+aiosqlite:///{tmp_path / 'watch.db'}", tmp_path / "ev"
+    )
+
+
+async def _supervision_scenario(database_url: str, evidence_root: Path) -> None:
+    """What a sitting writes beside the flow, while the loop is saturated by turns of
+    STAFF_BLOCK_SECONDS: the candidate page's events (leaving the page: hints, then a
+    ``screen_left`` alert opened and closed), automatic hints and their delivered / seen
+    marks, an invigilator's warning (danmaku) with its marks and the candidate's
+    acknowledgement, and the alert acknowledged. None holds SQLite's write lock for as
+    long as a turn: the slow-lock watch reports nothing. The same kind of write on a
+    session of the saturated loop (the old routing, last) is reported, so the watch sees
+    what it is asked about."""
+    import logging
+
+    from proctor.invigilation import supervision
+    from proctor.store.db import SLOW_WRITE_SECONDS
+
+    assert STAFF_BLOCK_SECONDS > SLOW_WRITE_SECONDS
+    warnings: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            warnings.append(record.getMessage())
+
+    logging.getLogger("proctor.store").addHandler(Collect(logging.WARNING))
+    db = Database(database_url)
+    bus = StepsBus()
+    storage = EvidenceStorage(evidence_root)
+    stop = threading.Event()
+    try:
+        await migrate.upgrade(db.engine)
+        now = utcnow()
+        async with db.transaction() as s:
+            sitting = await make_sitting(
+                s,
+                "Write lock watch 监考",
+                "write-lock-watch-1",
+                now - timedelta(minutes=5),
+                now + timedelta(hours=1),
+                flow={"require_phone": False},
+                rules=RuleSettings(screen_left_alert_count=2),
+            )
+            staff = await create_staff(
+                s, username="inv-watch", password="inv-pass-watch", display_name="I",
+                role="invigilator",
+            )  # fmt: skip
+            await add_candidate(
+                s, storage, sitting_id=sitting.id, name="考生", id_number="110101198503030011"
+            )
+        staff_id = staff.id
+        login = await steps.login(
+            db,
+            password="write-lock-watch-1",
+            id_number="110101198503030011",
+            now=utcnow(),
+            client="watch",
+            current_token=None,
+            limits=LoginLimits(),
+        )
+        cid = login.ctx.candidate.id
+        async with db.session() as s:
+            ctx = await machine.load(s, cid)
+        hints: list[dict | None] = []
+
+        async def hint(candidate, code: str) -> None:
+            hints.append(await supervision.auto_hint(db, bus, candidate_id=candidate.id, code=code))
+
+        saturating = asyncio.create_task(_saturating_task(stop, STAFF_BLOCK_SECONDS))
+        try:
+            # two leaves: the first warned with a hint, the second an alert, closed on return
+            for n in range(2):
+                away = [{"kind": "hidden", "at": f"t{n}", "detail": "tab"}]
+                await steps.record_page_events(db, bus, ctx, away, utcnow(), hint=hint)
+                back = [{"kind": "visible", "at": f"t{n}b", "detail": None}]
+                await steps.record_page_events(db, bus, ctx, back, utcnow(), hint=hint)
+            (alert,) = {m["alert"]["id"] for _, m in bus.messages if m["type"] == "alert"}
+            shown = await supervision.auto_hint(
+                db, bus, candidate_id=cid, code="screen_left", alert_id=alert
+            )
+            assert shown is not None
+            for state in ("delivered", "seen"):
+                assert await supervision.mark_hint(
+                    db, bus, candidate_id=cid, hint_id=shown["id"], state=state
+                )
+            sent = await supervision.send_danmaku(
+                db, bus, sender_id=staff_id, candidate_id=cid, text="请正对摄像头"
+            )
+            for state in ("delivered", "seen"):
+                assert await supervision.mark_danmaku(
+                    db, bus, candidate_id=cid, danmaku_id=sent["id"], state=state
+                )
+            acked = await supervision.acknowledge_danmaku(
+                db, bus, candidate_id=cid, danmaku_id=sent["id"], now=utcnow()
+            )
+            (handled,) = await supervision.handle_alerts(
+                db, bus, staff_id=staff_id, alert_ids=[alert], action="acknowledge",
+                reason="seen it 已看到",
+            )  # fmt: skip
+            with pytest.raises(Conflict):  # handled once
+                await supervision.handle_alerts(
+                    db, bus, staff_id=staff_id, alert_ids=[alert], action="dismiss",
+                    reason="again 再次",
+                )  # fmt: skip
+            slow = [w for w in warnings if "held the SQLite write lock" in w]
+            # the old routing: the same writes on a session of the saturated loop
+            async with db.transaction() as s:
+                await chain.append(s, "test.old_routing", actor=chain.SYSTEM, payload={})
+        finally:
+            stop.set()
+            turns = await saturating
+        assert turns >= 10
+        assert slow == [], slow
+        assert any("held the SQLite write lock" in w for w in warnings), "the watch saw nothing"
+        assert [h is not None for h in hints] == [True]
+        async with db.session() as s:
+            found = await s.get(Alert, alert)
+            assert (found.type, found.status) == ("screen_left", "acknowledged")
+            assert found.ended_at is not None  # closed when the candidate came back
+        assert acked["acknowledged_at"] and acked["seen_at"] and acked["delivered_at"]
+        assert handled["status"] == "acknowledged"
+        told = [m.get("type") for _, m in bus.messages]
+        assert {"page_event", "alert", "alert_update", "hint", "danmaku", "action"} <= set(told)
+        async with db.session() as s:
+            report = await chain.verify(s, storage)
+            assert report.ok, report.all_problems()
+    finally:
+        stop.set()
         await db.dispose()

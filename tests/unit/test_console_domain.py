@@ -324,7 +324,7 @@ async def test_what_the_console_shows(world):
 
         # an alert of one candidate: on the tile, in the lists, handled, in the timeline
         await supervision.send_danmaku(
-            s, bus, sender_id=ids["inv"], candidate_id=first, text="请正对摄像头"
+            database, bus, sender_id=ids["inv"], candidate_id=first, text="请正对摄像头"
         )
         snoozed = await supervision.snooze_alerts(
             s,

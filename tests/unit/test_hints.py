@@ -42,11 +42,15 @@ class NoDatabase:
     def session(self):  # noqa: ANN201 - a hint would need the database
         raise AssertionError("a hint was about to be sent")
 
+    async def write(self, fn):  # noqa: ANN001, ANN201 - a hint is written there
+        raise AssertionError("a hint was about to be sent")
+
 
 class FakeRuntime:
     def __init__(self, streaming: bool) -> None:
         self.streaming = streaming
         self.db = NoDatabase()
+        self.bus = None
         self.asked: list[tuple[int, str]] = []
 
     def view_streaming(self, candidate_id: int, view: str) -> bool:
