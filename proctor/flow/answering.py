@@ -27,6 +27,7 @@ from proctor.flow.steps import end_of, paused_seconds, record_event
 from proctor.sitting.papers import candidate_order, get_paper, present, questions_of
 from proctor.sitting.policy import rules_of
 from proctor.sitting.scoring import score_attempt
+from proctor.store.db import Database
 from proctor.store.tables import Answer, Attempt, Candidate, Question, Sitting, TimeExtension
 
 log = logging.getLogger(__name__)
@@ -225,40 +226,50 @@ async def submit(db: AsyncSession, ctx: Ctx, now: datetime) -> None:
     await hand_in(db, ctx, now, "candidate")
 
 
-async def auto_submit_due(db: AsyncSession, now: datetime) -> list[tuple[int, int]]:
+async def auto_submit_due(database: Database, now: datetime) -> list[tuple[int, int]]:
     """Hand in every paper whose time (with extensions and the grace) is over; returns
     (sitting id, candidate id) of each, committed. A paused exam is never handed in: its
-    clock stands still."""
-    rows = await db.execute(
-        select(Attempt, Candidate, Sitting)
-        .join(Candidate, Candidate.id == Attempt.candidate_id)
-        .join(Sitting, Sitting.id == Attempt.sitting_id)
-        .where(
-            Attempt.step.in_(allowed("auto_submit")),
-            Attempt.paused_at.is_(None),
-            Sitting.ends_at < now,
+    clock stands still. Each paper is handed in by its own transaction on the database
+    writer thread (at a sitting's end all its papers fall due together, while the last
+    answers are being saved)."""
+    async with database.session() as db:
+        rows = await db.execute(
+            select(Attempt.id, Candidate.id, Sitting.id)
+            .join(Candidate, Candidate.id == Attempt.candidate_id)
+            .join(Sitting, Sitting.id == Attempt.sitting_id)
+            .where(
+                Attempt.step.in_(allowed("auto_submit")),
+                Attempt.paused_at.is_(None),
+                Sitting.ends_at < now,
+            )
         )
-    )
-    done = []
-    for attempt, candidate, sitting in rows.all():
-        rules = rules_of(sitting.kind, sitting.flow)
-        end = await end_of(db, sitting, candidate.id, attempt, now)
-        if timing.answers_open(now, end, rules):
-            continue
-        locked = await db.scalar(select(Attempt).where(Attempt.id == attempt.id).with_for_update())
+        due = rows.all()
+
+    async def hand_in_due(db: AsyncSession, attempt_id: int) -> bool:
+        locked = await db.scalar(select(Attempt).where(Attempt.id == attempt_id).with_for_update())
         if (
             locked is None
             or locked.step not in allowed("auto_submit")
             or locked.paused_at is not None
         ):
-            continue
+            return False
+        candidate = await db.get(Candidate, locked.candidate_id)
+        sitting = await db.get(Sitting, locked.sitting_id)
+        rules = rules_of(sitting.kind, sitting.flow)
+        end = await end_of(db, sitting, candidate.id, locked, now)
+        if timing.answers_open(now, end, rules):
+            return False
         await hand_in(db, Ctx(candidate, sitting, locked, rules), end, "auto")
-        await db.commit()
-        done.append((sitting.id, candidate.id))
-        log.info(
-            "paper handed in automatically at the end",
-            extra={"candidate_id": candidate.id, "sitting_id": sitting.id},
-        )
+        return True
+
+    done = []
+    for attempt_id, candidate_id, sitting_id in due:
+        if await database.write(lambda db, a=attempt_id: hand_in_due(db, a)):
+            done.append((sitting_id, candidate_id))
+            log.info(
+                "paper handed in automatically at the end",
+                extra={"candidate_id": candidate_id, "sitting_id": sitting_id},
+            )
     return done
 
 

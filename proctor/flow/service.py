@@ -90,8 +90,7 @@ class ExamService:
 
     async def sweep(self) -> list[tuple[int, int]]:
         """Hand in every paper whose time is over; tell the candidates and consoles."""
-        async with self.db.session() as db:
-            done = await auto_submit_due(db, self.clock.now())
+        done = await auto_submit_due(self.db, self.clock.now())
         for sitting_id, candidate_id in done:
             message = {
                 "type": "flow",
