@@ -159,9 +159,8 @@ async def raise_hand(
 ) -> dict:
     """The candidate raises a hand (求助) with a short message for the invigilators of
     their room."""
-    ctx = await machine.load(db, who.subject_id, lock=True)  # one at a time per candidate
     return await requests.raise_hand(
-        db, rt.bus, candidate=ctx.candidate, step=ctx.attempt.step, text=body.text, now=at
+        rt.db, rt.bus, candidate_id=who.subject_id, text=body.text, now=at
     )
 
 
@@ -672,7 +671,7 @@ async def resolve_info_problem(
     event = await requests.get_info_problem(db, problem_id)
     await rooms.check_candidate(db, scope, event.candidate_id)
     return await requests.resolve_info_problem(
-        db, rt.bus, event, staff_id=scope.staff_id, note=body.note, now=at
+        rt.db, rt.bus, event.id, staff_id=scope.staff_id, note=body.note, now=at
     )
 
 
@@ -811,8 +810,9 @@ async def resolve_help_request(
     event = await requests.get_info_problem(db, request_id, kind="help_request")
     await rooms.check_candidate(db, scope, event.candidate_id)
     out = await requests.resolve_info_problem(
-        db, rt.bus, event, staff_id=scope.staff_id, note=body.note, now=at, replied=body.reply
-    )
+        rt.db, rt.bus, event.id, staff_id=scope.staff_id, note=body.note, now=at,
+        replied=body.reply, kind="help_request",
+    )  # fmt: skip
     if body.reply:
         out["danmaku"] = await supervision.send_danmaku(
             rt.db,

@@ -27,9 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from proctor.errors import Conflict, Invalid, NotFound, TooMany
 from proctor.events.bus import Bus, candidate_channel, sitting_channel
-from proctor.flow.machine import ENDED, allowed
+from proctor.flow.machine import ENDED, allowed, load
 from proctor.flow.steps import record_event
 from proctor.sitting.policy import rules_of
+from proctor.store.db import Database
 from proctor.store.tables import (
     Attempt,
     Candidate,
@@ -96,9 +97,9 @@ async def info_problems(
 
 
 async def get_info_problem(
-    db: AsyncSession, problem_id: int, kind: str = "info_problem"
+    db: AsyncSession, problem_id: int, kind: str = "info_problem", *, lock: bool = False
 ) -> CandidateEvent:
-    event = await db.get(CandidateEvent, problem_id, with_for_update=True)
+    event = await db.get(CandidateEvent, problem_id, with_for_update=lock)
     if event is None or event.kind != kind:
         if kind == "help_request":
             raise NotFound("unknown_help_request", f"No raised hand {problem_id}. 没有这条求助。")
@@ -120,45 +121,53 @@ def _help_text(text: str | None) -> str:
 
 
 async def raise_hand(
-    db: AsyncSession,
+    database: Database,
     bus: Bus,
     *,
-    candidate: Candidate,
-    step: str,
+    candidate_id: int,
     text: str | None,
     now: datetime,
 ) -> dict[str, Any]:
     """The candidate raises a hand (求助) with an optional short message: recorded as a
-    ``help_request`` event, committed, then the sitting's consoles are told (those of the
-    candidate's room see it: the console socket filters by candidate)."""
+    ``help_request`` event on the database writer thread (the candidate's attempt locked:
+    one at a time), then the sitting's consoles are told (those of the candidate's room see
+    it: the console socket filters by candidate)."""
     text = _help_text(text)
-    if step in ENDED:
-        raise Conflict("exam_over", "考试已结束。 Your exam has ended.")
-    mine = await _newest_events(db, candidate.id, "help_request", HELP_PER_WINDOW)
-    if any(not (ev.data or {}).get("resolved_at") for ev in mine):
-        raise Conflict(
-            "hand_already_raised",
-            "你已经举手求助，请等待监考老师处理。 Your hand is raised already: the invigilator "
-            "will answer.",
-        )
-    if len(mine) >= HELP_PER_WINDOW:
-        oldest = mine[-1].at
-        wait = HELP_WINDOW_SECONDS - (now - oldest).total_seconds()
-        if wait > 0:
-            error = TooMany(
-                "too_many_requests",
-                f"求助过于频繁，请{int(wait) + 1}秒后再试。 Too many requests: try again in "
-                f"{int(wait) + 1} s.",
+
+    async def store(db: AsyncSession) -> tuple[dict, Candidate]:
+        ctx = await load(db, candidate_id, lock=True)
+        candidate = ctx.candidate
+        if ctx.attempt.step in ENDED:
+            raise Conflict("exam_over", "考试已结束。 Your exam has ended.")
+        mine = await _newest_events(db, candidate.id, "help_request", HELP_PER_WINDOW)
+        if any(not (ev.data or {}).get("resolved_at") for ev in mine):
+            raise Conflict(
+                "hand_already_raised",
+                "你已经举手求助，请等待监考老师处理。 Your hand is raised already: the "
+                "invigilator will answer.",
             )
-            error.details["retry_after"] = int(wait) + 1
-            raise error
-    event = CandidateEvent(
-        candidate_id=candidate.id, kind="help_request", data={"text": text, "step": step}, at=now
-    )
-    db.add(event)
-    await db.flush()
-    body = info_problem_body(event, candidate)
-    await db.commit()
+        if len(mine) >= HELP_PER_WINDOW:
+            oldest = mine[-1].at
+            wait = HELP_WINDOW_SECONDS - (now - oldest).total_seconds()
+            if wait > 0:
+                error = TooMany(
+                    "too_many_requests",
+                    f"求助过于频繁，请{int(wait) + 1}秒后再试。 Too many requests: try again in "
+                    f"{int(wait) + 1} s.",
+                )
+                error.details["retry_after"] = int(wait) + 1
+                raise error
+        event = CandidateEvent(
+            candidate_id=candidate.id,
+            kind="help_request",
+            data={"text": text, "step": ctx.attempt.step},
+            at=now,
+        )
+        db.add(event)
+        await db.flush()
+        return info_problem_body(event, candidate), candidate
+
+    body, candidate = await database.write(store)
     await bus.publish(
         sitting_channel(candidate.sitting_id),
         {"type": "help_request", **body, "candidate_name": candidate.name},
@@ -196,55 +205,61 @@ async def count_open_help(db: AsyncSession, candidate_ids: set[int]) -> int:
 
 
 async def resolve_info_problem(
-    db: AsyncSession,
+    database: Database,
     bus: Bus,
-    event: CandidateEvent,
+    problem_id: int,
     *,
     staff_id: int,
     note: str,
     now: datetime,
     replied: bool = False,
+    kind: str = "info_problem",
 ) -> dict[str, Any]:
     """Mark the problem (or raised hand) resolved with the invigilator's note (recorded as
-    an event of the candidate), commit, and tell the sitting's consoles (and, for a raised
-    hand, the candidate's page). ``replied``: the note was sent to the candidate as a
-    danmaku reply (the caller sends it)."""
+    an event of the candidate) in one transaction on the database writer thread, the
+    problem's row locked (of two invigilators resolving it at once, the second is told it
+    is resolved already), then tell the sitting's consoles (and, for a raised hand, the
+    candidate's page). ``replied``: the note was sent to the candidate as a danmaku reply
+    (the caller sends it)."""
     note = " ".join((note or "").split())
     if not 2 <= len(note) <= 500:
         raise NOTE_REQUIRED
-    data = dict(event.data or {})
-    if data.get("resolved_at"):
-        raise Conflict(
-            "already_resolved",
-            "这个问题已经处理过了。 This problem has been resolved already.",
+
+    async def store(db: AsyncSession) -> tuple[Candidate, dict]:
+        event = await get_info_problem(db, problem_id, kind, lock=True)
+        data = dict(event.data or {})
+        if data.get("resolved_at"):
+            raise Conflict(
+                "already_resolved",
+                "这个问题已经处理过了。 This problem has been resolved already.",
+            )
+        staff = await db.get(StaffUser, staff_id)
+        name = staff.display_name if staff is not None else f"#{staff_id}"
+        data.update(
+            resolved_at=now.isoformat(),
+            resolved_by=staff_id,
+            resolved_by_name=name,
+            note=note,
+            replied=replied,
         )
-    staff = await db.get(StaffUser, staff_id)
-    name = staff.display_name if staff is not None else f"#{staff_id}"
-    data.update(
-        resolved_at=now.isoformat(),
-        resolved_by=staff_id,
-        resolved_by_name=name,
-        note=note,
-        replied=replied,
-    )
-    event.data = data  # a new dict: the JSON column sees the change
-    kind = event.kind
-    await record_event(
-        db,
-        event.candidate_id,
-        f"{kind}_resolved",
-        now,
-        problem_id=event.id,
-        text=data.get("text", ""),
-        note=note,
-        by=staff_id,
-        by_name=name,
-        raised_at=_iso(event.at),
-        replied=replied,
-    )
-    candidate = await db.get(Candidate, event.candidate_id)
-    body = info_problem_body(event, candidate)
-    await db.commit()
+        event.data = data  # a new dict: the JSON column sees the change
+        await record_event(
+            db,
+            event.candidate_id,
+            f"{kind}_resolved",
+            now,
+            problem_id=event.id,
+            text=data.get("text", ""),
+            note=note,
+            by=staff_id,
+            by_name=name,
+            raised_at=_iso(event.at),
+            replied=replied,
+        )
+        candidate = await db.get(Candidate, event.candidate_id)
+        return candidate, info_problem_body(event, candidate)
+
+    candidate, body = await database.write(store)
     await bus.publish(
         sitting_channel(candidate.sitting_id),
         {"type": f"{kind}_resolved", "candidate_id": candidate.id, "problem": body},
@@ -252,7 +267,7 @@ async def resolve_info_problem(
     if kind == "help_request":
         await bus.publish(
             candidate_channel(candidate.id),
-            {"type": "help_resolved", "id": event.id, "resolved_at": body["resolved_at"]},
+            {"type": "help_resolved", "id": problem_id, "resolved_at": body["resolved_at"]},
         )
     return body
 

@@ -472,13 +472,13 @@ async def _supervision_scenario(database_url: str, evidence_root: Path) -> None:
     STAFF_BLOCK_SECONDS: the candidate page's events (leaving the page: hints, then a
     ``screen_left`` alert opened and closed), automatic hints and their delivered / seen
     marks, an invigilator's warning (danmaku) with its marks and the candidate's
-    acknowledgement, and the alert acknowledged. None holds SQLite's write lock for as
-    long as a turn: the slow-lock watch reports nothing. The same kind of write on a
-    session of the saturated loop (the old routing, last) is reported, so the watch sees
-    what it is asked about."""
+    acknowledgement, a raised hand and its answer, and the alert acknowledged. None holds
+    SQLite's write lock for as long as a turn: the slow-lock watch reports nothing. The
+    same kind of write on a session of the saturated loop (the old routing, last) is
+    reported, so the watch sees what it is asked about."""
     import logging
 
-    from proctor.invigilation import supervision
+    from proctor.invigilation import requests, supervision
     from proctor.store.db import SLOW_WRITE_SECONDS
 
     assert STAFF_BLOCK_SECONDS > SLOW_WRITE_SECONDS
@@ -555,6 +555,13 @@ async def _supervision_scenario(database_url: str, evidence_root: Path) -> None:
                 assert await supervision.mark_danmaku(
                     db, bus, candidate_id=cid, danmaku_id=sent["id"], state=state
                 )
+            hand = await requests.raise_hand(
+                db, bus, candidate_id=cid, text="屏幕卡住了", now=utcnow()
+            )
+            resolved = await requests.resolve_info_problem(
+                db, bus, hand["id"], staff_id=staff_id, note="已处理 done", now=utcnow(),
+                kind="help_request",
+            )  # fmt: skip
             acked = await supervision.acknowledge_danmaku(
                 db, bus, candidate_id=cid, danmaku_id=sent["id"], now=utcnow()
             )
@@ -584,6 +591,7 @@ async def _supervision_scenario(database_url: str, evidence_root: Path) -> None:
             assert found.ended_at is not None  # closed when the candidate came back
         assert acked["acknowledged_at"] and acked["seen_at"] and acked["delivered_at"]
         assert handled["status"] == "acknowledged"
+        assert resolved["resolved_at"] and resolved["note"] == "已处理 done"
         told = [m.get("type") for _, m in bus.messages]
         assert {"page_event", "alert", "alert_update", "hint", "danmaku", "action"} <= set(told)
         async with db.session() as s:
