@@ -833,13 +833,6 @@ class TerminateIn(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
-async def _staff_ctx(db: AsyncSession, scope: Scope, candidate_id: int) -> machine.Ctx:
-    """The candidate's flow, locked, if the candidate is in one of the caller's rooms
-    (``not_your_room`` 403 otherwise)."""
-    await rooms.check_candidate(db, scope, candidate_id)
-    return await machine.load(db, candidate_id, lock=True, staff=True)
-
-
 async def _staff_act(
     db: AsyncSession,
     rt: Runtime,
@@ -879,8 +872,10 @@ async def pause(
 ) -> dict:
     """Stop the candidate's clock (a reason is required); answers are refused until the
     exam resumes."""
-    ctx = await _staff_ctx(db, scope, candidate_id)
-    out = await control.pause(db, rt.bus, ctx, staff_id=scope.staff_id, reason=body.reason, now=at)
+    await rooms.check_candidate(db, scope, candidate_id)
+    ctx, out = await control.pause(
+        rt.db, rt.bus, candidate_id, staff_id=scope.staff_id, reason=body.reason, now=at
+    )
     return await _with_flow(db, ctx, out, at)
 
 
@@ -894,10 +889,11 @@ async def resume(
     at: datetime = Depends(now),
 ) -> dict:
     """Restart the clock; the candidate's end moves by the paused duration."""
-    ctx = await _staff_ctx(db, scope, candidate_id)
-    out = await control.resume(
-        db, rt.bus, ctx, staff_id=scope.staff_id, reason=body.reason if body else "", now=at
-    )
+    await rooms.check_candidate(db, scope, candidate_id)
+    ctx, out = await control.resume(
+        rt.db, rt.bus, candidate_id, staff_id=scope.staff_id,
+        reason=body.reason if body else "", now=at,
+    )  # fmt: skip
     return await _with_flow(db, ctx, out, at)
 
 
@@ -912,11 +908,11 @@ async def terminate(
 ) -> dict:
     """Handle a violation with a category of the documents and a reason: a warning is
     recorded; the other categories end the candidate's exam at once."""
-    ctx = await _staff_ctx(db, scope, candidate_id)
-    out = await control.terminate(
-        db,
+    await rooms.check_candidate(db, scope, candidate_id)
+    ctx, out = await control.terminate(
+        rt.db,
         rt.bus,
-        ctx,
+        candidate_id,
         staff_id=scope.staff_id,
         category=body.category,
         reason=body.reason,

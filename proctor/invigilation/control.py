@@ -18,6 +18,7 @@ candidate event, and a message on the bus for the consoles and the candidate's p
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ from proctor.flow.machine import Ctx
 from proctor.invigilation import supervision
 from proctor.sitting import violations
 from proctor.sitting.scoring import score_attempt
+from proctor.store.db import Database
 from proctor.store.tables import Attempt, ConsoleAction
 
 REASON_MIN = 2
@@ -59,21 +61,29 @@ def check_category(category: str) -> violations.Category:
     return found
 
 
-async def _commit_publish(
+async def _act(
+    database: Database,
     bus: Bus,
-    db: AsyncSession,
-    ctx: Ctx,
+    candidate_id: int,
+    action: Callable[[AsyncSession, Ctx], Awaitable[tuple[dict[str, Any], ConsoleAction]]],
     now: datetime,
-    row: ConsoleAction,
-    answer: dict[str, Any],
-    **extra: Any,
-) -> dict[str, Any]:
-    """Commit, then publish the candidate's step and the console action; the answer is
-    ``answer`` with the candidate's id and the action's body."""
-    await db.commit()
-    await machine.publish_step(bus, ctx, now, **extra)
-    (action,) = await supervision.publish_actions(db, bus, [row])
-    return {"candidate_id": ctx.candidate.id, **answer, "action": action}
+    step_extra: Callable[[dict[str, Any]], dict[str, Any] | None],
+) -> tuple[Ctx, dict[str, Any]]:
+    """Run ``action(session, ctx)`` on the candidate's locked attempt (``machine.act``: one
+    transaction on the database writer thread), then publish the candidate's step (with
+    ``step_extra(answer)``; None: no step message) and the console action. Returns the
+    context and the answer with the candidate's id and the action's body."""
+
+    async def run(db: AsyncSession, ctx: Ctx) -> tuple[dict[str, Any], dict[str, Any]]:
+        answer, row = await action(db, ctx)
+        return answer, (await supervision.action_bodies(db, [row]))[0]
+
+    ctx, (answer, body) = await machine.act(
+        database, bus, candidate_id, run, now=now, staff=True,
+        publish=lambda result: step_extra(result[0]),
+    )  # fmt: skip
+    await supervision.publish_bodies(bus, [body])
+    return ctx, {"candidate_id": candidate_id, **answer, "action": body}
 
 
 async def _record(
@@ -118,10 +128,20 @@ def _end_pause(a: Attempt, now: datetime) -> float:
 
 
 async def pause(
-    db: AsyncSession, bus: Bus, ctx: Ctx, *, staff_id: int, reason: str, now: datetime
-) -> dict[str, Any]:
+    database: Database, bus: Bus, candidate_id: int, *, staff_id: int, reason: str, now: datetime
+) -> tuple[Ctx, dict[str, Any]]:
     """Stop the candidate's clock (committed, then published)."""
     reason = clean_reason(reason)
+
+    async def action(db: AsyncSession, ctx: Ctx) -> tuple[dict[str, Any], ConsoleAction]:
+        return await _pause(db, ctx, staff_id=staff_id, reason=reason, now=now)
+
+    return await _act(database, bus, candidate_id, action, now, lambda _: {"paused": True})
+
+
+async def _pause(
+    db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: datetime
+) -> tuple[dict[str, Any], ConsoleAction]:
     machine.check(ctx, "pause")
     a = ctx.attempt
     if a.paused_at is not None:
@@ -144,15 +164,30 @@ async def pause(
         data={"seconds_left": round(left, 3)},
         seconds_left=left,
     )
-    answer = {"paused": True, "seconds_left": left}
-    return await _commit_publish(bus, db, ctx, now, row, answer, paused=True)
+    return {"paused": True, "seconds_left": left}, row
 
 
 async def resume(
-    db: AsyncSession, bus: Bus, ctx: Ctx, *, staff_id: int, reason: str = "", now: datetime
-) -> dict[str, Any]:
+    database: Database,
+    bus: Bus,
+    candidate_id: int,
+    *,
+    staff_id: int,
+    reason: str = "",
+    now: datetime,
+) -> tuple[Ctx, dict[str, Any]]:
     """Restart the clock: the end moves by the paused duration."""
     reason = clean_reason(reason, required=False)
+
+    async def action(db: AsyncSession, ctx: Ctx) -> tuple[dict[str, Any], ConsoleAction]:
+        return await _resume(db, ctx, staff_id=staff_id, reason=reason, now=now)
+
+    return await _act(database, bus, candidate_id, action, now, lambda _: {"paused": False})
+
+
+async def _resume(
+    db: AsyncSession, ctx: Ctx, *, staff_id: int, reason: str, now: datetime
+) -> tuple[dict[str, Any], ConsoleAction]:
     machine.check(ctx, "resume")
     a = ctx.attempt
     if a.paused_at is None:
@@ -181,26 +216,45 @@ async def resume(
         "ends_at": end.isoformat(),
         "seconds_left": (end - now).total_seconds(),
     }
-    return await _commit_publish(bus, db, ctx, now, row, answer, paused=False)
+    return answer, row
 
 
 # ----------------------------------------------------------------------------- terminate
 
 
 async def terminate(
-    db: AsyncSession,
+    database: Database,
     bus: Bus,
-    ctx: Ctx,
+    candidate_id: int,
     *,
     staff_id: int,
     category: str,
     reason: str,
     now: datetime,
-) -> dict[str, Any]:
+) -> tuple[Ctx, dict[str, Any]]:
     """Handle a violation: a warning is recorded (the exam goes on, in any step before its
     end); the other categories end the candidate's exam at once (only while answering)."""
     cat = check_category(category)
     reason = clean_reason(reason)
+
+    async def action(db: AsyncSession, ctx: Ctx) -> tuple[dict[str, Any], ConsoleAction]:
+        return await _terminate(db, ctx, cat, staff_id=staff_id, reason=reason, now=now)
+
+    def step_extra(answer: dict[str, Any]) -> dict[str, Any] | None:
+        return {"category": cat.code} if answer["ended"] else None
+
+    return await _act(database, bus, candidate_id, action, now, step_extra)
+
+
+async def _terminate(
+    db: AsyncSession,
+    ctx: Ctx,
+    cat: violations.Category,
+    *,
+    staff_id: int,
+    reason: str,
+    now: datetime,
+) -> tuple[dict[str, Any], ConsoleAction]:
     a = ctx.attempt
     if not cat.ends_exam:
         machine.check(ctx, "warn")
@@ -214,15 +268,7 @@ async def terminate(
             data={"category": cat.code, "category_title": cat.title, "ends_exam": False},
             audit={"category": cat.code},
         )
-        await db.commit()
-        (action,) = await supervision.publish_actions(db, bus, [row])
-        return {
-            "candidate_id": ctx.candidate.id,
-            "category": cat.code,
-            "ended": False,
-            "step": a.step,
-            "action": action,
-        }
+        return {"category": cat.code, "ended": False, "step": a.step}, row
 
     machine.check(ctx, "terminate")
     if a.paused_at is not None:  # the pause ends with the exam
@@ -256,5 +302,4 @@ async def terminate(
         audit={"category": cat.code},
         category=cat.code,
     )
-    answer = {"category": cat.code, "ended": True, "step": a.step}
-    return await _commit_publish(bus, db, ctx, now, row, answer, category=cat.code)
+    return {"category": cat.code, "ended": True, "step": a.step}, row

@@ -472,13 +472,13 @@ async def _supervision_scenario(database_url: str, evidence_root: Path) -> None:
     STAFF_BLOCK_SECONDS: the candidate page's events (leaving the page: hints, then a
     ``screen_left`` alert opened and closed), automatic hints and their delivered / seen
     marks, an invigilator's warning (danmaku) with its marks and the candidate's
-    acknowledgement, a raised hand and its answer, and the alert acknowledged. None holds
-    SQLite's write lock for as long as a turn: the slow-lock watch reports nothing. The
-    same kind of write on a session of the saturated loop (the old routing, last) is
-    reported, so the watch sees what it is asked about."""
+    acknowledgement, a raised hand and its answer, a discipline warning, and the alert
+    acknowledged. None holds SQLite's write lock for as long as a turn: the slow-lock
+    watch reports nothing. The same kind of write on a session of the saturated loop (the
+    old routing, last) is reported, so the watch sees what it is asked about."""
     import logging
 
-    from proctor.invigilation import requests, supervision
+    from proctor.invigilation import control, requests, supervision
     from proctor.store.db import SLOW_WRITE_SECONDS
 
     assert STAFF_BLOCK_SECONDS > SLOW_WRITE_SECONDS
@@ -562,6 +562,10 @@ async def _supervision_scenario(database_url: str, evidence_root: Path) -> None:
                 db, bus, hand["id"], staff_id=staff_id, note="已处理 done", now=utcnow(),
                 kind="help_request",
             )  # fmt: skip
+            _, warned = await control.terminate(
+                db, bus, cid, staff_id=staff_id, category="warning", reason="看手机 a phone",
+                now=utcnow(),
+            )  # fmt: skip
             acked = await supervision.acknowledge_danmaku(
                 db, bus, candidate_id=cid, danmaku_id=sent["id"], now=utcnow()
             )
@@ -592,6 +596,7 @@ async def _supervision_scenario(database_url: str, evidence_root: Path) -> None:
         assert acked["acknowledged_at"] and acked["seen_at"] and acked["delivered_at"]
         assert handled["status"] == "acknowledged"
         assert resolved["resolved_at"] and resolved["note"] == "已处理 done"
+        assert warned["ended"] is False and warned["action"]["kind"] == "discipline_warning"
         told = [m.get("type") for _, m in bus.messages]
         assert {"page_event", "alert", "alert_update", "hint", "danmaku", "action"} <= set(told)
         async with db.session() as s:

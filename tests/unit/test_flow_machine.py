@@ -141,8 +141,7 @@ async def test_the_exam_through_the_machine(world) -> None:
         )
 
         # the invigilator pauses: answers and hand-in are refused, the step stays
-        ctx = await machine.load(s, cid, lock=True, staff=True)
-        await control.pause(s, bus, ctx, staff_id=staff, reason="a pause", now=at)
+        await control.pause(database, bus, cid, staff_id=staff, reason="a pause", now=at)
         ctx = await machine.load(s, cid)
         first = ctx.attempt.question_order[0]["q"]
         for action in (
@@ -153,8 +152,7 @@ async def test_the_exam_through_the_machine(world) -> None:
                 await machine.act(database, bus, cid, action, now=at)
             assert exc.value.code == "exam_paused"
             await s.rollback()
-        ctx = await machine.load(s, cid, lock=True, staff=True)
-        await control.resume(s, bus, ctx, staff_id=staff, now=at)
+        await control.resume(database, bus, cid, staff_id=staff, now=at)
         _, saved = await machine.act(
             database,
             bus,
@@ -166,14 +164,12 @@ async def test_the_exam_through_the_machine(world) -> None:
         assert saved["seq"] == 1 and not saved["stale"]
 
         # ending the exam: the table's staff refusals afterwards
-        ctx = await machine.load(s, cid, lock=True, staff=True)
-        out = await control.terminate(
-            s, bus, ctx, staff_id=staff, category="paper_voided", reason="a phone", now=at
+        _, out = await control.terminate(
+            database, bus, cid, staff_id=staff, category="paper_voided", reason="a phone", now=at
         )
         assert out["ended"] is True
-        ctx = await machine.load(s, cid, lock=True, staff=True)
         with pytest.raises(Conflict) as exc:
-            await control.pause(s, bus, ctx, staff_id=staff, reason="again", now=at)
+            await control.pause(database, bus, cid, staff_id=staff, reason="again", now=at)
         assert exc.value.code == "already_terminated"
         await s.rollback()
         with pytest.raises(Conflict) as exc:
