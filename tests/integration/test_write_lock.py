@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import multiprocessing
 import threading
 import time
@@ -399,21 +400,8 @@ def test_staff_logins_on_a_saturated_loop_never_hold_the_sqlite_lock(tmp_path: P
     in_a_fresh_process(_staff_login_scenario, f"sqlite+aiosqlite:///{tmp_path / 'staff.db'}")
 
 
-async def _staff_login_scenario(database_url: str) -> None:
-    """Staff logins (right and wrong passwords) while the loop is saturated by turns of
-    STAFF_BLOCK_SECONDS: none holds SQLite's write lock for as long as a turn, so the
-    database's slow-lock watch (``SLOW_WRITE_SECONDS``, 1 s) reports none of them. Found
-    in a smoke sitting of 10 headless candidates whose clients log in as the invigilator:
-    the new session's row was committed on the request's session, across the loop's turns,
-    and held the lock 1-7 s each time."""
-    import logging
-
-    from proctor.auth.sessions import PasswordChecker, resolve_token
-    from proctor.errors import NotAuthenticated
-    from proctor.invigilation import staff_session
-    from proctor.store.db import SLOW_WRITE_SECONDS
-
-    assert STAFF_BLOCK_SECONDS > SLOW_WRITE_SECONDS
+def _store_warnings() -> list[str]:
+    """The database's warnings (the slow-lock watch's among them) from now on, collected."""
     warnings: list[str] = []
 
     class Collect(logging.Handler):
@@ -421,6 +409,23 @@ async def _staff_login_scenario(database_url: str) -> None:
             warnings.append(record.getMessage())
 
     logging.getLogger("proctor.store").addHandler(Collect(logging.WARNING))
+    return warnings
+
+
+async def _staff_login_scenario(database_url: str) -> None:
+    """Staff logins (right and wrong passwords) while the loop is saturated by turns of
+    STAFF_BLOCK_SECONDS: none holds SQLite's write lock for as long as a turn, so the
+    database's slow-lock watch (``SLOW_WRITE_SECONDS``, 1 s) reports none of them. Found
+    in a smoke sitting of 10 headless candidates whose clients log in as the invigilator:
+    the new session's row was committed on the request's session, across the loop's turns,
+    and held the lock 1-7 s each time."""
+    from proctor.auth.sessions import PasswordChecker, resolve_token
+    from proctor.errors import NotAuthenticated
+    from proctor.invigilation import staff_session
+    from proctor.store.db import SLOW_WRITE_SECONDS
+
+    assert STAFF_BLOCK_SECONDS > SLOW_WRITE_SECONDS
+    warnings = _store_warnings()
     db = Database(database_url)
     checker = PasswordChecker()
     stop = threading.Event()
@@ -476,19 +481,11 @@ async def _supervision_scenario(database_url: str, evidence_root: Path) -> None:
     acknowledged. None holds SQLite's write lock for as long as a turn: the slow-lock
     watch reports nothing. The same kind of write on a session of the saturated loop (the
     old routing, last) is reported, so the watch sees what it is asked about."""
-    import logging
-
     from proctor.invigilation import control, requests, supervision
     from proctor.store.db import SLOW_WRITE_SECONDS
 
     assert STAFF_BLOCK_SECONDS > SLOW_WRITE_SECONDS
-    warnings: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            warnings.append(record.getMessage())
-
-    logging.getLogger("proctor.store").addHandler(Collect(logging.WARNING))
+    warnings = _store_warnings()
     db = Database(database_url)
     bus = StepsBus()
     storage = EvidenceStorage(evidence_root)
